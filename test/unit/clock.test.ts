@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../../src/time/virtual-clock.js';
+import { SeededRandom } from '../../src/time/random.js';
+
+describe('VirtualClock', () => {
+  it('fires timers in time order, ties in scheduling order, and only when advanced', () => {
+    const clock = new VirtualClock();
+    const fired: string[] = [];
+    clock.schedule(20, () => fired.push('b@' + clock.now()));
+    clock.schedule(10, () => fired.push('a@' + clock.now()));
+    clock.schedule(20, () => fired.push('c@' + clock.now()));
+    expect(fired).toEqual([]);
+    clock.advance(15);
+    expect(fired).toEqual(['a@10']);
+    clock.advance(5);
+    expect(fired).toEqual(['a@10', 'b@20', 'c@20']);
+    expect(clock.now()).toBe(20);
+  });
+
+  it('does not fire cancelled timers and reports pending state', () => {
+    const clock = new VirtualClock();
+    let fired = false;
+    const t = clock.schedule(5, () => (fired = true));
+    expect(t.pending).toBe(true);
+    t.cancel();
+    expect(t.pending).toBe(false);
+    clock.advance(10);
+    expect(fired).toBe(false);
+    expect(clock.nextDeadline()).toBeUndefined();
+  });
+
+  it('runs timers scheduled by timers within the same advance', () => {
+    const clock = new VirtualClock();
+    const times: number[] = [];
+    const tick = () => {
+      times.push(clock.now());
+      if (times.length < 5) clock.schedule(100, tick);
+    };
+    clock.schedule(100, tick);
+    clock.advance(1000);
+    expect(times).toEqual([100, 200, 300, 400, 500]);
+  });
+
+  it('advanceAsync lets promise continuations run between timers', async () => {
+    const clock = new VirtualClock();
+    const seen: number[] = [];
+    const sleep = (ms: number) => new Promise<void>((r) => clock.schedule(ms, r));
+    void (async () => {
+      await sleep(10);
+      seen.push(clock.now());
+      await sleep(10);
+      seen.push(clock.now());
+    })();
+    await clock.advanceAsync(50);
+    expect(seen).toEqual([10, 20]);
+  });
+});
+
+describe('SeededRandom', () => {
+  it('is repeatable for a seed and differs between seeds', () => {
+    const a = new SeededRandom(1);
+    const b = new SeededRandom(1);
+    const c = new SeededRandom(2);
+    const sa = [a.u32(), a.u32(), a.u32()];
+    expect([b.u32(), b.u32(), b.u32()]).toEqual(sa);
+    expect([c.u32(), c.u32(), c.u32()]).not.toEqual(sa);
+    for (const v of sa) expect(v).toBeGreaterThanOrEqual(0);
+  });
+});
