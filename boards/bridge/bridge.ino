@@ -1,0 +1,521 @@
+// spinet serial-to-SPI bridge, protocol version 1 (docs/bridge-protocol.md).
+//
+// The host sends COBS frames with a CRC-16 per <=64-byte chunk; this sketch checks each chunk
+// before acting on it, clocks write bytes into SPI as chunks arrive and streams read bytes back in
+// DATA frames, so it never holds more than one chunk each way. Its own UART receive interrupt fills
+// a ring whose size it advertises as the host's byte credit: no byte is lost at any baud rate.
+//
+// Boards: ATmega328P (uno, nano, pro mini) and ATmega2560 (mega2560). Build: boards/bridge/Makefile.
+
+#include <Arduino.h>
+#include <avr/interrupt.h>
+#include <avr/io.h>
+#include <util/atomic.h>
+#include <util/crc16.h>
+
+#ifndef BRIDGE_BAUD
+#define BRIDGE_BAUD 1000000UL
+#endif
+#ifndef BRIDGE_BOARD
+#define BRIDGE_BOARD "uno"
+#endif
+
+// ---- options (the one place for tunables) --------------------------------------------------
+
+#if defined(__AVR_ATmega2560__)
+static const uint8_t PIN_CS = 53;     // SS: must be an output for SPI master mode anyway
+static const uint8_t PIN_RESET = 9;
+#define RING_BITS 12                  // 4 KiB receive ring of 8 KiB RAM
+#define UART_RX_VECTOR USART0_RX_vect
+#else
+static const uint8_t PIN_CS = 10;     // SS
+static const uint8_t PIN_RESET = 9;
+#define RING_BITS 10                  // 1 KiB receive ring of 2 KiB RAM
+#define UART_RX_VECTOR USART_RX_vect
+#endif
+static const uint8_t PIN_INT = 2;     // INT0 on the 328P, INT4 on the 2560
+#define RING_SIZE (1u << RING_BITS)
+#define RING_MASK (RING_SIZE - 1)
+// Credit: less than the ring's capacity (RING_SIZE - 1), so the ISR never finds it full.
+#define WINDOW (RING_SIZE - RING_SIZE / 32)
+#define ACK_EVERY (WINDOW / 4)
+#define MAX_PAYLOAD 64
+#define MAX_REPORTED_PINS 8
+
+// ---- protocol constants ----------------------------------------------------------------------
+
+#define PROTOCOL_VERSION 1
+enum { H_DATA = 0x01, H_HELLO = 0x02 };
+enum { B_HELLO = 0x01, B_ACK = 0x02, B_NAK = 0x03, B_DATA = 0x04, B_DONE = 0x05, B_EVENT = 0x06 };
+enum {
+  C_SPI = 0x10,
+  C_PIN_MODE = 0x20, C_DIGITAL_WRITE = 0x21, C_DIGITAL_READ = 0x22, C_ANALOG_READ = 0x23,
+  C_PWM_WRITE = 0x24, C_PIN_REPORT = 0x25,
+  C_CHIP_RESET = 0x30, C_PING = 0x31, C_SET_BAUD = 0x32,
+};
+enum { S_OK = 0, S_EBADCMD = 1, S_EINVAL = 2, S_EBUSY = 3, S_EUNSUPPORTED = 4 };
+enum { X_KEEP_CS = 0x01, X_DUPLEX = 0x02, X_LAST = 0x80 };
+enum { EV_INT = 1, EV_PIN = 2 };
+#define CAPS 0x00FF  // SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events
+
+// ---- UART: own receive ring, polled transmit -------------------------------------------------
+
+static uint8_t ring[RING_SIZE];
+static volatile uint16_t ringHead;   // written by the ISR
+static volatile uint16_t ringTail;   // written by the main loop
+static uint16_t consumed;            // bytes taken out of the ring, mod 2^16 (the credit report)
+
+ISR(UART_RX_VECTOR) {
+  uint8_t b = UDR0;
+  uint16_t head = ringHead;
+  uint16_t next = (head + 1) & RING_MASK;
+  if (next != ringTail) {  // full only if the host broke the credit rule; the CRC catches the gap
+    ring[head] = b;
+    ringHead = next;
+  }
+}
+
+static uint32_t currentBaud;
+
+static void uartBegin(uint32_t baud) {
+  currentBaud = baud;
+  // U2X formula of the Arduino core: 1 and 2 Mbaud are exact at 16 MHz.
+  UCSR0A = _BV(U2X0);
+  UBRR0 = (uint16_t)((F_CPU / 4 / baud - 1) / 2);
+  UCSR0C = _BV(UCSZ01) | _BV(UCSZ00);  // 8N1
+  UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
+}
+
+static inline void uartPut(uint8_t b) {
+  while (!(UCSR0A & _BV(UDRE0))) {}
+  UDR0 = b;
+}
+
+// ---- SPI and the chip's lines ----------------------------------------------------------------
+
+static volatile uint8_t *csPort;
+static uint8_t csMask;
+static bool selected;
+
+static inline uint8_t spiByte(uint8_t out) {
+  SPDR = out;
+  while (!(SPSR & _BV(SPIF))) {}
+  return SPDR;
+}
+
+static inline void chipSelect() {
+  if (!selected) {
+    *csPort &= ~csMask;
+    selected = true;
+  }
+}
+
+static inline void chipDeselect() {
+  if (selected) {
+    // ENC28J60 datasheet table 16-6: CS hold 210 ns after a MAC/MII read; 4 cycles = 250 ns.
+    __builtin_avr_delay_cycles(4);
+    *csPort |= csMask;
+    selected = false;
+  }
+}
+
+static volatile uint8_t intEdges;
+static void onIntEdge() { intEdges++; }
+static inline uint8_t intAsserted() { return digitalRead(PIN_INT) == LOW ? 1 : 0; }  // active low
+
+static bool reservedPin(uint8_t pin) {
+  return pin == 0 || pin == 1 || pin == PIN_CS || pin == PIN_INT || pin == PIN_RESET ||
+         pin == MOSI || pin == MISO || pin == SCK;
+}
+
+// ---- frames out ------------------------------------------------------------------------------
+
+static uint8_t tx[5 + MAX_PAYLOAD + 2];  // header, payload, CRC
+static uint8_t txLen;                    // payload bytes waiting in tx (DATA being filled)
+static uint8_t expectedSeq;
+static uint16_t reportedConsumed;
+static uint8_t reportedSeq;
+
+static void sendFrame(uint8_t type, uint8_t id, uint8_t payloadLen) {
+  uint8_t n = 5 + payloadLen;
+  tx[0] = type | (intAsserted() << 7);
+  tx[1] = id;
+  tx[2] = expectedSeq;
+  tx[3] = (uint8_t)consumed;
+  tx[4] = (uint8_t)(consumed >> 8);
+  uint16_t crc = 0xFFFF;
+  for (uint8_t i = 0; i < n; i++) crc = _crc_ccitt_update(crc, tx[i]);
+  tx[n++] = (uint8_t)crc;
+  tx[n++] = (uint8_t)(crc >> 8);
+  reportedConsumed = consumed;
+  reportedSeq = expectedSeq;
+  // COBS: each block is a code byte (distance to the next zero) and the non-zero bytes before it.
+  uint8_t start = 0;
+  for (;;) {
+    uint8_t end = start;
+    while (end < n && tx[end] != 0) end++;
+    uartPut(end - start + 1);
+    for (uint8_t i = start; i < end; i++) uartPut(tx[i]);
+    if (end >= n) break;
+    start = end + 1;
+  }
+  uartPut(0);
+}
+
+static uint8_t dataId;
+static uint16_t readCount;
+
+static inline void pushRead(uint8_t b) {
+  tx[5 + txLen++] = b;
+  readCount++;
+  if (txLen == MAX_PAYLOAD) {
+    sendFrame(B_DATA, dataId, txLen);
+    txLen = 0;
+  }
+}
+
+static void flushRead() {
+  if (txLen) sendFrame(B_DATA, dataId, txLen);
+  txLen = 0;
+}
+
+static void sendDone(uint8_t id, uint8_t status, uint16_t value) {
+  tx[5] = status;
+  tx[6] = (uint8_t)value;
+  tx[7] = (uint8_t)(value >> 8);
+  sendFrame(B_DONE, id, 3);
+}
+
+static uint8_t sessions;
+static uint8_t resetCause;
+
+static void sendHello() {
+  static const char name[] = BRIDGE_BOARD;
+  uint8_t *p = tx + 5;
+  *p++ = PROTOCOL_VERSION;
+  *p++ = (uint8_t)CAPS;
+  *p++ = (uint8_t)(CAPS >> 8);
+  *p++ = (uint8_t)WINDOW;
+  *p++ = (uint8_t)(WINDOW >> 8);
+  *p++ = MAX_PAYLOAD;
+  *p++ = sessions;
+  *p++ = resetCause;
+  *p++ = NUM_DIGITAL_PINS;
+  *p++ = PIN_CS;
+  *p++ = PIN_INT;
+  *p++ = PIN_RESET;
+  for (uint8_t i = 0; i < sizeof(name) - 1; i++) *p++ = name[i];
+  sendFrame(B_HELLO, 0, (uint8_t)(p - (tx + 5)));
+}
+
+// ---- events ----------------------------------------------------------------------------------
+
+static uint8_t eventCounter;
+static uint8_t reportedIntLevel;
+static uint8_t reportedIntEdges;
+static uint8_t reportPins[MAX_REPORTED_PINS];
+static uint8_t reportValues[MAX_REPORTED_PINS];
+static uint8_t reportCount;
+
+static void sendEvent(uint8_t kind, uint8_t a, uint8_t b) {
+  tx[5] = kind;
+  tx[6] = a;
+  tx[7] = b;
+  sendFrame(B_EVENT, eventCounter++, 3);
+}
+
+static void pollEvents() {
+  uint8_t edges = intEdges;
+  uint8_t level = intAsserted();
+  if (edges != reportedIntEdges || level != reportedIntLevel) {
+    reportedIntEdges = edges;
+    reportedIntLevel = level;
+    sendEvent(EV_INT, level, edges);
+  }
+  for (uint8_t i = 0; i < reportCount; i++) {
+    uint8_t v = digitalRead(reportPins[i]) == HIGH ? 1 : 0;
+    if (v != reportValues[i]) {
+      reportValues[i] = v;
+      sendEvent(EV_PIN, reportPins[i], v);
+    }
+  }
+}
+
+// ---- command stream --------------------------------------------------------------------------
+
+enum { ST_OP, ST_ARGS, ST_XHDR, ST_WRITE, ST_STALLED };
+static uint8_t state = ST_OP;
+static uint8_t op;
+static uint8_t args[5];
+static uint8_t argCount, argNeed;
+static uint8_t xferFlags;
+static uint16_t writeLeft, readLeft;
+
+static uint8_t argsFor(uint8_t command) {
+  switch (command) {
+    case C_SPI: case C_PING: return 1;
+    case C_DIGITAL_READ: case C_ANALOG_READ: return 2;
+    case C_PIN_MODE: case C_DIGITAL_WRITE: case C_PWM_WRITE: case C_PIN_REPORT: case C_CHIP_RESET:
+      return 3;
+    case C_SET_BAUD: return 5;
+    default: return 0;
+  }
+}
+
+static void endTransaction() {
+  while (readLeft) {
+    pushRead(spiByte(0));
+    readLeft--;
+  }
+  if (!(xferFlags & X_KEEP_CS)) chipDeselect();
+  if (xferFlags & X_LAST) {
+    flushRead();
+    sendDone(dataId, S_OK, readCount);
+    state = ST_OP;
+  } else {
+    state = ST_XHDR;
+    argCount = 0;
+  }
+}
+
+static uint8_t pinCommand(uint8_t pin, uint16_t *value) {
+  if (pin >= NUM_DIGITAL_PINS) return S_EINVAL;
+  if (reservedPin(pin)) return S_EBUSY;
+  uint8_t a = args[2];
+  switch (op) {
+    case C_PIN_MODE:
+      if (a > 2) return S_EINVAL;
+      if (a == 1) {
+        pinMode(pin, OUTPUT);
+      } else {
+        pinMode(pin, a == 2 ? INPUT_PULLUP : INPUT);
+      }
+      return S_OK;
+    case C_DIGITAL_WRITE: digitalWrite(pin, a ? HIGH : LOW); return S_OK;
+    case C_DIGITAL_READ: *value = digitalRead(pin) == HIGH ? 1 : 0; return S_OK;
+    case C_PWM_WRITE: analogWrite(pin, a); return S_OK;
+    case C_PIN_REPORT: {
+      uint8_t i = 0;
+      while (i < reportCount && reportPins[i] != pin) i++;
+      if (a) {
+        if (i == reportCount) {
+          if (reportCount == MAX_REPORTED_PINS) return S_EINVAL;
+          reportCount++;
+        }
+        reportPins[i] = pin;
+        reportValues[i] = digitalRead(pin) == HIGH ? 1 : 0;
+      } else if (i < reportCount) {
+        reportPins[i] = reportPins[reportCount - 1];
+        reportValues[i] = reportValues[reportCount - 1];
+        reportCount--;
+      }
+      return S_OK;
+    }
+  }
+  return S_EINVAL;
+}
+
+static void runCommand() {
+  uint8_t id = args[0];
+  uint16_t value = 0;
+  uint8_t status = S_OK;
+  switch (op) {
+    case C_SPI:
+      dataId = id;
+      readCount = 0;
+      txLen = 0;
+      state = ST_XHDR;
+      argCount = 0;
+      return;
+    case C_ANALOG_READ:
+      if (args[1] >= NUM_ANALOG_INPUTS) status = S_EINVAL;
+      else value = analogRead(args[1]);
+      break;
+    case C_CHIP_RESET:
+      digitalWrite(PIN_RESET, LOW);
+      delay(args[1] | (uint16_t)args[2] << 8);
+      digitalWrite(PIN_RESET, HIGH);
+      break;
+    case C_PING:
+      value = WINDOW - (uint16_t)((ringHead - ringTail) & RING_MASK);
+      break;
+    case C_SET_BAUD: {
+      uint32_t baud = args[1] | (uint32_t)args[2] << 8 | (uint32_t)args[3] << 16 | (uint32_t)args[4] << 24;
+      if (baud < 2400 || baud > F_CPU / 8) {
+        status = S_EINVAL;
+        break;
+      }
+      sendDone(id, S_OK, 0);
+      // Let the DONE leave the shift register at the old rate (two characters' time).
+      delayMicroseconds((uint16_t)(20000000UL / currentBaud) + 2);
+      uartBegin(baud);
+      state = ST_OP;
+      return;
+    }
+    default:
+      status = pinCommand(args[1], &value);
+      break;
+  }
+  sendDone(id, status, value);
+  state = ST_OP;
+}
+
+static void commandByte(uint8_t b) {
+  switch (state) {
+    case ST_OP:
+      op = b;
+      argNeed = argsFor(op);
+      argCount = 0;
+      if (argNeed == 0) {
+        sendDone(0xFF, S_EBADCMD, op);  // the stream is out of step: wait for HELLO
+        state = ST_STALLED;
+      } else {
+        state = ST_ARGS;
+      }
+      return;
+    case ST_ARGS:
+      args[argCount++] = b;
+      if (argCount == argNeed) runCommand();
+      return;
+    case ST_XHDR:
+      args[argCount++] = b;
+      if (argCount == 5) {
+        xferFlags = args[0];
+        writeLeft = args[1] | (uint16_t)args[2] << 8;
+        readLeft = args[3] | (uint16_t)args[4] << 8;
+        chipSelect();
+        if (writeLeft) state = ST_WRITE;
+        else endTransaction();
+      }
+      return;
+    case ST_WRITE: {
+      uint8_t in = spiByte(b);
+      if (xferFlags & X_DUPLEX) pushRead(in);
+      if (--writeLeft == 0) endTransaction();
+      return;
+    }
+    default:  // ST_STALLED
+      return;
+  }
+}
+
+// ---- frames in -------------------------------------------------------------------------------
+
+static uint8_t rx[2 + MAX_PAYLOAD + 2];
+static uint8_t rxLen;
+static uint8_t cobsLeft;        // data bytes left in the current COBS block
+static bool cobsZeroPending;    // the current block ends in an implied zero
+static bool rxBroken;           // overlong or malformed: drop until the delimiter
+static uint16_t rxCrc = 0xFFFF;
+static bool nakSent;
+
+static void nak() {
+  if (!nakSent) {
+    nakSent = true;
+    sendFrame(B_NAK, 0, 0);
+  }
+}
+
+static void frameByte(uint8_t b) {
+  if (rxBroken) return;
+  if (rxLen == sizeof(rx)) {
+    rxBroken = true;
+    return;
+  }
+  rx[rxLen++] = b;
+  rxCrc = _crc_ccitt_update(rxCrc, b);
+}
+
+static void handleFrame() {
+  // CRC-16/MCRF4XX over body+crc(LE) leaves a zero residue.
+  if (rxBroken || cobsLeft != 0 || rxLen < 4 || rxCrc != 0) {
+    if (rxLen > 0 || rxBroken) nak();
+    return;
+  }
+  uint8_t type = rx[0];
+  uint8_t seq = rx[1];
+  uint8_t end = rxLen - 2;
+  if (type == H_HELLO) {
+    chipDeselect();
+    state = ST_OP;
+    txLen = 0;
+    expectedSeq = seq;
+    nakSent = false;
+    sessions++;
+    sendHello();
+    return;
+  }
+  if (type != H_DATA) return;
+  if (seq != expectedSeq) {
+    uint8_t behind = expectedSeq - seq;
+    if (behind < 128) sendFrame(B_ACK, 0, 0);  // a duplicate: re-acknowledge
+    else nak();
+    return;
+  }
+  expectedSeq++;
+  nakSent = false;
+  for (uint8_t i = 2; i < end; i++) commandByte(rx[i]);
+}
+
+static void receiveByte(uint8_t b) {
+  if (b == 0) {
+    handleFrame();
+    rxLen = 0;
+    cobsLeft = 0;
+    cobsZeroPending = false;
+    rxBroken = false;
+    rxCrc = 0xFFFF;
+    return;
+  }
+  if (cobsLeft == 0) {
+    if (cobsZeroPending) frameByte(0);
+    cobsLeft = b - 1;
+    cobsZeroPending = b != 0xFF;
+  } else {
+    frameByte(b);
+    cobsLeft--;
+  }
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+void setup() {
+  resetCause = MCUSR;
+  MCUSR = 0;
+  // Output latch high first (pull-up), then output: CS never glitches low at boot.
+  digitalWrite(PIN_CS, HIGH);
+  pinMode(PIN_CS, OUTPUT);
+  csPort = portOutputRegister(digitalPinToPort(PIN_CS));
+  csMask = digitalPinToBitMask(PIN_CS);
+  digitalWrite(PIN_RESET, HIGH);
+  pinMode(PIN_RESET, OUTPUT);
+  pinMode(SCK, OUTPUT);
+  pinMode(MOSI, OUTPUT);
+  pinMode(MISO, INPUT);
+  SPCR = _BV(SPE) | _BV(MSTR);  // mode 0, MSB first
+  SPSR = _BV(SPI2X);            // fosc/2 = 8 MHz (ENC28J60 errata #1: rev < B5 needs >= 8 MHz)
+  pinMode(PIN_INT, INPUT_PULLUP);
+  attachInterrupt(digitalPinToInterrupt(PIN_INT), onIntEdge, CHANGE);
+  reportedIntEdges = intEdges;
+  reportedIntLevel = intAsserted();
+  uartBegin(BRIDGE_BAUD);
+  sendHello();
+}
+
+void loop() {
+  uint16_t head, tail = ringTail;
+  ATOMIC_BLOCK(ATOMIC_FORCEON) { head = ringHead; }
+  while (tail != head) {
+    uint8_t b = ring[tail];
+    tail = (tail + 1) & RING_MASK;
+    ATOMIC_BLOCK(ATOMIC_FORCEON) { ringTail = tail; }
+    consumed++;
+    receiveByte(b);
+    if (b == 0 && (uint16_t)(consumed - reportedConsumed) >= ACK_EVERY) sendFrame(B_ACK, 0, 0);
+    ATOMIC_BLOCK(ATOMIC_FORCEON) { head = ringHead; }
+  }
+  // Ring empty between frames: return what is unreported (one ACK per burst, not per byte).
+  bool betweenFrames = rxLen == 0 && cobsLeft == 0 && !cobsZeroPending && !rxBroken;
+  if (betweenFrames && (consumed != reportedConsumed || expectedSeq != reportedSeq)) sendFrame(B_ACK, 0, 0);
+  pollEvents();
+}

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Rebuild the bridge sketch for every board and copy the hex files next to the sketch
+# (boards/bridge/<board>.hex, committed). With --check, build into a scratch copy and compare
+# byte-for-byte with the committed files instead (exit 1 on any difference).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+boards="uno nano mega2560"
+if ! command -v avr-gcc >/dev/null 2>&1; then
+  echo "avr-gcc not found: apt-get install -y gcc-avr avr-libc arduino-core-avr arduino-mk" >&2
+  exit 2
+fi
+mode=${1:-build}
+work=$here
+if [ "$mode" = "--check" ]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  cp "$here/bridge.ino" "$here/Makefile" "$work/"
+fi
+status=0
+for board in $boards; do
+  make -s -C "$work" BOARD="$board" >"$work/make-$board.log" 2>&1 || { cat "$work/make-$board.log" >&2; exit 1; }
+  built="$work/build/$board-1000000/bridge.hex"
+  if [ "$mode" = "--check" ]; then
+    if cmp -s "$built" "$here/$board.hex"; then echo "$board: identical"; else echo "$board: DIFFERS"; status=1; fi
+  else
+    cp "$built" "$here/$board.hex"
+    echo "$board: $(wc -c <"$here/$board.hex") bytes"
+  fi
+done
+[ "$mode" = "--check" ] || rm -f "$work"/make-*.log
+exit $status
