@@ -1,0 +1,64 @@
+/**
+ * The command line's options: one table that both the parser (node:util parseArgs) and `--help`
+ * are made from, so the help cannot drift from what is accepted.
+ */
+import { parseArgs } from 'node:util';
+
+export interface OptionSpec {
+  readonly name: string;
+  readonly type: 'string' | 'boolean';
+  readonly value?: string;
+  readonly help: string;
+  readonly default?: string;
+  readonly multiple?: boolean;
+  readonly short?: string;
+}
+
+/** Where the stack runs and what its cable plugs into: shared by run, ping, get, resolve. */
+export const NODE_OPTIONS: readonly OptionSpec[] = [
+  { name: 'board', type: 'string', value: 'KIND', default: 'virtual', help: 'virtual (a NIC straight on the LAN), mock (driver → mock HAL → emulated chip), sim (the bridge sketch in an AVR emulator), serial (a real board on --port)' },
+  { name: 'chip', type: 'string', value: 'CHIP', default: 'enc28j60', help: 'Ethernet chip behind the board (mock, sim, serial): enc28j60' },
+  { name: 'port', type: 'string', value: 'PATH', help: 'serial port of a real board (--board serial), e.g. /dev/ttyUSB0' },
+  { name: 'baud', type: 'string', value: 'N', help: "serial speed (default: the board definition's, 1000000)" },
+  { name: 'lan', type: 'string', value: 'LAN', default: 'sim', help: 'sim (built-in LAN with a gateway node at 192.0.2.1 serving DHCP, DNS, ping) or tap:IFNAME (a Linux TAP device, needs root)' },
+  { name: 'tap-addr', type: 'string', value: 'A/N', help: 'with --lan tap:IF, give the Linux side of the TAP this address' },
+  { name: 'ip', type: 'string', value: 'A/N', help: 'static address, e.g. 192.0.2.10/24 (default with --lan sim: 192.0.2.10/24)' },
+  { name: 'gateway', type: 'string', value: 'A', help: 'default gateway' },
+  { name: 'dns', type: 'string', value: 'A', help: 'DNS server (repeatable)', multiple: true },
+  { name: 'dhcp', type: 'boolean', help: 'take the address, gateway and DNS servers from DHCP' },
+  { name: 'hostname', type: 'string', value: 'NAME', help: 'host name sent in DHCP requests' },
+  { name: 'mac', type: 'string', value: 'MAC', help: 'MAC address (default: a fixed locally administered one)' },
+  { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stderr: text, json or none' },
+  { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file (open it in Wireshark)' },
+];
+
+export const HELP_OPTION: OptionSpec = { name: 'help', short: 'h', type: 'boolean', help: 'show this help' };
+
+export function parseCommandLine(args: string[], specs: readonly OptionSpec[]): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
+  for (const spec of [...specs, HELP_OPTION]) {
+    options[spec.name] = { type: spec.type, ...(spec.multiple ? { multiple: true } : {}), ...(spec.short ? { short: spec.short } : {}) };
+  }
+  try {
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    const withDefaults: Record<string, string | boolean | string[] | undefined> = { ...values };
+    for (const spec of specs) if (withDefaults[spec.name] === undefined && spec.default !== undefined) withDefaults[spec.name] = spec.default;
+    return { values: withDefaults, positionals };
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+export class UsageError extends Error {
+  readonly code = 'ERR_USAGE';
+}
+
+export function formatOptions(specs: readonly OptionSpec[]): string {
+  const rows = [...specs, HELP_OPTION].map((s) => {
+    const flag = `${s.short ? `-${s.short}, ` : ''}--${s.name}${s.value ? ` ${s.value}` : ''}`;
+    const def = s.default !== undefined ? ` (default: ${s.default})` : '';
+    return [flag, s.help + def] as const;
+  });
+  const width = Math.max(...rows.map(([f]) => f.length)) + 2;
+  return rows.map(([f, h]) => `  ${f.padEnd(width)}${h}`).join('\n');
+}
