@@ -1,0 +1,159 @@
+/**
+ * `spinet flash`: put the bridge sketch on a board. Build it when the AVR toolchain is installed
+ * (else take the committed hex), check it fits, check the port, upload and verify with avrdude,
+ * and turn every failure into a FlashError a person can act on.
+ */
+import { access, constants, readFile, readdir, stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parseIntelHex } from '../../boards/bootloader/intel-hex.js';
+import { DIALOUT_HINT, PORT_HINT, avrdudeArgs, runAvrdude, type AvrdudeUpload } from './avrdude.js';
+import { flashTarget, type FlashTarget } from './boards.js';
+import { TOOLCHAIN_HINT, bridgeBuild, committedHex, missingToolchain, runBuild, type Command } from './build.js';
+import { FlashError } from './errors.js';
+
+export { FlashError, type FlashErrorKind } from './errors.js';
+export { KNOWN_BOARDS, type FlashTarget } from './boards.js';
+export type { Command } from './build.js';
+
+export type FlashPhase = 'build' | 'write' | 'verify';
+
+export interface FlashOptions {
+  /** Board name: uno, nano, nano-old, pro-mini, mega2560 (or any boards/<name>.json with `upload`). */
+  readonly board: string;
+  /** Serial port, e.g. /dev/ttyACM0. */
+  readonly port: string;
+  /** Flash this Intel HEX file instead of the bridge sketch. */
+  readonly hex?: string;
+  /** true: build from source (fail without a toolchain); false: committed hex; default: build if possible. */
+  readonly build?: boolean;
+  /** Resolve what would run and return it without running anything. */
+  readonly dryRun?: boolean;
+  /** Progress: `build` counts 0..1, `write`/`verify` count bytes of the image. */
+  readonly onProgress?: (phase: FlashPhase, done: number, total: number) => void;
+  /** Bridge link speed compiled into a build from source (default 1 000 000). */
+  readonly bridgeBaud?: number;
+  /** Bootloader sync attempts (avrdude `-x attempts`; avrdude's default 10 takes about a minute to give up). */
+  readonly attempts?: number;
+  /** avrdude binary (default: `avrdude` on PATH). */
+  readonly avrdude?: string;
+  /** Repository root (default: this checkout). */
+  readonly repoRoot?: string;
+}
+
+export interface FlashResult {
+  readonly target: FlashTarget;
+  /** The image flashed (or that would be). */
+  readonly hex: string;
+  /** True if the image was (or would be) built from source. */
+  readonly built: boolean;
+  /** The commands run (or that would run), in order. */
+  readonly commands: readonly Command[];
+  /** Image size in bytes (highest programmed address + 1); undefined on a dry run. */
+  readonly bytes?: number;
+  /** avrdude's output. */
+  readonly log?: string;
+}
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export async function flash(options: FlashOptions): Promise<FlashResult> {
+  const repoRoot = options.repoRoot ?? REPO_ROOT;
+  const target = await flashTarget(options.board, repoRoot);
+  const progress = options.onProgress ?? (() => {});
+
+  const plan = await planImage(options, target, repoRoot);
+  const upload: AvrdudeUpload = {
+    programmer: target.programmer,
+    part: target.part,
+    baud: target.baud,
+    port: options.port,
+    hexFile: plan.hex,
+    attempts: options.attempts,
+  };
+  const avrdude: Command = { command: options.avrdude ?? 'avrdude', args: avrdudeArgs(upload) };
+  const commands = plan.build ? [plan.build, avrdude] : [avrdude];
+  if (options.dryRun) return { target, hex: plan.hex, built: plan.build !== undefined, commands };
+
+  if (plan.build) {
+    progress('build', 0, 1);
+    await runBuild(plan.build);
+    progress('build', 1, 1);
+  }
+  const bytes = await imageSize(plan.hex, target);
+  await checkPort(options.port);
+  const log = await runAvrdude(upload, {
+    avrdude: options.avrdude,
+    onProgress: (phase, percent) => progress(phase, Math.round((percent / 100) * bytes), bytes),
+  });
+  return { target, hex: plan.hex, built: plan.build !== undefined, commands, bytes, log };
+}
+
+/** A shell-quoted line for a command, for logs and `--dry-run` output. */
+export function commandLine(command: Command): string {
+  const quote = (word: string) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+  return [command.command, ...command.args].map(quote).join(' ');
+}
+
+async function planImage(options: FlashOptions, target: FlashTarget, repoRoot: string): Promise<{ hex: string; build?: Command }> {
+  if (options.hex !== undefined) return { hex: options.hex };
+  if (options.build === false) return { hex: committedHex(target, repoRoot) };
+  const missing = await missingToolchain();
+  if (missing.length > 0) {
+    if (options.build === true) {
+      throw new FlashError('toolchain-missing', `cannot build the bridge sketch: missing ${missing.join(', ')}`, { hint: TOOLCHAIN_HINT });
+    }
+    return { hex: committedHex(target, repoRoot) };
+  }
+  const { command, hex } = bridgeBuild(target, repoRoot, options.bridgeBaud);
+  return { hex, build: command };
+}
+
+/** Parse the image and refuse one that would run into the bootloader. */
+async function imageSize(hexFile: string, target: FlashTarget): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(hexFile, 'utf8');
+  } catch {
+    throw new FlashError('hex-missing', `no image at ${hexFile}`);
+  }
+  let bytes: number;
+  try {
+    bytes = parseIntelHex(text).length;
+  } catch (error) {
+    throw new FlashError('hex-missing', `${hexFile} is not an Intel HEX file: ${(error as Error).message}`);
+  }
+  if (bytes > target.maxSketchBytes) {
+    throw new FlashError(
+      'sketch-too-large',
+      `the sketch is ${bytes} bytes; a ${target.board} has room for ${target.maxSketchBytes} (flash minus the bootloader)`,
+    );
+  }
+  return bytes;
+}
+
+/** Fail early, with the right hint, on a port that is missing, not ours to open, or not a tty. */
+async function checkPort(port: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(port);
+  } catch {
+    const candidates = await serialPortCandidates();
+    throw new FlashError('no-such-port', `no such port: ${port}`, {
+      hint: candidates.length > 0 ? `Serial ports here: ${candidates.join(', ')}.` : PORT_HINT,
+    });
+  }
+  if (!info.isCharacterDevice()) throw new FlashError('not-a-serial-port', `${port} is not a serial port`, { hint: PORT_HINT });
+  try {
+    await access(port, constants.R_OK | constants.W_OK);
+  } catch {
+    throw new FlashError('permission-denied', `permission denied opening ${port}`, { hint: DIALOUT_HINT });
+  }
+}
+
+async function serialPortCandidates(): Promise<string[]> {
+  try {
+    return (await readdir('/dev')).filter((name) => /^tty(ACM|USB)\d+$/.test(name)).map((name) => `/dev/${name}`);
+  } catch {
+    return [];
+  }
+}
