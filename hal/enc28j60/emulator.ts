@@ -1,0 +1,1067 @@
+import type { Clock, TimerHandle } from '../../src/time/clock.js';
+import type { LanPort, VirtualLan } from '../lan/switch.js';
+import { crc32 } from '../../src/drivers/enc28j60/crc32.js';
+import { EMU_PHY, EMU_REGISTERS, isMacMiiRegister, type EmuRegisterName } from './registers.js';
+
+/**
+ * A register-accurate ENC28J60 (rev. B7) as an SPI slave, byte by byte.
+ *
+ * Faithful to DS39662E and the B7 errata (DS80349C) where a driver could notice; see
+ * /work/shared/reference/chips.md §1 for every fact and §1.12 for the decisions taken where the
+ * sources disagree. `strict` turns misuse that real silicon punishes (often silently) into
+ * reported violations, so a driver that passes here in strict mode works on the chip.
+ *
+ * Time: the emulator schedules on the injected Clock (MII busy, transmit wire time, oscillator
+ * start-up). A whole SPI batch executes at one instant of that clock.
+ */
+
+export interface Enc28j60EmulatorOptions {
+  clock: Clock;
+  /** Burned-in address the emulator reports for inspection only: like silicon, MAADR resets to 0. */
+  mac?: Uint8Array;
+  /** Report driver misuse that the silicon punishes (see class comment). */
+  strict?: boolean;
+  onStrictViolation?: (message: string) => void;
+  /** EREVID value: 0x06 is rev. B7 (chips.md §1.4). */
+  revision?: number;
+  label?: string;
+}
+
+/** Counters for tests: what the chip did with frames, independent of any driver. */
+export interface Enc28j60EmulatorStats {
+  rxFramesStored: number;
+  rxFilteredOut: number;
+  rxDroppedRxDisabled: number;
+  rxDroppedOverflow: number;
+  rxDroppedTooLong: number;
+  rxDroppedLinkDown: number;
+  txFramesSent: number;
+  txAborted: number;
+  txFramesLost: number;
+  spiCommands: number;
+}
+
+/** Faults a test can queue for the next transmissions. */
+export type TxFault = 'late-collision' | 'excessive-collisions' | 'stall';
+
+// ---- Bits (DS-ENC §3, chips.md §1.4) -------------------------------------------------------
+const EIE_INTIE = 0x80;
+const EIR_PKTIF = 0x40, EIR_DMAIF = 0x20, EIR_LINKIF = 0x10, EIR_TXIF = 0x08, EIR_TXERIF = 0x02, EIR_RXERIF = 0x01;
+const EIR_HOST_WRITABLE = EIR_DMAIF | EIR_TXIF | EIR_TXERIF | EIR_RXERIF;
+const ESTAT_INT = 0x80, ESTAT_BUFER = 0x40, ESTAT_LATECOL = 0x10, ESTAT_TXABRT = 0x02, ESTAT_CLKRDY = 0x01;
+const ESTAT_HOST_CLEARABLE = ESTAT_BUFER | ESTAT_LATECOL | ESTAT_TXABRT;
+const ECON2_AUTOINC = 0x80, ECON2_PKTDEC = 0x40, ECON2_PWRSV = 0x20;
+const ECON1_TXRST = 0x80, ECON1_RXRST = 0x40, ECON1_DMAST = 0x20, ECON1_CSUMEN = 0x10, ECON1_TXRTS = 0x08, ECON1_RXEN = 0x04;
+const ERXFCON_UCEN = 0x80, ERXFCON_ANDOR = 0x40, ERXFCON_CRCEN = 0x20, ERXFCON_PMEN = 0x10;
+const ERXFCON_MPEN = 0x08, ERXFCON_HTEN = 0x04, ERXFCON_MCEN = 0x02, ERXFCON_BCEN = 0x01;
+const MACON1_MARXEN = 0x01;
+const MACON3_TXCRCEN = 0x10, MACON3_HFRMEN = 0x04, MACON3_FULDPX = 0x01;
+const MICMD_MIISCAN = 0x02, MICMD_MIIRD = 0x01;
+const MISTAT_NVALID = 0x04, MISTAT_SCAN = 0x02, MISTAT_BUSY = 0x01;
+const PHCON1_PRST = 0x8000, PHCON1_PDPXMD = 0x0100;
+const PHSTAT1_LLSTAT = 0x0004;
+const PHSTAT2_LSTAT = 0x0400, PHSTAT2_DPXSTAT = 0x0200;
+const PHIE_PLNKIE = 0x0010, PHIE_PGEIE = 0x0002;
+const PHIR_PLNKIF = 0x0010, PHIR_PGIF = 0x0004;
+const CTRL_PHUGEEN = 0x08, CTRL_PPADEN = 0x04, CTRL_PCRCEN = 0x02, CTRL_POVERRIDE = 0x01;
+
+const BUFFER_SIZE = 0x2000;
+/** MII operations keep MISTAT.BUSY set for 10.24 µs (DS-ENC §3.3.1). */
+const MII_BUSY_MS = 0.01024;
+/** Oscillator start-up timer after power-on or RESET: 7500 OSC1 cycles = 300 µs (DS-ENC §2.2). */
+const OST_MS = 0.3;
+/** After SRC, CLKRDY reads 1 too early; the chip needs ≥1 ms (errata #2). */
+const SRC_SETTLE_MS = 1;
+/** 10BASE-T: 0.8 µs per byte on the wire (preamble/SFD, frame, FCS). */
+const WIRE_MS_PER_BYTE = 0.0008;
+const PREAMBLE_BYTES = 8;
+
+type SpiState =
+  | { kind: 'idle' }
+  | { kind: 'opcode' }
+  | { kind: 'rcr'; bank: number; address: number; dummyPending: boolean; dataBytes: number }
+  | { kind: 'wcr'; bank: number; address: number; done: boolean }
+  | { kind: 'bfs' | 'bfc'; bank: number; address: number; done: boolean }
+  | { kind: 'rbm' }
+  | { kind: 'wbm' }
+  | { kind: 'src' }
+  | { kind: 'ignore' };
+
+export class Enc28j60Emulator {
+  readonly strictViolations: string[] = [];
+  readonly stats: Enc28j60EmulatorStats = {
+    rxFramesStored: 0, rxFilteredOut: 0, rxDroppedRxDisabled: 0, rxDroppedOverflow: 0, rxDroppedTooLong: 0,
+    rxDroppedLinkDown: 0, txFramesSent: 0, txAborted: 0, txFramesLost: 0, spiCommands: 0,
+  };
+  /** Every frame the chip put on the wire (padded, without FCS), for tests. */
+  readonly transmitted: Uint8Array[] = [];
+  /** Keep `transmitted` (off by default for long runs). */
+  recordTransmitted = false;
+
+  private readonly clock: Clock;
+  private readonly strict: boolean;
+  private readonly onStrictViolation?: (message: string) => void;
+  private readonly revision: number;
+  readonly label: string;
+  readonly burnedInMac: Uint8Array | undefined;
+
+  private readonly buffer = new Uint8Array(BUFFER_SIZE);
+  private readonly banked = new Uint8Array(4 * 32);
+  private eie = 0;
+  private eirLatched = 0; // host-writable EIR bits; PKTIF and LINKIF are derived
+  private estatLatched = 0; // BUFER, LATECOL, TXABRT
+  private econ2 = ECON2_AUTOINC;
+  private econ1 = 0;
+  private readonly phy = new Uint16Array(32);
+  private phstat1LinkLatch = false;
+
+  /** Internal RX write pointer (ERXWRPT reads it). */
+  private rxWritePointer = 0;
+  /** ERXRDPTL is buffered until ERXRDPTH is written (DS-ENC §7.2.4). */
+  private erxrdptLowPending: number | undefined;
+  private packetCount = 0;
+
+  private spi: SpiState = { kind: 'idle' };
+  private readyAt = 0;
+  private readyAfterSrc = false;
+  private miiBusyUntil = 0;
+  private miiTimer: TimerHandle | undefined;
+  private txTimer: TimerHandle | undefined;
+  private txNeedsReset = false; // errata #12: after an abort, TXRTS without TXRST stalls
+  private txStalled = false;
+  private readonly txFaults: TxFault[] = [];
+  private dmaTimer: TimerHandle | undefined;
+
+  private cableUp = true;
+  private port: LanPort | undefined;
+  private interruptLevel = false;
+  private readonly interruptListeners = new Set<(asserted: boolean) => void>();
+
+  constructor(options: Enc28j60EmulatorOptions) {
+    this.clock = options.clock;
+    this.strict = options.strict ?? false;
+    this.onStrictViolation = options.onStrictViolation;
+    this.revision = options.revision ?? 0x06;
+    this.burnedInMac = options.mac;
+    this.label = options.label ?? 'enc28j60';
+    this.resetRegisters();
+    this.resetPhy();
+    // The chip has been powered long before the host talks to it: oscillator already stable.
+    this.readyAt = this.clock.now();
+  }
+
+  // ---- SPI slave ----------------------------------------------------------------------------
+
+  spiSelect(): void {
+    if (this.spi.kind !== 'idle') this.finishCommand();
+    this.spi = { kind: 'opcode' };
+  }
+
+  spiExchange(mosi: number): number {
+    const s = this.spi;
+    switch (s.kind) {
+      case 'idle':
+        return 0xff; // CS high: SO is high impedance
+      case 'opcode':
+        return this.decodeOpcode(mosi & 0xff);
+      case 'rcr': {
+        s.dataBytes++;
+        if (s.dummyPending) {
+          s.dummyPending = false;
+          return 0x00; // the MAC/MII dummy byte is undefined on silicon
+        }
+        if (s.dataBytes > (isMacMiiRegister(s.bank, s.address) ? 2 : 1)) {
+          this.violation(`RCR ${this.regName(s.bank, s.address)} clocked past its data byte (one register per RCR)`);
+        }
+        return this.readRegister(s.bank, s.address);
+      }
+      case 'wcr':
+        if (s.done) {
+          this.violation(`WCR ${this.regName(s.bank, s.address)} sent extra bytes (one register per WCR)`);
+          return 0x00;
+        }
+        s.done = true;
+        this.writeRegister(s.bank, s.address, mosi & 0xff);
+        return 0x00;
+      case 'bfs':
+      case 'bfc': {
+        if (s.done) return 0x00;
+        s.done = true;
+        const mac = isMacMiiRegister(s.bank, s.address);
+        if (mac) {
+          // DS-ENC §4.2.5. Silicon applies it in practice (chips.md §1.12 #1); strict reports it.
+          this.violation(`${s.kind.toUpperCase()} on MAC/MII register ${this.regName(s.bank, s.address)} (DS-ENC §4.2.5: use WCR)`);
+        }
+        const old = this.readRegisterRaw(s.bank, s.address);
+        const value = s.kind === 'bfs' ? old | mosi : old & ~mosi;
+        this.writeRegister(s.bank, s.address, value & 0xff);
+        return 0x00;
+      }
+      case 'rbm':
+        return this.readBufferByte();
+      case 'wbm':
+        this.writeBufferByte(mosi & 0xff);
+        return 0x00;
+      case 'src':
+        this.violation('SRC followed by more bytes: raise CS right after the opcode');
+        return 0x00;
+      case 'ignore':
+        return 0x00;
+    }
+  }
+
+  spiDeselect(): void {
+    this.finishCommand();
+    this.spi = { kind: 'idle' };
+  }
+
+  private decodeOpcode(byte: number): number {
+    this.stats.spiCommands++;
+    const opcode = byte >> 5;
+    const argument = byte & 0x1f;
+    if (!this.isReady()) {
+      const isEstatRead = opcode === 0 && argument === 0x1d;
+      if (!(isEstatRead && !this.readyAfterSrc)) {
+        const early = ((this.readyAt - this.clock.now()) * 1000).toFixed(0);
+        this.violation(
+          this.readyAfterSrc
+            ? `SPI command 0x${byte.toString(16)} ${early} µs too early after SRC (errata #2: wait ≥1 ms, CLKRDY is set early)`
+            : `SPI command 0x${byte.toString(16)} before CLKRDY after reset (${early} µs early)`,
+        );
+        this.spi = { kind: 'ignore' };
+        return 0x00;
+      }
+    }
+    const bank = argument >= 0x1b ? -1 : this.econ1 & 0x03;
+    switch (opcode) {
+      case 0:
+        this.spi = { kind: 'rcr', bank, address: argument, dummyPending: isMacMiiRegister(bank, argument), dataBytes: 0 };
+        break;
+      case 1:
+        if (argument !== 0x1a) return this.invalidOpcode(byte);
+        this.spi = { kind: 'rbm' };
+        break;
+      case 2:
+        this.spi = { kind: 'wcr', bank, address: argument, done: false };
+        break;
+      case 3:
+        if (argument !== 0x1a) return this.invalidOpcode(byte);
+        this.spi = { kind: 'wbm' };
+        break;
+      case 4:
+        this.spi = { kind: 'bfs', bank, address: argument, done: false };
+        break;
+      case 5:
+        this.spi = { kind: 'bfc', bank, address: argument, done: false };
+        break;
+      case 7:
+        if (argument !== 0x1f) return this.invalidOpcode(byte);
+        this.spi = { kind: 'src' };
+        break;
+      default:
+        return this.invalidOpcode(byte);
+    }
+    return 0x00;
+  }
+
+  private invalidOpcode(byte: number): number {
+    this.violation(`invalid SPI opcode 0x${byte.toString(16).padStart(2, '0')}`);
+    this.spi = { kind: 'ignore' };
+    return 0x00;
+  }
+
+  private finishCommand(): void {
+    const s = this.spi;
+    if (s.kind === 'rcr' && isMacMiiRegister(s.bank, s.address) && s.dataBytes < 2) {
+      this.violation(`RCR ${this.regName(s.bank, s.address)} read without the MAC/MII dummy byte (DS-ENC Figure 4-4)`);
+    }
+    if (s.kind === 'src') this.softReset();
+  }
+
+  // ---- Reset ----------------------------------------------------------------------------------
+
+  /** RESET pin pulsed (or power cycled): everything back to reset values, oscillator restarts. */
+  hardReset(): void {
+    this.cancelTimers();
+    this.resetRegisters();
+    this.resetPhy();
+    this.spi = { kind: 'idle' };
+    this.readyAt = this.clock.now() + OST_MS;
+    this.readyAfterSrc = false;
+    this.updateInterrupt();
+  }
+
+  private softReset(): void {
+    if (this.econ2 & ECON2_PWRSV) {
+      this.violation('SRC while ECON2.PWRSV is set is ignored by the chip (errata #19)');
+      return;
+    }
+    // SRC resets the controller and MAC, not the PHY registers (DS-ENC §11.2).
+    this.cancelTimers();
+    this.resetRegisters();
+    this.readyAt = this.clock.now() + SRC_SETTLE_MS;
+    this.readyAfterSrc = true;
+    this.updateInterrupt();
+  }
+
+  private cancelTimers(): void {
+    this.miiTimer?.cancel();
+    this.txTimer?.cancel();
+    this.dmaTimer?.cancel();
+    this.miiTimer = this.txTimer = this.dmaTimer = undefined;
+    this.miiBusyUntil = 0;
+  }
+
+  private resetRegisters(): void {
+    this.banked.fill(0);
+    const set = (name: EmuRegisterName, value: number) => {
+      const [bank, address] = EMU_REGISTERS[name];
+      this.banked[bank * 32 + address] = value;
+    };
+    // DS-ENC Table 3-2 reset values.
+    set('ERDPTL', 0xfa); set('ERDPTH', 0x05);
+    set('ERXSTL', 0xfa); set('ERXSTH', 0x05);
+    set('ERXNDL', 0xff); set('ERXNDH', 0x1f);
+    set('ERXRDPTL', 0xfa); set('ERXRDPTH', 0x05);
+    set('ERXFCON', ERXFCON_UCEN | ERXFCON_CRCEN | ERXFCON_BCEN);
+    set('MACLCON1', 0x0f); set('MACLCON2', 0x37);
+    set('MAMXFLL', 0xee); set('MAMXFLH', 0x05);
+    set('ECOCON', 0x04);
+    set('EPAUSH', 0x10);
+    set('EREVID', this.revision);
+    this.eie = 0;
+    this.eirLatched = 0;
+    this.estatLatched = 0;
+    this.econ2 = ECON2_AUTOINC;
+    this.econ1 = 0;
+    this.rxWritePointer = 0;
+    this.erxrdptLowPending = undefined;
+    this.packetCount = 0;
+    this.txNeedsReset = false;
+    this.txStalled = false;
+  }
+
+  private resetPhy(): void {
+    this.phy.fill(0);
+    this.phy[EMU_PHY.PHSTAT1] = 0x1800; // PFDPX | PHDPX: both duplex modes supported
+    this.phy[EMU_PHY.PHID1] = 0x0083;
+    this.phy[EMU_PHY.PHID2] = 0x1400;
+    this.phy[EMU_PHY.PHLCON] = 0x3422;
+    this.phstat1LinkLatch = this.linkUp;
+  }
+
+  private isReady(): boolean {
+    return this.clock.now() >= this.readyAt;
+  }
+
+  // ---- Registers ------------------------------------------------------------------------------
+
+  private reg(name: EmuRegisterName): number {
+    const [bank, address] = EMU_REGISTERS[name];
+    return this.banked[bank * 32 + address]!;
+  }
+
+  private reg16(low: EmuRegisterName): number {
+    const [bank, address] = EMU_REGISTERS[low];
+    return (this.banked[bank * 32 + address]! | (this.banked[bank * 32 + address + 1]! << 8)) & 0x1fff;
+  }
+
+  private setReg16(low: EmuRegisterName, value: number): void {
+    const [bank, address] = EMU_REGISTERS[low];
+    this.banked[bank * 32 + address] = value & 0xff;
+    this.banked[bank * 32 + address + 1] = (value >> 8) & 0x1f;
+  }
+
+  private get eir(): number {
+    let eir = this.eirLatched;
+    if (this.packetCount > 0) eir |= EIR_PKTIF;
+    const phie = this.phy[EMU_PHY.PHIE]!;
+    if (phie & PHIE_PGEIE && this.phy[EMU_PHY.PHIR]! & PHIR_PGIF) eir |= EIR_LINKIF;
+    return eir;
+  }
+
+  /** Register value as RCR returns it, with side effects of reading (none on this chip but MIRD scan). */
+  private readRegister(bank: number, address: number): number {
+    if (bank === 2 && (address === 0x18 || address === 0x19) && this.clock.now() < this.miiBusyUntil) {
+      this.violation('MIRD read while MISTAT.BUSY is set (wait 10.24 µs, DS-ENC §3.3.1)');
+    }
+    return this.readRegisterRaw(bank, address);
+  }
+
+  private readRegisterRaw(bank: number, address: number): number {
+    switch (address) {
+      case 0x1b: return this.eie;
+      case 0x1c: return this.eir;
+      case 0x1d: {
+        let estat = this.estatLatched;
+        if (this.interruptLevel) estat |= ESTAT_INT;
+        if (this.readyAfterSrc || this.isReady()) estat |= ESTAT_CLKRDY; // errata #2: early after SRC
+        return estat;
+      }
+      case 0x1e: return this.econ2 & ~ECON2_PKTDEC;
+      case 0x1f: return this.econ1;
+      case 0x1a: return 0;
+    }
+    if (bank === 0 && address === 0x0e) return this.rxWritePointer & 0xff;
+    if (bank === 0 && address === 0x0f) return this.rxWritePointer >> 8;
+    if (bank === 1 && address === 0x19) return this.packetCount;
+    if (bank === 3 && address === 0x0a) {
+      let mistat = this.banked[3 * 32 + 0x0a]! & (MISTAT_NVALID | MISTAT_SCAN);
+      if (this.clock.now() < this.miiBusyUntil) mistat |= MISTAT_BUSY;
+      return mistat;
+    }
+    return this.banked[bank * 32 + address]!;
+  }
+
+  private writeRegister(bank: number, address: number, value: number): void {
+    switch (address) {
+      case 0x1a:
+        return;
+      case 0x1b:
+        this.eie = value;
+        this.updateInterrupt();
+        return;
+      case 0x1c: {
+        // PKTIF and LINKIF are read-only; the rest are host-clearable (and settable).
+        this.eirLatched = (this.eirLatched & ~EIR_HOST_WRITABLE) | (value & EIR_HOST_WRITABLE);
+        this.updateInterrupt();
+        return;
+      }
+      case 0x1d:
+        // Only BUFER, LATECOL and TXABRT can be cleared by the host.
+        this.estatLatched &= value | ~ESTAT_HOST_CLEARABLE;
+        return;
+      case 0x1e:
+        this.writeEcon2(value);
+        return;
+      case 0x1f:
+        this.writeEcon1(value);
+        return;
+    }
+    const index = bank * 32 + address;
+    if (bank === 0) {
+      if (address === 0x0e || address === 0x0f) return; // ERXWRPT is read-only
+      if (address >= 0x08 && address <= 0x0b && this.econ1 & ECON1_RXEN) {
+        this.violation(`${this.regName(bank, address)} written while ECON1.RXEN is set (DS-ENC §6.1)`);
+      }
+      if (address === 0x0c) {
+        this.erxrdptLowPending = value;
+        return;
+      }
+      if (address === 0x0d) {
+        const low = this.erxrdptLowPending ?? this.banked[index - 1]!;
+        this.erxrdptLowPending = undefined;
+        this.banked[index - 1] = low;
+        this.banked[index] = value & 0x1f;
+        const erxrdpt = this.reg16('ERXRDPTL');
+        if ((erxrdpt & 1) === 0) this.violation(`ERXRDPT set to even 0x${erxrdpt.toString(16)} (errata #14: keep it odd)`);
+        return;
+      }
+      if ((address & 1) === 1) value &= 0x1f; // 13-bit pointers
+      this.banked[index] = value;
+      if (address === 0x08 || address === 0x09) {
+        // chips.md §1.12 #6: ERXST writes also move the write pointer (errata #5 is applied at RXEN).
+        this.rxWritePointer = this.reg16('ERXSTL');
+      }
+      return;
+    }
+    if (bank === 1 && address === 0x19) {
+      this.violation('EPKTCNT is read-only (use ECON2.PKTDEC)');
+      return;
+    }
+    if (bank === 2) {
+      if (address === 0x18 || address === 0x19) return; // MIRD is read-only
+      if ((address === 0x16 || address === 0x17 || address === 0x12) && this.clock.now() < this.miiBusyUntil) {
+        this.violation(`${this.regName(bank, address)} written while MISTAT.BUSY is set (DS-ENC §3.3)`);
+      }
+      this.banked[index] = value;
+      if (address === 0x12) this.writeMicmd(value);
+      if (address === 0x17) this.startMiiWrite();
+      return;
+    }
+    if (bank === 3 && (address === 0x0a || address === 0x12)) return; // MISTAT, EREVID read-only
+    this.banked[index] = value;
+  }
+
+  private writeEcon2(value: number): void {
+    if (value & ECON2_PKTDEC) {
+      if (this.packetCount > 0) this.packetCount--;
+      else this.violation('ECON2.PKTDEC with EPKTCNT already 0');
+      this.updateInterrupt();
+    }
+    this.econ2 = value & ~ECON2_PKTDEC;
+  }
+
+  private writeEcon1(value: number): void {
+    const old = this.econ1;
+    this.econ1 = value;
+    const rising = value & ~old;
+    const falling = old & ~value;
+    if (rising & ECON1_TXRST) {
+      // Transmit logic held in reset: anything in flight is abandoned.
+      this.txTimer?.cancel();
+      this.txTimer = undefined;
+      this.txStalled = false;
+      this.txNeedsReset = false;
+      this.econ1 &= ~ECON1_TXRTS;
+    }
+    if (rising & ECON1_RXRST) {
+      // Receive logic reset: reception stops and the pointer/counter restart (LNX-ENC recovery).
+      this.econ1 &= ~ECON1_RXEN;
+      this.rxWritePointer = this.reg16('ERXSTL');
+      this.packetCount = 0;
+      this.updateInterrupt();
+    }
+    if (rising & ECON1_RXEN && !(value & ECON1_RXRST)) {
+      const erxst = this.reg16('ERXSTL');
+      const erxnd = this.reg16('ERXNDL');
+      if (erxst !== 0) {
+        // Errata #5: unless the ring starts at 0 the internal write pointer may be 0 instead of
+        // ERXST. We always fail that way, so the misuse is visible even without strict mode.
+        this.violation(`RXEN with ERXST 0x${erxst.toString(16)} (errata #5: the receive buffer must start at 0x0000)`);
+        if (this.rxWritePointer === erxst) this.rxWritePointer = 0;
+      }
+      if (erxnd <= erxst) this.violation(`RXEN with ERXND 0x${erxnd.toString(16)} ≤ ERXST 0x${erxst.toString(16)}`);
+      const erxrdpt = this.reg16('ERXRDPTL');
+      if (erxrdpt < erxst || erxrdpt > erxnd) this.violation(`RXEN with ERXRDPT 0x${erxrdpt.toString(16)} outside the ring`);
+    }
+    if (value & ECON1_RXRST) this.econ1 &= ~ECON1_RXEN;
+    if (falling & ECON1_TXRTS && this.txTimer) {
+      // Host cancelled the transmission (DS-ENC §7.1).
+      this.txTimer.cancel();
+      this.txTimer = undefined;
+      this.stats.txAborted++;
+    }
+    if (rising & ECON1_TXRTS) {
+      if (value & ECON1_TXRST) this.econ1 &= ~ECON1_TXRTS;
+      else this.startTransmit();
+    }
+    if (rising & ECON1_DMAST) this.startDma();
+  }
+
+  // ---- PHY over MII ---------------------------------------------------------------------------
+
+  private writeMicmd(value: number): void {
+    const regAddress = this.reg('MIREGADR') & 0x1f;
+    if (value & MICMD_MIIRD) {
+      this.miiBusyUntil = this.clock.now() + MII_BUSY_MS;
+      this.miiTimer?.cancel();
+      this.miiTimer = this.clock.schedule(MII_BUSY_MS, () => {
+        this.miiTimer = undefined;
+        this.latchMird(this.readPhy(regAddress));
+      });
+    }
+    if (value & MICMD_MIISCAN) {
+      this.banked[3 * 32 + 0x0a] |= MISTAT_SCAN | MISTAT_NVALID;
+      this.latchMird(this.readPhy(regAddress));
+    } else {
+      this.banked[3 * 32 + 0x0a] &= ~(MISTAT_SCAN | MISTAT_NVALID);
+    }
+  }
+
+  private latchMird(value: number): void {
+    this.banked[2 * 32 + 0x18] = value & 0xff;
+    this.banked[2 * 32 + 0x19] = value >> 8;
+  }
+
+  private startMiiWrite(): void {
+    const regAddress = this.reg('MIREGADR') & 0x1f;
+    const value = this.reg('MIWRL') | (this.reg('MIWRH') << 8);
+    this.miiBusyUntil = this.clock.now() + MII_BUSY_MS;
+    this.miiTimer?.cancel();
+    this.miiTimer = this.clock.schedule(MII_BUSY_MS, () => {
+      this.miiTimer = undefined;
+      this.writePhy(regAddress, value);
+    });
+  }
+
+  private readPhy(address: number): number {
+    switch (address) {
+      case EMU_PHY.PHSTAT1: {
+        const value = (this.phy[EMU_PHY.PHSTAT1]! & ~PHSTAT1_LLSTAT) | (this.phstat1LinkLatch ? PHSTAT1_LLSTAT : 0);
+        this.phstat1LinkLatch = this.linkUp; // LLSTAT latches low until read
+        return value;
+      }
+      case EMU_PHY.PHSTAT2: {
+        let value = 0;
+        if (this.linkUp) value |= PHSTAT2_LSTAT;
+        if (this.phy[EMU_PHY.PHCON1]! & PHCON1_PDPXMD) value |= PHSTAT2_DPXSTAT;
+        return value;
+      }
+      case EMU_PHY.PHIR: {
+        const value = this.phy[EMU_PHY.PHIR]!;
+        this.phy[EMU_PHY.PHIR] = 0; // reading PHIR clears PGIF and PLNKIF (DS-ENC §12.1.5)
+        this.updateInterrupt();
+        return value;
+      }
+      default:
+        return this.phy[address]!;
+    }
+  }
+
+  private writePhy(address: number, value: number): void {
+    switch (address) {
+      case EMU_PHY.PHCON1:
+        if (value & PHCON1_PRST) {
+          this.resetPhy();
+          return;
+        }
+        this.phy[address] = value;
+        return;
+      case EMU_PHY.PHSTAT1:
+      case EMU_PHY.PHSTAT2:
+      case EMU_PHY.PHID1:
+      case EMU_PHY.PHID2:
+      case EMU_PHY.PHIR:
+        return; // read-only
+      case EMU_PHY.PHIE:
+        this.phy[address] = value;
+        this.updateInterrupt();
+        return;
+      default:
+        this.phy[address] = value;
+    }
+  }
+
+  // ---- Buffer memory --------------------------------------------------------------------------
+
+  private readBufferByte(): number {
+    const erdpt = this.reg16('ERDPTL');
+    const value = this.buffer[erdpt]!;
+    if (this.econ2 & ECON2_AUTOINC) {
+      // DS-ENC §4.2.2: wraps ERXND → ERXST, and 0x1FFF → 0.
+      let next: number;
+      if (erdpt === this.reg16('ERXNDL')) next = this.reg16('ERXSTL');
+      else next = (erdpt + 1) & 0x1fff;
+      this.setReg16('ERDPTL', next);
+    }
+    return value;
+  }
+
+  private writeBufferByte(value: number): void {
+    const ewrpt = this.reg16('EWRPTL');
+    if (this.econ1 & ECON1_TXRTS && this.inTxRange(ewrpt)) {
+      this.violation(`WBM into the frame being transmitted (0x${ewrpt.toString(16)}) while TXRTS is set`);
+    }
+    this.buffer[ewrpt] = value;
+    if (this.econ2 & ECON2_AUTOINC) this.setReg16('EWRPTL', (ewrpt + 1) & 0x1fff);
+  }
+
+  private inTxRange(address: number): boolean {
+    const start = this.reg16('ETXSTL');
+    const end = this.reg16('ETXNDL');
+    return start <= end ? address >= start && address <= end : address >= start || address <= end;
+  }
+
+  // ---- Transmit -------------------------------------------------------------------------------
+
+  private startTransmit(): void {
+    if (this.txNeedsReset || this.txFaults[0] === 'stall') {
+      // Errata #12: after an abort the transmitter can stall with TXRTS set until TXRST.
+      if (this.txFaults[0] === 'stall') this.txFaults.shift();
+      this.txStalled = true;
+      return;
+    }
+    const start = this.reg16('ETXSTL');
+    const end = this.reg16('ETXNDL');
+    if (start & 1) this.violation(`ETXST 0x${start.toString(16)} is odd (DS-ENC §7.1: should be even)`);
+    const length = ((end - start + BUFFER_SIZE) & 0x1fff); // frame bytes after the control byte
+    const control = this.buffer[start]!;
+    const frame = new Uint8Array(length);
+    for (let i = 0; i < length; i++) frame[i] = this.buffer[(start + 1 + i) & 0x1fff]!;
+    const macon3 = this.reg('MACON3');
+    let padTo = 0;
+    let appendCrc: boolean;
+    let huge: boolean;
+    if (control & CTRL_POVERRIDE) {
+      padTo = control & CTRL_PPADEN ? 60 : 0;
+      appendCrc = (control & CTRL_PCRCEN) !== 0 || padTo > 0;
+      huge = (control & CTRL_PHUGEEN) !== 0;
+    } else {
+      const padcfg = macon3 >> 5;
+      if (padcfg & 1) {
+        if (padcfg === 0b001) padTo = 60;
+        else if (padcfg === 0b101) padTo = length >= 14 && frame[12] === 0x81 && frame[13] === 0x00 ? 64 : 60;
+        else padTo = 64; // 011, 111
+      }
+      appendCrc = (macon3 & MACON3_TXCRCEN) !== 0 || padTo > 0;
+      huge = (macon3 & MACON3_HFRMEN) !== 0;
+    }
+    if ((macon3 & MACON3_FULDPX ? 1 : 0) !== (this.phy[EMU_PHY.PHCON1]! & PHCON1_PDPXMD ? 1 : 0)) {
+      this.violation('MACON3.FULDPX and PHCON1.PDPXMD disagree (DS-ENC §6.6: configure both for the same duplex)');
+    }
+    let wire = frame;
+    if (wire.length < padTo) {
+      wire = new Uint8Array(padTo);
+      wire.set(frame);
+    }
+    let fcsOk = true;
+    if (!appendCrc) {
+      // The host supplied the FCS as the last four bytes.
+      if (wire.length < 4) fcsOk = false;
+      else {
+        const body = wire.subarray(0, wire.length - 4);
+        const crc = crc32(body);
+        const given = wire[wire.length - 4]! | (wire[wire.length - 3]! << 8) | (wire[wire.length - 2]! << 16) | (wire[wire.length - 1]! << 24);
+        fcsOk = crc === given >>> 0;
+        wire = body;
+      }
+    }
+    const fault = this.txFaults.shift();
+    const bytesWithFcs = wire.length + 4;
+    const maxFrame = this.reg16('MAMXFLL') | (this.reg('MAMXFLH') << 8);
+    const giant = !huge && bytesWithFcs > maxFrame;
+    const duration = (PREAMBLE_BYTES + bytesWithFcs) * WIRE_MS_PER_BYTE;
+    this.txTimer = this.clock.schedule(duration, () => {
+      this.txTimer = undefined;
+      const aborted = fault === 'late-collision' || fault === 'excessive-collisions' || giant;
+      this.writeTsv(end, wire, bytesWithFcs, { aborted, fault, giant });
+      this.econ1 &= ~ECON1_TXRTS;
+      if (aborted) {
+        this.stats.txAborted++;
+        this.txNeedsReset = true;
+        this.estatLatched |= ESTAT_TXABRT;
+        if (fault === 'late-collision') this.estatLatched |= ESTAT_LATECOL;
+        this.eirLatched |= EIR_TXERIF | EIR_TXIF;
+      } else {
+        this.eirLatched |= EIR_TXIF;
+        this.stats.txFramesSent++;
+        if (this.recordTransmitted) this.transmitted.push(wire);
+        if (this.port && this.linkUp && fcsOk && wire.length >= 14) this.port.send(wire);
+        else this.stats.txFramesLost++;
+      }
+      this.updateInterrupt();
+    });
+  }
+
+  private writeTsv(end: number, wire: Uint8Array, bytesWithFcs: number, o: { aborted: boolean; fault?: TxFault; giant: boolean }): void {
+    const tsv = new Uint8Array(7);
+    const count = o.aborted ? Math.min(bytesWithFcs, 64) : bytesWithFcs;
+    tsv[0] = count & 0xff;
+    tsv[1] = count >> 8;
+    let b2 = 0;
+    if (o.fault === 'excessive-collisions') b2 |= 0x0f; // collision count
+    if (o.giant) b2 |= 0x40; // length out of range
+    if (!o.aborted) b2 |= 0x80; // done
+    tsv[2] = b2;
+    let b3 = 0;
+    if (wire.length >= 6 && wire[0]! & 1) b3 |= wire[0] === 0xff ? 0x02 : 0x01; // broadcast / multicast
+    if (o.fault === 'excessive-collisions') b3 |= 0x10;
+    if (o.fault === 'late-collision') b3 |= 0x20; // TSV bit 29
+    if (o.giant) b3 |= 0x40;
+    tsv[3] = b3;
+    const onWire = bytesWithFcs + PREAMBLE_BYTES;
+    tsv[4] = onWire & 0xff;
+    tsv[5] = onWire >> 8;
+    tsv[6] = 0;
+    for (let i = 0; i < 7; i++) this.buffer[(end + 1 + i) & 0x1fff] = tsv[i]!;
+  }
+
+  // ---- DMA ------------------------------------------------------------------------------------
+
+  private startDma(): void {
+    const start = this.reg16('EDMASTL');
+    const end = this.reg16('EDMANDL');
+    const erxst = this.reg16('ERXSTL');
+    const erxnd = this.reg16('ERXNDL');
+    const bytes: number[] = [];
+    // The DMA wraps within the receive ring like RBM (DS-ENC §13.1).
+    for (let p = start, guard = 0; guard < BUFFER_SIZE; guard++) {
+      bytes.push(this.buffer[p]!);
+      if (p === end) break;
+      p = p === erxnd ? erxst : (p + 1) & 0x1fff;
+    }
+    const checksum = (this.econ1 & ECON1_CSUMEN) !== 0;
+    this.dmaTimer = this.clock.schedule(bytes.length * 0.0001, () => {
+      this.dmaTimer = undefined;
+      if (checksum) {
+        let sum = 0;
+        for (let i = 0; i < bytes.length; i += 2) sum += (bytes[i]! << 8) | (bytes[i + 1] ?? 0);
+        while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+        const result = ~sum & 0xffff;
+        this.banked[0x16] = result & 0xff; // EDMACSL
+        this.banked[0x17] = result >> 8; // EDMACSH
+      } else {
+        let d = this.reg16('EDMADSTL');
+        for (const b of bytes) {
+          this.buffer[d] = b;
+          d = (d + 1) & 0x1fff;
+        }
+      }
+      this.econ1 &= ~ECON1_DMAST;
+      this.eirLatched |= EIR_DMAIF;
+      this.updateInterrupt();
+    });
+  }
+
+  // ---- Receive (cable side) -------------------------------------------------------------------
+
+  /**
+   * A frame (no FCS) arrives on the wire. Frames shorter than 60 bytes are padded as the sender's
+   * MAC would have. `badCrc` simulates a corrupted frame.
+   */
+  receiveFrame(frame: Uint8Array, options: { badCrc?: boolean } = {}): void {
+    if (!this.linkUp) {
+      this.stats.rxDroppedLinkDown++;
+      return;
+    }
+    if (!(this.econ1 & ECON1_RXEN) || !(this.reg('MACON1') & MACON1_MARXEN) || !this.isReady() || this.econ2 & ECON2_PWRSV) {
+      this.stats.rxDroppedRxDisabled++;
+      return;
+    }
+    if (this.dmaTimer && this.econ1 & ECON1_CSUMEN) {
+      // Errata #17: a DMA checksum in progress aborts the packet being received.
+      this.stats.rxDroppedOverflow++;
+      return;
+    }
+    let data = frame;
+    if (data.length < 60) {
+      data = new Uint8Array(60);
+      data.set(frame);
+    }
+    const crcOk = !options.badCrc;
+    if (!this.passesFilter(data, crcOk)) {
+      this.stats.rxFilteredOut++;
+      return;
+    }
+    const byteCount = data.length + 4;
+    const maxFrame = this.reg16('MAMXFLL') | (this.reg('MAMXFLH') << 8);
+    if (!(this.reg('MACON3') & MACON3_HFRMEN) && byteCount > maxFrame) {
+      this.stats.rxDroppedTooLong++;
+      return;
+    }
+    const erxst = this.reg16('ERXSTL');
+    const erxnd = this.reg16('ERXNDL');
+    const ringSize = erxnd - erxst + 1;
+    const needed = 6 + byteCount + (byteCount & 1);
+    const write = this.rxWritePointer;
+    const read = this.reg16('ERXRDPTL');
+    // DS-ENC Equation 7-1 (free space); the byte at ERXRDPT is never written.
+    let free: number;
+    if (write > read) free = erxnd - erxst - (write - read);
+    else if (write === read) free = erxnd - erxst;
+    else free = read - write - 1;
+    if (needed > free || this.packetCount >= 255 || ringSize <= 0) {
+      this.stats.rxDroppedOverflow++;
+      this.eirLatched |= EIR_RXERIF;
+      this.updateInterrupt();
+      return;
+    }
+    const fcs = crc32(data) ^ (options.badCrc ? 0xffffffff : 0);
+    let p = write;
+    const put = (b: number) => {
+      this.buffer[p] = b;
+      p = p === erxnd ? erxst : (p + 1) & 0x1fff;
+    };
+    let nextPointer = write + needed;
+    if (nextPointer > erxnd) nextPointer = erxst + (nextPointer - erxnd - 1);
+    const status = this.receiveStatus(data, crcOk);
+    put(nextPointer & 0xff); put(nextPointer >> 8);
+    put(byteCount & 0xff); put(byteCount >> 8);
+    put(status & 0xff); put(status >> 8);
+    for (const b of data) put(b);
+    put(fcs & 0xff); put((fcs >>> 8) & 0xff); put((fcs >>> 16) & 0xff); put(fcs >>> 24);
+    this.rxWritePointer = nextPointer;
+    this.packetCount++;
+    this.stats.rxFramesStored++;
+    this.updateInterrupt();
+  }
+
+  /** RSV bits 31:16 (DS-ENC Table 7-3). */
+  private receiveStatus(data: Uint8Array, crcOk: boolean): number {
+    let status = 0;
+    if (!crcOk) status |= 1 << 4; // bit 20: CRC error
+    const typeLength = (data[12]! << 8) | data[13]!;
+    if (typeLength > 1500) status |= 1 << 6; // bit 22: length out of range (a type field)
+    else if (typeLength + 14 > data.length) status |= 1 << 5; // bit 21: length check error
+    if (crcOk) status |= 1 << 7; // bit 23: received OK
+    if (data[0]! & 1) status |= isBroadcast(data) ? 1 << 9 : 1 << 8; // bits 25/24
+    if (typeLength === 0x8808) status |= 1 << 11; // control frame
+    if (typeLength === 0x8100) status |= 1 << 14; // VLAN
+    return status;
+  }
+
+  /** DS-ENC §8: ERXFCON filters; 0 means promiscuous. */
+  private passesFilter(data: Uint8Array, crcOk: boolean): boolean {
+    const erxfcon = this.reg('ERXFCON');
+    if (erxfcon & ERXFCON_CRCEN && !crcOk) return false;
+    const filters = erxfcon & (ERXFCON_UCEN | ERXFCON_PMEN | ERXFCON_MPEN | ERXFCON_HTEN | ERXFCON_MCEN | ERXFCON_BCEN);
+    if (filters === 0) return true;
+    const results: boolean[] = [];
+    if (erxfcon & ERXFCON_UCEN) results.push(this.matchesOwnMac(data));
+    if (erxfcon & ERXFCON_BCEN) results.push(isBroadcast(data));
+    if (erxfcon & ERXFCON_MCEN) results.push((data[0]! & 1) === 1 && !isBroadcast(data));
+    if (erxfcon & ERXFCON_HTEN) {
+      const pointer = (crc32(data, 0, 6) >>> 23) & 0x3f;
+      results.push((this.banked[32 + (pointer >> 3)]! >> (pointer & 7)) & 1 ? true : false);
+    }
+    if (erxfcon & ERXFCON_PMEN) results.push(this.matchesPattern(data));
+    if (erxfcon & ERXFCON_MPEN) results.push(this.isMagicPacket(data));
+    return erxfcon & ERXFCON_ANDOR ? results.every(Boolean) : results.some(Boolean);
+  }
+
+  private matchesOwnMac(data: Uint8Array): boolean {
+    const own = this.macAddress;
+    for (let i = 0; i < 6; i++) if (data[i] !== own[i]) return false;
+    return true;
+  }
+
+  private matchesPattern(data: Uint8Array): boolean {
+    const offset = this.reg16('EPMOL');
+    const selected: number[] = [];
+    for (let i = 0; i < 64; i++) {
+      if ((this.banked[32 + 0x08 + (i >> 3)]! >> (i & 7)) & 1) {
+        if (offset + i >= data.length) return false;
+        selected.push(data[offset + i]!);
+      }
+    }
+    let sum = 0;
+    for (let i = 0; i < selected.length; i += 2) sum += (selected[i]! << 8) | (selected[i + 1] ?? 0);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    const checksum = ~sum & 0xffff;
+    return checksum === ((this.reg('EPMCSH') << 8) | this.reg('EPMCSL'));
+  }
+
+  private isMagicPacket(data: Uint8Array): boolean {
+    const own = this.macAddress;
+    outer: for (let i = 0; i + 102 <= data.length; i++) {
+      for (let j = 0; j < 6; j++) if (data[i + j] !== 0xff) continue outer;
+      for (let r = 0; r < 16; r++) for (let j = 0; j < 6; j++) if (data[i + 6 + r * 6 + j] !== own[j]) continue outer;
+      return true;
+    }
+    return false;
+  }
+
+  // ---- Interrupt pin --------------------------------------------------------------------------
+
+  /** INT is active low: `true` means the pin is driven low. */
+  get interruptAsserted(): boolean {
+    return this.interruptLevel;
+  }
+
+  onInterruptChange(callback: (asserted: boolean) => void): () => void {
+    this.interruptListeners.add(callback);
+    return () => this.interruptListeners.delete(callback);
+  }
+
+  private updateInterrupt(): void {
+    const level = (this.eie & EIE_INTIE) !== 0 && (this.eir & this.eie & 0x7f) !== 0;
+    if (level === this.interruptLevel) return;
+    this.interruptLevel = level;
+    for (const listener of [...this.interruptListeners]) listener(level);
+  }
+
+  // ---- Cable ----------------------------------------------------------------------------------
+
+  plugInto(lan: VirtualLan): void {
+    this.port?.unplug();
+    const wasUp = this.linkUp;
+    this.port = lan.plug({ label: this.label, deliver: (frame) => this.receiveFrame(frame) });
+    if (this.linkUp !== wasUp) this.linkChanged();
+  }
+
+  unplug(): void {
+    const wasUp = this.linkUp;
+    this.port?.unplug();
+    this.port = undefined;
+    if (this.linkUp !== wasUp) this.linkChanged();
+  }
+
+  /** Link pulses present on the cable (the far end powered and connected). */
+  setLinkUp(up: boolean): void {
+    const wasUp = this.linkUp;
+    this.cableUp = up;
+    if (this.linkUp !== wasUp) this.linkChanged();
+  }
+
+  get linkUp(): boolean {
+    return this.cableUp && this.port !== undefined;
+  }
+
+  private linkChanged(): void {
+    if (!this.linkUp) this.phstat1LinkLatch = false;
+    const phie = this.phy[EMU_PHY.PHIE]!;
+    let phir = this.phy[EMU_PHY.PHIR]! | PHIR_PLNKIF;
+    if (phie & PHIE_PLNKIE) phir |= PHIR_PGIF;
+    this.phy[EMU_PHY.PHIR] = phir;
+    this.updateInterrupt();
+  }
+
+  // ---- Inspection (tests) ---------------------------------------------------------------------
+
+  /** Queue a fault for the next transmission(s). */
+  injectTxFault(fault: TxFault): void {
+    this.txFaults.push(fault);
+  }
+
+  /** True while a transmission is stuck (errata #12) until the host pulses TXRST. */
+  get transmitterStalled(): boolean {
+    return this.txStalled;
+  }
+
+  /** The station address as programmed in MAADR, first octet first. */
+  get macAddress(): Uint8Array {
+    const b = (name: EmuRegisterName) => this.reg(name);
+    return Uint8Array.of(b('MAADR5'), b('MAADR4'), b('MAADR3'), b('MAADR2'), b('MAADR1'), b('MAADR0'));
+  }
+
+  /** A control register by datasheet name, without side effects. */
+  peek(name: EmuRegisterName): number {
+    const [bank, address] = EMU_REGISTERS[name];
+    return this.readRegisterRaw(bank < 0 ? 0 : bank, address);
+  }
+
+  /** A 16-bit register pair by the name of its low byte. */
+  peek16(low: EmuRegisterName): number {
+    const [bank, address] = EMU_REGISTERS[low];
+    const b = bank < 0 ? 0 : bank;
+    return this.readRegisterRaw(b, address) | (this.readRegisterRaw(b, address + 1) << 8);
+  }
+
+  /** A PHY register, without side effects. */
+  peekPhy(name: keyof typeof EMU_PHY): number {
+    const address = EMU_PHY[name];
+    if (address === EMU_PHY.PHSTAT2) return (this.linkUp ? PHSTAT2_LSTAT : 0) | (this.phy[EMU_PHY.PHCON1]! & PHCON1_PDPXMD ? PHSTAT2_DPXSTAT : 0);
+    return this.phy[address]!;
+  }
+
+  /** The 8 KB buffer memory (live view: tests may corrupt it on purpose). */
+  get memory(): Uint8Array {
+    return this.buffer;
+  }
+
+  /** Packets waiting in the receive ring (EPKTCNT). */
+  get pendingPackets(): number {
+    return this.packetCount;
+  }
+
+  get receiveWritePointer(): number {
+    return this.rxWritePointer;
+  }
+
+  get ready(): boolean {
+    return this.isReady();
+  }
+
+  private violation(message: string): void {
+    if (!this.strict) return;
+    const text = `[${this.label} @${this.clock.now().toFixed(4)}ms] ${message}`;
+    this.strictViolations.push(text);
+    this.onStrictViolation?.(text);
+  }
+
+  private regName(bank: number, address: number): string {
+    for (const [name, [b, a]] of Object.entries(EMU_REGISTERS)) {
+      if (a === address && (b === bank || b === -1)) return name;
+    }
+    return `bank${bank}:0x${address.toString(16)}`;
+  }
+}
+
+function isBroadcast(data: Uint8Array): boolean {
+  for (let i = 0; i < 6; i++) if (data[i] !== 0xff) return false;
+  return true;
+}
+
+export { EMU_REGISTERS, EMU_PHY } from './registers.js';
+export type { EmuRegisterName } from './registers.js';

@@ -1,0 +1,347 @@
+import {
+  HalError,
+  type Hal,
+  type HalErrorCode,
+  type HalEvent,
+  type InterruptLine,
+  type ResetLine,
+  type SpiDevice,
+  type SpiTransaction,
+} from '../contract.js';
+import type { Clock } from '../../src/time/clock.js';
+
+/**
+ * The mock HAL: SPI batches run against an in-process SPI slave (an emulated chip), on the
+ * injected Clock. An optional link model makes it behave like the serial bridge: bytes take time
+ * each way, each batch pays a turnaround, several batches can be in flight and they execute in
+ * order. Everything that crosses the "link" is logged, so tests and benchmarks can count round
+ * trips and bytes.
+ */
+
+/** What the mock needs from an emulated chip: the byte-level SPI slave and its pins. */
+export interface SpiSlave {
+  spiSelect(): void;
+  spiExchange(mosi: number): number;
+  spiDeselect(): void;
+}
+
+export interface InterruptSource {
+  readonly interruptAsserted: boolean;
+  onInterruptChange(callback: (asserted: boolean) => void): () => void;
+}
+
+export interface LinkModel {
+  /** Serial throughput, each direction (e.g. 115200 baud 8N1 ≈ 11520 B/s). */
+  bytesPerSecond: number;
+  /** Fixed latency per batch, split evenly between the two directions (USB frames, firmware). */
+  turnaroundMs: number;
+  /** Framing bytes per batch in each direction (header, length, checksum). Default 4. */
+  batchOverheadBytes?: number;
+  /** Framing bytes per SPI transaction in the request (flags, lengths). Default 2. */
+  transactionOverheadBytes?: number;
+  /** SPI clock on the board, bytes per second (8 MHz ≈ 1e6). The chip is busy that long. Default 1e6. */
+  spiBytesPerSecond?: number;
+}
+
+/** One batch as it crossed the link. */
+export interface SpiLogEntry {
+  readonly issuedAt: number;
+  executedAt: number;
+  completedAt: number;
+  readonly transactions: number;
+  /** SPI bytes clocked out by the host (opcodes, arguments, data written). */
+  readonly bytesWritten: number;
+  /** SPI bytes clocked in for the host (what it asked to read). */
+  readonly bytesRead: number;
+  readonly batch: readonly SpiTransaction[];
+  error?: HalErrorCode;
+}
+
+export interface SpiLogTotals {
+  batches: number;
+  transactions: number;
+  bytesWritten: number;
+  bytesRead: number;
+  /** Batches are round trips: the host cannot see a batch's result before it completes. */
+  roundTrips: number;
+  /** Most batches that were in flight at the same time. */
+  maxInFlight: number;
+}
+
+export class SpiLog {
+  /** Recent entries (bounded by `capacity`); totals count everything. */
+  readonly entries: SpiLogEntry[] = [];
+  readonly totals: SpiLogTotals = { batches: 0, transactions: 0, bytesWritten: 0, bytesRead: 0, roundTrips: 0, maxInFlight: 0 };
+
+  constructor(public capacity = 10_000) {}
+
+  record(entry: SpiLogEntry): void {
+    this.totals.batches++;
+    this.totals.roundTrips++;
+    this.totals.transactions += entry.transactions;
+    this.totals.bytesWritten += entry.bytesWritten;
+    this.totals.bytesRead += entry.bytesRead;
+    this.entries.push(entry);
+    if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
+  }
+
+  /** A copy of the totals, to diff against later. */
+  snapshot(): SpiLogTotals {
+    return { ...this.totals };
+  }
+
+  /** Totals since `since`. */
+  since(since: SpiLogTotals): SpiLogTotals {
+    const t = this.totals;
+    return {
+      batches: t.batches - since.batches,
+      transactions: t.transactions - since.transactions,
+      bytesWritten: t.bytesWritten - since.bytesWritten,
+      bytesRead: t.bytesRead - since.bytesRead,
+      roundTrips: t.roundTrips - since.roundTrips,
+      maxInFlight: t.maxInFlight,
+    };
+  }
+
+  clear(): void {
+    this.entries.length = 0;
+    Object.assign(this.totals, { batches: 0, transactions: 0, bytesWritten: 0, bytesRead: 0, roundTrips: 0, maxInFlight: 0 });
+  }
+}
+
+export interface MockHalOptions {
+  clock: Clock;
+  slave: SpiSlave;
+  interrupt?: InterruptSource;
+  /** Called when the reset line is released after a pulse. */
+  reset?: { hardReset(): void };
+  linkModel?: LinkModel;
+  name?: string;
+  logCapacity?: number;
+}
+
+interface Fault {
+  code: HalErrorCode;
+  /** The batch ran on the chip but its answer was lost (a timeout after execution). */
+  executed: boolean;
+}
+
+export class MockHal implements Hal {
+  readonly name: string;
+  readonly spi: SpiDevice;
+  readonly interrupt: InterruptLine;
+  readonly reset?: ResetLine;
+  readonly log: SpiLog;
+  /** Drop interrupt edges on the way to the host (missed-edge tests). The level stays readable. */
+  dropInterruptEdges = false;
+
+  private readonly clock: Clock;
+  private readonly slave: SpiSlave;
+  private readonly linkModel: LinkModel | undefined;
+  private readonly eventListeners = new Set<(event: HalEvent) => void>();
+  private readonly interruptListeners = new Set<(asserted: boolean) => void>();
+  private interruptLevel = false;
+  private readonly faults: Fault[] = [];
+  private linkLost: string | undefined;
+  private closed = false;
+  private inFlight = 0;
+  // Link model bookkeeping: when each resource is next free.
+  private uplinkFreeAt = 0;
+  private chipFreeAt = 0;
+  private downlinkFreeAt = 0;
+  private unsubscribeInterrupt: (() => void) | undefined;
+
+  constructor(options: MockHalOptions) {
+    this.clock = options.clock;
+    this.slave = options.slave;
+    this.linkModel = options.linkModel;
+    this.name = options.name ?? 'mock';
+    this.log = new SpiLog(options.logCapacity);
+    this.spi = { transfer: (batch) => this.transfer(batch) };
+    const source = options.interrupt;
+    this.interruptLevel = source?.interruptAsserted ?? false;
+    const level = () => this.interruptLevel;
+    const listeners = this.interruptListeners;
+    this.interrupt = {
+      get asserted() {
+        return level();
+      },
+      onChange(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    };
+    if (source) {
+      this.unsubscribeInterrupt = source.onInterruptChange((asserted) => this.mirrorInterrupt(asserted));
+    }
+    if (options.reset) {
+      const target = options.reset;
+      this.reset = {
+        pulse: async (lowMs: number) => {
+          this.ensureUsable();
+          await this.delay(this.oneWayMs() + lowMs);
+          target.hardReset();
+        },
+      };
+    }
+  }
+
+  delay(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.schedule(ms, resolve));
+  }
+
+  onEvent(listener: (event: HalEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.unsubscribeInterrupt?.();
+  }
+
+  // ---- Fault injection ------------------------------------------------------------------------
+
+  /** The next `count` batches fail with `code`. `executed`: they still ran on the chip. */
+  injectFault(code: HalErrorCode, options: { count?: number; executed?: boolean } = {}): void {
+    for (let i = 0; i < (options.count ?? 1); i++) this.faults.push({ code, executed: options.executed ?? false });
+  }
+
+  /** The serial link vanishes: every batch fails with ELINKLOST until restoreLink(). */
+  loseLink(reason = 'serial port closed'): void {
+    this.linkLost = reason;
+    this.emit({ type: 'link-lost', reason });
+  }
+
+  restoreLink(boardReset = false): void {
+    this.linkLost = undefined;
+    this.emit({ type: 'link-restored', boardReset });
+  }
+
+  /** Batches issued but not yet answered. */
+  get batchesInFlight(): number {
+    return this.inFlight;
+  }
+
+  // ---- SPI ------------------------------------------------------------------------------------
+
+  private transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array> {
+    try {
+      this.ensureUsable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let bytesWritten = 0;
+    let bytesRead = 0;
+    for (const t of batch) {
+      const w = t.write?.length ?? 0;
+      const r = t.read ?? 0;
+      if (r < 0 || !Number.isInteger(r)) return Promise.reject(new HalError('EINVAL', `bad read count ${r}`));
+      bytesWritten += w + r; // MOSI clocks a byte for every byte read, too
+      bytesRead += (t.duplex ? w : 0) + r;
+    }
+    const entry: SpiLogEntry = {
+      issuedAt: this.clock.now(),
+      executedAt: 0,
+      completedAt: 0,
+      transactions: batch.length,
+      bytesWritten: bytesWritten,
+      bytesRead,
+      batch,
+    };
+    const fault = this.faults.shift();
+    this.inFlight++;
+    this.log.totals.maxInFlight = Math.max(this.log.totals.maxInFlight, this.inFlight);
+    const timing = this.schedule(batch, bytesRead);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      let result: Uint8Array | undefined;
+      this.clock.schedule(timing.executeAt - this.clock.now(), () => {
+        entry.executedAt = this.clock.now();
+        if (fault && !fault.executed) return;
+        if (this.linkLost !== undefined) return;
+        result = this.execute(batch, bytesRead);
+      });
+      this.clock.schedule(timing.completeAt - this.clock.now(), () => {
+        this.inFlight--;
+        entry.completedAt = this.clock.now();
+        const lost = this.linkLost;
+        const code = fault?.code ?? (lost !== undefined ? 'ELINKLOST' : undefined);
+        if (code) entry.error = code;
+        this.log.record(entry);
+        if (code) reject(new HalError(code, code === 'ELINKLOST' ? `link lost: ${lost ?? 'injected'}` : `injected ${code}`));
+        else resolve(result ?? new Uint8Array(bytesRead));
+      });
+    });
+  }
+
+  private execute(batch: readonly SpiTransaction[], bytesRead: number): Uint8Array {
+    const out = new Uint8Array(bytesRead);
+    let o = 0;
+    let selected = false;
+    for (const t of batch) {
+      if (!selected) this.slave.spiSelect();
+      selected = true;
+      if (t.write) {
+        for (const byte of t.write) {
+          const miso = this.slave.spiExchange(byte);
+          if (t.duplex) out[o++] = miso;
+        }
+      }
+      for (let i = 0; i < (t.read ?? 0); i++) out[o++] = this.slave.spiExchange(0x00);
+      if (!t.keepSelected) {
+        this.slave.spiDeselect();
+        selected = false;
+      }
+    }
+    if (selected) this.slave.spiDeselect();
+    return out;
+  }
+
+  /** When a batch reaches the chip and when its answer is back, under the link model. */
+  private schedule(batch: readonly SpiTransaction[], bytesRead: number): { executeAt: number; completeAt: number } {
+    const now = this.clock.now();
+    const m = this.linkModel;
+    if (!m) return { executeAt: now, completeAt: now };
+    const perByte = 1000 / m.bytesPerSecond;
+    const batchOverhead = m.batchOverheadBytes ?? 4;
+    const txnOverhead = m.transactionOverheadBytes ?? 2;
+    let requestBytes = batchOverhead;
+    let spiBytes = 0;
+    for (const t of batch) {
+      requestBytes += txnOverhead + (t.write?.length ?? 0);
+      spiBytes += (t.write?.length ?? 0) + (t.read ?? 0);
+    }
+    const sendStart = Math.max(now, this.uplinkFreeAt);
+    this.uplinkFreeAt = sendStart + requestBytes * perByte;
+    const executeAt = Math.max(this.uplinkFreeAt + m.turnaroundMs / 2, this.chipFreeAt);
+    this.chipFreeAt = executeAt + (spiBytes * 1000) / (m.spiBytesPerSecond ?? 1e6);
+    const answerStart = Math.max(this.chipFreeAt, this.downlinkFreeAt);
+    this.downlinkFreeAt = answerStart + (batchOverhead + bytesRead) * perByte;
+    return { executeAt, completeAt: this.downlinkFreeAt + m.turnaroundMs / 2 };
+  }
+
+  private oneWayMs(): number {
+    return (this.linkModel?.turnaroundMs ?? 0) / 2;
+  }
+
+  private mirrorInterrupt(asserted: boolean): void {
+    const apply = () => {
+      if (this.interruptLevel === asserted) return;
+      this.interruptLevel = asserted;
+      if (this.dropInterruptEdges) return;
+      for (const listener of [...this.interruptListeners]) listener(asserted);
+    };
+    const latency = this.oneWayMs();
+    if (latency > 0) this.clock.schedule(latency, apply);
+    else apply();
+  }
+
+  private ensureUsable(): void {
+    if (this.closed) throw new HalError('ECLOSED', 'HAL closed');
+    if (this.linkLost !== undefined) throw new HalError('ELINKLOST', `link lost: ${this.linkLost}`);
+  }
+
+  private emit(event: HalEvent): void {
+    for (const listener of [...this.eventListeners]) listener(event);
+  }
+}
