@@ -74,6 +74,19 @@ describe('flash()', () => {
     expect(old.commands[0].args).toContain('57600');
   });
 
+  it('with build: true, plans the bridge Makefile build and flashes its output', async () => {
+    const result = await flash({ board: 'uno', port: '/dev/ttyACM0', build: true, dryRun: true }).catch((e: FlashError) => e);
+    if (result instanceof FlashError) {
+      expect(result.kind).toBe('toolchain-missing');
+      return;
+    }
+    const bridge = join(repoRoot, 'boards/bridge');
+    expect(result.commands.map(commandLine)).toEqual([
+      `make -s -C ${bridge} BOARD=uno BRIDGE_BAUD=1000000`,
+      `avrdude -c arduino -p m328p -b 115200 -P /dev/ttyACM0 -D -U flash:w:${bridge}/build/uno-1000000/bridge.hex:i`,
+    ]);
+  });
+
   it('refuses a sketch that would overwrite the bootloader, before touching the port', async () => {
     const big = join(work, 'big.hex');
     // One data record at 0x7E00 (inside optiboot's section) → a 32 257-byte image.

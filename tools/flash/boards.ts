@@ -1,10 +1,12 @@
 /**
- * What flashing needs to know about a board: how avrdude talks to its bootloader and how much
- * flash the sketch may use. Values from Arduino's boards.txt (arduino-core-avr 1.8.7:
- * `upload.protocol`, `upload.speed`, `upload.maximum_size`); boards/<board>.json, when it has an
- * `upload` section, overrides them.
+ * What flashing needs to know about a board, from boards/<board>.json (the bridge's board
+ * definitions: `upload.partno/programmer/speed`, `flashBytes`, `hex`, `bootloader.name`) plus the
+ * bootloader section sizes those files leave out (Arduino boards.txt `upload.maximum_size`).
+ *
+ * `nano-old` is a Nano with the old ATmegaBOOT bootloader (most clones): nano.json's
+ * `upload.oldBootloaderSpeed`, the same sketch.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlashError } from './errors.js';
 
@@ -18,74 +20,81 @@ export interface FlashTarget {
   readonly baud: number;
   /** Flash the sketch may use: the chip's flash minus the bootloader section. */
   readonly maxSketchBytes: number;
+  /** The bridge Makefile's BOARD for this board. */
+  readonly buildBoard: string;
+  /** The committed bridge image for this board. */
+  readonly committedHex: string;
 }
 
-const BUILT_IN: Record<string, Omit<FlashTarget, 'board'>> = {
-  // optiboot, 512-byte boot section.
-  uno: { part: 'm328p', programmer: 'arduino', baud: 115200, maxSketchBytes: 32256 },
-  // Nano "ATmega328P" (optiboot since 2018, but fused for a 2 KiB boot section).
-  nano: { part: 'm328p', programmer: 'arduino', baud: 115200, maxSketchBytes: 30720 },
-  // Nano "ATmega328P (Old Bootloader)": ATmegaBOOT at 57600, the usual clone.
-  'nano-old': { part: 'm328p', programmer: 'arduino', baud: 57600, maxSketchBytes: 30720 },
-  // Pro Mini 5 V 16 MHz: ATmegaBOOT at 57600 (through an FTDI adapter with DTR).
-  'pro-mini': { part: 'm328p', programmer: 'arduino', baud: 57600, maxSketchBytes: 30720 },
-  // Mega 2560: STK500v2 bootloader, 8 KiB boot section.
-  mega2560: { part: 'm2560', programmer: 'wiring', baud: 115200, maxSketchBytes: 253952 },
+interface BoardJson {
+  name?: string;
+  mcu?: string;
+  flashBytes?: number;
+  hex?: string;
+  upload?: { partno?: string; programmer?: string; speed?: number; oldBootloaderSpeed?: number; maximumSize?: number };
+  bootloader?: { name?: string };
+}
+
+/** Boot section sizes (boards.txt: flash − upload.maximum_size). */
+const BOOT_SECTION_BYTES: Record<string, number> = {
+  uno: 512, // optiboot
+  nano: 2048, // optiboot, but fused for 2 KiB (BOOTSZ) like the old bootloader
+  'nano-old': 2048, // ATmegaBOOT
+  mega2560: 8192, // stk500v2
+};
+const BOOT_SECTION_BY_NAME: Record<string, number> = { optiboot: 512, atmegaboot: 2048, stk500v2: 8192 };
+/** Boards that are another board's definition with a different bootloader. */
+const VARIANTS: Record<string, { of: string; oldBootloader: boolean }> = {
+  'nano-old': { of: 'nano', oldBootloader: true },
 };
 
-export const KNOWN_BOARDS = Object.keys(BUILT_IN);
-
-interface BoardJsonUpload {
-  part?: string;
-  mcu?: string;
-  protocol?: string;
-  programmer?: string;
-  speed?: number;
-  baud?: number;
-  maximumSize?: number;
-  maxSketchBytes?: number;
-}
-
-/** The target for `board`, from the built-in table overlaid with boards/<board>.json's `upload`. */
 export async function flashTarget(board: string, repoRoot: string): Promise<FlashTarget> {
-  const upload = await readBoardUpload(board, repoRoot);
-  const base = BUILT_IN[board];
-  if (!base && !upload) {
-    throw new FlashError('unknown-board', `unknown board "${board}"`, { hint: `Known boards: ${KNOWN_BOARDS.join(', ')}.` });
+  const variant = VARIANTS[board];
+  const definition = await readBoardJson(variant?.of ?? board, repoRoot);
+  const upload = definition?.upload;
+  if (!definition || !upload?.programmer || !upload.speed || !(upload.partno ?? definition.mcu) || !definition.flashBytes) {
+    throw new FlashError('unknown-board', `unknown board "${board}" (no boards/${variant?.of ?? board}.json with an upload section)`, {
+      hint: `Known boards: ${(await knownBoards(repoRoot)).join(', ')}.`,
+    });
   }
-  const part = upload?.part ?? partFromMcu(upload?.mcu) ?? base?.part;
-  const programmer = upload?.programmer ?? upload?.protocol ?? base?.programmer;
-  const baud = upload?.baud ?? upload?.speed ?? base?.baud;
-  const maxSketchBytes = upload?.maxSketchBytes ?? upload?.maximumSize ?? base?.maxSketchBytes;
-  if (!part || !programmer || !baud || !maxSketchBytes) {
-    throw new FlashError('unknown-board', `boards/${board}.json does not say how to upload (part, protocol, speed, size)`);
-  }
-  return { board, part, programmer, baud, maxSketchBytes };
+  const baud = variant?.oldBootloader ? (upload.oldBootloaderSpeed ?? upload.speed) : upload.speed;
+  const bootBytes =
+    BOOT_SECTION_BYTES[board] ?? BOOT_SECTION_BY_NAME[definition.bootloader?.name?.toLowerCase() ?? ''] ?? 2048;
+  const buildBoard = definition.name ?? variant?.of ?? board;
+  return {
+    board,
+    part: avrdudePart(upload.partno ?? definition.mcu!),
+    programmer: upload.programmer,
+    baud,
+    maxSketchBytes: upload.maximumSize ?? definition.flashBytes - bootBytes,
+    buildBoard,
+    committedHex: join(repoRoot, 'boards', definition.hex ?? join('bridge', `${buildBoard}.hex`)),
+  };
 }
 
-async function readBoardUpload(board: string, repoRoot: string): Promise<BoardJsonUpload | undefined> {
-  if (!/^[a-z0-9][a-z0-9-]*$/i.test(board)) return undefined;
-  let text: string;
+/** Boards with a definition, plus their variants. */
+export async function knownBoards(repoRoot: string): Promise<string[]> {
+  let names: string[] = [];
   try {
-    text = await readFile(join(repoRoot, 'boards', `${board}.json`), 'utf8');
+    names = (await readdir(join(repoRoot, 'boards'))).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+  } catch {
+    // no boards/ directory: nothing known
+  }
+  const variants = Object.entries(VARIANTS).filter(([, v]) => names.includes(v.of)).map(([name]) => name);
+  return [...names, ...variants].sort();
+}
+
+async function readBoardJson(board: string, repoRoot: string): Promise<BoardJson | undefined> {
+  if (!/^[a-z0-9][a-z0-9-]*$/i.test(board)) return undefined;
+  try {
+    return JSON.parse(await readFile(join(repoRoot, 'boards', `${board}.json`), 'utf8')) as BoardJson;
   } catch {
     return undefined;
   }
-  const json = JSON.parse(text) as { upload?: BoardJsonUpload; mcu?: string };
-  if (!json.upload) return json.mcu ? { mcu: json.mcu } : undefined;
-  return { mcu: json.mcu, ...json.upload };
 }
 
-/** avrdude part ids for the MCU names boards.txt uses (`build.mcu`). */
-function partFromMcu(mcu: string | undefined): string | undefined {
-  switch (mcu?.toLowerCase()) {
-    case 'atmega328p':
-      return 'm328p';
-    case 'atmega2560':
-      return 'm2560';
-    case 'atmega168':
-      return 'm168';
-    default:
-      return undefined;
-  }
+/** avrdude's short part ids for the MCU names the board files use. */
+function avrdudePart(mcu: string): string {
+  const short: Record<string, string> = { atmega328p: 'm328p', atmega2560: 'm2560', atmega168: 'm168', atmega32u4: 'm32u4' };
+  return short[mcu.toLowerCase()] ?? mcu;
 }

@@ -19,23 +19,13 @@ export interface Command {
 const ARDUINO_MK = '/usr/share/arduino/Arduino.mk';
 export const DEFAULT_BRIDGE_BAUD = 1_000_000;
 
-/** The Makefile knows uno, nano and mega2560; other 328P boards run the nano build. */
-export function bridgeBuildBoard(target: FlashTarget): string {
-  if (target.part === 'm2560') return 'mega2560';
-  return target.board === 'uno' ? 'uno' : 'nano';
-}
-
 export function bridgeBuild(target: FlashTarget, repoRoot: string, bridgeBaud = DEFAULT_BRIDGE_BAUD): { command: Command; hex: string } {
-  const board = bridgeBuildBoard(target);
   const dir = join(repoRoot, 'boards', 'bridge');
   return {
-    command: { command: 'make', args: ['-s', '-C', dir, `BOARD=${board}`, `BRIDGE_BAUD=${bridgeBaud}`] },
-    hex: join(dir, 'build', `${board}-${bridgeBaud}`, 'bridge.hex'),
+    command: { command: 'make', args: ['-s', '-C', dir, `BOARD=${target.buildBoard}`, `BRIDGE_BAUD=${bridgeBaud}`] },
+    // The Makefile's OBJDIR.
+    hex: join(dir, 'build', `${target.buildBoard}-${bridgeBaud}`, 'bridge.hex'),
   };
-}
-
-export function committedHex(target: FlashTarget, repoRoot: string): string {
-  return join(repoRoot, 'boards', 'bridge', `${bridgeBuildBoard(target)}.hex`);
 }
 
 /** What is missing for a build from source (empty: the toolchain is there). */

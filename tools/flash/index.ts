@@ -8,17 +8,17 @@ import { fileURLToPath } from 'node:url';
 import { parseIntelHex } from '../../boards/bootloader/intel-hex.js';
 import { DIALOUT_HINT, PORT_HINT, avrdudeArgs, runAvrdude, type AvrdudeUpload } from './avrdude.js';
 import { flashTarget, type FlashTarget } from './boards.js';
-import { TOOLCHAIN_HINT, bridgeBuild, committedHex, missingToolchain, runBuild, type Command } from './build.js';
+import { TOOLCHAIN_HINT, bridgeBuild, missingToolchain, runBuild, type Command } from './build.js';
 import { FlashError } from './errors.js';
 
 export { FlashError, type FlashErrorKind } from './errors.js';
-export { KNOWN_BOARDS, type FlashTarget } from './boards.js';
+export { knownBoards, type FlashTarget } from './boards.js';
 export type { Command } from './build.js';
 
 export type FlashPhase = 'build' | 'write' | 'verify';
 
 export interface FlashOptions {
-  /** Board name: uno, nano, nano-old, pro-mini, mega2560 (or any boards/<name>.json with `upload`). */
+  /** Board: a boards/<name>.json with an `upload` section (uno, nano, mega2560), or nano-old. */
   readonly board: string;
   /** Serial port, e.g. /dev/ttyACM0. */
   readonly port: string;
@@ -96,13 +96,13 @@ export function commandLine(command: Command): string {
 
 async function planImage(options: FlashOptions, target: FlashTarget, repoRoot: string): Promise<{ hex: string; build?: Command }> {
   if (options.hex !== undefined) return { hex: options.hex };
-  if (options.build === false) return { hex: committedHex(target, repoRoot) };
+  if (options.build === false) return { hex: target.committedHex };
   const missing = await missingToolchain();
   if (missing.length > 0) {
     if (options.build === true) {
       throw new FlashError('toolchain-missing', `cannot build the bridge sketch: missing ${missing.join(', ')}`, { hint: TOOLCHAIN_HINT });
     }
-    return { hex: committedHex(target, repoRoot) };
+    return { hex: target.committedHex };
   }
   const { command, hex } = bridgeBuild(target, repoRoot, options.bridgeBaud);
   return { hex, build: command };
