@@ -93,8 +93,12 @@ export interface RouteChoice {
 export interface IpSender {
   /** Send `payload` (a complete transport segment, checksum already filled in) as an IPv4 datagram. */
   send(options: IpSendOptions, payload: Uint8Array): IpSendResult;
-  /** Route lookup without sending: which interface, source address and MTU a destination gets. */
-  route(destination: Ipv4Address): RouteChoice | undefined;
+  /**
+   * Route lookup without sending: which interface, source address and MTU a destination gets.
+   * With `interfaceIndex`, the lookup is confined to that interface (a socket pinned to it, e.g.
+   * DHCP before it has an address: the source is then 0.0.0.0).
+   */
+  route(destination: Ipv4Address, interfaceIndex?: number): RouteChoice | undefined;
   /** Is `address` one of ours (on any interface)? */
   isLocalAddress(address: Ipv4Address): boolean;
 }

@@ -1,0 +1,270 @@
+import { EventEmitter } from 'node:events';
+import type { Clock } from './time/clock.js';
+import type { Random } from './time/random.js';
+import type { Nic } from './link/nic.js';
+import { formatIpv4, formatMac, IPV4_BROADCAST, parseMac, type Ipv4Address, type MacAddress } from './wire/address.js';
+import { EthernetLayer, NetInterface, toAddress, type InterfaceAddress } from './link/ethernet.js';
+import { ArpLayer, type ArpEntryRow } from './link/arp.js';
+import { Ipv4Layer } from './ip/ipv4.js';
+import { IcmpLayer, type PingOptions, type PingResult } from './ip/icmp.js';
+import { RouteTable } from './ip/routes.js';
+import type { IpSender, TransportProtocol } from './ip/types.js';
+import { UdpLayer } from './transport/udp.js';
+import { UdpSocket, type UdpSocketHost, type UdpSocketOptions } from './socket/dgram.js';
+import { resolveOptions, type StackOptions } from './options.js';
+import { createCounters, type StackCounters, type StackCountersSnapshot } from './stack/counters.js';
+import { formatTables, type InterfaceRow, type SocketRow, type StackTables } from './stack/tables.js';
+import { systemError } from './ip/errno.js';
+
+/**
+ * The stack: interfaces, ARP, IPv4, ICMP and UDP composed around an injected clock and random
+ * source. Entirely event-driven and synchronous: frames arrive through Nic handlers, timers run
+ * from the clock; nothing here polls or sleeps.
+ */
+
+export interface StackConfig {
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly options?: Partial<StackOptions>;
+  readonly hostname?: string;
+}
+
+export type StackEvent =
+  | { readonly type: 'link-up' | 'link-down'; readonly interfaceIndex: number }
+  | { readonly type: 'address-added' | 'address-removed'; readonly interfaceIndex: number; readonly address: string; readonly prefixLength: number }
+  | { readonly type: 'arp-conflict'; readonly interfaceIndex: number; readonly address: string; readonly mac: string }
+  | { readonly type: 'neighbour-unreachable'; readonly interfaceIndex: number; readonly address: string; readonly dropped: number };
+
+/** The ARP API: cache inspection, static entries, RFC 5227 probing; emits 'conflict'. */
+export class ArpApi extends EventEmitter {
+  constructor(
+    private readonly layer: ArpLayer,
+    private readonly iface: (index: number) => NetInterface,
+  ) {
+    super();
+  }
+
+  entries(): ArpEntryRow[] {
+    return this.layer.entries();
+  }
+
+  addStatic(interfaceIndex: number, ip: Ipv4Address | string, mac: MacAddress | string): void {
+    this.iface(interfaceIndex);
+    this.layer.addStatic(interfaceIndex, toAddress(ip), typeof mac === 'string' ? parseMac(mac) : mac);
+  }
+
+  remove(ip: Ipv4Address | string): boolean {
+    return this.layer.remove(toAddress(ip));
+  }
+
+  lookup(interfaceIndex: number, ip: Ipv4Address | string): string | undefined {
+    const mac = this.layer.lookup(interfaceIndex, toAddress(ip));
+    return mac && formatMac(mac);
+  }
+
+  /** RFC 5227 §2.1: is `ip` free on this link? Takes PROBE_WAIT + 3 probes + ANNOUNCE_WAIT (≈ 4–7 s). */
+  probe(interfaceIndex: number, ip: Ipv4Address | string): Promise<'free' | 'conflict'> {
+    return this.layer.probe(this.iface(interfaceIndex), toAddress(ip));
+  }
+
+  /** RFC 5227 §2.3 announcement (gratuitous ARP) for an address of ours. */
+  announce(interfaceIndex: number, ip: Ipv4Address | string): void {
+    this.layer.announce(this.iface(interfaceIndex), toAddress(ip));
+  }
+}
+
+export class Stack extends EventEmitter {
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly options: StackOptions;
+  hostname: string;
+  /** DNS servers (set by DHCP or by hand); the resolver reads them. */
+  dnsServers: Ipv4Address[] = [];
+  readonly routes: RouteTable;
+  readonly arp: ArpApi;
+  readonly ip: IpSender;
+  readonly udp: UdpLayer;
+
+  private readonly interfaceList: NetInterface[] = [];
+  private readonly counterSet: StackCounters = createCounters();
+  private readonly ethernet: EthernetLayer;
+  private readonly arpLayer: ArpLayer;
+  private readonly ipv4: Ipv4Layer;
+  private readonly icmp: IcmpLayer;
+  private readonly socketTables = new Map<string, () => SocketRow[]>();
+  private readonly socketHost: UdpSocketHost;
+
+  constructor(config: StackConfig) {
+    super();
+    this.clock = config.clock;
+    this.random = config.random;
+    this.options = resolveOptions(config.options);
+    this.hostname = config.hostname ?? 'spinet';
+    const c = this.counterSet;
+    const byIndex = (index: number) => this.interfaceList.find((i) => i.index === index);
+    this.routes = new RouteTable((index) => byIndex(index)?.linkUp ?? false);
+    this.ethernet = new EthernetLayer(c.ethernet, {
+      arp: (iface, payload) => this.arpLayer.input(iface, payload),
+      ipv4: (iface, payload, linkBroadcast) => this.ipv4.input(iface, payload, linkBroadcast),
+    });
+    this.arpLayer = new ArpLayer(this.clock, this.random, this.options, c.arp, this.ethernet, byIndex, {
+      conflict: (conflict) => {
+        const event: StackEvent = { type: 'arp-conflict', interfaceIndex: conflict.interfaceIndex, address: formatIpv4(conflict.address), mac: formatMac(conflict.mac) };
+        this.arp.emit('conflict', event);
+        this.emit('event', event);
+      },
+      unresolved: (interfaceIndex, address, dropped) => {
+        this.icmp.neighbourUnreachable(address);
+        this.emit('event', { type: 'neighbour-unreachable', interfaceIndex, address: formatIpv4(address), dropped } satisfies StackEvent);
+      },
+    });
+    this.arp = new ArpApi(this.arpLayer, (index) => {
+      const iface = byIndex(index);
+      if (!iface) throw Object.assign(new RangeError(`No interface ${index}`), { code: 'ERR_INVALID_ARG_VALUE' });
+      return iface;
+    });
+    this.ipv4 = new Ipv4Layer(this.clock, this.random.u32(), this.options, c.ipv4, () => this.interfaceList, byIndex, this.routes, this.arpLayer);
+    this.ip = this.ipv4;
+    this.icmp = new IcmpLayer(this.clock, this.random, this.options, c.icmp, this.ipv4, (p) => this.ipv4.transportFor(p));
+    this.ipv4.setIcmpReporter(this.icmp);
+    this.ipv4.register(this.icmp);
+    this.udp = new UdpLayer(this.ipv4, this.random, this.options, c.udp);
+    this.ipv4.register(this.udp);
+    this.registerSocketTable('udp', () => this.udp.rows());
+    this.socketHost = {
+      udp: this.udp,
+      interfaceIndex: (nameOrIndex) => (typeof nameOrIndex === 'number' ? byIndex(nameOrIndex)?.index : this.interfaceList.find((i) => i.name === nameOrIndex)?.index),
+      interfaceName: (index) => byIndex(index)?.name,
+      isBroadcast: (address) => address === IPV4_BROADCAST || this.interfaceList.some((i) => i.isDirectedBroadcast(address)),
+      joinGroup: (group, index) => {
+        for (const iface of this.interfaceList) if (index === undefined || iface.index === index) iface.joinMulticast(group);
+      },
+      leaveGroup: (group, index) => {
+        for (const iface of this.interfaceList) if (index === undefined || iface.index === index) iface.leaveMulticast(group);
+      },
+    };
+  }
+
+  // ------------------------------------------------------------------ interfaces
+
+  get interfaces(): readonly NetInterface[] {
+    return this.interfaceList;
+  }
+
+  /** Attach a Nic. Indexes start at 1 (0 is loopback in IpReceiveInfo.interfaceIndex). */
+  addInterface(nic: Nic, options: { name?: string } = {}): NetInterface {
+    const index = this.interfaceList.length + 1;
+    const iface = new NetInterface(index, options.name ?? `eth${index - 1}`, nic, {
+      addressAdded: (i, address) => this.addressAdded(i, address),
+      addressRemoved: (i, address) => this.addressRemoved(i, address),
+    });
+    this.interfaceList.push(iface);
+    nic.attach({
+      receive: (frame) => this.ethernet.input(iface, frame),
+      linkChange: (up) => {
+        if (up) for (const a of iface.addresses) this.arpLayer.announce(iface, a.address);
+        else this.arpLayer.flushInterface(iface.index);
+        this.emit('event', { type: up ? 'link-up' : 'link-down', interfaceIndex: iface.index } satisfies StackEvent);
+      },
+    });
+    return iface;
+  }
+
+  private addressAdded(iface: NetInterface, address: InterfaceAddress): void {
+    if (address.prefixLength < 32) {
+      this.routes.add({ destination: address.address, prefixLength: address.prefixLength, interfaceIndex: iface.index }, 'connected');
+    }
+    // RFC 5227 §2.3: announce the address (also refreshes neighbours' stale caches).
+    if (iface.linkUp) this.arpLayer.announce(iface, address.address);
+    this.emit('event', { type: 'address-added', interfaceIndex: iface.index, address: formatIpv4(address.address), prefixLength: address.prefixLength } satisfies StackEvent);
+  }
+
+  private addressRemoved(iface: NetInterface, address: InterfaceAddress): void {
+    const stillCovered = iface.addresses.some((a) => a.prefixLength === address.prefixLength && ((a.address ^ address.address) >>> (32 - address.prefixLength)) === 0);
+    if (!stillCovered && address.prefixLength < 32) {
+      this.routes.remove({ destination: address.address, prefixLength: address.prefixLength, interfaceIndex: iface.index });
+    }
+    this.emit('event', { type: 'address-removed', interfaceIndex: iface.index, address: formatIpv4(address.address), prefixLength: address.prefixLength } satisfies StackEvent);
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.interfaceList.map((i) => i.nic.start()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.interfaceList.map((i) => i.nic.stop()));
+  }
+
+  // ------------------------------------------------------------------ transports and sockets
+
+  /** Add a transport (TCP). It receives datagrams of its protocol and ICMP errors about them. */
+  registerTransport(transport: TransportProtocol): void {
+    this.ipv4.register(transport);
+  }
+
+  createUdpSocket(options?: UdpSocketOptions): UdpSocket {
+    return new UdpSocket(this.socketHost, options);
+  }
+
+  /** Let a transport list its sockets in tables()/formatTables() (netstat). */
+  registerSocketTable(name: string, rows: () => SocketRow[]): void {
+    this.socketTables.set(name, rows);
+  }
+
+  // ------------------------------------------------------------------ ICMP
+
+  /** Echo request/reply with RTT. Rejects with ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EMSGSIZE. */
+  ping(address: string | Ipv4Address, options?: PingOptions): Promise<PingResult> {
+    let destination: Ipv4Address;
+    try {
+      destination = toAddress(address);
+    } catch {
+      return Promise.reject(systemError('ENOTFOUND', 'ping', String(address)));
+    }
+    return this.icmp.ping(destination, options);
+  }
+
+  // ------------------------------------------------------------------ observability
+
+  counters(): StackCountersSnapshot {
+    const c = this.counterSet;
+    return { ethernet: c.ethernet.snapshot(), arp: c.arp.snapshot(), ipv4: c.ipv4.snapshot(), icmp: c.icmp.snapshot(), udp: c.udp.snapshot() };
+  }
+
+  /** Bytes held by IPv4 reassembly right now (bounded by options.ipReassemblyMaxBytes). */
+  get reassemblyBytesHeld(): number {
+    return this.ipv4.reassembler.bytesHeld;
+  }
+
+  tables(): StackTables {
+    const interfaces: InterfaceRow[] = this.interfaceList.map((i) => {
+      const stats = i.nic.stats();
+      return {
+        index: i.index,
+        name: i.name,
+        mac: formatMac(i.mac),
+        mtu: i.mtu,
+        linkUp: i.linkUp,
+        addresses: i.addresses.map((a) => `${formatIpv4(a.address)}/${a.prefixLength}`),
+        rxFrames: stats.rxFrames,
+        txFrames: stats.txFrames,
+        nicDrops: { ...stats.drops },
+      };
+    });
+    const sockets: SocketRow[] = [];
+    for (const rows of this.socketTables.values()) sockets.push(...rows());
+    return { interfaces, arp: this.arpLayer.entries(), routes: this.routes.rows(), sockets };
+  }
+
+  formatTables(): string {
+    return formatTables(this.tables());
+  }
+}
+
+export type { NetInterface, InterfaceAddress } from './link/ethernet.js';
+export type { UdpSocket, UdpSocketOptions, RemoteInfo, AddressInfo } from './socket/dgram.js';
+export type { PingOptions, PingResult } from './ip/icmp.js';
+export type { StackOptions } from './options.js';
+export type { SocketRow, StackTables } from './stack/tables.js';
+export type { Route, RouteInput } from './ip/routes.js';
+export type { ArpEntryRow } from './link/arp.js';

@@ -1,0 +1,84 @@
+import type { ArpEntryRow } from '../link/arp.js';
+import type { RouteRow } from '../ip/routes.js';
+
+/**
+ * What `stack.tables()` returns and `stack.formatTables()` prints: interfaces, the neighbour
+ * cache, routes and sockets. Transports add their sockets through `stack.registerSocketTable`.
+ */
+export interface SocketRow {
+  /** 'udp', 'tcp', … */
+  readonly protocol: string;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  /** TCP state, or e.g. 'bound' for UDP. */
+  readonly state?: string;
+  readonly receiveQueue?: number;
+  readonly sendQueue?: number;
+  /** Interface the socket is pinned to, if any. */
+  readonly interface?: string;
+}
+
+export interface InterfaceRow {
+  readonly index: number;
+  readonly name: string;
+  readonly mac: string;
+  readonly mtu: number;
+  readonly linkUp: boolean;
+  readonly addresses: readonly string[];
+  readonly rxFrames: number;
+  readonly txFrames: number;
+  readonly nicDrops: Readonly<Record<string, number>>;
+}
+
+export interface StackTables {
+  readonly interfaces: readonly InterfaceRow[];
+  readonly arp: readonly ArpEntryRow[];
+  readonly routes: readonly RouteRow[];
+  readonly sockets: readonly SocketRow[];
+}
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/** Text like `ip addr`, `arp -a`, `route -n` and `netstat -an`. */
+export function formatTables(t: StackTables): string {
+  const name = (index: number) => t.interfaces.find((i) => i.index === index)?.name ?? (index === 0 ? 'lo' : `#${index}`);
+  const parts = [
+    'Interfaces',
+    table(
+      ['Idx', 'Name', 'MAC', 'MTU', 'Link', 'Addresses', 'RX', 'TX'],
+      t.interfaces.map((i) => [String(i.index), i.name, i.mac, String(i.mtu), i.linkUp ? 'up' : 'down', i.addresses.join(' ') || '-', String(i.rxFrames), String(i.txFrames)]),
+    ),
+    '',
+    'ARP cache',
+    table(
+      ['Address', 'HWaddress', 'State', 'Iface', 'Expires', 'Queued'],
+      t.arp.map((e) => [e.address, e.mac ?? '(incomplete)', e.state, e.interfaceName, e.expiresInMs === undefined ? '-' : `${Math.round(e.expiresInMs / 1000)}s`, String(e.queued)]),
+    ),
+    '',
+    'Routes',
+    table(
+      ['Destination', 'Gateway', 'Iface', 'Metric', 'Origin'],
+      t.routes.map((r) => [`${r.destination}/${r.prefixLength}`, r.gateway ?? 'on-link', name(r.interfaceIndex), String(r.metric), r.origin]),
+    ),
+    '',
+    'Sockets',
+    table(
+      ['Proto', 'Local Address', 'Foreign Address', 'State', 'Recv-Q', 'Send-Q'],
+      t.sockets.map((s) => [
+        s.protocol,
+        `${s.localAddress}:${s.localPort}`,
+        s.remoteAddress === undefined ? '*:*' : `${s.remoteAddress}:${s.remotePort ?? '*'}`,
+        s.state ?? '',
+        String(s.receiveQueue ?? 0),
+        String(s.sendQueue ?? 0),
+      ]),
+    ),
+  ];
+  return parts.join('\n') + '\n';
+}
