@@ -1,0 +1,1672 @@
+import type { Ipv4Address } from '../wire/address.js';
+import type { Clock } from '../time/clock.js';
+import type { IpSendResult } from '../ip/types.js';
+import { TcpFlag, TcpRepr, TCP_MAX_WINDOW_SCALE, maxSackBlocks, type SackBlock, type TcpTimestamp } from '../wire/tcp.js';
+import { ByteQueue } from './byte-queue.js';
+import { initialWindow, type CongestionControl } from './congestion.js';
+import type { TcpOptions } from './options.js';
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
+import { ConnectionTimer } from './timer.js';
+import type { TcpStats } from './stats.js';
+
+/** RFC 9293 §3.3.2. */
+export type TcpState =
+  | 'CLOSED'
+  | 'LISTEN'
+  | 'SYN-SENT'
+  | 'SYN-RECEIVED'
+  | 'ESTABLISHED'
+  | 'FIN-WAIT-1'
+  | 'FIN-WAIT-2'
+  | 'CLOSE-WAIT'
+  | 'CLOSING'
+  | 'LAST-ACK'
+  | 'TIME-WAIT';
+
+/** How a connection can end badly; Node's codes, passed straight to the socket API. */
+export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'ECONNABORTED' | 'EPIPE';
+
+/** Upcalls to the socket layer. Dispatched after a segment or timer has been fully processed. */
+export interface TcpConnectionEvents {
+  /** The three-way handshake completed (active or simultaneous open). */
+  onConnect?(): void;
+  /** In-order data (or the end of the stream) is ready for `read()`. */
+  onReadable?(): void;
+  /** Send-buffer space was freed. */
+  onWritable?(): void;
+  /** The connection failed; no more events follow. */
+  onError?(code: TcpErrorCode): void;
+  /** The connection reached CLOSED or TIME-WAIT without error. */
+  onClosed?(): void;
+}
+
+/** What a connection needs from its Tcp: sending, timekeeping, bookkeeping. */
+export interface ConnectionHost {
+  readonly clock: Clock;
+  readonly options: TcpOptions;
+  readonly stats: TcpStats;
+  send(connection: TcpConnection, segment: Uint8Array): IpSendResult;
+  /** SYN-RECEIVED → ESTABLISHED on a passive open: false if the accept queue is full (drop the ACK). */
+  canEstablish(connection: TcpConnection): boolean;
+  established(connection: TcpConnection): void;
+  /** The connection is gone (CLOSED); remove it from the tables. */
+  released(connection: TcpConnection): void;
+}
+
+export interface ConnectionId {
+  readonly localAddress: Ipv4Address;
+  readonly localPort: number;
+  readonly remoteAddress: Ipv4Address;
+  readonly remotePort: number;
+}
+
+/** Per-connection parameters decided at creation (route MSS, buffers). */
+export interface ConnectionSetup extends ConnectionId {
+  /** Our MSS: min(options.maxSegmentSize, route MTU − 40). */
+  readonly localMss: number;
+  readonly iss: number;
+  /** Random offset for our timestamp clock (RFC 7323 §5.4). */
+  readonly timestampOffset: number;
+}
+
+interface OutOfOrderSegment {
+  seq: number;
+  data: Uint8Array;
+}
+
+/** The SYN's negotiated options, as carried by a SYN or recovered from a SYN cookie. */
+export interface PeerSynOptions {
+  readonly maxSegmentSize?: number;
+  readonly windowScale?: number;
+  readonly sackPermitted?: boolean;
+  readonly timestamp?: TcpTimestamp;
+}
+
+const TIMESTAMP_OPTION_LENGTH = 12;
+
+/**
+ * One TCP connection: the transmission control block and the RFC 9293 state machine, with
+ * RFC 6298 retransmission, RFC 5681/6582 congestion control, RFC 2018/6675 SACK, RFC 7323 window
+ * scaling/timestamps/PAWS, RFC 5961 hardening and RFC 1122 delayed ACK, Nagle, keepalive.
+ *
+ * Synchronous and clock-driven: `receive` (a segment), the API calls and the timers run to
+ * completion, send what they must through the host, then dispatch upcalls.
+ */
+export class TcpConnection implements ConnectionId {
+  readonly localAddress: Ipv4Address;
+  readonly localPort: number;
+  readonly remoteAddress: Ipv4Address;
+  readonly remotePort: number;
+  readonly key: string;
+
+  state: TcpState = 'CLOSED';
+  events: TcpConnectionEvents = {};
+  /** Set when the connection belongs to a listener until accept. */
+  passive = false;
+  /** The application let go (close/destroy): nobody will read; see RFC 1122 §4.2.2.13. */
+  orphaned = false;
+  error: TcpErrorCode | undefined;
+
+  // --- Send sequence space (RFC 9293 §3.3.1) ---
+  readonly iss: number;
+  sndUna: number;
+  sndNxt: number;
+  /** Highest sequence number sent + 1 (sndNxt can fall back to sndUna after an RTO). */
+  sndMax: number;
+  /** Send window in bytes (scaled). */
+  sndWnd = 0;
+  sndWl1 = 0;
+  sndWl2 = 0;
+  /** Largest window the peer ever offered (RFC 9293 §3.8.6.2.1, RFC 5961 §5.2 MAX.SND.WND). */
+  maxSndWnd = 0;
+  private readonly sendBuffer = new ByteQueue();
+  /** Sequence number of sendBuffer's first byte. */
+  private sendStart: number;
+  /** The application asked for FIN after the queued data. */
+  private finQueued = false;
+
+  // --- Receive sequence space ---
+  irs = 0;
+  rcvNxt = 0;
+  /** Right edge of the window we last advertised: never moves left (RFC 9293 §3.8.6.2.2). */
+  private rcvAdv = 0;
+  private readonly receiveQueue = new ByteQueue();
+  private outOfOrder: OutOfOrderSegment[] = [];
+  /** Sequence numbers of recently received out-of-order segments, newest first (RFC 2018 §4). */
+  private recentSacks: number[] = [];
+  /** Sequence number of a FIN seen out of order. */
+  private pendingFin: number | undefined;
+  /** The peer's FIN has been consumed in sequence. */
+  finReceived = false;
+
+  // --- Options (negotiated on the SYN exchange) ---
+  readonly localMss: number;
+  /** MSS the peer can receive (its option, or 536), clamped to our route. */
+  peerMss: number;
+  /** Payload bytes per full segment: min(peerMss, localMss) − timestamp option. */
+  sendMss: number;
+  sndScale = 0;
+  rcvScale = 0;
+  timestampsEnabled = false;
+  sackEnabled = false;
+  private readonly timestampOffset: number;
+  private tsRecent = 0;
+  private tsRecentSet = false;
+  private lastAckSent = 0;
+  /** Options we put on our SYN (active open) or will answer with (passive). */
+  private offerWindowScale: boolean;
+  private offerTimestamps: boolean;
+  private offerSack: boolean;
+
+  // --- RTT and retransmission (RFC 6298) ---
+  srtt: number | undefined;
+  rttvar = 0;
+  rto: number;
+  /** Retransmissions of the current oldest segment (exponential backoff count). */
+  retransmits = 0;
+  private rttSeq: number | undefined;
+  private rttStart = 0;
+
+  // --- Congestion control and loss recovery ---
+  cc!: CongestionControl;
+  private duplicateAcks = 0;
+  inRecovery = false;
+  /** RFC 6582 "recover" / RFC 6675 RecoveryPoint. */
+  private recover: number;
+  /** RFC 6675 HighRxt. */
+  private highRxt = 0;
+  /** SACKed ranges above sndUna, sorted and disjoint (RFC 6675 scoreboard). */
+  scoreboard: { left: number; right: number }[] = [];
+  private lastSendTime = 0;
+
+  // --- ACK generation ---
+  private segmentsSinceAck = 0;
+  private ackNow = false;
+
+  // --- Timers ---
+  private readonly retransmitTimer: ConnectionTimer;
+  private readonly persistTimer: ConnectionTimer;
+  private readonly delayedAckTimer: ConnectionTimer;
+  private readonly keepAliveTimer: ConnectionTimer;
+  /** TIME-WAIT 2·MSL, or the orphaned FIN-WAIT-2 limit. */
+  private readonly closeTimer: ConnectionTimer;
+  private persistBackoff = 0;
+  private unansweredProbes = 0;
+
+  // --- Per-socket settings ---
+  noDelay = false;
+  keepAlive = false;
+  keepAliveIdle: number;
+  private keepAliveProbesSent = 0;
+  private lastReceiveTime = 0;
+  /** Challenge ACKs sent in the current one-second window (RFC 5961 §7). */
+  private challengeAcks = 0;
+  private challengeWindowStart = -Infinity;
+  /** A soft error (ICMP host unreachable) reported if the connection later times out (RFC 1122 §4.2.3.9). */
+  private softError: TcpErrorCode | undefined;
+
+  // --- Deferred upcalls ---
+  private pendingConnect = false;
+  private pendingReadable = false;
+  private pendingWritable = false;
+  private pendingError: TcpErrorCode | undefined;
+  private pendingClosed = false;
+  private dispatching = 0;
+
+  bytesSent = 0;
+  bytesReceived = 0;
+
+  constructor(
+    private readonly host: ConnectionHost,
+    setup: ConnectionSetup,
+  ) {
+    const o = host.options;
+    this.localAddress = setup.localAddress;
+    this.localPort = setup.localPort;
+    this.remoteAddress = setup.remoteAddress;
+    this.remotePort = setup.remotePort;
+    this.key = connectionKey(setup.localAddress, setup.localPort, setup.remoteAddress, setup.remotePort);
+    this.iss = setup.iss >>> 0;
+    this.sndUna = this.iss;
+    this.sndNxt = this.iss;
+    this.sndMax = this.iss;
+    this.sendStart = seqAdd(this.iss, 1);
+    this.recover = this.iss;
+    this.localMss = setup.localMss;
+    this.peerMss = Math.min(o.defaultPeerMss, setup.localMss);
+    this.sendMss = this.peerMss;
+    this.timestampOffset = setup.timestampOffset >>> 0;
+    this.rto = o.initialRto;
+    this.keepAliveIdle = o.keepAliveIdle;
+    this.offerWindowScale = o.windowScaling;
+    this.offerTimestamps = o.timestamps;
+    this.offerSack = o.sack;
+    const clock = host.clock;
+    this.retransmitTimer = new ConnectionTimer(clock, () => this.run(() => this.onRetransmitTimeout()));
+    this.persistTimer = new ConnectionTimer(clock, () => this.run(() => this.onPersistTimeout()));
+    this.delayedAckTimer = new ConnectionTimer(clock, () => this.run(() => this.sendAck()));
+    this.keepAliveTimer = new ConnectionTimer(clock, () => this.run(() => this.onKeepAliveTimeout()));
+    this.closeTimer = new ConnectionTimer(clock, () => this.run(() => this.onCloseTimeout()));
+    this.lastReceiveTime = clock.now();
+    this.cc = o.congestionControl(this.sendMss, initialWindow(this.sendMss, o.initialWindowSegments));
+  }
+
+  // ===================================================================================
+  // Opening
+  // ===================================================================================
+
+  /** Active open (RFC 9293 §3.10.1): send SYN, enter SYN-SENT. */
+  open(): void {
+    this.run(() => {
+      this.state = 'SYN-SENT';
+      this.sendSyn();
+    });
+  }
+
+  /** Passive open from a listener's SYN (RFC 9293 §3.10.7.2): enter SYN-RECEIVED, answer SYN-ACK. */
+  acceptSyn(syn: TcpRepr): void {
+    this.run(() => {
+      this.passive = true;
+      this.applyPeerSynOptions(syn, syn.window);
+      this.irs = syn.sequence;
+      this.rcvNxt = seqAdd(syn.sequence, 1);
+      this.state = 'SYN-RECEIVED';
+      this.sendSyn();
+    });
+  }
+
+  /**
+   * A connection rebuilt from a valid SYN cookie: the handshake is complete already
+   * (RFC 4987 §3.6). `options` are what the cookie could carry.
+   */
+  acceptCookie(ack: TcpRepr, options: PeerSynOptions): void {
+    this.run(() => {
+      this.passive = true;
+      this.offerWindowScale = this.offerWindowScale && options.windowScale !== undefined;
+      this.offerSack = this.offerSack && options.sackPermitted === true;
+      this.offerTimestamps = this.offerTimestamps && options.timestamp !== undefined;
+      this.irs = seqAdd(ack.sequence, -1);
+      this.rcvNxt = ack.sequence;
+      this.applyPeerSynOptions(options, 0);
+      this.sndUna = this.sndNxt = this.sndMax = seqAdd(this.iss, 1);
+      this.rcvAdv = seqAdd(this.rcvNxt, this.receiveBufferFree());
+      this.state = 'ESTABLISHED';
+      this.sndWnd = ack.window << this.sndScale;
+      this.maxSndWnd = this.sndWnd;
+      this.sndWl1 = ack.sequence;
+      this.sndWl2 = ack.acknowledgment;
+      this.restartKeepAlive();
+    });
+  }
+
+  private applyPeerSynOptions(syn: PeerSynOptions, window: number): void {
+    const o = this.host.options;
+    this.peerMss = Math.min(syn.maxSegmentSize ?? o.defaultPeerMss, this.localMss);
+    if (this.peerMss < 1) this.peerMss = 1;
+    this.timestampsEnabled = this.offerTimestamps && syn.timestamp !== undefined;
+    if (this.timestampsEnabled && syn.timestamp) {
+      this.tsRecent = syn.timestamp.value;
+      this.tsRecentSet = true;
+    }
+    this.sackEnabled = this.offerSack && syn.sackPermitted === true;
+    this.wsAgreed = this.offerWindowScale && syn.windowScale !== undefined;
+    if (this.wsAgreed) {
+      this.sndScale = Math.min(syn.windowScale!, TCP_MAX_WINDOW_SCALE);
+      this.rcvScale = windowScaleFor(o.receiveBufferSize);
+    } else {
+      this.sndScale = 0;
+      this.rcvScale = 0;
+    }
+    // RFC 7323 §2.2: the window field of a SYN is never scaled.
+    this.sndWnd = window;
+    this.maxSndWnd = window;
+    this.sendMss = Math.max(1, this.peerMss - (this.timestampsEnabled ? TIMESTAMP_OPTION_LENGTH : 0));
+    this.cc = o.congestionControl(this.sendMss, initialWindow(this.sendMss, o.initialWindowSegments));
+  }
+
+  // ===================================================================================
+  // Application calls
+  // ===================================================================================
+
+  /** Queue bytes for sending; returns how many fit in the send buffer (RFC 9293 §3.10.2 SEND). */
+  write(data: Uint8Array): number | TcpErrorCode {
+    if (this.error) return this.error;
+    if (this.finQueued || !canQueueData(this.state)) return 'EPIPE';
+    const room = this.host.options.sendBufferSize - this.sendBuffer.length;
+    const n = Math.min(room, data.length);
+    if (n <= 0) return 0;
+    this.sendBuffer.push(n === data.length ? data : data.subarray(0, n));
+    this.run(() => this.output());
+    return n;
+  }
+
+  /** Free space in the send buffer. */
+  get writableSpace(): number {
+    return this.host.options.sendBufferSize - this.sendBuffer.length;
+  }
+
+  /** Bytes queued for sending and not yet acknowledged. */
+  get sendQueueLength(): number {
+    return this.sendBuffer.length;
+  }
+
+  /** Bytes received in order and not yet read by the application. */
+  get readableLength(): number {
+    return this.receiveQueue.length;
+  }
+
+  /** The peer's FIN has been received and every byte before it read. */
+  get endOfStream(): boolean {
+    return this.finReceived && this.receiveQueue.length === 0;
+  }
+
+  /** Take up to `max` received bytes (RFC 9293 §3.10.3 RECEIVE); may open the window. */
+  read(max = Infinity): Uint8Array {
+    const data = this.receiveQueue.take(max);
+    if (data.length > 0) this.run(() => this.maybeSendWindowUpdate());
+    return data;
+  }
+
+  /** Half-close (RFC 9293 §3.10.4 CLOSE): FIN after the queued data; receiving continues. */
+  shutdown(): void {
+    this.run(() => {
+      if (this.finQueued) return;
+      switch (this.state) {
+        case 'SYN-SENT':
+        case 'SYN-RECEIVED':
+        case 'ESTABLISHED':
+          this.finQueued = true;
+          if (this.state === 'ESTABLISHED') this.state = 'FIN-WAIT-1';
+          break;
+        case 'CLOSE-WAIT':
+          this.finQueued = true;
+          this.state = 'LAST-ACK';
+          break;
+        default:
+          return;
+      }
+      this.output();
+    });
+  }
+
+  /**
+   * The application is done with the connection (close(2)). RFC 1122 §4.2.2.13: unread data (now
+   * or later) means RST; otherwise FIN and the connection finishes on its own.
+   */
+  close(): void {
+    this.run(() => {
+      if (this.orphaned) return;
+      this.orphaned = true;
+      this.events = {};
+      if (this.state === 'CLOSED' || this.state === 'TIME-WAIT') return;
+      if (this.state === 'SYN-SENT') {
+        this.release();
+        return;
+      }
+      if (this.receiveQueue.length > 0) {
+        this.abort();
+        return;
+      }
+      this.shutdownNoRun();
+      if (this.state === 'FIN-WAIT-2') this.closeTimer.arm(this.host.options.finWait2Timeout);
+    });
+  }
+
+  private shutdownNoRun(): void {
+    if (this.finQueued) return;
+    if (this.state === 'ESTABLISHED' || this.state === 'SYN-RECEIVED') {
+      this.finQueued = true;
+      if (this.state === 'ESTABLISHED') this.state = 'FIN-WAIT-1';
+    } else if (this.state === 'CLOSE-WAIT') {
+      this.finQueued = true;
+      this.state = 'LAST-ACK';
+    }
+    this.output();
+  }
+
+  /** ABORT (RFC 9293 §3.10.5): RST in synchronized states, then CLOSED. */
+  abort(): void {
+    this.run(() => {
+      if (this.state === 'CLOSED') return;
+      if (isSynchronized(this.state) || this.state === 'SYN-RECEIVED') this.sendReset(this.sndNxt);
+      this.release();
+    });
+  }
+
+  /** Drop the connection without a segment or upcall (TIME-WAIT reused by a new SYN). */
+  abortQuietly(): void {
+    this.events = {};
+    this.release();
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    this.noDelay = noDelay;
+    if (noDelay) this.run(() => this.output());
+  }
+
+  setKeepAlive(enable: boolean, idleMs?: number): void {
+    this.keepAlive = enable;
+    if (idleMs !== undefined && idleMs > 0) this.keepAliveIdle = idleMs;
+    this.restartKeepAlive();
+  }
+
+  // ===================================================================================
+  // Segment arrival (RFC 9293 §3.10.7)
+  // ===================================================================================
+
+  receive(seg: TcpRepr): void {
+    this.run(() => {
+      this.host.stats.segmentsReceived++;
+      if (this.state === 'SYN-SENT') this.receiveInSynSent(seg);
+      else if (this.state !== 'CLOSED' && this.state !== 'LISTEN') this.receiveSynchronized(seg);
+    });
+  }
+
+  /** RFC 9293 §3.10.7.3. */
+  private receiveInSynSent(seg: TcpRepr): void {
+    const flags = seg.flags;
+    const hasAck = (flags & TcpFlag.ACK) !== 0;
+    if (hasAck && (seqLe(seg.acknowledgment, this.iss) || seqGt(seg.acknowledgment, this.sndMax))) {
+      if (!(flags & TcpFlag.RST)) this.sendResetFor(seg.acknowledgment);
+      return;
+    }
+    if (flags & TcpFlag.RST) {
+      // RFC 5961 §3.2 for SYN-SENT: only an RST acknowledging our SYN is believed.
+      if (hasAck) this.fail('ECONNREFUSED');
+      return;
+    }
+    if (!(flags & TcpFlag.SYN)) return;
+    this.applyPeerSynOptions(seg, seg.window);
+    this.irs = seg.sequence;
+    this.rcvNxt = seqAdd(seg.sequence, 1);
+    // Our SYN's window (never scaled) now starts at RCV.NXT.
+    this.rcvAdv = seqAdd(this.rcvNxt, Math.min(0xffff, this.receiveBufferFree()));
+    this.lastReceiveTime = this.host.clock.now();
+    if (hasAck) {
+      this.ackSyn(seg.acknowledgment, seg.timestamp);
+      this.sndWl1 = seg.sequence;
+      this.sndWl2 = seg.acknowledgment;
+      this.state = 'ESTABLISHED';
+      this.pendingConnect = true;
+      this.restartKeepAlive();
+      if (this.finQueued) this.state = 'FIN-WAIT-1';
+      this.ackNow = true;
+      if (seg.payload.length > 0 || flags & TcpFlag.FIN) {
+        this.processText({ ...seg, sequence: this.rcvNxt, flags: flags & ~TcpFlag.SYN });
+      }
+      this.output();
+      this.flushAck();
+    } else {
+      // Simultaneous open (RFC 9293 §3.10.7.3 fourth, Figure 8): SYN-RECEIVED, SYN-ACK.
+      this.state = 'SYN-RECEIVED';
+      this.sndNxt = this.iss;
+      this.sendSyn();
+    }
+  }
+
+  /** Our SYN was acknowledged: the SYN leaves the retransmission queue, the first RTT sample is taken. */
+  private ackSyn(ack: number, timestamp: TcpTimestamp | undefined): void {
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    this.retransmitTimer.cancel();
+    if (this.retransmits === 0) {
+      if (this.timestampsEnabled && timestamp && timestamp.echo !== 0) this.sampleRtt(this.timestampNow() - timestamp.echo);
+      else if (this.rttSeq !== undefined) this.sampleRtt(this.host.clock.now() - this.rttStart);
+    } else {
+      // RFC 6298 §5.7: after a SYN was retransmitted, RTO must be re-initialized to 3 s when data starts.
+      this.rto = Math.max(this.rto, 3000);
+    }
+    this.rttSeq = undefined;
+    this.retransmits = 0;
+  }
+
+  /** RFC 9293 §3.10.7.4, states SYN-RECEIVED through TIME-WAIT. */
+  private receiveSynchronized(seg: TcpRepr): void {
+    const flags = seg.flags;
+    const now = this.host.clock.now();
+
+    // SYN-RECEIVED: a retransmitted SYN gets our SYN-ACK again; the peer's SYN-ACK in a
+    // simultaneous open completes the handshake (RFC 9293 Figure 8, line 5).
+    if (this.state === 'SYN-RECEIVED' && flags & TcpFlag.SYN && !(flags & TcpFlag.RST) && seg.sequence === this.irs) {
+      if (flags & TcpFlag.ACK && seqGt(seg.acknowledgment, this.sndUna) && seqLe(seg.acknowledgment, this.sndMax)) {
+        if (seg.timestamp && this.timestampsEnabled) this.tsRecent = seg.timestamp.value;
+        this.establishFromSynReceived(seg);
+        this.ackNow = true;
+        this.output();
+        this.flushAck();
+      } else if (!(flags & TcpFlag.ACK)) {
+        this.host.stats.retransmittedSegments++;
+        this.sendSynSegment();
+      }
+      return;
+    }
+
+    // RFC 7323 §3.2: once timestamps are on, a non-RST segment without one SHOULD be dropped.
+    if (this.timestampsEnabled && !seg.timestamp && !(flags & TcpFlag.RST)) {
+      this.host.stats.dropped.noTimestamp++;
+      return;
+    }
+    // RFC 7323 §5.3 PAWS: an older timestamp than TS.Recent marks an old duplicate.
+    if (this.timestampsEnabled && seg.timestamp && this.tsRecentSet && !(flags & TcpFlag.RST) && seqLt(seg.timestamp.value, this.tsRecent)) {
+      this.host.stats.dropped.paws++;
+      this.sendAckRateLimited();
+      return;
+    }
+
+    // First: sequence number acceptable? (RFC 9293 §3.10.7.4, the four cases)
+    const segLen = seg.payload.length + (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0);
+    const rcvWnd = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
+    if (!this.acceptable(seg.sequence, segLen, rcvWnd)) {
+      this.host.stats.dropped.outOfWindow++;
+      if (!(flags & TcpFlag.RST)) {
+        if (this.state === 'TIME-WAIT' && flags & TcpFlag.FIN) this.closeTimer.arm(2 * this.host.options.msl);
+        this.sendAck();
+      }
+      return;
+    }
+
+    // Second: RST (RFC 5961 §3.2: exact match resets, in-window gets a challenge ACK).
+    if (flags & TcpFlag.RST) {
+      if (seg.sequence !== this.rcvNxt) {
+        this.host.stats.challengeAcks++;
+        this.sendAckRateLimited();
+        return;
+      }
+      this.receiveReset();
+      return;
+    }
+
+    // Timestamps: RFC 7323 §4.3 TS.Recent update, on segments that cover Last.ACK.sent.
+    if (this.timestampsEnabled && seg.timestamp && seqLe(seg.sequence, this.lastAckSent) && seqGe(seg.timestamp.value, this.tsRecent)) {
+      this.tsRecent = seg.timestamp.value;
+      this.tsRecentSet = true;
+    }
+
+    // Fourth: SYN in a synchronized state → challenge ACK (RFC 5961 §4.2, RFC 9293 §3.10.7.4).
+    if (flags & TcpFlag.SYN) {
+      this.host.stats.challengeAcks++;
+      this.sendAckRateLimited();
+      return;
+    }
+
+    // Fifth: ACK.
+    if (!(flags & TcpFlag.ACK)) return;
+    this.lastReceiveTime = now;
+    this.keepAliveProbesSent = 0;
+
+    if (this.state === 'SYN-RECEIVED') {
+      if (seqGt(seg.acknowledgment, this.sndUna) && seqLe(seg.acknowledgment, this.sndMax)) {
+        if (!this.establishFromSynReceived(seg)) return;
+      } else {
+        this.sendResetFor(seg.acknowledgment);
+        return;
+      }
+    }
+
+    if (!this.processAck(seg)) return;
+    if (this.state === 'CLOSED') return;
+
+    // Seventh and eighth: data and FIN.
+    this.processText(seg);
+    this.output();
+    this.flushAck();
+  }
+
+  /** RFC 9293 §3.10.7.4: the segment-acceptability test. */
+  private acceptable(seq: number, segLen: number, rcvWnd: number): boolean {
+    if (segLen === 0) {
+      if (rcvWnd === 0) return seq === this.rcvNxt;
+      return seqLe(this.rcvNxt, seq) && seqLt(seq, seqAdd(this.rcvNxt, rcvWnd));
+    }
+    if (rcvWnd === 0) return false;
+    const end = seqAdd(seq, segLen - 1);
+    const windowEnd = seqAdd(this.rcvNxt, rcvWnd);
+    return (seqLe(this.rcvNxt, seq) && seqLt(seq, windowEnd)) || (seqLe(this.rcvNxt, end) && seqLt(end, windowEnd));
+  }
+
+  private establishFromSynReceived(seg: TcpRepr): boolean {
+    if (this.passive && !this.host.canEstablish(this)) {
+      this.host.stats.dropped.acceptQueueFull++;
+      return false;
+    }
+    this.ackSyn(seg.acknowledgment, seg.timestamp);
+    this.state = this.finQueued ? 'FIN-WAIT-1' : 'ESTABLISHED';
+    this.sndWnd = seg.window << this.sndScale;
+    this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
+    this.sndWl1 = seg.sequence;
+    this.sndWl2 = seg.acknowledgment;
+    this.restartKeepAlive();
+    if (this.passive) this.host.established(this);
+    else this.pendingConnect = true;
+    return true;
+  }
+
+  private receiveReset(): void {
+    this.host.stats.resetsReceived++;
+    switch (this.state) {
+      case 'SYN-RECEIVED':
+        // RFC 9293 §3.10.7.4: passive → back to LISTEN (forget it); active → refused.
+        if (this.passive) this.release();
+        else this.fail('ECONNREFUSED');
+        return;
+      case 'ESTABLISHED':
+      case 'FIN-WAIT-1':
+      case 'FIN-WAIT-2':
+      case 'CLOSE-WAIT':
+        this.fail('ECONNRESET');
+        return;
+      case 'TIME-WAIT':
+        // RFC 1337: ignore RST in TIME-WAIT (TIME-WAIT assassination hazards).
+        return;
+      default:
+        this.release();
+    }
+  }
+
+  /** Fifth step for synchronized states. Returns false when the segment must be dropped. */
+  private processAck(seg: TcpRepr): boolean {
+    const ack = seg.acknowledgment;
+    // RFC 5961 §5.2: acceptable if SND.UNA − MAX.SND.WND ≤ SEG.ACK ≤ SND.NXT (SND.MAX here, which
+    // covers data sent before an RTO pulled SND.NXT back).
+    if (seqGt(ack, this.sndMax)) {
+      this.host.stats.dropped.ackUnsent++;
+      this.sendAckRateLimited();
+      return false;
+    }
+    if (seqLt(ack, seqAdd(this.sndUna, -Math.max(this.maxSndWnd, 1)))) {
+      this.host.stats.dropped.ackTooOld++;
+      this.sendAckRateLimited();
+      return false;
+    }
+
+    const window = seg.window << this.sndScale;
+    if (seg.sackBlocks && this.sackEnabled) this.updateScoreboard(seg.sackBlocks);
+
+    if (seqGt(ack, this.sndUna)) {
+      this.newAck(seg, ack);
+    } else if (ack === this.sndUna) {
+      // RFC 5681 §2 duplicate ACK: no data, no SYN/FIN, same window, data outstanding.
+      const isDuplicate =
+        seg.payload.length === 0 && !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) && window === this.sndWnd && this.sndMax !== this.sndUna;
+      if (isDuplicate) this.duplicateAck();
+    }
+
+    // RFC 9293 §3.10.7.4: window update if the segment is newer than the last one used.
+    if (seqLt(this.sndWl1, seg.sequence) || (this.sndWl1 === seg.sequence && seqLe(this.sndWl2, ack))) {
+      const opened = window > this.sndWnd;
+      this.sndWnd = window;
+      this.sndWl1 = seg.sequence;
+      this.sndWl2 = ack;
+      this.maxSndWnd = Math.max(this.maxSndWnd, window);
+      if (window > 0) {
+        if (this.persistTimer.armed) this.persistTimer.cancel();
+        this.persistBackoff = 0;
+      }
+      if (opened) this.unansweredProbes = 0;
+    }
+    this.unansweredProbes = 0;
+
+    // Our FIN acknowledged?
+    const finAcked = this.finSent() && seqGe(this.sndUna, seqAdd(this.finSequence(), 1));
+    switch (this.state) {
+      case 'FIN-WAIT-1':
+        if (finAcked) {
+          this.state = 'FIN-WAIT-2';
+          if (this.orphaned) this.closeTimer.arm(this.host.options.finWait2Timeout);
+        }
+        break;
+      case 'CLOSING':
+        if (finAcked) {
+          this.enterTimeWait();
+          return false;
+        }
+        break;
+      case 'LAST-ACK':
+        if (finAcked) {
+          this.pendingClosed = true;
+          this.release();
+          return false;
+        }
+        break;
+      case 'TIME-WAIT':
+        // A retransmitted FIN: acknowledge it and restart the 2·MSL timeout.
+        if (seg.flags & TcpFlag.FIN) {
+          this.closeTimer.arm(2 * this.host.options.msl);
+          this.sendAck();
+        }
+        return false;
+      default:
+        break;
+    }
+    return true;
+  }
+
+  private newAck(seg: TcpRepr, ack: number): void {
+    const acked = seqDiff(ack, this.sndUna);
+    const flightBefore = seqDiff(this.sndMax, this.sndUna);
+    const dataAcked = Math.max(0, Math.min(seqDiff(ack, this.sendStart), this.sendBuffer.length));
+    if (dataAcked > 0) {
+      this.sendBuffer.drop(dataAcked);
+      this.sendStart = seqAdd(this.sendStart, dataAcked);
+      this.pendingWritable = true;
+      this.bytesSent += dataAcked;
+    }
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    this.host.stats.bytesAcked += dataAcked;
+
+    // RTT sample (RFC 7323 §4.1 timestamps, else RFC 6298 with Karn's rule).
+    if (this.timestampsEnabled && seg.timestamp && seg.timestamp.echo !== 0) {
+      this.sampleRtt(seqDiff(this.timestampNow(), seg.timestamp.echo));
+      this.rttSeq = undefined;
+    } else if (this.rttSeq !== undefined && seqGt(ack, this.rttSeq)) {
+      this.sampleRtt(this.host.clock.now() - this.rttStart);
+      this.rttSeq = undefined;
+    }
+    // RFC 6298 §5.7-ish: new data acknowledged ends the backoff.
+    this.retransmits = 0;
+    this.scoreboard = this.scoreboard.filter((b) => seqGt(b.right, ack));
+    for (const b of this.scoreboard) if (seqLt(b.left, ack)) b.left = ack;
+
+    if (this.inRecovery) {
+      if (seqGe(ack, this.recover)) {
+        // RFC 6582 §3.2 step 3 (full ACK) / RFC 6675 §5 exit: deflate to ssthresh.
+        this.inRecovery = false;
+        const flight = seqDiff(this.sndMax, this.sndUna);
+        this.cc.setCwnd(this.sackEnabled ? this.cc.ssthresh : Math.min(this.cc.ssthresh, Math.max(flight, this.sendMss) + this.sendMss));
+        this.duplicateAcks = 0;
+      } else if (!this.sackEnabled) {
+        // RFC 6582 §3.2 step 4 (partial ACK): retransmit the next hole, deflate by what was acked.
+        this.retransmitAt(this.sndUna);
+        const cwnd = this.cc.cwnd - acked + (acked >= this.sendMss ? this.sendMss : 0);
+        this.cc.setCwnd(cwnd);
+      }
+    } else {
+      this.duplicateAcks = 0;
+      this.cc.onAck(Math.min(acked, flightBefore), this.host.clock.now());
+    }
+
+    // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
+    if (this.sndUna === this.sndMax) this.retransmitTimer.cancel();
+    else this.retransmitTimer.arm(this.rto);
+  }
+
+  private duplicateAck(): void {
+    this.duplicateAcks++;
+    this.host.stats.duplicateAcks++;
+    const threshold = this.host.options.duplicateAckThreshold;
+    if (this.inRecovery) {
+      // RFC 6582 §3.2 step 3: inflate cwnd by one segment per further duplicate.
+      if (!this.sackEnabled) this.cc.setCwnd(this.cc.cwnd + this.sendMss);
+      return;
+    }
+    const lossIndicated = this.duplicateAcks >= threshold || (this.sackEnabled && this.isLost(this.sndUna));
+    if (!lossIndicated) return;
+    // RFC 6582 §3.2 step 2: no new recovery while the ACK is below the previous recovery point
+    // (duplicates caused by our own go-back-N retransmissions after an RTO).
+    if (seqLt(this.sndUna, this.recover)) return;
+    this.enterRecovery();
+  }
+
+  private enterRecovery(): void {
+    const flight = seqDiff(this.sndMax, this.sndUna);
+    this.inRecovery = true;
+    this.recover = this.sndMax;
+    this.cc.onLoss(flight, this.host.clock.now());
+    this.host.stats.fastRetransmits++;
+    this.rttSeq = undefined;
+    if (this.sackEnabled) {
+      // RFC 6675 §5 step 4: cwnd = ssthresh, retransmit the first lost segment, then by pipe.
+      this.highRxt = this.sndUna;
+      this.retransmitAt(this.sndUna);
+      this.highRxt = seqAdd(this.sndUna, this.segmentLengthAt(this.sndUna));
+    } else {
+      // RFC 6582 §3.2 step 2 / RFC 5681 §3.2: retransmit, cwnd = ssthresh + 3·SMSS.
+      this.retransmitAt(this.sndUna);
+      this.cc.setCwnd(this.cc.ssthresh + 3 * this.sendMss);
+    }
+    this.retransmitTimer.arm(this.rto);
+  }
+
+  // --- SACK scoreboard (RFC 6675 §4) ---
+
+  private updateScoreboard(blocks: readonly SackBlock[]): void {
+    for (const block of blocks) {
+      // Ignore blocks below SND.UNA (D-SACK) or beyond what we sent.
+      if (!seqLt(block.left, block.right) || seqLe(block.right, this.sndUna) || seqGt(block.right, this.sndMax)) continue;
+      let left = seqMax(block.left, this.sndUna);
+      let right = block.right;
+      const merged: { left: number; right: number }[] = [];
+      for (const b of this.scoreboard) {
+        if (seqLt(b.right, left) || seqGt(b.left, right)) merged.push(b);
+        else {
+          if (seqLt(b.left, left)) left = b.left;
+          if (seqGt(b.right, right)) right = b.right;
+        }
+      }
+      merged.push({ left, right });
+      merged.sort((a, b) => seqDiff(a.left, b.left));
+      this.scoreboard = merged;
+    }
+  }
+
+  /** RFC 6675 §4 IsLost(SeqNum): DupThresh SACKed segments, or (DupThresh−1)·SMSS SACKed bytes, above it. */
+  private isLost(seq: number): boolean {
+    let bytes = 0;
+    let blocks = 0;
+    for (const b of this.scoreboard) {
+      if (seqLe(b.right, seq)) continue;
+      const left = seqMax(b.left, seqAdd(seq, 1));
+      bytes += seqDiff(b.right, left);
+      blocks += Math.max(1, Math.ceil(seqDiff(b.right, left) / this.sendMss));
+    }
+    const dupThresh = this.host.options.duplicateAckThreshold;
+    return blocks >= dupThresh || bytes > (dupThresh - 1) * this.sendMss;
+  }
+
+  /** RFC 6675 §4 SetPipe: bytes believed in flight, walking the holes of the scoreboard. */
+  pipe(): number {
+    let pipe = 0;
+    let cursor = this.sndUna;
+    const holes: [number, number][] = [];
+    for (const b of this.scoreboard) {
+      if (seqLt(cursor, b.left)) holes.push([cursor, b.left]);
+      cursor = seqMax(cursor, b.right);
+    }
+    if (seqLt(cursor, this.sndMax)) holes.push([cursor, this.sndMax]);
+    for (const [left, right] of holes) {
+      const size = seqDiff(right, left);
+      const retransmitted = seqGt(this.highRxt, left) ? Math.min(size, seqDiff(this.highRxt, left)) : 0;
+      if (this.isLost(left)) pipe += retransmitted;
+      else pipe += size + retransmitted;
+    }
+    return pipe;
+  }
+
+  /** RFC 6675 §4 NextSeg rule 1: the first lost, not yet retransmitted byte, with how much to send. */
+  private nextLostSegment(): [number, number] | undefined {
+    let cursor = this.sndUna;
+    for (const b of this.scoreboard) {
+      if (seqLt(cursor, b.left)) {
+        const start = seqMax(cursor, this.highRxt);
+        if (seqLt(start, b.left) && this.isLost(start)) return [start, Math.min(this.sendMss, seqDiff(b.left, start))];
+      }
+      cursor = seqMax(cursor, b.right);
+    }
+    return undefined;
+  }
+
+  // ===================================================================================
+  // Receiving data (RFC 9293 §3.10.7.4 seventh and eighth)
+  // ===================================================================================
+
+  private processText(seg: TcpRepr): void {
+    const canReceive = this.state === 'ESTABLISHED' || this.state === 'FIN-WAIT-1' || this.state === 'FIN-WAIT-2' || this.state === 'SYN-RECEIVED';
+    let seq = seg.sequence;
+    let data = seg.payload;
+    let fin = (seg.flags & TcpFlag.FIN) !== 0;
+    if (!canReceive) {
+      // CLOSE-WAIT, CLOSING, LAST-ACK: the peer already sent FIN; data or FIN again is a duplicate.
+      if (data.length > 0 || fin) this.ackNow = true;
+      return;
+    }
+    if (data.length > 0 && this.orphaned) {
+      // RFC 1122 §4.2.2.13 / RFC 9293 §3.10.7.4: data for a closed application → RST.
+      this.sendReset(this.sndNxt);
+      this.release();
+      return;
+    }
+    // Trim what lies before RCV.NXT and beyond the window (RFC 9293 §3.10.7.4 first, "trimmed").
+    const before = seqDiff(this.rcvNxt, seq);
+    if (before > 0) {
+      if (before >= data.length) {
+        if (before > data.length || !fin) {
+          if (data.length > 0 || fin) this.ackNow = true;
+          return;
+        }
+        data = data.subarray(data.length);
+      } else data = data.subarray(before);
+      seq = this.rcvNxt;
+    }
+    const windowRight = this.rcvAdv;
+    const room = seqDiff(windowRight, seq);
+    if (data.length > room) {
+      data = data.subarray(0, Math.max(0, room));
+      fin = false;
+    }
+
+    if (seq === this.rcvNxt) {
+      if (data.length > 0) {
+        this.receiveQueue.push(data);
+        this.rcvNxt = seqAdd(this.rcvNxt, data.length);
+        this.bytesReceived += data.length;
+        this.host.stats.bytesReceived += data.length;
+        this.pendingReadable = true;
+        this.segmentsSinceAck++;
+        if (this.outOfOrder.length > 0) {
+          this.drainOutOfOrder();
+          // RFC 5681 §4.2: a segment that fills a gap is acknowledged at once.
+          this.ackNow = true;
+        }
+        if (this.segmentsSinceAck >= this.host.options.ackEverySegments) this.ackNow = true;
+      }
+      if (fin) this.pendingFin = seqAdd(seq, data.length);
+    } else {
+      // Out of order: keep it (bounded), and ACK at once so the sender sees the hole (RFC 5681 §4.2).
+      if (data.length > 0) this.storeOutOfOrder(seq, data);
+      if (fin) this.pendingFin = seqAdd(seq, data.length);
+      this.ackNow = true;
+    }
+
+    if (this.pendingFin !== undefined && this.pendingFin === this.rcvNxt) this.receiveFin();
+    else if (data.length > 0 && !this.ackNow && !this.delayedAckTimer.armed) {
+      // RFC 9293 §3.8.6.3 / RFC 1122 §4.2.3.2: delay the ACK (at most delayedAckTimeout).
+      this.delayedAckTimer.arm(this.host.options.delayedAckTimeout);
+    }
+  }
+
+  private storeOutOfOrder(seq: number, data: Uint8Array): void {
+    const queue = this.outOfOrder;
+    // Drop bytes already held: keep the queue disjoint.
+    let start = seq;
+    let bytes = data;
+    for (const s of queue) {
+      const sEnd = seqAdd(s.seq, s.data.length);
+      if (seqLe(s.seq, start) && seqGe(sEnd, seqAdd(start, bytes.length))) {
+        this.noteSack(seq);
+        return;
+      }
+      if (seqLe(s.seq, start) && seqGt(sEnd, start)) {
+        bytes = bytes.subarray(seqDiff(sEnd, start));
+        start = sEnd;
+      }
+    }
+    if (bytes.length === 0) return;
+    if (queue.length >= this.host.options.maxOutOfOrderSegments) {
+      this.host.stats.dropped.outOfOrderFull++;
+      return;
+    }
+    const entry = { seq: start, data: bytes.slice() };
+    let i = queue.length;
+    while (i > 0 && seqGt(queue[i - 1]!.seq, start)) i--;
+    queue.splice(i, 0, entry);
+    // Trim a following segment that the new one overlaps.
+    const next = queue[i + 1];
+    const end = seqAdd(start, entry.data.length);
+    if (next && seqLt(next.seq, end)) {
+      const overlap = seqDiff(end, next.seq);
+      if (overlap >= next.data.length) queue.splice(i + 1, 1);
+      else {
+        next.data = next.data.subarray(overlap);
+        next.seq = end;
+      }
+    }
+    this.noteSack(start);
+  }
+
+  private noteSack(seq: number): void {
+    this.recentSacks = [seq, ...this.recentSacks.filter((s) => s !== seq)].slice(0, 8);
+  }
+
+  private drainOutOfOrder(): void {
+    const queue = this.outOfOrder;
+    while (queue.length > 0) {
+      const s = queue[0]!;
+      const end = seqAdd(s.seq, s.data.length);
+      if (seqGt(s.seq, this.rcvNxt)) break;
+      queue.shift();
+      if (seqLe(end, this.rcvNxt)) continue;
+      const fresh = s.data.subarray(seqDiff(this.rcvNxt, s.seq));
+      this.receiveQueue.pushOwned(fresh);
+      this.rcvNxt = end;
+      this.bytesReceived += fresh.length;
+      this.host.stats.bytesReceived += fresh.length;
+    }
+  }
+
+  /** Current SACK blocks to report, most recent first (RFC 2018 §4). */
+  sackBlocks(): SackBlock[] {
+    if (!this.sackEnabled || this.outOfOrder.length === 0) return [];
+    const ranges: { left: number; right: number }[] = [];
+    for (const s of this.outOfOrder) {
+      const end = seqAdd(s.seq, s.data.length);
+      const last = ranges[ranges.length - 1];
+      if (last && last.right === s.seq) last.right = end;
+      else ranges.push({ left: s.seq, right: end });
+    }
+    const out: SackBlock[] = [];
+    for (const seq of this.recentSacks) {
+      const r = ranges.find((x) => seqLe(x.left, seq) && seqLt(seq, x.right));
+      if (r && !out.includes(r)) out.push(r);
+    }
+    for (const r of ranges) if (!out.includes(r)) out.push(r);
+    return out;
+  }
+
+  /** Eighth: the FIN, now in sequence. */
+  private receiveFin(): void {
+    this.pendingFin = undefined;
+    this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.finReceived = true;
+    this.pendingReadable = true;
+    this.ackNow = true;
+    switch (this.state) {
+      case 'SYN-RECEIVED':
+      case 'ESTABLISHED':
+        this.state = 'CLOSE-WAIT';
+        break;
+      case 'FIN-WAIT-1': {
+        const finAcked = this.finSent() && seqGe(this.sndUna, seqAdd(this.finSequence(), 1));
+        if (finAcked) this.enterTimeWait();
+        else this.state = 'CLOSING';
+        break;
+      }
+      case 'FIN-WAIT-2':
+        this.enterTimeWait();
+        break;
+      default:
+        break;
+    }
+    this.keepAliveTimer.cancel();
+  }
+
+  private enterTimeWait(): void {
+    this.state = 'TIME-WAIT';
+    this.retransmitTimer.cancel();
+    this.persistTimer.cancel();
+    this.keepAliveTimer.cancel();
+    this.closeTimer.arm(2 * this.host.options.msl);
+    this.pendingClosed = true;
+  }
+
+  // ===================================================================================
+  // Sending
+  // ===================================================================================
+
+  /** Sequence number just past the queued data. */
+  private dataEnd(): number {
+    return seqAdd(this.sendStart, this.sendBuffer.length);
+  }
+
+  private finSequence(): number {
+    return this.dataEnd();
+  }
+
+  private finSent(): boolean {
+    return this.finQueued && seqGt(this.sndMax, this.finSequence());
+  }
+
+  /** Bytes of sequence space the segment at `seq` would cover if sent now (data up to one MSS, or the FIN). */
+  private segmentLengthAt(seq: number): number {
+    const data = Math.max(0, Math.min(this.sendMss, seqDiff(this.dataEnd(), seq)));
+    if (data > 0) return data;
+    return this.finQueued && seq === this.finSequence() ? 1 : 0;
+  }
+
+  /** Send whatever the windows, Nagle and SWS avoidance allow (RFC 9293 §3.8.6.2.1, RFC 896). */
+  private output(): void {
+    if (!canSendData(this.state)) return;
+    const now = this.host.clock.now();
+    // RFC 5681 §4.1: restart the window after an idle period longer than the RTO.
+    if (this.sndUna === this.sndMax && now - this.lastSendTime > this.rto && this.lastSendTime > 0 && this.sendBuffer.length > 0) {
+      this.cc.onIdleRestart(now);
+    }
+    for (let guard = 0; guard < 10_000; guard++) {
+      if (this.inRecovery && this.sackEnabled) {
+        // RFC 6675 §5 step (C): send while cwnd − pipe ≥ 1 SMSS.
+        if (this.cc.cwnd - this.pipe() < this.sendMss) break;
+        const lost = this.nextLostSegment();
+        if (lost) {
+          this.retransmitAt(lost[0], lost[1]);
+          this.highRxt = seqAdd(lost[0], lost[1]);
+          continue;
+        }
+        if (!this.sendNewData(true)) break;
+        continue;
+      }
+      if (!this.sendNewData(false)) break;
+    }
+    this.armPersistIfNeeded();
+  }
+
+  /** One segment of new data (or the FIN) from SND.NXT; false when nothing may go. */
+  private sendNewData(pipeLimited: boolean): boolean {
+    const dataEnd = this.dataEnd();
+    const unsent = Math.max(0, seqDiff(dataEnd, this.sndNxt));
+    const inFlight = seqDiff(this.sndNxt, this.sndUna);
+    const window = pipeLimited ? this.sndWnd : Math.min(this.sndWnd, this.cc.cwnd);
+    const usable = pipeLimited ? seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt) : window - inFlight;
+    const wantFin = this.finQueued && !this.finSent();
+    if (unsent === 0) {
+      if (wantFin && this.sndNxt === dataEnd) {
+        this.transmit(this.sndNxt, 0, TcpFlag.FIN | TcpFlag.ACK);
+        this.sndNxt = seqAdd(this.sndNxt, 1);
+        this.sndMax = seqMax(this.sndMax, this.sndNxt);
+        this.armRetransmit();
+        return true;
+      }
+      return false;
+    }
+    if (usable <= 0) return false;
+    let length = Math.min(unsent, usable, this.sendMss);
+    const full = length === this.sendMss;
+    const allQueued = length === unsent;
+    // Sender SWS avoidance + Nagle: full segments, or everything queued when nothing is
+    // unacknowledged (or Nagle is off), or at least half the peer's largest window.
+    const sendable =
+      full ||
+      (allQueued && (this.noDelay || inFlight === 0 || wantFin)) ||
+      (this.maxSndWnd > 0 && length >= this.maxSndWnd / 2) ||
+      (inFlight === 0 && length > 0);
+    if (!sendable) return false;
+    length = Math.max(0, length);
+    const fin = wantFin && seqAdd(this.sndNxt, length) === dataEnd;
+    const flags = TcpFlag.ACK | (fin ? TcpFlag.FIN : 0) | (seqAdd(this.sndNxt, length) === dataEnd ? TcpFlag.PSH : 0);
+    const sent = this.transmit(this.sndNxt, length, flags);
+    if (this.rttSeq === undefined && !this.timestampsEnabled && this.sndNxt === this.sndMax) {
+      this.rttSeq = this.sndNxt;
+      this.rttStart = this.host.clock.now();
+    }
+    this.sndNxt = seqAdd(this.sndNxt, sent + (fin && sent === length ? 1 : 0));
+    this.sndMax = seqMax(this.sndMax, this.sndNxt);
+    this.armRetransmit();
+    return true;
+  }
+
+  /** Retransmit one segment starting at `seq` (fast retransmit, partial ACK, SACK hole). */
+  private retransmitAt(seq: number, maxLength = this.sendMss): void {
+    const dataEnd = this.dataEnd();
+    const length = Math.max(0, Math.min(maxLength, seqDiff(dataEnd, seq)));
+    const fin = this.finQueued && this.finSent() && seqAdd(seq, length) === this.finSequence();
+    if (length === 0 && !fin) return;
+    this.host.stats.retransmittedSegments++;
+    this.transmit(seq, length, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
+    this.rttSeq = undefined;
+  }
+
+  private armRetransmit(): void {
+    if (!this.retransmitTimer.armed) this.retransmitTimer.arm(this.rto);
+  }
+
+  private armPersistIfNeeded(): void {
+    // RFC 9293 §3.8.6.1: a zero window with data waiting and nothing in flight → persist timer.
+    const unsent = seqDiff(this.dataEnd(), this.sndNxt) > 0 || (this.finQueued && !this.finSent());
+    if (this.sndWnd === 0 && unsent && this.sndNxt === this.sndUna && !this.retransmitTimer.armed) {
+      if (!this.persistTimer.armed) this.persistTimer.arm(this.persistTimeout());
+    }
+  }
+
+  private persistTimeout(): number {
+    const o = this.host.options;
+    return Math.min(o.maxPersistTimeout, Math.max(o.minRto, this.rto) * 2 ** this.persistBackoff);
+  }
+
+  /**
+   * Build and send a segment from the send buffer. Payload is limited so header + options + data
+   * stay within the peer's MSS + 40 (RFC 6691). Returns the payload bytes sent.
+   */
+  private transmit(seq: number, length: number, flags: number): number {
+    const sack = this.sackBlocks();
+    const optionsRepr = {
+      timestamp: this.timestampsEnabled ? { value: this.timestampNow(), echo: this.tsRecent } : undefined,
+      sackPermitted: false,
+    };
+    const sackCount = Math.min(sack.length, maxSackBlocks(optionsRepr));
+    const optionBytes = (optionsRepr.timestamp ? TIMESTAMP_OPTION_LENGTH : 0) + (sackCount > 0 ? 4 + 8 * sackCount : 0);
+    const maxPayload = Math.max(1, this.peerMss - optionBytes);
+    if (length > maxPayload) {
+      length = maxPayload;
+      flags &= ~TcpFlag.FIN;
+    }
+    const window = this.advertiseWindow();
+    const repr: TcpRepr = {
+      sourcePort: this.localPort,
+      destinationPort: this.remotePort,
+      sequence: seq,
+      acknowledgment: this.rcvNxt,
+      flags,
+      window,
+      timestamp: optionsRepr.timestamp,
+      sackBlocks: sackCount > 0 ? sack.slice(0, sackCount) : undefined,
+      payload: new Uint8Array(0),
+    };
+    const headerLength = TcpRepr.headerLength(repr);
+    const segment = new Uint8Array(headerLength + length);
+    if (length > 0) this.sendBuffer.copyOut(seqDiff(seq, this.sendStart), length, segment, headerLength);
+    TcpRepr.emit({ ...repr, payload: segment.subarray(headerLength) }, segment, this.localAddress, this.remoteAddress);
+    this.afterSend(flags);
+    this.host.stats.bytesSent += length;
+    this.send(segment);
+    return length;
+  }
+
+  private afterSend(flags: number): void {
+    if (flags & TcpFlag.ACK) {
+      this.lastAckSent = this.rcvNxt;
+      this.segmentsSinceAck = 0;
+      this.ackNow = false;
+      this.delayedAckTimer.cancel();
+    }
+    this.lastSendTime = this.host.clock.now();
+  }
+
+  private send(segment: Uint8Array): void {
+    this.host.stats.segmentsSent++;
+    const result = this.host.send(this, segment);
+    if (!result.ok && (result.code === 'EHOSTUNREACH' || result.code === 'ENETUNREACH')) this.softError = result.code;
+  }
+
+  /** SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), with our options. */
+  private sendSyn(): void {
+    this.sendSynSegment();
+    this.sndNxt = seqAdd(this.iss, 1);
+    this.sndMax = seqMax(this.sndMax, this.sndNxt);
+    if (this.retransmits === 0) {
+      this.rttSeq = this.iss;
+      this.rttStart = this.host.clock.now();
+    }
+    this.retransmitTimer.arm(this.rto);
+  }
+
+  private sendSynSegment(): void {
+    const synAck = this.state === 'SYN-RECEIVED';
+    const o = this.host.options;
+    // RFC 7323 §1.3, RFC 2018 §2: a SYN-ACK carries only options the SYN offered.
+    const windowScale = synAck ? (this.wsAgreed ? this.rcvScale : undefined) : this.offerWindowScale ? windowScaleFor(o.receiveBufferSize) : undefined;
+    const timestamps = synAck ? this.timestampsEnabled : this.offerTimestamps;
+    const sack = synAck ? this.sackEnabled : this.offerSack;
+    const window = Math.min(0xffff, this.receiveBufferFree());
+    this.rcvAdv = seqAdd(this.rcvNxt, window);
+    const repr: TcpRepr = {
+      sourcePort: this.localPort,
+      destinationPort: this.remotePort,
+      sequence: this.iss,
+      acknowledgment: this.rcvNxt,
+      flags: TcpFlag.SYN | (synAck ? TcpFlag.ACK : 0),
+      window,
+      maxSegmentSize: this.localMss,
+      windowScale,
+      sackPermitted: sack,
+      timestamp: timestamps ? { value: this.timestampNow(), echo: synAck ? this.tsRecent : 0 } : undefined,
+      payload: new Uint8Array(0),
+    };
+    if (synAck) this.lastAckSent = this.rcvNxt;
+    this.lastSendTime = this.host.clock.now();
+    this.send(TcpRepr.toBytes(repr, this.localAddress, this.remoteAddress));
+  }
+
+  /** Both SYNs carried the window-scale option (RFC 7323 §2.2). */
+  wsAgreed = false;
+
+  /** An ACK carrying the current window (and SACK, timestamps). */
+  sendAck(): void {
+    if (this.state === 'CLOSED' || this.state === 'SYN-SENT' || this.state === 'LISTEN') return;
+    if (this.state === 'SYN-RECEIVED') {
+      this.sendSynSegment();
+      return;
+    }
+    this.transmit(this.sndNxt, 0, TcpFlag.ACK);
+  }
+
+  private flushAck(): void {
+    if (this.ackNow) this.sendAck();
+  }
+
+  /** RFC 5961 §7: challenge and duplicate-triggered ACKs, at most `challengeAckLimit` a second. */
+  private sendAckRateLimited(): void {
+    const now = this.host.clock.now();
+    if (now - this.challengeWindowStart >= 1000) {
+      this.challengeWindowStart = now;
+      this.challengeAcks = 0;
+    }
+    if (this.challengeAcks >= this.host.options.challengeAckLimit) {
+      this.host.stats.challengeAcksSuppressed++;
+      return;
+    }
+    this.challengeAcks++;
+    this.sendAck();
+  }
+
+  private sendReset(seq: number): void {
+    this.host.stats.resetsSent++;
+    const repr: TcpRepr = {
+      sourcePort: this.localPort,
+      destinationPort: this.remotePort,
+      sequence: seq,
+      acknowledgment: this.rcvNxt,
+      flags: TcpFlag.RST | TcpFlag.ACK,
+      window: 0,
+      payload: new Uint8Array(0),
+    };
+    this.send(TcpRepr.toBytes(repr, this.localAddress, this.remoteAddress));
+  }
+
+  /** <SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK (RFC 9293 §3.10.7.3/§3.10.7.4). */
+  private sendResetFor(ack: number): void {
+    this.host.stats.resetsSent++;
+    const repr: TcpRepr = {
+      sourcePort: this.localPort,
+      destinationPort: this.remotePort,
+      sequence: ack,
+      acknowledgment: 0,
+      flags: TcpFlag.RST,
+      window: 0,
+      payload: new Uint8Array(0),
+    };
+    this.send(TcpRepr.toBytes(repr, this.localAddress, this.remoteAddress));
+  }
+
+  // ===================================================================================
+  // Receive window (RFC 9293 §3.8.6.2.2, RFC 1122 §4.2.3.3)
+  // ===================================================================================
+
+  private receiveBufferFree(): number {
+    return Math.max(0, this.host.options.receiveBufferSize - this.receiveQueue.length);
+  }
+
+  /** The window field for an outgoing segment; moves RCV.ADV right only in SWS-safe steps. */
+  private advertiseWindow(): number {
+    const bufferSize = this.host.options.receiveBufferSize;
+    const free = this.receiveBufferFree();
+    const candidate = seqAdd(this.rcvNxt, free);
+    // RFC 1122 §4.2.3.3: open the window only by at least min(buffer/2, MSS), or when it is all free.
+    const threshold = Math.min(bufferSize / 2, this.localMss);
+    const promised = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
+    let window = promised;
+    if (seqDiff(candidate, this.rcvAdv) >= threshold || (free === bufferSize && free > promised)) window = free;
+    const unit = 2 ** this.rcvScale;
+    let field = Math.min(0xffff, Math.floor(window / unit));
+    // Never shrink the right edge already promised (RFC 9293 §3.8.6.2.2): round that one up.
+    if (field * unit < promised) field = Math.min(0xffff, Math.ceil(promised / unit));
+    const right = seqAdd(this.rcvNxt, field * unit);
+    if (seqGt(right, this.rcvAdv)) this.rcvAdv = right;
+    return field;
+  }
+
+  /** After the application reads: tell the peer if the window grew by a useful amount. */
+  private maybeSendWindowUpdate(): void {
+    if (!isSynchronized(this.state) || this.finReceived) return;
+    const free = this.receiveBufferFree();
+    const candidate = seqAdd(this.rcvNxt, free);
+    const threshold = Math.min(this.host.options.receiveBufferSize / 2, this.localMss);
+    const advertised = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
+    if (seqDiff(candidate, this.rcvAdv) >= threshold && (advertised < this.localMss * 2 || seqDiff(candidate, this.rcvAdv) >= 2 * this.localMss)) {
+      this.host.stats.windowUpdates++;
+      this.sendAck();
+    }
+  }
+
+  // ===================================================================================
+  // Timers
+  // ===================================================================================
+
+  /** RFC 6298 §5.4–5.7. */
+  private onRetransmitTimeout(): void {
+    const o = this.host.options;
+    this.host.stats.retransmitTimeouts++;
+    if (this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED') {
+      if (this.retransmits >= o.maxSynRetransmissions) {
+        if (this.passive) this.release();
+        else this.fail(this.softError ?? 'ETIMEDOUT');
+        return;
+      }
+      this.retransmits++;
+      this.rto = Math.min(this.rto * 2, o.maxRto);
+      this.rttSeq = undefined;
+      this.host.stats.retransmittedSegments++;
+      this.sendSynSegment();
+      this.retransmitTimer.arm(this.rto);
+      return;
+    }
+    if (this.sndUna === this.sndMax) return;
+    if (this.retransmits >= o.maxRetransmissions) {
+      this.sendReset(this.sndNxt);
+      this.fail(this.softError ?? 'ETIMEDOUT');
+      return;
+    }
+    const flight = seqDiff(this.sndMax, this.sndUna);
+    // RFC 5681 §3.1: ssthresh from the first timeout only; cwnd = 1 segment.
+    if (this.retransmits === 0) this.cc.onRetransmitTimeout(flight, this.host.clock.now());
+    else this.cc.setCwnd(this.sendMss);
+    this.retransmits++;
+    this.rto = Math.min(this.rto * 2, o.maxRto);
+    this.rttSeq = undefined;
+    this.inRecovery = false;
+    this.duplicateAcks = 0;
+    this.recover = this.sndMax;
+    // RFC 2018 §8: the receiver may have reneged; forget SACK state after a timeout.
+    this.scoreboard = [];
+    this.highRxt = this.sndUna;
+    // Go back to SND.UNA and resend from there as the window allows.
+    this.sndNxt = this.sndUna;
+    this.host.stats.retransmittedSegments++;
+    if (!this.sendNewDataIgnoringWindow()) this.transmit(this.sndUna, 0, TcpFlag.ACK);
+    this.retransmitTimer.arm(this.rto);
+  }
+
+  /** The RTO retransmission goes out even if the peer's window has since closed (it is already in flight). */
+  private sendNewDataIgnoringWindow(): boolean {
+    const length = this.segmentLengthAt(this.sndNxt);
+    if (length === 0) return false;
+    const dataEnd = this.dataEnd();
+    const dataLength = Math.max(0, Math.min(this.sendMss, seqDiff(dataEnd, this.sndNxt)));
+    const fin = this.finQueued && seqAdd(this.sndNxt, dataLength) === dataEnd;
+    const sent = this.transmit(this.sndNxt, dataLength, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
+    this.sndNxt = seqAdd(this.sndNxt, sent + (fin && sent === dataLength ? 1 : 0));
+    return true;
+  }
+
+  /** RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe a zero window with one byte; back off. */
+  private onPersistTimeout(): void {
+    const o = this.host.options;
+    if (this.sndWnd > 0 || !canSendData(this.state)) return;
+    if (this.unansweredProbes >= o.maxRetransmissions) {
+      this.sendReset(this.sndNxt);
+      this.fail('ETIMEDOUT');
+      return;
+    }
+    this.unansweredProbes++;
+    this.host.stats.zeroWindowProbes++;
+    const dataEnd = this.dataEnd();
+    if (seqLt(this.sndNxt, dataEnd)) {
+      this.transmit(this.sndNxt, 1, TcpFlag.ACK);
+      // The probe byte counts as sent so its ACK is acceptable, but SND.NXT stays: it is resent normally.
+      this.sndMax = seqMax(this.sndMax, seqAdd(this.sndNxt, 1));
+    } else if (this.finQueued && !this.finSent()) {
+      this.transmit(this.sndNxt, 0, TcpFlag.ACK | TcpFlag.FIN);
+      this.sndNxt = seqAdd(this.sndNxt, 1);
+      this.sndMax = seqMax(this.sndMax, this.sndNxt);
+      this.armRetransmit();
+      return;
+    }
+    this.persistBackoff++;
+    this.persistTimer.arm(this.persistTimeout());
+  }
+
+  private restartKeepAlive(): void {
+    if (this.keepAlive && (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT')) this.keepAliveTimer.arm(this.keepAliveIdle);
+    else this.keepAliveTimer.cancel();
+  }
+
+  /** RFC 1122 §4.2.3.6: after idle, probe with SEG.SEQ = SND.NXT − 1 and no data; give up after N. */
+  private onKeepAliveTimeout(): void {
+    const o = this.host.options;
+    if (!this.keepAlive || !(this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT')) return;
+    const now = this.host.clock.now();
+    const idle = now - this.lastReceiveTime;
+    if (this.keepAliveProbesSent === 0 && idle < this.keepAliveIdle) {
+      this.keepAliveTimer.arm(this.keepAliveIdle - idle);
+      return;
+    }
+    if (this.keepAliveProbesSent > 0 && idle < o.keepAliveInterval * this.keepAliveProbesSent) {
+      this.keepAliveProbesSent = 0;
+      this.keepAliveTimer.arm(this.keepAliveIdle - idle);
+      return;
+    }
+    if (this.keepAliveProbesSent >= o.keepAliveProbes) {
+      this.sendReset(this.sndNxt);
+      this.fail('ETIMEDOUT');
+      return;
+    }
+    this.keepAliveProbesSent++;
+    this.host.stats.keepAliveProbes++;
+    this.transmit(seqAdd(this.sndUna, -1), 0, TcpFlag.ACK);
+    this.keepAliveTimer.arm(o.keepAliveInterval);
+  }
+
+  private onCloseTimeout(): void {
+    if (this.state === 'TIME-WAIT' || (this.state === 'FIN-WAIT-2' && this.orphaned)) {
+      this.release();
+    }
+  }
+
+  // ===================================================================================
+  // ICMP (RFC 1122 §4.2.3.9, RFC 5927)
+  // ===================================================================================
+
+  /** An ICMP error quoting one of our segments; `quotedSeq` must lie in [SND.UNA, SND.MAX] (RFC 5927 §4.1). */
+  icmpError(kind: 'hard' | 'soft' | 'fragmentation-needed', quotedSeq: number, code: TcpErrorCode, nextHopMtu = 0): void {
+    this.run(() => {
+      if (seqLt(quotedSeq, this.sndUna) || seqGt(quotedSeq, this.sndMax)) return;
+      if (kind === 'fragmentation-needed') {
+        // RFC 1191: lower the MSS to fit the next hop, then resend the lost segment.
+        const mss = nextHopMtu - 40;
+        if (nextHopMtu >= 68 && mss < this.peerMss) {
+          this.peerMss = mss;
+          this.sendMss = Math.max(1, mss - (this.timestampsEnabled ? TIMESTAMP_OPTION_LENGTH : 0));
+          this.cc.setMss(this.sendMss);
+          if (this.sndUna !== this.sndMax) this.retransmitAt(this.sndUna);
+        }
+        return;
+      }
+      // Hard errors abort only a connection still opening (RFC 5927 §4.2 recommends ignoring them later).
+      if (kind === 'hard' && this.state === 'SYN-SENT') {
+        this.fail(code);
+        return;
+      }
+      this.softError = code;
+    });
+  }
+
+  // ===================================================================================
+  // RTT (RFC 6298 §2)
+  // ===================================================================================
+
+  private sampleRtt(rtt: number): void {
+    if (!(rtt >= 0)) return;
+    const o = this.host.options;
+    if (this.srtt === undefined) {
+      this.srtt = rtt;
+      this.rttvar = rtt / 2;
+    } else {
+      // RFC 6298 §2.3: alpha = 1/8, beta = 1/4.
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rtt);
+      this.srtt = 0.875 * this.srtt + 0.125 * rtt;
+    }
+    // RFC 6298 §2.3 with clock granularity G = 1 ms, K = 4; clamped to [minRto, maxRto].
+    this.rto = Math.min(o.maxRto, Math.max(o.minRto, this.srtt + Math.max(1, 4 * this.rttvar)));
+  }
+
+  /** RFC 7323 §5.4: a 1 ms timestamp clock with a random per-connection offset. */
+  timestampNow(): number {
+    return (Math.floor(this.host.clock.now()) + this.timestampOffset) >>> 0;
+  }
+
+  // ===================================================================================
+  // Lifecycle and upcalls
+  // ===================================================================================
+
+  private fail(code: TcpErrorCode): void {
+    this.error = code;
+    this.pendingError = code;
+    this.release();
+  }
+
+  /** Enter CLOSED and leave the tables. */
+  private release(): void {
+    if (this.state === 'CLOSED') return;
+    this.state = 'CLOSED';
+    this.retransmitTimer.cancel();
+    this.persistTimer.cancel();
+    this.delayedAckTimer.cancel();
+    this.keepAliveTimer.cancel();
+    this.closeTimer.cancel();
+    this.outOfOrder = [];
+    if (!this.pendingError) this.pendingClosed = true;
+    this.host.released(this);
+  }
+
+  /** Run an entry point to completion, then deliver upcalls (never re-entrantly). */
+  private run(body: () => void): void {
+    this.dispatching++;
+    try {
+      body();
+    } finally {
+      this.dispatching--;
+    }
+    if (this.dispatching === 0) this.dispatch();
+  }
+
+  private dispatch(): void {
+    const e = this.events;
+    if (this.pendingConnect) {
+      this.pendingConnect = false;
+      e.onConnect?.();
+    }
+    if (this.pendingReadable) {
+      this.pendingReadable = false;
+      e.onReadable?.();
+    }
+    if (this.pendingWritable) {
+      this.pendingWritable = false;
+      e.onWritable?.();
+    }
+    if (this.pendingError) {
+      const code = this.pendingError;
+      this.pendingError = undefined;
+      this.pendingClosed = false;
+      e.onError?.(code);
+    } else if (this.pendingClosed) {
+      this.pendingClosed = false;
+      e.onClosed?.();
+    }
+  }
+
+  /** Which timer runs, for netstat (the Linux "timer" column). */
+  timerInfo(): { timer: 'retransmit' | 'persist' | 'keepalive' | 'time-wait' | 'fin-wait-2' | 'delayed-ack' | 'off'; remaining: number } {
+    const pick = (name: 'retransmit' | 'persist' | 'keepalive' | 'delayed-ack', t: ConnectionTimer) =>
+      t.armed ? { timer: name, remaining: t.remaining() ?? 0 } : undefined;
+    if (this.closeTimer.armed) return { timer: this.state === 'TIME-WAIT' ? 'time-wait' : 'fin-wait-2', remaining: this.closeTimer.remaining() ?? 0 };
+    return (
+      pick('retransmit', this.retransmitTimer) ??
+      pick('persist', this.persistTimer) ??
+      pick('delayed-ack', this.delayedAckTimer) ??
+      pick('keepalive', this.keepAliveTimer) ?? { timer: 'off', remaining: 0 }
+    );
+  }
+}
+
+/** States in which the application may still queue data. */
+function canQueueData(state: TcpState): boolean {
+  return state === 'SYN-SENT' || state === 'SYN-RECEIVED' || state === 'ESTABLISHED' || state === 'CLOSE-WAIT';
+}
+
+/** States in which queued data (and the FIN) may go on the wire. */
+function canSendData(state: TcpState): boolean {
+  return state === 'ESTABLISHED' || state === 'CLOSE-WAIT' || state === 'FIN-WAIT-1' || state === 'LAST-ACK' || state === 'CLOSING';
+}
+
+export function isSynchronized(state: TcpState): boolean {
+  return state !== 'CLOSED' && state !== 'LISTEN' && state !== 'SYN-SENT' && state !== 'SYN-RECEIVED';
+}
+
+/** RFC 7323 §2.3: the smallest shift that lets the 16-bit field express the whole buffer. */
+export function windowScaleFor(bufferSize: number): number {
+  let shift = 0;
+  while (shift < TCP_MAX_WINDOW_SCALE && bufferSize >> shift > 0xffff) shift++;
+  return shift;
+}
+
+export function connectionKey(localAddress: Ipv4Address, localPort: number, remoteAddress: Ipv4Address, remotePort: number): string {
+  return `${localAddress >>> 0}:${localPort}:${remoteAddress >>> 0}:${remotePort}`;
+}

@@ -1,0 +1,53 @@
+import type { Clock, TimerHandle } from '../time/clock.js';
+
+/**
+ * One re-armable timer on the injected clock. Pushing the deadline later (the retransmission timer
+ * restarted on every ACK) does not reschedule: the pending callback notices the moved deadline and
+ * sleeps the rest, so a busy connection does not churn the clock's heap.
+ */
+export class ConnectionTimer {
+  private handle: TimerHandle | undefined;
+  private scheduledAt = 0;
+  /** Absolute time the timer fires, meaningful while `armed`. */
+  deadline = 0;
+  armed = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly onFire: () => void,
+  ) {}
+
+  arm(delayMs: number): void {
+    const deadline = this.clock.now() + Math.max(0, delayMs);
+    this.deadline = deadline;
+    this.armed = true;
+    if (this.handle?.pending && this.scheduledAt <= deadline) return;
+    this.handle?.cancel();
+    this.schedule(deadline);
+  }
+
+  cancel(): void {
+    this.armed = false;
+    this.handle?.cancel();
+    this.handle = undefined;
+  }
+
+  /** Milliseconds until it fires, or undefined when not armed. */
+  remaining(): number | undefined {
+    return this.armed ? Math.max(0, this.deadline - this.clock.now()) : undefined;
+  }
+
+  private schedule(at: number): void {
+    this.scheduledAt = at;
+    this.handle = this.clock.schedule(at - this.clock.now(), () => {
+      this.handle = undefined;
+      if (!this.armed) return;
+      if (this.deadline > this.clock.now()) {
+        this.schedule(this.deadline);
+        return;
+      }
+      this.armed = false;
+      this.onFire();
+    });
+  }
+}
