@@ -204,6 +204,8 @@ static void sendHello() {
   *p++ = PIN_CS;
   *p++ = PIN_INT;
   *p++ = PIN_RESET;
+  *p++ = NUM_ANALOG_INPUTS;
+  *p++ = A0;
   for (uint8_t i = 0; i < sizeof(name) - 1; i++) *p++ = name[i];
   sendFrame(B_HELLO, 0, (uint8_t)(p - (tx + 5)));
 }
@@ -436,6 +438,8 @@ static void handleFrame() {
   uint8_t seq = rx[1];
   uint8_t end = rxLen - 2;
   if (type == H_HELLO) {
+    // Report the last ack first, so the host knows which commands this HELLO interrupts.
+    if (expectedSeq != reportedSeq || consumed != reportedConsumed) sendFrame(B_ACK, 0, 0);
     chipDeselect();
     state = ST_OP;
     txLen = 0;

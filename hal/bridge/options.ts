@@ -1,0 +1,34 @@
+/**
+ * Every tunable of the serial-bridge host, with its default and why (like lwIP's opt.h).
+ */
+export const BRIDGE_DEFAULTS = {
+  /** The sketch's compiled-in rate: exact at 16 MHz with U2X, and safe on 16U2, FTDI and CH340. */
+  baudRate: 1_000_000,
+  /**
+   * Watchdog on the oldest request, on top of the line time of its bytes both ways: long enough
+   * for a default FTDI (16 ms latency timer) plus a board busy with the requests before it.
+   */
+  requestTimeoutMs: 300,
+  /**
+   * Go-back-N retransmission when acks stop advancing: a NAK normally triggers a resend first;
+   * this catches a lost NAK. Longer than a window's line time (≈10 ms at 1 Mbaud) + USB latency.
+   */
+  retransmitMs: 150,
+  /** Retransmissions without ack progress before the host resynchronises with HELLO. */
+  retransmitLimit: 6,
+  /** HELLO resend period while connecting/resynchronising (optiboot holds the UART for ≈1 s). */
+  helloRetryMs: 250,
+  /** Give up on a board that does not answer HELLO within this (covers a bootloader's 1 s). */
+  openTimeoutMs: 5_000,
+  /** Reopen period after the port vanished. */
+  reconnectMs: 500,
+  /** Resubmissions of a retryable request whose reply was lost. */
+  maxRetries: 3,
+  /** Requests packed into the stream ahead of their replies (ids are u8; credits bound bytes). */
+  maxInFlight: 64,
+  /**
+   * avr8js sends back-to-back bytes at ≈1.5 character times; real UARTs at 1.0. Timeouts assume
+   * the slower so a simulated board is not declared dead.
+   */
+  lineTimeFactor: 2,
+} as const;

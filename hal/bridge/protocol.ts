@@ -1,0 +1,406 @@
+/**
+ * The serial bridge protocol, version 1 (docs/bridge-protocol.md): framing (COBS + CRC-16), frame
+ * layouts in both directions and the command stream. Pure: bytes in, values out; no I/O, no time.
+ * The host (hal/bridge/bridge-hal.ts), the TypeScript board model (boards/sim/model-board.ts) and
+ * the tests share it; the sketch (boards/bridge/bridge.ino) is its C twin.
+ */
+
+export const PROTOCOL_VERSION = 1;
+/** Largest chunk of command stream or read data in one frame: the board checks each before acting. */
+export const MAX_PAYLOAD = 64;
+/** COBS delimiter: only ever ends a frame. */
+export const FRAME_DELIMITER = 0x00;
+
+/** Host → board frame types. */
+export const HostFrame = { DATA: 0x01, HELLO: 0x02 } as const;
+/** Board → host frame types (bits 0..6 of the type byte; bit 7 is the INT level). */
+export const BoardFrame = { HELLO: 0x01, ACK: 0x02, NAK: 0x03, DATA: 0x04, DONE: 0x05, EVENT: 0x06 } as const;
+export const INT_LEVEL_BIT = 0x80;
+
+/** Commands in the host → board stream. */
+export const Command = {
+  SPI: 0x10,
+  PIN_MODE: 0x20,
+  DIGITAL_WRITE: 0x21,
+  DIGITAL_READ: 0x22,
+  ANALOG_READ: 0x23,
+  PWM_WRITE: 0x24,
+  PIN_REPORT: 0x25,
+  CHIP_RESET: 0x30,
+  PING: 0x31,
+  SET_BAUD: 0x32,
+} as const;
+
+/** Bytes after the opcode (the id included); the SPI command's transactions follow it. */
+export const COMMAND_ARGUMENT_BYTES: Readonly<Record<number, number>> = {
+  [Command.SPI]: 1,
+  [Command.PING]: 1,
+  [Command.DIGITAL_READ]: 2,
+  [Command.ANALOG_READ]: 2,
+  [Command.PIN_MODE]: 3,
+  [Command.DIGITAL_WRITE]: 3,
+  [Command.PWM_WRITE]: 3,
+  [Command.PIN_REPORT]: 3,
+  [Command.CHIP_RESET]: 3,
+  [Command.SET_BAUD]: 5,
+};
+
+export const TransactionFlag = { KEEP_CS: 0x01, DUPLEX: 0x02, LAST: 0x80 } as const;
+/** SPI transaction header: flags, wlen:u16, rlen:u16. */
+export const TRANSACTION_HEADER_BYTES = 5;
+
+export const Status = { OK: 0, EBADCMD: 1, EINVAL: 2, EBUSY: 3, EUNSUPPORTED: 4 } as const;
+export const STATUS_NAMES = ['OK', 'EBADCMD', 'EINVAL', 'EBUSY', 'EUNSUPPORTED'] as const;
+
+export const EventKind = { INT: 1, PIN: 2 } as const;
+
+export const PinModeCode = { INPUT: 0, OUTPUT: 1, INPUT_PULLUP: 2 } as const;
+
+export const Capability = {
+  SPI: 1 << 0,
+  GPIO: 1 << 1,
+  ANALOG: 1 << 2,
+  PWM: 1 << 3,
+  PIN_REPORT: 1 << 4,
+  CHIP_RESET: 1 << 5,
+  SET_BAUD: 1 << 6,
+  INT_EVENTS: 1 << 7,
+} as const;
+
+/** Request id the board uses for a DONE that answers no request (EBADCMD). */
+export const NO_REQUEST_ID = 0xff;
+
+export const HOST_HEADER_BYTES = 2;
+export const BOARD_HEADER_BYTES = 5;
+export const CRC_BYTES = 2;
+/** Wire bytes around a payload: header, CRC, one COBS code byte (bodies < 254 bytes), delimiter. */
+export const HOST_FRAME_OVERHEAD = HOST_HEADER_BYTES + CRC_BYTES + 2;
+export const BOARD_FRAME_OVERHEAD = BOARD_HEADER_BYTES + CRC_BYTES + 2;
+
+// ---- CRC-16/MCRF4XX ---------------------------------------------------------------------------
+
+const CRC_TABLE = (() => {
+  const table = new Uint16Array(256);
+  for (let i = 0; i < 256; i++) {
+    let crc = i;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0x8408 : crc >>> 1;
+    table[i] = crc;
+  }
+  return table;
+})();
+
+/**
+ * CRC-16/MCRF4XX (poly 0x1021 reflected, init 0xFFFF, no final xor) — avr-libc's
+ * `_crc_ccitt_update` from 0xFFFF. Appending the CRC little-endian leaves a zero residue.
+ */
+export function crc16(bytes: Uint8Array, start = 0, end = bytes.length, crc = 0xffff): number {
+  for (let i = start; i < end; i++) crc = (crc >>> 8) ^ CRC_TABLE[(crc ^ bytes[i]!) & 0xff]!;
+  return crc;
+}
+
+// ---- COBS ---------------------------------------------------------------------------------------
+
+/** COBS-encode `body` (≤ 253 bytes, so one code byte per 254) and append the delimiter. */
+export function encodeFrame(body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(body.length + 2 + Math.floor(body.length / 254));
+  let write = 1;
+  let codeAt = 0;
+  let code = 1;
+  for (let i = 0; i < body.length; i++) {
+    const b = body[i]!;
+    if (b === 0) {
+      out[codeAt] = code;
+      codeAt = write++;
+      code = 1;
+    } else {
+      out[write++] = b;
+      if (++code === 0xff) {
+        out[codeAt] = code;
+        codeAt = write++;
+        code = 1;
+      }
+    }
+  }
+  out[codeAt] = code;
+  out[write++] = FRAME_DELIMITER;
+  return out.subarray(0, write);
+}
+
+export type FrameDropReason = 'cobs' | 'too-long' | 'too-short' | 'crc';
+
+/**
+ * Streaming COBS decoder with CRC check. Feed it any chunking of the wire; it calls `onFrame` with
+ * each good body (CRC stripped) and `onDrop` for each bad one. Garbage resynchronises at the next
+ * delimiter.
+ */
+export class FrameDecoder {
+  private readonly buffer: Uint8Array;
+  private length = 0;
+  private blockLeft = 0;
+  private zeroPending = false;
+  private broken: FrameDropReason | undefined;
+  private started = false;
+
+  constructor(
+    private readonly onFrame: (body: Uint8Array) => void,
+    private readonly onDrop: (reason: FrameDropReason) => void = () => {},
+    maxBody = 253,
+  ) {
+    this.buffer = new Uint8Array(maxBody);
+  }
+
+  push(bytes: Uint8Array): void {
+    for (let i = 0; i < bytes.length; i++) this.byte(bytes[i]!);
+  }
+
+  private byte(b: number): void {
+    if (b === FRAME_DELIMITER) {
+      this.end();
+      return;
+    }
+    this.started = true;
+    if (this.broken) return;
+    if (this.blockLeft === 0) {
+      if (this.zeroPending) this.put(0);
+      this.blockLeft = b - 1;
+      this.zeroPending = b !== 0xff;
+    } else {
+      this.put(b);
+      this.blockLeft--;
+    }
+  }
+
+  private put(b: number): void {
+    if (this.length === this.buffer.length) {
+      this.broken = 'too-long';
+      return;
+    }
+    this.buffer[this.length++] = b;
+  }
+
+  private end(): void {
+    const { length, broken, started } = this;
+    const cobsBroken = this.blockLeft !== 0;
+    this.length = 0;
+    this.blockLeft = 0;
+    this.zeroPending = false;
+    this.broken = undefined;
+    this.started = false;
+    if (!started) return; // back-to-back delimiters: idle fill, not a frame
+    if (broken) return this.onDrop(broken);
+    if (cobsBroken) return this.onDrop('cobs');
+    if (length < CRC_BYTES + 1) return this.onDrop('too-short');
+    if (crc16(this.buffer, 0, length) !== 0) return this.onDrop('crc');
+    this.onFrame(this.buffer.slice(0, length - CRC_BYTES));
+  }
+}
+
+/** Append the CRC to `header ++ payload` and COBS-encode it. */
+function frame(header: readonly number[], payload: Uint8Array): Uint8Array {
+  const body = new Uint8Array(header.length + payload.length + CRC_BYTES);
+  body.set(header, 0);
+  body.set(payload, header.length);
+  const crc = crc16(body, 0, header.length + payload.length);
+  body[body.length - 2] = crc & 0xff;
+  body[body.length - 1] = crc >>> 8;
+  return encodeFrame(body);
+}
+
+// ---- host → board -----------------------------------------------------------------------------
+
+export function encodeHostData(seq: number, payload: Uint8Array): Uint8Array {
+  if (payload.length === 0 || payload.length > MAX_PAYLOAD) throw new RangeError(`DATA payload of ${payload.length} bytes`);
+  return frame([HostFrame.DATA, seq & 0xff], payload);
+}
+
+export function encodeHostHello(seq: number): Uint8Array {
+  return frame([HostFrame.HELLO, seq & 0xff], new Uint8Array(0));
+}
+
+export interface HostFrameView {
+  readonly type: number;
+  readonly seq: number;
+  readonly payload: Uint8Array;
+}
+
+export function parseHostFrame(body: Uint8Array): HostFrameView | undefined {
+  if (body.length < HOST_HEADER_BYTES) return undefined;
+  return { type: body[0]!, seq: body[1]!, payload: body.subarray(HOST_HEADER_BYTES) };
+}
+
+// ---- board → host -----------------------------------------------------------------------------
+
+export interface BoardFrameView {
+  readonly type: number;
+  readonly intAsserted: boolean;
+  readonly id: number;
+  /** Next DATA seq the board expects. */
+  readonly ack: number;
+  /** Wire bytes the board has consumed, mod 2^16. */
+  readonly consumed: number;
+  readonly payload: Uint8Array;
+}
+
+export function encodeBoardFrame(
+  type: number,
+  fields: { intAsserted: boolean; id: number; ack: number; consumed: number },
+  payload: Uint8Array = new Uint8Array(0),
+): Uint8Array {
+  const typeByte = type | (fields.intAsserted ? INT_LEVEL_BIT : 0);
+  return frame([typeByte, fields.id & 0xff, fields.ack & 0xff, fields.consumed & 0xff, (fields.consumed >>> 8) & 0xff], payload);
+}
+
+export function parseBoardFrame(body: Uint8Array): BoardFrameView | undefined {
+  if (body.length < BOARD_HEADER_BYTES) return undefined;
+  return {
+    type: body[0]! & ~INT_LEVEL_BIT,
+    intAsserted: (body[0]! & INT_LEVEL_BIT) !== 0,
+    id: body[1]!,
+    ack: body[2]!,
+    consumed: body[3]! | (body[4]! << 8),
+    payload: body.subarray(BOARD_HEADER_BYTES),
+  };
+}
+
+export interface Hello {
+  readonly version: number;
+  readonly capabilities: number;
+  /** Host credit in wire bytes. */
+  readonly window: number;
+  readonly maxPayload: number;
+  /** HELLOs answered since boot (0 in the unsolicited boot HELLO). */
+  readonly sessions: number;
+  /** MCUSR at boot. */
+  readonly resetCause: number;
+  readonly pinCount: number;
+  readonly csPin: number;
+  readonly intPin: number;
+  readonly resetPin: number;
+  readonly analogCount: number;
+  readonly a0Pin: number;
+  readonly name: string;
+}
+
+const HELLO_FIXED_BYTES = 14;
+
+export function encodeHello(hello: Hello): Uint8Array {
+  const name = new TextEncoder().encode(hello.name);
+  const out = new Uint8Array(HELLO_FIXED_BYTES + name.length);
+  const view = new DataView(out.buffer);
+  out[0] = hello.version;
+  view.setUint16(1, hello.capabilities, true);
+  view.setUint16(3, hello.window, true);
+  out[5] = hello.maxPayload;
+  out[6] = hello.sessions;
+  out[7] = hello.resetCause;
+  out[8] = hello.pinCount;
+  out[9] = hello.csPin;
+  out[10] = hello.intPin;
+  out[11] = hello.resetPin;
+  out[12] = hello.analogCount;
+  out[13] = hello.a0Pin;
+  out.set(name, HELLO_FIXED_BYTES);
+  return out;
+}
+
+export function parseHello(payload: Uint8Array): Hello | undefined {
+  if (payload.length < HELLO_FIXED_BYTES) return undefined;
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  return {
+    version: payload[0]!,
+    capabilities: view.getUint16(1, true),
+    window: view.getUint16(3, true),
+    maxPayload: payload[5]!,
+    sessions: payload[6]!,
+    resetCause: payload[7]!,
+    pinCount: payload[8]!,
+    csPin: payload[9]!,
+    intPin: payload[10]!,
+    resetPin: payload[11]!,
+    analogCount: payload[12]!,
+    a0Pin: payload[13]!,
+    name: new TextDecoder().decode(payload.subarray(HELLO_FIXED_BYTES)),
+  };
+}
+
+export interface Done {
+  readonly status: number;
+  readonly value: number;
+}
+
+export function parseDone(payload: Uint8Array): Done | undefined {
+  if (payload.length < 3) return undefined;
+  return { status: payload[0]!, value: payload[1]! | (payload[2]! << 8) };
+}
+
+export function encodeDone(done: Done): Uint8Array {
+  return Uint8Array.of(done.status, done.value & 0xff, (done.value >>> 8) & 0xff);
+}
+
+// ---- command stream ---------------------------------------------------------------------------
+
+/** One SPI transaction as the command stream carries it (hal/contract.ts SpiTransaction). */
+export interface WireTransaction {
+  readonly write?: Uint8Array;
+  readonly read?: number;
+  readonly duplex?: boolean;
+  readonly keepSelected?: boolean;
+}
+
+/** Bytes the board returns for `batch`. */
+export function batchReadLength(batch: readonly WireTransaction[]): number {
+  let n = 0;
+  for (const t of batch) n += (t.read ?? 0) + (t.duplex ? (t.write?.length ?? 0) : 0);
+  return n;
+}
+
+/** The SPI command for `batch` (at least one transaction; each write/read ≤ 65535 bytes). */
+export function encodeSpiCommand(id: number, batch: readonly WireTransaction[]): Uint8Array {
+  if (batch.length === 0) throw new RangeError('empty SPI batch');
+  let size = 2;
+  for (const t of batch) size += TRANSACTION_HEADER_BYTES + (t.write?.length ?? 0);
+  const out = new Uint8Array(size);
+  out[0] = Command.SPI;
+  out[1] = id;
+  let at = 2;
+  batch.forEach((t, index) => {
+    const wlen = t.write?.length ?? 0;
+    const rlen = t.read ?? 0;
+    if (wlen > 0xffff || rlen > 0xffff || rlen < 0) throw new RangeError('SPI transaction longer than 65535 bytes');
+    let flags = 0;
+    if (t.keepSelected) flags |= TransactionFlag.KEEP_CS;
+    if (t.duplex) flags |= TransactionFlag.DUPLEX;
+    if (index === batch.length - 1) flags |= TransactionFlag.LAST;
+    out[at++] = flags;
+    out[at++] = wlen & 0xff;
+    out[at++] = wlen >>> 8;
+    out[at++] = rlen & 0xff;
+    out[at++] = rlen >>> 8;
+    if (t.write) out.set(t.write, at);
+    at += wlen;
+  });
+  return out;
+}
+
+/** A command without a transaction body: opcode, id, arguments. */
+export function encodeCommand(command: number, id: number, ...args: number[]): Uint8Array {
+  const expected = COMMAND_ARGUMENT_BYTES[command];
+  if (expected === undefined || expected !== args.length + 1) throw new RangeError(`command 0x${command.toString(16)} takes ${expected} argument bytes`);
+  return Uint8Array.of(command, id, ...args.map((a) => a & 0xff));
+}
+
+export function encodeSetBaud(id: number, baud: number): Uint8Array {
+  return encodeCommand(Command.SET_BAUD, id, baud & 0xff, (baud >>> 8) & 0xff, (baud >>> 16) & 0xff, (baud >>> 24) & 0xff);
+}
+
+/** Wire bytes of the DATA frames carrying `streamBytes` of command stream. */
+export function hostWireBytes(streamBytes: number): number {
+  const frames = Math.ceil(streamBytes / MAX_PAYLOAD);
+  return streamBytes + frames * HOST_FRAME_OVERHEAD;
+}
+
+/** Wire bytes of the board's reply to a request that reads `readBytes`. */
+export function boardReplyWireBytes(readBytes: number): number {
+  const frames = Math.ceil(readBytes / MAX_PAYLOAD);
+  return readBytes + frames * BOARD_FRAME_OVERHEAD + 3 + BOARD_FRAME_OVERHEAD;
+}
