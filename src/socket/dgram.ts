@@ -52,7 +52,7 @@ export interface AddressInfo {
 }
 
 type Message = string | Uint8Array | DataView | readonly (string | Uint8Array)[];
-type SendCallback = (error: Error | null, bytes: number) => void;
+export type SendCallback = (error: SystemError | null, bytes: number) => void;
 
 function nodeError(code: string, message: string): Error & { code: string } {
   return Object.assign(new Error(message), { code });
@@ -177,6 +177,10 @@ export class UdpSocket extends EventEmitter {
 
   // ------------------------------------------------------------------ send
 
+  send(msg: Message, port?: number, address?: string | Ipv4Address, callback?: SendCallback): void;
+  send(msg: Message, port: number, callback?: SendCallback): void;
+  send(msg: Message, callback?: SendCallback): void;
+  send(msg: Message, offset: number, length: number, port?: number, address?: string | Ipv4Address, callback?: SendCallback): void;
   send(msg: Message, ...rest: unknown[]): void {
     if (this.closed) throw nodeError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
     let callback: SendCallback | undefined;
