@@ -1,0 +1,805 @@
+import { HalError, type Hal } from '../../../hal/contract.js';
+import type { Clock, TimerHandle } from '../../time/clock.js';
+import { countDrop, emptyNicStats, type Nic, type NicHandlers, type NicStats } from '../../link/nic.js';
+import { formatMac, type MacAddress } from '../../wire/address.js';
+import { BankTracker, CommandBatch } from './batch.js';
+import { ENC28J60_DEFAULTS, type Enc28j60Options } from './options.js';
+import * as R from './registers.js';
+
+/**
+ * ENC28J60 driver over a HAL (chips.md §1; DS39662E; errata DS80349C).
+ *
+ * Every SPI batch is a round trip over the serial bridge, so the driver is built around batches:
+ * - receive: an interrupt (or the safety-net poll) costs one batch that reads EIR, EPKTCNT and
+ *   the next packet header together; each frame then costs one batch that reads the frame, its
+ *   FCS and the *following* packet header in one RBM, with EPKTCNT read just before so the
+ *   speculative header is known to be valid. Several waiting frames → one round trip each.
+ * - transmit: one batch writes the frame, pulses TXRST (errata #12) and sets TXRTS; completion
+ *   (TXIF/TXERIF in EIR) is read by whatever batch runs after the wire time — the next
+ *   transmission, an interrupt service, or a small check batch when nothing else is due.
+ * Batches execute in the order they are built; the driver's model of the chip (bank, ERDPT, the
+ * ring) is updated when a batch is built, so the next one can be built before this one returns.
+ */
+
+export type Enc28j60ErrorCode = 'ENODEV' | 'EIO';
+
+export class Enc28j60Error extends Error {
+  constructor(
+    readonly code: Enc28j60ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'Enc28j60Error';
+  }
+}
+
+export interface Enc28j60NicConfig {
+  hal: Hal;
+  clock: Clock;
+  mac: MacAddress;
+  name?: string;
+  options?: Partial<Enc28j60Options>;
+}
+
+/** Things the driver recovered from or worked around, by name (not drops). */
+export type Enc28j60Events = Record<string, number>;
+
+interface RxHeader {
+  next: number;
+  byteCount: number;
+  status: number;
+}
+
+interface TxItem {
+  frame: Uint8Array;
+  retries: number;
+}
+
+interface TxInFlight {
+  item: TxItem;
+  /** Sequence number of the batch that set TXRTS. */
+  seq: number;
+  /** When that batch had certainly run on the chip; undefined until it returned. */
+  startedBy?: number;
+  /** When the frame should be off the wire (wire time + slack after startedBy). */
+  doneBy?: number;
+  resolved: boolean;
+}
+
+type ResultHandler = (result: Uint8Array) => void;
+
+/** Preamble+SFD (8) + FCS (4) around every frame; 0.8 µs per byte at 10 Mbit/s. */
+function wireTimeMs(frameLength: number): number {
+  return (8 + Math.max(frameLength, 60) + 4) * 0.0008;
+}
+
+export class Enc28j60Nic implements Nic {
+  readonly name: string;
+  readonly mac: MacAddress;
+  readonly mtu = 1500;
+  readonly capabilities = { maxFrameSize: 1514, multicastFilter: false, rxCrcCheck: true };
+  /** Silicon revision found at start(), e.g. 'B7'. */
+  revision: string | undefined;
+  readonly events: Enc28j60Events = {};
+
+  private readonly hal: Hal;
+  private readonly clock: Clock;
+  private readonly options: Enc28j60Options;
+  private readonly txStart: number;
+  private readonly ringSize: number;
+  private readonly counters: NicStats = emptyNicStats();
+  private handlers: NicHandlers | undefined;
+
+  private readonly bank = new BankTracker();
+  private seq = 0;
+  private running = false;
+  private up = false;
+
+  // Work flags.
+  private pumping = false;
+  private rekick = false;
+  private needsInit = false;
+  private initNotBefore = 0;
+  private errorBackoff: number;
+  private paused = false;
+  private interruptPending = false;
+  private pollPending = false;
+  private linkCheckPending = false;
+  private rxResetPending = false;
+  private filterDirty = false;
+  /** EIE.INTIE was cleared by a service and must be set again when it is done. */
+  private intieCleared = false;
+  /** EIR flags seen and not yet cleared. */
+  private eirToClear = 0;
+  private inFlightBatches = 0;
+
+  // Receive ring model.
+  private nextPacket = 0;
+  private erdpt = 0;
+  private header: RxHeader | undefined;
+  private knownPending = 0;
+  private unreleased = 0;
+
+  // Transmit.
+  private readonly txQueue: TxItem[] = [];
+  private txInFlight: TxInFlight | undefined;
+  private multicastJoined = 0;
+
+  private pollTimer: TimerHandle | undefined;
+  private wakeTimer: TimerHandle | undefined;
+  private wakeAt = Infinity;
+  private unsubscribers: (() => void)[] = [];
+
+  constructor(config: Enc28j60NicConfig) {
+    this.hal = config.hal;
+    this.clock = config.clock;
+    this.mac = Uint8Array.from(config.mac);
+    this.name = config.name ?? `enc28j60-${formatMac(this.mac)}`;
+    this.options = { ...ENC28J60_DEFAULTS, ...config.options };
+    const rxEnd = this.options.rxEnd;
+    if ((rxEnd & 1) === 0) throw new RangeError('rxEnd must be odd (ENC28J60 errata #14)');
+    this.ringSize = rxEnd + 1;
+    this.txStart = rxEnd + 1;
+    if (0x2000 - this.txStart < 1 + 1514 + 7) throw new RangeError('rxEnd leaves no room for a full TX frame + TSV');
+    this.errorBackoff = this.options.errorBackoffMs;
+  }
+
+  get linkUp(): boolean {
+    return this.up;
+  }
+
+  attach(handlers: NicHandlers): void {
+    this.handlers = handlers;
+  }
+
+  stats(): NicStats {
+    return this.counters;
+  }
+
+  // ---- Start / stop ---------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    await this.initialise();
+    this.running = true;
+    this.unsubscribers.push(
+      this.hal.interrupt.onChange((asserted) => {
+        if (!asserted) return;
+        this.interruptPending = true;
+        this.kick();
+      }),
+      this.hal.onEvent((event) => {
+        if (event.type === 'link-lost') {
+          this.paused = true;
+        } else {
+          this.paused = false;
+          this.scheduleReinit('hal-link-restored');
+        }
+      }),
+    );
+    this.schedulePoll();
+    if (this.hal.interrupt.asserted) this.interruptPending = true;
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.pollTimer?.cancel();
+    this.wakeTimer?.cancel();
+    for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
+    try {
+      const batch = this.newBatch();
+      batch.write(R.EIE, 0);
+      batch.bitClear(R.ECON1, R.ECON1_RXEN);
+      await this.hal.spi.transfer(batch.transactions);
+    } catch {
+      // Best effort: the chip may already be gone.
+    }
+    for (const _item of this.txQueue.splice(0)) countDrop(this.counters, 'stopped');
+    this.txInFlight = undefined;
+    this.setLink(false);
+  }
+
+  // ---- Transmit API ---------------------------------------------------------------------------
+
+  transmit(frame: Uint8Array): boolean {
+    if (frame.length < 14 || frame.length > this.capabilities.maxFrameSize) {
+      countDrop(this.counters, 'bad-length');
+      return false;
+    }
+    if (!this.running || !this.up) {
+      countDrop(this.counters, 'link-down');
+      return false;
+    }
+    if (this.txQueue.length >= this.options.txQueueLimit) {
+      countDrop(this.counters, 'tx-queue-full');
+      return false;
+    }
+    this.txQueue.push({ frame, retries: 0 });
+    this.kick();
+    return true;
+  }
+
+  /** Multicast reception: the chip's MCEN accepts every group; the stack filters exactly. */
+  joinMulticast(_mac: MacAddress): void {
+    this.multicastJoined++;
+    this.filterDirty = true;
+    this.kick();
+  }
+
+  leaveMulticast(_mac: MacAddress): void {
+    this.multicastJoined = Math.max(0, this.multicastJoined - 1);
+    this.filterDirty = true;
+    this.kick();
+  }
+
+  // ---- Initialisation (DS-ENC §6, chips.md §1.11) ---------------------------------------------
+
+  private async initialise(): Promise<void> {
+    const o = this.options;
+    CommandBatch.invalidate(this.bank);
+    this.requeueInFlight();
+
+    // Errata #19: SRC is ignored in power-save mode; leave it (and wait 300 µs) first.
+    let batch = this.newBatch();
+    const econ2Before = batch.read(R.ECON2);
+    batch.bitClear(R.ECON2, R.ECON2_PWRSV);
+    let r = await this.hal.spi.transfer(batch.transactions);
+    if (r[econ2Before]! & R.ECON2_PWRSV && r[econ2Before] !== 0xff) await this.hal.delay(0.3);
+
+    batch = this.newBatch();
+    batch.softReset();
+    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.delay(o.resetDelayMs); // errata #2: CLKRDY is set early after SRC
+
+    batch = this.newBatch();
+    const estatAt = batch.read(R.ESTAT);
+    const econ2At = batch.read(R.ECON2);
+    const revAt = batch.read(R.EREVID);
+    r = await this.hal.spi.transfer(batch.transactions);
+    this.verifyChip(r[estatAt]!, r[econ2At]!, r[revAt]!);
+
+    batch = this.newBatch();
+    batch.write(R.ECON1, 0);
+    batch.write(R.ECON2, R.ECON2_AUTOINC | R.ECON2_VRPS); // VRPS doubles as the reset sentinel
+    batch.write16(R.ERXSTL, 0); // errata #5: the RX buffer starts at 0
+    batch.write16(R.ERXNDL, o.rxEnd);
+    batch.write16(R.ERXRDPTL, o.rxEnd); // errata #14: odd
+    batch.write16(R.ERDPTL, 0);
+    batch.write16(R.ETXSTL, this.txStart);
+    batch.write16(R.ETXNDL, this.txStart);
+    batch.write(R.ERXFCON, this.receiveFilter());
+    batch.write(R.MACON1, R.MACON1_MARXEN | (o.fullDuplex ? R.MACON1_TXPAUS | R.MACON1_RXPAUS : 0));
+    batch.write(R.MACON3, R.MACON3_PADCFG0 | R.MACON3_TXCRCEN | R.MACON3_FRMLNEN | (o.fullDuplex ? R.MACON3_FULDPX : 0));
+    batch.write(R.MACON4, o.fullDuplex ? 0 : R.MACON4_DEFER);
+    batch.write(R.MABBIPG, o.fullDuplex ? 0x15 : 0x12);
+    batch.write(R.MAIPGL, 0x12);
+    batch.write(R.MAIPGH, o.fullDuplex ? 0x00 : 0x0c);
+    batch.write16(R.MAMXFLL, o.maxFrameLength);
+    R.MAADR_BY_OCTET.forEach((register, octet) => batch.write(register, this.mac[octet]!));
+    this.phyWrite(batch, R.PHCON1, o.fullDuplex ? R.PHCON1_PDPXMD : 0);
+    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.delay(o.miiDelayMs);
+
+    // Errata #9: half-duplex loopback is unreliable; HDLDIS stops the PHY looping our frames back.
+    for (const [register, value] of [
+      [R.PHCON2, o.fullDuplex ? 0 : R.PHCON2_HDLDIS],
+      [R.PHLCON, o.phyLedConfig],
+      [R.PHIE, R.PHIE_PGEIE | R.PHIE_PLNKIE],
+    ] as const) {
+      batch = this.newBatch();
+      this.phyWrite(batch, register, value);
+      await this.hal.spi.transfer(batch.transactions);
+      await this.hal.delay(o.miiDelayMs);
+    }
+
+    // Read back what must have stuck, and the PHY state (PHIR read clears a stale LINKIF).
+    batch = this.newBatch();
+    const maadrAt = R.MAADR_BY_OCTET.map((register) => batch.read(register));
+    const erxndAt = [batch.read(R.ERXNDL), batch.read(R.ERXNDH)];
+    batch.write(R.MIREGADR, R.PHIR);
+    batch.write(R.MICMD, R.MICMD_MIIRD);
+    r = await this.hal.spi.transfer(batch.transactions);
+    const readBackMac = maadrAt.map((at) => r[at]!);
+    const readBackEnd = r[erxndAt[0]!]! | (r[erxndAt[1]!]! << 8);
+    if (readBackMac.some((b, i) => b !== this.mac[i]) || readBackEnd !== o.rxEnd) {
+      throw new Enc28j60Error(
+        'EIO',
+        `ENC28J60 register writes do not stick (MAADR read back ${formatMac(Uint8Array.from(readBackMac))}, ` +
+          `ERXND 0x${readBackEnd.toString(16)}): check SPI MOSI/SCK wiring and the CS hold time`,
+      );
+    }
+    await this.hal.delay(o.miiDelayMs);
+    const phstat2 = await this.finishPhyReadAndRead(R.PHSTAT2);
+
+    // Receive state and enable (chips.md §1.11 step 13). PKTIF is unreliable (errata #6) but still
+    // raises INT; EPKTCNT is what the service reads. TX completion is polled, not interrupted.
+    this.nextPacket = 0;
+    this.erdpt = 0;
+    this.header = undefined;
+    this.knownPending = 0;
+    this.unreleased = 0;
+    this.intieCleared = false;
+    this.eirToClear = 0;
+    this.rxResetPending = false;
+    this.filterDirty = false;
+    batch = this.newBatch();
+    batch.bitClear(R.EIR, R.EIR_DMAIF | R.EIR_TXIF | R.EIR_TXERIF | R.EIR_RXERIF);
+    batch.write(R.EIE, R.EIE_INTIE | R.EIE_PKTIE | R.EIE_LINKIE | R.EIE_RXERIE);
+    batch.bitSet(R.ECON1, R.ECON1_RXEN);
+    await this.hal.spi.transfer(batch.transactions);
+    this.needsInit = false;
+    this.errorBackoff = this.options.errorBackoffMs;
+    this.setLink((phstat2 & R.PHSTAT2_LSTAT) !== 0);
+  }
+
+  private verifyChip(estat: number, econ2: number, revid: number): void {
+    const all = [estat, econ2, revid];
+    if (all.every((b) => b === 0x00) || all.every((b) => b === 0xff)) {
+      throw new Enc28j60Error(
+        'ENODEV',
+        `no ENC28J60 answering on SPI (ESTAT/ECON2/EREVID all read 0x${estat.toString(16).padStart(2, '0')}): ` +
+          'MISO is floating or stuck — check wiring, chip select, power and the reset line',
+      );
+    }
+    const revision = R.KNOWN_REVISIONS.get(revid);
+    if (!revision || econ2 !== R.ECON2_AUTOINC) {
+      throw new Enc28j60Error(
+        'ENODEV',
+        `the SPI device is not an ENC28J60 after reset (EREVID 0x${revid.toString(16)}, ECON2 0x${econ2.toString(16)}; ` +
+          'expected EREVID 0x02/0x04/0x05/0x06 and ECON2 0x80) — wrong chip or wrong chip select?',
+      );
+    }
+    this.revision = revision;
+  }
+
+  private receiveFilter(): number {
+    return R.ERXFCON_UCEN | R.ERXFCON_CRCEN | R.ERXFCON_BCEN | (this.multicastJoined > 0 ? R.ERXFCON_MCEN : 0);
+  }
+
+  /** MIREGADR, then MIWRL, MIWRH (writing MIWRH starts it; BUSY for 10.24 µs, DS-ENC §3.3.2). */
+  private phyWrite(batch: CommandBatch, register: number, value: number): void {
+    batch.write(R.MIREGADR, register);
+    batch.write16(R.MIWRL, value);
+  }
+
+  /** Finish an MII read started in the previous batch and start (and finish) a read of `next`. */
+  private async finishPhyReadAndRead(next: number): Promise<number> {
+    let batch = this.newBatch();
+    batch.write(R.MICMD, 0);
+    batch.read(R.MIRDL);
+    batch.read(R.MIRDH);
+    batch.write(R.MIREGADR, next);
+    batch.write(R.MICMD, R.MICMD_MIIRD);
+    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.delay(this.options.miiDelayMs);
+    batch = this.newBatch();
+    batch.write(R.MICMD, 0);
+    const lowAt = batch.read(R.MIRDL);
+    const highAt = batch.read(R.MIRDH);
+    const r = await this.hal.spi.transfer(batch.transactions);
+    return r[lowAt]! | (r[highAt]! << 8);
+  }
+
+  // ---- The work loop --------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.pumping) {
+      this.rekick = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pump().finally(() => {
+      this.pumping = false;
+    });
+  }
+
+  private async pump(): Promise<void> {
+    for (;;) {
+      this.rekick = false;
+      let didWork: boolean;
+      try {
+        didWork = await this.step();
+      } catch (error) {
+        this.onError(error);
+        didWork = false;
+      }
+      if (!didWork && !this.rekick) return;
+    }
+  }
+
+  /** Build and run one batch of whatever is due. False when there is nothing to do now. */
+  private async step(): Promise<boolean> {
+    if (!this.running || this.paused) return false;
+    if (this.needsInit) {
+      if (this.clock.now() < this.initNotBefore) {
+        this.wakeAtTime(this.initNotBefore);
+        return false;
+      }
+      await this.initialise();
+      this.interruptPending = true; // whatever arrived meanwhile
+      return true;
+    }
+    if (this.rxResetPending) {
+      await this.resetReceiver();
+      return true;
+    }
+    if (this.linkCheckPending) {
+      await this.checkLink();
+      return true;
+    }
+
+    const batch = this.newBatch();
+    const seq = this.seq;
+    const handlers: ResultHandler[] = [];
+    let readsEir = false;
+    if (this.filterDirty) {
+      batch.write(R.ERXFCON, this.receiveFilter());
+      this.filterDirty = false;
+    }
+    if (this.header && this.knownPending > 0) {
+      handlers.push(this.planReceive(batch));
+    } else if (this.interruptPending || this.pollPending) {
+      handlers.push(this.planService(batch, seq));
+      readsEir = true;
+    } else if (this.intieCleared || this.eirToClear) {
+      this.appendServiceEnd(batch);
+    }
+    const tx = this.planTransmit(batch, seq, readsEir);
+    if (tx) handlers.push(tx);
+    if (batch.isEmpty) {
+      this.armWakeTimer();
+      return false;
+    }
+    // A batch that only writes (a transmission whose predecessor is confirmed) needs no answer to
+    // go on: leave it in flight and build the next one behind it.
+    const pipelined = handlers.length === 1 && tx !== undefined && !readsEir && batch.transactions.every((t) => !t.read);
+    const transfer = this.hal.spi.transfer(batch.transactions);
+    this.inFlightBatches++;
+    if (pipelined) {
+      transfer.then(
+        (result) => {
+          this.inFlightBatches--;
+          for (const handle of handlers) handle(result);
+          this.kick();
+        },
+        (error: unknown) => {
+          this.inFlightBatches--;
+          this.onError(error);
+          this.kick();
+        },
+      );
+      return true;
+    }
+    let result: Uint8Array;
+    try {
+      result = await transfer;
+    } finally {
+      this.inFlightBatches--;
+    }
+    for (const handle of handlers) handle(result);
+    return true;
+  }
+
+  private newBatch(): CommandBatch {
+    this.seq++;
+    return new CommandBatch(this.bank);
+  }
+
+  // ---- Receive --------------------------------------------------------------------------------
+
+  /**
+   * Interrupt service (or poll): clear INTIE so every later flag gives a fresh edge (DS-ENC §12),
+   * read EIR, the reset sentinel, EPKTCNT, and speculatively the next packet header.
+   */
+  private planService(batch: CommandBatch, seq: number): ResultHandler {
+    const fromInterrupt = this.interruptPending || this.hal.interrupt.asserted;
+    this.interruptPending = false;
+    this.pollPending = false;
+    if (fromInterrupt && !this.intieCleared) {
+      batch.bitClear(R.EIE, R.EIE_INTIE);
+      this.intieCleared = true;
+    }
+    const eirAt = batch.read(R.EIR);
+    const econ2At = batch.read(R.ECON2);
+    const countAt = batch.read(R.EPKTCNT);
+    if (this.erdpt !== this.nextPacket) batch.write16(R.ERDPTL, this.nextPacket);
+    const headerAt = batch.readBuffer(6);
+    this.erdpt = this.ringAdvance(this.nextPacket, 6);
+    const txAtBuild = this.txInFlight;
+    return (r) => {
+      if (r[econ2At] !== (R.ECON2_AUTOINC | R.ECON2_VRPS)) {
+        // SRC or power loss underneath us: ECON2 is back to its reset value.
+        this.scheduleReinit('chip-reset');
+        return;
+      }
+      const eir = r[eirAt]!;
+      if (txAtBuild && txAtBuild.seq < seq) this.resolveTx(txAtBuild, eir, 'observed');
+      if (eir & R.EIR_RXERIF) {
+        // Ring full or EPKTCNT at 255: the chip dropped a frame (DS-ENC §12.1.2). The ring itself
+        // is intact, so draining is the recovery.
+        countDrop(this.counters, 'rx-overflow');
+        this.eirToClear |= R.EIR_RXERIF;
+      }
+      if (eir & R.EIR_LINKIF) this.linkCheckPending = true;
+      this.knownPending = r[countAt]!;
+      this.header = this.knownPending > 0 ? this.parseHeader(r, headerAt) : undefined;
+    };
+  }
+
+  /**
+   * One frame: EPKTCNT (validates the speculative header), then frame + FCS + pad + next header
+   * in one RBM, PKTDEC, and when the ring needs it ERXRDPT (odd, errata #14).
+   */
+  private planReceive(batch: CommandBatch): ResultHandler {
+    const header = this.header!;
+    const countAt = batch.read(R.EPKTCNT);
+    const padded = header.byteCount + (header.byteCount & 1);
+    const dataAt = batch.readBuffer(padded + 6);
+    batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
+    this.erdpt = this.ringAdvance(header.next, 6);
+    this.unreleased += 6 + padded;
+    const last = this.knownPending <= 1;
+    if (last || this.unreleased >= this.ringSize * this.options.rxReleaseFraction) {
+      batch.write16(R.ERXRDPTL, header.next === 0 ? this.options.rxEnd : header.next - 1);
+      this.unreleased = 0;
+    }
+    if (last) this.appendServiceEnd(batch);
+    this.nextPacket = header.next;
+    this.header = undefined;
+    this.knownPending--;
+    return (r) => {
+      const count = r[countAt]!;
+      if (count === 0) {
+        // The chip has no packet where we expected one: reset underneath or lost state.
+        this.knownPending = 0;
+        this.pollPending = true;
+        return;
+      }
+      if (header.status & R.RSV_RECEIVED_OK) {
+        const frame = r.subarray(dataAt, dataAt + header.byteCount - 4);
+        this.counters.rxFrames++;
+        this.counters.rxBytes += frame.length;
+        this.handlers?.receive(frame);
+      } else {
+        countDrop(this.counters, 'rx-bad-frame');
+      }
+      this.knownPending = count - 1;
+      if (count >= 2) this.header = this.parseHeader(r, dataAt + padded);
+    };
+  }
+
+  /** Clear the flags we saw and set INTIE again: the datasheet's end of interrupt service. */
+  private appendServiceEnd(batch: CommandBatch): void {
+    if (this.unreleased > 0) {
+      batch.write16(R.ERXRDPTL, this.nextPacket === 0 ? this.options.rxEnd : this.nextPacket - 1);
+      this.unreleased = 0;
+    }
+    if (this.eirToClear) {
+      batch.bitClear(R.EIR, this.eirToClear);
+      this.eirToClear = 0;
+    }
+    if (this.intieCleared) {
+      batch.bitSet(R.EIE, R.EIE_INTIE);
+      this.intieCleared = false;
+    }
+  }
+
+  /** Validate a packet header at `nextPacket`; a bad one means the ring is corrupt (chips.md §3.1). */
+  private parseHeader(r: Uint8Array, at: number): RxHeader | undefined {
+    const next = r[at]! | (r[at + 1]! << 8);
+    const byteCount = r[at + 2]! | (r[at + 3]! << 8);
+    const status = r[at + 4]! | (r[at + 5]! << 8);
+    const expected = this.ringAdvance(this.nextPacket, 6 + byteCount + (byteCount & 1));
+    const sane = byteCount >= 18 && byteCount <= this.options.maxFrameLength && next === expected && next <= this.options.rxEnd;
+    if (!sane) {
+      countDrop(this.counters, 'rx-ring-corrupt');
+      this.rxResetPending = true;
+      return undefined;
+    }
+    return { next, byteCount, status };
+  }
+
+  /** LNX-ENC's recovery for a corrupt ring: RXRST, re-initialise the ring, re-enable. */
+  private async resetReceiver(): Promise<void> {
+    this.count('rx-reset');
+    let batch = this.newBatch();
+    batch.bitClear(R.ECON1, R.ECON1_RXEN);
+    batch.bitSet(R.ECON1, R.ECON1_RXRST);
+    batch.bitClear(R.ECON1, R.ECON1_RXRST);
+    batch.write16(R.ERXSTL, 0);
+    batch.write16(R.ERXNDL, this.options.rxEnd);
+    batch.write16(R.ERXRDPTL, this.options.rxEnd);
+    batch.write16(R.ERDPTL, 0);
+    const countAt = batch.read(R.EPKTCNT);
+    const r = await this.hal.spi.transfer(batch.transactions);
+    batch = this.newBatch();
+    // If RXRST left EPKTCNT standing, decrement it to 0 while reception is still off.
+    for (let i = 0; i < r[countAt]!; i++) batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
+    batch.bitClear(R.EIR, R.EIR_RXERIF);
+    batch.bitSet(R.ECON1, R.ECON1_RXEN);
+    await this.hal.spi.transfer(batch.transactions);
+    this.rxResetPending = false;
+    this.nextPacket = 0;
+    this.erdpt = 0;
+    this.header = undefined;
+    this.knownPending = 0;
+    this.unreleased = 0;
+    this.pollPending = true;
+  }
+
+  private ringAdvance(pointer: number, bytes: number): number {
+    return (pointer + bytes) % this.ringSize;
+  }
+
+  // ---- Transmit -------------------------------------------------------------------------------
+
+  private planTransmit(batch: CommandBatch, seq: number, batchReadsEir: boolean): ResultHandler | undefined {
+    const now = this.clock.now();
+    const previous = this.txInFlight;
+    if (previous && previous.doneBy === undefined) return undefined; // its batch is still out
+    const due = !previous || now >= previous.doneBy!;
+    if (this.txQueue.length > 0 && this.up && due) return this.planSend(batch, seq, previous);
+    if (previous && due && !batchReadsEir) {
+      const eirAt = batch.read(R.EIR);
+      return (r) => this.resolveTx(previous, r[eirAt]!, 'checked');
+    }
+    return undefined;
+  }
+
+  /**
+   * DS-ENC §7.1 with errata #12: control byte + frame at ETXST, ETXND, TXRST pulse, clear
+   * TXIF/TXERIF (clearing TXRST may set TXERIF), TXRTS. If the previous frame is not yet known to
+   * be done, EIR is read first: by now (its wire time has passed) TXIF says how it went.
+   */
+  private planSend(batch: CommandBatch, seq: number, previous: TxInFlight | undefined): ResultHandler {
+    const item = this.txQueue.shift()!;
+    const eirAt = previous ? batch.read(R.EIR) : -1;
+    batch.write16(R.EWRPTL, this.txStart);
+    batch.writeBuffer([0x00], item.frame); // control byte 0: padding and CRC per MACON3
+    batch.write16(R.ETXNDL, this.txStart + item.frame.length);
+    batch.bitSet(R.ECON1, R.ECON1_TXRST);
+    batch.bitClear(R.ECON1, R.ECON1_TXRST);
+    batch.bitClear(R.EIR, R.EIR_TXIF | R.EIR_TXERIF);
+    batch.bitSet(R.ECON1, R.ECON1_TXRTS);
+    const sending: TxInFlight = { item, seq, resolved: false };
+    this.txInFlight = sending;
+    return (r) => {
+      if (previous) this.resolveTx(previous, r[eirAt]!, 'preempted');
+      const now = this.clock.now();
+      sending.startedBy = now;
+      sending.doneBy = now + wireTimeMs(item.frame.length) + this.options.txCompletionSlackMs;
+      this.armWakeTimer();
+    };
+  }
+
+  /**
+   * What EIR says about a transmission. `preempted`: read just before our TXRST for the next
+   * frame, so "not done" means we cut it short and it must go again.
+   */
+  private resolveTx(tx: TxInFlight, eir: number, how: 'observed' | 'checked' | 'preempted'): void {
+    if (tx.resolved) return;
+    if (eir & R.EIR_TXERIF) {
+      // Errata #13: a late collision (half duplex) aborts; retransmit like LNX-ENC.
+      tx.resolved = true;
+      this.retransmit(tx.item, 'tx-abort');
+    } else if (eir & R.EIR_TXIF) {
+      tx.resolved = true;
+      this.counters.txFrames++;
+      this.counters.txBytes += tx.item.frame.length;
+    } else if (how === 'preempted') {
+      tx.resolved = true;
+      this.retransmit(tx.item, 'tx-preempted');
+    } else if (how === 'checked' && tx.startedBy !== undefined) {
+      const elapsed = this.clock.now() - tx.startedBy;
+      if (elapsed >= this.options.txTimeoutMs) {
+        // Errata #12: the transmitter can stall with TXRTS set; the next send's TXRST clears it.
+        tx.resolved = true;
+        this.retransmit(tx.item, 'tx-timeout');
+      } else {
+        tx.doneBy = this.clock.now() + Math.min(Math.max(1, elapsed), this.options.txTimeoutMs - elapsed);
+      }
+    }
+    if (tx.resolved && this.txInFlight === tx) this.txInFlight = undefined;
+    this.armWakeTimer();
+  }
+
+  private retransmit(item: TxItem, reason: string): void {
+    this.count(reason);
+    item.retries++;
+    if (item.retries > this.options.txMaxRetries) {
+      countDrop(this.counters, reason);
+      return;
+    }
+    this.txQueue.unshift(item);
+  }
+
+  private requeueInFlight(): void {
+    const tx = this.txInFlight;
+    if (tx && !tx.resolved) {
+      tx.resolved = true;
+      this.txQueue.unshift(tx.item);
+    }
+    this.txInFlight = undefined;
+  }
+
+  // ---- Link -----------------------------------------------------------------------------------
+
+  /** LINKIF: read PHIR (clears it, DS-ENC §12.1.5) and PHSTAT2.LSTAT. */
+  private async checkLink(): Promise<void> {
+    this.linkCheckPending = false;
+    const batch = this.newBatch();
+    batch.write(R.MIREGADR, R.PHIR);
+    batch.write(R.MICMD, R.MICMD_MIIRD);
+    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.delay(this.options.miiDelayMs);
+    const phstat2 = await this.finishPhyReadAndRead(R.PHSTAT2);
+    this.setLink((phstat2 & R.PHSTAT2_LSTAT) !== 0);
+  }
+
+  private setLink(up: boolean): void {
+    if (up === this.up) return;
+    this.up = up;
+    if (!up) for (const _ of this.txQueue.splice(0)) countDrop(this.counters, 'link-down');
+    this.count(up ? 'link-up' : 'link-down');
+    this.handlers?.linkChange(up);
+  }
+
+  // ---- Timers and errors ----------------------------------------------------------------------
+
+  private schedulePoll(): void {
+    this.pollTimer = this.clock.schedule(this.options.pollIntervalMs, () => {
+      if (!this.running) return;
+      this.schedulePoll();
+      if (this.pumping || this.inFlightBatches > 0) return;
+      // Safety net: a missed INT edge, or a chip reset underneath (interrupts silently off).
+      this.pollPending = true;
+      this.kick();
+    });
+  }
+
+  private armWakeTimer(): void {
+    const tx = this.txInFlight;
+    if (tx?.doneBy !== undefined && !tx.resolved) this.wakeAtTime(tx.doneBy);
+  }
+
+  private wakeAtTime(at: number): void {
+    if (this.wakeTimer?.pending && this.wakeAt <= at) return;
+    this.wakeTimer?.cancel();
+    this.wakeAt = at;
+    this.wakeTimer = this.clock.schedule(at - this.clock.now(), () => {
+      this.wakeAt = Infinity;
+      this.kick();
+    });
+  }
+
+  private scheduleReinit(reason: string): void {
+    this.count(reason);
+    this.needsInit = true;
+    this.header = undefined;
+    this.knownPending = 0;
+    this.kick();
+  }
+
+  private onError(error: unknown): void {
+    // Nothing escapes the loop: a failed batch may or may not have run, so start over cleanly.
+    CommandBatch.invalidate(this.bank);
+    const code = error instanceof HalError || error instanceof Enc28j60Error ? error.code : 'internal';
+    this.count(`error-${code}`);
+    this.needsInit = true;
+    this.header = undefined;
+    this.knownPending = 0;
+    this.initNotBefore = this.clock.now() + this.errorBackoff;
+    this.errorBackoff = Math.min(this.errorBackoff * 2, 1000);
+    if (!(error instanceof HalError) && !(error instanceof Enc28j60Error)) this.lastInternalError = error;
+    this.wakeAtTime(this.initNotBefore);
+  }
+
+  /** The last unexpected exception inside the driver (a bug), for tests and diagnostics. */
+  lastInternalError: unknown;
+
+  private count(event: string): void {
+    this.events[event] = (this.events[event] ?? 0) + 1;
+  }
+}
