@@ -1,0 +1,496 @@
+import { EventEmitter } from 'node:events';
+import type { Clock, TimerHandle } from '../../time/clock.js';
+import { randomBelow, randomUnit, type Random } from '../../time/random.js';
+import { IPV4_BROADCAST, macEquals, prefixMask, type Ipv4Address } from '../../wire/address.js';
+import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink } from '../transport.js';
+import { DHCP_DEFAULTS } from './tunables.js';
+import {
+  BOOTREPLY,
+  BOOTREQUEST,
+  DHCP_CLIENT_PORT,
+  DHCP_MESSAGE_TYPE_NAMES,
+  DHCP_SERVER_PORT,
+  DhcpMessageType,
+  defaultClientIdentifier,
+  emitDhcpMessage,
+  INFINITE_LEASE,
+  maskToPrefixLength,
+  parseDhcpMessage,
+  type DhcpMessage,
+  type DhcpOptions,
+} from './wire.js';
+
+/**
+ * DHCP client (RFC 2131 §4.4, Figure 5), one per interface, on the injected clock.
+ *
+ *   INIT ─DISCOVER→ SELECTING ─OFFER/REQUEST→ REQUESTING ─ACK→ CHECKING ─probe free→ BOUND
+ *   BOUND ─T1→ RENEWING ─T2→ REBINDING ─expiry→ INIT;  a remembered lease starts at INIT-REBOOT
+ *   ─REQUEST→ REBOOTING ─ACK→ CHECKING.
+ *
+ * CHECKING is RFC 2131 §4.4.1's "client SHOULD probe the newly received address" made a state
+ * (lwIP's DHCP_STATE_CHECKING): an RFC 5227 ARP probe, DHCPDECLINE on conflict.
+ *
+ * Transaction ids (RFC 2131 §4.4.1 Table 5): one random xid per exchange, kept across its
+ * retransmissions. The DHCPREQUEST that answers an offer carries the DHCPOFFER's xid — which is
+ * the DHCPDISCOVER's, so DISCOVER, its retransmissions and the REQUEST share one xid. Every other
+ * exchange (INIT-REBOOT, a RENEWING period, a REBINDING period, DECLINE, RELEASE) draws a new one.
+ */
+
+export type DhcpClientState =
+  | 'STOPPED'
+  | 'INIT'
+  | 'SELECTING'
+  | 'REQUESTING'
+  | 'CHECKING'
+  | 'BOUND'
+  | 'RENEWING'
+  | 'REBINDING'
+  | 'INIT-REBOOT'
+  | 'REBOOTING';
+
+export interface DhcpLease {
+  readonly address: Ipv4Address;
+  readonly subnetMask: Ipv4Address;
+  readonly prefixLength: number;
+  readonly routers: readonly Ipv4Address[];
+  readonly dnsServers: readonly Ipv4Address[];
+  readonly domainName?: string;
+  readonly serverIdentifier: Ipv4Address;
+  /** Seconds; INFINITE_LEASE (0xffffffff) never expires. */
+  readonly leaseTimeS: number;
+  readonly renewalTimeS: number;
+  readonly rebindingTimeS: number;
+  /** Clock time the lease counts from: when the DHCPREQUEST was first sent (RFC 2131 §4.4.1). */
+  readonly startedAt: number;
+  /** The same instant in Unix ms, for persisting the lease across restarts. */
+  readonly startedAtEpochMs: number;
+}
+
+/** What INIT-REBOOT needs from a lease remembered across a restart. */
+export interface RememberedLease {
+  readonly address: Ipv4Address;
+}
+
+export interface DhcpClientOptions {
+  readonly transport: DatagramFactory;
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Our hardware address (chaddr). */
+  readonly mac: Uint8Array;
+  readonly config: InterfaceConfigSink;
+  /** RFC 5227 probe; without one the address is used unprobed. */
+  readonly arpProbe?: ArpProbe;
+  readonly interfaceIndex?: number;
+  /** Option 12 (RFC 2132 §3.14); dnsmasq registers it in its DNS. */
+  readonly hostName?: string;
+  /** Option 61; defaults to hardware type 1 + MAC (RFC 2132 §9.14). */
+  readonly clientIdentifier?: Uint8Array;
+  /** A lease from a previous run: start in INIT-REBOOT and ask for it again (RFC 2131 §3.2). */
+  readonly previousLease?: RememberedLease;
+  readonly startupDelayMs?: { readonly min: number; readonly max: number };
+  readonly requestBroadcast?: boolean;
+  readonly parameterRequestList?: readonly number[];
+}
+
+export interface DhcpClientStats {
+  sent: Record<string, number>;
+  received: Record<string, number>;
+  /** Datagrams ignored, by reason: parse reasons, 'wrong-xid', 'wrong-chaddr', 'wrong-server', 'unexpected-DHCPACK', … */
+  drops: Record<string, number>;
+}
+
+export interface DhcpClientEvents {
+  state: [to: DhcpClientState, from: DhcpClientState];
+  bound: [lease: DhcpLease];
+  renewed: [lease: DhcpLease];
+  expired: [lease: DhcpLease];
+  nak: [message: string | undefined, server: Ipv4Address | undefined];
+  conflict: [address: Ipv4Address];
+  released: [lease: DhcpLease];
+}
+
+export class DhcpClient extends EventEmitter<DhcpClientEvents> {
+  readonly stats: DhcpClientStats = { sent: {}, received: {}, drops: {} };
+  private currentState: DhcpClientState = 'STOPPED';
+  private currentLease: DhcpLease | undefined;
+  private socket: DatagramSocket | undefined;
+  private xid = 0;
+  /** Clock time the current exchange began (for 'secs'). */
+  private exchangeStartedAt = 0;
+  /** Clock time the current exchange's first DHCPREQUEST went out (lease start). */
+  private requestSentAt: number | undefined;
+  private transmissions = 0;
+  private offer: DhcpMessage | undefined;
+  private retransmitTimer: TimerHandle | undefined;
+  private readonly leaseTimers: TimerHandle[] = [];
+  private readonly clientIdentifier: Uint8Array;
+
+  constructor(private readonly options: DhcpClientOptions) {
+    super();
+    this.clientIdentifier = options.clientIdentifier ?? defaultClientIdentifier(options.mac);
+  }
+
+  get state(): DhcpClientState {
+    return this.currentState;
+  }
+
+  /** The lease in force (BOUND, RENEWING, REBINDING), else undefined. */
+  get lease(): DhcpLease | undefined {
+    return this.currentLease;
+  }
+
+  start(): void {
+    if (this.currentState !== 'STOPPED') return;
+    this.socket = this.options.transport.open({ port: DHCP_CLIENT_PORT, broadcast: true, interfaceIndex: this.options.interfaceIndex });
+    this.socket.onMessage((data, from) => this.receive(data, from));
+    this.socket.onError(() => this.count(this.stats.drops, 'socket-error'));
+    if (this.options.previousLease) this.enterInitReboot(this.options.previousLease.address);
+    else {
+      const { min, max } = this.options.startupDelayMs ?? DHCP_DEFAULTS.startupDelayMs;
+      this.enterInit(min + randomBelow(this.options.random, Math.max(0, max - min) + 1));
+    }
+  }
+
+  /**
+   * Stop the client. With `release` (the default) a bound lease is given back with DHCPRELEASE
+   * (RFC 2131 §4.4.6) and removed from the interface; without it the address stays configured.
+   */
+  stop(options: { release?: boolean } = {}): void {
+    if (this.currentState === 'STOPPED') return;
+    const lease = this.currentLease;
+    if (lease && (options.release ?? true)) {
+      this.send(
+        DhcpMessageType.RELEASE,
+        { serverIdentifier: lease.serverIdentifier },
+        { xid: this.options.random.u32(), ciaddr: lease.address, to: lease.serverIdentifier, secs: 0 },
+      );
+      this.unconfigure(lease);
+      this.emit('released', lease);
+    }
+    this.cancelTimers();
+    this.socket?.close();
+    this.socket = undefined;
+    this.offer = undefined;
+    this.setState('STOPPED');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // States
+
+  private setState(to: DhcpClientState): void {
+    const from = this.currentState;
+    if (from === to) return;
+    this.currentState = to;
+    this.emit('state', to, from);
+  }
+
+  private newExchange(): void {
+    this.xid = this.options.random.u32();
+    this.exchangeStartedAt = this.options.clock.now();
+    this.requestSentAt = undefined;
+    this.transmissions = 0;
+  }
+
+  private enterInit(delayMs: number): void {
+    this.cancelTimers();
+    if (this.currentLease) this.unconfigure(this.currentLease);
+    this.offer = undefined;
+    this.setState('INIT');
+    this.retransmitTimer = this.options.clock.schedule(delayMs, () => {
+      this.newExchange();
+      this.setState('SELECTING');
+      this.sendDiscover();
+    });
+  }
+
+  private sendDiscover(): void {
+    this.send(DhcpMessageType.DISCOVER, {});
+    this.scheduleRetransmit(() => this.sendDiscover());
+  }
+
+  private enterRequesting(offer: DhcpMessage): void {
+    this.offer = offer;
+    this.transmissions = 0;
+    this.setState('REQUESTING');
+    this.sendSelectingRequest();
+  }
+
+  private sendSelectingRequest(): void {
+    const offer = this.offer!;
+    if (this.transmissions >= DHCP_DEFAULTS.requestTransmissions) return this.enterInit(0);
+    // RFC 2131 §4.3.2 / Table 5: server identifier and requested address from the offer, ciaddr 0.
+    this.send(DhcpMessageType.REQUEST, { requestedAddress: offer.yiaddr, serverIdentifier: offer.options.serverIdentifier });
+    this.scheduleRetransmit(() => this.sendSelectingRequest());
+  }
+
+  private enterInitReboot(address: Ipv4Address): void {
+    this.cancelTimers();
+    this.setState('INIT-REBOOT');
+    this.newExchange();
+    this.offer = undefined;
+    this.setState('REBOOTING');
+    this.sendRebootRequest(address);
+  }
+
+  private sendRebootRequest(address: Ipv4Address): void {
+    // RFC 2131 §3.2 step 3: no acknowledgement after retransmitting → start over from INIT.
+    if (this.transmissions >= DHCP_DEFAULTS.requestTransmissions) return this.enterInit(0);
+    // RFC 2131 §4.3.2 INIT-REBOOT: requested address set, no server identifier, ciaddr 0.
+    this.send(DhcpMessageType.REQUEST, { requestedAddress: address });
+    this.scheduleRetransmit(() => this.sendRebootRequest(address));
+  }
+
+  private enterChecking(ack: DhcpMessage): void {
+    this.cancelRetransmit();
+    this.setState('CHECKING');
+    const exchange = this.xid;
+    const probe = this.options.arpProbe ? this.options.arpProbe(ack.yiaddr) : Promise.resolve<'free'>('free');
+    void probe.then(
+      (verdict) => {
+        if (this.currentState !== 'CHECKING' || this.xid !== exchange) return;
+        if (verdict === 'free') this.bind(ack);
+        else this.decline(ack, 'address in use (RFC 5227 probe)');
+      },
+      () => {
+        if (this.currentState === 'CHECKING' && this.xid === exchange) this.bind(ack);
+      },
+    );
+  }
+
+  private decline(ack: DhcpMessage, why: string): void {
+    this.count(this.stats.drops, 'declined-conflict');
+    // RFC 2131 §4.4.1 / Table 5: DECLINE carries the address and the server, ciaddr 0, its own xid.
+    this.send(
+      DhcpMessageType.DECLINE,
+      { requestedAddress: ack.yiaddr, serverIdentifier: ack.options.serverIdentifier, message: why },
+      { xid: this.options.random.u32(), secs: 0, broadcast: false },
+    );
+    this.emit('conflict', ack.yiaddr);
+    this.enterInit(DHCP_DEFAULTS.declineRestartDelayMs);
+  }
+
+  private bind(ack: DhcpMessage): void {
+    const previous = this.currentLease;
+    const lease = this.leaseFrom(ack);
+    this.cancelTimers();
+    if (previous && previous.address !== lease.address) this.unconfigure(previous);
+    this.currentLease = lease;
+    const { config } = this.options;
+    config.setAddress(lease.address, lease.prefixLength);
+    config.setRouter(lease.routers[0]);
+    config.setDnsServers(lease.dnsServers);
+    this.scheduleLeaseTimers(lease);
+    const renewed = previous !== undefined && (this.currentState === 'RENEWING' || this.currentState === 'REBINDING');
+    this.setState('BOUND');
+    this.emit(renewed ? 'renewed' : 'bound', lease);
+  }
+
+  private scheduleLeaseTimers(lease: DhcpLease): void {
+    if (lease.leaseTimeS === INFINITE_LEASE) return;
+    const { clock } = this.options;
+    const at = (seconds: number): number => lease.startedAt + seconds * 1000 - clock.now();
+    this.leaseTimers.push(
+      clock.schedule(at(lease.renewalTimeS), () => this.enterRenewing()),
+      clock.schedule(at(lease.rebindingTimeS), () => this.enterRebinding()),
+      clock.schedule(at(lease.leaseTimeS), () => this.expire()),
+    );
+  }
+
+  private enterRenewing(): void {
+    if (this.currentState !== 'BOUND') return;
+    this.newExchange();
+    this.setState('RENEWING');
+    this.sendRenewRequest();
+  }
+
+  private enterRebinding(): void {
+    if (this.currentState !== 'BOUND' && this.currentState !== 'RENEWING') return;
+    this.cancelRetransmit();
+    this.newExchange();
+    this.setState('REBINDING');
+    this.sendRenewRequest();
+  }
+
+  /** RENEWING: unicast to the leasing server; REBINDING: broadcast to any. ciaddr set, no 50/54 (RFC 2131 §4.3.2). */
+  private sendRenewRequest(): void {
+    const lease = this.currentLease!;
+    const renewing = this.currentState === 'RENEWING';
+    this.send(DhcpMessageType.REQUEST, {}, { ciaddr: lease.address, broadcast: false, to: renewing ? lease.serverIdentifier : IPV4_BROADCAST });
+    // RFC 2131 §4.4.5: half the time left until T2 (RENEWING) or expiry (REBINDING), at least 60 s.
+    const { clock } = this.options;
+    const deadline = lease.startedAt + (renewing ? lease.rebindingTimeS : lease.leaseTimeS) * 1000;
+    const remaining = deadline - clock.now();
+    const wait = Math.max(remaining / 2, DHCP_DEFAULTS.renewRetransmitMinMs);
+    this.cancelRetransmit();
+    if (wait < remaining) this.retransmitTimer = clock.schedule(wait, () => this.sendRenewRequest());
+  }
+
+  private expire(): void {
+    const lease = this.currentLease;
+    if (!lease) return;
+    this.emit('expired', lease);
+    this.enterInit(0);
+  }
+
+  private unconfigure(lease: DhcpLease): void {
+    const { config } = this.options;
+    config.clearAddress(lease.address);
+    config.setRouter(undefined);
+    config.setDnsServers([]);
+    this.currentLease = undefined;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Receiving
+
+  private receive(data: Uint8Array, _from: DatagramPeer): void {
+    const parsed = parseDhcpMessage(data);
+    if (!parsed.ok) return this.count(this.stats.drops, parsed.reason);
+    const m = parsed.message;
+    if (m.op !== BOOTREPLY) return this.count(this.stats.drops, 'not-reply');
+    if (m.xid !== this.xid) return this.count(this.stats.drops, 'wrong-xid');
+    if (m.hlen !== this.options.mac.length || !macEquals(m.chaddr, 0, this.options.mac)) return this.count(this.stats.drops, 'wrong-chaddr');
+    const type = m.options.messageType!;
+    const name = DHCP_MESSAGE_TYPE_NAMES[type]!;
+    const unexpected = (): void => this.count(this.stats.drops, `unexpected-${name}`);
+    switch (this.currentState) {
+      case 'SELECTING':
+        if (type !== DhcpMessageType.OFFER) return unexpected();
+        // RFC 2131 §4.3.1: an offer names the server and an address.
+        if (m.yiaddr === 0 || m.options.serverIdentifier === undefined) return this.count(this.stats.drops, 'bad-offer');
+        this.count(this.stats.received, name);
+        return this.enterRequesting(m);
+      case 'REQUESTING':
+        if (type !== DhcpMessageType.ACK && type !== DhcpMessageType.NAK) return unexpected();
+        // Only the server we chose answers for our REQUEST (RFC 2131 §4.3.2).
+        if (m.options.serverIdentifier !== this.offer!.options.serverIdentifier) return this.count(this.stats.drops, 'wrong-server');
+        return this.acknowledged(m, name);
+      case 'REBOOTING':
+      case 'REBINDING':
+        if (type !== DhcpMessageType.ACK && type !== DhcpMessageType.NAK) return unexpected();
+        return this.acknowledged(m, name);
+      case 'RENEWING':
+        if (type !== DhcpMessageType.ACK && type !== DhcpMessageType.NAK) return unexpected();
+        if (m.options.serverIdentifier !== undefined && m.options.serverIdentifier !== this.currentLease!.serverIdentifier) {
+          return this.count(this.stats.drops, 'wrong-server');
+        }
+        return this.acknowledged(m, name);
+      default:
+        return unexpected();
+    }
+  }
+
+  private acknowledged(m: DhcpMessage, name: string): void {
+    if (m.options.messageType === DhcpMessageType.NAK) {
+      this.count(this.stats.received, name);
+      this.emit('nak', m.options.message, m.options.serverIdentifier);
+      // RFC 2131 §3.1 step 5 / §4.4.5: NAK → drop the address and start over. The random startup
+      // wait keeps a server that NAKs everything from making us loop at wire speed.
+      const { min, max } = this.options.startupDelayMs ?? DHCP_DEFAULTS.startupDelayMs;
+      return this.enterInit(min + randomBelow(this.options.random, Math.max(0, max - min) + 1));
+    }
+    // RFC 2131 Table 3: an ACK to a REQUEST carries the lease time and the server identifier.
+    if (m.options.leaseTime === undefined || m.options.serverIdentifier === undefined) return this.count(this.stats.drops, 'incomplete-ack');
+    if (m.yiaddr === 0) return this.count(this.stats.drops, 'incomplete-ack');
+    this.count(this.stats.received, name);
+    if (this.currentState === 'RENEWING' || this.currentState === 'REBINDING') {
+      // The address is already probed and in use; a different one is probed like a new lease.
+      if (m.yiaddr === this.currentLease?.address) return this.bind(m);
+    }
+    this.enterChecking(m);
+  }
+
+  private leaseFrom(ack: DhcpMessage): DhcpLease {
+    const o = ack.options;
+    const leaseTimeS = o.leaseTime!;
+    // Servers send T1 ≥ T2 or T2 ≥ lease now and then (smoltcp #1029): fall back to RFC 2131 §4.4.5.
+    let rebindingTimeS = o.rebindingTime !== undefined && o.rebindingTime > 0 && o.rebindingTime < leaseTimeS ? o.rebindingTime : leaseTimeS * DHCP_DEFAULTS.rebindingFraction;
+    let renewalTimeS = o.renewalTime !== undefined && o.renewalTime > 0 && o.renewalTime < rebindingTimeS ? o.renewalTime : leaseTimeS * DHCP_DEFAULTS.renewalFraction;
+    if (renewalTimeS >= rebindingTimeS) renewalTimeS = rebindingTimeS / 2;
+    if (leaseTimeS === INFINITE_LEASE) rebindingTimeS = renewalTimeS = INFINITE_LEASE;
+    const subnetMask = o.subnetMask !== undefined && maskToPrefixLength(o.subnetMask) !== undefined ? o.subnetMask : classfulMask(ack.yiaddr);
+    const startedAt = this.requestSentAt ?? this.options.clock.now();
+    return {
+      address: ack.yiaddr,
+      subnetMask,
+      prefixLength: maskToPrefixLength(subnetMask)!,
+      routers: o.routers ?? [],
+      dnsServers: o.dnsServers ?? [],
+      ...(o.domainName !== undefined && { domainName: o.domainName }),
+      serverIdentifier: o.serverIdentifier!,
+      leaseTimeS,
+      renewalTimeS,
+      rebindingTimeS,
+      startedAt,
+      startedAtEpochMs: this.options.clock.epochMs() - (this.options.clock.now() - startedAt),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sending
+
+  private send(
+    type: number,
+    extra: DhcpOptions,
+    overrides: { xid?: number; ciaddr?: Ipv4Address; to?: Ipv4Address; secs?: number; broadcast?: boolean } = {},
+  ): void {
+    const { clock } = this.options;
+    if (type === DhcpMessageType.REQUEST && this.requestSentAt === undefined) this.requestSentAt = clock.now();
+    if (overrides.xid === undefined) this.transmissions++;
+    const ciaddr = overrides.ciaddr ?? 0;
+    const carriesParameters = type === DhcpMessageType.DISCOVER || type === DhcpMessageType.REQUEST;
+    const options: DhcpOptions = {
+      messageType: type,
+      clientIdentifier: this.clientIdentifier,
+      ...extra,
+      ...(carriesParameters && {
+        maxMessageSize: DHCP_DEFAULTS.maxMessageSize,
+        parameterRequestList: this.options.parameterRequestList ?? DHCP_DEFAULTS.parameterRequestList,
+        ...(this.options.hostName !== undefined && { hostName: this.options.hostName }),
+      }),
+    };
+    const bytes = emitDhcpMessage({
+      op: BOOTREQUEST,
+      xid: overrides.xid ?? this.xid,
+      chaddr: this.options.mac,
+      // RFC 2131 Table 5: secs = seconds since the client began the exchange.
+      secs: overrides.secs ?? (clock.now() - this.exchangeStartedAt) / 1000,
+      // RFC 2131 §4.1: ask for a broadcast reply only while we cannot receive unicast (ciaddr 0).
+      broadcast: overrides.broadcast ?? (ciaddr === 0 && (this.options.requestBroadcast ?? DHCP_DEFAULTS.requestBroadcast)),
+      ciaddr,
+      options,
+    });
+    this.count(this.stats.sent, DHCP_MESSAGE_TYPE_NAMES[type]!);
+    this.socket?.send(bytes, DHCP_SERVER_PORT, overrides.to ?? IPV4_BROADCAST);
+  }
+
+  /** RFC 2131 §4.1: 4 s, 8 s, 16 s … capped at 64 s, each ±1 s uniformly. */
+  private scheduleRetransmit(resend: () => void): void {
+    const base = Math.min(DHCP_DEFAULTS.retransmitInitialMs * 2 ** (this.transmissions - 1), DHCP_DEFAULTS.retransmitMaxMs);
+    const jitter = (randomUnit(this.options.random) * 2 - 1) * DHCP_DEFAULTS.retransmitJitterMs;
+    this.cancelRetransmit();
+    this.retransmitTimer = this.options.clock.schedule(base + jitter, resend);
+  }
+
+  private cancelRetransmit(): void {
+    this.retransmitTimer?.cancel();
+    this.retransmitTimer = undefined;
+  }
+
+  private cancelTimers(): void {
+    this.cancelRetransmit();
+    for (const t of this.leaseTimers) t.cancel();
+    this.leaseTimers.length = 0;
+  }
+
+  private count(table: Record<string, number>, key: string): void {
+    table[key] = (table[key] ?? 0) + 1;
+  }
+}
+
+/** RFC 791 classes, for a server that sends no subnet mask (RFC 2131 leaves the client to cope). */
+function classfulMask(address: Ipv4Address): Ipv4Address {
+  if (address >>> 31 === 0) return prefixMask(8);
+  if (address >>> 30 === 0b10) return prefixMask(16);
+  return prefixMask(24);
+}

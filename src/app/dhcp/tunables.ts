@@ -1,0 +1,39 @@
+/**
+ * Every DHCP tunable, with its default and why. Client and server options override per instance.
+ */
+export const DHCP_DEFAULTS = {
+  /** RFC 2131 §4.1: first retransmission after 4 s on a 10 Mb/s Ethernet, doubling… */
+  retransmitInitialMs: 4_000,
+  /** …up to 64 s… */
+  retransmitMaxMs: 64_000,
+  /** …each randomised by a uniform ±1 s. */
+  retransmitJitterMs: 1_000,
+  /** Transmissions of a DHCPREQUEST (SELECTING→REQUESTING, INIT-REBOOT) before falling back to INIT: 4+8+16+32 s ≈ 1 min. */
+  requestTransmissions: 5,
+  /** RFC 2131 §4.4.5: in RENEWING/REBINDING wait half the remaining time, but at least 60 s. */
+  renewRetransmitMinMs: 60_000,
+  /**
+   * RFC 2131 §4.4.1: wait a random 1–10 s before the first DHCPDISCOVER to desynchronise clients
+   * after a power failure. The CLI may set { min: 0, max: 0 } for an interactive start.
+   */
+  startupDelayMs: { min: 1_000, max: 10_000 },
+  /** RFC 2131 §3.1 step 5: after a DHCPDECLINE wait at least 10 s before starting over. */
+  declineRestartDelayMs: 10_000,
+  /** RFC 2132 §9.10: the smallest maximum message size a client may announce; avoids fragmentation. */
+  maxMessageSize: 576,
+  /** Ask servers to broadcast replies: before the address is configured our IP layer drops unicast to it (RFC 2131 §4.1). */
+  requestBroadcast: true,
+  /** RFC 2131 §4.4.5: T1 defaults to 0.5 × lease, T2 to 0.875 × lease. */
+  renewalFraction: 0.5,
+  rebindingFraction: 0.875,
+  /** Options the client asks for (RFC 2132 §9.8). */
+  parameterRequestList: [1, 3, 6, 15, 28, 51, 58, 59] as readonly number[],
+
+  // Server
+  /** Lease handed out when a client does not ask for one: an hour suits a lab. */
+  serverLeaseTimeS: 3_600,
+  /** How long an offered address stays reserved for the client it was offered to. */
+  serverOfferHoldMs: 60_000,
+  /** RFC 2131 §4.3.3: a declined address is marked unavailable; one hour before it is tried again. */
+  serverDeclineHoldMs: 3_600_000,
+} as const;
