@@ -1,0 +1,337 @@
+/**
+ * The bridge sketch's committed hex running in avr8js on a simulated ATmega328P at 16 MHz: CPU,
+ * timers 0–2 (millis, PWM), USART0, SPI (the chip on it, selected by the sketch's CS pin), ports
+ * B/C/D with the chip's INT on INT0 (D2) and its RESET on D9, and the ADC.
+ *
+ * Time: in real-time mode the CPU is paced against the wall clock (5 ms ticks); otherwise the
+ * given VirtualClock is advanced to the CPU's simulated time as it runs, as fast as the emulator
+ * goes (≈4× real time), and the CPU stops at each pending timer so link delays land on the cycle.
+ *
+ * Implements `SimulatedMcu` (boards/bootloader/auto-reset.ts), so the optiboot emulator can sit
+ * in front of it.
+ */
+import {
+  AVRADC,
+  AVRIOPort,
+  AVRSPI,
+  AVRTimer,
+  AVRUSART,
+  CPU,
+  PinState,
+  adcConfig,
+  avrInstruction,
+  portBConfig,
+  portCConfig,
+  portDConfig,
+  spiConfig,
+  timer0Config,
+  timer1Config,
+  timer2Config,
+  usart0Config,
+} from 'avr8js';
+import type { Clock } from '../../src/time/clock.js';
+import type { VirtualClock } from '../../src/time/virtual-clock.js';
+import type { SimulatedMcu } from '../bootloader/auto-reset.js';
+import { parseIntelHex, programMemory } from '../bootloader/intel-hex.js';
+import type { SpiChip } from './chip.js';
+
+export const AVR_CLOCK_HZ = 16_000_000;
+const CYCLES_PER_MS = AVR_CLOCK_HZ / 1000;
+/** Virtual mode: longest CPU run between two looks at the event loop. */
+const SLICE_CYCLES = 8_000;
+/** Real-time mode: pacing tick and the most wall time one tick may catch up. */
+const TICK_MS = 5;
+const MAX_CATCH_UP_MS = 50;
+
+export type PinLevel = 'low' | 'high' | 'input' | 'input-pullup';
+
+export interface AvrBridgeMcuOptions {
+  /** Intel HEX text of the sketch. */
+  readonly hex: string;
+  readonly chip: SpiChip;
+  readonly clock: Clock;
+  /** Pace against the wall clock (default) or drive `clock` (a VirtualClock) as fast as possible. */
+  readonly realtime: boolean;
+  readonly csPin?: number;
+  readonly intPin?: number;
+  readonly resetPin?: number;
+}
+
+interface Pins {
+  readonly cpu: CPU;
+  readonly ports: readonly [AVRIOPort, AVRIOPort, AVRIOPort]; // B, C, D
+  readonly usart: AVRUSART;
+  readonly adc: AVRADC;
+}
+
+/** Arduino pin → [port index in Pins.ports, bit]. ATmega328P "standard" variant. */
+function portOf(pin: number): [0 | 1 | 2, number] {
+  if (pin < 8) return [2, pin];
+  if (pin < 14) return [0, pin - 8];
+  if (pin < 20) return [1, pin - 14];
+  throw new RangeError(`no pin ${pin} on an ATmega328P board`);
+}
+
+/** PWM outputs: pin → [TCCRnA address, COM bit mask, OCR address] (ATmega328P datasheet §15–18). */
+const PWM_OUTPUTS: Readonly<Record<number, readonly [number, number, number]>> = {
+  6: [0x44, 0x80, 0x47],
+  5: [0x44, 0x20, 0x48],
+  9: [0x80, 0x80, 0x88],
+  10: [0x80, 0x20, 0x8a],
+  11: [0xb0, 0x80, 0xb3],
+  3: [0xb0, 0x20, 0xb4],
+};
+
+export const ATMEGA328P_PIN_COUNT = 20;
+
+export class AvrBridgeMcu implements SimulatedMcu {
+  readonly flash: Uint16Array;
+  /** Host bytes waiting for the USART receiver. */
+  private readonly rxQueue: number[] = [];
+  private readonly txListeners = new Set<(bytes: Uint8Array) => void>();
+  private readonly pinListeners = new Set<(pin: number, level: PinLevel) => void>();
+  private pins: Pins | undefined;
+  private pinSnapshot: PinLevel[] = [];
+  private chipSelected = false;
+  private resetLow = false;
+  private baseMs = 0;
+  private running = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private lastWall = 0;
+  private readonly inputs = new Map<number, boolean>();
+  private readonly analog = new Map<number, number>();
+  private readonly csPin: number;
+  private readonly intPin: number;
+  private readonly resetPin: number;
+  private readonly unsubscribeChip: () => void;
+  /** Cycles executed since the simulation started (all resets together). */
+  totalCycles = 0;
+  resets = 0;
+
+  constructor(private readonly options: AvrBridgeMcuOptions) {
+    this.flash = programMemory(parseIntelHex(options.hex));
+    this.csPin = options.csPin ?? 10;
+    this.intPin = options.intPin ?? 2;
+    this.resetPin = options.resetPin ?? 9;
+    this.unsubscribeChip = options.chip.onInterruptChange(() => this.driveInterrupt());
+  }
+
+  // ---- SimulatedMcu ----
+
+  /** Reset the CPU and run the sketch from address 0 (power-on or DTR reset). */
+  run(): void {
+    this.resets++;
+    const cpu = new CPU(this.flash);
+    new AVRTimer(cpu, timer0Config);
+    new AVRTimer(cpu, timer1Config);
+    new AVRTimer(cpu, timer2Config);
+    const ports = [portBConfig, portCConfig, portDConfig].map((config) => new AVRIOPort(cpu, config)) as unknown as Pins['ports'];
+    const usart = new AVRUSART(cpu, usart0Config, AVR_CLOCK_HZ);
+    const spi = new AVRSPI(cpu, spiConfig, AVR_CLOCK_HZ);
+    const adc = new AVRADC(cpu, adcConfig);
+    for (const [channel, volts] of this.analog) adc.channelValues[channel] = volts;
+    usart.onByteTransmit = (byte) => this.transmit(byte);
+    usart.onRxComplete = () => this.pumpRx();
+    spi.onByte = (mosi) => {
+      const miso = this.chipSelected ? this.options.chip.spiExchange(mosi) & 0xff : 0xff;
+      cpu.addClockEvent(() => spi.completeTransfer(miso), spi.transferCycles);
+    };
+    this.pins = { cpu, ports, usart, adc };
+    this.baseMs = this.options.clock.now();
+    this.rxQueue.length = 0;
+    for (const port of ports) port.addListener(() => this.onPortWrite());
+    for (const [pin, high] of this.inputs) this.applyInput(pin, high);
+    this.driveInterrupt();
+    this.pinSnapshot = this.readPins();
+    if (this.chipSelected) this.options.chip.spiDeselect();
+    this.chipSelected = false;
+    this.resetLow = false;
+    this.start();
+  }
+
+  /** Hold the CPU in reset (pins float, nothing runs). */
+  halt(): void {
+    this.pins = undefined;
+    this.rxQueue.length = 0;
+    if (this.chipSelected) this.options.chip.spiDeselect();
+    this.chipSelected = false;
+  }
+
+  receive(bytes: Uint8Array): void {
+    if (!this.pins) return;
+    for (const b of bytes) this.rxQueue.push(b);
+    this.pumpRx();
+  }
+
+  onTransmit(listener: (bytes: Uint8Array) => void): () => void {
+    this.txListeners.add(listener);
+    return () => this.txListeners.delete(listener);
+  }
+
+  /** Power off: like halt, for the serial link's "unplugged with the board". */
+  powerOff(): void {
+    this.halt();
+  }
+
+  // ---- pins, for tests and the johnny-five plugin's tests ----
+
+  /** What a pin does now, as a multimeter (or an LED) would see it. */
+  pinLevel(pin: number): PinLevel {
+    if (!this.pins) return 'input';
+    const [port, bit] = portOf(pin);
+    switch (this.pins.ports[port].pinState(bit)) {
+      case PinState.Low:
+        return 'low';
+      case PinState.High:
+        return 'high';
+      case PinState.InputPullUp:
+        return 'input-pullup';
+      default:
+        return 'input';
+    }
+  }
+
+  /** Drive an input pin from outside (a button to ground: `false`). */
+  setInput(pin: number, high: boolean): void {
+    this.inputs.set(pin, high);
+    this.applyInput(pin, high);
+  }
+
+  /** Put `volts` (0..5) on analog channel `channel` (A0 = 0). */
+  setAnalog(channel: number, volts: number): void {
+    this.analog.set(channel, volts);
+    if (this.pins) this.pins.adc.channelValues[channel] = volts;
+  }
+
+  /** PWM duty (0..255) a pin's timer output is generating, or undefined when it is not PWM. */
+  pwmDuty(pin: number): number | undefined {
+    const output = PWM_OUTPUTS[pin];
+    if (!output || !this.pins) return undefined;
+    const [tccr, comMask, ocr] = output;
+    const data = this.pins.cpu.data;
+    return data[tccr]! & comMask ? data[ocr]! : undefined;
+  }
+
+  /** Every change of a pin's level; returns an unsubscribe function. */
+  onPinChange(listener: (pin: number, level: PinLevel) => void): () => void {
+    this.pinListeners.add(listener);
+    return () => this.pinListeners.delete(listener);
+  }
+
+  /** The running CPU (undefined while halted): for inspection. */
+  get cpu(): CPU | undefined {
+    return this.pins?.cpu;
+  }
+
+  /** USART baud rate the sketch configured. */
+  get baudRate(): number | undefined {
+    return this.pins?.usart.baudRate;
+  }
+
+  /** Simulated milliseconds since the last reset. */
+  get uptimeMs(): number {
+    return this.pins ? this.pins.cpu.cycles / CYCLES_PER_MS : 0;
+  }
+
+  // ---- run loop ----
+
+  /** Start the run loop (run() does it; idempotent). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.lastWall = performance.now();
+    if (this.options.realtime) this.timer = setTimeout(() => this.realtimeTick(), TICK_MS);
+    else setImmediate(() => this.virtualSlice());
+  }
+
+  /** Stop the run loop for good. */
+  stop(): void {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.halt();
+    this.unsubscribeChip();
+  }
+
+  private realtimeTick(): void {
+    if (!this.running) return;
+    const now = performance.now();
+    const elapsed = Math.min(now - this.lastWall, MAX_CATCH_UP_MS);
+    this.lastWall = now;
+    const pins = this.pins;
+    if (pins) this.execute(pins, pins.cpu.cycles + Math.round(elapsed * CYCLES_PER_MS));
+    this.timer = setTimeout(() => this.realtimeTick(), TICK_MS);
+  }
+
+  private virtualSlice(): void {
+    if (!this.running) return;
+    const clock = this.options.clock as VirtualClock;
+    const pins = this.pins;
+    if (pins) {
+      const next = clock.nextDeadline();
+      let target = pins.cpu.cycles + SLICE_CYCLES;
+      if (next !== undefined) target = Math.min(target, Math.max(pins.cpu.cycles + 1, Math.ceil((next - this.baseMs) * CYCLES_PER_MS)));
+      this.execute(pins, target);
+      if (this.pins === pins) clock.advanceTo(this.baseMs + pins.cpu.cycles / CYCLES_PER_MS);
+    } else {
+      clock.advanceTo(clock.nextDeadline() ?? clock.now() + SLICE_CYCLES / CYCLES_PER_MS);
+    }
+    setImmediate(() => this.virtualSlice());
+  }
+
+  private execute(pins: Pins, endCycle: number): void {
+    const { cpu } = pins;
+    const start = cpu.cycles;
+    this.pumpRx();
+    while (cpu.cycles < endCycle && this.pins === pins) {
+      avrInstruction(cpu);
+      cpu.tick();
+    }
+    this.totalCycles += cpu.cycles - start;
+  }
+
+  // ---- wiring ----
+
+  private pumpRx(): void {
+    const pins = this.pins;
+    if (pins && this.rxQueue.length > 0 && pins.usart.writeByte(this.rxQueue[0]!)) this.rxQueue.shift();
+  }
+
+  private transmit(byte: number): void {
+    const bytes = Uint8Array.of(byte);
+    for (const listener of this.txListeners) listener(bytes);
+  }
+
+  private driveInterrupt(): void {
+    // ENC28J60 INT is active low.
+    if (this.pins) this.applyInput(this.intPin, !this.options.chip.interruptAsserted);
+  }
+
+  private applyInput(pin: number, high: boolean): void {
+    if (!this.pins) return;
+    const [port, bit] = portOf(pin);
+    this.pins.ports[port].setPin(bit, high);
+  }
+
+  private onPortWrite(): void {
+    const selected = this.pinLevel(this.csPin) === 'low';
+    if (selected !== this.chipSelected) {
+      this.chipSelected = selected;
+      if (selected) this.options.chip.spiSelect();
+      else this.options.chip.spiDeselect();
+    }
+    const resetLow = this.pinLevel(this.resetPin) === 'low';
+    if (resetLow && !this.resetLow) this.options.chip.hardReset();
+    this.resetLow = resetLow;
+    if (this.pinListeners.size === 0) return;
+    const now = this.readPins();
+    for (let pin = 0; pin < now.length; pin++) {
+      if (now[pin] !== this.pinSnapshot[pin]) for (const listener of this.pinListeners) listener(pin, now[pin]!);
+    }
+    this.pinSnapshot = now;
+  }
+
+  private readPins(): PinLevel[] {
+    return Array.from({ length: ATMEGA328P_PIN_COUNT }, (_, pin) => this.pinLevel(pin));
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * A simulated bridge board: the committed sketch hex in avr8js, an SPI chip on its bus (the
+ * ENC28J60 emulator by default), a USB-serial link model in front, reachable in-process as a
+ * serialport binding or from outside through a pseudo-terminal.
+ *
+ *   const board = await createSimulatedBoard({ board: 'uno', clock: new VirtualClock(), lan });
+ *   const hal = await board.openHal();            // BridgeHal over SerialPortStream + the binding
+ *   …
+ *   await board.stop();
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Clock } from '../../src/time/clock.js';
+import { RealClock } from '../../src/time/real-clock.js';
+import { VirtualClock } from '../../src/time/virtual-clock.js';
+import type { VirtualLan } from '../../hal/lan/switch.js';
+import { BridgeHal, type BridgeHalOptions } from '../../hal/bridge/bridge-hal.js';
+import { AutoResetBoard } from '../bootloader/auto-reset.js';
+import { PtyBridge, type SerialTarget } from '../bootloader/pty.js';
+import { AvrBridgeMcu, type PinLevel } from './avr-board.js';
+import { SimulatedBinding } from './binding.js';
+import type { SpiChip } from './chip.js';
+import { LINK_MODELS, SerialLink, type Direction, type LinkFaults, type LinkModel, type LinkModelName, type LinkTarget } from './serial-link.js';
+
+export { AvrBridgeMcu, type PinLevel } from './avr-board.js';
+export { SimulatedBinding } from './binding.js';
+export { SpiMemoryChip, type SpiChip } from './chip.js';
+export { ModelBoard } from './model-board.js';
+export { LINK_MODELS, SerialLink, type LinkModel, type LinkModelName } from './serial-link.js';
+export { driveVirtualClock } from './virtual-time.js';
+
+/** Boards the simulator can run (avr8js models the ATmega328P; the Mega 2560 is not emulated). */
+export type SimulatedBoardName = 'uno' | 'nano';
+
+export interface SimulatedBoardOptions {
+  readonly board?: SimulatedBoardName;
+  /** A VirtualClock runs as fast as possible (deterministic); any other clock runs in real time. */
+  readonly clock?: Clock;
+  /** Override: pace against the wall clock even with a VirtualClock (false needs a VirtualClock). */
+  readonly realtime?: boolean;
+  /** The chip on SPI. Default: a new Enc28j60Emulator (hal/enc28j60) with `mac`, plugged into `lan`. */
+  readonly chip?: SpiChip;
+  readonly lan?: VirtualLan;
+  readonly mac?: Uint8Array;
+  /** USB-serial model: '16u2' (Uno default), 'ftdi' (Nano default), 'ftdi-1ms', 'ideal', or custom. */
+  readonly linkModel?: LinkModelName | LinkModel;
+  /** Port path in the binding (default /dev/ttySPINET0). */
+  readonly path?: string;
+  /** Opening the port resets the board (DTR auto-reset), default true. */
+  readonly resetOnOpen?: boolean;
+  /** Run the optiboot emulator after each reset-on-open (1 s, like a real Uno). Default false. */
+  readonly bootloader?: boolean;
+  /** Sketch hex to run (default: the committed boards/bridge/<board>.hex). */
+  readonly hexPath?: string;
+}
+
+export interface SimulatedBoard {
+  readonly name: SimulatedBoardName;
+  readonly path: string;
+  /** serialport binding serving `path`: `new SerialPortStream({ binding, path, baudRate })`. */
+  readonly binding: SimulatedBinding;
+  readonly clock: Clock;
+  readonly mcu: AvrBridgeMcu;
+  /** The chip on SPI (the ENC28J60 emulator unless one was given). */
+  readonly chip: SpiChip;
+  /** Same object as `chip` when it is the ENC28J60 emulator. */
+  readonly emulator: SpiChip;
+  readonly link: SerialLink;
+  /** Open a BridgeHal on this board (clock and binding filled in). */
+  openHal(options?: Partial<BridgeHalOptions>): Promise<BridgeHal>;
+  /** Pin levels and inputs, for GPIO tests. */
+  readonly pins: {
+    level(pin: number): PinLevel;
+    setInput(pin: number, high: boolean): void;
+    setAnalog(channel: number, volts: number): void;
+    pwmDuty(pin: number): number | undefined;
+    onChange(listener: (pin: number, level: PinLevel) => void): () => void;
+  };
+  /** Serial-link faults. */
+  readonly faults: {
+    corruptNext(direction: Direction, count?: number, afterBytes?: number): void;
+    dropNext(direction: Direction, count?: number): void;
+    setRandom(direction: Direction, faults: LinkFaults | undefined): void;
+    /** Press the reset button. */
+    resetBoard(): void;
+    /** Unplug the USB cable (the board loses power with `powerOff`). */
+    vanishPort(options?: { powerOff?: boolean }): void;
+    /** Plug it back in (a powered-off board boots). */
+    reappearPort(): void;
+  };
+  /** Serve the board on a pseudo-terminal at `path` (needs socat). */
+  servePty(path: string): Promise<PtyBridge>;
+  stop(): Promise<void>;
+}
+
+const BOARD_PINS: Record<SimulatedBoardName, { cs: number; int: number; reset: number; link: LinkModelName }> = {
+  uno: { cs: 10, int: 2, reset: 9, link: '16u2' },
+  nano: { cs: 10, int: 2, reset: 9, link: 'ftdi' },
+};
+
+export function committedHexPath(board: string): string {
+  return fileURLToPath(new URL(`../bridge/${board}.hex`, import.meta.url));
+}
+
+async function defaultChip(clock: Clock, mac: Uint8Array | undefined, lan: VirtualLan | undefined): Promise<SpiChip> {
+  // Resolved at run time so this file does not depend on the emulator's module at type-check time.
+  const specifier = '../../hal/enc28j60/emulator.js';
+  const module = (await import(specifier)) as {
+    Enc28j60Emulator: new (options: { clock: Clock; mac?: Uint8Array }) => SpiChip & { plugInto(lan: VirtualLan): void };
+  };
+  const emulator = new module.Enc28j60Emulator({ clock, mac });
+  if (lan) emulator.plugInto(lan);
+  return emulator;
+}
+
+export async function createSimulatedBoard(options: SimulatedBoardOptions = {}): Promise<SimulatedBoard> {
+  const name = options.board ?? 'uno';
+  const layout = BOARD_PINS[name];
+  if (!layout) throw new Error(`board ${name} cannot be simulated (avr8js models the ATmega328P: uno, nano)`);
+  const clock = options.clock ?? new RealClock();
+  const realtime = options.realtime ?? !(clock instanceof VirtualClock);
+  if (!realtime && !(clock instanceof VirtualClock)) throw new Error('as-fast-as-possible simulation needs a VirtualClock');
+  const chip = options.chip ?? (await defaultChip(clock, options.mac, options.lan));
+  const hex = readFileSync(options.hexPath ?? committedHexPath(name), 'utf8');
+  const mcu = new AvrBridgeMcu({ hex, chip, clock, realtime, csPin: layout.cs, intPin: layout.int, resetPin: layout.reset });
+  const autoReset = options.bootloader ? new AutoResetBoard(mcu, { clock }) : undefined;
+  const target: LinkTarget = autoReset
+    ? { open: () => autoReset.open(), write: (b) => autoReset.write(b), onData: (l) => autoReset.onData(l), powerOff: () => autoReset.powerOff() }
+    : { open: () => mcu.run(), write: (b) => mcu.receive(b), onData: (l) => mcu.onTransmit(l), powerOff: () => mcu.powerOff() };
+  const linkModel = typeof options.linkModel === 'object' ? options.linkModel : LINK_MODELS[options.linkModel ?? layout.link];
+  const link = new SerialLink(clock, target, linkModel);
+  const path = options.path ?? '/dev/ttySPINET0';
+  const resetOnOpen = options.resetOnOpen ?? true;
+  const binding = new SimulatedBinding();
+  binding.register(path, link, { resetOnOpen });
+  // Plugged in = powered: the sketch runs before anyone opens the port.
+  if (autoReset) autoReset.powerOn();
+  else mcu.run();
+  const ptys: PtyBridge[] = [];
+  let poweredOff = false;
+
+  return {
+    name,
+    path,
+    binding,
+    clock,
+    mcu,
+    chip,
+    emulator: chip,
+    link,
+    openHal: (halOptions = {}) => BridgeHal.open({ path, binding, clock, ...halOptions }),
+    pins: {
+      level: (pin) => mcu.pinLevel(pin),
+      setInput: (pin, high) => mcu.setInput(pin, high),
+      setAnalog: (channel, volts) => mcu.setAnalog(channel, volts),
+      pwmDuty: (pin) => mcu.pwmDuty(pin),
+      onChange: (listener) => mcu.onPinChange(listener),
+    },
+    faults: {
+      corruptNext: (direction, count, afterBytes) => link.corruptNext(direction, count, afterBytes),
+      dropNext: (direction, count) => link.dropNext(direction, count),
+      setRandom: (direction, faults) => link.setFaults(direction, faults),
+      resetBoard: () => mcu.run(),
+      vanishPort: (vanishOptions = {}) => {
+        poweredOff = vanishOptions.powerOff ?? false;
+        link.vanish(vanishOptions);
+      },
+      reappearPort: () => {
+        if (poweredOff) mcu.run();
+        poweredOff = false;
+        link.reappear();
+      },
+    },
+    servePty: async (ptyPath) => {
+      const serial: SerialTarget = {
+        open: () => link.hostOpen(resetOnOpen),
+        write: (bytes) => link.hostWrite(bytes),
+        onData: (listener) => link.onHostData(listener),
+      };
+      const pty = await PtyBridge.start(serial, { path: ptyPath });
+      ptys.push(pty);
+      return pty;
+    },
+    stop: async () => {
+      for (const pty of ptys) await pty.close();
+      autoReset?.close();
+      mcu.stop();
+      link.close();
+    },
+  };
+}
+
+/**
+ * `spinet sim --pty PATH`: a real-time simulated board behind a pseudo-terminal, for external
+ * tools (the CLI over real serialport, avrdude with `bootloader: true`, a terminal).
+ */
+export async function serveSimulatedBoardOnPty(options: SimulatedBoardOptions & { readonly ptyPath: string }): Promise<{ board: SimulatedBoard; pty: PtyBridge; stop(): Promise<void> }> {
+  const board = await createSimulatedBoard({ ...options, realtime: true });
+  const pty = await board.servePty(options.ptyPath);
+  return { board, pty, stop: () => board.stop() };
+}
