@@ -191,6 +191,8 @@ export class TcpConnection implements ConnectionId {
   /** TIME-WAIT 2·MSL, or the orphaned FIN-WAIT-2 limit. */
   private readonly closeTimer: ConnectionTimer;
   private persistBackoff = 0;
+  /** End of an outstanding zero-window probe byte. */
+  private probeEnd: number | undefined;
   private unansweredProbes = 0;
 
   // --- Per-socket settings ---
@@ -428,7 +430,7 @@ export class TcpConnection implements ConnectionId {
   abort(): void {
     this.run(() => {
       if (this.state === 'CLOSED') return;
-      if (isSynchronized(this.state) || this.state === 'SYN-RECEIVED') this.sendReset(this.sndNxt);
+      if (isSynchronized(this.state) || this.state === 'SYN-RECEIVED') this.sendReset(this.sndMax);
       this.release();
     });
   }
@@ -668,7 +670,7 @@ export class TcpConnection implements ConnectionId {
     const ack = seg.acknowledgment;
     // RFC 5961 §5.2: acceptable if SND.UNA − MAX.SND.WND ≤ SEG.ACK ≤ SND.NXT (SND.MAX here, which
     // covers data sent before an RTO pulled SND.NXT back).
-    if (seqGt(ack, this.sndMax)) {
+    if (seqGt(ack, this.sndMax) && !(this.probeEnd !== undefined && seqLe(ack, this.probeEnd))) {
       this.host.stats.dropped.ackUnsent++;
       this.sendAckRateLimited();
       return false;
@@ -687,7 +689,7 @@ export class TcpConnection implements ConnectionId {
     } else if (ack === this.sndUna) {
       // RFC 5681 §2 duplicate ACK: no data, no SYN/FIN, same window, data outstanding.
       const isDuplicate =
-        seg.payload.length === 0 && !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) && window === this.sndWnd && this.sndMax !== this.sndUna;
+        seg.payload.length === 0 && !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) && window === this.sndWnd && window > 0 && this.sndMax !== this.sndUna;
       if (isDuplicate) this.duplicateAck();
     }
 
@@ -753,6 +755,8 @@ export class TcpConnection implements ConnectionId {
     }
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    if (seqLt(this.sndMax, ack)) this.sndMax = ack;
+    this.probeEnd = undefined;
     this.host.stats.bytesAcked += dataAcked;
 
     // RTT sample (RFC 7323 §4.1 timestamps, else RFC 6298 with Karn's rule).
@@ -912,7 +916,7 @@ export class TcpConnection implements ConnectionId {
     }
     if (data.length > 0 && this.orphaned) {
       // RFC 1122 §4.2.2.13 / RFC 9293 §3.10.7.4: data for a closed application → RST.
-      this.sendReset(this.sndNxt);
+      this.sendReset(this.sndMax);
       this.release();
       return;
     }
@@ -1305,7 +1309,9 @@ export class TcpConnection implements ConnectionId {
       this.sendSynSegment();
       return;
     }
-    this.transmit(this.sndNxt, 0, TcpFlag.ACK);
+    // SND.MAX, not SND.NXT: after an RTO pulled SND.NXT back, an ACK with an old sequence number
+    // would fail the peer's acceptability test and be dropped with its acknowledgment (BSD does the same).
+    this.transmit(this.sndMax, 0, TcpFlag.ACK);
   }
 
   private flushAck(): void {
@@ -1420,7 +1426,7 @@ export class TcpConnection implements ConnectionId {
     }
     if (this.sndUna === this.sndMax) return;
     if (this.retransmits >= o.maxRetransmissions) {
-      this.sendReset(this.sndNxt);
+      this.sendReset(this.sndMax);
       this.fail(this.softError ?? 'ETIMEDOUT');
       return;
     }
@@ -1461,7 +1467,7 @@ export class TcpConnection implements ConnectionId {
     const o = this.host.options;
     if (this.sndWnd > 0 || !canSendData(this.state)) return;
     if (this.unansweredProbes >= o.maxRetransmissions) {
-      this.sendReset(this.sndNxt);
+      this.sendReset(this.sndMax);
       this.fail('ETIMEDOUT');
       return;
     }
@@ -1470,8 +1476,8 @@ export class TcpConnection implements ConnectionId {
     const dataEnd = this.dataEnd();
     if (seqLt(this.sndNxt, dataEnd)) {
       this.transmit(this.sndNxt, 1, TcpFlag.ACK);
-      // The probe byte counts as sent so its ACK is acceptable, but SND.NXT stays: it is resent normally.
-      this.sndMax = seqMax(this.sndMax, seqAdd(this.sndNxt, 1));
+      // The probe byte is not in flight (no RTO, no duplicate ACKs), but an ACK covering it is valid.
+      this.probeEnd = seqAdd(this.sndNxt, 1);
     } else if (this.finQueued && !this.finSent()) {
       this.transmit(this.sndNxt, 0, TcpFlag.ACK | TcpFlag.FIN);
       this.sndNxt = seqAdd(this.sndNxt, 1);
@@ -1504,7 +1510,7 @@ export class TcpConnection implements ConnectionId {
       return;
     }
     if (this.keepAliveProbesSent >= o.keepAliveProbes) {
-      this.sendReset(this.sndNxt);
+      this.sendReset(this.sndMax);
       this.fail('ETIMEDOUT');
       return;
     }

@@ -146,6 +146,12 @@ export class TestNetwork {
     return tcp;
   }
 
+  hostTcp(address: Ipv4Address | string): Tcp {
+    const tcp = this.hosts.get(typeof address === 'string' ? parseIpv4(address) : address);
+    if (!tcp) throw new Error(`no host ${String(address)}`);
+    return tcp;
+  }
+
   private transmit(from: Ipv4Address, to: Ipv4Address, payload: Uint8Array): void {
     const f = this.faults;
     if (this.filter && !this.filter(from, to, payload)) return;
