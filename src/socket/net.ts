@@ -412,7 +412,7 @@ export class Server extends EventEmitter {
   listen(port?: number, callback?: () => void): this;
   listen(options: ListenOptions, callback?: () => void): this;
   listen(...args: unknown[]): this {
-    let options: ListenOptions = {};
+    let options: ListenOptions;
     let callback: (() => void) | undefined;
     if (typeof args[args.length - 1] === 'function') callback = args.pop() as () => void;
     if (typeof args[0] === 'object' && args[0] !== null) options = args[0] as ListenOptions;
