@@ -83,7 +83,7 @@ type SpiState =
   | { kind: 'wcr'; bank: number; address: number; done: boolean }
   | { kind: 'bfs' | 'bfc'; bank: number; address: number; done: boolean }
   | { kind: 'rbm' }
-  | { kind: 'wbm' }
+  | { kind: 'wbm'; reported: boolean }
   | { kind: 'src' }
   | { kind: 'ignore' };
 
@@ -200,7 +200,7 @@ export class Enc28j60Emulator {
       case 'rbm':
         return this.readBufferByte();
       case 'wbm':
-        this.writeBufferByte(mosi & 0xff);
+        this.writeBufferByte(mosi & 0xff, s);
         return 0x00;
       case 'src':
         this.violation('SRC followed by more bytes: raise CS right after the opcode');
@@ -246,7 +246,7 @@ export class Enc28j60Emulator {
         break;
       case 3:
         if (argument !== 0x1a) return this.invalidOpcode(byte);
-        this.spi = { kind: 'wbm' };
+        this.spi = { kind: 'wbm', reported: false };
         break;
       case 4:
         this.spi = { kind: 'bfs', bank, address: argument, done: false };
@@ -638,9 +638,10 @@ export class Enc28j60Emulator {
     return value;
   }
 
-  private writeBufferByte(value: number): void {
+  private writeBufferByte(value: number, command: { reported: boolean }): void {
     const ewrpt = this.reg16('EWRPTL');
-    if (this.econ1 & ECON1_TXRTS && this.inTxRange(ewrpt)) {
+    if (this.econ1 & ECON1_TXRTS && !command.reported && this.inTxRange(ewrpt)) {
+      command.reported = true;
       this.violation(`WBM into the frame being transmitted (0x${ewrpt.toString(16)}) while TXRTS is set`);
     }
     this.buffer[ewrpt] = value;

@@ -649,18 +649,19 @@ export class Enc28j60Nic implements Nic {
   }
 
   /**
-   * DS-ENC §7.1 with errata #12: control byte + frame at ETXST, ETXND, TXRST pulse, clear
+   * DS-ENC §7.1 with errata #12: TXRST pulse, control byte + frame at ETXST, ETXND, clear
    * TXIF/TXERIF (clearing TXRST may set TXERIF), TXRTS. If the previous frame is not yet known to
    * be done, EIR is read first: by now (its wire time has passed) TXIF says how it went.
    */
   private planSend(batch: CommandBatch, seq: number, previous: TxInFlight | undefined): ResultHandler {
     const item = this.txQueue.shift()!;
     const eirAt = previous ? batch.read(R.EIR) : -1;
+    // TXRST first: a stuck transmission must be stopped before its buffer is overwritten.
+    batch.bitSet(R.ECON1, R.ECON1_TXRST);
+    batch.bitClear(R.ECON1, R.ECON1_TXRST);
     batch.write16(R.EWRPTL, this.txStart);
     batch.writeBuffer([0x00], item.frame); // control byte 0: padding and CRC per MACON3
     batch.write16(R.ETXNDL, this.txStart + item.frame.length);
-    batch.bitSet(R.ECON1, R.ECON1_TXRST);
-    batch.bitClear(R.ECON1, R.ECON1_TXRST);
     batch.bitClear(R.EIR, R.EIR_TXIF | R.EIR_TXERIF);
     batch.bitSet(R.ECON1, R.ECON1_TXRTS);
     const sending: TxInFlight = { item, seq, resolved: false };

@@ -1,0 +1,178 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
+import { makeFrame } from './spi-helpers.js';
+
+let current: Bench | undefined;
+afterEach(() => {
+  current?.expectNoViolations();
+  current = undefined;
+});
+
+async function started(driverOptions = {}) {
+  const b = bench();
+  current = b;
+  const a = b.station(MAC_A, 'a', { driverOptions });
+  const peer = b.peer();
+  await b.settle(a.board.nic.start());
+  return { b, a, peer, nic: a.board.nic, chip: a.board.emulator, hal: a.board.hal };
+}
+
+/** After a disturbance, frames must flow again both ways. */
+async function expectTraffic(ctx: Awaited<ReturnType<typeof started>>, count = 10) {
+  const { b, a, peer, nic } = ctx;
+  const rxBefore = a.received.length;
+  const txBefore = peer.received.length;
+  for (let i = 0; i < count; i++) {
+    peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 200, 50_000 + i));
+    expect(nic.transmit(makeFrame(MAC_PEER, MAC_A, 200, 60_000 + i))).toBe(true);
+    await b.run(3);
+  }
+  await b.until(() => a.received.length === rxBefore + count && peer.received.length === txBefore + count, 1_000);
+  expect(a.received.at(-1)!.subarray(0, 200)).toEqual(makeFrame(MAC_A, MAC_PEER, 200, 50_000 + count - 1));
+}
+
+describe('ENC28J60 driver: recovery without restart', () => {
+  it('given a flood that overflows the RX ring, it counts the loss (RXERIF), drains, and keeps receiving', async () => {
+    const ctx = await started();
+    const { b, a, peer, nic, chip } = ctx;
+    for (let i = 0; i < 40; i++) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 1000, i));
+    expect(chip.stats.rxDroppedOverflow).toBeGreaterThan(0);
+    await b.until(() => a.received.length === chip.stats.rxFramesStored, 500);
+    await b.run(5);
+    expect(nic.stats().drops['rx-overflow']).toBeGreaterThanOrEqual(1);
+    expect(chip.peek('EIR') & 0x01).toBe(0); // RXERIF acknowledged
+    // What was received is intact and in order.
+    let last = -1;
+    for (const frame of a.received) {
+      const seed = frame[14]! | (frame[15]! << 8);
+      expect(seed).toBeGreaterThan(last);
+      expect(frame).toEqual(makeFrame(MAC_A, MAC_PEER, 1000, seed));
+      last = seed;
+    }
+    await expectTraffic(ctx);
+  });
+
+  it('given a sustained flood, overflow repeats and every stored frame still reaches the stack', async () => {
+    const ctx = await started();
+    const { b, a, peer, chip } = ctx;
+    for (let burst = 0; burst < 20; burst++) {
+      for (let i = 0; i < 15; i++) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 600, burst * 100 + i));
+      await b.run(2);
+    }
+    await b.until(() => a.received.length === chip.stats.rxFramesStored, 1_000);
+    expect(chip.stats.rxDroppedOverflow).toBeGreaterThan(20);
+    await expectTraffic(ctx);
+  });
+
+  it('given the link goes down and up, it reports both, refuses to transmit while down, then carries on', async () => {
+    const ctx = await started();
+    const { b, a, nic, chip } = ctx;
+    chip.setLinkUp(false);
+    await b.until(() => !nic.linkUp, 50, 0.1);
+    expect(a.links).toEqual([true, false]);
+    expect(nic.transmit(makeFrame(MAC_PEER, MAC_A, 60))).toBe(false);
+    expect(nic.stats().drops['link-down']).toBe(1);
+    chip.setLinkUp(true);
+    await b.until(() => nic.linkUp, 50, 0.1);
+    expect(a.links).toEqual([true, false, true]);
+    for (let flap = 0; flap < 5; flap++) {
+      chip.setLinkUp(false);
+      await b.run(1);
+      chip.setLinkUp(true);
+      await b.run(1);
+    }
+    await b.until(() => nic.linkUp && a.links.at(-1) === true, 200);
+    await expectTraffic(ctx);
+  });
+
+  it('given the chip is reset underneath (RESET pin), it notices on the next poll and re-initialises', async () => {
+    const ctx = await started({ pollIntervalMs: 20 });
+    const { b, nic, chip } = ctx;
+    await b.run(5);
+    chip.hardReset();
+    expect(chip.peek('ECON1') & 0x04).toBe(0); // receiver off, interrupts off: the chip went silent
+    await b.until(() => (nic.events['chip-reset'] ?? 0) === 1 && chip.peek('ECON1') & 0x04 ? true : false, 200);
+    expect(chip.macAddress).toEqual(MAC_A);
+    await expectTraffic(ctx);
+  });
+
+  it('given a corrupt next-packet pointer in the ring, it resets the receiver (RXRST) and keeps going', async () => {
+    const ctx = await started({ pollIntervalMs: 20 });
+    const { b, a, peer, nic, chip, hal } = ctx;
+    hal.dropInterruptEdges = true; // the driver will only look at the ring on its next poll
+    for (let i = 0; i < 3; i++) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 100, i));
+    chip.memory[0] = 0x77; // next-packet pointer of the first packet: 0x1377, nonsense
+    chip.memory[1] = 0x13;
+    await b.until(() => (nic.events['rx-reset'] ?? 0) === 1, 200);
+    hal.dropInterruptEdges = false;
+    expect(nic.stats().drops['rx-ring-corrupt']).toBe(1);
+    expect(a.received.length).toBe(0);
+    await expectTraffic(ctx);
+  });
+
+  it('given missed interrupt edges, the poll safety net still receives everything', async () => {
+    const ctx = await started({ pollIntervalMs: 10 });
+    const { b, a, peer, hal } = ctx;
+    hal.dropInterruptEdges = true;
+    for (let i = 0; i < 20; i++) {
+      peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 300, i));
+      await b.run(3);
+    }
+    await b.until(() => a.received.length === 20, 100);
+  });
+
+  it('given a late collision (errata #13), it retransmits the frame once', async () => {
+    const ctx = await started();
+    const { b, peer, nic, chip } = ctx;
+    chip.injectTxFault('late-collision');
+    nic.transmit(makeFrame(MAC_PEER, MAC_A, 300, 1));
+    await b.until(() => peer.received.length === 1, 100);
+    expect(nic.events['tx-abort']).toBe(1);
+    expect(nic.stats().txFrames).toBe(1);
+    await expectTraffic(ctx);
+  });
+
+  it('given a stuck transmitter (errata #12), it times out, resets TX and retransmits', async () => {
+    const ctx = await started({ txTimeoutMs: 50 });
+    const { b, peer, nic, chip } = ctx;
+    chip.injectTxFault('stall');
+    nic.transmit(makeFrame(MAC_PEER, MAC_A, 300, 1));
+    await b.run(20);
+    expect(chip.transmitterStalled).toBe(true);
+    await b.until(() => peer.received.length === 1, 200);
+    expect(nic.events['tx-timeout']).toBe(1);
+    await expectTraffic(ctx);
+  });
+
+  it('given a stuck transmitter with more frames queued, the next send (TXRST first) frees it and nothing is lost', async () => {
+    const ctx = await started();
+    const { b, peer, nic, chip } = ctx;
+    chip.injectTxFault('stall');
+    for (let i = 0; i < 5; i++) nic.transmit(makeFrame(MAC_PEER, MAC_A, 300, i));
+    await b.until(() => peer.received.length === 5, 200);
+    const seeds = peer.received.map((f) => f[14]!).sort();
+    expect(seeds).toEqual([0, 1, 2, 3, 4]);
+    expect(nic.events['tx-preempted']).toBe(1);
+  });
+
+  it('given a HAL timeout mid-traffic, it re-initialises and carries on', async () => {
+    const ctx = await started();
+    const { b, nic, hal } = ctx;
+    hal.injectFault('ETIMEDOUT', { executed: true });
+    nic.transmit(makeFrame(MAC_PEER, MAC_A, 100)); // its batch times out (after it ran)
+    await b.run(50);
+    await expectTraffic(ctx);
+    expect(nic.events['error-ETIMEDOUT']).toBe(1);
+  });
+
+  it('given the serial link is lost and restored, it pauses and then re-initialises', async () => {
+    const ctx = await started();
+    const { b, nic, hal } = ctx;
+    hal.loseLink('cable pulled');
+    await b.run(300);
+    hal.restoreLink(true);
+    await b.run(10);
+    expect(nic.events['hal-link-restored']).toBe(1);
+    await expectTraffic(ctx);
+  });
+});
