@@ -46,8 +46,11 @@ export interface DnsResolverOptions {
   readonly transport: DatagramFactory;
   readonly clock: Clock;
   readonly random: Random;
-  /** '192.0.2.53', '192.0.2.53:5353', a numeric address, or an address/port pair. */
-  readonly servers?: readonly (string | Ipv4Address | DnsServerAddress)[];
+  /**
+   * '192.0.2.53', '192.0.2.53:5353', a numeric address, or an address/port pair — or a function
+   * read at every query (e.g. `() => stack.dnsServers`, which DHCP keeps up to date).
+   */
+  readonly servers?: readonly (string | Ipv4Address | DnsServerAddress)[] | (() => readonly (string | Ipv4Address | DnsServerAddress)[]);
   readonly initialTimeoutMs?: number;
   readonly maxTimeoutMs?: number;
   readonly attempts?: number;
@@ -108,7 +111,8 @@ export class DnsResolver {
     drops: {},
   };
 
-  private servers: DnsServerAddress[] = [];
+  private staticServers: DnsServerAddress[] = [];
+  private serverSource: (() => readonly (string | Ipv4Address | DnsServerAddress)[]) | undefined;
   /** Index of the server that answered last: asked first next time (failover sticks). */
   private preferred = 0;
   private readonly cache: DnsCache;
@@ -129,12 +133,25 @@ export class DnsResolver {
     this.tcpTimeoutMs = options.tcpTimeoutMs ?? DNS_DEFAULTS.tcpTimeoutMs;
     this.maxUdpMessage = options.maxUdpMessage ?? DNS_DEFAULTS.maxUdpMessage;
     this.cache = new DnsCache(options.clock, options.cacheEntries ?? DNS_DEFAULTS.cacheEntries);
-    this.setServers(options.servers ?? []);
+    if (typeof options.servers === 'function') this.serverSource = options.servers;
+    else this.setServers(options.servers ?? []);
   }
 
-  /** Like `dns.setServers`: replaces the list; entries may carry a port ('192.0.2.1:5353'). */
+  private get servers(): DnsServerAddress[] {
+    if (!this.serverSource) return this.staticServers;
+    const list = this.serverSource().map(parseServer);
+    // Keep the preferred server only while the list is unchanged.
+    if (list.length !== this.staticServers.length || list.some((s, i) => s.address !== this.staticServers[i]!.address || s.port !== this.staticServers[i]!.port)) {
+      this.staticServers = list;
+      this.preferred = 0;
+    }
+    return this.staticServers;
+  }
+
+  /** Like `dns.setServers`: replaces the list (and any server function); entries may carry a port ('192.0.2.1:5353'). */
   setServers(servers: readonly (string | Ipv4Address | DnsServerAddress)[]): void {
-    this.servers = servers.map(parseServer);
+    this.staticServers = servers.map(parseServer);
+    this.serverSource = undefined;
     this.preferred = 0;
   }
 

@@ -1,0 +1,114 @@
+import type { Stack } from '../stack.js';
+import { formatIpv4, parseIpv4, type Ipv4Address } from '../wire/address.js';
+import { DhcpClient, type DhcpClientOptions } from './dhcp/client.js';
+import { DnsResolver, type DnsResolverOptions } from './dns/resolver.js';
+import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, SocketError } from './transport.js';
+
+/**
+ * The application seams (src/app/transport.ts) implemented on a Stack: UDP sockets from
+ * `stack.createUdpSocket`, interface configuration through `iface.addAddress`, `stack.routes`
+ * and `stack.dnsServers`, probing through `stack.arp.probe`.
+ */
+
+/** Datagram sockets on the stack's UDP layer. `open` throws EADDRINUSE when the port is taken. */
+export function stackDatagrams(stack: Stack): DatagramFactory {
+  return {
+    open(options): DatagramSocket {
+      const socket = stack.createUdpSocket(options.interfaceIndex !== undefined ? { interface: options.interfaceIndex } : {});
+      const errorListeners: ((error: SocketError) => void)[] = [];
+      const reportError = (error: Error): void => {
+        for (const listener of errorListeners) listener(error as SocketError);
+      };
+      // Always listening: an unhandled 'error' must never throw out of the receive path.
+      socket.on('error', reportError);
+      socket.bind(options.port ?? 0, options.address !== undefined ? formatIpv4(options.address) : undefined);
+      let localPort: number;
+      try {
+        // bind reports failure asynchronously (like node:dgram); an unbound socket has no address.
+        localPort = socket.address().port;
+      } catch {
+        socket.close();
+        throw Object.assign(new Error(`bind EADDRINUSE ${options.address !== undefined ? formatIpv4(options.address) : '0.0.0.0'}:${options.port ?? 0}`), { code: 'EADDRINUSE' });
+      }
+      if (options.broadcast) socket.setBroadcast(true);
+      let closed = false;
+      return {
+        localPort,
+        send(data: Uint8Array, port: number, address: Ipv4Address): void {
+          if (closed) return;
+          socket.send(data, port, address, (error) => {
+            if (error) reportError(error);
+          });
+        },
+        onMessage(listener: (data: Uint8Array, from: DatagramPeer) => void): void {
+          socket.on('message', (msg: Uint8Array, rinfo: { address: string; port: number }) => {
+            listener(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), { address: parseIpv4(rinfo.address), port: rinfo.port });
+          });
+        },
+        onError(listener: (error: SocketError) => void): void {
+          errorListeners.push(listener);
+        },
+        close(): void {
+          if (closed) return;
+          closed = true;
+          socket.close();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Leased configuration applied to one interface: the address (with its connected route, added by
+ * the stack), the default route, and `stack.dnsServers`.
+ */
+export function stackInterfaceConfig(stack: Stack, interfaceIndex: number): InterfaceConfigSink {
+  const iface = () => {
+    const found = stack.interfaces.find((i) => i.index === interfaceIndex);
+    if (!found) throw Object.assign(new RangeError(`No interface ${interfaceIndex}`), { code: 'ERR_INVALID_ARG_VALUE' });
+    return found;
+  };
+  let router: Ipv4Address | undefined;
+  return {
+    setAddress(address, prefixLength) {
+      iface().addAddress(address, prefixLength);
+    },
+    clearAddress(address) {
+      iface().removeAddress(address);
+    },
+    setRouter(gateway) {
+      if (router !== undefined) stack.routes.remove({ destination: 0, prefixLength: 0, gateway: router, interfaceIndex });
+      router = gateway;
+      if (gateway !== undefined) stack.routes.add({ destination: 0, prefixLength: 0, gateway, interfaceIndex });
+    },
+    setDnsServers(servers) {
+      stack.dnsServers = [...servers];
+    },
+  };
+}
+
+export function stackArpProbe(stack: Stack, interfaceIndex: number): ArpProbe {
+  return (address) => stack.arp.probe(interfaceIndex, address);
+}
+
+/** A resolver that follows `stack.dnsServers` (kept current by DHCP). */
+export function createStackResolver(stack: Stack, options: Partial<DnsResolverOptions> = {}): DnsResolver {
+  return new DnsResolver({ transport: stackDatagrams(stack), clock: stack.clock, random: stack.random, servers: () => stack.dnsServers, ...options });
+}
+
+/** A DHCP client for one interface of the stack, probing with ARP before it uses a lease. */
+export function createStackDhcpClient(stack: Stack, interfaceIndex: number, options: Partial<DhcpClientOptions> = {}): DhcpClient {
+  const iface = stack.interfaces.find((i) => i.index === interfaceIndex);
+  if (!iface) throw Object.assign(new RangeError(`No interface ${interfaceIndex}`), { code: 'ERR_INVALID_ARG_VALUE' });
+  return new DhcpClient({
+    transport: stackDatagrams(stack),
+    clock: stack.clock,
+    random: stack.random,
+    mac: iface.mac,
+    config: stackInterfaceConfig(stack, interfaceIndex),
+    arpProbe: stackArpProbe(stack, interfaceIndex),
+    interfaceIndex,
+    hostName: stack.hostname,
+    ...options,
+  });
+}

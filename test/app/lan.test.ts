@@ -1,0 +1,134 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
+import { Stack } from '../../src/stack.js';
+import { VirtualClock } from '../../src/time/virtual-clock.js';
+import { SeededRandom } from '../../src/time/random.js';
+import { parseIpv4, parseMac } from '../../src/wire/address.js';
+import { DhcpServer } from '../../src/app/dhcp/server.js';
+import { DnsAuthoritativeServer } from '../../src/app/dns/server.js';
+import type { DhcpClientState } from '../../src/app/dhcp/client.js';
+import { createStackDhcpClient, createStackResolver, stackDatagrams } from '../../src/app/stack-adapter.js';
+
+/**
+ * Two (or three) Stacks on the in-memory switch: a "router" at 10.0.0.1 running the DHCP and DNS
+ * servers, and clients that start with no address at all.
+ */
+let clock: VirtualClock;
+let lan: VirtualLan;
+let router: Stack;
+
+async function stackOn(mac: string, seed: number): Promise<Stack> {
+  const stack = new Stack({ clock, random: new SeededRandom(seed), hostname: `host-${seed}` });
+  stack.addInterface(new VirtualNic(lan, parseMac(mac)));
+  await stack.start();
+  return stack;
+}
+
+/** Run the virtual clock in steps until `done()` or `ms` pass. */
+async function runUntil(done: () => boolean, ms: number): Promise<void> {
+  for (let t = 0; t < ms && !done(); t += 100) await clock.advanceAsync(100);
+}
+
+beforeEach(async () => {
+  clock = new VirtualClock();
+  lan = new VirtualLan(clock);
+  router = await stackOn('02:00:00:00:00:01', 1);
+  router.interfaces[0]!.addAddress('10.0.0.1', 24);
+  const transport = stackDatagrams(router);
+  new DhcpServer({
+    transport,
+    clock,
+    serverAddress: '10.0.0.1',
+    prefixLength: 24,
+    poolStart: '10.0.0.100',
+    poolEnd: '10.0.0.120',
+    router: '10.0.0.1',
+    dnsServers: ['10.0.0.1'],
+    domainName: 'lab.test',
+    leaseTimeS: 600,
+    reservations: [{ mac: '02:00:00:00:00:99', address: '10.0.0.50' }],
+  }).start();
+  new DnsAuthoritativeServer({
+    transport,
+    zone: 'lab.test',
+    soa: { minimum: 30 },
+    records: [
+      { name: 'router.lab.test', type: 'A', address: '10.0.0.1' },
+      { name: 'www.lab.test', type: 'CNAME', target: 'router.lab.test' },
+    ],
+  }).start();
+  await clock.advanceAsync(10);
+});
+
+describe('DHCP and DNS between two stacks on the virtual LAN', () => {
+  it('a client with no address leases one (after an ARP probe), gets a default route and DNS, and resolves a name', async () => {
+    const host = await stackOn('02:00:00:00:00:02', 2);
+    const dhcp = createStackDhcpClient(host, 1, { startupDelayMs: { min: 0, max: 0 } });
+    const states: DhcpClientState[] = [];
+    dhcp.on('state', (s) => states.push(s));
+    dhcp.start();
+    await runUntil(() => dhcp.state === 'BOUND', 30_000);
+    expect(states).toEqual(['INIT', 'SELECTING', 'REQUESTING', 'CHECKING', 'BOUND']);
+    // RFC 5227 probing takes a few seconds of (virtual) time
+    expect(clock.now()).toBeGreaterThan(3_000);
+    expect(host.interfaces[0]!.addresses.map((a) => [a.address, a.prefixLength])).toEqual([[parseIpv4('10.0.0.100'), 24]]);
+    expect(host.dnsServers).toEqual([parseIpv4('10.0.0.1')]);
+    expect(host.routes.lookup('8.8.8.8')?.gateway).toBe(parseIpv4('10.0.0.1'));
+
+    const resolver = createStackResolver(host);
+    const answer = resolver.resolve4('www.lab.test');
+    let result: unknown;
+    void answer.then((r) => (result = r));
+    await runUntil(() => result !== undefined, 5_000);
+    expect(result).toEqual(['10.0.0.1']);
+    const missing = resolver.lookup('nope.lab.test').catch((e: Error & { code?: string }) => e.code);
+    let code: unknown;
+    void missing.then((c) => (code = c));
+    await runUntil(() => code !== undefined, 5_000);
+    expect(code).toBe('ENOTFOUND');
+  });
+
+  it('two clients get different addresses; a reserved MAC gets its reservation', async () => {
+    const a = await stackOn('02:00:00:00:00:02', 2);
+    const b = await stackOn('02:00:00:00:00:99', 3);
+    const ca = createStackDhcpClient(a, 1, { startupDelayMs: { min: 0, max: 0 } });
+    const cb = createStackDhcpClient(b, 1, { startupDelayMs: { min: 0, max: 0 } });
+    ca.start();
+    cb.start();
+    await runUntil(() => ca.state === 'BOUND' && cb.state === 'BOUND', 60_000);
+    expect(ca.lease!.address).toBe(parseIpv4('10.0.0.100'));
+    expect(cb.lease!.address).toBe(parseIpv4('10.0.0.50'));
+  });
+
+  it('renews at T1 over unicast and keeps the address; RELEASE on stop frees it', async () => {
+    const host = await stackOn('02:00:00:00:00:02', 2);
+    const dhcp = createStackDhcpClient(host, 1, { startupDelayMs: { min: 0, max: 0 } });
+    let renewed = 0;
+    dhcp.on('renewed', () => renewed++);
+    dhcp.start();
+    await runUntil(() => dhcp.state === 'BOUND', 30_000);
+    await runUntil(() => renewed > 0, 400_000);
+    expect(renewed).toBe(1);
+    expect(dhcp.state).toBe('BOUND');
+    expect(host.interfaces[0]!.addresses.map((a) => a.address)).toEqual([parseIpv4('10.0.0.100')]);
+    dhcp.stop();
+    await clock.advanceAsync(100);
+    expect(host.interfaces[0]!.addresses).toEqual([]);
+    expect(host.dnsServers).toEqual([]);
+  });
+
+  it('an address already in use on the LAN is declined and another one leased', async () => {
+    // a squatter sits on the first pool address without the server knowing
+    const squatter = await stackOn('02:00:00:00:00:33', 4);
+    squatter.interfaces[0]!.addAddress('10.0.0.100', 24);
+    await clock.advanceAsync(10);
+    const host = await stackOn('02:00:00:00:00:02', 2);
+    const dhcp = createStackDhcpClient(host, 1, { startupDelayMs: { min: 0, max: 0 } });
+    const conflicts: number[] = [];
+    dhcp.on('conflict', (a) => conflicts.push(a));
+    dhcp.start();
+    await runUntil(() => dhcp.state === 'BOUND', 60_000);
+    expect(conflicts).toEqual([parseIpv4('10.0.0.100')]);
+    expect(dhcp.lease!.address).toBe(parseIpv4('10.0.0.101'));
+  });
+});
