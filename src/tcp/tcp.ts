@@ -18,6 +18,8 @@ export interface TcpConnectOptions {
   readonly localAddress?: Ipv4Address;
   /** 0 or omitted: an ephemeral port (RFC 6056). */
   readonly localPort?: number;
+  /** Force the initial sequence number (tests of wraparound); RFC 6528 generation otherwise. */
+  readonly initialSequenceNumber?: number;
 }
 
 export interface TcpListenOptions {
@@ -154,7 +156,7 @@ export class Tcp implements TransportProtocol {
     } else if (this.connections.has(connectionKey(localAddress, localPort, options.remoteAddress, options.remotePort))) {
       return 'EADDRINUSE';
     }
-    const connection = this.newConnection(localAddress, localPort, options.remoteAddress, options.remotePort, route.mtu);
+    const connection = this.newConnection(localAddress, localPort, options.remoteAddress, options.remotePort, route.mtu, options.initialSequenceNumber);
     connection.events = events;
     this.connections.set(connection.key, connection);
     this.stats.activeOpens++;
