@@ -4,6 +4,7 @@ import { EtherType, EthernetFrame } from '../wire/ethernet.js';
 import { IcmpPacket, IcmpType } from '../wire/icmp.js';
 import { IpProtocol, Ipv4Packet } from '../wire/ipv4.js';
 import { UdpPacket } from '../wire/udp.js';
+import { TcpFlag, TcpPacket } from '../wire/tcp.js';
 
 /**
  * What a captured frame says, decoded for logs: one structured summary (the JSON-lines sink writes
@@ -75,6 +76,7 @@ export interface TcpSummary {
   readonly window: number;
   /** Payload bytes. */
   readonly length: number;
+  readonly checksumOk: boolean;
 }
 
 export function decodeFrame(frame: Uint8Array): FrameSummary {
@@ -147,7 +149,7 @@ function decodeIpv4(bytes: Uint8Array): Pick<FrameSummary, 'ipv4' | 'icmp' | 'ud
       return { ipv4, udp: { sourcePort: udp.sourcePort, destinationPort: udp.destinationPort, length: udp.length - 8, checksumOk } };
     }
     case IpProtocol.TCP: {
-      const tcp = decodeTcp(payload);
+      const tcp = decodeTcp(payload, ip.source, ip.destination, ip.moreFragments);
       return typeof tcp === 'string' ? { ipv4, malformed: tcp } : { ipv4, tcp };
     }
     default:
@@ -155,44 +157,33 @@ function decodeIpv4(bytes: Uint8Array): Pick<FrameSummary, 'ipv4' | 'icmp' | 'ud
   }
 }
 
-/** TCP header field offsets (RFC 9293 §3.1). */
-const TCP_SOURCE_PORT = 0;
-const TCP_DESTINATION_PORT = 2;
-const TCP_SEQUENCE = 4;
-const TCP_ACKNOWLEDGMENT = 8;
-const TCP_DATA_OFFSET = 12;
-const TCP_FLAGS = 13;
-const TCP_WINDOW = 14;
-const TCP_MIN_HEADER = 20;
-/** tcpdump's flag letters, low bit first: FIN SYN RST PSH ACK URG ECE CWR. */
-const TCP_FLAG_LETTERS = ['F', 'S', 'R', 'P', '.', 'U', 'E', 'W'] as const;
-const TCP_FLAG_ORDER = [1, 0, 2, 3, 5, 6, 7, 4] as const;
+/** tcpdump's flag letters and order: S F R P U E W, then '.' for ACK. */
+const TCP_FLAG_LETTERS: readonly [number, string][] = [
+  [TcpFlag.SYN, 'S'],
+  [TcpFlag.FIN, 'F'],
+  [TcpFlag.RST, 'R'],
+  [TcpFlag.PSH, 'P'],
+  [TcpFlag.URG, 'U'],
+  [TcpFlag.ECE, 'E'],
+  [TcpFlag.CWR, 'W'],
+  [TcpFlag.ACK, '.'],
+];
 
-function decodeTcp(bytes: Uint8Array): TcpSummary | string {
-  if (bytes.length < TCP_MIN_HEADER) return 'tcp: truncated';
-  const headerLength = (bytes[TCP_DATA_OFFSET]! >>> 4) * 4;
-  if (headerLength < TCP_MIN_HEADER || headerLength > bytes.length) return 'tcp: bad-header-length';
-  const flagBits = bytes[TCP_FLAGS]!;
+function decodeTcp(bytes: Uint8Array, source: number, destination: number, firstFragment: boolean): TcpSummary | string {
+  const tcp = TcpPacket.check(bytes);
+  if (!tcp.ok) return tcp.toString();
   let flags = '';
-  // tcpdump order: S F R P U E W then '.' for ACK.
-  for (const bit of TCP_FLAG_ORDER) if (flagBits & (1 << bit)) flags += TCP_FLAG_LETTERS[bit];
+  for (const [bit, letter] of TCP_FLAG_LETTERS) if (tcp.flags & bit) flags += letter;
   return {
-    sourcePort: read16(bytes, TCP_SOURCE_PORT),
-    destinationPort: read16(bytes, TCP_DESTINATION_PORT),
+    sourcePort: tcp.sourcePort,
+    destinationPort: tcp.destinationPort,
     flags: flags || 'none',
-    sequence: read32(bytes, TCP_SEQUENCE),
-    acknowledgment: read32(bytes, TCP_ACKNOWLEDGMENT),
-    window: read16(bytes, TCP_WINDOW),
-    length: bytes.length - headerLength,
+    sequence: tcp.sequence,
+    acknowledgment: tcp.acknowledgment,
+    window: tcp.window,
+    length: tcp.payload.length,
+    checksumOk: firstFragment || tcp.verifyChecksum(source, destination),
   };
-}
-
-function read16(b: Uint8Array, i: number): number {
-  return (b[i]! << 8) | b[i + 1]!;
-}
-
-function read32(b: Uint8Array, i: number): number {
-  return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
 }
 
 const ICMP_NAMES: Record<number, string> = {
@@ -231,7 +222,7 @@ export function formatSummary(s: FrameSummary): string {
       body = `${ip.source}.${u.sourcePort} > ${ip.destination}.${u.destinationPort}: UDP, length ${u.length}${u.checksumOk ? '' : ' [bad udp cksum]'}`;
     } else if (s.tcp) {
       const t = s.tcp;
-      body = `${ip.source}.${t.sourcePort} > ${ip.destination}.${t.destinationPort}: Flags [${t.flags}], seq ${t.sequence}, ack ${t.acknowledgment}, win ${t.window}, length ${t.length}`;
+      body = `${ip.source}.${t.sourcePort} > ${ip.destination}.${t.destinationPort}: Flags [${t.flags}], seq ${t.sequence}, ack ${t.acknowledgment}, win ${t.window}, length ${t.length}${t.checksumOk ? '' : ' [bad tcp cksum]'}`;
     } else {
       body = `${ip.source} > ${ip.destination}: proto ${ip.protocol}, length ${ip.totalLength}`;
     }

@@ -40,6 +40,10 @@ describe('one-line frame summaries, tcpdump style', () => {
     const ip = echo('echo-request', 1, 1);
     ip[14 + 8]! ^= 1; // TTL
     expect(line(ip)).toContain('[bad ip cksum]');
+    const segment = tcp(0x10, 1, 2, 3, new Uint8Array(4));
+    segment[segment.length - 1]! ^= 1;
+    expect(line(segment)).toContain('length 4 [bad tcp cksum]');
+    expect(line(tcp(0x10, 1, 2, 3, new Uint8Array(4)))).not.toContain('bad');
   });
 
   it('says where a malformed frame stops parsing', () => {
