@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { MockHal, type SpiSlave } from '../../hal/mock/mock-hal.js';
+import { HalError, type HalEvent } from '../../hal/contract.js';
+import { VirtualClock } from '../../src/time/virtual-clock.js';
+
+/** An SPI slave that echoes each byte + 1 and records chip-select cycles. */
+class EchoSlave implements SpiSlave {
+  readonly cycles: number[][] = [];
+  executedAt: number[] = [];
+  private currentCycle: number[] | undefined;
+  constructor(private readonly clock: VirtualClock) {}
+  spiSelect(): void {
+    this.currentCycle = [];
+    this.executedAt.push(this.clock.now());
+  }
+  spiExchange(mosi: number): number {
+    this.currentCycle!.push(mosi);
+    return (mosi + 1) & 0xff;
+  }
+  spiDeselect(): void {
+    this.cycles.push(this.currentCycle!);
+    this.currentCycle = undefined;
+  }
+}
+
+class PinSource {
+  interruptAsserted = false;
+  private listeners = new Set<(a: boolean) => void>();
+  onInterruptChange(cb: (a: boolean) => void) {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+  set(level: boolean) {
+    this.interruptAsserted = level;
+    for (const l of this.listeners) l(level);
+  }
+}
+
+describe('mock HAL', () => {
+  it('runs a batch in order: one chip-select cycle per transaction unless keepSelected, reads concatenated', async () => {
+    const clock = new VirtualClock();
+    const slave = new EchoSlave(clock);
+    const hal = new MockHal({ clock, slave });
+    const done = hal.spi.transfer([
+      { write: Uint8Array.of(1, 2), read: 2 },
+      { write: Uint8Array.of(3), keepSelected: true },
+      { write: Uint8Array.of(4, 5), duplex: true },
+    ]);
+    await clock.advanceAsync(0);
+    expect(Array.from(await done)).toEqual([1, 1, 5, 6]);
+    expect(slave.cycles).toEqual([[1, 2, 0, 0], [3, 4, 5]]);
+    expect(hal.log.totals).toMatchObject({ batches: 1, roundTrips: 1, transactions: 3, bytesWritten: 7, bytesRead: 4 });
+  });
+
+  it('with a link model, a batch pays upload, turnaround and download time; pipelined batches overlap and stay in order', async () => {
+    const clock = new VirtualClock();
+    const slave = new EchoSlave(clock);
+    const hal = new MockHal({
+      clock,
+      slave,
+      linkModel: { bytesPerSecond: 1000, turnaroundMs: 2, batchOverheadBytes: 0, transactionOverheadBytes: 0, spiBytesPerSecond: 1e9 },
+    });
+    const completed: string[] = [];
+    const first = hal.spi.transfer([{ write: new Uint8Array(10), read: 5 }]).then(() => completed.push(`first@${Math.round(clock.now() * 1000) / 1000}`));
+    const second = hal.spi.transfer([{ write: new Uint8Array(10) }]).then(() => completed.push(`second@${Math.round(clock.now() * 1000) / 1000}`));
+    expect(hal.batchesInFlight).toBe(2);
+    await clock.advanceAsync(100);
+    await Promise.all([first, second]);
+    // first: 10 ms up + 1 ms, runs at 11; 5 ms down + 1 ms → 17. second: up 10..20, runs at 21, back at 22.
+    expect(slave.executedAt.map((t) => Math.round(t * 1000) / 1000)).toEqual([11, 21]);
+    expect(completed).toEqual(['first@17', 'second@22']);
+    expect(hal.log.totals.maxInFlight).toBe(2);
+  });
+
+  it('mirrors the interrupt line with the one-way latency, and can drop edges', async () => {
+    const clock = new VirtualClock();
+    const pin = new PinSource();
+    const hal = new MockHal({ clock, slave: new EchoSlave(clock), interrupt: pin, linkModel: { bytesPerSecond: 1e6, turnaroundMs: 4 } });
+    const seen: string[] = [];
+    hal.interrupt.onChange((a) => seen.push(`${a}@${clock.now()}`));
+    pin.set(true);
+    expect(hal.interrupt.asserted).toBe(false);
+    await clock.advanceAsync(2);
+    expect(hal.interrupt.asserted).toBe(true);
+    hal.dropInterruptEdges = true;
+    pin.set(false);
+    await clock.advanceAsync(2);
+    expect(hal.interrupt.asserted).toBe(false);
+    expect(seen).toEqual(['true@2']);
+  });
+
+  it('injects HAL errors: a timeout after the batch ran, a link loss with events until restored', async () => {
+    const clock = new VirtualClock();
+    const slave = new EchoSlave(clock);
+    const hal = new MockHal({ clock, slave });
+    const events: HalEvent[] = [];
+    hal.onEvent((e) => events.push(e));
+    hal.injectFault('ETIMEDOUT', { executed: true });
+    const timedOut = hal.spi.transfer([{ write: Uint8Array.of(9) }]);
+    const rejection = expect(timedOut).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    await clock.advanceAsync(0);
+    await rejection;
+    expect(slave.cycles).toEqual([[9]]); // it did run
+    hal.loseLink('unplugged');
+    await expect(hal.spi.transfer([{ write: Uint8Array.of(1) }])).rejects.toBeInstanceOf(HalError);
+    hal.restoreLink(true);
+    const ok = hal.spi.transfer([{ read: 1 }]);
+    await clock.advanceAsync(0);
+    expect(Array.from(await ok)).toEqual([1]);
+    expect(events).toEqual([
+      { type: 'link-lost', reason: 'unplugged' },
+      { type: 'link-restored', boardReset: true },
+    ]);
+  });
+
+  it('pulses the reset line: the chip is reset when the line is released', async () => {
+    const clock = new VirtualClock();
+    let resetAt = -1;
+    const hal = new MockHal({ clock, slave: new EchoSlave(clock), reset: { hardReset: () => (resetAt = clock.now()) } });
+    const pulse = hal.reset!.pulse(5);
+    await clock.advanceAsync(10);
+    await pulse;
+    expect(resetAt).toBe(5);
+  });
+});
