@@ -57,6 +57,8 @@ export interface TapStats {
   toKernelBytes: number;
   /** Datagrams on our relay socket that did not come from our socat. */
   strayDatagrams: number;
+  /** Errors on the relay socket (not fatal: the next frame may pass). */
+  relayErrors: number;
 }
 
 /** `--lan` values: the built-in simulated LAN or a TAP device. */
@@ -213,11 +215,12 @@ let temporaryNameCounter = 0;
  */
 export class TapAttachment implements LanEndpoint {
   readonly label: string;
-  readonly stats: TapStats = { fromKernelFrames: 0, fromKernelBytes: 0, toKernelFrames: 0, toKernelBytes: 0, strayDatagrams: 0 };
+  readonly stats: TapStats = { fromKernelFrames: 0, fromKernelBytes: 0, toKernelFrames: 0, toKernelBytes: 0, strayDatagrams: 0, relayErrors: 0 };
   private port: LanPort | undefined;
   private peer: LanEndpoint | undefined;
   private closing: Promise<void> | undefined;
   private stderrTail = '';
+  private readonly exitListeners = new Set<(reason: string) => void>();
 
   private constructor(
     readonly ifname: string,
@@ -237,6 +240,13 @@ export class TapAttachment implements LanEndpoint {
       const frame = new Uint8Array(message.buffer, message.byteOffset, message.length);
       if (this.port) this.port.send(frame);
       else this.peer?.deliver(frame);
+    });
+    // Loopback UDP errors (e.g. ICMP port unreachable while socat restarts) are not fatal.
+    socket.on('error', () => this.stats.relayErrors++);
+    socat.once('exit', (code, signal) => {
+      if (this.closing) return;
+      const reason = `socat exited (${signal ?? `code ${code}`})${this.stderrTail.trim() ? `: ${this.stderrTail.trim()}` : ''}`;
+      for (const listener of this.exitListeners) listener(reason);
     });
     socat.stderr?.setEncoding('utf8');
     socat.stderr?.on('data', (chunk: string) => {
@@ -331,6 +341,15 @@ export class TapAttachment implements LanEndpoint {
     this.stats.toKernelFrames++;
     this.stats.toKernelBytes += frame.length;
     this.socket.send(frame, this.socatPort, '127.0.0.1');
+  }
+
+  /**
+   * Called if socat dies while the TAP is open (someone deleted the interface, killed socat):
+   * the cable is cut. Not called for close(). Returns an unsubscribe function.
+   */
+  onExit(listener: (reason: string) => void): () => void {
+    this.exitListeners.add(listener);
+    return () => this.exitListeners.delete(listener);
   }
 
   get running(): boolean {

@@ -138,6 +138,18 @@ describe.skipIf(skip)('TapAttachment lifecycle and errors', () => {
     await lab.close();
   });
 
+  it('reports a cut cable: deleting the interface under socat calls onExit with the reason', async () => {
+    const lab = await createLab({ ifname: 'sp-cut0' });
+    try {
+      const exited = new Promise<string>((resolve) => lab.tap.onExit(resolve));
+      await lab.exec('ip', ['link', 'del', 'sp-cut0']);
+      expect(await exited).toMatch(/^socat exited/);
+      expect(lab.tap.running).toBe(false);
+    } finally {
+      await lab.close();
+    }
+  });
+
   it('opens a TAP in our own namespace and gives it the --tap-addr address', async () => {
     const tap = await TapAttachment.open({ ifname: `sp${process.pid % 100000}r`, address: '192.0.2.1/24', mtu: 1400 });
     try {
