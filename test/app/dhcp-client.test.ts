@@ -180,6 +180,19 @@ describe('RFC 2131 §4.4.1 acquiring a lease: INIT → SELECTING → REQUESTING 
     expect(secs[2]).toBeGreaterThanOrEqual(11);
   });
 
+  it("the DHCPREQUEST repeats the DHCPDISCOVER's 'secs', retransmissions included (RFC 2131 §4.4.1)", async () => {
+    let discovers = 0;
+    scriptedServer((m) => (typeOf(m) === DhcpMessageType.DISCOVER ? (discovers++ < 2 ? undefined : { type: DhcpMessageType.OFFER }) : undefined));
+    client();
+    await clock.advanceAsync(40 * S);
+    const sent = fromClient();
+    const lastDiscover = sent.filter((m) => typeOf(m) === DhcpMessageType.DISCOVER).at(-1)!;
+    const requests = sent.filter((m) => typeOf(m) === DhcpMessageType.REQUEST);
+    expect(lastDiscover.secs).toBeGreaterThanOrEqual(11);
+    expect(requests.length).toBeGreaterThanOrEqual(2);
+    expect(requests.every((m) => m.secs === lastDiscover.secs)).toBe(true);
+  });
+
   it('by default waits a random 1–10 s before the first DISCOVER (RFC 2131 §4.4.1)', async () => {
     client({ startupDelayMs: undefined });
     await clock.advanceAsync(999);

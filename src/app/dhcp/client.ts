@@ -120,6 +120,8 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   /** Clock time the current exchange's first DHCPREQUEST went out (lease start). */
   private requestSentAt: number | undefined;
   private transmissions = 0;
+  /** 'secs' of the last DHCPDISCOVER, repeated in the DHCPREQUEST that follows it. */
+  private discoverSecs = 0;
   private offer: DhcpMessage | undefined;
   private retransmitTimer: TimerHandle | undefined;
   private readonly leaseTimers: TimerHandle[] = [];
@@ -204,7 +206,8 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   }
 
   private sendDiscover(): void {
-    this.send(DhcpMessageType.DISCOVER, {});
+    this.discoverSecs = this.secsNow();
+    this.send(DhcpMessageType.DISCOVER, {}, { secs: this.discoverSecs });
     this.scheduleRetransmit(() => this.sendDiscover());
   }
 
@@ -218,8 +221,9 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   private sendSelectingRequest(): void {
     const offer = this.offer!;
     if (this.transmissions >= DHCP_DEFAULTS.requestTransmissions) return this.enterInit(0);
-    // RFC 2131 §4.3.2 / Table 5: server identifier and requested address from the offer, ciaddr 0.
-    this.send(DhcpMessageType.REQUEST, { requestedAddress: offer.yiaddr, serverIdentifier: offer.options.serverIdentifier });
+    // RFC 2131 §4.3.2 / Table 5: server identifier and requested address from the offer, ciaddr 0;
+    // §4.4.1: the same 'secs' as the DHCPDISCOVER.
+    this.send(DhcpMessageType.REQUEST, { requestedAddress: offer.yiaddr, serverIdentifier: offer.options.serverIdentifier }, { secs: this.discoverSecs });
     this.scheduleRetransmit(() => this.sendSelectingRequest());
   }
 
@@ -454,7 +458,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       xid: overrides.xid ?? this.xid,
       chaddr: this.options.mac,
       // RFC 2131 Table 5: secs = seconds since the client began the exchange.
-      secs: overrides.secs ?? (clock.now() - this.exchangeStartedAt) / 1000,
+      secs: overrides.secs ?? this.secsNow(),
       // RFC 2131 §4.1: ask for a broadcast reply only while we cannot receive unicast (ciaddr 0).
       broadcast: overrides.broadcast ?? (ciaddr === 0 && (this.options.requestBroadcast ?? DHCP_DEFAULTS.requestBroadcast)),
       ciaddr,
@@ -462,6 +466,10 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     });
     this.count(this.stats.sent, DHCP_MESSAGE_TYPE_NAMES[type]!);
     this.socket?.send(bytes, DHCP_SERVER_PORT, overrides.to ?? IPV4_BROADCAST);
+  }
+
+  private secsNow(): number {
+    return Math.min(0xffff, Math.floor((this.options.clock.now() - this.exchangeStartedAt) / 1000));
   }
 
   /** RFC 2131 §4.1: 4 s, 8 s, 16 s … capped at 64 s, each ±1 s uniformly. */
