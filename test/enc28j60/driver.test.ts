@@ -110,3 +110,60 @@ describe('ENC28J60 driver: frames both ways', () => {
     expect(a.board.nic.stats().drops).toEqual({});
   });
 });
+
+describe('ENC28J60 driver: configuration variants', () => {
+  it('in half duplex (MACON3 without FULDPX, PHCON1 without PDPXMD, HDLDIS, DEFER) frames still flow and late collisions are retried', async () => {
+    const b = setup();
+    const a = b.station(MAC_A, 'a', { driverOptions: { fullDuplex: false } });
+    const peer = b.peer();
+    await b.settle(a.board.nic.start());
+    const chip = a.board.emulator;
+    expect(chip.peek('MACON3') & 0x01).toBe(0);
+    expect(chip.peekPhy('PHCON1') & 0x0100).toBe(0);
+    expect(chip.peekPhy('PHCON2') & 0x0100).toBe(0x0100);
+    expect(chip.peek('MACON4')).toBe(0x40);
+    chip.injectTxFault('late-collision');
+    chip.injectTxFault('late-collision');
+    for (let i = 0; i < 5; i++) a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, 500, i));
+    await b.until(() => peer.received.length === 5, 200);
+    expect(a.board.nic.events['tx-abort']).toBe(2);
+    peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 500, 9));
+    await b.until(() => a.received.length === 1, 50);
+  });
+
+  it('accepts multicast only after joinMulticast (ERXFCON.MCEN), broadcast always', async () => {
+    const b = setup();
+    const a = b.station(MAC_A, 'a');
+    const peer = b.peer();
+    await b.settle(a.board.nic.start());
+    const group = Uint8Array.of(0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb);
+    peer.nic.transmit(makeFrame(group, MAC_PEER, 100, 1));
+    peer.nic.transmit(makeFrame(Uint8Array.of(255, 255, 255, 255, 255, 255), MAC_PEER, 100, 2));
+    await b.run(10);
+    expect(a.received.map((f) => f[14])).toEqual([2]);
+    a.board.nic.joinMulticast(group);
+    await b.run(5);
+    peer.nic.transmit(makeFrame(group, MAC_PEER, 100, 3));
+    await b.until(() => a.received.length === 2, 50);
+    expect(a.board.emulator.peek('ERXFCON') & 0x02).toBe(0x02);
+  });
+
+  it('a consumer that throws does not disturb the chip', async () => {
+    const b = setup();
+    const a = b.station(MAC_A, 'a');
+    const peer = b.peer();
+    let calls = 0;
+    a.board.nic.attach({
+      receive: () => {
+        calls++;
+        throw new Error('consumer bug');
+      },
+      linkChange: () => {},
+    });
+    await b.settle(a.board.nic.start());
+    for (let i = 0; i < 3; i++) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 100, i));
+    await b.until(() => calls === 3, 50);
+    expect(a.board.nic.events['receive-handler-threw']).toBe(3);
+    expect(a.board.nic.events['chip-reset']).toBeUndefined();
+  });
+});

@@ -497,6 +497,8 @@ export class Enc28j60Nic implements Nic {
     const fromInterrupt = this.interruptPending || this.hal.interrupt.asserted;
     this.interruptPending = false;
     this.pollPending = false;
+    // Bank 0 work first, so the batch ends in bank 1 where the frame batches start (EPKTCNT).
+    if (this.erdpt !== this.nextPacket) batch.write16(R.ERDPTL, this.nextPacket);
     if (fromInterrupt && !this.intieCleared) {
       batch.bitClear(R.EIE, R.EIE_INTIE);
       this.intieCleared = true;
@@ -504,7 +506,6 @@ export class Enc28j60Nic implements Nic {
     const eirAt = batch.read(R.EIR);
     const econ2At = batch.read(R.ECON2);
     const countAt = batch.read(R.EPKTCNT);
-    if (this.erdpt !== this.nextPacket) batch.write16(R.ERDPTL, this.nextPacket);
     const headerAt = batch.readBuffer(6);
     this.erdpt = this.ringAdvance(this.nextPacket, 6);
     const txAtBuild = this.txInFlight;
@@ -561,13 +562,23 @@ export class Enc28j60Nic implements Nic {
         const frame = r.subarray(dataAt, dataAt + header.byteCount - 4);
         this.counters.rxFrames++;
         this.counters.rxBytes += frame.length;
-        this.handlers?.receive(frame);
+        this.deliver(frame);
       } else {
         countDrop(this.counters, 'rx-bad-frame');
       }
       this.knownPending = count - 1;
       if (count >= 2) this.header = this.parseHeader(r, dataAt + padded);
     };
+  }
+
+  private deliver(frame: Uint8Array): void {
+    try {
+      this.handlers?.receive(frame);
+    } catch (error) {
+      // The consumer's bug must not look like a chip failure (which would re-initialise it).
+      this.count('receive-handler-threw');
+      this.lastInternalError = error;
+    }
   }
 
   /** Clear the flags we saw and set INTIE again: the datasheet's end of interrupt service. */
