@@ -8,9 +8,52 @@ import { createNet, type Net, type Socket } from '../../src/socket/net.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { CryptoRandom } from '../../src/time/random.js';
 import { parseMac } from '../../src/wire/address.js';
+import { ImpairedNic } from '../../hal/lan/impairment.js';
 
 /** spinet's TCP against the Linux kernel's, through a TAP: curl to a spinet server, spinet to socat. */
 const skip = await skipLabUnless(['curl', 'socat', 'ss']);
+
+/** A stack with TCP on a LAN bridged into a fresh lab; `impair` wraps its NIC (the link's faults). */
+async function setUp(impair?: (nic: VirtualNic, clock: RealClock) => ImpairedNic) {
+  const lab = await createLab();
+  const clock = new RealClock();
+  const lan = new VirtualLan(clock);
+  lab.tap.attachTo(lan);
+  const random = new CryptoRandom();
+  const stack = new Stack({ clock, random });
+  const vnic = new VirtualNic(lan, parseMac('02:00:00:00:5e:0b'), 'spinet0');
+  const nic = impair ? impair(vnic, clock) : vnic;
+  stack.addInterface(nic).addAddress(LAB_STACK_ADDRESS, 24);
+  const tcp = new Tcp(stack.ip, clock, random);
+  stack.registerTransport(tcp);
+  await stack.start();
+  return { lab, stack, nic, net: createNet(tcp) };
+}
+
+/** Write `data` to a kernel echo server (socat PIPE on :8080) and collect the echo. */
+async function echoThroughKernel(lab: Lab, net: Net, data: Uint8Array): Promise<Buffer> {
+  lab.spawn('socat', ['TCP4-LISTEN:8080,bind=192.0.2.1,reuseaddr', 'PIPE']);
+  await waitFor(async () => (await lab.exec('ss', ['-Hltn', 'sport = :8080'])).stdout.includes('8080'), 5_000, 'socat on :8080');
+  const received: Buffer[] = [];
+  let receivedBytes = 0;
+  const socket = net.createConnection(8080, LAB_HOST_ADDRESS);
+  const done = new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      received.push(Buffer.from(chunk));
+      receivedBytes += chunk.length;
+      if (receivedBytes >= data.length) resolve();
+    });
+    socket.on('error', reject);
+  });
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write(Buffer.from(data));
+  await done;
+  socket.end();
+  return Buffer.concat(received);
+}
+
+const digest = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const pattern = (length: number) => new Uint8Array(length).map((_, i) => (i * 31 + (i >>> 10)) & 0xff);
 
 describe.skipIf(skip)('spinet TCP ⇄ Linux kernel TCP over a TAP', () => {
   let lab: Lab;
@@ -18,17 +61,7 @@ describe.skipIf(skip)('spinet TCP ⇄ Linux kernel TCP over a TAP', () => {
   let net: Net;
 
   beforeAll(async () => {
-    lab = await createLab();
-    const clock = new RealClock();
-    const lan = new VirtualLan(clock);
-    lab.tap.attachTo(lan);
-    const random = new CryptoRandom();
-    stack = new Stack({ clock, random });
-    stack.addInterface(new VirtualNic(lan, parseMac('02:00:00:00:5e:0b'), 'spinet0')).addAddress(LAB_STACK_ADDRESS, 24);
-    const tcp = new Tcp(stack.ip, clock, random);
-    stack.registerTransport(tcp);
-    net = createNet(tcp);
-    await stack.start();
+    ({ lab, stack, net } = await setUp());
   });
 
   afterAll(async () => {
@@ -48,26 +81,37 @@ describe.skipIf(skip)('spinet TCP ⇄ Linux kernel TCP over a TAP', () => {
   });
 
   it('sends 1 MiB to a kernel echo server and reads back the same bytes', async () => {
-    lab.spawn('socat', ['TCP4-LISTEN:8080,bind=192.0.2.1,reuseaddr', 'PIPE']);
-    await waitFor(async () => (await lab.exec('ss', ['-Hltn', 'sport = :8080'])).stdout.includes('8080'), 5_000, 'socat on :8080');
-    const data = new Uint8Array(1 << 20).map((_, i) => (i * 31 + (i >>> 10)) & 0xff);
-    const received: Buffer[] = [];
-    let receivedBytes = 0;
-    const socket = net.createConnection(8080, LAB_HOST_ADDRESS);
-    const done = new Promise<void>((resolve, reject) => {
-      socket.on('data', (chunk: Buffer) => {
-        received.push(Buffer.from(chunk));
-        receivedBytes += chunk.length;
-        if (receivedBytes >= data.length) resolve();
-      });
-      socket.on('error', reject);
-    });
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write(Buffer.from(data));
-    await done;
-    socket.end();
-    const digest = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-    expect(receivedBytes).toBe(data.length);
-    expect(digest(Buffer.concat(received))).toBe(digest(data));
+    const data = pattern(1 << 20);
+    const echoed = await echoThroughKernel(lab, net, data);
+    expect(echoed.length).toBe(data.length);
+    expect(digest(echoed)).toBe(digest(data));
   }, 30_000);
+});
+
+describe.skipIf(skip)('spinet TCP ⇄ Linux kernel TCP over a lossy, reordering, duplicating link', () => {
+  let lab: Lab;
+  let stack: Stack;
+  let net: Net;
+  let nic: ImpairedNic;
+
+  beforeAll(async () => {
+    const impairment = { loss: 0.02, reorder: 0.02, duplicate: 0.01, reorderHoldMs: 2 };
+    const setup = await setUp((vnic, clock) => new ImpairedNic(vnic, { clock, seed: 42, transmit: impairment, receive: impairment }));
+    ({ lab, stack, net } = setup);
+    nic = setup.nic as ImpairedNic;
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    await lab?.close();
+  });
+
+  it('still delivers 256 KiB intact both ways, recovering every lost segment', async () => {
+    const data = pattern(256 << 10);
+    const echoed = await echoThroughKernel(lab, net, data);
+    expect(digest(echoed)).toBe(digest(data));
+    const { transmit, receive } = nic.impairment;
+    expect(transmit.lost + receive.lost).toBeGreaterThan(0);
+    expect(transmit.reordered + receive.reordered).toBeGreaterThan(0);
+  }, 60_000);
 });
