@@ -1,0 +1,166 @@
+import { describe, expect, it } from 'vitest';
+import { F, SegmentHarness } from './harness.js';
+import { PEER_ISN, PLAIN, bytes, passiveOpen } from './segment-helpers.js';
+
+describe('TCP timers on the virtual clock', () => {
+  it('RTO (RFC 6298): retransmits after 1 s, backs off ×2, gives up with RST and ETIMEDOUT', () => {
+    const h = new SegmentHarness({ ...PLAIN, maxRetransmissions: 3 });
+    const { conn, iss, rec } = passiveOpen(h);
+    conn.write(bytes(100));
+    expect(h.takeOne()).toMatchObject({ sequence: iss + 1, payload: bytes(100) });
+    const times: number[] = [];
+    for (let t = 0; t < 20_000; t += 100) {
+      h.advance(100);
+      for (const s of h.take()) {
+        times.push(h.clock.now());
+        if (s.flags & F.RST) expect(s).toMatchObject({ flags: F.RST | F.ACK, sequence: iss + 101 });
+        else expect(s).toMatchObject({ sequence: iss + 1, payload: bytes(100) });
+      }
+    }
+    expect(times).toEqual([1000, 3000, 7000, 15_000]);
+    expect(rec.events).toEqual(['error ETIMEDOUT']);
+    expect(conn.state).toBe('CLOSED');
+  });
+
+  it('caps the backed-off RTO at maxRto', () => {
+    const h = new SegmentHarness({ ...PLAIN, maxRto: 4000, maxRetransmissions: 10 });
+    const { conn } = passiveOpen(h);
+    conn.write(bytes(1));
+    h.take();
+    const times: number[] = [];
+    for (let t = 0; t < 20_000; t += 100) {
+      h.advance(100);
+      if (h.take().length) times.push(h.clock.now());
+    }
+    expect(times).toEqual([1000, 3000, 7000, 11_000, 15_000, 19_000]);
+  });
+
+  it('estimates SRTT/RTTVAR from samples (RFC 6298 §2) and ignores retransmitted segments (Karn)', () => {
+    const h = new SegmentHarness({ ...PLAIN, minRto: 100 });
+    const { conn, iss } = passiveOpen(h);
+    expect(conn.srtt).toBe(0);
+    conn.write(bytes(10));
+    h.take();
+    h.advance(80);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 11 });
+    expect([conn.srtt, conn.rttvar, conn.rto]).toEqual([10, 20, 100]);
+    conn.write(bytes(10));
+    h.take();
+    h.advance(80);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 21 });
+    // SRTT = 7/8·10 + 1/8·80, RTTVAR = 3/4·20 + 1/4·|10 − 80|, RTO = SRTT + 4·RTTVAR.
+    expect([conn.srtt, conn.rttvar, conn.rto]).toEqual([18.75, 32.5, 148.75]);
+    // Lose the next one: it is retransmitted, and the ACK that follows yields no sample.
+    conn.write(bytes(10));
+    h.take();
+    h.advance(149);
+    expect(h.take()).toHaveLength(1);
+    expect(conn.rto).toBe(297.5);
+    h.advance(50);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 31 });
+    expect(conn.srtt).toBe(18.75);
+    expect(conn.retransmits).toBe(0);
+  });
+
+  it('delays a lone ACK by 200 ms, and ACKs every second segment at once (RFC 5681 §4.2)', () => {
+    const h = new SegmentHarness(PLAIN);
+    const { iss } = passiveOpen(h);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, payload: bytes(100) });
+    expect(h.take()).toEqual([]);
+    h.advance(199);
+    expect(h.take()).toEqual([]);
+    h.advance(1);
+    expect(h.takeOne()).toMatchObject({ flags: F.ACK, acknowledgment: PEER_ISN + 101 });
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 101, acknowledgment: iss + 1, payload: bytes(1460) });
+    expect(h.take()).toEqual([]);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1561, acknowledgment: iss + 1, payload: bytes(1460) });
+    expect(h.takeOne()).toMatchObject({ flags: F.ACK, acknowledgment: PEER_ISN + 3021 });
+    h.advance(500);
+    expect(h.take()).toEqual([]);
+  });
+
+  it('piggybacks the ACK on data the application sends before the delayed-ACK timer fires', () => {
+    const h = new SegmentHarness(PLAIN);
+    const { conn, iss } = passiveOpen(h);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, payload: bytes(100) });
+    h.advance(50);
+    conn.write(bytes(20, 0x62));
+    expect(h.takeOne()).toMatchObject({ flags: F.ACK | F.PSH, acknowledgment: PEER_ISN + 101, payload: bytes(20, 0x62) });
+    h.advance(500);
+    expect(h.take()).toEqual([]);
+  });
+
+  it('persist timer: probes a zero window with one byte, backing off, until it opens', () => {
+    const h = new SegmentHarness(PLAIN);
+    const { conn, iss } = passiveOpen(h, {}, { window: 0 });
+    conn.write(bytes(100));
+    expect(h.take()).toEqual([]);
+    expect(h.tcp.socketTable()[1]).toMatchObject({ timer: 'persist', timerRemaining: 1000 });
+    const probes: [number, number, number][] = [];
+    for (let t = 0; t < 8000; t += 100) {
+      h.advance(100);
+      for (const s of h.take()) {
+        probes.push([h.clock.now(), s.sequence - iss, s.payload.length]);
+        h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, window: 0 });
+      }
+    }
+    expect(probes).toEqual([
+      [1000, 1, 1],
+      [3000, 1, 1],
+      [7000, 1, 1],
+    ]);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, window: 1000 });
+    expect(h.takeOne()).toMatchObject({ sequence: iss + 1, payload: bytes(100) });
+    expect(conn.state).toBe('ESTABLISHED');
+  });
+
+  it('a probe byte the receiver accepts is acknowledged normally', () => {
+    const h = new SegmentHarness(PLAIN);
+    const { conn, iss } = passiveOpen(h, {}, { window: 0 });
+    conn.write(bytes(100));
+    h.advance(1000);
+    h.takeOne();
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 2, window: 500 });
+    expect(h.takeOne()).toMatchObject({ sequence: iss + 2, payload: bytes(99) });
+    expect(conn.sndUna).toBe(iss + 2);
+  });
+
+  it('keepalive (RFC 1122 §4.2.3.6): probes with SEQ = SND.UNA − 1 after idle; unanswered → RST, ETIMEDOUT', () => {
+    const h = new SegmentHarness({ ...PLAIN, keepAliveInterval: 1000, keepAliveProbes: 3 });
+    const { conn, iss, rec } = passiveOpen(h);
+    conn.setKeepAlive(true, 5000);
+    h.advance(4999);
+    expect(h.take()).toEqual([]);
+    h.advance(1);
+    expect(h.takeOne()).toMatchObject({ flags: F.ACK, sequence: iss, acknowledgment: PEER_ISN + 1, payload: new Uint8Array(0) });
+    // Answered: the connection is alive; the next probe waits a full idle period.
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1 });
+    h.advance(4999);
+    expect(h.take()).toEqual([]);
+    h.advance(1);
+    expect(h.take()).toHaveLength(1);
+    h.advance(1000);
+    h.advance(1000);
+    expect(h.take()).toHaveLength(2);
+    h.advance(1000);
+    expect(h.takeOne()).toMatchObject({ flags: F.RST | F.ACK });
+    expect(rec.events).toEqual(['error ETIMEDOUT']);
+  });
+
+  it('SYN-ACK is retransmitted with backoff and the half-open connection dropped after maxSynRetransmissions', () => {
+    const h = new SegmentHarness({ ...PLAIN, maxSynRetransmissions: 2 });
+    h.tcp.listen({ port: 80 });
+    h.inject({ flags: F.SYN, sequence: PEER_ISN });
+    h.take();
+    const times: number[] = [];
+    for (let t = 0; t < 10_000; t += 100) {
+      h.advance(100);
+      for (const s of h.take()) {
+        expect(s.flags).toBe(F.SYN | F.ACK);
+        times.push(h.clock.now());
+      }
+    }
+    expect(times).toEqual([1000, 3000]);
+    expect(h.tcp.connectionCount).toBe(0);
+  });
+});
