@@ -135,7 +135,12 @@ export class Stack extends EventEmitter {
       udp: this.udp,
       interfaceIndex: (nameOrIndex) => (typeof nameOrIndex === 'number' ? byIndex(nameOrIndex)?.index : this.interfaceList.find((i) => i.name === nameOrIndex)?.index),
       interfaceName: (index) => byIndex(index)?.name,
-      isBroadcast: (address) => address === IPV4_BROADCAST || this.interfaceList.some((i) => i.isDirectedBroadcast(address)),
+      isBroadcast: (address) => {
+        if (address === IPV4_BROADCAST) return true;
+        const list = this.interfaceList;
+        for (let i = 0; i < list.length; i++) if (list[i]!.isDirectedBroadcast(address)) return true;
+        return false;
+      },
       joinGroup: (group, index) => {
         for (const iface of this.interfaceList) if (index === undefined || iface.index === index) iface.joinMulticast(group);
       },

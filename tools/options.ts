@@ -41,7 +41,7 @@ export function parseCommandLine(args: string[], specs: readonly OptionSpec[]): 
   }
   try {
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
-    const withDefaults: Record<string, string | boolean | string[] | undefined> = { ...values };
+    const withDefaults = { ...values } as Record<string, string | boolean | string[] | undefined>;
     for (const spec of specs) if (withDefaults[spec.name] === undefined && spec.default !== undefined) withDefaults[spec.name] = spec.default;
     return { values: withDefaults, positionals };
   } catch (error) {

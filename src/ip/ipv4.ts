@@ -3,7 +3,7 @@ import { IPV4_BROADCAST, isMulticastIpv4, MAC_BROADCAST, multicastMacFor, type I
 import { ETHERNET_HEADER_LENGTH, EtherType, writeEthernetSourceAndType } from '../wire/ethernet.js';
 import { emitIpv4Header, IPV4_MAX_TOTAL_LENGTH, IPV4_MIN_HEADER_LENGTH, Ipv4Packet, IpProtocol } from '../wire/ipv4.js';
 import type { ArpLayer } from '../link/arp.js';
-import type { NetInterface } from '../link/ethernet.js';
+import { allocateFrame, type NetInterface } from '../link/ethernet.js';
 import type { StackOptions } from '../options.js';
 import type { LayerCounters } from '../stack/counters.js';
 import { Reassembler } from './reassembly.js';
@@ -125,16 +125,7 @@ export class Ipv4Layer implements IpSender {
       packet = checked;
     }
     const protocol = packet.protocol;
-    const info: IpReceiveInfo = {
-      source: packet.source,
-      destination: packet.destination,
-      protocol,
-      ttl: packet.ttl,
-      tos: packet.tos,
-      interfaceIndex,
-      broadcastOrMulticast: broadcast,
-      quote: packet.bytes.subarray(0, this.quoteLength(packet.bytes)),
-    };
+    const info = new ReceivedDatagram(packet, interfaceIndex, broadcast, this.options.icmpQuoteLength);
     const transport = this.transports[protocol];
     if (transport === undefined) {
       this.counters.drop('unknown-protocol');
@@ -235,8 +226,8 @@ export class Ipv4Layer implements IpSender {
     const dontFragment = options.dontFragment ?? false;
     let frames: Uint8Array | Uint8Array[];
     if (IPV4_MIN_HEADER_LENGTH + payload.length <= mtu) {
-      // The one allocation per datagram: the frame the Nic takes ownership of.
-      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payload.length);
+      // The frame the Nic takes ownership of (carved from a slab: see allocateFrame).
+      const frame = allocateFrame(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + payload.length);
       writeEthernetSourceAndType(frame, iface.mac, EtherType.IPV4);
       emitIpv4Header(frame, ETHERNET_HEADER_LENGTH, source, destination, options.protocol, payload.length, ttl, tos, identification, dontFragment, false, 0);
       frame.set(payload, ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
@@ -269,7 +260,7 @@ export class Ipv4Layer implements IpSender {
     for (let offset = 0; offset < payload.length; offset += chunk) {
       const length = Math.min(chunk, payload.length - offset);
       const more = offset + length < payload.length;
-      const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + length);
+      const frame = allocateFrame(ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH + length);
       writeEthernetSourceAndType(frame, iface.mac, EtherType.IPV4);
       emitIpv4Header(frame, ETHERNET_HEADER_LENGTH, source, destination, protocol, length, ttl, tos, identification, false, more, offset);
       frame.set(payload.subarray(offset, offset + length), ETHERNET_HEADER_LENGTH + IPV4_MIN_HEADER_LENGTH);
@@ -281,7 +272,7 @@ export class Ipv4Layer implements IpSender {
 
   /** To one of our own addresses or 127/8: delivered on the next clock turn, never recursively. */
   private loopback(source: Ipv4Address, destination: Ipv4Address, protocol: number, ttl: number, tos: number, payload: Uint8Array): IpSendResult {
-    const packet = new Uint8Array(IPV4_MIN_HEADER_LENGTH + payload.length);
+    const packet = allocateFrame(IPV4_MIN_HEADER_LENGTH + payload.length);
     const identification = this.identification;
     this.identification = (identification + 1) & 0xffff;
     emitIpv4Header(packet, 0, source === 0 ? destination : source, destination, protocol, payload.length, ttl, tos, identification, false, false, 0);
@@ -301,4 +292,35 @@ function isDhcpToClient(packet: Ipv4Packet): boolean {
   if (packet.protocol !== IpProtocol.UDP || packet.isFragment) return false;
   const p = packet.payload;
   return p.length >= 8 && ((p[2]! << 8) | p[3]!) === DHCP_CLIENT_PORT;
+}
+
+/** IpReceiveInfo for one datagram; the quote (a subarray) is only cut when someone reads it. */
+class ReceivedDatagram implements IpReceiveInfo {
+  readonly source: Ipv4Address;
+  readonly destination: Ipv4Address;
+  readonly protocol: number;
+  readonly ttl: number;
+  readonly tos: number;
+  private quoteBytes: Uint8Array | undefined;
+
+  constructor(
+    private readonly packet: Ipv4Packet,
+    readonly interfaceIndex: number,
+    readonly broadcastOrMulticast: boolean,
+    private readonly quoteLimit: number,
+  ) {
+    this.source = packet.source;
+    this.destination = packet.destination;
+    this.protocol = packet.protocol;
+    this.ttl = packet.ttl;
+    this.tos = packet.tos;
+  }
+
+  get quote(): Uint8Array {
+    if (this.quoteBytes === undefined) {
+      const bytes = this.packet.bytes;
+      this.quoteBytes = bytes.subarray(0, Math.min(this.packet.totalLength, bytes.length, this.quoteLimit));
+    }
+    return this.quoteBytes;
+  }
 }

@@ -5,7 +5,7 @@ import { ArpOperation, ArpPacket, ArpRepr, ARP_PACKET_LENGTH } from '../wire/arp
 import { ETHERNET_HEADER_LENGTH, EthernetRepr, EtherType, writeEthernetDestination } from '../wire/ethernet.js';
 import type { StackOptions } from '../options.js';
 import type { LayerCounters } from '../stack/counters.js';
-import type { EthernetLayer, NetInterface } from './ethernet.js';
+import { allocateFrame, type EthernetLayer, type NetInterface } from './ethernet.js';
 
 /**
  * ARP (RFC 826) and address conflict detection (RFC 5227), in the manner of lwIP's etharp.c:
@@ -388,7 +388,7 @@ export class ArpLayer {
     senderIp: Ipv4Address,
     targetIp: Ipv4Address,
   ): void {
-    const frame = new Uint8Array(ETHERNET_HEADER_LENGTH + ARP_PACKET_LENGTH);
+    const frame = allocateFrame(ETHERNET_HEADER_LENGTH + ARP_PACKET_LENGTH);
     const at = EthernetRepr.emit({ destination: frameDestination, source: iface.mac, etherType: EtherType.ARP }, frame);
     ArpRepr.emit({ operation, senderMac: iface.mac, senderIp, targetMac, targetIp }, frame, at);
     if (this.ethernet.transmit(iface, frame)) this.counters.sent++;

@@ -184,61 +184,77 @@ export class UdpSocket extends EventEmitter {
   send(msg: Message, ...rest: unknown[]): void {
     if (this.closed) throw nodeError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
     let callback: SendCallback | undefined;
-    if (typeof rest[rest.length - 1] === 'function') callback = rest.pop() as SendCallback;
+    let argc = rest.length;
+    if (argc > 0 && typeof rest[argc - 1] === 'function') callback = rest[--argc] as SendCallback;
     let data = toBytes(msg);
+    let at = 0;
     // send(msg, offset, length, port?, address?)
-    if (typeof rest[0] === 'number' && typeof rest[1] === 'number' && (rest.length >= 3 || this.endpoint.remotePort !== 0) && !(typeof msg === 'string')) {
-      const offset = rest.shift() as number;
-      const length = rest.shift() as number;
-      data = data.subarray(offset, offset + length);
+    if (typeof rest[0] === 'number' && typeof rest[1] === 'number' && (argc >= 3 || this.endpoint.remotePort !== 0) && typeof msg !== 'string') {
+      data = data.subarray(rest[0], rest[0] + rest[1]);
+      at = 2;
     }
-    const port = rest[0] as number | undefined;
-    const address = rest[1] as string | number | undefined;
+    const port = at < argc ? (rest[at] as number | undefined) : undefined;
+    const address = at + 1 < argc ? (rest[at + 1] as string | number | undefined) : undefined;
     const connected = this.endpoint.remotePort !== 0;
     if (connected && port !== undefined) throw nodeError('ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected');
     if (!connected && port === undefined) throw nodeError('ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected');
     if (!connected && (!Number.isInteger(port) || port! <= 0 || port! > 65535)) throw nodeError('ERR_SOCKET_BAD_PORT', `Port should be > 0 and < 65536. Received ${String(port)}.`);
 
-    const done = (error: SystemError | null, bytes: number): void => {
-      if (callback) {
-        const cb = callback;
-        queueMicrotask(() => cb(error, bytes));
-      } else if (error) this.emitLater('error', error);
-    };
     const bindError = this.ensureBound();
     if (bindError) {
-      done(bindError, 0);
+      this.complete(callback, bindError, 0);
       return;
     }
     if (connected) {
-      this.transmit(data, this.endpoint.remoteAddress, this.endpoint.remotePort, done);
+      this.transmit(data, this.endpoint.remoteAddress, this.endpoint.remotePort, callback);
       return;
     }
     if (typeof address === 'number') {
-      this.transmit(data, address >>> 0, port!, done);
+      this.transmit(data, address >>> 0, port!, callback);
       return;
     }
-    this.resolve(address ?? '127.0.0.1', 'send', (error, destination) => {
-      if (error) done(error, 0);
-      else this.transmit(data, destination, port!, done);
+    const text = address ?? '127.0.0.1';
+    // Hot path: most senders repeat one destination; parse its text once.
+    if (text === this.lastAddressText) {
+      this.transmit(data, this.lastAddress, port!, callback);
+      return;
+    }
+    this.resolve(text, 'send', (error, destination) => {
+      if (error) this.complete(callback, error, 0);
+      else {
+        if (tryParseIpv4(text) !== undefined) {
+          this.lastAddressText = text;
+          this.lastAddress = destination;
+        }
+        this.transmit(data, destination, port!, callback);
+      }
     });
   }
 
-  private transmit(data: Uint8Array, destination: Ipv4Address, port: number, done: (error: SystemError | null, bytes: number) => void): void {
-    const target = formatIpv4(destination);
+  private lastAddressText: string | undefined;
+  private lastAddress: Ipv4Address = 0;
+
+  /** Node calls the send callback asynchronously; without one, errors become 'error' events. */
+  private complete(callback: SendCallback | undefined, error: SystemError | null, bytes: number): void {
+    if (callback) queueMicrotask(() => callback(error, bytes));
+    else if (error) this.emitLater('error', error);
+  }
+
+  private transmit(data: Uint8Array, destination: Ipv4Address, port: number, callback: SendCallback | undefined): void {
     if (data.length > MAX_UDP_PAYLOAD) {
-      done(systemError('EMSGSIZE', 'send', target, port), 0);
+      this.complete(callback, systemError('EMSGSIZE', 'send', formatIpv4(destination), port), 0);
       return;
     }
     // Like Linux: sending to a broadcast address needs SO_BROADCAST (else EACCES).
     if (!this.broadcast && this.host.isBroadcast(destination)) {
-      done(systemError('EACCES', 'send', target, port), 0);
+      this.complete(callback, systemError('EACCES', 'send', formatIpv4(destination), port), 0);
       return;
     }
     const ttl = isMulticastIpv4(destination) ? this.multicastTtl : this.ttl;
     const result = this.host.udp.send(this.endpoint, destination, port, data, ttl);
-    if (result.ok) done(null, data.length);
-    else done(systemError(result.code, 'send', target, port), 0);
+    if (result.ok) {
+      if (callback) this.complete(callback, null, data.length);
+    } else this.complete(callback, systemError(result.code, 'send', formatIpv4(destination), port), 0);
   }
 
   private resolve(address: string, syscall: string, callback: (error: SystemError | null, address: Ipv4Address) => void): void {
@@ -261,10 +277,17 @@ export class UdpSocket extends EventEmitter {
 
   // ------------------------------------------------------------------ receive
 
+  private lastSource = -1;
+  private lastSourceText = '';
+
   private onMessage(payload: Uint8Array, source: Ipv4Address, sourcePort: number, _info: IpReceiveInfo): void {
     // Zero-copy: received frames are never reused by the Nic, so the Buffer can alias them.
     const msg = Buffer.from(payload.buffer, payload.byteOffset, payload.length);
-    const rinfo: RemoteInfo = { address: formatIpv4(source), family: 'IPv4', port: sourcePort, size: payload.length };
+    if (source !== this.lastSource) {
+      this.lastSource = source;
+      this.lastSourceText = formatIpv4(source);
+    }
+    const rinfo: RemoteInfo = { address: this.lastSourceText, family: 'IPv4', port: sourcePort, size: payload.length };
     this.emit('message', msg, rinfo);
   }
 

@@ -5,6 +5,9 @@ export class RealClock implements Clock {
   private readonly origin = performance.now();
   private readonly epochAtOrigin = Date.now();
 
+  /** `unref`: the clock's timers alone do not keep the process alive (for libraries embedding a stack). */
+  constructor(private readonly options: { unref?: boolean } = {}) {}
+
   now(): number {
     return performance.now() - this.origin;
   }
@@ -19,8 +22,7 @@ export class RealClock implements Clock {
       pending = false;
       callback();
     }, Math.max(0, delayMs));
-    // A stack's timers alone must not keep the process alive (Ctrl-C, end of a CLI command).
-    id.unref?.();
+    if (this.options.unref) id.unref?.();
     return {
       cancel() {
         if (pending) clearTimeout(id);

@@ -1,0 +1,32 @@
+import dgram from 'node:dgram';
+import { formatIpv4, parseIpv4 } from '../../src/wire/address.js';
+import type { DatagramFactory, DatagramSocket, SocketError } from '../../src/app/transport.js';
+
+/**
+ * The app seams over the host's own UDP (node:dgram), for interop tests against real tools on
+ * 127.0.0.1. Bind errors arrive through onError (node binds asynchronously).
+ */
+export const nodeDatagrams: DatagramFactory = {
+  open(options): DatagramSocket {
+    const socket = dgram.createSocket('udp4');
+    const errorListeners: ((e: SocketError) => void)[] = [];
+    socket.on('error', (e) => errorListeners.forEach((l) => l(e)));
+    socket.bind(options.port ?? 0, options.address !== undefined ? formatIpv4(options.address) : '127.0.0.1');
+    let closed = false;
+    return {
+      get localPort() {
+        return socket.address().port;
+      },
+      send: (data, port, address) => {
+        if (!closed) socket.send(data, port, formatIpv4(address));
+      },
+      onMessage: (listener) => socket.on('message', (msg, rinfo) => listener(new Uint8Array(msg), { address: parseIpv4(rinfo.address), port: rinfo.port })),
+      onError: (listener) => errorListeners.push(listener),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        socket.close();
+      },
+    };
+  },
+};

@@ -1,0 +1,96 @@
+/**
+ * `--board`: what sits between the stack and the cable.
+ *   virtual  a NIC straight on the LAN (no chip)
+ *   mock     the ENC28J60 driver → mock HAL → emulated ENC28J60 (in-process)
+ *   sim      the ENC28J60 driver → bridge HAL → the real bridge sketch in avr8js → emulated ENC28J60
+ *   serial   the ENC28J60 driver → bridge HAL → a real board on --port
+ */
+import type { Clock } from '../src/time/clock.js';
+import type { Nic } from '../src/link/nic.js';
+import type { MacAddress } from '../src/wire/address.js';
+import { VirtualNic, type VirtualLan } from '../hal/lan/switch.js';
+import { UsageError } from './options.js';
+
+export type BoardKind = 'virtual' | 'mock' | 'sim' | 'serial';
+
+export interface BoardOptions {
+  readonly clock: Clock;
+  readonly lan: VirtualLan;
+  readonly mac: MacAddress;
+  readonly chip: string;
+  readonly port?: string | undefined;
+  readonly baud?: string | undefined;
+  readonly progress: (message: string) => void;
+}
+
+export interface OpenBoard {
+  readonly nic: Nic;
+  readonly description: string;
+  close(): Promise<void>;
+}
+
+export async function openBoard(kind: BoardKind, options: BoardOptions): Promise<OpenBoard> {
+  if (kind !== 'virtual' && options.chip !== 'enc28j60') throw new UsageError(`--chip ${options.chip} is not supported (supported: enc28j60)`);
+  switch (kind) {
+    case 'virtual': {
+      const nic = new VirtualNic(options.lan, options.mac, 'virtual0');
+      return { nic, description: 'virtual NIC (no chip)', close: () => nic.stop() };
+    }
+    case 'mock': {
+      const { createMockEnc28j60Board } = await import('../hal/mock/enc28j60-board.js');
+      const board = createMockEnc28j60Board({
+        clock: options.clock,
+        lan: options.lan,
+        mac: options.mac,
+        name: 'enc28j60',
+        onStrictViolation: (message) => options.progress(`enc28j60 emulator: driver misuse: ${message}`),
+      });
+      return {
+        nic: board.nic,
+        description: 'ENC28J60 driver → mock HAL → emulated ENC28J60',
+        close: async () => {
+          await board.nic.stop();
+          board.emulator.unplug();
+          await board.hal.close();
+        },
+      };
+    }
+    case 'sim': {
+      const { createSimulatedBoard } = await import('../boards/sim/index.js');
+      const { Enc28j60Nic } = await import('../src/drivers/enc28j60/driver.js');
+      options.progress('board: starting the simulated Uno (bridge sketch in avr8js, emulated ENC28J60)…');
+      const sim = await createSimulatedBoard({ board: 'uno', clock: options.clock, lan: options.lan, mac: options.mac });
+      const hal = await sim.openHal();
+      const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
+      return {
+        nic,
+        description: `simulated Uno (avr8js) over ${sim.path} → ENC28J60 emulator`,
+        close: async () => {
+          await nic.stop();
+          await hal.close();
+          await sim.stop();
+        },
+      };
+    }
+    case 'serial': {
+      if (!options.port) throw new UsageError('--board serial needs --port PATH (e.g. /dev/ttyACM0)');
+      const { openBridgeHal } = await import('../hal/bridge/bridge-hal.js');
+      const { Enc28j60Nic } = await import('../src/drivers/enc28j60/driver.js');
+      const baudRate = options.baud ? Number(options.baud) : 1_000_000;
+      if (!Number.isInteger(baudRate) || baudRate <= 0) throw new UsageError(`--baud ${options.baud}: not a baud rate`);
+      options.progress(`board: opening ${options.port} at ${baudRate} baud…`);
+      const hal = await openBridgeHal({ path: options.port, baudRate, clock: options.clock });
+      const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
+      return {
+        nic,
+        description: `${hal.name} → ENC28J60`,
+        close: async () => {
+          await nic.stop();
+          await hal.close();
+        },
+      };
+    }
+    default:
+      throw new UsageError(`--board must be virtual, mock, sim or serial, not '${kind}'`);
+  }
+}

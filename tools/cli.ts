@@ -1,0 +1,141 @@
+/**
+ * spinet — the command line. Each command is a small function over the library; the option table
+ * in options.ts is the one source of both parsing and --help.
+ */
+import { formatOptions, NODE_OPTIONS, parseCommandLine, UsageError, type OptionSpec } from './options.js';
+
+interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: readonly OptionSpec[];
+  readonly details?: string;
+  run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[]): Promise<number>;
+}
+
+const SERVE_OPTION: OptionSpec = {
+  name: 'serve',
+  type: 'string',
+  value: 'SVC',
+  multiple: true,
+  help: 'run a service (repeatable): echo:7 (UDP and TCP), discard:9, chargen:19, http:80 (status page)',
+};
+
+const COMMANDS: Record<string, Command> = {
+  start: {
+    summary: 'the built-in demo: a simulated Uno with an ENC28J60 on a simulated LAN (what `npm start` runs)',
+    usage: 'spinet start [--board sim|mock|virtual] [--http-port N] [--echo-port N]',
+    options: [
+      { name: 'board', type: 'string', value: 'KIND', default: 'sim', help: 'sim (the real sketch in an AVR emulator), mock or virtual' },
+      { name: 'http-port', type: 'string', value: 'N', default: '8080', help: 'local 127.0.0.1 port forwarded to the board\'s status page (0: any free port)' },
+      { name: 'echo-port', type: 'string', value: 'N', default: '8007', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (0: any free port)' },
+      { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file' },
+      { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stderr: text, json or none' },
+    ],
+    details: 'The board takes a DHCP lease from a gateway node on the simulated LAN, resolves the gateway by name,\npings it, and serves its status page and TCP echo, forwarded to 127.0.0.1. No hardware, no root.',
+    run: async (v) => (await import('./commands/start.js')).start(v),
+  },
+  run: {
+    summary: 'run the stack on a board until Ctrl-C',
+    usage: 'spinet run [options]',
+    options: [...NODE_OPTIONS, SERVE_OPTION],
+    run: async (v) => (await import('./commands/run.js')).run(v),
+  },
+  ping: {
+    summary: 'send ICMP echo requests from the board and print round-trip times',
+    usage: 'spinet ping HOST [options]',
+    options: [
+      ...NODE_OPTIONS,
+      { name: 'count', short: 'c', type: 'string', value: 'N', default: '4', help: 'number of echo requests' },
+      { name: 'size', short: 's', type: 'string', value: 'BYTES', default: '56', help: 'payload size (above the MTU the datagram is fragmented)' },
+      { name: 'interval', short: 'i', type: 'string', value: 'SEC', default: '1', help: 'seconds between requests' },
+    ],
+    run: async (v, p) => (await import('./commands/ping.js')).ping(v, p),
+  },
+  get: {
+    summary: 'HTTP GET through spinet; the body goes to stdout',
+    usage: 'spinet get URL [options]',
+    options: NODE_OPTIONS,
+    run: async (v, p) => (await import('./commands/get.js')).get(v, p),
+  },
+  resolve: {
+    summary: 'resolve a name through the board\'s DNS resolver',
+    usage: 'spinet resolve NAME [options]',
+    options: NODE_OPTIONS,
+    run: async (v, p) => (await import('./commands/resolve.js')).resolve(v, p),
+  },
+  sim: {
+    summary: 'run the simulated board and expose its serial port as a pseudo-terminal',
+    usage: 'spinet sim --pty PATH [--board-def uno] [--lan sim|tap:IF]',
+    options: [
+      { name: 'pty', type: 'string', value: 'PATH', help: 'where to create the pseudo-terminal (a symlink), e.g. /tmp/spinet-uno' },
+      { name: 'board-def', type: 'string', value: 'NAME', default: 'uno', help: 'board definition (boards/NAME.json)' },
+      { name: 'lan', type: 'string', value: 'LAN', default: 'sim', help: 'what the emulated chip\'s cable plugs into: sim or tap:IFNAME' },
+      { name: 'tap-addr', type: 'string', value: 'A/N', help: 'with --lan tap:IF, the Linux side\'s address' },
+      { name: 'mac', type: 'string', value: 'MAC', help: 'the emulated chip\'s MAC address' },
+      { name: 'bootloader', type: 'boolean', help: 'emulate optiboot for 1 s after each open, so avrdude (spinet flash) can upload' },
+    ],
+    run: async (v) => (await import('./commands/sim.js')).sim(v),
+  },
+  flash: {
+    summary: 'build (when a toolchain is present) and upload the bridge sketch with avrdude',
+    usage: 'spinet flash --board uno --port PATH [--dry-run]',
+    options: [
+      { name: 'board', type: 'string', value: 'NAME', default: 'uno', help: 'board definition: uno, nano, mega2560' },
+      { name: 'port', type: 'string', value: 'PATH', help: 'serial port of the board' },
+      { name: 'hex', type: 'string', value: 'FILE', help: 'upload this hex instead of the bridge sketch' },
+      { name: 'no-build', type: 'boolean', help: 'use the committed hex even when avr-gcc is installed' },
+      { name: 'dry-run', type: 'boolean', help: 'print what would be run, run nothing' },
+    ],
+    run: async (v) => (await import('./commands/flash.js')).flash(v),
+  },
+};
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length)) + 2;
+  return [
+    'spinet — a host-driven TCP/IP stack for the ENC28J60 over a serial SPI bridge',
+    '',
+    'Usage: spinet COMMAND [options]      spinet COMMAND --help',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
+  ].join('\n');
+}
+
+function commandHelp(name: string, command: Command): string {
+  return [`Usage: ${command.usage}`, '', command.summary + '.', ...(command.details ? ['', command.details] : []), '', 'Options:', formatOptions(command.options)].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    console.log(mainHelp());
+    return name ? 0 : 1;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`spinet: unknown command '${name}'\n\n${mainHelp()}`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parseCommandLine(rest, command.options);
+    if (values.help) {
+      console.log(commandHelp(name, command));
+      return 0;
+    }
+    return await command.run(values, positionals);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`spinet ${name}: ${error.message}\n\n${commandHelp(name, command)}`);
+      return 2;
+    }
+    const e = error as Error & { code?: string };
+    console.error(`spinet ${name}: ${e.code ? `${e.code}: ` : ''}${e.message}`);
+    if (process.env.SPINET_DEBUG) console.error(e.stack);
+    return 1;
+  }
+}
+
+const exitCode = await main(process.argv.slice(2));
+// Exit explicitly: a finished command must not linger on a stack timer or an open handle.
+process.stdout.write('', () => process.exit(exitCode));

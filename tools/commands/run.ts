@@ -1,0 +1,19 @@
+import { openNode, untilInterrupted, type Values } from '../node.js';
+import { startServices } from '../services.js';
+
+/** `spinet run`: bring the board up, start the services, print state; Ctrl-C shuts down cleanly. */
+export async function run(values: Values): Promise<number> {
+  const node = await openNode(values, (m) => console.error(m));
+  try {
+    const services = await startServices(node.stack, node.net, (values.serve as string[] | undefined) ?? []);
+    for (const s of services.describe()) console.error(`serving ${s}`);
+    console.error(`up: ${node.iface.describe()} — Ctrl-C to stop`);
+    const signal = await untilInterrupted();
+    console.error(`\n${signal}: shutting down`);
+    await services.close();
+    console.error(node.stack.formatTables());
+  } finally {
+    await node.close();
+  }
+  return 0;
+}

@@ -1,0 +1,55 @@
+import { RealClock } from '../../src/time/real-clock.js';
+import { CryptoRandom } from '../../src/time/random.js';
+import { parseMac } from '../../src/wire/address.js';
+import { VirtualLan } from '../../hal/lan/switch.js';
+import { parseLanSpec, TapAttachment } from '../../hal/lan/tap.js';
+import { LabGateway } from '../lab-gateway.js';
+import { DEFAULT_MAC, untilInterrupted, type Values } from '../node.js';
+import { UsageError } from '../options.js';
+
+/**
+ * `spinet sim --pty PATH`: the simulated board (the committed sketch in avr8js, an emulated
+ * ENC28J60 on its SPI pins) behind a pseudo-terminal, in real time, until Ctrl-C. Any serial tool
+ * can open PATH: `spinet run --board serial --port PATH`, `screen`, `avrdude` (with --bootloader).
+ */
+export async function sim(values: Values): Promise<number> {
+  const ptyPath = values.pty as string | undefined;
+  if (!ptyPath) throw new UsageError('where? spinet sim --pty PATH (e.g. /tmp/spinet-uno)');
+  const boardName = (values['board-def'] as string | undefined) ?? 'uno';
+  if (boardName !== 'uno' && boardName !== 'nano') throw new UsageError(`--board-def ${boardName}: only uno and nano can be simulated (avr8js models the ATmega328P)`);
+  let mac: Uint8Array;
+  try {
+    mac = parseMac((values.mac as string | undefined) ?? DEFAULT_MAC);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const clock = new RealClock();
+  const lan = new VirtualLan(clock);
+  const lanSpec = parseLanSpec((values.lan as string | undefined) ?? 'sim');
+  const cleanups: (() => Promise<void> | void)[] = [];
+  try {
+    if (lanSpec.kind === 'sim') {
+      const gateway = await LabGateway.start({ clock, random: new CryptoRandom(), lan });
+      cleanups.push(() => gateway.stop());
+      console.error('LAN: built-in simulated LAN with a gateway at 192.0.2.1 (DHCP, DNS, ping, echo)');
+    } else {
+      const tapAddr = values['tap-addr'] as string | undefined;
+      const tap = await TapAttachment.open({ ifname: lanSpec.ifname, ...(tapAddr ? { address: tapAddr } : {}) });
+      tap.attachTo(lan);
+      cleanups.push(() => tap.close());
+      console.error(`LAN: TAP device ${lanSpec.ifname}`);
+    }
+    const { createSimulatedBoard } = await import('../../boards/sim/index.js');
+    const board = await createSimulatedBoard({ board: boardName, clock, lan, mac, bootloader: Boolean(values.bootloader) });
+    cleanups.push(() => board.stop());
+    await board.servePty(ptyPath);
+    console.error(`simulated ${boardName} (bridge sketch in avr8js, emulated ENC28J60) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
+    console.log(`try: spinet run --board serial --port ${ptyPath} --dhcp --serve http:80`);
+    console.error('Ctrl-C to stop.');
+    const signal = await untilInterrupted();
+    console.error(`\n${signal}: stopping the simulated board`);
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  }
+  return 0;
+}

@@ -1,0 +1,76 @@
+/**
+ * The gateway node of the built-in simulated LAN (`--lan sim`, `npm start`): a second spinet
+ * stack at 192.0.2.1 that answers ping, runs UDP echo, and serves DHCP and DNS to the board — lab
+ * equipment, so the whole path works with no hardware, no root and no real network.
+ */
+import type { Clock } from '../src/time/clock.js';
+import type { Random } from '../src/time/random.js';
+import { Stack } from '../src/stack.js';
+import { parseIpv4 } from '../src/wire/address.js';
+import { VirtualNic, type VirtualLan } from '../hal/lan/switch.js';
+import { startUdpService } from '../src/app/services/udp.js';
+import { stackDatagrams } from '../src/app/stack-adapter.js';
+import { DhcpServer } from '../src/app/dhcp/server.js';
+import { DnsAuthoritativeServer } from '../src/app/dns/server.js';
+import { Tcp } from '../src/tcp/tcp.js';
+import { createNet, type Net } from '../src/socket/net.js';
+
+export const LAB_GATEWAY_ADDRESS = parseIpv4('192.0.2.1');
+export const LAB_PREFIX_LENGTH = 24;
+export const LAB_GATEWAY_MAC = Uint8Array.of(0x02, 0x5e, 0x00, 0x00, 0x00, 0x01);
+
+export class LabGateway {
+  readonly domain = 'lan';
+
+  private constructor(
+    readonly stack: Stack,
+    private readonly nic: VirtualNic,
+    readonly dhcp: DhcpServer,
+    /** node:net over the gateway's own TCP: what `npm start` uses to reach the board's services. */
+    readonly net: Net,
+    private readonly closers: (() => void)[],
+  ) {}
+
+  static async start(options: { clock: Clock; random: Random; lan: VirtualLan }): Promise<LabGateway> {
+    const nic = new VirtualNic(options.lan, LAB_GATEWAY_MAC, 'gateway0');
+    const stack = new Stack({ clock: options.clock, random: options.random, hostname: 'gateway' });
+    const iface = stack.addInterface(nic);
+    const tcp = new Tcp(stack.ip, options.clock, options.random);
+    stack.registerTransport(tcp);
+    const net = createNet(tcp);
+    await stack.start();
+    iface.addAddress(LAB_GATEWAY_ADDRESS, LAB_PREFIX_LENGTH);
+    const echo = await startUdpService(stack, 'echo', 7);
+    const transport = stackDatagrams(stack);
+    const dhcp = new DhcpServer({
+      transport,
+      clock: options.clock,
+      serverAddress: LAB_GATEWAY_ADDRESS,
+      prefixLength: LAB_PREFIX_LENGTH,
+      poolStart: '192.0.2.100',
+      poolEnd: '192.0.2.199',
+      router: LAB_GATEWAY_ADDRESS,
+      dnsServers: [LAB_GATEWAY_ADDRESS],
+      domainName: 'lan',
+      leaseTimeS: 3600,
+      interfaceIndex: iface.index,
+    });
+    dhcp.start();
+    const dns = new DnsAuthoritativeServer({
+      transport,
+      zone: 'lan',
+      records: [
+        { name: 'gateway.lan', type: 'A', address: LAB_GATEWAY_ADDRESS },
+        { name: 'www.lan', type: 'CNAME', target: 'gateway.lan' },
+      ],
+    });
+    dns.start();
+    return new LabGateway(stack, nic, dhcp, net, [() => echo.close(), () => dhcp.close(), () => dns.close()]);
+  }
+
+  async stop(): Promise<void> {
+    for (const close of this.closers) close();
+    await this.stack.stop();
+    await this.nic.stop();
+  }
+}

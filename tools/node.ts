@@ -1,0 +1,182 @@
+/**
+ * Builds one spinet "node" from command-line options: the LAN its cable plugs into, the board
+ * (virtual, mock, sim, serial), frame capture, the stack and its address. Every command that talks
+ * to a network (run, ping, get, resolve, start) goes through here, so they accept the same options.
+ */
+import { RealClock } from '../src/time/real-clock.js';
+import { CryptoRandom } from '../src/time/random.js';
+import type { Clock } from '../src/time/clock.js';
+import type { Nic } from '../src/link/nic.js';
+import { Stack, type NetInterface } from '../src/stack.js';
+import { formatIpv4, parseCidr, parseIpv4, parseMac, type MacAddress } from '../src/wire/address.js';
+import { CaptureNic } from '../src/capture/capture.js';
+import { createCaptureSinks } from '../src/capture/sinks.js';
+import { VirtualLan } from '../hal/lan/switch.js';
+import { parseLanSpec, TapAttachment } from '../hal/lan/tap.js';
+import { LabGateway, LAB_GATEWAY_ADDRESS } from './lab-gateway.js';
+import { openBoard, type BoardKind } from './boards.js';
+import { UsageError } from './options.js';
+import { Tcp } from '../src/tcp/tcp.js';
+import { createNet, type Net } from '../src/socket/net.js';
+import { createStackDhcpClient, createStackResolver } from '../src/app/stack-adapter.js';
+import type { DnsResolver } from '../src/app/dns/resolver.js';
+import type { DhcpClient, DhcpLease } from '../src/app/dhcp/client.js';
+
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** spinet's default MAC: locally administered (bit 1 of the first octet), unicast. */
+export const DEFAULT_MAC = '02:5e:00:00:00:0a';
+export const DEFAULT_SIM_ADDRESS = '192.0.2.10/24';
+
+export interface SpinetNode {
+  readonly clock: Clock;
+  readonly stack: Stack;
+  readonly iface: NetInterface;
+  readonly nic: Nic;
+  readonly lan: VirtualLan;
+  /** The gateway node on the built-in LAN (`--lan sim`). */
+  readonly gateway?: LabGateway;
+  readonly tap?: TapAttachment;
+  readonly tcp: Tcp;
+  /** node:net over spinet's TCP, resolving names through `dns`. */
+  readonly net: Net;
+  readonly dns: DnsResolver;
+  readonly dhcp?: DhcpClient;
+  /** Tear down in order: stack, capture (flushed), board, LAN attachments. */
+  close(): Promise<void>;
+}
+
+export type Progress = (message: string) => void;
+
+function str(values: Values, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export async function openNode(values: Values, progress: Progress = () => undefined): Promise<SpinetNode> {
+  const clock = new RealClock();
+  const random = new CryptoRandom();
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch {
+        // Best effort: keep tearing down the rest.
+      }
+    }
+    cleanups.length = 0;
+  };
+
+  try {
+    let mac: MacAddress;
+    try {
+      mac = parseMac(str(values, 'mac') ?? DEFAULT_MAC);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const lanSpec = parseLanSpec(str(values, 'lan') ?? 'sim');
+    const lan = new VirtualLan(clock);
+    let gateway: LabGateway | undefined;
+    let tap: TapAttachment | undefined;
+    if (lanSpec.kind === 'sim') {
+      gateway = await LabGateway.start({ clock, random, lan });
+      cleanups.push(() => gateway!.stop());
+      progress(`LAN: built-in simulated LAN, gateway ${formatIpv4(LAB_GATEWAY_ADDRESS)} (DHCP, DNS "gateway.${gateway.domain}", ping, echo)`);
+    } else {
+      const tapAddr = str(values, 'tap-addr');
+      tap = await TapAttachment.open({ ifname: lanSpec.ifname, ...(tapAddr ? { address: tapAddr } : {}) });
+      tap.attachTo(lan);
+      cleanups.push(() => tap!.close());
+      progress(`LAN: TAP device ${lanSpec.ifname}${tapAddr ? ` (Linux side ${tapAddr})` : ''}`);
+    }
+
+    const kind = (str(values, 'board') ?? 'virtual') as BoardKind;
+    const board = await openBoard(kind, { clock, lan, mac, chip: str(values, 'chip') ?? 'enc28j60', port: str(values, 'port'), baud: str(values, 'baud'), progress });
+    cleanups.push(() => board.close());
+
+    const log = str(values, 'log') ?? 'none';
+    if (log !== 'none' && log !== 'text' && log !== 'json') throw new UsageError(`--log must be text, json or none, not '${log}'`);
+    const pcap = str(values, 'pcap');
+    let nic: Nic = board.nic;
+    if (log !== 'none' || pcap) {
+      const capture = new CaptureNic(board.nic, clock, createCaptureSinks({ log, ...(pcap ? { pcapPath: pcap } : {}) }));
+      cleanups.push(() => capture.closeSinks());
+      nic = capture;
+      if (pcap) progress(`capture: every frame to ${pcap} (pcapng)`);
+    }
+
+    const stack = new Stack({ clock, random, ...(str(values, 'hostname') ? { hostname: str(values, 'hostname') } : {}) });
+    const iface = stack.addInterface(nic);
+    const tcp = new Tcp(stack.ip, clock, random);
+    stack.registerTransport(tcp);
+    stack.registerSocketTable('tcp', () => tcp.socketTable().map((r) => ({ protocol: 'tcp', localAddress: r.localAddress, localPort: r.localPort, remoteAddress: r.remoteAddress, remotePort: r.remotePort, state: r.state, receiveQueue: r.receiveQueue, sendQueue: r.sendQueue })));
+    const dns = createStackResolver(stack);
+    const net = createNet(tcp, {
+      lookup: (hostname, _options, callback) => {
+        dns.lookup(hostname, { family: 4 }).then(
+          (result) => callback(null, result.address, 4),
+          (error: Error) => callback(error, '', 4),
+        );
+      },
+    });
+    await stack.start();
+    cleanups.push(() => stack.stop());
+    progress(`board: ${board.description}, MAC ${nic.mac ? [...nic.mac].map((b) => b.toString(16).padStart(2, '0')).join(':') : '?'}, link ${nic.linkUp ? 'up' : 'down'}`);
+
+    if (!values.dhcp) {
+      const ip = str(values, 'ip') ?? (lanSpec.kind === 'sim' ? DEFAULT_SIM_ADDRESS : undefined);
+      if (!ip) throw new UsageError('give --ip A/N (or --dhcp) on a TAP LAN');
+      let cidr;
+      try {
+        cidr = parseCidr(ip);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      iface.addAddress(cidr.address, cidr.prefixLength);
+      const gw = str(values, 'gateway') ?? (lanSpec.kind === 'sim' ? formatIpv4(LAB_GATEWAY_ADDRESS) : undefined);
+      if (gw) stack.routes.add({ destination: 0, prefixLength: 0, gateway: parseIpv4(gw), interfaceIndex: iface.index });
+      const dns = values.dns as string[] | undefined;
+      stack.dnsServers = dns?.length ? dns.map(parseIpv4) : lanSpec.kind === 'sim' ? [LAB_GATEWAY_ADDRESS] : [];
+      progress(`address: ${ip}${gw ? `, gateway ${gw}` : ''}`);
+    }
+    let dhcp: DhcpClient | undefined;
+    if (values.dhcp) {
+      const client = createStackDhcpClient(stack, iface.index);
+      dhcp = client;
+      progress('DHCP: discovering…');
+      const lease = await new Promise<DhcpLease>((resolve, reject) => {
+        const timer = clock.schedule(60_000, () => reject(Object.assign(new Error('no DHCP lease within 60 s'), { code: 'ETIMEDOUT' })));
+        client.once('bound', (l) => {
+          timer.cancel();
+          resolve(l);
+        });
+        client.start();
+      });
+      // Ctrl-C: give the address back (RFC 2131 §4.4.6) before the link goes down.
+      cleanups.push(() => client.stop({ release: true }));
+      progress(
+        `DHCP: bound ${formatIpv4(lease.address)}/${lease.prefixLength} from ${formatIpv4(lease.serverIdentifier)}, ` +
+          `router ${lease.routers.map(formatIpv4).join(', ') || 'none'}, DNS ${lease.dnsServers.map(formatIpv4).join(', ') || 'none'}, lease ${lease.leaseTimeS} s`,
+      );
+    }
+
+    return { clock, stack, iface, nic, lan, tcp, net, dns, ...(dhcp ? { dhcp } : {}), ...(gateway ? { gateway } : {}), ...(tap ? { tap } : {}), close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Resolve on the first SIGINT/SIGTERM (Ctrl-C), so a command can shut down cleanly. */
+export function untilInterrupted(): Promise<string> {
+  return new Promise((resolve) => {
+    const handler = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+      resolve(signal);
+    };
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  });
+}
