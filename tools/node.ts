@@ -48,6 +48,14 @@ export interface SpinetNode {
 
 export type Progress = (message: string) => void;
 
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 function str(values: Values, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
@@ -75,7 +83,10 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    const lanSpec = parseLanSpec(str(values, 'lan') ?? 'sim');
+    const kind = (str(values, 'board') ?? 'virtual') as BoardKind;
+    // A real board's cable is a real cable: --lan only says where emulated chips plug in.
+    const physical = kind === 'serial';
+    const lanSpec = physical ? ({ kind: 'physical' } as const) : usage(() => parseLanSpec(str(values, 'lan') ?? 'sim'));
     const lan = new VirtualLan(clock);
     let gateway: LabGateway | undefined;
     let tap: TapAttachment | undefined;
@@ -83,7 +94,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       gateway = await LabGateway.start({ clock, random, lan });
       cleanups.push(() => gateway!.stop());
       progress(`LAN: built-in simulated LAN, gateway ${formatIpv4(LAB_GATEWAY_ADDRESS)} (DHCP, DNS "gateway.${gateway.domain}", ping, echo)`);
-    } else {
+    } else if (lanSpec.kind === 'tap') {
       const tapAddr = str(values, 'tap-addr');
       tap = await TapAttachment.open({ ifname: lanSpec.ifname, ...(tapAddr ? { address: tapAddr } : {}) });
       tap.attachTo(lan);
@@ -91,7 +102,6 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       progress(`LAN: TAP device ${lanSpec.ifname}${tapAddr ? ` (Linux side ${tapAddr})` : ''}`);
     }
 
-    const kind = (str(values, 'board') ?? 'virtual') as BoardKind;
     const board = await openBoard(kind, { clock, lan, mac, chip: str(values, 'chip') ?? 'enc28j60', port: str(values, 'port'), baud: str(values, 'baud'), progress });
     cleanups.push(() => board.close());
 
@@ -126,7 +136,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
 
     if (!values.dhcp) {
       const ip = str(values, 'ip') ?? (lanSpec.kind === 'sim' ? DEFAULT_SIM_ADDRESS : undefined);
-      if (!ip) throw new UsageError('give --ip A/N (or --dhcp) on a TAP LAN');
+      if (!ip) throw new UsageError(`give --ip A/N (or --dhcp) ${physical ? 'for a real board' : 'on a TAP LAN'}`);
       let cidr;
       try {
         cidr = parseCidr(ip);

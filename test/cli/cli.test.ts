@@ -1,0 +1,210 @@
+/**
+ * The `spinet` command line as a user runs it: a child process through tools/spinet.mjs (tsx),
+ * exit codes, --help, and the main job (`spinet start`, what `npm start` runs) end to end:
+ * DHCP lease from the gateway node, DNS, ping, the status page and TCP echo forwarded to
+ * 127.0.0.1, and a clean shutdown on SIGINT.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { get as httpGet } from 'node:http';
+import { fileURLToPath } from 'node:url';
+
+const SPINET = fileURLToPath(new URL('../../tools/spinet.mjs', import.meta.url));
+
+interface Running {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  readonly exit: Promise<number | null>;
+  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
+}
+
+function spinet(args: string[]): Running {
+  const child = spawn(process.execPath, [SPINET, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  const running: Running = {
+    child,
+    stdout: '',
+    stderr: '',
+    exit: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+    waitFor: (pattern, timeoutMs) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = (running.stdout + running.stderr).match(pattern);
+          if (match) {
+            cleanup();
+            resolve(match);
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`no ${pattern} within ${timeoutMs} ms; output so far:\n${running.stdout}\n${running.stderr}`));
+        }, timeoutMs);
+        const onExit = () => {
+          cleanup();
+          reject(new Error(`exited before ${pattern}; output:\n${running.stdout}\n${running.stderr}`));
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          child.stdout!.off('data', check);
+          child.stderr!.off('data', check);
+          child.off('exit', onExit);
+        };
+        child.stdout!.on('data', check);
+        child.stderr!.on('data', check);
+        child.once('exit', onExit);
+        check();
+      }),
+  };
+  child.stdout!.on('data', (d: Buffer) => (running.stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (running.stderr += d.toString()));
+  return running;
+}
+
+async function finished(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = spinet(args);
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), timeoutMs);
+  const code = await run.exit;
+  clearTimeout(timer);
+  return { code, stdout: run.stdout, stderr: run.stderr };
+}
+
+function fetchPage(port: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host: '127.0.0.1', port, path: '/', timeout: 30_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+/** Send `data` to a TCP echo at 127.0.0.1:port, half-close, and collect everything echoed. */
+function echoThrough(port: number, data: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => {
+      socket.end();
+      resolve(Buffer.concat(chunks));
+    });
+    socket.on('error', reject);
+    socket.setTimeout(60_000, () => socket.destroy(new Error('echo timed out')));
+    socket.end(data);
+  });
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('spinet CLI: usage', () => {
+  it('lists every command with --help and exits 0; no command prints help and exits 1', async () => {
+    const help = await finished(['--help']);
+    expect(help.code).toBe(0);
+    for (const command of ['start', 'run', 'ping', 'get', 'resolve', 'sim', 'flash']) expect(help.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    const none = await finished([]);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toContain('Commands:');
+  });
+
+  it('rejects unknown commands and options with exit code 2 and the usage', async () => {
+    const unknown = await finished(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'frobnicate'");
+    const badOption = await finished(['ping', '--bogus', '192.0.2.1']);
+    expect(badOption.code).toBe(2);
+    expect(badOption.stderr).toMatch(/Usage: spinet ping/);
+    const badLan = await finished(['ping', '192.0.2.1', '--lan', 'wifi']);
+    expect(badLan.code).toBe(2);
+    expect(badLan.stderr).toMatch(/--lan must be/);
+    const noPort = await finished(['run', '--board', 'serial']);
+    expect(noPort.code).toBe(2);
+    expect(noPort.stderr).toMatch(/--port/);
+  });
+
+  it('documents every option of a command in its --help', async () => {
+    const help = await finished(['run', '--help']);
+    expect(help.code).toBe(0);
+    for (const option of ['--board', '--chip', '--port', '--lan', '--tap-addr', '--ip', '--gateway', '--dns', '--dhcp', '--hostname', '--mac', '--log', '--pcap', '--serve']) {
+      expect(help.stdout).toContain(option);
+    }
+  });
+
+  it('fails clearly when the serial port does not exist', async () => {
+    const result = await finished(['ping', '192.0.2.1', '--board', 'serial', '--port', '/dev/spinet-no-such-port', '--ip', '192.0.2.10/24']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/spinet ping: .*(ENOENT|no such|not found|cannot open)/i);
+  });
+});
+
+describe('spinet ping on the built-in LAN', () => {
+  it('pings the gateway node through the mock ENC28J60 and logs every frame to text and pcapng', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spinet-cli-'));
+    try {
+      const pcap = join(dir, 'ping.pcapng');
+      const result = await finished(['ping', '192.0.2.1', '-c', '3', '-i', '0.1', '--board', 'mock', '--log', 'text', '--pcap', pcap]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/3 packets transmitted, 3 received, 0% packet loss/);
+      expect(result.stdout).toMatch(/64 bytes from 192\.0\.2\.1: icmp_seq=1 ttl=64 time=/);
+      // The text log: ARP resolution, then echo requests out and replies in.
+      expect(result.stderr).toMatch(/ARP.*who-has 192\.0\.2\.1|ARP.*192\.0\.2\.1/i);
+      expect(result.stderr).toMatch(/192\.0\.2\.10 > 192\.0\.2\.1.*ICMP echo request/);
+      expect(result.stderr).toMatch(/192\.0\.2\.1 > 192\.0\.2\.10.*ICMP echo reply/);
+      const bytes = readFileSync(pcap);
+      expect(bytes.readUInt32LE(0)).toBe(0x0a0d0d0a); // pcapng section header block
+      if (existsSync('/usr/bin/tshark')) {
+        const text = await new Promise<string>((resolve, reject) =>
+          execFile('tshark', ['-r', pcap, '-Y', 'icmp'], (error, stdout) => (error ? reject(error) : resolve(stdout))),
+        );
+        expect(text.match(/Echo \(ping\) request/g)?.length).toBe(3);
+        expect(text.match(/Echo \(ping\) reply/g)?.length).toBe(3);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+async function startAndExercise(board: string, echoBytes: number): Promise<void> {
+  const run = spinet(['start', '--board', board, '--http-port', '0', '--echo-port', '0']);
+  try {
+    await run.waitFor(/DHCP: bound 192\.0\.2\.1\d\d\/24 from 192\.0\.2\.1, router 192\.0\.2\.1, DNS 192\.0\.2\.1/, 60_000);
+    await run.waitFor(/DNS: gateway\.lan → 192\.0\.2\.1/, 20_000);
+    await run.waitFor(/ping 192\.0\.2\.1: seq=3 64 bytes ttl=64 time=/, 20_000);
+    const [, httpPort] = await run.waitFor(/curl http:\/\/127\.0\.0\.1:(\d+)\//, 20_000);
+    const [, echoPort] = await run.waitFor(/socat - TCP:127\.0\.0\.1:(\d+)/, 20_000);
+    const page = await fetchPage(Number(httpPort));
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<h1>spinet');
+    // The page is served by the board's stack: its ARP cache has the gateway, its socket table the HTTP listener.
+    expect(page.body).toMatch(/192\.0\.2\.1 +02:5e:00:00:00:01/);
+    expect(page.body).toMatch(/tcp +0\.0\.0\.0:80 .*LISTEN/);
+    const data = randomBytes(echoBytes);
+    const echoed = await echoThrough(Number(echoPort), data);
+    expect(echoed.length).toBe(data.length);
+    expect(sha(echoed)).toBe(sha(data));
+    run.child.kill('SIGINT');
+    expect(await run.exit).toBe(0);
+    expect(run.stderr).toMatch(/SIGINT: shutting down/);
+    expect(run.stderr).not.toMatch(/Error|EADDRINUSE|unhandled/i);
+  } finally {
+    if (run.child.exitCode === null) run.child.kill('SIGKILL');
+  }
+}
+
+describe('spinet start (npm start)', () => {
+  it('on the mock ENC28J60: lease, name, ping, status page and a 256 KiB echo through 127.0.0.1, clean Ctrl-C', async () => {
+    await startAndExercise('mock', 256 * 1024);
+  }, 120_000);
+
+  it('on the simulated Uno (the committed sketch in avr8js): the same, with a 32 KiB echo', async () => {
+    await startAndExercise('sim', 32 * 1024);
+  }, 180_000);
+});
