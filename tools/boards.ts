@@ -79,7 +79,9 @@ export async function openBoard(kind: BoardKind, options: BoardOptions): Promise
       const baudRate = options.baud ? Number(options.baud) : 1_000_000;
       if (!Number.isInteger(baudRate) || baudRate <= 0) throw new UsageError(`--baud ${options.baud}: not a baud rate`);
       options.progress(`board: opening ${options.port} at ${baudRate} baud…`);
-      const hal = await openBridgeHal({ path: options.port, baudRate, clock: options.clock });
+      const hal = await openBridgeHal({ path: options.port, baudRate, clock: options.clock }).catch((error: unknown) => {
+        throw explainOpenError(error, options.port!, baudRate);
+      });
       const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
       return {
         nic,
@@ -93,4 +95,17 @@ export async function openBoard(kind: BoardKind, options: BoardOptions): Promise
     default:
       throw new UsageError(`--board must be virtual, mock, sim or serial, not '${kind}'`);
   }
+}
+
+/** The three ways opening a real board fails, said so that the user knows what to do next. */
+export function explainOpenError(error: unknown, port: string, baudRate: number): Error {
+  const e = error as Error & { code?: string };
+  const text = `${e.code ?? ''} ${e.message}`;
+  const wrap = (code: string, message: string) => Object.assign(new Error(message), { code, cause: error });
+  if (/ENOENT|No such file/i.test(text)) return wrap('ENOENT', `no such port ${port}: is the board plugged in? (ls /dev/ttyACM* /dev/ttyUSB*)`);
+  if (/EACCES|Permission denied/i.test(text)) return wrap('EACCES', `permission denied on ${port}: add yourself to the dialout group (sudo usermod -aG dialout $USER) and log in again`);
+  if (/ETIMEDOUT|timed? ?out|no answer|HELLO/i.test(text)) {
+    return wrap('ETIMEDOUT', `no answer from the bridge sketch on ${port} at ${baudRate} baud: is it flashed (spinet flash --port ${port}) and is --baud right? (${e.message})`);
+  }
+  return e;
 }

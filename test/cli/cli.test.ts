@@ -140,7 +140,23 @@ describe('spinet CLI: usage', () => {
   it('fails clearly when the serial port does not exist', async () => {
     const result = await finished(['ping', '192.0.2.1', '--board', 'serial', '--port', '/dev/spinet-no-such-port', '--ip', '192.0.2.10/24']);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/spinet ping: .*(ENOENT|no such|not found|cannot open)/i);
+    expect(result.stderr).toMatch(/spinet ping: ENOENT: no such port \/dev\/spinet-no-such-port/);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/socat'))('says so when nothing answers on the port (a serial line with no bridge sketch)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spinet-cli-'));
+    const link = join(dir, 'silent');
+    // Two joined pseudo-terminals: one end for spinet, the other end never answers.
+    const socat = spawn('socat', [`pty,link=${link},raw,echo=0`, 'pty,raw,echo=0'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 50 && !existsSync(link); i++) await new Promise((r) => setTimeout(r, 100));
+      const result = await finished(['ping', '192.0.2.1', '--board', 'serial', '--port', link, '--ip', '192.0.2.10/24']);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/ETIMEDOUT: no answer from the bridge sketch on .* at 1000000 baud: is it flashed/);
+    } finally {
+      socat.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
