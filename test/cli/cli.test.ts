@@ -224,3 +224,25 @@ describe('spinet start (npm start)', () => {
     await startAndExercise('sim', 32 * 1024);
   }, 180_000);
 });
+
+describe.skipIf(!existsSync('/usr/bin/socat'))('spinet sim --pty with spinet on the other end through serialport', () => {
+  it('serves the simulated Uno on a pseudo-terminal that `--board serial --port` opens like a real board', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spinet-cli-'));
+    const pty = join(dir, 'uno');
+    const sim = spinet(['sim', '--pty', pty]);
+    try {
+      await sim.waitFor(/Ctrl-C to stop/, 30_000);
+      const ping = await finished(['ping', '192.0.2.1', '--board', 'serial', '--port', pty, '--dhcp', '-c', '2', '-i', '0.2'], 120_000);
+      expect(ping.code, ping.stderr).toBe(0);
+      expect(ping.stderr).toMatch(/board: bridge:uno@.* → ENC28J60/);
+      expect(ping.stderr).toMatch(/DHCP: bound 192\.0\.2\.1\d\d\/24 from 192\.0\.2\.1/);
+      expect(ping.stdout).toMatch(/2 packets transmitted, 2 received, 0% packet loss/);
+      sim.child.kill('SIGINT');
+      expect(await sim.exit).toBe(0);
+      expect(sim.stderr).toMatch(/SIGINT: stopping the simulated board/);
+    } finally {
+      if (sim.child.exitCode === null) sim.child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
