@@ -154,9 +154,18 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     if (values.dhcp) {
       const client = createStackDhcpClient(stack, iface.index);
       dhcp = client;
-      progress('DHCP: discovering…');
       const lease = await new Promise<DhcpLease>((resolve, reject) => {
         const timer = clock.schedule(60_000, () => reject(Object.assign(new Error('no DHCP lease within 60 s'), { code: 'ETIMEDOUT' })));
+        const says: Partial<Record<string, string>> = {
+          SELECTING: 'DHCP: DISCOVER broadcast, waiting for offers…',
+          REQUESTING: 'DHCP: offer received, REQUEST sent…',
+          CHECKING: 'DHCP: ACK received; checking nobody else uses the address (RFC 5227 ARP probe, a few seconds)…',
+        };
+        client.on('state', (to: string) => {
+          const message = says[to];
+          if (message) progress(message);
+        });
+        client.on('conflict', (address: number) => progress(`DHCP: ${formatIpv4(address)} is already in use on the LAN — declined, asking again`));
         client.once('bound', (l) => {
           timer.cancel();
           resolve(l);
