@@ -3,7 +3,7 @@ import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
 import { Stack } from '../../src/stack.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
-import { parseIpv4, parseMac } from '../../src/wire/address.js';
+import { formatIpv4, parseIpv4, parseMac } from '../../src/wire/address.js';
 import { DhcpServer } from '../../src/app/dhcp/server.js';
 import { DnsAuthoritativeServer } from '../../src/app/dns/server.js';
 import type { DhcpClientState } from '../../src/app/dhcp/client.js';
@@ -88,6 +88,53 @@ describe('DHCP and DNS between two stacks on the virtual LAN', () => {
     expect(code).toBe('ENOTFOUND');
   });
 
+  it('reports progress as events, and probes as RFC 5227 §2.1.1 says: PROBE_WAIT 0–1 s, 3 probes 1–2 s apart, ANNOUNCE_WAIT 2 s', async () => {
+    // A sniffer on the switch notes when each ARP probe (sender IP 0.0.0.0) crosses the wire.
+    const probes: number[] = [];
+    lan.plug({
+      label: 'sniffer',
+      deliver: (frame) => {
+        const arpProbe = frame[12] === 0x08 && frame[13] === 0x06 && frame[21] === 1 && frame.subarray(28, 32).every((b) => b === 0);
+        if (arpProbe) probes.push(clock.now());
+      },
+    });
+    const host = await stackOn('02:00:00:00:00:02', 2);
+    const dhcp = createStackDhcpClient(host, 1);
+    const events: string[] = [];
+    let checkingAt = 0;
+    let boundAt = 0;
+    dhcp.on('waiting', (ms) => events.push(`waiting ${ms}`));
+    dhcp.on('discover', (n) => events.push(`discover ${n}`));
+    dhcp.on('offer', (address, server) => events.push(`offer ${formatIpv4(address)} from ${formatIpv4(server)}`));
+    dhcp.on('checking', (address) => {
+      events.push(`checking ${formatIpv4(address)}`);
+      checkingAt = clock.now();
+    });
+    dhcp.on('bound', (lease) => {
+      events.push(`bound ${formatIpv4(lease.address)}`);
+      boundAt = clock.now();
+    });
+    const startedAt = clock.now();
+    dhcp.start();
+    await runUntil(() => dhcp.state === 'BOUND', 30_000);
+    const delay = Number(/^waiting (\d+)$/.exec(events[0] ?? '')?.[1]);
+    // RFC 2131 §4.4.1: a random 1–10 s before the first DISCOVER (the default)
+    expect(delay).toBeGreaterThanOrEqual(1_000);
+    expect(delay).toBeLessThanOrEqual(10_000);
+    expect(events).toEqual([`waiting ${delay}`, 'discover 1', 'offer 10.0.0.100 from 10.0.0.1', 'checking 10.0.0.100', 'bound 10.0.0.100']);
+    // DISCOVER/OFFER/REQUEST/ACK cost no virtual time on this LAN: checking starts when the delay ends
+    expect(checkingAt - startedAt).toBeLessThan(delay + 200);
+    expect(probes).toHaveLength(3);
+    expect(probes[0]! - checkingAt).toBeLessThanOrEqual(1_000);
+    for (const gap of [probes[1]! - probes[0]!, probes[2]! - probes[1]!]) {
+      expect(gap).toBeGreaterThanOrEqual(1_000);
+      expect(gap).toBeLessThanOrEqual(2_000);
+    }
+    expect(boundAt - probes[2]!).toBe(2_000);
+    expect(boundAt - checkingAt).toBeGreaterThanOrEqual(4_000);
+    expect(boundAt - checkingAt).toBeLessThanOrEqual(7_000);
+  });
+
   it('two clients get different addresses; a reserved MAC gets its reservation', async () => {
     const a = await stackOn('02:00:00:00:00:02', 2);
     const b = await stackOn('02:00:00:00:00:99', 3);
@@ -110,6 +157,11 @@ describe('DHCP and DNS between two stacks on the virtual LAN', () => {
     await runUntil(() => renewed > 0, 400_000);
     expect(renewed).toBe(1);
     expect(dhcp.state).toBe('BOUND');
+    // The ACK arrived inside send() (the switch is synchronous): no retransmission is left behind
+    // to send a stray REQUEST from BOUND half-way to T2.
+    await clock.advanceAsync(150_000);
+    expect(dhcp.stats.sent['DHCPREQUEST']).toBe(2);
+    expect(dhcp.stats.drops).toEqual({});
     expect(host.interfaces[0]!.addresses.map((a) => a.address)).toEqual([parseIpv4('10.0.0.100')]);
     dhcp.stop();
     await clock.advanceAsync(100);

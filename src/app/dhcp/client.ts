@@ -99,8 +99,22 @@ export interface DhcpClientStats {
   drops: Record<string, number>;
 }
 
+/**
+ * Events, in the order a first lease produces them — enough for a CLI to show progress:
+ *   waiting (the RFC 2131 §4.4.1 start delay) → discover (each DHCPDISCOVER, 1 = first) →
+ *   offer (the offer taken; DHCPREQUEST sent) → checking (DHCPACK received, RFC 5227 ARP probe
+ *   running) → bound, or conflict (DHCPDECLINE sent) → waiting → discover …
+ */
 export interface DhcpClientEvents {
   state: [to: DhcpClientState, from: DhcpClientState];
+  /** In INIT, before the first DHCPDISCOVER: the random start delay, or the wait after a DECLINE or NAK. */
+  waiting: [delayMs: number];
+  /** A DHCPDISCOVER went out; `attempt` counts retransmissions from 1. */
+  discover: [attempt: number];
+  /** The offer taken (the first one, RFC 2131 §4.4.1); a DHCPREQUEST for it went out. */
+  offer: [address: Ipv4Address, server: Ipv4Address];
+  /** DHCPACK received; the RFC 5227 probe for the address has started (takes PROBE_WAIT + probes + ANNOUNCE_WAIT). */
+  checking: [address: Ipv4Address];
   bound: [lease: DhcpLease];
   renewed: [lease: DhcpLease];
   expired: [lease: DhcpLease];
@@ -198,6 +212,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     if (this.currentLease) this.unconfigure(this.currentLease);
     this.offer = undefined;
     this.setState('INIT');
+    this.emit('waiting', delayMs);
     this.retransmitTimer = this.options.clock.schedule(delayMs, () => {
       this.newExchange();
       this.setState('SELECTING');
@@ -207,14 +222,16 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
 
   private sendDiscover(): void {
     this.discoverSecs = this.secsNow();
-    this.send(DhcpMessageType.DISCOVER, {}, { secs: this.discoverSecs });
     this.scheduleRetransmit(() => this.sendDiscover());
+    this.emit('discover', this.transmissions + 1);
+    this.send(DhcpMessageType.DISCOVER, {}, { secs: this.discoverSecs });
   }
 
   private enterRequesting(offer: DhcpMessage): void {
     this.offer = offer;
     this.transmissions = 0;
     this.setState('REQUESTING');
+    this.emit('offer', offer.yiaddr, offer.options.serverIdentifier!);
     this.sendSelectingRequest();
   }
 
@@ -223,8 +240,8 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     if (this.transmissions >= DHCP_DEFAULTS.requestTransmissions) return this.enterInit(0);
     // RFC 2131 §4.3.2 / Table 5: server identifier and requested address from the offer, ciaddr 0;
     // §4.4.1: the same 'secs' as the DHCPDISCOVER.
-    this.send(DhcpMessageType.REQUEST, { requestedAddress: offer.yiaddr, serverIdentifier: offer.options.serverIdentifier }, { secs: this.discoverSecs });
     this.scheduleRetransmit(() => this.sendSelectingRequest());
+    this.send(DhcpMessageType.REQUEST, { requestedAddress: offer.yiaddr, serverIdentifier: offer.options.serverIdentifier }, { secs: this.discoverSecs });
   }
 
   private enterInitReboot(address: Ipv4Address): void {
@@ -240,8 +257,8 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     // RFC 2131 §3.2 step 3: no acknowledgement after retransmitting → start over from INIT.
     if (this.transmissions >= DHCP_DEFAULTS.requestTransmissions) return this.enterInit(0);
     // RFC 2131 §4.3.2 INIT-REBOOT: requested address set, no server identifier, ciaddr 0.
-    this.send(DhcpMessageType.REQUEST, { requestedAddress: address });
     this.scheduleRetransmit(() => this.sendRebootRequest(address));
+    this.send(DhcpMessageType.REQUEST, { requestedAddress: address });
   }
 
   private enterChecking(ack: DhcpMessage): void {
@@ -249,6 +266,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     this.setState('CHECKING');
     const exchange = this.xid;
     const probe = this.options.arpProbe ? this.options.arpProbe(ack.yiaddr) : Promise.resolve<'free'>('free');
+    if (this.options.arpProbe) this.emit('checking', ack.yiaddr);
     void probe.then(
       (verdict) => {
         if (this.currentState !== 'CHECKING' || this.xid !== exchange) return;
@@ -319,14 +337,15 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   private sendRenewRequest(): void {
     const lease = this.currentLease!;
     const renewing = this.currentState === 'RENEWING';
-    this.send(DhcpMessageType.REQUEST, {}, { ciaddr: lease.address, broadcast: false, to: renewing ? lease.serverIdentifier : IPV4_BROADCAST });
     // RFC 2131 §4.4.5: half the time left until T2 (RENEWING) or expiry (REBINDING), at least 60 s.
+    // Scheduled before the send, for the reason scheduleRetransmit gives.
     const { clock } = this.options;
     const deadline = lease.startedAt + (renewing ? lease.rebindingTimeS : lease.leaseTimeS) * 1000;
     const remaining = deadline - clock.now();
     const wait = Math.max(remaining / 2, DHCP_DEFAULTS.renewRetransmitMinMs);
     this.cancelRetransmit();
     if (wait < remaining) this.retransmitTimer = clock.schedule(wait, () => this.sendRenewRequest());
+    this.send(DhcpMessageType.REQUEST, {}, { ciaddr: lease.address, broadcast: false, to: renewing ? lease.serverIdentifier : IPV4_BROADCAST });
   }
 
   private expire(): void {
@@ -472,9 +491,13 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     return Math.min(0xffff, Math.floor((this.options.clock.now() - this.exchangeStartedAt) / 1000));
   }
 
-  /** RFC 2131 §4.1: 4 s, 8 s, 16 s … capped at 64 s, each ±1 s uniformly. */
+  /**
+   * RFC 2131 §4.1: 4 s, 8 s, 16 s … capped at 64 s, each ±1 s uniformly. Called just before the
+   * transmission it follows up: a reply can arrive inside send() (a synchronous LAN) and move the
+   * state on, and that transition must find this timer to cancel, not have it set afterwards.
+   */
   private scheduleRetransmit(resend: () => void): void {
-    const base = Math.min(DHCP_DEFAULTS.retransmitInitialMs * 2 ** (this.transmissions - 1), DHCP_DEFAULTS.retransmitMaxMs);
+    const base = Math.min(DHCP_DEFAULTS.retransmitInitialMs * 2 ** this.transmissions, DHCP_DEFAULTS.retransmitMaxMs);
     const jitter = (randomUnit(this.options.random) * 2 - 1) * DHCP_DEFAULTS.retransmitJitterMs;
     this.cancelRetransmit();
     this.retransmitTimer = this.options.clock.schedule(base + jitter, resend);

@@ -1,5 +1,17 @@
 /**
  * Every DHCP tunable, with its default and why. Client and server options override per instance.
+ *
+ * How long a first lease takes, by default: the start delay (1–10 s, `startupDelayMs`), then
+ * DISCOVER → OFFER → REQUEST → ACK (one round trip each on a LAN), then the RFC 5227 probe —
+ * PROBE_WAIT 0–1 s, 3 probes 1–2 s apart, ANNOUNCE_WAIT 2 s: 4–7 s. So 5–17 s, ~10 s on average.
+ * To come up faster, for an interactive tool or a test:
+ *  - `startupDelayMs: { min: 0, max: 0 }` on the client — the RFC's delay only matters when many
+ *    hosts power up together (dhclient and systemd-networkd do not wait either);
+ *  - the probe's timing is the stack's (src/options.ts `arpProbeWaitMs`, `arpProbeCount`,
+ *    `arpProbeMinMs`, `arpProbeMaxMs`, `arpAnnounceWaitMs`), e.g.
+ *    `new Stack({ options: { arpProbeWaitMs: 0, arpProbeMinMs: 200, arpProbeMaxMs: 200, arpAnnounceWaitMs: 200 } })`
+ *    probes in 0.6 s — still 3 probes, so a slow peer may be missed: a LAN you control only;
+ *  - a client built without `arpProbe` binds unprobed (RFC 2131 §4.4.1's probe is a SHOULD).
  */
 export const DHCP_DEFAULTS = {
   /** RFC 2131 §4.1: first retransmission after 4 s on a 10 Mb/s Ethernet, doubling… */
