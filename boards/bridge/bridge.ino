@@ -159,13 +159,18 @@ static bool reservedPin(uint8_t pin) {
 
 // ---- frames out ------------------------------------------------------------------------------
 
+// Two frame buffers: `tx` collects SPI read data for a DATA frame across the transactions of a
+// batch, while acknowledgements, events and replies go out of `ctl` — an ACK or an INT event sent
+// between two host frames must never overwrite read data still waiting in `tx`.
 static uint8_t tx[5 + MAX_PAYLOAD + 2];  // header, payload, CRC
 static uint8_t txLen;                    // payload bytes waiting in tx (DATA being filled)
+#define CTL_PAYLOAD 32                   // HELLO is the largest control payload (14 + name)
+static uint8_t ctl[5 + CTL_PAYLOAD + 2];
 static uint8_t expectedSeq;
 static uint16_t reportedConsumed;
 static uint8_t reportedSeq;
 
-static void sendFrame(uint8_t type, uint8_t id, uint8_t payloadLen) {
+static void sendFrame(uint8_t *tx, uint8_t type, uint8_t id, uint8_t payloadLen) {
   uint8_t n = 5 + payloadLen;
   tx[0] = type | (intAsserted() << 7);
   tx[1] = id;
@@ -198,29 +203,31 @@ static inline void pushRead(uint8_t b) {
   tx[5 + txLen++] = b;
   readCount++;
   if (txLen == MAX_PAYLOAD) {
-    sendFrame(B_DATA, dataId, txLen);
+    sendFrame(tx, B_DATA, dataId, txLen);
     txLen = 0;
   }
 }
 
 static void flushRead() {
-  if (txLen) sendFrame(B_DATA, dataId, txLen);
+  if (txLen) sendFrame(tx, B_DATA, dataId, txLen);
   txLen = 0;
 }
 
 static void sendDone(uint8_t id, uint8_t status, uint16_t value) {
-  tx[5] = status;
-  tx[6] = (uint8_t)value;
-  tx[7] = (uint8_t)(value >> 8);
-  sendFrame(B_DONE, id, 3);
+  ctl[5] = status;
+  ctl[6] = (uint8_t)value;
+  ctl[7] = (uint8_t)(value >> 8);
+  sendFrame(ctl, B_DONE, id, 3);
 }
 
 static uint8_t sessions;
 static uint8_t resetCause;
 
+static_assert(14 + sizeof(BRIDGE_BOARD) - 1 <= CTL_PAYLOAD, "HELLO must fit the control frame buffer");
+
 static void sendHello() {
   static const char name[] = BRIDGE_BOARD;
-  uint8_t *p = tx + 5;
+  uint8_t *p = ctl + 5;
   *p++ = PROTOCOL_VERSION;
   *p++ = (uint8_t)CAPS;
   *p++ = (uint8_t)(CAPS >> 8);
@@ -236,7 +243,7 @@ static void sendHello() {
   *p++ = NUM_ANALOG_INPUTS;
   *p++ = A0;
   for (uint8_t i = 0; i < sizeof(name) - 1; i++) *p++ = name[i];
-  sendFrame(B_HELLO, 0, (uint8_t)(p - (tx + 5)));
+  sendFrame(ctl, B_HELLO, 0, (uint8_t)(p - (ctl + 5)));
 }
 
 // ---- events ----------------------------------------------------------------------------------
@@ -249,10 +256,10 @@ static uint8_t reportValues[MAX_REPORTED_PINS];
 static uint8_t reportCount;
 
 static void sendEvent(uint8_t kind, uint8_t a, uint8_t b) {
-  tx[5] = kind;
-  tx[6] = a;
-  tx[7] = b;
-  sendFrame(B_EVENT, eventCounter++, 3);
+  ctl[5] = kind;
+  ctl[6] = a;
+  ctl[7] = b;
+  sendFrame(ctl, B_EVENT, eventCounter++, 3);
 }
 
 static void pollEvents() {
@@ -443,7 +450,7 @@ static bool nakSent;
 static void nak() {
   if (!nakSent) {
     nakSent = true;
-    sendFrame(B_NAK, 0, 0);
+    sendFrame(ctl, B_NAK, 0, 0);
   }
 }
 
@@ -468,7 +475,7 @@ static void handleFrame() {
   uint8_t end = rxLen - 2;
   if (type == H_HELLO) {
     // Report the last ack first, so the host knows which commands this HELLO interrupts.
-    if (expectedSeq != reportedSeq || consumed != reportedConsumed) sendFrame(B_ACK, 0, 0);
+    if (expectedSeq != reportedSeq || consumed != reportedConsumed) sendFrame(ctl, B_ACK, 0, 0);
     chipDeselect();
     state = ST_OP;
     txLen = 0;
@@ -481,7 +488,7 @@ static void handleFrame() {
   if (type != H_DATA) return;
   if (seq != expectedSeq) {
     uint8_t behind = expectedSeq - seq;
-    if (behind < 128) sendFrame(B_ACK, 0, 0);  // a duplicate: re-acknowledge
+    if (behind < 128) sendFrame(ctl, B_ACK, 0, 0);  // a duplicate: re-acknowledge
     else nak();
     return;
   }
@@ -544,11 +551,11 @@ void loop() {
     ATOMIC_BLOCK(ATOMIC_FORCEON) { ringTail = tail; }
     consumed++;
     receiveByte(b);
-    if (b == 0 && (uint16_t)(consumed - reportedConsumed) >= ACK_EVERY) sendFrame(B_ACK, 0, 0);
+    if (b == 0 && (uint16_t)(consumed - reportedConsumed) >= ACK_EVERY) sendFrame(ctl, B_ACK, 0, 0);
     ATOMIC_BLOCK(ATOMIC_FORCEON) { head = ringHead; }
   }
   // Ring empty between frames: return what is unreported (one ACK per burst, not per byte).
   bool betweenFrames = rxLen == 0 && cobsLeft == 0 && !cobsZeroPending && !rxBroken;
-  if (betweenFrames && (consumed != reportedConsumed || expectedSeq != reportedSeq)) sendFrame(B_ACK, 0, 0);
+  if (betweenFrames && (consumed != reportedConsumed || expectedSeq != reportedSeq)) sendFrame(ctl, B_ACK, 0, 0);
   pollEvents();
 }
