@@ -314,6 +314,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
   }
 
   private onPortWrite(): void {
+    this.pullUpFloatingInputs();
     const selected = this.pinLevel(this.csPin) === 'low';
     if (selected !== this.chipSelected) {
       this.chipSelected = selected;
@@ -329,6 +330,19 @@ export class AvrBridgeMcu implements SimulatedMcu {
       if (now[pin] !== this.pinSnapshot[pin]) for (const listener of this.pinListeners) listener(pin, now[pin]!);
     }
     this.pinSnapshot = now;
+  }
+
+  /**
+   * An input nothing outside drives reads its pull-up: high with INPUT_PULLUP, low without (a
+   * floating pin on silicon reads noise; low is the deterministic choice). Pins the test or the
+   * chip drive (setInput, INT) keep their driven level.
+   */
+  private pullUpFloatingInputs(): void {
+    for (let pin = 0; pin < ATMEGA328P_PIN_COUNT; pin++) {
+      if (pin === this.intPin || this.inputs.has(pin)) continue;
+      const level = this.pinLevel(pin);
+      if (level === 'input-pullup' || level === 'input') this.applyInput(pin, level === 'input-pullup');
+    }
   }
 
   private readPins(): PinLevel[] {
