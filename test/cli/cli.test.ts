@@ -220,8 +220,8 @@ describe('spinet start (npm start)', () => {
     await startAndExercise('mock', 256 * 1024);
   }, 120_000);
 
-  it('on the simulated Uno (the committed sketch in avr8js): the same, with a 32 KiB echo', async () => {
-    await startAndExercise('sim', 32 * 1024);
+  it('on the simulated Uno (the committed sketch in avr8js): the same, with a 256 KiB echo', async () => {
+    await startAndExercise('sim', 256 * 1024);
   }, 180_000);
 });
 
