@@ -84,6 +84,50 @@ const PWM_OUTPUTS: Readonly<Record<number, readonly [number, number, number]>> =
 
 export const ATMEGA328P_PIN_COUNT = 20;
 
+/**
+ * The ATmega328P transmitter is double-buffered (datasheet §20.6.3): a UDR write moves into the
+ * shift register at once when it is idle, so UDRE is set again right away and the next byte can
+ * wait in UDR while the previous one shifts out — back-to-back bytes go at exactly one character
+ * time each. avr8js 0.21 keeps UDRE clear for a whole character after every write, so a polling
+ * sketch loses its reaction time on every byte (≈1.5 character times per byte). This replaces the
+ * UDR write hook with the two-stage model; bytes reach the line when they finish shifting out.
+ */
+function modelTransmitBuffer(cpu: CPU, usart: AVRUSART, emit: (byte: number) => void): void {
+  // The interrupt descriptors avr8js keeps private; the flag bits are the datasheet's.
+  type Interrupt = Parameters<CPU['setInterruptFlag']>[0];
+  const internals = usart as unknown as { UDRE: Interrupt; TXC: Interrupt; cyclesPerChar: number };
+  const { UDRE, TXC } = internals;
+  let shifting = false;
+  let waiting: number | undefined;
+  const startShift = (byte: number) => {
+    shifting = true;
+    cpu.addClockEvent(() => {
+      emit(byte);
+      if (waiting !== undefined) {
+        const next = waiting;
+        waiting = undefined;
+        startShift(next);
+        cpu.setInterruptFlag(UDRE);
+      } else {
+        shifting = false;
+        cpu.setInterruptFlag(TXC);
+      }
+    }, internals.cyclesPerChar);
+  };
+  cpu.writeHooks[usart0Config.UDR] = (value) => {
+    cpu.clearInterrupt(TXC);
+    if (!shifting) {
+      startShift(value);
+      // Moved to the shift register: UDR is free again (UDRE stays set).
+      cpu.setInterruptFlag(UDRE);
+    } else {
+      waiting = value;
+      cpu.clearInterrupt(UDRE);
+    }
+    return true;
+  };
+}
+
 export class AvrBridgeMcu implements SimulatedMcu {
   readonly flash: Uint16Array;
   /** Host bytes waiting for the USART receiver. */
@@ -107,6 +151,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
   /** Cycles executed since the simulation started (all resets together). */
   totalCycles = 0;
   resets = 0;
+  /** A 0x00 (the bridge's frame delimiter) went out during the current run of instructions. */
+  private frameSent = false;
 
   constructor(private readonly options: AvrBridgeMcuOptions) {
     this.flash = programMemory(parseIntelHex(options.hex));
@@ -130,7 +176,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
     const spi = new AVRSPI(cpu, spiConfig, AVR_CLOCK_HZ);
     const adc = new AVRADC(cpu, adcConfig);
     for (const [channel, volts] of this.analog) adc.channelValues[channel] = volts;
-    usart.onByteTransmit = (byte) => this.transmit(byte);
+    modelTransmitBuffer(cpu, usart, (byte) => this.transmit(byte));
     usart.onRxComplete = () => this.pumpRx();
     spi.onByte = (mosi) => {
       const miso = this.chipSelected ? this.options.chip.spiExchange(mosi) & 0xff : 0xff;
@@ -283,9 +329,14 @@ export class AvrBridgeMcu implements SimulatedMcu {
     const { cpu } = pins;
     const start = cpu.cycles;
     this.pumpRx();
+    this.frameSent = false;
+    // Virtual time: stop after a frame delimiter left the UART, so the host answers at the
+    // simulated moment it could (with a whole slice it would answer up to SLICE_CYCLES late).
+    const yieldOnFrameEnd = !this.options.realtime;
     while (cpu.cycles < endCycle && this.pins === pins) {
       avrInstruction(cpu);
       cpu.tick();
+      if (this.frameSent && yieldOnFrameEnd) break;
     }
     this.totalCycles += cpu.cycles - start;
   }
@@ -298,6 +349,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
   }
 
   private transmit(byte: number): void {
+    if (byte === 0) this.frameSent = true;
     const bytes = Uint8Array.of(byte);
     for (const listener of this.txListeners) listener(bytes);
   }

@@ -47,6 +47,8 @@ describe('bridge HAL against the sketch in avr8js', () => {
   it('at 2 Mbaud, pipelines 40 batches under credit flow control and loses nothing', async () => {
     const { hal, chip, clock, board } = await start('ideal');
     await hal.setBaud(2_000_000);
+    // The board switches two character times after its DONE; a round trip at the new rate shows it did.
+    await hal.ping();
     expect(board.mcu.baudRate).toBe(2_000_000);
     const t0 = clock.now();
     const blocks = Array.from({ length: 20 }, (_, k) => Array.from({ length: 200 }, (_, i) => (k * 31 + i) & 0xff));
