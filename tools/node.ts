@@ -152,19 +152,16 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     }
     let dhcp: DhcpClient | undefined;
     if (values.dhcp) {
-      const client = createStackDhcpClient(stack, iface.index);
+      // Interactive: no RFC 2131 §4.4.1 random 1–10 s start delay (dhclient and systemd-networkd do not
+      // wait either); the RFC 5227 probe of the offered address stays.
+      const client = createStackDhcpClient(stack, iface.index, { startupDelayMs: { min: 0, max: 0 } });
       dhcp = client;
       const lease = await new Promise<DhcpLease>((resolve, reject) => {
         const timer = clock.schedule(60_000, () => reject(Object.assign(new Error('no DHCP lease within 60 s'), { code: 'ETIMEDOUT' })));
-        const says: Partial<Record<string, string>> = {
-          SELECTING: 'DHCP: DISCOVER broadcast, waiting for offers…',
-          REQUESTING: 'DHCP: offer received, REQUEST sent…',
-          CHECKING: 'DHCP: ACK received; checking nobody else uses the address (RFC 5227 ARP probe, a few seconds)…',
-        };
-        client.on('state', (to: string) => {
-          const message = says[to];
-          if (message) progress(message);
-        });
+        client.on('waiting', (ms: number) => ms >= 500 && progress(`DHCP: waiting ${(ms / 1000).toFixed(1)} s before DISCOVER (RFC 2131 start delay)`));
+        client.on('discover', (attempt: number) => progress(attempt === 1 ? 'DHCP: DISCOVER broadcast, waiting for offers…' : `DHCP: no offer yet, DISCOVER again (attempt ${attempt})`));
+        client.on('offer', (address: number, server: number) => progress(`DHCP: ${formatIpv4(server)} offers ${formatIpv4(address)}; REQUEST sent…`));
+        client.on('checking', (address: number) => progress(`DHCP: ACK; checking nobody else uses ${formatIpv4(address)} (RFC 5227 ARP probe, a few seconds)…`));
         client.on('conflict', (address: number) => progress(`DHCP: ${formatIpv4(address)} is already in use on the LAN — declined, asking again`));
         client.once('bound', (l) => {
           timer.cancel();
