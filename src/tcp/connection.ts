@@ -812,6 +812,16 @@ export class TcpConnection implements ConnectionId {
     this.enterRecovery();
   }
 
+  /**
+   * RFC 3042 Limited Transmit: on each of the first DupThresh − 1 duplicate ACKs, one new segment
+   * beyond cwnd (cwnd itself unchanged), so a small window still produces the duplicates that
+   * trigger fast retransmit instead of waiting for the RTO.
+   */
+  private limitedTransmitAllowance(): number {
+    if (this.inRecovery || this.duplicateAcks === 0 || this.duplicateAcks >= this.host.options.duplicateAckThreshold) return 0;
+    return Math.min(this.duplicateAcks, 2) * this.sendMss;
+  }
+
   private enterRecovery(): void {
     const flight = seqDiff(this.sndMax, this.sndUna);
     this.inRecovery = true;
@@ -1138,7 +1148,7 @@ export class TcpConnection implements ConnectionId {
     const dataEnd = this.dataEnd();
     const unsent = Math.max(0, seqDiff(dataEnd, this.sndNxt));
     const inFlight = seqDiff(this.sndNxt, this.sndUna);
-    const window = pipeLimited ? this.sndWnd : Math.min(this.sndWnd, this.cc.cwnd);
+    const window = pipeLimited ? this.sndWnd : Math.min(this.sndWnd, this.cc.cwnd + this.limitedTransmitAllowance());
     const usable = pipeLimited ? seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt) : window - inFlight;
     const wantFin = this.finQueued && !this.finSent();
     if (unsent === 0) {
@@ -1455,10 +1465,15 @@ export class TcpConnection implements ConnectionId {
     const length = this.segmentLengthAt(this.sndNxt);
     if (length === 0) return false;
     const dataEnd = this.dataEnd();
-    const dataLength = Math.max(0, Math.min(this.sendMss, seqDiff(dataEnd, this.sndNxt)));
+    // What was in flight may be shorter than a segment: beyond SND.MAX only what the window allows.
+    const allowed = Math.max(seqDiff(this.sndMax, this.sndNxt), seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt));
+    const dataLength = Math.max(0, Math.min(this.sendMss, seqDiff(dataEnd, this.sndNxt), allowed));
     const fin = this.finQueued && seqAdd(this.sndNxt, dataLength) === dataEnd;
+    if (dataLength === 0 && !fin) return false;
     const sent = this.transmit(this.sndNxt, dataLength, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
     this.sndNxt = seqAdd(this.sndNxt, sent + (fin && sent === dataLength ? 1 : 0));
+    // An ACK for bytes past the old SND.MAX must stay acceptable (RFC 5961 §5.2 checks against it).
+    this.sndMax = seqMax(this.sndMax, this.sndNxt);
     return true;
   }
 
