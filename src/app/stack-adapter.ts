@@ -2,7 +2,7 @@ import type { Stack } from '../stack.js';
 import { formatIpv4, parseIpv4, type Ipv4Address } from '../wire/address.js';
 import { DhcpClient, type DhcpClientOptions } from './dhcp/client.js';
 import { DnsResolver, type DnsResolverOptions } from './dns/resolver.js';
-import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, SocketError } from './transport.js';
+import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, NeighbourWait, SocketError } from './transport.js';
 
 /**
  * The application seams (src/app/transport.ts) implemented on a Stack: UDP sockets from
@@ -91,6 +91,22 @@ export function stackArpProbe(stack: Stack, interfaceIndex: number): ArpProbe {
   return (address) => stack.arp.probe(interfaceIndex, address);
 }
 
+/** Polls the neighbour cache for the next hop towards `address` on the stack's clock. */
+export function stackNeighbourWait(stack: Stack, interfaceIndex: number): NeighbourWait {
+  const pollMs = 10;
+  return (address, timeoutMs) =>
+    new Promise((resolve) => {
+      const deadline = stack.clock.now() + timeoutMs;
+      const check = (): void => {
+        const nextHop = stack.routes.lookup(address)?.gateway ?? address;
+        if (stack.arp.lookup(interfaceIndex, nextHop) !== undefined) resolve(true);
+        else if (stack.clock.now() >= deadline) resolve(false);
+        else stack.clock.schedule(pollMs, check);
+      };
+      check();
+    });
+}
+
 /** A resolver that follows `stack.dnsServers` (kept current by DHCP). */
 export function createStackResolver(stack: Stack, options: Partial<DnsResolverOptions> = {}): DnsResolver {
   return new DnsResolver({ transport: stackDatagrams(stack), clock: stack.clock, random: stack.random, servers: () => stack.dnsServers, ...options });
@@ -107,6 +123,7 @@ export function createStackDhcpClient(stack: Stack, interfaceIndex: number, opti
     mac: iface.mac,
     config: stackInterfaceConfig(stack, interfaceIndex),
     arpProbe: stackArpProbe(stack, interfaceIndex),
+    neighbourWait: stackNeighbourWait(stack, interfaceIndex),
     interfaceIndex,
     hostName: stack.hostname,
     ...options,

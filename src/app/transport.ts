@@ -53,5 +53,12 @@ export interface InterfaceConfigSink {
   setDnsServers(servers: readonly Ipv4Address[]): void;
 }
 
+/**
+ * Resolves true once the link-layer next hop towards `address` is known — so a datagram queued
+ * for it (waiting for ARP) has been handed to the NIC — or false after `timeoutMs`. Lets a
+ * DHCPRELEASE leave before the caller takes the link down.
+ */
+export type NeighbourWait = (address: Ipv4Address, timeoutMs: number) => Promise<boolean>;
+
 /** RFC 5227 §2.1 address probe on the client's interface: is anyone else using `address`? */
 export type ArpProbe = (address: Ipv4Address) => Promise<'free' | 'conflict'>;

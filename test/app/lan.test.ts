@@ -16,6 +16,7 @@ import { createStackDhcpClient, createStackResolver, stackDatagrams } from '../.
 let clock: VirtualClock;
 let lan: VirtualLan;
 let router: Stack;
+let server: DhcpServer;
 
 async function stackOn(mac: string, seed: number): Promise<Stack> {
   const stack = new Stack({ clock, random: new SeededRandom(seed), hostname: `host-${seed}` });
@@ -35,7 +36,7 @@ beforeEach(async () => {
   router = await stackOn('02:00:00:00:00:01', 1);
   router.interfaces[0]!.addAddress('10.0.0.1', 24);
   const transport = stackDatagrams(router);
-  new DhcpServer({
+  server = new DhcpServer({
     transport,
     clock,
     serverAddress: '10.0.0.1',
@@ -47,7 +48,8 @@ beforeEach(async () => {
     domainName: 'lab.test',
     leaseTimeS: 600,
     reservations: [{ mac: '02:00:00:00:00:99', address: '10.0.0.50' }],
-  }).start();
+  });
+  server.start();
   new DnsAuthoritativeServer({
     transport,
     zone: 'lab.test',
@@ -163,10 +165,36 @@ describe('DHCP and DNS between two stacks on the virtual LAN', () => {
     expect(dhcp.stats.sent['DHCPREQUEST']).toBe(2);
     expect(dhcp.stats.drops).toEqual({});
     expect(host.interfaces[0]!.addresses.map((a) => a.address)).toEqual([parseIpv4('10.0.0.100')]);
-    dhcp.stop();
-    await clock.advanceAsync(100);
+    const released: number[] = [];
+    let stopped = false;
+    const stopAt = clock.now();
+    void dhcp.stop().then(() => (stopped = true));
+    // The address stays until the RELEASE has left (the server's MAC is known: at once here),
+    // plus releaseLingerMs for the NIC.
+    expect(host.interfaces[0]!.addresses.map((a) => a.address)).toEqual([parseIpv4('10.0.0.100')]);
+    dhcp.on('released', (lease) => released.push(lease.address));
+    await runUntil(() => stopped, 2_000);
+    expect(clock.now() - stopAt).toBeLessThanOrEqual(200);
+    expect(released).toEqual([parseIpv4('10.0.0.100')]);
     expect(host.interfaces[0]!.addresses).toEqual([]);
     expect(host.dnsServers).toEqual([]);
+    expect(server.leases().find((l) => l.address === parseIpv4('10.0.0.100'))?.state).toBe('released');
+  });
+
+  it('stop() holds the address until the RELEASE can leave: the server’s MAC is resolved first', async () => {
+    const host = await stackOn('02:00:00:00:00:02', 2);
+    const dhcp = createStackDhcpClient(host, 1, { startupDelayMs: { min: 0, max: 0 } });
+    dhcp.start();
+    await runUntil(() => dhcp.state === 'BOUND', 30_000);
+    // The exchange was all broadcast: the server's MAC is not known yet, so the unicast RELEASE
+    // waits for ARP (as in \`spinet run --dhcp\` stopped right after binding).
+    expect(host.arp.lookup(1, '10.0.0.1')).toBeUndefined();
+    let stopped = false;
+    void dhcp.stop().then(() => (stopped = true));
+    await runUntil(() => stopped, 2_000);
+    expect(host.arp.lookup(1, '10.0.0.1')).toBe('02:00:00:00:00:01');
+    expect(server.stats.received['DHCPRELEASE']).toBe(1);
+    expect(host.interfaces[0]!.addresses).toEqual([]);
   });
 
   it('an address already in use on the LAN is declined and another one leased', async () => {

@@ -96,7 +96,7 @@ describe.skipIf(skipDnsmasq)('spinet DhcpClient and DnsResolver ⇄ dnsmasq in t
   });
 
   afterAll(async () => {
-    for (const client of clients) client.stop({ release: false });
+    for (const client of clients) await client.stop({ release: false });
     for (const stack of stacks) await stack.stop();
     dnsmasq?.kill('SIGTERM');
     await lab?.close();
@@ -179,10 +179,11 @@ describe.skipIf(skipDnsmasq)('spinet DhcpClient and DnsResolver ⇄ dnsmasq in t
 
   it('releases on stop(): DHCPRELEASE reaches dnsmasq and the lease file no longer has it', async () => {
     const address = formatIpv4(lease.address);
-    client.stop();
+    // stop() settles once the RELEASE has left (the server's MAC resolved, then releaseLingerMs)
+    await client.stop();
+    expect(stack.interfaces[0]!.addresses).toEqual([]);
     await waitFor(() => log.includes(`DHCPRELEASE(${lab.ifname}) ${address} ${OUR_MAC}`), 5_000, 'DHCPRELEASE in the dnsmasq log');
     await waitFor(() => !leaseFile().includes(OUR_MAC), 5_000, 'the lease gone from the lease file');
-    expect(stack.interfaces[0]!.addresses).toEqual([]);
   });
 
   it('a second client offered an address the namespace already holds declines it (DHCPDECLINE) and leases another', async () => {

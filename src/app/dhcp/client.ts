@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from '../../time/clock.js';
 import { randomBelow, randomUnit, type Random } from '../../time/random.js';
 import { IPV4_BROADCAST, macEquals, prefixMask, type Ipv4Address } from '../../wire/address.js';
-import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink } from '../transport.js';
+import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, NeighbourWait } from '../transport.js';
 import { DHCP_DEFAULTS } from './tunables.js';
 import {
   BOOTREPLY,
@@ -80,6 +80,8 @@ export interface DhcpClientOptions {
   readonly config: InterfaceConfigSink;
   /** RFC 5227 probe; without one the address is used unprobed. */
   readonly arpProbe?: ArpProbe;
+  /** Lets stop() wait until the DHCPRELEASE has left; without one stop() completes at once. */
+  readonly neighbourWait?: NeighbourWait;
   readonly interfaceIndex?: number;
   /** Option 12 (RFC 2132 §3.14); dnsmasq registers it in its DNS. */
   readonly hostName?: string;
@@ -170,24 +172,42 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   /**
    * Stop the client. With `release` (the default) a bound lease is given back with DHCPRELEASE
    * (RFC 2131 §4.4.6) and removed from the interface; without it the address stays configured.
+   *
+   * The RELEASE is unicast and may wait for ARP; the address stays configured until it has left
+   * (`neighbourWait`, then `releaseLingerMs`) so the ARP reply still reaches us. The promise
+   * settles then: await it before taking the link down.
    */
-  stop(options: { release?: boolean } = {}): void {
-    if (this.currentState === 'STOPPED') return;
+  stop(options: { release?: boolean } = {}): Promise<void> {
+    if (this.currentState === 'STOPPED') return Promise.resolve();
     const lease = this.currentLease;
-    if (lease && (options.release ?? true)) {
+    const release = lease !== undefined && (options.release ?? true);
+    if (release) {
       this.send(
         DhcpMessageType.RELEASE,
         { serverIdentifier: lease.serverIdentifier },
         { xid: this.options.random.u32(), ciaddr: lease.address, to: lease.serverIdentifier, secs: 0 },
       );
-      this.unconfigure(lease);
-      this.emit('released', lease);
     }
     this.cancelTimers();
     this.socket?.close();
     this.socket = undefined;
     this.offer = undefined;
     this.setState('STOPPED');
+    if (!release) return Promise.resolve();
+    const released = (): void => {
+      // Unless start() has begun again (and unconfigured it itself) meanwhile.
+      if (this.currentLease === lease) this.unconfigure(lease);
+      this.emit('released', lease);
+    };
+    const { neighbourWait, clock } = this.options;
+    if (!neighbourWait) {
+      released();
+      return Promise.resolve();
+    }
+    return neighbourWait(lease.serverIdentifier, DHCP_DEFAULTS.releaseNeighbourWaitMs)
+      .catch(() => false)
+      .then(() => new Promise<void>((resolve) => clock.schedule(DHCP_DEFAULTS.releaseLingerMs, resolve)))
+      .then(released);
   }
 
   // -------------------------------------------------------------------------------------------

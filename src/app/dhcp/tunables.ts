@@ -31,6 +31,13 @@ export const DHCP_DEFAULTS = {
   startupDelayMs: { min: 1_000, max: 10_000 },
   /** RFC 2131 §3.1 step 5: after a DHCPDECLINE wait at least 10 s before starting over. */
   declineRestartDelayMs: 10_000,
+  /**
+   * stop() with a lease: how long to wait for the server's (or relay's) MAC so the unicast
+   * DHCPRELEASE leaves before the link goes down (ARP answers in well under this on a LAN)…
+   */
+  releaseNeighbourWaitMs: 1_000,
+  /** …and then for the NIC to put it on the wire (a serial-bridged chip takes milliseconds). */
+  releaseLingerMs: 100,
   /** RFC 2132 §9.10: the smallest maximum message size a client may announce; avoids fragmentation. */
   maxMessageSize: 576,
   /** Ask servers to broadcast replies: before the address is configured our IP layer drops unicast to it (RFC 2131 §4.1). */
