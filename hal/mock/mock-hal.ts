@@ -35,12 +35,43 @@ export interface LinkModel {
   bytesPerSecond: number;
   /** Fixed latency per batch, split evenly between the two directions (USB frames, firmware). */
   turnaroundMs: number;
-  /** Framing bytes per batch in each direction (header, length, checksum). Default 4. */
+  /** Framing bytes per batch in the request (and in the reply unless `replyOverheadBytes`). Default 4. */
   batchOverheadBytes?: number;
+  /** Framing bytes per batch in the reply (a completion record). Default `batchOverheadBytes`. */
+  replyOverheadBytes?: number;
   /** Framing bytes per SPI transaction in the request (flags, lengths). Default 2. */
   transactionOverheadBytes?: number;
+  /**
+   * The link carries its payload in frames of at most this many bytes, each paying the chunk
+   * overheads below (default: no chunking).
+   */
+  chunkBytes?: number;
+  /** Bytes added per request chunk (delimiter, header, CRC). Default 0. */
+  requestChunkOverheadBytes?: number;
+  /** Bytes added per reply chunk carrying read data. Default 0. */
+  replyChunkOverheadBytes?: number;
   /** SPI clock on the board, bytes per second (8 MHz ≈ 1e6). The chip is busy that long. Default 1e6. */
   spiBytesPerSecond?: number;
+}
+
+/**
+ * The serial bridge (docs/bridge-protocol.md) as a link model: a request is `0x10 id` then per
+ * transaction `flags wlen:u16 rlen:u16 write[]`, carried in DATA frames of ≤64 bytes that cost 6
+ * bytes each (COBS, delimiter, type, seq, CRC-16); read bytes come back in DATA frames of ≤64 bytes
+ * at 9 bytes each, then a 12-byte DONE. Not modelled: the board's credit ACKs (9 bytes per
+ * ~250 request bytes consumed, on the reply direction) and INT events.
+ */
+export function bridgeLinkModel(bytesPerSecond: number, turnaroundMs: number): LinkModel {
+  return {
+    bytesPerSecond,
+    turnaroundMs,
+    batchOverheadBytes: 2,
+    replyOverheadBytes: 12,
+    transactionOverheadBytes: 5,
+    chunkBytes: 64,
+    requestChunkOverheadBytes: 6,
+    replyChunkOverheadBytes: 9,
+  };
 }
 
 /** One batch as it crossed the link. */
@@ -53,6 +84,9 @@ export interface SpiLogEntry {
   readonly bytesWritten: number;
   /** SPI bytes clocked in for the host (what it asked to read). */
   readonly bytesRead: number;
+  /** Bytes on the serial link under the link model (0 without one), host → board and back. */
+  linkBytesUp: number;
+  linkBytesDown: number;
   readonly batch: readonly SpiTransaction[];
   error?: HalErrorCode;
 }
@@ -62,6 +96,9 @@ export interface SpiLogTotals {
   transactions: number;
   bytesWritten: number;
   bytesRead: number;
+  /** Bytes on the serial link under the link model, host → board and board → host. */
+  linkBytesUp: number;
+  linkBytesDown: number;
   /** Batches are round trips: the host cannot see a batch's result before it completes. */
   roundTrips: number;
   /** Most batches that were in flight at the same time. */
@@ -71,7 +108,7 @@ export interface SpiLogTotals {
 export class SpiLog {
   /** Recent entries (bounded by `capacity`); totals count everything. */
   readonly entries: SpiLogEntry[] = [];
-  readonly totals: SpiLogTotals = { batches: 0, transactions: 0, bytesWritten: 0, bytesRead: 0, roundTrips: 0, maxInFlight: 0 };
+  readonly totals: SpiLogTotals = emptyTotals();
 
   constructor(public capacity = 10_000) {}
 
@@ -81,6 +118,8 @@ export class SpiLog {
     this.totals.transactions += entry.transactions;
     this.totals.bytesWritten += entry.bytesWritten;
     this.totals.bytesRead += entry.bytesRead;
+    this.totals.linkBytesUp += entry.linkBytesUp;
+    this.totals.linkBytesDown += entry.linkBytesDown;
     this.entries.push(entry);
     if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
   }
@@ -98,6 +137,8 @@ export class SpiLog {
       transactions: t.transactions - since.transactions,
       bytesWritten: t.bytesWritten - since.bytesWritten,
       bytesRead: t.bytesRead - since.bytesRead,
+      linkBytesUp: t.linkBytesUp - since.linkBytesUp,
+      linkBytesDown: t.linkBytesDown - since.linkBytesDown,
       roundTrips: t.roundTrips - since.roundTrips,
       maxInFlight: t.maxInFlight,
     };
@@ -105,8 +146,12 @@ export class SpiLog {
 
   clear(): void {
     this.entries.length = 0;
-    Object.assign(this.totals, { batches: 0, transactions: 0, bytesWritten: 0, bytesRead: 0, roundTrips: 0, maxInFlight: 0 });
+    Object.assign(this.totals, emptyTotals());
   }
+}
+
+function emptyTotals(): SpiLogTotals {
+  return { batches: 0, transactions: 0, bytesWritten: 0, bytesRead: 0, linkBytesUp: 0, linkBytesDown: 0, roundTrips: 0, maxInFlight: 0 };
 }
 
 export interface MockHalOptions {
@@ -247,12 +292,16 @@ export class MockHal implements Hal {
       transactions: batch.length,
       bytesWritten: bytesWritten,
       bytesRead,
+      linkBytesUp: 0,
+      linkBytesDown: 0,
       batch,
     };
     const fault = this.faults.shift();
     this.inFlight++;
     this.log.totals.maxInFlight = Math.max(this.log.totals.maxInFlight, this.inFlight);
     const timing = this.schedule(batch, bytesRead);
+    entry.linkBytesUp = timing.linkBytesUp;
+    entry.linkBytesDown = timing.linkBytesDown;
     return new Promise<Uint8Array>((resolve, reject) => {
       let result: Uint8Array | undefined;
       this.clock.schedule(timing.executeAt - this.clock.now(), () => {
@@ -298,26 +347,29 @@ export class MockHal implements Hal {
   }
 
   /** When a batch reaches the chip and when its answer is back, under the link model. */
-  private schedule(batch: readonly SpiTransaction[], bytesRead: number): { executeAt: number; completeAt: number } {
+  private schedule(batch: readonly SpiTransaction[], bytesRead: number): { executeAt: number; completeAt: number; linkBytesUp: number; linkBytesDown: number } {
     const now = this.clock.now();
     const m = this.linkModel;
-    if (!m) return { executeAt: now, completeAt: now };
+    if (!m) return { executeAt: now, completeAt: now, linkBytesUp: 0, linkBytesDown: 0 };
     const perByte = 1000 / m.bytesPerSecond;
     const batchOverhead = m.batchOverheadBytes ?? 4;
     const txnOverhead = m.transactionOverheadBytes ?? 2;
-    let requestBytes = batchOverhead;
+    let requestPayload = batchOverhead;
     let spiBytes = 0;
     for (const t of batch) {
-      requestBytes += txnOverhead + (t.write?.length ?? 0);
+      requestPayload += txnOverhead + (t.write?.length ?? 0);
       spiBytes += (t.write?.length ?? 0) + (t.read ?? 0);
     }
+    const chunked = (bytes: number, overhead: number) => bytes + (m.chunkBytes ? Math.ceil(bytes / m.chunkBytes) * overhead : 0);
+    const requestBytes = chunked(requestPayload, m.requestChunkOverheadBytes ?? 0);
+    const replyBytes = chunked(bytesRead, m.replyChunkOverheadBytes ?? 0) + (m.replyOverheadBytes ?? batchOverhead);
     const sendStart = Math.max(now, this.uplinkFreeAt);
     this.uplinkFreeAt = sendStart + requestBytes * perByte;
     const executeAt = Math.max(this.uplinkFreeAt + m.turnaroundMs / 2, this.chipFreeAt);
     this.chipFreeAt = executeAt + (spiBytes * 1000) / (m.spiBytesPerSecond ?? 1e6);
     const answerStart = Math.max(this.chipFreeAt, this.downlinkFreeAt);
-    this.downlinkFreeAt = answerStart + (batchOverhead + bytesRead) * perByte;
-    return { executeAt, completeAt: this.downlinkFreeAt + m.turnaroundMs / 2 };
+    this.downlinkFreeAt = answerStart + replyBytes * perByte;
+    return { executeAt, completeAt: this.downlinkFreeAt + m.turnaroundMs / 2, linkBytesUp: requestBytes, linkBytesDown: replyBytes };
   }
 
   private oneWayMs(): number {

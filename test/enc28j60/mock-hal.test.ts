@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MockHal, type SpiSlave } from '../../hal/mock/mock-hal.js';
+import { MockHal, bridgeLinkModel, type SpiSlave } from '../../hal/mock/mock-hal.js';
 import { HalError, type HalEvent } from '../../hal/contract.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 
@@ -70,6 +70,25 @@ describe('mock HAL', () => {
     expect(slave.executedAt.map((t) => Math.round(t * 1000) / 1000)).toEqual([11, 21]);
     expect(completed).toEqual(['first@17', 'second@22']);
     expect(hal.log.totals.maxInFlight).toBe(2);
+  });
+
+  it('with the bridge protocol model, counts the link bytes each way: 6 bytes per ≤64-byte request chunk, 9 per reply chunk, a 12-byte DONE', async () => {
+    const clock = new VirtualClock();
+    const slave = new EchoSlave(clock);
+    const hal = new MockHal({ clock, slave, linkModel: { ...bridgeLinkModel(100_000, 2), spiBytesPerSecond: 1e6 } });
+    // Request: 0x10 id (2) + one transaction header (5) + 3 write bytes = 10 → one chunk → 16.
+    // Reply: 100 read bytes → two chunks (18) → 118, + DONE 12 = 130.
+    const done = hal.spi.transfer([{ write: Uint8Array.of(1, 2, 3), read: 100 }]);
+    await clock.advanceAsync(10);
+    await done;
+    expect(hal.log.totals).toMatchObject({ linkBytesUp: 16, linkBytesDown: 130 });
+    // 0.16 ms up, 1 ms, 103 SPI bytes at 1 MB/s, 1.3 ms down, 1 ms.
+    expect(hal.log.entries[0]!.completedAt).toBeCloseTo(0.16 + 1 + 0.103 + 1.3 + 1, 9);
+    // 200 bytes of request payload (2 + 5 + 193) take four chunks.
+    const big = hal.spi.transfer([{ write: new Uint8Array(193) }]);
+    await clock.advanceAsync(10);
+    await big;
+    expect(hal.log.entries[1]).toMatchObject({ linkBytesUp: 200 + 4 * 6, linkBytesDown: 12 });
   });
 
   it('mirrors the interrupt line with the one-way latency, and can drop edges', async () => {
