@@ -62,6 +62,7 @@ interface Pins {
   readonly ports: readonly [AVRIOPort, AVRIOPort, AVRIOPort]; // B, C, D
   readonly usart: AVRUSART;
   readonly adc: AVRADC;
+  readonly receiver: { offer(byte: number): boolean };
 }
 
 /** Arduino pin → [port index in Pins.ports, bit]. ATmega328P "standard" variant. */
@@ -83,6 +84,42 @@ const PWM_OUTPUTS: Readonly<Record<number, readonly [number, number, number]>> =
 };
 
 export const ATMEGA328P_PIN_COUNT = 20;
+
+/**
+ * The ATmega328P receiver has a two-byte FIFO behind UDR plus the shift register (datasheet
+ * §20.7.4): an ISR may start up to two character times late without losing a byte, which is what
+ * lets a 16 MHz AVR take 2 Mbaud while timer and pin-change interrupts run. avr8js 0.21 keeps one
+ * byte and overwrites it. This models the FIFO: `offer` starts shifting a byte in (false while the
+ * shift register is busy); a byte arriving at a full FIFO is lost (data overrun), as on silicon.
+ */
+function modelReceiveFifo(cpu: CPU, usart: AVRUSART, onShiftFree: () => void): { offer(byte: number): boolean; overruns: number } {
+  type Interrupt = Parameters<CPU['setInterruptFlag']>[0];
+  const internals = usart as unknown as { RXC: Interrupt; cyclesPerChar: number };
+  const fifo: number[] = [];
+  let shifting = false;
+  const state = {
+    overruns: 0,
+    offer(byte: number): boolean {
+      if (shifting || !usart.rxEnable) return false;
+      shifting = true;
+      cpu.addClockEvent(() => {
+        shifting = false;
+        if (fifo.length < 2) fifo.push(byte);
+        else state.overruns++;
+        cpu.setInterruptFlag(internals.RXC);
+        onShiftFree();
+      }, internals.cyclesPerChar);
+      return true;
+    },
+  };
+  cpu.readHooks[usart0Config.UDR] = () => {
+    const byte = fifo.shift() ?? 0;
+    if (fifo.length > 0) cpu.setInterruptFlag(internals.RXC);
+    else cpu.clearInterrupt(internals.RXC);
+    return byte;
+  };
+  return state;
+}
 
 /**
  * The ATmega328P transmitter is double-buffered (datasheet §20.6.3): a UDR write moves into the
@@ -150,6 +187,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
   private readonly unsubscribeChip: () => void;
   /** Cycles executed since the simulation started (all resets together). */
   totalCycles = 0;
+  /** Wall milliseconds spent executing AVR instructions (the emulator's share of host CPU). */
+  executeWallMs = 0;
   resets = 0;
   /** A 0x00 (the bridge's frame delimiter) went out during the current run of instructions. */
   private frameSent = false;
@@ -177,12 +216,12 @@ export class AvrBridgeMcu implements SimulatedMcu {
     const adc = new AVRADC(cpu, adcConfig);
     for (const [channel, volts] of this.analog) adc.channelValues[channel] = volts;
     modelTransmitBuffer(cpu, usart, (byte) => this.transmit(byte));
-    usart.onRxComplete = () => this.pumpRx();
+    const receiver = modelReceiveFifo(cpu, usart, () => this.pumpRx());
     spi.onByte = (mosi) => {
       const miso = this.chipSelected ? this.options.chip.spiExchange(mosi) & 0xff : 0xff;
       cpu.addClockEvent(() => spi.completeTransfer(miso), spi.transferCycles);
     };
-    this.pins = { cpu, ports, usart, adc };
+    this.pins = { cpu, ports, usart, adc, receiver };
     this.baseMs = this.options.clock.now();
     this.rxQueue.length = 0;
     for (const port of ports) port.addListener(() => this.onPortWrite());
@@ -328,6 +367,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
   private execute(pins: Pins, endCycle: number): void {
     const { cpu } = pins;
     const start = cpu.cycles;
+    const wallStart = performance.now();
     this.pumpRx();
     this.frameSent = false;
     // Virtual time: stop after a frame delimiter left the UART, so the host answers at the
@@ -339,13 +379,14 @@ export class AvrBridgeMcu implements SimulatedMcu {
       if (this.frameSent && yieldOnFrameEnd) break;
     }
     this.totalCycles += cpu.cycles - start;
+    this.executeWallMs += performance.now() - wallStart;
   }
 
   // ---- wiring ----
 
   private pumpRx(): void {
     const pins = this.pins;
-    if (pins && this.rxQueue.length > 0 && pins.usart.writeByte(this.rxQueue[0]!)) this.rxQueue.shift();
+    if (pins && this.rxQueue.length > 0 && pins.receiver.offer(this.rxQueue[0]!)) this.rxQueue.shift();
   }
 
   private transmit(byte: number): void {
