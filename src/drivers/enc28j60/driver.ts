@@ -170,7 +170,9 @@ export class Enc28j60Nic implements Nic {
       }),
       this.hal.onEvent((event) => {
         if (event.type === 'link-lost') {
+          // Nothing reaches the chip until the bridge is back: to the stack the link is down.
           this.paused = true;
+          this.setLink(false);
         } else {
           this.paused = false;
           this.scheduleReinit('hal-link-restored');
@@ -241,8 +243,19 @@ export class Enc28j60Nic implements Nic {
     CommandBatch.invalidate(this.bank);
     this.requeueInFlight();
 
+    // After a RESET pulse or power-up (possibly underneath us) the chip ignores every command but
+    // an ESTAT read until its oscillator has started (DS-ENC §2.2, 300 µs): wait for CLKRDY.
+    let batch: CommandBatch;
+    for (let attempt = 0; attempt < o.clockReadyAttempts; attempt++) {
+      batch = this.newBatch();
+      const estatAt = batch.read(R.ESTAT);
+      const estat = (await this.hal.spi.transfer(batch.transactions))[estatAt]!;
+      if (estat & R.ESTAT_CLKRDY) break;
+      await this.hal.delay(0.3);
+    }
+
     // Errata #19: SRC is ignored in power-save mode; leave it (and wait 300 µs) first.
-    let batch = this.newBatch();
+    batch = this.newBatch();
     const econ2Before = batch.read(R.ECON2);
     batch.bitClear(R.ECON2, R.ECON2_PWRSV);
     let r = await this.hal.spi.transfer(batch.transactions);

@@ -29,6 +29,12 @@ export interface Enc28j60Options {
    * silently disables interrupts. One small batch per period when idle.
    */
   pollIntervalMs: number;
+  /**
+   * Reads of ESTAT (0.3 ms apart) waiting for CLKRDY before initialising: after a RESET pulse or
+   * power-up the oscillator start-up timer holds the chip 300 µs (DS-ENC §2.2). A missing chip
+   * (MISO stuck low) uses them all, then start() reports ENODEV.
+   */
+  clockReadyAttempts: number;
   /** After SRC wait this long; CLKRDY is set early (errata #2: ≥1 ms; LNX-ENC waits 2 ms). */
   resetDelayMs: number;
   /** Wait before reading MIRD or issuing the next MII write (MISTAT.BUSY lasts 10.24 µs). */
@@ -49,6 +55,7 @@ export const ENC28J60_DEFAULTS: Enc28j60Options = {
   txTimeoutMs: 500,
   txCompletionSlackMs: 0.02,
   pollIntervalMs: 100,
+  clockReadyAttempts: 10,
   resetDelayMs: 2,
   miiDelayMs: 0.015,
   errorBackoffMs: 10,
