@@ -4,7 +4,7 @@ import { DhcpServer, type DhcpServerOptions } from '../../src/app/dhcp/server.js
 import { BOOTREPLY, DhcpMessageType, emitDhcpMessage, parseDhcpMessage, type DhcpMessage, type DhcpOptions } from '../../src/app/dhcp/wire.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
-import { IPV4_BROADCAST, parseIpv4, parseMac } from '../../src/wire/address.js';
+import { formatIpv4, IPV4_BROADCAST, parseIpv4, parseMac } from '../../src/wire/address.js';
 import { FakeNetwork, type Datagram, type FakeHost } from './fake-network.js';
 
 const MAC = parseMac('02:00:00:00:00:01');
@@ -282,6 +282,45 @@ describe('RFC 2131 §4.4.1 acquiring a lease: INIT → SELECTING → REQUESTING 
 });
 
 describe('RFC 5227 probe before use (CHECKING) and DHCPDECLINE', () => {
+  it('emits progress: waiting, discover per transmission, offer, checking, conflict, waiting 10 s, … bound', async () => {
+    const c = new DhcpClient({
+      transport: host,
+      clock,
+      random: new SeededRandom(7),
+      mac: MAC,
+      config: host.config,
+      startupDelayMs: { min: 0, max: 0 },
+      arpProbe: async (address) => (address === parseIpv4('192.0.2.100') ? 'conflict' : 'free'),
+    });
+    const events: string[] = [];
+    c.on('waiting', (ms) => events.push(`waiting ${ms}`));
+    c.on('discover', (n) => events.push(`discover ${n}`));
+    c.on('offer', (a, from) => events.push(`offer ${formatIpv4(a)} from ${formatIpv4(from)}`));
+    c.on('checking', (a) => events.push(`checking ${formatIpv4(a)}`));
+    c.on('conflict', (a) => events.push(`conflict ${formatIpv4(a)}`));
+    c.on('bound', (l) => events.push(`bound ${formatIpv4(l.address)}`));
+    c.start();
+    // no server yet: the DISCOVER is retransmitted (4 s ± 1 s later)
+    await clock.advanceAsync(6 * S);
+    expect(events).toEqual(['waiting 0', 'discover 1', 'discover 2']);
+    server();
+    await clock.advanceAsync(20 * S);
+    expect(events).toEqual([
+      'waiting 0',
+      'discover 1',
+      'discover 2',
+      'discover 3',
+      'offer 192.0.2.100 from 192.0.2.1',
+      'checking 192.0.2.100',
+      'conflict 192.0.2.100',
+      'waiting 10000',
+      'discover 1',
+      'offer 192.0.2.101 from 192.0.2.1',
+      'checking 192.0.2.101',
+      'bound 192.0.2.101',
+    ]);
+  });
+
   it('a conflicting address is declined, the server quarantines it, and after 10 s the client gets another', async () => {
     const s = server();
     const probed: number[] = [];
