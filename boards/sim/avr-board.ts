@@ -187,8 +187,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
   private readonly unsubscribeChip: () => void;
   /** Cycles executed since the simulation started (all resets together). */
   totalCycles = 0;
-  /** Wall milliseconds spent executing AVR instructions (the emulator's share of host CPU). */
-  executeWallMs = 0;
+  /** Process CPU milliseconds spent executing AVR instructions (the emulator's share of host CPU). */
+  executeCpuMs = 0;
   resets = 0;
   /** A 0x00 (the bridge's frame delimiter) went out during the current run of instructions. */
   private frameSent = false;
@@ -367,7 +367,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
   private execute(pins: Pins, endCycle: number): void {
     const { cpu } = pins;
     const start = cpu.cycles;
-    const wallStart = performance.now();
+    const cpuStart = process.cpuUsage();
     this.pumpRx();
     this.frameSent = false;
     // Virtual time: stop after a frame delimiter left the UART, so the host answers at the
@@ -379,7 +379,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
       if (this.frameSent && yieldOnFrameEnd) break;
     }
     this.totalCycles += cpu.cycles - start;
-    this.executeWallMs += performance.now() - wallStart;
+    const cpuUsed = process.cpuUsage(cpuStart);
+    this.executeCpuMs += (cpuUsed.user + cpuUsed.system) / 1000;
   }
 
   // ---- wiring ----

@@ -1,0 +1,138 @@
+/**
+ * The serial bridge end to end, on virtual time (the AVR advances the clock, so this runs as fast
+ * as avr8js goes): spinet's Stack+TCP on Enc28j60Nic → BridgeHal → the committed sketch in avr8js
+ * → the emulated ENC28J60 → a VirtualLan with a second spinet stack as the peer.
+ *
+ * - TCP goodput board→LAN and LAN→board at 1 and 2 Mbaud, on an ideal USB link and on the Uno's
+ *   16U2 (4 ms flush grid), as a ratio of the bridge's raw byte rate measured in the same run
+ *   (pipelined 1500-byte buffer writes or reads: what the serial link + sketch can carry at all).
+ * - Ping RTT through the board next to the serialization limit of the same frames (the echo
+ *   request's and reply's bytes at the line rate).
+ * - Host CPU per MB moved (process.cpuUsage), with the emulator's own share taken out.
+ * - The emulator's speed: simulated AVR cycles per wall second.
+ */
+import { VirtualClock } from '../src/time/virtual-clock.js';
+import { VirtualLan } from '../hal/lan/switch.js';
+import { startTcpService } from '../src/app/services/tcp.js';
+import type { LinkModelName } from '../boards/sim/index.js';
+import { BOARD_ADDRESS, PEER_ADDRESS, createPeer, createSimNode, testPattern, type SimNode, type StackNode } from '../test/bridge/sim-node.js';
+import type { Net } from '../src/socket/net.js';
+import { percentile, type Benchmark, type Measurement } from './harness.js';
+
+const TRANSFER = 192 << 10;
+const ICMP_FRAME = 14 + 20 + 8 + 56;
+
+interface Setup {
+  clock: VirtualClock;
+  node: SimNode;
+  peer: StackNode;
+}
+
+async function setUp(baudRate: number, linkModel: LinkModelName): Promise<Setup> {
+  const clock = new VirtualClock();
+  const lan = new VirtualLan(clock);
+  const node = await createSimNode({ clock, lan, baudRate, linkModel });
+  const peer = await createPeer(clock, lan);
+  await startTcpService(node.net, 'discard', 9);
+  await startTcpService(peer.net, 'discard', 9);
+  // Resolve ARP both ways first: the figures are about the data path.
+  await peer.stack.ping(BOARD_ADDRESS, { timeoutMs: 1_000 });
+  return { clock, node, peer };
+}
+
+async function tearDown({ node, peer }: Setup): Promise<void> {
+  await peer.stack.stop();
+  await node.close();
+}
+
+/** Raw bridge byte rate, one direction: 12 pipelined 1500-byte WBM (host→board) or RBM (board→host) batches. */
+async function rawBridgeRate({ clock, node }: Setup, direction: 'host-to-board' | 'board-to-host'): Promise<number> {
+  const block = new Uint8Array(1500);
+  const t0 = clock.now();
+  const n = 12;
+  const jobs = Array.from({ length: n }, () =>
+    direction === 'host-to-board'
+      ? node.hal.spi.transfer([{ write: Uint8Array.of(0x7a), keepSelected: true }, { write: block }])
+      : node.hal.spi.transfer([{ write: Uint8Array.of(0x3a), read: block.length }]),
+  );
+  await Promise.all(jobs);
+  return (n * block.length * 1000) / (clock.now() - t0);
+}
+
+/** Send TRANSFER bytes from `from` to the discard service at `to`; goodput in bytes per simulated second. */
+async function goodput(clock: VirtualClock, from: Net, toAddress: string): Promise<number> {
+  const data = testPattern(TRANSFER, 9);
+  return new Promise((resolve, reject) => {
+    const socket = from.createConnection(9, toAddress);
+    let t0 = 0;
+    socket.on('error', reject);
+    socket.on('connect', () => {
+      t0 = clock.now();
+      socket.end(Buffer.from(data));
+    });
+    // FIN acknowledged: every byte has been received by the peer.
+    socket.on('close', () => resolve((TRANSFER * 1000) / (clock.now() - t0)));
+    socket.resume();
+  });
+}
+
+async function bridgeFigures(): Promise<Measurement[]> {
+  const out: Measurement[] = [];
+  let cyclesTotal = 0;
+  let wallTotal = 0;
+  for (const baud of [1_000_000, 2_000_000]) {
+    for (const link of ['ideal', '16u2'] as const) {
+      const setup = await setUp(baud, link);
+      const { clock, node, peer } = setup;
+      const tag = `${baud / 1e6} Mbaud, ${link}`;
+      const limit = link === 'ideal' ? 0.85 : 0.75;
+      const wall0 = performance.now();
+      const cycles0 = node.board.mcu.totalCycles;
+      const emu0 = node.board.mcu.executeCpuMs;
+      const cpu0 = process.cpuUsage();
+      const rawOut = await rawBridgeRate(setup, 'host-to-board');
+      const rawIn = await rawBridgeRate(setup, 'board-to-host');
+      const up = await goodput(clock, node.net, PEER_ADDRESS);
+      const down = await goodput(clock, peer.net, BOARD_ADDRESS);
+      const cpu = process.cpuUsage(cpu0);
+      const wall = performance.now() - wall0;
+      const emulatorMs = node.board.mcu.executeCpuMs - emu0;
+      cyclesTotal += node.board.mcu.totalCycles - cycles0;
+      wallTotal += wall;
+      const line = baud / 10;
+      out.push({ name: `bridge raw host→board (${tag})`, value: rawOut / 1024, unit: 'KiB/s', note: `${((100 * rawOut) / line).toFixed(0)}% of the ${line / 1000} kB/s line` });
+      out.push({ name: `bridge raw board→host (${tag})`, value: rawIn / 1024, unit: 'KiB/s', note: `${((100 * rawIn) / line).toFixed(0)}% of the line` });
+      out.push({ name: `TCP goodput board→LAN (${tag})`, value: up / 1024, unit: 'KiB/s', baseline: rawOut / 1024, ratio: up / rawOut, limit: (limit * rawOut) / 1024, note: `ratio to raw; ${((100 * up) / line).toFixed(0)}% of the line` });
+      out.push({ name: `TCP goodput LAN→board (${tag})`, value: down / 1024, unit: 'KiB/s', baseline: rawIn / 1024, ratio: down / rawIn, limit: (limit * rawIn) / 1024, note: `ratio to raw; ${((100 * down) / line).toFixed(0)}% of the line` });
+      const cpuMs = (cpu.user + cpu.system) / 1000;
+      const mb = (2 * TRANSFER + 24 * 1500) / 1e6;
+      out.push({ name: `host CPU per MB moved (${tag})`, value: (cpuMs - emulatorMs) / mb, unit: 'ms/MB', note: `without the emulator; with it ${(cpuMs / mb).toFixed(0)} ms/MB` });
+
+      const rtts: number[] = [];
+      for (let i = 0; i < 30; i++) rtts.push((await peer.stack.ping(BOARD_ADDRESS, { timeoutMs: 1_000 })).rttMs);
+      const serialization = (2 * ICMP_FRAME * 10 * 1000) / baud;
+      const median = percentile(rtts, 50);
+      out.push({ name: `ping RTT through the board (${tag}), p50`, value: median, unit: 'ms', baseline: serialization, ratio: median / serialization, limit: 1.3 * serialization, higherIsBetter: false, note: `serialization limit of the two ${ICMP_FRAME}-byte frames ${serialization.toFixed(2)} ms; p99 ${percentile(rtts, 99).toFixed(2)} ms` });
+      await tearDown(setup);
+    }
+  }
+  out.push({ name: 'avr8js speed under bridge traffic', value: cyclesTotal / (wallTotal / 1000) / 1e6, unit: 'M cycles/s', note: `${(cyclesTotal / (wallTotal / 1000) / 16e6).toFixed(2)}× a 16 MHz Uno` });
+  return out;
+}
+
+/** The emulator alone: the sketch idling (polling its ring) for 2 simulated seconds. */
+async function idleSpeed(): Promise<Measurement[]> {
+  const setup = await setUp(1_000_000, 'ideal');
+  const { clock, node } = setup;
+  const cycles0 = node.board.mcu.totalCycles;
+  const wall0 = performance.now();
+  await new Promise<void>((resolve) => clock.schedule(2_000, resolve));
+  const rate = (node.board.mcu.totalCycles - cycles0) / ((performance.now() - wall0) / 1000);
+  await tearDown(setup);
+  return [{ name: 'avr8js speed, sketch idle', value: rate / 1e6, unit: 'M cycles/s', note: `${(rate / 16e6).toFixed(2)}× a 16 MHz Uno (driver polls every 100 ms)` }];
+}
+
+export const benchmarks: Benchmark[] = [
+  { name: 'bridge', run: bridgeFigures },
+  { name: 'bridge-emulator', run: idleSpeed },
+];
