@@ -67,6 +67,21 @@ describe('ENC28J60 emulator: SPI and register file (DS-ENC §3, §4)', () => {
     expect(chip.strictViolations).toEqual([]);
   });
 
+  it('ECON1.BSEL selects the bank: the same address is a different register in each bank', () => {
+    const { chip, spi } = strictChip();
+    spi.write('ERDPTL', 0x11); // bank 0, 0x00
+    spi.write('EHT0', 0x22); // bank 1, 0x00
+    spi.write('MACON1', 0x01); // bank 2, 0x00
+    spi.write('MAADR1', 0x44); // bank 3, 0x00
+    const atZero = [0, 1, 2, 3].map((bank) => {
+      spi.bank(bank);
+      const out = spi.cycle(bank >= 2 ? [0x00, 0, 0] : [0x00, 0]);
+      return out[out.length - 1];
+    });
+    expect(atZero).toEqual([0x11, 0x22, 0x01, 0x44]);
+    expect(chip.strictViolations).toEqual([]);
+  });
+
   it('comes out of reset with the datasheet reset values (Table 3-2)', () => {
     const { chip, spi } = strictChip();
     expect(spi.read16('ERXSTL')).toBe(0x05fa);
@@ -365,6 +380,47 @@ describe('ENC28J60 emulator: transmit (DS-ENC §7.1)', () => {
     expect(received.length).toBe(1);
   });
 
+  it('pads per MACON3.PADCFG (011: to 64 bytes) and appends the CRC per TXCRCEN', () => {
+    const { clock, spi, received } = configuredChip();
+    spi.write('MACON3', 0x60 | 0x10 | 0x01); // PADCFG 011, TXCRCEN, FULDPX
+    queueFrame(spi, makeFrame(PEER, OWN, 42));
+    spi.bfs('ECON1', 0x08);
+    clock.advance(1);
+    expect(received[0]!.length).toBe(64);
+    spi.write16('ERDPTL', TX_START + 42 + 1);
+    const tsv = spi.readBuffer(7);
+    expect(tsv[0]! | (tsv[1]! << 8)).toBe(68); // 64 + FCS
+  });
+
+  it('with MACON3.TXCRCEN off the host supplies the FCS: a right one is sent, a wrong one is not', () => {
+    const { clock, chip, spi, received } = configuredChip();
+    spi.write('MACON3', 0x01); // no padding, no CRC; FULDPX
+    const frame = makeFrame(PEER, OWN, 60, 3);
+    const fcs = crc32(frame);
+    const withFcs = (value: number) => Uint8Array.from([...frame, value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24]);
+    queueFrame(spi, withFcs(fcs));
+    spi.bfs('ECON1', 0x08);
+    clock.advance(1);
+    queueFrame(spi, withFcs(fcs ^ 1));
+    spi.bfs('ECON1', 0x08);
+    clock.advance(1);
+    expect(received).toEqual([frame]);
+    expect(chip.stats.txFramesLost).toBe(1);
+  });
+
+  it('aborts a frame longer than MAMXFL (unless HFRMEN): TXERIF, TSV "length out of range", nothing on the wire', () => {
+    const { clock, spi, received } = configuredChip();
+    spi.write('MAMXFLL', 100);
+    spi.write('MAMXFLH', 0);
+    queueFrame(spi, makeFrame(PEER, OWN, 97)); // 101 with the FCS
+    spi.bfs('ECON1', 0x08);
+    clock.advance(1);
+    expect(spi.read('EIR') & 0x0a).toBe(0x0a);
+    spi.write16('ERDPTL', TX_START + 97 + 1);
+    expect(spi.readBuffer(7)[2]! & 0x40).toBe(0x40);
+    expect(received).toEqual([]);
+  });
+
   it('reports MACON3.FULDPX disagreeing with PHCON1.PDPXMD', () => {
     const { clock, chip, spi } = configuredChip();
     spi.writePhy(0x00, 0x0000);
@@ -413,6 +469,29 @@ describe('ENC28J60 emulator: PHY, interrupts, reset (DS-ENC §3.3, §12, §11)',
     spi.startPhyRead(0x11);
     clock.advance(0.02);
     expect(spi.finishPhyRead() & 0x0400).toBe(0);
+  });
+
+  it('an MII write (MIWRH starts it) keeps MISTAT.BUSY for 10.24 µs before the PHY register changes; writing MIWR while busy is reported', () => {
+    const { clock, chip, spi } = strictChip();
+    spi.writePhy(0x14, 0x3476); // PHLCON
+    expect(spi.read('MISTAT', true) & 0x01).toBe(1);
+    expect(chip.peekPhy('PHLCON')).toBe(0x3422);
+    clock.advance(0.011);
+    expect(spi.read('MISTAT', true) & 0x01).toBe(0);
+    expect(chip.peekPhy('PHLCON')).toBe(0x3476);
+    expect(chip.strictViolations).toEqual([]);
+    spi.writePhy(0x14, 0x3422);
+    spi.write('MIWRL', 0x00);
+    expect(chip.strictViolations.join()).toMatch(/MIWRL written while MISTAT.BUSY/);
+  });
+
+  it('LINKIF needs PHIE.PGEIE: with PLNKIE alone a link change sets PHIR.PLNKIF but not EIR.LINKIF', () => {
+    const { clock, chip, spi } = configuredChip();
+    spi.writePhy(0x12, 0x0010); // PLNKIE only
+    clock.advance(0.02);
+    chip.setLinkUp(false);
+    expect(spi.read('EIR') & 0x10).toBe(0);
+    expect(chip.peekPhy('PHIR') & 0x0010).toBe(0x0010);
   });
 
   it('INT is asserted while INTIE and an enabled flag are set; clearing INTIE releases it', () => {
