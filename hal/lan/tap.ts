@@ -1,7 +1,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { access, constants, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { LanEndpoint, LanPort, VirtualLan } from './switch.js';
@@ -36,7 +36,7 @@ export interface TapOptions {
   readonly startTimeoutMs?: number;
 }
 
-export type TapErrorCode = 'EPERM' | 'ENOENT' | 'EEXIST' | 'EINVAL' | 'ETIMEDOUT' | 'EIO';
+export type TapErrorCode = 'EPERM' | 'ENOENT' | 'EEXIST' | 'EINVAL' | 'ETIMEDOUT' | 'EIO' | 'ENETDOWN';
 
 export class TapError extends Error {
   constructor(
@@ -188,26 +188,35 @@ function killAllSync(): void {
   for (const tap of live) tap.killSync();
 }
 
-function onSignal(signal: NodeJS.Signals): void {
-  killAllSync();
-  // If nobody else handles the signal, die of it as we would have without our handler.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
 function installHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
   process.on('exit', killAllSync);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const handler = () => {
+      // The application handles this signal (a graceful shutdown that still needs the TAP, which
+      // its close() then stops): stay out of its way. A second Ctrl-C, or a process that does not
+      // handle the signal, finds us alone: take the TAPs down and die of the signal as we would
+      // have without this handler.
+      if (process.listenerCount(signal) > 1) return;
       process.off(signal, handler);
-      onSignal(signal);
+      killAllSync();
+      process.kill(process.pid, signal);
     };
     process.on(signal, handler);
   }
 }
 
 let temporaryNameCounter = 0;
+
+/** IFF_UP on lo, from sysfs (true when sysfs cannot tell: let socat report then). */
+function loopbackUp(): boolean {
+  try {
+    return (Number.parseInt(readFileSync('/sys/class/net/lo/flags', 'utf8').trim(), 16) & 0x1) !== 0;
+  } catch {
+    return true;
+  }
+}
 
 /**
  * One TAP device and its socat. It is a LanEndpoint (plug it into a VirtualLan with `attachTo`)
@@ -268,6 +277,8 @@ export class TapAttachment implements LanEndpoint {
     // In a namespace, create under a name unused here, then move and rename.
     const createName = netns ? `sptap${process.pid % 100_000}x${temporaryNameCounter++}`.slice(0, 15) : options.ifname;
 
+    // socat relays over 127.0.0.1 in *this* namespace: in a fresh one (ip netns add) lo is down.
+    if (!loopbackUp()) throw new TapError('ENETDOWN', 'the loopback interface is down in this network namespace, and spinet relays TAP frames over 127.0.0.1: ip link set lo up');
     const socket = await bindUdp();
     const ourPort = socket.address().port;
     const socatPort = await freeUdpPort();
@@ -279,7 +290,10 @@ export class TapAttachment implements LanEndpoint {
     const setpriv = await findExecutable('setpriv');
     // setpriv --pdeathsig: socat dies with us even if we are SIGKILLed (no exit hook runs then).
     const [command, args] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', socatPath, ...socatArgs]] : [socatPath, socatArgs];
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // With pdeathsig guarding against leaks, socat gets its own process group: a Ctrl-C in the
+    // terminal goes to us alone, and the TAP stays up while we shut down gracefully (a DHCPRELEASE,
+    // FINs) before close() stops it.
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: Boolean(setpriv) });
     const tap = new TapAttachment(options.ifname, netns, child, socket, socatPort);
     live.add(tap);
     installHooks();
