@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { labUnavailableReason, waitFor } from './netns.js';
 
 const run = promisify(execFile);
-const CHILD = fileURLToPath(new URL('./fixtures/tap-child.mjs', import.meta.url));
+const CHILD = fileURLToPath(new URL('./fixtures/tap-child.ts', import.meta.url));
 const reason = await labUnavailableReason(['socat', 'setpriv']);
 if (reason) console.warn(`test/lab/tap-signals.test.ts: ${reason}`);
 let ns = '';
@@ -24,7 +24,7 @@ async function startChild(mode: string) {
   ns = `spinet-sig-${process.pid}-${mode}`;
   await run('ip', ['netns', 'add', ns]);
   await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CHILD, 'sig0', mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', CHILD, 'sig0', mode], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -39,7 +39,7 @@ describe.skipIf(reason)('TAP attachment and SIGINT', () => {
   it('says so when the namespace has its loopback down (the relay runs over 127.0.0.1)', async () => {
     ns = `spinet-sig-${process.pid}-lo`;
     await run('ip', ['netns', 'add', ns]);
-    const result = await run('ip', ['netns', 'exec', ns, process.execPath, CHILD, 'sig0', 'default']).then(
+    const result = await run('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', CHILD, 'sig0', 'default']).then(
       () => ({ stderr: '' }),
       (error: { stderr: string }) => error,
     );
