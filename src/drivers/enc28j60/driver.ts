@@ -68,6 +68,18 @@ interface TxInFlight {
 
 type ResultHandler = (result: Uint8Array) => void;
 
+const EMPTY = new Uint8Array(0);
+
+/** `a` then `b`, copying only when both hold bytes. */
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  if (b.length === 0) return a;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
 /** Preamble+SFD (8) + FCS (4) around every frame; 0.8 µs per byte at 10 Mbit/s. */
 function wireTimeMs(frameLength: number): number {
   return (8 + Math.max(frameLength, 60) + 4) * 0.0008;
@@ -114,10 +126,19 @@ export class Enc28j60Nic implements Nic {
   private inFlightBatches = 0;
 
   // Receive ring model.
+  /** Start of the oldest packet in the ring not yet taken. */
   private nextPacket = 0;
+  /** ERDPT as it will be after every batch built so far (AUTOINC wraps it within the ring). */
   private erdpt = 0;
+  /** Bytes from `nextPacket` on already read: the start of a packet that did not fit. */
+  private readAhead = EMPTY;
+  /** The header at the start of `readAhead`, once it has been read whole. */
   private header: RxHeader | undefined;
+  /** Complete packets from `nextPacket` on, by the last EPKTCNT read. */
   private knownPending = 0;
+  /** Packets taken whose PKTDEC is still to be sent (with the next batch). */
+  private pendingDecrements = 0;
+  /** Ring bytes taken but not yet released by moving ERXRDPT. */
   private unreleased = 0;
 
   // Transmit.
@@ -142,6 +163,10 @@ export class Enc28j60Nic implements Nic {
     this.txStart = rxEnd + 1;
     if (0x2000 - this.txStart < 1 + 1514 + 7) throw new RangeError('rxEnd leaves no room for a full TX frame + TSV');
     this.errorBackoff = this.options.errorBackoffMs;
+    const readAhead = this.options.rxReadAheadBytes;
+    if (!Number.isInteger(readAhead) || readAhead < 0 || readAhead > this.options.maxFrameLength) {
+      throw new RangeError('rxReadAheadBytes must be an integer from 0 to maxFrameLength');
+    }
   }
 
   get linkUp(): boolean {
@@ -328,11 +353,7 @@ export class Enc28j60Nic implements Nic {
 
     // Receive state and enable (chips.md §1.11 step 13). PKTIF is unreliable (errata #6) but still
     // raises INT; EPKTCNT is what the service reads. TX completion is polled, not interrupted.
-    this.nextPacket = 0;
-    this.erdpt = 0;
-    this.header = undefined;
-    this.knownPending = 0;
-    this.unreleased = 0;
+    this.resetRingModel();
     this.intieCleared = false;
     this.eirToClear = 0;
     this.rxResetPending = false;
@@ -447,27 +468,31 @@ export class Enc28j60Nic implements Nic {
     const seq = this.seq;
     const handlers: ResultHandler[] = [];
     let readsEir = false;
+    let endService = false;
     if (this.filterDirty) {
       batch.write(R.ERXFCON, this.receiveFilter());
       this.filterDirty = false;
     }
-    if (this.header && this.knownPending > 0) {
+    if (this.knownPending > 0) {
       handlers.push(this.planReceive(batch));
     } else if (this.interruptPending || this.pollPending) {
       handlers.push(this.planService(batch, seq));
       readsEir = true;
-    } else if (this.intieCleared || this.eirToClear) {
-      this.appendServiceEnd(batch);
+    } else if (this.pendingDecrements > 0 || this.unreleased > 0 || this.intieCleared || this.eirToClear) {
+      endService = true;
     }
     const tx = this.planTransmit(batch, seq, readsEir);
     if (tx) handlers.push(tx);
+    // The end of a service only writes and nothing waits on it: after the transmission, so a
+    // reply to the frame just taken starts on the wire as early as the batch allows.
+    if (endService) this.appendServiceEnd(batch);
     if (batch.isEmpty) {
       this.armWakeTimer();
       return false;
     }
-    // A batch that only writes (a transmission whose predecessor is confirmed) needs no answer to
-    // go on: leave it in flight and build the next one behind it.
-    const pipelined = handlers.length === 1 && tx !== undefined && !readsEir && batch.transactions.every((t) => !t.read);
+    // A batch that only writes (the end of a service, a transmission whose predecessor is
+    // confirmed) needs no answer to go on: leave it in flight and build the next one behind it.
+    const pipelined = batch.transactions.every((t) => !t.read);
     const transfer = this.hal.spi.transfer(batch.transactions);
     this.inFlightBatches++;
     if (pipelined) {
@@ -504,23 +529,25 @@ export class Enc28j60Nic implements Nic {
 
   /**
    * Interrupt service (or poll): clear INTIE so every later flag gives a fresh edge (DS-ENC §12),
-   * read EIR, the reset sentinel, EPKTCNT, and speculatively the next packet header.
+   * read EIR, the reset sentinel and EPKTCNT, then speculatively the packet at `nextPacket`: its
+   * header and, after an interrupt, the first `rxReadAheadBytes` of it. The batch cannot branch on
+   * EPKTCNT, so those bytes are read whether or not a packet is there; EPKTCNT, read just before,
+   * says how many of them are valid. A frame that fits is delivered from this batch alone.
    */
   private planService(batch: CommandBatch, seq: number): ResultHandler {
     const fromInterrupt = this.interruptPending || this.hal.interrupt.asserted;
     this.interruptPending = false;
     this.pollPending = false;
-    // Bank 0 work first, so the batch ends in bank 1 where the frame batches start (EPKTCNT).
-    if (this.erdpt !== this.nextPacket) batch.write16(R.ERDPTL, this.nextPacket);
+    // Bank 0 work first (ERDPT, ERXRDPT), so the batch ends in bank 1 where reads continue (EPKTCNT).
+    this.prepareRingRead(batch, this.nextPacket);
     if (fromInterrupt && !this.intieCleared) {
       batch.bitClear(R.EIE, R.EIE_INTIE);
       this.intieCleared = true;
     }
     const eirAt = batch.read(R.EIR);
     const econ2At = batch.read(R.ECON2);
-    const countAt = batch.read(R.EPKTCNT);
-    const headerAt = batch.readBuffer(6);
-    this.erdpt = this.ringAdvance(this.nextPacket, 6);
+    // The poll usually finds nothing: it reads the header only and leaves the link quiet.
+    const read = this.readRing(batch, this.nextPacket, 6 + (fromInterrupt ? this.options.rxReadAheadBytes : 0));
     const txAtBuild = this.txInFlight;
     return (r) => {
       if (r[econ2At] !== (R.ECON2_AUTOINC | R.ECON2_VRPS)) {
@@ -537,51 +564,125 @@ export class Enc28j60Nic implements Nic {
         this.eirToClear |= R.EIR_RXERIF;
       }
       if (eir & R.EIR_LINKIF) this.linkCheckPending = true;
-      this.knownPending = r[countAt]!;
-      this.header = this.knownPending > 0 ? this.parseHeader(r, headerAt) : undefined;
+      this.absorb(read.data(r), r[read.countAt]!);
     };
   }
 
   /**
-   * One frame: EPKTCNT (validates the speculative header), then frame + FCS + pad + next header
-   * in one RBM, PKTDEC, and when the ring needs it ERXRDPT (odd, errata #14).
+   * Continue reading the packet at `nextPacket` where the last read stopped. When its header is
+   * known the read finishes it (frame + FCS + pad), so the same batch decrements EPKTCNT and, when
+   * it is the last packet known, releases the ring and ends the service; the read goes on past it
+   * speculatively: the next header, and `rxReadAheadBytes` more when another packet is known to wait.
    */
   private planReceive(batch: CommandBatch): ResultHandler {
-    const header = this.header!;
-    const countAt = batch.read(R.EPKTCNT);
-    const padded = header.byteCount + (header.byteCount & 1);
-    const dataAt = batch.readBuffer(padded + 6);
-    batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
-    this.erdpt = this.ringAdvance(header.next, 6);
-    this.unreleased += 6 + padded;
-    const last = this.knownPending <= 1;
-    if (last || this.unreleased >= this.ringSize * this.options.rxReleaseFraction) {
-      batch.write16(R.ERXRDPTL, header.next === 0 ? this.options.rxEnd : header.next - 1);
-      this.unreleased = 0;
+    const held = this.readAhead;
+    const start = this.ringAdvance(this.nextPacket, held.length);
+    const header = this.header;
+    const more = this.knownPending >= 2;
+    const lookahead = 6 + (more ? this.options.rxReadAheadBytes : 0);
+    this.prepareRingRead(batch, start);
+    if (!header) {
+      // Only part of the header arrived with the last read.
+      const read = this.readRing(batch, start, 6 - held.length + this.options.rxReadAheadBytes);
+      return (r) => {
+        const count = r[read.countAt]!;
+        if (count === 0) this.lostPackets();
+        else this.absorb(read.data(r), count);
+      };
     }
-    if (last) this.appendServiceEnd(batch);
+    const size = 6 + header.byteCount + (header.byteCount & 1);
+    const rest = size - held.length;
+    const read = this.readRing(batch, start, rest + lookahead);
+    batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
     this.nextPacket = header.next;
+    this.unreleased += size;
+    this.readAhead = EMPTY;
     this.header = undefined;
     this.knownPending--;
+    if (!more) this.appendServiceEnd(batch);
+    else if (this.unreleased >= this.ringSize * this.options.rxReleaseFraction) this.releaseRing(batch);
     return (r) => {
-      const count = r[countAt]!;
+      const count = r[read.countAt]!;
       if (count === 0) {
-        // The chip has no packet where we expected one: reset underneath or lost state.
-        this.knownPending = 0;
-        this.pollPending = true;
+        this.lostPackets();
         return;
       }
-      if (header.status & R.RSV_RECEIVED_OK) {
-        const frame = r.subarray(dataAt, dataAt + header.byteCount - 4);
-        this.counters.rxFrames++;
-        this.counters.rxBytes += frame.length;
-        this.deliver(frame);
-      } else {
-        countDrop(this.counters, 'rx-bad-frame');
-      }
-      this.knownPending = count - 1;
-      if (count >= 2) this.header = this.parseHeader(r, dataAt + padded);
+      const data = read.data(r);
+      const frame = concat(held.subarray(6), data.subarray(0, rest)).subarray(0, header.byteCount - 4);
+      this.take(header, frame);
+      this.absorb(data.subarray(rest), count - 1);
     };
+  }
+
+  /** Before a ring read: point ERDPT at `start`, release the ring if due, PKTDEC what was taken. */
+  private prepareRingRead(batch: CommandBatch, start: number): void {
+    if (this.erdpt !== start) batch.write16(R.ERDPTL, start);
+    if (this.unreleased >= this.ringSize * this.options.rxReleaseFraction) this.releaseRing(batch);
+    this.decrementTaken(batch);
+  }
+
+  /**
+   * EPKTCNT, then an RBM of `length` bytes from ERDPT (= `start`). The chip finished writing every
+   * packet EPKTCNT counts before the RBM began, so those packets' bytes in the read are valid.
+   */
+  private readRing(batch: CommandBatch, start: number, length: number) {
+    const countAt = batch.read(R.EPKTCNT);
+    const dataAt = batch.readBuffer(length);
+    this.erdpt = this.ringAdvance(start, length);
+    return { countAt, data: (r: Uint8Array) => r.subarray(dataAt, dataAt + length) };
+  }
+
+  /**
+   * Ring bytes read from where `readAhead` ends; `count` packets from `nextPacket` on are complete.
+   * Every complete packet among them is taken (its PKTDEC and ring release go with the next
+   * batch); what is held of a partial one waits for the next read; bytes past the last counted
+   * packet are not trusted.
+   */
+  private absorb(bytes: Uint8Array, count: number): void {
+    const buffer = concat(this.readAhead, bytes);
+    let at = 0;
+    let taken = 0;
+    this.header = undefined;
+    while (taken < count && buffer.length - at >= 6) {
+      const header = this.parseHeader(buffer, at);
+      if (!header) {
+        this.readAhead = EMPTY;
+        this.knownPending = 0;
+        return;
+      }
+      const size = 6 + header.byteCount + (header.byteCount & 1);
+      if (at + size > buffer.length) {
+        this.header = header;
+        break;
+      }
+      this.take(header, buffer.subarray(at + 6, at + 6 + header.byteCount - 4));
+      this.pendingDecrements++;
+      this.unreleased += size;
+      this.nextPacket = header.next;
+      at += size;
+      taken++;
+    }
+    this.knownPending = count - taken;
+    this.readAhead = this.knownPending > 0 ? buffer.slice(at) : EMPTY;
+  }
+
+  /** A read found EPKTCNT at 0 where we knew of packets: a reset underneath or lost state. */
+  private lostPackets(): void {
+    this.knownPending = 0;
+    this.readAhead = EMPTY;
+    this.header = undefined;
+    this.pollPending = true;
+  }
+
+  /** Hand a received frame (without its FCS) to the stack, or count why not. */
+  private take(header: RxHeader, frame: Uint8Array): void {
+    if (header.status & R.RSV_RECEIVED_OK) {
+      this.counters.rxFrames++;
+      this.counters.rxBytes += frame.length;
+      this.deliver(frame);
+    } else {
+      countDrop(this.counters, 'rx-bad-frame');
+    }
   }
 
   private deliver(frame: Uint8Array): void {
@@ -594,11 +695,28 @@ export class Enc28j60Nic implements Nic {
     }
   }
 
-  /** Clear the flags we saw and set INTIE again: the datasheet's end of interrupt service. */
+  /** One PKTDEC per packet taken since the last batch (DS-ENC §7.2.4). */
+  private decrementTaken(batch: CommandBatch): void {
+    for (; this.pendingDecrements > 0; this.pendingDecrements--) batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
+  }
+
+  /** ERXRDPT just behind `nextPacket`: odd, since packets start even (errata #14). */
+  private releaseRing(batch: CommandBatch): void {
+    batch.write16(R.ERXRDPTL, this.nextPacket === 0 ? this.options.rxEnd : this.nextPacket - 1);
+    this.unreleased = 0;
+  }
+
+  /**
+   * Decrement and release what was taken, clear the flags we saw and set INTIE again: the
+   * datasheet's end of interrupt service. ERDPT goes back to `nextPacket` here, off the path of
+   * the next service (which would otherwise rewind it first).
+   */
   private appendServiceEnd(batch: CommandBatch): void {
-    if (this.unreleased > 0) {
-      batch.write16(R.ERXRDPTL, this.nextPacket === 0 ? this.options.rxEnd : this.nextPacket - 1);
-      this.unreleased = 0;
+    this.decrementTaken(batch);
+    if (this.unreleased > 0) this.releaseRing(batch);
+    if (this.erdpt !== this.nextPacket) {
+      batch.write16(R.ERDPTL, this.nextPacket);
+      this.erdpt = this.nextPacket;
     }
     if (this.eirToClear) {
       batch.bitClear(R.EIR, this.eirToClear);
@@ -645,12 +763,19 @@ export class Enc28j60Nic implements Nic {
     batch.bitSet(R.ECON1, R.ECON1_RXEN);
     await this.hal.spi.transfer(batch.transactions);
     this.rxResetPending = false;
+    this.resetRingModel();
+    this.pollPending = true;
+  }
+
+  /** The ring as RXRST or SRC leaves it: empty, ERDPT at 0, EPKTCNT 0. */
+  private resetRingModel(): void {
     this.nextPacket = 0;
     this.erdpt = 0;
+    this.readAhead = EMPTY;
     this.header = undefined;
     this.knownPending = 0;
+    this.pendingDecrements = 0;
     this.unreleased = 0;
-    this.pollPending = true;
   }
 
   private ringAdvance(pointer: number, bytes: number): number {
@@ -802,7 +927,6 @@ export class Enc28j60Nic implements Nic {
   private scheduleReinit(reason: string): void {
     this.count(reason);
     this.needsInit = true;
-    this.header = undefined;
     this.knownPending = 0;
     this.kick();
   }
@@ -813,7 +937,6 @@ export class Enc28j60Nic implements Nic {
     const code = error instanceof HalError || error instanceof Enc28j60Error ? error.code : 'internal';
     this.count(`error-${code}`);
     this.needsInit = true;
-    this.header = undefined;
     this.knownPending = 0;
     this.initNotBefore = this.clock.now() + this.errorBackoff;
     this.errorBackoff = Math.min(this.errorBackoff * 2, 1000);
