@@ -13,7 +13,17 @@ export interface Enc28j60Options {
   phyLedConfig: number;
   /** MAMXFL: 1518 = 1514-byte frame + FCS; longer frames are dropped by the chip. */
   maxFrameLength: number;
-  /** Frames waiting for the transmitter before transmit() drops ('tx-queue-full'). */
+  /**
+   * Frames waiting for the transmitter before transmit() drops the new one ('tx-queue-full',
+   * counted; drop-tail). Over the serial bridge a full-size frame takes ≈ 27 ms to reach the chip
+   * (the Uno sketch moves ≈ 59 KiB/s host→board at 1 or 2 Mbaud), so the queue is latency: 64
+   * frames were ≈ 1.7 s, which a ping queued behind a TCP transfer waited, and which is past
+   * TCP's 1 s minimum RTO (RFC 6298 §2.4), so the sender's timer fired on segments still queued here.
+   * 8 frames are ≤ ≈ 0.22 s and still several times the link's bandwidth-delay product (≈ 2 frames:
+   * 60 kB/s × a few tens of ms), so a TCP sender halving its window on a drop keeps the link busy
+   * (goodput through the simulated Uno within 1–2 % of 64). A burst larger than 8 (an IP datagram
+   * in more than 8 fragments) loses its tail: above ≈ 11 KB, UDP over this link is lossy anyway.
+   */
   txQueueLimit: number;
   /** Retransmissions after TXERIF (late collision, errata #13): 16 like LNX-ENC and EtherCard. */
   txMaxRetries: number;
@@ -49,9 +59,11 @@ export interface Enc28j60Options {
    * that fits is delivered from that batch alone, one bridge round trip sooner; a longer one
    * costs nothing extra (the bytes are the start of it, and the next read continues there). When
    * no packet turns out to be there, or the frame is shorter, the rest is read for nothing.
-   * 128 covers ARP (64), TCP ACKs with options (≤ 82), ICMP echo with the default 56-byte payload
-   * (102) and short DNS: what latency depends on. Each byte costs ~10 µs at 1 Mbaud, so 128 is
-   * ≤ 1.3 ms of serial time per interrupt; a round trip saved is 1–16 ms.
+   * 104 covers ARP (64 with FCS), TCP ACKs with options (≤ 82) and an ICMP echo with the default
+   * 56-byte payload (102): the frames latency depends on. It is kept that small because an unused
+   * byte is not free: the Uno sketch returns ≈ 53 KiB/s (≈ 19 µs a byte), and on the Uno's 16U2,
+   * which flushes every 4.096 ms, a service reply 30 bytes longer missed its flush and cost a
+   * whole period (measured with 128: ping p50 16.0 ms against 11.9 ms with 104, TCP board→LAN −8 %).
    */
   rxReadAheadBytes: number;
 }
@@ -61,7 +73,7 @@ export const ENC28J60_DEFAULTS: Enc28j60Options = {
   fullDuplex: true,
   phyLedConfig: 0x3476,
   maxFrameLength: 1518,
-  txQueueLimit: 64,
+  txQueueLimit: 8,
   txMaxRetries: 16,
   txTimeoutMs: 500,
   txCompletionSlackMs: 0.02,
@@ -71,5 +83,5 @@ export const ENC28J60_DEFAULTS: Enc28j60Options = {
   miiDelayMs: 0.015,
   errorBackoffMs: 10,
   rxReleaseFraction: 0.25,
-  rxReadAheadBytes: 128,
+  rxReadAheadBytes: 104,
 };
