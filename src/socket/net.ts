@@ -202,8 +202,15 @@ export class Socket extends Duplex {
     this.continueWrite();
     if (this.pendingFinal && !this.connecting) this.runFinal();
     if (connection.state !== 'SYN-SENT') {
+      // On a synchronous link the handshake (or the refusal) can finish inside tcp.connect(),
+      // before these events were attached: report it now.
+      const wasConnecting = this.connecting;
       this.connecting = false;
-      this.pull();
+      if (wasConnecting && connection.error) {
+        this.connecting = true;
+        this.onEngineError(connection.error);
+      } else if (wasConnecting) this.onConnect();
+      else this.pull();
     }
   }
 

@@ -214,6 +214,8 @@ export class TcpConnection implements ConnectionId {
   private pendingError: TcpErrorCode | undefined;
   private pendingClosed = false;
   private dispatching = 0;
+  /** Segments that arrived while this connection was busy sending (see receive). */
+  private deferredSegments: TcpRepr[] = [];
 
   bytesSent = 0;
   bytesReceived = 0;
@@ -457,11 +459,20 @@ export class TcpConnection implements ConnectionId {
   // ===================================================================================
 
   receive(seg: TcpRepr): void {
-    this.run(() => {
-      this.host.stats.segmentsReceived++;
-      if (this.state === 'SYN-SENT') this.receiveInSynSent(seg);
-      else if (this.state !== 'CLOSED' && this.state !== 'LISTEN') this.receiveSynchronized(seg);
-    });
+    if (this.dispatching > 0) {
+      // Re-entered: our own segment reached a peer on a synchronous link and its answer is back
+      // before we finished sending (SND.NXT/SND.MAX not yet advanced). Take it when we are done;
+      // copied, since the frame's buffer belongs to the layers below.
+      this.deferredSegments.push({ ...seg, payload: seg.payload.slice() });
+      return;
+    }
+    this.run(() => this.receiveNow(seg));
+  }
+
+  private receiveNow(seg: TcpRepr): void {
+    this.host.stats.segmentsReceived++;
+    if (this.state === 'SYN-SENT') this.receiveInSynSent(seg);
+    else if (this.state !== 'CLOSED' && this.state !== 'LISTEN') this.receiveSynchronized(seg);
   }
 
   /** RFC 9293 §3.10.7.3. */
@@ -1625,7 +1636,16 @@ export class TcpConnection implements ConnectionId {
     } finally {
       this.dispatching--;
     }
-    if (this.dispatching === 0) this.dispatch();
+    if (this.dispatching > 0) return;
+    for (let seg = this.deferredSegments.shift(); seg; seg = this.deferredSegments.shift()) {
+      this.dispatching++;
+      try {
+        this.receiveNow(seg);
+      } finally {
+        this.dispatching--;
+      }
+    }
+    this.dispatch();
   }
 
   private dispatch(): void {
