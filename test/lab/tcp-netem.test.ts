@@ -186,8 +186,21 @@ async function fourWayTransfer(rig: Rig, dir: string, up: Uint8Array, down: Uint
   return { seconds, ourStates };
 }
 
-/** The closer of each connection holds TIME-WAIT: we for A and D, the kernel for B and C. */
+/**
+ * The closer of each connection holds TIME-WAIT: we for A and D, the kernel for B and C.
+ *
+ * A socket's 'close' is node:net's: the application is done with it (both streams ended), not
+ * the TCB's CLOSED. For B and C we send our FIN on the kernel's and the stream closes at once, as
+ * a kernel socket's file descriptor does; the connection stays in LAST-ACK until the kernel's ACK
+ * of that FIN arrives (RFC 9293 §3.6 case 1), and the kernel enters TIME-WAIT only on receiving the
+ * FIN — one link crossing later, or a retransmission timeout later if the relay dropped a frame.
+ * So first wait for every LAST-ACK here to finish (bounded: three FIN retransmissions from a 1 s
+ * RTO, doubling, plus a second), then check the settled states on both sides.
+ */
 async function expectTimeWaitOnTheClosingSides(rig: Rig): Promise<void> {
+  const rto = Math.max(1_000, rig.tcp.options.minRto);
+  const lastAck = () => rig.tcp.socketTable().filter((row) => row.state === 'LAST-ACK');
+  await waitFor(() => lastAck().length === 0, rto * (1 + 2 + 4) + 1_000, `the ACK of our FIN on ${lastAck().map((row) => `${row.localPort}>${row.remotePort}`).join(', ')}`);
   const ours = rig.tcp.socketTable().filter((row) => row.state !== 'LISTEN');
   const byRemote = (port: number) => ours.find((row) => row.remotePort === port)?.state;
   const byLocal = (port: number) => ours.find((row) => row.localPort === port)?.state;
