@@ -1,6 +1,7 @@
 /**
- * A FIFO of bytes kept as the chunks they arrived in: appends copy once, reads copy straight
- * into the caller's buffer (an outgoing segment or an application chunk), drops are O(chunks).
+ * The receive queue: a FIFO of bytes kept as the chunks they arrived in (a segment's payload, kept
+ * or copied once), read out whole chunks without copying where possible; drops are O(chunks).
+ * The send side is a ring (send-buffer.ts).
  */
 export class ByteQueue {
   private chunks: Uint8Array[] = [];

@@ -2,7 +2,9 @@ import type { Ipv4Address } from '../wire/address.js';
 import type { Clock } from '../time/clock.js';
 import type { IpSendResult } from '../ip/types.js';
 import { TcpFlag, TcpRepr, TCP_MAX_WINDOW_SCALE, maxSackBlocks, type SackBlock, type TcpTimestamp } from '../wire/tcp.js';
+import { allocateFrame } from '../link/ethernet.js';
 import { ByteQueue } from './byte-queue.js';
+import { SendBuffer } from './send-buffer.js';
 import { initialWindow, type CongestionControl } from './congestion.js';
 import type { TcpOptions } from './options.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
@@ -83,6 +85,8 @@ export interface PeerSynOptions {
 }
 
 const TIMESTAMP_OPTION_LENGTH = 12;
+const NO_SACK_BLOCKS: readonly SackBlock[] = [];
+const NO_PAYLOAD = new Uint8Array(0);
 
 /**
  * One TCP connection: the transmission control block and the RFC 9293 state machine, with
@@ -119,7 +123,7 @@ export class TcpConnection implements ConnectionId {
   sndWl2 = 0;
   /** Largest window the peer ever offered (RFC 9293 §3.8.6.2.1, RFC 5961 §5.2 MAX.SND.WND). */
   maxSndWnd = 0;
-  private readonly sendBuffer = new ByteQueue();
+  private readonly sendBuffer = new SendBuffer();
   /** Sequence number of sendBuffer's first byte. */
   private sendStart: number;
   /** The application asked for FIN after the queued data. */
@@ -962,7 +966,7 @@ export class TcpConnection implements ConnectionId {
 
     if (seq === this.rcvNxt) {
       if (data.length > 0) {
-        this.receiveQueue.push(data);
+        this.queueReceived(data);
         this.rcvNxt = seqAdd(this.rcvNxt, data.length);
         this.bytesReceived += data.length;
         this.host.stats.bytesReceived += data.length;
@@ -988,6 +992,16 @@ export class TcpConnection implements ConnectionId {
       // RFC 9293 §3.8.6.3 / RFC 1122 §4.2.3.2: delay the ACK (at most delayedAckTimeout).
       this.delayedAckTimer.arm(this.host.options.delayedAckTimeout);
     }
+  }
+
+  /**
+   * In-order bytes into the receive queue. A received frame is never reused or changed by the layers
+   * below (the Nic contract), so a payload that is most of its buffer is kept as it is; a small one
+   * is copied, so a window of tiny segments cannot pin a buffer (a slab, a big frame) each.
+   */
+  private queueReceived(data: Uint8Array): void {
+    if (2 * data.length >= data.buffer.byteLength) this.receiveQueue.pushOwned(data);
+    else this.receiveQueue.push(data);
   }
 
   private storeOutOfOrder(seq: number, data: Uint8Array): void {
@@ -1050,8 +1064,8 @@ export class TcpConnection implements ConnectionId {
   }
 
   /** Current SACK blocks to report, most recent first (RFC 2018 §4). */
-  sackBlocks(): SackBlock[] {
-    if (!this.sackEnabled || this.outOfOrder.length === 0) return [];
+  sackBlocks(): readonly SackBlock[] {
+    if (!this.sackEnabled || this.outOfOrder.length === 0) return NO_SACK_BLOCKS;
     const ranges: { left: number; right: number }[] = [];
     for (const s of this.outOfOrder) {
       const end = seqAdd(s.seq, s.data.length);
@@ -1232,33 +1246,29 @@ export class TcpConnection implements ConnectionId {
    */
   private transmit(seq: number, length: number, flags: number): number {
     const sack = this.sackBlocks();
-    const optionsRepr = {
-      timestamp: this.timestampsEnabled ? { value: this.timestampNow(), echo: this.tsRecent } : undefined,
-      sackPermitted: false,
-    };
-    const sackCount = Math.min(sack.length, maxSackBlocks(optionsRepr));
-    const optionBytes = (optionsRepr.timestamp ? TIMESTAMP_OPTION_LENGTH : 0) + (sackCount > 0 ? 4 + 8 * sackCount : 0);
+    const timestamp = this.timestampsEnabled ? { value: this.timestampNow(), echo: this.tsRecent } : undefined;
+    const sackCount = sack.length === 0 ? 0 : Math.min(sack.length, maxSackBlocks({ timestamp }));
+    const optionBytes = (timestamp ? TIMESTAMP_OPTION_LENGTH : 0) + (sackCount > 0 ? 4 + 8 * sackCount : 0);
     const maxPayload = Math.max(1, this.peerMss - optionBytes);
     if (length > maxPayload) {
       length = maxPayload;
       flags &= ~TcpFlag.FIN;
     }
-    const window = this.advertiseWindow();
     const repr: TcpRepr = {
       sourcePort: this.localPort,
       destinationPort: this.remotePort,
       sequence: seq,
       acknowledgment: this.rcvNxt,
       flags,
-      window,
-      timestamp: optionsRepr.timestamp,
+      window: this.advertiseWindow(),
+      timestamp,
       sackBlocks: sackCount > 0 ? sack.slice(0, sackCount) : undefined,
-      payload: new Uint8Array(0),
+      // Read in place from the send buffer: emit copies it into the segment once, then checksums.
+      payload: length > 0 ? this.sendBuffer.view(seqDiff(seq, this.sendStart), length) : NO_PAYLOAD,
     };
-    const headerLength = TcpRepr.headerLength(repr);
-    const segment = new Uint8Array(headerLength + length);
-    if (length > 0) this.sendBuffer.copyOut(seqDiff(seq, this.sendStart), length, segment, headerLength);
-    TcpRepr.emit({ ...repr, payload: segment.subarray(headerLength) }, segment, this.localAddress, this.remoteAddress);
+    // Carved from a slab (IP copies it into its frame): no ArrayBuffer of its own per segment.
+    const segment = allocateFrame(TcpRepr.segmentLength(repr));
+    TcpRepr.emit(repr, segment, this.localAddress, this.remoteAddress);
     this.afterSend(flags);
     this.host.stats.bytesSent += length;
     this.send(segment);

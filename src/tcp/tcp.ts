@@ -102,6 +102,8 @@ export class Tcp implements TransportProtocol {
   readonly options: TcpOptions;
   readonly stats: TcpStats = createTcpStats();
   private readonly connections = new Map<string, TcpConnection>();
+  /** Where the last segment went: a busy connection is found again without building its key. */
+  private lastConnection: TcpConnection | undefined;
   private readonly listeners = new Map<string, TcpListener>();
   private readonly parents = new Map<TcpConnection, TcpListener>();
   private readonly hasher: TupleHasher;
@@ -264,8 +266,17 @@ export class Tcp implements TransportProtocol {
       else this.stats.dropped.malformed++;
       return 'dropped';
     }
-    const key = connectionKey(info.destination, seg.destinationPort, info.source, seg.sourcePort);
-    const connection = this.connections.get(key);
+    let connection = this.lastConnection;
+    if (
+      connection === undefined ||
+      connection.localPort !== seg.destinationPort ||
+      connection.remotePort !== seg.sourcePort ||
+      connection.localAddress >>> 0 !== info.destination >>> 0 ||
+      connection.remoteAddress >>> 0 !== info.source >>> 0
+    ) {
+      connection = this.connections.get(connectionKey(info.destination, seg.destinationPort, info.source, seg.sourcePort));
+      this.lastConnection = connection;
+    }
     if (connection) {
       // RFC 9293 §3.10.7.4 / RFC 6191: a new SYN beyond the old connection's sequence space may
       // reopen a TIME-WAIT connection when a listener wants it.
@@ -483,6 +494,7 @@ export class Tcp implements TransportProtocol {
   }
 
   private forget(connection: TcpConnection): void {
+    if (this.lastConnection === connection) this.lastConnection = undefined;
     if (this.connections.get(connection.key) === connection) this.connections.delete(connection.key);
     const listener = this.parents.get(connection);
     if (listener) {
