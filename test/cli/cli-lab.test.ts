@@ -33,6 +33,7 @@ function inNs(command: string, args: string[], input?: Buffer, timeoutMs = 60_00
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr });
     });
+    child.stdin.on('error', () => undefined); // EPIPE if the command exits before reading
     child.stdin.end(input ?? '');
   });
 }

@@ -30,6 +30,7 @@ function inNetns(command: string, args: readonly string[], input: Uint8Array | s
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr });
     });
+    child.stdin.on('error', () => undefined); // EPIPE if the command exits before reading
     child.stdin.end(input);
   });
 }

@@ -128,6 +128,8 @@ export async function createLab(options: { ifname?: string; hostAddress?: string
         clearTimeout(timer);
         resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr });
       });
+      // A command that exits before reading its input (EPIPE) is not an error of the lab's.
+      child.stdin.on('error', () => undefined);
       child.stdin.end(execOptions.input ?? '');
     });
 
