@@ -179,6 +179,13 @@ export class TcpConnection implements ConnectionId {
   private recover: number;
   /** RFC 6675 HighRxt. */
   private highRxt = 0;
+  /**
+   * Retransmissions made in this SACK recovery, each with SND.MAX when it left: data at or above
+   * that mark was sent after it, so SACKs for enough of that data while the retransmission is still
+   * missing mean it was lost too (RACK's rule, RFC 8985: lost when a later-sent segment is delivered;
+   * here "later" by sequence order, so no per-segment transmit times are kept).
+   */
+  private recoveryRetransmissions: { seq: number; end: number; sentBefore: number }[] = [];
   /** SACKed ranges above sndUna, sorted and disjoint (RFC 6675 scoreboard). */
   scoreboard: { left: number; right: number }[] = [];
   private lastSendTime = 0;
@@ -697,16 +704,22 @@ export class TcpConnection implements ConnectionId {
     }
 
     const window = seg.window << this.sndScale;
-    if (seg.sackBlocks && this.sackEnabled) this.updateScoreboard(seg.sackBlocks);
+    const newSack = seg.sackBlocks !== undefined && this.sackEnabled && this.updateScoreboard(seg.sackBlocks);
 
     if (seqGt(ack, this.sndUna)) {
       this.newAck(seg, ack);
     } else if (ack === this.sndUna) {
-      // RFC 5681 §2 duplicate ACK: no data, no SYN/FIN, same window, data outstanding.
+      // RFC 5681 §2 duplicate ACK: no data, no SYN/FIN, same window, data outstanding. RFC 6675 §2:
+      // with SACK, an ACK with new SACK information counts even if the window changed (Linux's
+      // receiver grows its window while it holds out-of-order data, so "same window" fails there).
       const isDuplicate =
-        seg.payload.length === 0 && !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) && window === this.sndWnd && window > 0 && this.sndMax !== this.sndUna;
+        seg.payload.length === 0 &&
+        !(seg.flags & (TcpFlag.SYN | TcpFlag.FIN)) &&
+        this.sndMax !== this.sndUna &&
+        ((window === this.sndWnd && window > 0) || newSack);
       if (isDuplicate) this.duplicateAck();
     }
+    if (this.inRecovery && this.sackEnabled && this.recoveryRetransmissions.length > 0) this.resendLostRetransmissions();
 
     // RFC 9293 §3.10.7.4: window update if the segment is newer than the last one used.
     if (seqLt(this.sndWl1, seg.sequence) || (this.sndWl1 === seg.sequence && seqLe(this.sndWl2, ack))) {
@@ -791,6 +804,7 @@ export class TcpConnection implements ConnectionId {
       if (seqGe(ack, this.recover)) {
         // RFC 6582 §3.2 step 3 (full ACK) / RFC 6675 §5 exit: deflate to ssthresh.
         this.inRecovery = false;
+        this.recoveryRetransmissions = [];
         const flight = seqDiff(this.sndMax, this.sndUna);
         this.cc.setCwnd(this.sackEnabled ? this.cc.ssthresh : Math.min(this.cc.ssthresh, Math.max(flight, this.sendMss) + this.sendMss));
         this.duplicateAcks = 0;
@@ -802,7 +816,7 @@ export class TcpConnection implements ConnectionId {
       }
     } else {
       this.duplicateAcks = 0;
-      this.cc.onAck(Math.min(acked, flightBefore), this.host.clock.now());
+      this.cc.onAck(Math.min(acked, flightBefore), this.host.clock.now(), this.srtt);
     }
 
     // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
@@ -859,7 +873,9 @@ export class TcpConnection implements ConnectionId {
 
   // --- SACK scoreboard (RFC 6675 §4) ---
 
-  private updateScoreboard(blocks: readonly SackBlock[]): void {
+  /** Merge SACK blocks into the scoreboard; true if they SACKed bytes it did not hold. */
+  private updateScoreboard(blocks: readonly SackBlock[]): boolean {
+    const before = this.sackedBytes();
     for (const block of blocks) {
       // Ignore blocks below SND.UNA (D-SACK) or beyond what we sent.
       if (!seqLt(block.left, block.right) || seqLe(block.right, this.sndUna) || seqGt(block.right, this.sndMax)) continue;
@@ -877,6 +893,39 @@ export class TcpConnection implements ConnectionId {
       merged.sort((a, b) => seqDiff(a.left, b.left));
       this.scoreboard = merged;
     }
+    return this.sackedBytes() > before;
+  }
+
+  private sackedBytes(): number {
+    let bytes = 0;
+    for (const b of this.scoreboard) bytes += seqDiff(b.right, b.left);
+    return bytes;
+  }
+
+  /**
+   * A retransmission is lost when DupThresh segments' worth of data sent after it has been SACKed
+   * and it has not (RFC 8985's inference, with RFC 6675's DupThresh for reordering; RFC 6675 alone
+   * waits for the RTO, which resets cwnd to one segment). Send it again at once. It belongs to the
+   * same loss episode, so the window is not reduced again (one reduction per recovery, RFC 6675 §5).
+   */
+  private resendLostRetransmissions(): void {
+    const kept: typeof this.recoveryRetransmissions = [];
+    for (const r of this.recoveryRetransmissions) {
+      if (seqGe(this.sndUna, r.end) || this.isSacked(r.seq, r.end)) continue;
+      if (this.isLost(seqAdd(r.sentBefore, -1))) {
+        const seq = seqMax(r.seq, this.sndUna);
+        this.host.stats.lostRetransmissions++;
+        this.retransmitAt(seq, seqDiff(r.end, seq), false);
+        kept.push({ seq, end: r.end, sentBefore: this.sndMax });
+      } else kept.push(r);
+    }
+    this.recoveryRetransmissions = kept;
+  }
+
+  /** The scoreboard covers [left, right) whole. */
+  private isSacked(left: number, right: number): boolean {
+    for (const b of this.scoreboard) if (seqLe(b.left, left) && seqGe(b.right, right)) return true;
+    return false;
   }
 
   /** RFC 6675 §4 IsLost(SeqNum): DupThresh SACKed segments, or (DupThresh−1)·SMSS SACKed bytes, above it. */
@@ -1213,14 +1262,17 @@ export class TcpConnection implements ConnectionId {
   }
 
   /** Retransmit one segment starting at `seq` (fast retransmit, partial ACK, SACK hole). */
-  private retransmitAt(seq: number, maxLength = this.sendMss): void {
+  private retransmitAt(seq: number, maxLength = this.sendMss, track = true): void {
     const dataEnd = this.dataEnd();
     const length = Math.max(0, Math.min(maxLength, seqDiff(dataEnd, seq)));
     const fin = this.finQueued && this.finSent() && seqAdd(seq, length) === this.finSequence();
     if (length === 0 && !fin) return;
     this.host.stats.retransmittedSegments++;
-    this.transmit(seq, length, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
+    const sent = this.transmit(seq, length, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
     this.rttSeq = undefined;
+    if (track && this.inRecovery && this.sackEnabled && sent > 0) {
+      this.recoveryRetransmissions.push({ seq, end: seqAdd(seq, sent), sentBefore: this.sndMax });
+    }
   }
 
   private armRetransmit(): void {
@@ -1469,6 +1521,7 @@ export class TcpConnection implements ConnectionId {
     this.rto = Math.min(this.rto * 2, o.maxRto);
     this.rttSeq = undefined;
     this.inRecovery = false;
+    this.recoveryRetransmissions = [];
     this.duplicateAcks = 0;
     this.recover = this.sndMax;
     // RFC 2018 §8: the receiver may have reneged; forget SACK state after a timeout.

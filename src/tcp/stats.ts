@@ -5,6 +5,8 @@ export interface TcpStats {
   retransmittedSegments: number;
   retransmitTimeouts: number;
   fastRetransmits: number;
+  /** Retransmissions found lost in SACK recovery and sent again before the RTO (RFC 8985's inference). */
+  lostRetransmissions: number;
   duplicateAcks: number;
   bytesSent: number;
   bytesAcked: number;
@@ -45,6 +47,7 @@ export function createTcpStats(): TcpStats {
     retransmittedSegments: 0,
     retransmitTimeouts: 0,
     fastRetransmits: 0,
+    lostRetransmissions: 0,
     duplicateAcks: 0,
     bytesSent: 0,
     bytesAcked: 0,

@@ -42,4 +42,55 @@ describe('TCP loss recovery on the virtual clock', () => {
     expect(h.take()[0]).toMatchObject({ sequence: iss + 1, payload: bytes(MSS) });
     expect(conn.inRecovery).toBe(true);
   });
+
+  describe('with SACK (RFC 6675)', () => {
+    const SACK = { ...PLAIN, sack: true, initialWindowSegments: 10 };
+    const at = (iss: number, i: number) => iss + 1 + i * MSS;
+
+    it('given duplicate ACKs whose window grows, new SACK information still counts them (RFC 6675 §2) and the third retransmits', () => {
+      const h = new SegmentHarness(SACK);
+      const { conn, iss } = passiveOpen(h, { sackPermitted: true }, { window: 30_000 });
+      conn.write(bytes(10 * MSS));
+      expect(h.take()).toHaveLength(10);
+      const sent: number[] = [];
+      for (let k = 2; k <= 4; k++) {
+        // Linux's receiver opens its window while it holds the out-of-order segments.
+        h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, window: 30_000 + 100 * k, sackBlocks: [{ left: at(iss, 1), right: at(iss, k) }] });
+        sent.push(...h.take().map((s) => s.sequence));
+      }
+      expect(sent).toContain(iss + 1);
+      expect(conn.inRecovery).toBe(true);
+      expect(h.tcp.stats.fastRetransmits).toBe(1);
+      expect(h.tcp.stats.retransmitTimeouts).toBe(0);
+    });
+
+    it('given a lost retransmission, SACKs for three segments sent after it resend it at once, without an RTO (RACK’s inference, RFC 8985)', () => {
+      const h = new SegmentHarness(SACK);
+      const { conn, iss } = passiveOpen(h, { sackPermitted: true });
+      conn.write(bytes(20 * MSS));
+      expect(h.take()).toHaveLength(10);
+      const sack = (right: number) => {
+        h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, sackBlocks: [{ left: at(iss, 1), right }] });
+        return h.take().map((s) => s.sequence);
+      };
+      // S0 is lost; S1..S3 arrive: Limited Transmit sends S10 and S11, the third ACK retransmits S0.
+      expect(sack(at(iss, 2))).toEqual([at(iss, 10)]);
+      expect(sack(at(iss, 3))).toEqual([at(iss, 11)]);
+      expect(sack(at(iss, 4))).toEqual([at(iss, 0)]);
+      // S4..S11 arrive: the pipe drains and new segments from S12 on leave, all sent after that retransmission.
+      const fresh = sack(at(iss, 12));
+      expect(fresh.slice(0, 3)).toEqual([at(iss, 12), at(iss, 13), at(iss, 14)]);
+      expect(fresh).not.toContain(at(iss, 0));
+      // Two of them SACKed while S0 is still missing: could be reordering (DupThresh is 3).
+      expect(sack(at(iss, 14))).not.toContain(at(iss, 0));
+      // The third: the retransmission of S0 is lost too, and goes again now.
+      expect(sack(at(iss, 15))).toContain(at(iss, 0));
+      expect(h.tcp.stats.lostRetransmissions).toBe(1);
+      expect(h.tcp.stats.retransmitTimeouts).toBe(0);
+      expect(h.tcp.stats.fastRetransmits).toBe(1);
+      // Its ACK ends the recovery.
+      h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: at(iss, 15) });
+      expect(conn.inRecovery).toBe(false);
+    });
+  });
 });

@@ -3,8 +3,12 @@ import type { TcpListener } from '../../src/tcp/tcp.js';
 import type { TcpOptions } from '../../src/tcp/options.js';
 import { F, REMOTE, SegmentHarness, type SegmentSpec } from './harness.js';
 
-/** Options off, so segments are easy to state exactly; tests of options turn them on. */
-export const PLAIN: Partial<TcpOptions> = { timestamps: false, sack: false, windowScaling: false };
+/**
+ * Options off, so segments are easy to state exactly; tests of options turn them on. The timer
+ * figures in these tests are worked out with RFC 6298's 1 s minimum RTO (spinet's default is
+ * lower: see options.ts and the test of the default in timers.test.ts).
+ */
+export const PLAIN: Partial<TcpOptions> = { timestamps: false, sack: false, windowScaling: false, minRto: 1000 };
 export const PEER_ISN = 1000;
 
 export interface Recorded {

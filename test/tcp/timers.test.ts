@@ -22,6 +22,23 @@ describe('TCP timers on the virtual clock', () => {
     expect(conn.state).toBe('CLOSED');
   });
 
+  it('by default the RTO floor is 300 ms (options.ts), not RFC 6298’s 1 s: on a LAN-short RTT the first resend leaves at 300 ms', () => {
+    const h = new SegmentHarness({ timestamps: false, sack: false, windowScaling: false });
+    const { conn, iss } = passiveOpen(h);
+    // The handshake gave a 0 ms sample: SRTT + 4·RTTVAR is below the floor.
+    expect(conn.rto).toBe(300);
+    conn.write(bytes(100));
+    h.take();
+    h.advance(299);
+    expect(h.take()).toEqual([]);
+    h.advance(1);
+    expect(h.takeOne()).toMatchObject({ sequence: iss + 1, payload: bytes(100) });
+    h.advance(599);
+    expect(h.take()).toEqual([]);
+    h.advance(1);
+    expect(h.takeOne()).toMatchObject({ sequence: iss + 1, payload: bytes(100) });
+  });
+
   it('caps the backed-off RTO at maxRto', () => {
     const h = new SegmentHarness({ ...PLAIN, maxRto: 4000, maxRetransmissions: 10 });
     const { conn } = passiveOpen(h);
