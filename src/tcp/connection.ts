@@ -88,6 +88,15 @@ const TIMESTAMP_OPTION_LENGTH = 12;
 const NO_SACK_BLOCKS: readonly SackBlock[] = [];
 const NO_PAYLOAD = new Uint8Array(0);
 
+interface RecoveryRetransmission {
+  readonly seq: number;
+  readonly end: number;
+  /** SND.MAX when it was sent: data from here on left after it. */
+  readonly sentBefore: number;
+}
+/** Shared while no recovery is under way, so an idle connection holds no array of its own. */
+const NO_RETRANSMISSIONS: readonly RecoveryRetransmission[] = [];
+
 /**
  * One TCP connection: the transmission control block and the RFC 9293 state machine, with
  * RFC 6298 retransmission, RFC 5681/6582 congestion control, RFC 2018/6675 SACK, RFC 7323 window
@@ -185,7 +194,7 @@ export class TcpConnection implements ConnectionId {
    * missing mean it was lost too (RACK's rule, RFC 8985: lost when a later-sent segment is delivered;
    * here "later" by sequence order, so no per-segment transmit times are kept).
    */
-  private recoveryRetransmissions: { seq: number; end: number; sentBefore: number }[] = [];
+  private recoveryRetransmissions: readonly RecoveryRetransmission[] = NO_RETRANSMISSIONS;
   /** SACKed ranges above sndUna, sorted and disjoint (RFC 6675 scoreboard). */
   scoreboard: { left: number; right: number }[] = [];
   private lastSendTime = 0;
@@ -804,7 +813,7 @@ export class TcpConnection implements ConnectionId {
       if (seqGe(ack, this.recover)) {
         // RFC 6582 §3.2 step 3 (full ACK) / RFC 6675 §5 exit: deflate to ssthresh.
         this.inRecovery = false;
-        this.recoveryRetransmissions = [];
+        this.recoveryRetransmissions = NO_RETRANSMISSIONS;
         const flight = seqDiff(this.sndMax, this.sndUna);
         this.cc.setCwnd(this.sackEnabled ? this.cc.ssthresh : Math.min(this.cc.ssthresh, Math.max(flight, this.sendMss) + this.sendMss));
         this.duplicateAcks = 0;
@@ -909,7 +918,7 @@ export class TcpConnection implements ConnectionId {
    * same loss episode, so the window is not reduced again (one reduction per recovery, RFC 6675 §5).
    */
   private resendLostRetransmissions(): void {
-    const kept: typeof this.recoveryRetransmissions = [];
+    const kept: RecoveryRetransmission[] = [];
     for (const r of this.recoveryRetransmissions) {
       if (seqGe(this.sndUna, r.end) || this.isSacked(r.seq, r.end)) continue;
       if (this.isLost(seqAdd(r.sentBefore, -1))) {
@@ -1271,7 +1280,7 @@ export class TcpConnection implements ConnectionId {
     const sent = this.transmit(seq, length, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
     this.rttSeq = undefined;
     if (track && this.inRecovery && this.sackEnabled && sent > 0) {
-      this.recoveryRetransmissions.push({ seq, end: seqAdd(seq, sent), sentBefore: this.sndMax });
+      this.recoveryRetransmissions = [...this.recoveryRetransmissions, { seq, end: seqAdd(seq, sent), sentBefore: this.sndMax }];
     }
   }
 
@@ -1521,7 +1530,7 @@ export class TcpConnection implements ConnectionId {
     this.rto = Math.min(this.rto * 2, o.maxRto);
     this.rttSeq = undefined;
     this.inRecovery = false;
-    this.recoveryRetransmissions = [];
+    this.recoveryRetransmissions = NO_RETRANSMISSIONS;
     this.duplicateAcks = 0;
     this.recover = this.sndMax;
     // RFC 2018 §8: the receiver may have reneged; forget SACK state after a timeout.

@@ -6,10 +6,13 @@
  * doubles up to the send-buffer size, so a connection that never writes costs nothing and one that
  * writes a few bytes costs little.
  */
-const INITIAL_CAPACITY = 4096;
+/** Smallest ring: V8 keeps typed arrays this small on the JS heap, so a one-line write costs little. */
+const INITIAL_CAPACITY = 64;
+/** Shared by every buffer that has not been written to (capacity 0: never written through). */
+const NO_RING = new Uint8Array(0);
 
 export class SendBuffer {
-  private ring: Uint8Array = new Uint8Array(0);
+  private ring: Uint8Array = NO_RING;
   /** Index of the oldest byte in `ring`. */
   private head = 0;
   private total = 0;
