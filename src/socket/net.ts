@@ -302,7 +302,7 @@ export class Socket extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.idleTimer?.cancel();
+    this.idleTimer?.stop();
     const c = this.connection;
     this.connection = undefined;
     this.connecting = false;
@@ -345,7 +345,7 @@ export class Socket extends Duplex {
       if (ms === 0) this.removeListener('timeout', callback);
       else this.once('timeout', callback);
     }
-    if (ms === 0) this.idleTimer?.cancel();
+    if (ms === 0) this.idleTimer?.stop();
     else {
       this.idleTimer ??= new ConnectionTimer(this.context.tcp.clock, () => this.emit('timeout'));
       this.idleTimer.arm(ms);

@@ -1690,11 +1690,11 @@ export class TcpConnection implements ConnectionId {
   private release(): void {
     if (this.state === 'CLOSED') return;
     this.state = 'CLOSED';
-    this.retransmitTimer.cancel();
-    this.persistTimer.cancel();
-    this.delayedAckTimer.cancel();
-    this.keepAliveTimer.cancel();
-    this.closeTimer.cancel();
+    this.retransmitTimer.stop();
+    this.persistTimer.stop();
+    this.delayedAckTimer.stop();
+    this.keepAliveTimer.stop();
+    this.closeTimer.stop();
     this.outOfOrder = [];
     if (!this.pendingError) this.pendingClosed = true;
     this.host.released(this);

@@ -3,7 +3,10 @@ import type { Clock, TimerHandle } from '../time/clock.js';
 /**
  * One re-armable timer on the injected clock. Pushing the deadline later (the retransmission timer
  * restarted on every ACK) does not reschedule: the pending callback notices the moved deadline and
- * sleeps the rest, so a busy connection does not churn the clock's heap.
+ * sleeps the rest. `cancel` only disarms: the delayed-ACK timer, armed by one segment and cancelled
+ * by the ACK the next one triggers, reuses the pending callback the next time instead of
+ * scheduling anew — so a busy connection does not churn the clock. `stop` really cancels (a
+ * connection that is gone leaves nothing behind on the clock).
  */
 export class ConnectionTimer {
   private handle: TimerHandle | undefined;
@@ -26,7 +29,13 @@ export class ConnectionTimer {
     this.schedule(deadline);
   }
 
+  /** Disarm; a pending callback stays scheduled, finds the timer disarmed and does nothing. */
   cancel(): void {
+    this.armed = false;
+  }
+
+  /** Disarm and take the callback off the clock. */
+  stop(): void {
     this.armed = false;
     this.handle?.cancel();
     this.handle = undefined;
