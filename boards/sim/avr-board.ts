@@ -40,7 +40,7 @@ const CYCLES_PER_MS = AVR_CLOCK_HZ / 1000;
 /** Virtual mode: longest CPU run between two looks at the event loop. */
 const SLICE_CYCLES = 8_000;
 /** Real-time mode: pacing tick and the most wall time one tick may catch up. */
-const TICK_MS = 5;
+const TICK_MS = 2;
 const MAX_CATCH_UP_MS = 50;
 
 export type PinLevel = 'low' | 'high' | 'input' | 'input-pullup';
@@ -246,7 +246,20 @@ export class AvrBridgeMcu implements SimulatedMcu {
     if (!this.pins) return;
     for (const b of bytes) this.rxQueue.push(b);
     this.pumpRx();
+    // Real time: run the CPU up to now at once rather than at the next pacing tick, so a request
+    // is not kept waiting up to TICK_MS before the sketch sees it (a real board would be at it).
+    if (this.options.realtime && this.running && !this.tickSoon) {
+      this.tickSoon = true;
+      setImmediate(() => {
+        this.tickSoon = false;
+        if (!this.running) return;
+        if (this.timer) clearTimeout(this.timer);
+        this.realtimeTick();
+      });
+    }
   }
+
+  private tickSoon = false;
 
   onTransmit(listener: (bytes: Uint8Array) => void): () => void {
     this.txListeners.add(listener);
