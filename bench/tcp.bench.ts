@@ -8,6 +8,8 @@ import { ImpairedLan, type ImpairmentConfig } from '../hal/lan/impairment.js';
 import { tapUnavailableReason } from '../hal/lan/tap.js';
 import { Stack } from '../src/stack.js';
 import { Tcp } from '../src/tcp/tcp.js';
+import { cubic } from '../src/tcp/congestion.js';
+import type { TcpOptions } from '../src/tcp/options.js';
 import { createNet, type Net, type Socket } from '../src/socket/net.js';
 import { VirtualClock } from '../src/time/virtual-clock.js';
 import { RealClock } from '../src/time/real-clock.js';
@@ -169,7 +171,7 @@ async function listenSink(lab: Lab, port: number): Promise<void> {
 }
 
 /** spinet → kernel over the impaired TAP port: bits/s of payload, connect to the kernel's FIN. */
-async function spinetGoodput(): Promise<{ bps: number; how: string }> {
+async function spinetGoodput(options: Partial<TcpOptions> = {}): Promise<{ bps: number; how: string; recovery: string }> {
   const lab = await createLab();
   try {
     const clock = new RealClock();
@@ -190,7 +192,7 @@ async function spinetGoodput(): Promise<{ bps: number; how: string }> {
     const random = new SeededRandom(11);
     const stack = new Stack({ clock, random });
     stack.addInterface(new VirtualNic(lan, parseMac('02:00:00:00:00:10'), 'vnic10')).addAddress(LAB_STACK_ADDRESS, 24);
-    const tcp = new Tcp(stack.ip, clock, random);
+    const tcp = new Tcp(stack.ip, clock, random, options);
     stack.registerTransport(tcp);
     await stack.start();
     const net = createNet(tcp);
@@ -205,19 +207,32 @@ async function spinetGoodput(): Promise<{ bps: number; how: string }> {
     });
     const seconds = (performance.now() - start) / 1000;
     await stack.stop();
-    return { bps: (GOODPUT_BYTES * 8) / seconds, how: netem ? 'tc netem on the TAP' : 'netem-alike on the TAP port (no sch_netem)' };
+    const s = tcp.stats;
+    const recovery = `${s.fastRetransmits} fast retransmits, ${s.retransmitTimeouts} RTOs, ${s.retransmittedSegments} segments resent`;
+    return { bps: (GOODPUT_BYTES * 8) / seconds, how: netem ? 'tc netem on the TAP' : 'netem-alike on the TAP port (no sch_netem)', recovery };
   } finally {
     await lab.close();
   }
 }
 
-/** Linux → Linux: two namespaces bridged through the same link (netem on a veth when the kernel has it). */
-async function linuxGoodput(dir: string): Promise<number> {
+/**
+ * Linux → Linux: two namespaces bridged through the same link (netem on a veth when the kernel has
+ * it), sending with `congestionControl`: the namespaces' sysctl where the kernel allows it (outside
+ * the initial namespace only controllers in tcp_allowed_congestion_control may be the default),
+ * else TCP_CONGESTION on the sender's socket (root may pick any loaded controller).
+ */
+async function linuxGoodput(dir: string, congestionControl: 'bbr' | 'cubic'): Promise<number> {
   const file = join(dir, 'payload.bin');
   writeFileSync(file, Buffer.alloc(GOODPUT_BYTES, 0x33));
   const sender = await createLab({ hostAddress: '192.0.2.1' });
   const receiver = await createLab({ hostAddress: '192.0.2.2' });
   try {
+    let socketOption = '';
+    for (const lab of [sender, receiver]) {
+      const set = await lab.exec('sysctl', ['-w', `net.ipv4.tcp_congestion_control=${congestionControl}`]);
+      // setsockopt(IPPROTO_TCP = 6, TCP_CONGESTION = 13, name).
+      if (set.code !== 0) socketOption = `,setsockopt-string=6:13:${congestionControl}`;
+    }
     const clock = new RealClock();
     const lan = new ImpairedLan(clock, { seed: 10 });
     sender.tap.attachTo(lan);
@@ -226,7 +241,7 @@ async function linuxGoodput(dir: string): Promise<number> {
     lan.impair(receiver.tap.label, { toPort: LINK, fromPort: LINK });
     await listenSink(receiver, 9000);
     const start = performance.now();
-    const result = await sender.exec('socat', ['-u', `OPEN:${file}`, 'TCP:192.0.2.2:9000'], { timeoutMs: 120_000 });
+    const result = await sender.exec('socat', ['-u', `OPEN:${file}`, `TCP:192.0.2.2:9000${socketOption}`], { timeoutMs: 120_000 });
     if (result.code !== 0) throw new Error(`socat: ${result.stderr}`);
     // socat -u returns once the receiver has read our FIN and closed: all bytes are delivered.
     await waitFor(async () => !(await receiver.exec('ss', ['-Htn', 'state', 'established'])).stdout.trim(), 30_000, 'receiver done');
@@ -270,16 +285,34 @@ export const benchmarks: Benchmark[] = [
       if (await tapUnavailableReason()) return [];
       const dir = mkdtempSync(join(tmpdir(), 'spinet-bench-tcp-'));
       try {
-        const linux = await linuxGoodput(dir);
+        const linuxCubic = await linuxGoodput(dir, 'cubic');
+        const linuxBbr = await linuxGoodput(dir, 'bbr');
         const spinet = await spinetGoodput();
+        const spinetCubic = await spinetGoodput({ congestionControl: cubic });
+        const note = `${GOODPUT_BYTES / 1e6} MB; ${spinet.how}`;
         return [
           {
-            name: 'tcp goodput spinet→kernel, 10 Mbit/s 20 ms 2 % loss',
+            name: 'tcp goodput spinet→kernel, 10 Mbit/s 20 ms 2 % loss (default controller)',
             value: spinet.bps / 1e6,
             unit: 'Mbit/s',
-            baseline: linux / 1e6,
-            limit: (0.8 * linux) / 1e6,
-            note: `${GOODPUT_BYTES / 1e6} MB; baseline Linux→Linux over the same link; ${spinet.how}`,
+            baseline: linuxCubic / 1e6,
+            limit: (0.8 * linuxCubic) / 1e6,
+            note: `${note}; ${spinet.recovery}; baseline Linux→Linux CUBIC over the same link`,
+          },
+          {
+            name: 'tcp goodput spinet (CUBIC)→kernel, same link',
+            value: spinetCubic.bps / 1e6,
+            unit: 'Mbit/s',
+            baseline: linuxCubic / 1e6,
+            limit: (0.8 * linuxCubic) / 1e6,
+            note: `${note}; ${spinetCubic.recovery}; baseline Linux→Linux CUBIC`,
+          },
+          {
+            name: 'tcp goodput Linux→Linux BBR, same link',
+            value: linuxBbr / 1e6,
+            unit: 'Mbit/s',
+            baseline: linuxCubic / 1e6,
+            note: 'the kernel default here; BBR does not back off on random loss',
           },
         ];
       } finally {
