@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import { SeededRandom, randomBelow, randomUnit, type Random } from '../../src/time/random.js';
-import type { Nic, NicHandlers, NicStats } from '../../src/link/nic.js';
-import type { MacAddress } from '../../src/wire/address.js';
+import type { Nic } from '../../src/link/nic.js';
+import { NicWrapper } from '../../src/link/nic-wrapper.js';
 import { VirtualLan, type LanEndpoint, type LanPort } from './switch.js';
 
 /**
@@ -376,15 +376,12 @@ export interface ImpairedNicOptions {
  * `transmit` returns true for a frame the impairment then loses: on a real wire the sender does
  * not know either. Drops are counted in `impairment`, not in the inner NIC's stats.
  */
-export class ImpairedNic implements Nic {
+export class ImpairedNic extends NicWrapper {
   readonly transmitChannel: ImpairmentChannel;
   readonly receiveChannel: ImpairmentChannel;
-  private handlers: NicHandlers | undefined;
 
-  constructor(
-    readonly inner: Nic,
-    options: ImpairedNicOptions,
-  ) {
+  constructor(inner: Nic, options: ImpairedNicOptions) {
+    super(inner);
     const seed = options.seed ?? 1;
     this.transmitChannel = new ImpairmentChannel(options.transmit ?? {}, options.clock, channelRandom(seed, `${inner.name}/tx`), (frame) => {
       inner.transmit(frame);
@@ -392,61 +389,25 @@ export class ImpairedNic implements Nic {
     this.receiveChannel = new ImpairmentChannel(options.receive ?? {}, options.clock, channelRandom(seed, `${inner.name}/rx`), (frame) =>
       this.handlers?.receive(frame),
     );
-    inner.attach({
-      receive: (frame) => this.receiveChannel.offer(frame),
-      linkChange: (up) => this.handlers?.linkChange(up),
-    });
   }
 
-  get name(): string {
-    return this.inner.name;
-  }
-  get mac(): MacAddress {
-    return this.inner.mac;
-  }
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-  get capabilities(): Nic['capabilities'] {
-    return this.inner.capabilities;
-  }
-  get linkUp(): boolean {
-    return this.inner.linkUp;
+  protected override onReceive(frame: Uint8Array): void {
+    this.receiveChannel.offer(frame);
   }
 
   get impairment(): { transmit: ImpairmentStats; receive: ImpairmentStats } {
     return { transmit: this.transmitChannel.stats, receive: this.receiveChannel.stats };
   }
 
-  attach(handlers: NicHandlers): void {
-    this.handlers = handlers;
-  }
-
-  transmit(frame: Uint8Array): boolean {
+  override transmit(frame: Uint8Array): boolean {
     if (!this.inner.linkUp) return this.inner.transmit(frame);
     this.transmitChannel.offer(frame);
     return true;
   }
 
-  start(): Promise<void> {
-    return this.inner.start();
-  }
-
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     this.transmitChannel.discardInFlight();
     this.receiveChannel.discardInFlight();
     await this.inner.stop();
-  }
-
-  joinMulticast(mac: MacAddress): void {
-    this.inner.joinMulticast?.(mac);
-  }
-
-  leaveMulticast(mac: MacAddress): void {
-    this.inner.leaveMulticast?.(mac);
-  }
-
-  stats(): NicStats {
-    return this.inner.stats();
   }
 }

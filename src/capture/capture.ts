@@ -1,6 +1,6 @@
 import type { Clock } from '../time/clock.js';
-import type { Nic, NicHandlers, NicStats } from '../link/nic.js';
-import type { MacAddress } from '../wire/address.js';
+import type { Nic } from '../link/nic.js';
+import { NicWrapper } from '../link/nic-wrapper.js';
 
 /**
  * Frame capture as a wrapper around any Nic (smoltcp's Tracer/PcapWriter idea): the stack talks to
@@ -27,68 +27,29 @@ export interface CaptureSink {
   close?(): Promise<void>;
 }
 
-export class CaptureNic implements Nic {
-  private handlers: NicHandlers | undefined;
-
+export class CaptureNic extends NicWrapper {
   constructor(
-    readonly inner: Nic,
+    inner: Nic,
     private readonly clock: Clock,
     readonly sinks: CaptureSink[],
   ) {
-    inner.attach({
-      receive: (frame) => {
-        this.record('in', frame);
-        this.handlers?.receive(frame);
-      },
-      linkChange: (up) => this.handlers?.linkChange(up),
-    });
+    super(inner);
   }
 
-  get name(): string {
-    return this.inner.name;
-  }
-  get mac(): MacAddress {
-    return this.inner.mac;
-  }
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-  get capabilities(): Nic['capabilities'] {
-    return this.inner.capabilities;
-  }
-  get linkUp(): boolean {
-    return this.inner.linkUp;
-  }
-
-  attach(handlers: NicHandlers): void {
-    this.handlers = handlers;
+  protected override onReceive(frame: Uint8Array): void {
+    this.record('in', frame);
+    super.onReceive(frame);
   }
 
   /** Outbound frames are recorded as the stack hands them over, like tcpdump at dev_queue_xmit. */
-  transmit(frame: Uint8Array): boolean {
+  override transmit(frame: Uint8Array): boolean {
     this.record('out', frame);
     return this.inner.transmit(frame);
   }
 
-  start(): Promise<void> {
-    return this.inner.start();
-  }
-
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     await this.inner.stop();
     await this.flush();
-  }
-
-  joinMulticast(mac: MacAddress): void {
-    this.inner.joinMulticast?.(mac);
-  }
-
-  leaveMulticast(mac: MacAddress): void {
-    this.inner.leaveMulticast?.(mac);
-  }
-
-  stats(): NicStats {
-    return this.inner.stats();
   }
 
   async flush(): Promise<void> {
