@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { VirtualLan, VirtualNic } from '../hal/lan/switch.js';
 import { findExecutable, tapUnavailableReason } from '../hal/lan/tap.js';
 import { Stack, type StackOptions } from '../src/stack.js';
+import { twoStacks } from './two-stacks.js';
 import { VirtualClock } from '../src/time/virtual-clock.js';
 import { RealClock } from '../src/time/real-clock.js';
 import { SeededRandom } from '../src/time/random.js';
@@ -62,17 +63,7 @@ async function lookupsPerSecond(lookup: (worker: number) => Promise<unknown>, in
  */
 async function inMemoryDns(cacheEntries: number): Promise<{ lookup(): Promise<unknown>; resolver: DnsResolver; stop(): Promise<void> }> {
   const clock = new VirtualClock();
-  const lan = new VirtualLan(clock);
-  const make = async (n: number): Promise<Stack> => {
-    const stack = new Stack({ clock, random: new SeededRandom(n) });
-    stack.addInterface(new VirtualNic(lan, parseMac(`02:00:00:00:00:${n}`), `vnic${n}`)).addAddress(`192.0.2.${n}`, 24);
-    await stack.start();
-    return stack;
-  };
-  const a = await make(10);
-  const b = await make(11);
-  a.arp.addStatic(1, '192.0.2.11', '02:00:00:00:00:11');
-  b.arp.addStatic(1, '192.0.2.10', '02:00:00:00:00:10');
+  const { a, b } = await twoStacks(clock, new VirtualLan(clock));
   const server = new DnsAuthoritativeServer({ transport: stackDatagrams(b), zone: 'lab.test', records: ZONE_RECORDS });
   server.start();
   const resolver = createStackResolver(a, { servers: ['192.0.2.11'], cacheEntries });
