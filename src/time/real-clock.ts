@@ -16,13 +16,29 @@ export class RealClock implements Clock {
     return this.epochAtOrigin + this.now();
   }
 
+  /**
+   * Node's timers run on libuv's cached, millisecond loop time, so a timeout can fire up to ~1 ms
+   * before `now()` (performance.now) has reached its deadline. The Clock contract is "not before
+   * the deadline": an early wake-up re-arms for the rest.
+   */
   schedule(delayMs: number, callback: () => void): TimerHandle {
+    const deadline = this.now() + Math.max(0, delayMs);
     let pending = true;
-    const id = setTimeout(() => {
+    let id: ReturnType<typeof setTimeout>;
+    const arm = (ms: number) => {
+      id = setTimeout(fire, ms);
+      if (this.options.unref) id.unref?.();
+    };
+    const fire = () => {
+      const early = deadline - this.now();
+      if (early > 0) {
+        arm(Math.ceil(early));
+        return;
+      }
       pending = false;
       callback();
-    }, Math.max(0, delayMs));
-    if (this.options.unref) id.unref?.();
+    };
+    arm(Math.max(0, delayMs));
     return {
       cancel() {
         if (pending) clearTimeout(id);

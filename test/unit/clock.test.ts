@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
+import { RealClock } from '../../src/time/real-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 
 describe('VirtualClock', () => {
@@ -65,5 +66,36 @@ describe('SeededRandom', () => {
     expect([b.u32(), b.u32(), b.u32()]).toEqual(sa);
     expect([c.u32(), c.u32(), c.u32()]).not.toEqual(sa);
     for (const v of sa) expect(v).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('RealClock', () => {
+  it('never runs a callback before its deadline by its own now() (libuv fires up to ~1 ms early)', async () => {
+    const clock = new RealClock();
+    const lateness: number[] = [];
+    await Promise.all(
+      Array.from({ length: 60 }, (_, i) => {
+        const delay = 1 + (i % 20) + (i % 3) * 0.4;
+        const due = clock.now() + delay;
+        return new Promise<void>((resolve) =>
+          clock.schedule(delay, () => {
+            lateness.push(clock.now() - due);
+            resolve();
+          }),
+        );
+      }),
+    );
+    expect(Math.min(...lateness)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('cancels a pending timer', async () => {
+    const clock = new RealClock();
+    let fired = false;
+    const timer = clock.schedule(5, () => (fired = true));
+    expect(timer.pending).toBe(true);
+    timer.cancel();
+    expect(timer.pending).toBe(false);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fired).toBe(false);
   });
 });
