@@ -41,7 +41,10 @@ export function parseCommandLine(args: string[], specs: readonly OptionSpec[]): 
   }
   try {
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
-    const withDefaults = { ...values } as Record<string, string | boolean | string[] | undefined>;
+    // Copied field by field rather than cast: @types/node has typed parseArgs' values more than one
+    // way (a repeatable option as string[] or as (string | boolean)[]), and CI once saw the other.
+    const withDefaults: Record<string, string | boolean | string[] | undefined> = {};
+    for (const [key, value] of Object.entries(values)) withDefaults[key] = Array.isArray(value) ? value.map(String) : value;
     for (const spec of specs) if (withDefaults[spec.name] === undefined && spec.default !== undefined) withDefaults[spec.name] = spec.default;
     return { values: withDefaults, positionals };
   } catch (error) {
