@@ -714,6 +714,7 @@ export class TcpConnection implements ConnectionId {
 
     const window = seg.window << this.sndScale;
     const newSack = seg.sackBlocks !== undefined && this.sackEnabled && this.updateScoreboard(seg.sackBlocks);
+    const priorUna = this.sndUna;
 
     if (seqGt(ack, this.sndUna)) {
       this.newAck(seg, ack);
@@ -742,6 +743,13 @@ export class TcpConnection implements ConnectionId {
         this.persistBackoff = 0;
       }
       if (opened) this.unansweredProbes = 0;
+    } else if (seqGt(this.sndUna, priorUna)) {
+      // No window from this segment (older than SND.WL1: a retransmission that fills a hole), yet
+      // it moved SND.UNA: keep the right edge where the peer last put it, as BSD does
+      // (SND.WND −= acked). SND.UNA + SND.WND would otherwise run past it, and a Linux peer drops
+      // whole any segment that ends beyond its window while its receive queue holds data — the
+      // ACKs riding on ours too: found as a stall against the kernel under load.
+      this.sndWnd = Math.max(0, this.sndWnd - seqDiff(this.sndUna, priorUna));
     }
     this.unansweredProbes = 0;
 
@@ -1273,7 +1281,11 @@ export class TcpConnection implements ConnectionId {
   /** Retransmit one segment starting at `seq` (fast retransmit, partial ACK, SACK hole). */
   private retransmitAt(seq: number, maxLength = this.sendMss, track = true): void {
     const dataEnd = this.dataEnd();
-    const length = Math.max(0, Math.min(maxLength, seqDiff(dataEnd, seq)));
+    // No further than the peer's window still reaches, when it reaches past `seq` at all (a peer
+    // may drop a segment that ends beyond its window, as Linux does with a non-empty receive
+    // queue); with the window shut, the segment goes whole as a probe.
+    const room = seqDiff(seqAdd(this.sndUna, this.sndWnd), seq);
+    const length = Math.max(0, Math.min(maxLength, seqDiff(dataEnd, seq), room > 0 ? room : Infinity));
     const fin = this.finQueued && this.finSent() && seqAdd(seq, length) === this.finSequence();
     if (length === 0 && !fin) return;
     this.host.stats.retransmittedSegments++;
@@ -1548,8 +1560,11 @@ export class TcpConnection implements ConnectionId {
     const length = this.segmentLengthAt(this.sndNxt);
     if (length === 0) return false;
     const dataEnd = this.dataEnd();
-    // What was in flight may be shorter than a segment: beyond SND.MAX only what the window allows.
-    const allowed = Math.max(seqDiff(this.sndMax, this.sndNxt), seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt));
+    // As far as the peer's window reaches, when it reaches past SND.NXT at all (a peer may drop a
+    // segment that ends beyond its window: Linux does while its receive queue holds data); with
+    // the window shut, what was in flight goes again as it was, a probe.
+    const room = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+    const allowed = room > 0 ? room : seqDiff(this.sndMax, this.sndNxt);
     const dataLength = Math.max(0, Math.min(this.sendMss, seqDiff(dataEnd, this.sndNxt), allowed));
     const fin = this.finQueued && seqAdd(this.sndNxt, dataLength) === dataEnd;
     if (dataLength === 0 && !fin) return false;

@@ -196,3 +196,37 @@ describe('flow control', () => {
     expect(h.take().map((s) => s.payload.length)).toEqual([1460, 1460]);
   });
 });
+
+describe('the send window right edge (found against Linux: a stall under load)', () => {
+  it('an old segment that ACKs new data leaves the right edge where the peer put it (BSD: SND.WND −= acked)', () => {
+    const h = new SegmentHarness({ ...PLAIN, initialWindowSegments: 10 });
+    const { conn, iss } = passiveOpen(h, {}, { window: 6000 });
+    conn.write(bytes(20_000));
+    // 6000 bytes fit: four segments, the last one short.
+    expect(h.take().map((s) => s.payload.length)).toEqual([1460, 1460, 1460, 1460]);
+    // Peer data arrives out of order (a hole at PEER_ISN + 1; SND.WL1 moves past it) …
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1001, acknowledgment: iss + 1, window: 6000, payload: bytes(500) });
+    h.take();
+    // … then the segment that fills the hole ACKs 2920 bytes of ours with a small window. RFC
+    // 9293 §3.10.7.4 takes no window from a segment older than SND.WL1, so the right edge stays
+    // at iss + 1 + 6000: 2920 more bytes may go, not the 5840 that SND.UNA + SND.WND would allow.
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 2921, window: 1000, payload: bytes(1000) });
+    const sent = h.take().filter((s) => s.payload.length > 0);
+    const end = Math.max(...sent.map((s) => s.sequence + s.payload.length));
+    expect(end - (iss + 1)).toBeLessThanOrEqual(6000);
+    expect(conn.sndWnd).toBe(6000 - 2920);
+  });
+
+  it('a retransmission is cut to what the peer\'s window still takes (Linux drops a segment that ends beyond it)', () => {
+    const h = new SegmentHarness({ ...PLAIN, initialWindowSegments: 10 });
+    const { conn, iss } = passiveOpen(h, {}, { window: 8000 });
+    conn.write(bytes(20_000));
+    h.take();
+    // The peer ACKs nothing new and shrinks its offer to 1000 bytes from SND.UNA.
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, window: 1000 });
+    h.take();
+    h.advance(conn.rto + 1);
+    const retransmitted = h.take().filter((s) => s.payload.length > 0);
+    expect(retransmitted.map((s) => [s.sequence - iss, s.payload.length])).toEqual([[1, 1000]]);
+  });
+});
