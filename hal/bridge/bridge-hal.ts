@@ -213,7 +213,7 @@ export class BridgeHal implements Hal {
       (body) => this.onFrame(body),
       () => this.stats.badFrames++,
     );
-    this.spi = { transfer: (batch) => this.transfer(batch) };
+    this.spi = { transfer: (batch) => this.transfer(batch), minWriteMs: (bytes) => this.minWriteMs(bytes) };
     const intLevel = () => this.intLevel;
     this.interrupt = {
       get asserted() {
@@ -292,6 +292,18 @@ export class BridgeHal implements Hal {
   }
 
   // ---- requests ---------------------------------------------------------------------------------
+
+  /**
+   * A floor on the time `bytes` written in one transaction take to reach the chip (SpiDevice):
+   * the sketch never holds more than its credit window (plus one decoded frame) of a request, so
+   * beyond that the bytes come at the serial line rate; and no board clocks SPI faster than the
+   * ENC28J60's 20 MHz maximum.
+   */
+  private minWriteMs(bytes: number): number {
+    const buffered = (this.hello?.window ?? this.window) + 64;
+    const lineMs = (Math.max(0, bytes - buffered) * 10 * 1000) / this.baudRate;
+    return Math.max(lineMs, (bytes * 1000) / 2.5e6);
+  }
 
   private async transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array> {
     if (batch.length === 0) return new Uint8Array(0);
