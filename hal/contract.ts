@@ -27,6 +27,14 @@ export interface SpiDevice {
    * Rejects with a HalError.
    */
   transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array>;
+  /**
+   * Optional timing floor: `bytes` written in one transaction of a batch take at least this many
+   * milliseconds to reach the chip, counted from when the previous batch has finished on the
+   * chip (the SPI clock, and a serial link that carries them no faster than its line rate beyond
+   * what the board has buffered). A driver may rely on it to overlap work with a write; a HAL
+   * that cannot promise anything leaves it out.
+   */
+  minWriteMs?(bytes: number): number;
 }
 
 /** The chip's interrupt output (the ENC28J60's INT is active low; `asserted` hides that). */

@@ -213,7 +213,7 @@ export class BridgeHal implements Hal {
       (body) => this.onFrame(body),
       () => this.stats.badFrames++,
     );
-    this.spi = { transfer: (batch) => this.transfer(batch) };
+    this.spi = { transfer: (batch) => this.transfer(batch), minWriteMs: (bytes) => this.minWriteMs(bytes) };
     const intLevel = () => this.intLevel;
     this.interrupt = {
       get asserted() {
@@ -292,6 +292,18 @@ export class BridgeHal implements Hal {
   }
 
   // ---- requests ---------------------------------------------------------------------------------
+
+  /**
+   * A floor on the time `bytes` written in one transaction take to reach the chip (SpiDevice):
+   * the sketch never holds more than its credit window (plus one decoded frame) of a request, so
+   * beyond that the bytes come at the serial line rate; and no board clocks SPI faster than the
+   * ENC28J60's 20 MHz maximum.
+   */
+  private minWriteMs(bytes: number): number {
+    const buffered = (this.hello?.window ?? this.window) + 64;
+    const lineMs = (Math.max(0, bytes - buffered) * 10 * 1000) / this.baudRate;
+    return Math.max(lineMs, (bytes * 1000) / 2.5e6);
+  }
 
   private async transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array> {
     if (batch.length === 0) return new Uint8Array(0);
@@ -653,12 +665,16 @@ export class BridgeHal implements Hal {
     if (hello.sessions === 0) {
       // The unsolicited boot HELLO: the board has just reset.
       this.sawBootHello = true;
-      if (this.state === 'ready') {
+      if (this.state === 'ready' || this.state === 'resyncing') {
+        // Up, or recovering from a garbled stream: either way what the board held is gone, and
+        // the driver must hear of it (a chip it has to set up again) before the link comes back.
         this.failAll('ELINKLOST', 'board reset');
+        this.resetAnnounced = true;
         this.emit({ type: 'link-lost', reason: 'board reset' });
-        this.resync('board reset', false);
-      } else if (this.state === 'connecting' || this.state === 'resyncing') {
-        this.sendHello(); // answer at once instead of waiting for the retry
+        if (this.state === 'ready') this.resync('board reset', false);
+        else this.sendHello(); // answer at once instead of waiting for the retry
+      } else if (this.state === 'connecting') {
+        this.sendHello();
       }
       return;
     }
@@ -691,8 +707,12 @@ export class BridgeHal implements Hal {
       this.connectWaiter.resolve();
       this.connectWaiter = undefined;
     } else if (wasConnecting || boardReset) {
+      // A reset found by the session count alone (its boot HELLO was lost on the line) is
+      // announced like one seen directly: the link went down with the board, and is back.
+      if (boardReset && !wasConnecting && !this.resetAnnounced) this.emit({ type: 'link-lost', reason: 'board reset' });
       this.emit({ type: 'link-restored', boardReset });
     }
+    this.resetAnnounced = false;
     this.schedulePack();
   }
 
@@ -706,6 +726,9 @@ export class BridgeHal implements Hal {
     this.retransmitTimer?.cancel();
     this.startHello();
   }
+
+  /** A link-lost for the current board reset has been emitted. */
+  private resetAnnounced = false;
 
   /** Why the last resync happened (diagnostics). */
   lastResyncReason = '';

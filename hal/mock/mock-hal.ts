@@ -202,7 +202,12 @@ export class MockHal implements Hal {
     this.linkModel = options.linkModel;
     this.name = options.name ?? 'mock';
     this.log = new SpiLog(options.logCapacity);
-    this.spi = { transfer: (batch) => this.transfer(batch) };
+    const spiBytesPerSecond = this.linkModel?.spiBytesPerSecond ?? 1e6;
+    // With a link model the chip sees a batch's effects when its last byte has been clocked
+    // (schedule()), so a write of n bytes takes n SPI byte times. Without one, batches are instant.
+    this.spi = this.linkModel
+      ? { transfer: (batch) => this.transfer(batch), minWriteMs: (bytes) => (bytes * 1000) / spiBytesPerSecond }
+      : { transfer: (batch) => this.transfer(batch) };
     const source = options.interrupt;
     this.interruptLevel = source?.interruptAsserted ?? false;
     const level = () => this.interruptLevel;
@@ -365,8 +370,10 @@ export class MockHal implements Hal {
     const replyBytes = chunked(bytesRead, m.replyChunkOverheadBytes ?? 0) + (m.replyOverheadBytes ?? batchOverhead);
     const sendStart = Math.max(now, this.uplinkFreeAt);
     this.uplinkFreeAt = sendStart + requestBytes * perByte;
-    const executeAt = Math.max(this.uplinkFreeAt + m.turnaroundMs / 2, this.chipFreeAt);
-    this.chipFreeAt = executeAt + (spiBytes * 1000) / (m.spiBytesPerSecond ?? 1e6);
+    // The batch runs on the chip once its request has arrived and the chip is free, for as long
+    // as its bytes take to clock; its effects land (atomically) at the end of that.
+    const executeAt = Math.max(this.uplinkFreeAt + m.turnaroundMs / 2, this.chipFreeAt) + (spiBytes * 1000) / (m.spiBytesPerSecond ?? 1e6);
+    this.chipFreeAt = executeAt;
     const answerStart = Math.max(this.chipFreeAt, this.downlinkFreeAt);
     this.downlinkFreeAt = answerStart + replyBytes * perByte;
     return { executeAt, completeAt: this.downlinkFreeAt + m.turnaroundMs / 2, linkBytesUp: requestBytes, linkBytesDown: replyBytes };

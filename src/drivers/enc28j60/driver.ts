@@ -80,6 +80,11 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Control byte + the largest frame + the 7-byte transmit status vector the chip writes after it. */
+const TX_BUFFER_BYTES = 1 + 1514 + 7;
+/** Distance between the two transmit buffers: a multiple of 256, so their ETXSTL/EWRPTL agree. */
+const TX_BUFFER_STRIDE = 0x600;
+
 /** Preamble+SFD (8) + FCS (4) around every frame; 0.8 µs per byte at 10 Mbit/s. */
 function wireTimeMs(frameLength: number): number {
   return (8 + Math.max(frameLength, 60) + 4) * 0.0008;
@@ -124,6 +129,14 @@ export class Enc28j60Nic implements Nic {
   /** EIR flags seen and not yet cleared. */
   private eirToClear = 0;
   private inFlightBatches = 0;
+  /** A receive-chain batch (service or ring read) is out: the next one is built from its answer. */
+  private rxBatchOut = false;
+  /** Result handlers are running (see step()). */
+  private handling = false;
+  /** Transmit-chain batches out (sends, completion checks): at most two, and two only as sends. */
+  private txBatchesOut = 0;
+  /** Bumped when the chip is re-initialised or its ring reset: answers from before are stale. */
+  private epoch = 0;
 
   // Receive ring model.
   /** Start of the oldest packet in the ring not yet taken. */
@@ -134,6 +147,8 @@ export class Enc28j60Nic implements Nic {
   private readAhead = EMPTY;
   /** The header at the start of `readAhead`, once it has been read whole. */
   private header: RxHeader | undefined;
+  /** ERXWRPT at the last ring read (where complete packets end), if it looked sane. */
+  private rxWritePointer: number | undefined;
   /** Complete packets from `nextPacket` on, by the last EPKTCNT read. */
   private knownPending = 0;
   /** Packets taken whose PKTDEC is still to be sent (with the next batch). */
@@ -143,7 +158,15 @@ export class Enc28j60Nic implements Nic {
 
   // Transmit.
   private readonly txQueue: TxItem[] = [];
+  /** The frame sent last, until it is known to be done. */
   private txInFlight: TxInFlight | undefined;
+  /** Frames sent whose outcome is not known yet (at most two: the one on the wire, the next). */
+  private readonly txUnresolved: TxInFlight[] = [];
+  /** The transmit buffer written last, and whether its frame is known to be off the wire. */
+  private txLastBuffer = 0;
+  private txLastSent = false;
+  /** ETXSTH as last written (-1: unknown, after initialisation writes ETXST). */
+  private txStartHigh = -1;
   private multicastJoined = 0;
 
   private pollTimer: TimerHandle | undefined;
@@ -161,7 +184,11 @@ export class Enc28j60Nic implements Nic {
     if ((rxEnd & 1) === 0) throw new RangeError('rxEnd must be odd (ENC28J60 errata #14)');
     this.ringSize = rxEnd + 1;
     this.txStart = rxEnd + 1;
-    if (0x2000 - this.txStart < 1 + 1514 + 7) throw new RangeError('rxEnd leaves no room for a full TX frame + TSV');
+    const txBuffers = this.options.txBuffers;
+    if (txBuffers !== 1 && txBuffers !== 2) throw new RangeError('txBuffers must be 1 or 2');
+    if (0x2000 - this.txStart < (txBuffers - 1) * TX_BUFFER_STRIDE + TX_BUFFER_BYTES) {
+      throw new RangeError(`rxEnd leaves no room for ${txBuffers} full TX frame${txBuffers > 1 ? 's' : ''} + TSV`);
+    }
     this.errorBackoff = this.options.errorBackoffMs;
     const readAhead = this.options.rxReadAheadBytes;
     if (!Number.isInteger(readAhead) || readAhead < 0 || readAhead > this.options.maxFrameLength) {
@@ -224,6 +251,7 @@ export class Enc28j60Nic implements Nic {
       // Best effort: the chip may already be gone.
     }
     for (const _item of this.txQueue.splice(0)) countDrop(this.counters, 'stopped');
+    this.txUnresolved.length = 0;
     this.txInFlight = undefined;
     this.setLink(false);
   }
@@ -265,6 +293,7 @@ export class Enc28j60Nic implements Nic {
 
   private async initialise(): Promise<void> {
     const o = this.options;
+    this.epoch++;
     CommandBatch.invalidate(this.bank);
     this.requeueInFlight();
 
@@ -419,33 +448,41 @@ export class Enc28j60Nic implements Nic {
   // ---- The work loop --------------------------------------------------------------------------
 
   private kick(): void {
+    if (this.handling) return; // the handlers' caller kicks when they are done
     if (this.pumping) {
       this.rekick = true;
       return;
     }
     this.pumping = true;
-    void this.pump().finally(() => {
-      this.pumping = false;
-    });
+    void this.pump();
   }
 
   private async pump(): Promise<void> {
-    for (;;) {
-      this.rekick = false;
-      let didWork: boolean;
-      try {
-        didWork = await this.step();
-      } catch (error) {
-        this.onError(error);
-        didWork = false;
+    try {
+      for (;;) {
+        this.rekick = false;
+        let didWork: boolean;
+        try {
+          didWork = await this.step();
+        } catch (error) {
+          this.onError(error);
+          didWork = false;
+        }
+        if (!didWork && !this.rekick) return;
       }
-      if (!didWork && !this.rekick) return;
+    } finally {
+      // Cleared in the same turn the loop ends: a kick() in any later microtask starts a new pump
+      // (a `.finally()` on the caller's side ran a turn later, and a kick in between was lost).
+      this.pumping = false;
     }
   }
 
   /** Build and run one batch of whatever is due. False when there is nothing to do now. */
   private async step(): Promise<boolean> {
     if (!this.running || this.paused) return false;
+    // The sequences below wait on their own answers; they start once every batch is back (each
+    // answer kicks the pump again).
+    if ((this.needsInit || this.rxResetPending || this.linkCheckPending) && this.inFlightBatches > 0) return false;
     if (this.needsInit) {
       if (this.clock.now() < this.initNotBefore) {
         this.wakeAtTime(this.initNotBefore);
@@ -469,17 +506,26 @@ export class Enc28j60Nic implements Nic {
     const handlers: ResultHandler[] = [];
     let readsEir = false;
     let endService = false;
-    if (this.filterDirty) {
-      batch.write(R.ERXFCON, this.receiveFilter());
-      this.filterDirty = false;
-    }
-    if (this.knownPending > 0) {
-      handlers.push(this.planReceive(batch));
-    } else if (this.interruptPending || this.pollPending) {
-      handlers.push(this.planService(batch, seq));
-      readsEir = true;
-    } else if (this.pendingDecrements > 0 || this.unreleased > 0 || this.intieCleared || this.eirToClear) {
-      endService = true;
+    let receives = false;
+    // Receive work is a chain: each batch is built from what the previous one read. Transmit is
+    // another chain, independent of it. A batch of one chain never waits for the other's answer,
+    // so a frame to send goes out behind an interrupt service still in flight, and the link
+    // carries both directions at once.
+    if (!this.rxBatchOut) {
+      if (this.filterDirty) {
+        batch.write(R.ERXFCON, this.receiveFilter());
+        this.filterDirty = false;
+      }
+      if (this.knownPending > 0) {
+        handlers.push(this.planReceive(batch));
+        receives = true;
+      } else if (this.interruptPending || this.pollPending) {
+        handlers.push(this.planService(batch, seq));
+        readsEir = true;
+        receives = true;
+      } else if (this.pendingDecrements > 0 || this.unreleased > 0 || this.intieCleared || this.eirToClear) {
+        endService = true;
+      }
     }
     const tx = this.planTransmit(batch, seq, readsEir);
     if (tx) handlers.push(tx);
@@ -490,33 +536,40 @@ export class Enc28j60Nic implements Nic {
       this.armWakeTimer();
       return false;
     }
-    // A batch that only writes (the end of a service, a transmission whose predecessor is
-    // confirmed) needs no answer to go on: leave it in flight and build the next one behind it.
-    const pipelined = batch.transactions.every((t) => !t.read);
-    const transfer = this.hal.spi.transfer(batch.transactions);
+    // Nothing waits for the answer here: the next batch (of the other chain, or one that only
+    // writes) is built behind this one while it is out. Its handlers run when it returns, unless
+    // the chip was re-initialised meanwhile (the answer describes a chip state that is gone).
+    const epoch = this.epoch;
+    if (receives) this.rxBatchOut = true;
+    if (tx) this.txBatchesOut++;
     this.inFlightBatches++;
-    if (pipelined) {
-      transfer.then(
-        (result) => {
-          this.inFlightBatches--;
-          for (const handle of handlers) handle(result);
-          this.kick();
-        },
-        (error: unknown) => {
-          this.inFlightBatches--;
-          this.onError(error);
-          this.kick();
-        },
-      );
-      return true;
-    }
-    let result: Uint8Array;
-    try {
-      result = await transfer;
-    } finally {
-      this.inFlightBatches--;
-    }
-    for (const handle of handlers) handle(result);
+    this.hal.spi.transfer(batch.transactions).then(
+      (result) => {
+        this.inFlightBatches--;
+        if (receives) this.rxBatchOut = false;
+        if (tx) this.txBatchesOut--;
+        if (epoch === this.epoch) {
+          // A handler hands frames to the stack, which may transmit (and kick) at once: no batch
+          // may be built from the half-updated ring model meanwhile.
+          this.handling = true;
+          try {
+            for (const handle of handlers) handle(result);
+          } catch (error) {
+            this.onError(error);
+          } finally {
+            this.handling = false;
+          }
+        }
+        this.kick();
+      },
+      (error: unknown) => {
+        this.inFlightBatches--;
+        if (receives) this.rxBatchOut = false;
+        if (tx) this.txBatchesOut--;
+        if (epoch === this.epoch) this.onError(error);
+        this.kick();
+      },
+    );
     return true;
   }
 
@@ -564,6 +617,7 @@ export class Enc28j60Nic implements Nic {
         this.eirToClear |= R.EIR_RXERIF;
       }
       if (eir & R.EIR_LINKIF) this.linkCheckPending = true;
+      read.noteWritePointer(r);
       this.absorb(read.data(r), r[read.countAt]!);
     };
   }
@@ -583,16 +637,22 @@ export class Enc28j60Nic implements Nic {
     this.prepareRingRead(batch, start);
     if (!header) {
       // Only part of the header arrived with the last read.
-      const read = this.readRing(batch, start, 6 - held.length + this.options.rxReadAheadBytes);
+      const read = this.readRing(batch, start, Math.max(6 - held.length + this.options.rxReadAheadBytes, this.bytesCompleteFrom(start)), true);
       return (r) => {
         const count = r[read.countAt]!;
+        read.noteWritePointer(r);
         if (count === 0) this.lostPackets();
         else this.absorb(read.data(r), count);
       };
     }
     const size = 6 + header.byteCount + (header.byteCount & 1);
     const rest = size - held.length;
-    const read = this.readRing(batch, start, rest + lookahead);
+    // Every packet the chip had completed when the last batch read ERXWRPT comes in this one read
+    // (then the next header and read-ahead, for packets completing meanwhile): past the first
+    // two, a burst of frames costs one round trip, not one each. (The interrupt service does not
+    // read ERXWRPT: an isolated frame would pay for it.)
+    const complete = more ? this.bytesCompleteFrom(start) : 0;
+    const read = this.readRing(batch, start, Math.max(rest + lookahead, complete > rest ? complete + lookahead : 0), more);
     batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
     this.nextPacket = header.next;
     this.unreleased += size;
@@ -603,6 +663,7 @@ export class Enc28j60Nic implements Nic {
     else if (this.unreleased >= this.ringSize * this.options.rxReleaseFraction) this.releaseRing(batch);
     return (r) => {
       const count = r[read.countAt]!;
+      read.noteWritePointer(r);
       if (count === 0) {
         this.lostPackets();
         return;
@@ -625,11 +686,27 @@ export class Enc28j60Nic implements Nic {
    * EPKTCNT, then an RBM of `length` bytes from ERDPT (= `start`). The chip finished writing every
    * packet EPKTCNT counts before the RBM began, so those packets' bytes in the read are valid.
    */
-  private readRing(batch: CommandBatch, start: number, length: number) {
+  private readRing(batch: CommandBatch, start: number, length: number, withWritePointer = false) {
+    // ERXWRPT first (still in bank 0), when more packets wait: where the chip's complete packets
+    // end, for sizing the next read. It is two reads, so a packet completing between them can
+    // tear it; it is never trusted for validity, which EPKTCNT (one register) decides.
+    const writeLowAt = withWritePointer ? batch.read(R.ERXWRPTL) : -1;
+    const writeHighAt = withWritePointer ? batch.read(R.ERXWRPTH) : -1;
     const countAt = batch.read(R.EPKTCNT);
     const dataAt = batch.readBuffer(length);
     this.erdpt = this.ringAdvance(start, length);
-    return { countAt, data: (r: Uint8Array) => r.subarray(dataAt, dataAt + length) };
+    return {
+      countAt,
+      data: (r: Uint8Array) => r.subarray(dataAt, dataAt + length),
+      noteWritePointer: (r: Uint8Array) => {
+        if (!withWritePointer) {
+          this.rxWritePointer = undefined;
+          return;
+        }
+        const pointer = r[writeLowAt]! | (r[writeHighAt]! << 8);
+        this.rxWritePointer = pointer < this.ringSize ? pointer : undefined;
+      },
+    };
   }
 
   /**
@@ -664,6 +741,13 @@ export class Enc28j60Nic implements Nic {
     }
     this.knownPending = count - taken;
     this.readAhead = this.knownPending > 0 ? buffer.slice(at) : EMPTY;
+  }
+
+  /** Ring bytes from `start` to the last ERXWRPT seen: complete packets (0 when unknown). */
+  private bytesCompleteFrom(start: number): number {
+    const pointer = this.rxWritePointer;
+    if (pointer === undefined) return 0;
+    return (pointer - start + this.ringSize) % this.ringSize;
   }
 
   /** A read found EPKTCNT at 0 where we knew of packets: a reset underneath or lost state. */
@@ -746,6 +830,7 @@ export class Enc28j60Nic implements Nic {
   /** LNX-ENC's recovery for a corrupt ring: RXRST, re-initialise the ring, re-enable. */
   private async resetReceiver(): Promise<void> {
     this.count('rx-reset');
+    this.epoch++;
     let batch = this.newBatch();
     batch.bitClear(R.ECON1, R.ECON1_RXEN);
     batch.bitSet(R.ECON1, R.ECON1_RXRST);
@@ -769,6 +854,7 @@ export class Enc28j60Nic implements Nic {
 
   /** The ring as RXRST or SRC leaves it: empty, ERDPT at 0, EPKTCNT 0. */
   private resetRingModel(): void {
+    this.rxWritePointer = undefined;
     this.nextPacket = 0;
     this.erdpt = 0;
     this.readAhead = EMPTY;
@@ -787,7 +873,13 @@ export class Enc28j60Nic implements Nic {
   private planTransmit(batch: CommandBatch, seq: number, batchReadsEir: boolean): ResultHandler | undefined {
     const now = this.clock.now();
     const previous = this.txInFlight;
-    if (previous && previous.doneBy === undefined) return undefined; // its batch is still out
+    if (this.txBatchesOut > 0) {
+      // The previous send's batch is still out. With a second buffer the next frame can follow it
+      // at once, if writing that frame to the chip takes longer than the previous one's time on
+      // the wire: by the time this batch resets the transmitter, the previous frame is out.
+      if (!previous || previous.doneBy !== undefined || this.txBatchesOut > 1 || !this.canFollow(previous)) return undefined;
+      return this.planSend(batch, seq, previous);
+    }
     const due = !previous || now >= previous.doneBy!;
     if (this.txQueue.length > 0 && this.up && due) return this.planSend(batch, seq, previous);
     if (previous && due && !batchReadsEir) {
@@ -797,24 +889,53 @@ export class Enc28j60Nic implements Nic {
     return undefined;
   }
 
+  /** May the next queued frame be sent behind `previous` before its batch is back? */
+  private canFollow(previous: TxInFlight): boolean {
+    const next = this.txQueue[0];
+    const writeFloor = this.hal.spi.minWriteMs;
+    if (this.options.txBuffers < 2 || !next || !this.up || !writeFloor) return false;
+    return writeFloor(next.frame.length) >= wireTimeMs(previous.item.frame.length) + this.options.txFollowMarginMs;
+  }
+
   /**
    * DS-ENC §7.1 with errata #12: TXRST pulse, control byte + frame at ETXST, ETXND, clear
    * TXIF/TXERIF (clearing TXRST may set TXERIF), TXRTS. If the previous frame is not yet known to
-   * be done, EIR is read first: by now (its wire time has passed) TXIF says how it went.
+   * be done, EIR is read just before the TXRST: by then (its wire time has passed) TXIF says how
+   * it went, and "not done" means the reset cut it short. With one buffer the frame is written
+   * after the reset (the buffer may still be on the wire); with two it goes into the other
+   * buffer first, so the previous frame has the whole write to finish in.
    */
   private planSend(batch: CommandBatch, seq: number, previous: TxInFlight | undefined): ResultHandler {
     const item = this.txQueue.shift()!;
+    // With two buffers: the one used last again if its frame is known to have gone (ETXST stays),
+    // else the other — the last one may be on the wire, or stuck there (errata #12) until this
+    // batch's TXRST; the one before it was released by the previous send's TXRST.
+    const reuse = this.txUnresolved.length === 0 && this.txLastSent;
+    const buffer = this.options.txBuffers === 2 ? (reuse ? this.txLastBuffer : 1 - this.txLastBuffer) : 0;
+    this.txLastBuffer = buffer;
+    this.txLastSent = false;
+    const start = this.txStart + buffer * TX_BUFFER_STRIDE;
+    const writeFrame = () => {
+      batch.write16(R.EWRPTL, start);
+      batch.writeBuffer([0x00], item.frame); // control byte 0: padding and CRC per MACON3
+    };
+    if (this.options.txBuffers === 2) writeFrame();
     const eirAt = previous ? batch.read(R.EIR) : -1;
-    // TXRST first: a stuck transmission must be stopped before its buffer is overwritten.
+    // TXRST before the buffer is overwritten (one buffer) or the start moves (two).
     batch.bitSet(R.ECON1, R.ECON1_TXRST);
     batch.bitClear(R.ECON1, R.ECON1_TXRST);
-    batch.write16(R.EWRPTL, this.txStart);
-    batch.writeBuffer([0x00], item.frame); // control byte 0: padding and CRC per MACON3
-    batch.write16(R.ETXNDL, this.txStart + item.frame.length);
+    if (this.options.txBuffers === 1) writeFrame();
+    // Both buffers start on a 256-byte boundary: ETXSTL stays as initialised.
+    if (this.txStartHigh !== start >> 8) {
+      batch.write(R.ETXSTH, start >> 8);
+      this.txStartHigh = start >> 8;
+    }
+    batch.write16(R.ETXNDL, start + item.frame.length);
     batch.bitClear(R.EIR, R.EIR_TXIF | R.EIR_TXERIF);
     batch.bitSet(R.ECON1, R.ECON1_TXRTS);
     const sending: TxInFlight = { item, seq, resolved: false };
     this.txInFlight = sending;
+    this.txUnresolved.push(sending);
     return (r) => {
       if (previous) this.resolveTx(previous, r[eirAt]!, 'preempted');
       const now = this.clock.now();
@@ -836,6 +957,7 @@ export class Enc28j60Nic implements Nic {
       this.retransmit(tx.item, 'tx-abort');
     } else if (eir & R.EIR_TXIF) {
       tx.resolved = true;
+      if (tx === this.txInFlight) this.txLastSent = true;
       this.counters.txFrames++;
       this.counters.txBytes += tx.item.frame.length;
     } else if (how === 'preempted') {
@@ -851,7 +973,11 @@ export class Enc28j60Nic implements Nic {
         tx.doneBy = this.clock.now() + Math.min(Math.max(1, elapsed), this.options.txTimeoutMs - elapsed);
       }
     }
-    if (tx.resolved && this.txInFlight === tx) this.txInFlight = undefined;
+    if (tx.resolved) {
+      const at = this.txUnresolved.indexOf(tx);
+      if (at >= 0) this.txUnresolved.splice(at, 1);
+      if (this.txInFlight === tx) this.txInFlight = undefined;
+    }
     this.armWakeTimer();
   }
 
@@ -865,13 +991,12 @@ export class Enc28j60Nic implements Nic {
     this.txQueue.unshift(item);
   }
 
+  /** Frames the chip may not have sent (re-initialisation): back to the head of the queue, in order. */
   private requeueInFlight(): void {
-    const tx = this.txInFlight;
-    if (tx && !tx.resolved) {
-      tx.resolved = true;
-      this.txQueue.unshift(tx.item);
-    }
+    for (const tx of this.txUnresolved) tx.resolved = true;
+    this.txQueue.unshift(...this.txUnresolved.splice(0).map((tx) => tx.item));
     this.txInFlight = undefined;
+    this.txStartHigh = -1;
   }
 
   // ---- Link -----------------------------------------------------------------------------------
@@ -902,7 +1027,7 @@ export class Enc28j60Nic implements Nic {
     this.pollTimer = this.clock.schedule(this.options.pollIntervalMs, () => {
       if (!this.running) return;
       this.schedulePoll();
-      if (this.pumping || this.inFlightBatches > 0) return;
+      if (this.rxBatchOut) return; // a service or ring read is out: it sees what a poll would
       // Safety net: a missed INT edge, or a chip reset underneath (interrupts silently off).
       this.pollPending = true;
       this.kick();
@@ -910,6 +1035,7 @@ export class Enc28j60Nic implements Nic {
   }
 
   private armWakeTimer(): void {
+    if (this.txBatchesOut > 0) return; // their answers kick the pump
     const tx = this.txInFlight;
     if (tx?.doneBy !== undefined && !tx.resolved) this.wakeAtTime(tx.doneBy);
   }
@@ -934,6 +1060,7 @@ export class Enc28j60Nic implements Nic {
   private onError(error: unknown): void {
     // Nothing escapes the loop: a failed batch may or may not have run, so start over cleanly.
     CommandBatch.invalidate(this.bank);
+    this.epoch++; // answers still out describe the chip before the failure
     const code = error instanceof HalError || error instanceof Enc28j60Error ? error.code : 'internal';
     this.count(`error-${code}`);
     this.needsInit = true;
