@@ -648,11 +648,11 @@ export class Enc28j60Nic implements Nic {
     const size = 6 + header.byteCount + (header.byteCount & 1);
     const rest = size - held.length;
     // Every packet the chip had completed when the last batch read ERXWRPT comes in this one read
-    // (then the next header and read-ahead, for packets completing meanwhile): past the first
+    // (then the next header, to know whether another completed meanwhile): past the first
     // two, a burst of frames costs one round trip, not one each. (The interrupt service does not
     // read ERXWRPT: an isolated frame would pay for it.)
     const complete = more ? this.bytesCompleteFrom(start) : 0;
-    const read = this.readRing(batch, start, Math.max(rest + lookahead, complete > rest ? complete + lookahead : 0), more);
+    const read = this.readRing(batch, start, Math.max(rest + lookahead, complete > rest ? complete + 6 : 0), more);
     batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
     this.nextPacket = header.next;
     this.unreleased += size;
