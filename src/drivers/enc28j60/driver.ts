@@ -10,13 +10,17 @@ import * as R from './registers.js';
  * ENC28J60 driver over a HAL (chips.md §1; DS39662E; errata DS80349C).
  *
  * Every SPI batch is a round trip over the serial bridge, so the driver is built around batches:
- * - receive: an interrupt (or the safety-net poll) costs one batch that reads EIR, EPKTCNT and
- *   the next packet header together; each frame then costs one batch that reads the frame, its
- *   FCS and the *following* packet header in one RBM, with EPKTCNT read just before so the
- *   speculative header is known to be valid. Several waiting frames → one round trip each.
- * - transmit: one batch writes the frame, pulses TXRST (errata #12) and sets TXRTS; completion
- *   (TXIF/TXERIF in EIR) is read by whatever batch runs after the wire time — the next
- *   transmission, an interrupt service, or a small check batch when nothing else is due.
+ * - receive: an interrupt (or the safety-net poll) costs one batch that reads EIR, EPKTCNT, the
+ *   next packet header and the first bytes of its frame together; a longer frame costs one more
+ *   batch that reads the rest, its FCS and the *following* header in one RBM, with EPKTCNT read
+ *   just before so the speculative bytes are known to be valid. When more packets wait, that batch
+ *   also reads ERXWRPT, and the next one takes every packet up to it in one RBM.
+ * - transmit: one batch writes the frame into the transmit buffer not on the wire, pulses TXRST
+ *   (errata #12) and sets TXRTS; completion (TXIF/TXERIF in EIR) is read by whatever batch runs
+ *   after the wire time — the next transmission, an interrupt service, or a small check batch.
+ * - the two are separate chains: a receive batch is built from the previous receive batch's
+ *   answer, a send from the previous send's (or, with the HAL's minWriteMs floor, right behind
+ *   it); neither waits for the other.
  * Batches execute in the order they are built; the driver's model of the chip (bank, ERDPT, the
  * ring) is updated when a batch is built, so the next one can be built before this one returns.
  */
