@@ -15,9 +15,20 @@ import { VirtualClock } from '../src/time/virtual-clock.js';
 import { VirtualLan } from '../hal/lan/switch.js';
 import { startTcpService } from '../src/app/services/tcp.js';
 import type { LinkModelName } from '../boards/sim/index.js';
-import { BOARD_ADDRESS, PEER_ADDRESS, createPeer, createSimNode, testPattern, type SimNode, type StackNode } from '../test/bridge/sim-node.js';
+import { BOARD_ADDRESS, BOARD_MAC, PEER_ADDRESS, createPeer, createSimNode, echo, sha256, startStack, testPattern, type SimNode, type StackNode } from '../test/bridge/sim-node.js';
 import type { Net } from '../src/socket/net.js';
 import { percentile, type Benchmark, type Measurement } from './harness.js';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RealClock } from '../src/time/real-clock.js';
+import { CryptoRandom } from '../src/time/random.js';
+import { openBridgeHal } from '../hal/bridge/bridge-hal.js';
+import { Enc28j60Nic } from '../src/drivers/enc28j60/driver.js';
+
+const SPINET = fileURLToPath(new URL('../tools/spinet.mjs', import.meta.url));
 
 const TRANSFER = 192 << 10;
 const ICMP_FRAME = 14 + 20 + 8 + 56;
@@ -132,7 +143,62 @@ async function idleSpeed(): Promise<Measurement[]> {
   return [{ name: 'avr8js speed, sketch idle', value: rate / 1e6, unit: 'M cycles/s', note: `${(rate / 16e6).toFixed(2)}× a 16 MHz Uno (driver polls every 100 ms)` }];
 }
 
+/**
+ * The host controller's own CPU, as a real deployment runs it: the simulated Uno in another
+ * process (`spinet sim --pty`, real time, 16U2 link model), and here only what the host runs —
+ * serialport's native binding on the pseudo-terminal, BridgeHal, the ENC28J60 driver, the stack
+ * and TCP — echoing 256 KiB through the board to the simulated LAN's gateway (TCP echo on port 7).
+ */
+async function hostCpuOverPty(): Promise<Measurement[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'spinet-bench-'));
+  const ptyPath = join(dir, 'uno');
+  const child = spawn(process.execPath, [SPINET, 'sim', '--pty', ptyPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    const ready = Date.now() + 30_000;
+    while (!stderr.includes('Ctrl-C to stop')) {
+      if (Date.now() > ready || child.exitCode !== null) throw new Error(`spinet sim did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const clock = new RealClock();
+    const hal = await openBridgeHal({ path: ptyPath, clock });
+    const nic = new Enc28j60Nic({ hal, clock, mac: BOARD_MAC, name: 'enc28j60' });
+    const node = await startStack(clock, new CryptoRandom(), nic, BOARD_ADDRESS);
+    try {
+      await node.stack.ping(PEER_ADDRESS, { timeoutMs: 5_000 });
+      const data = testPattern(256 << 10, 3);
+      const cpu0 = process.cpuUsage();
+      const wall0 = performance.now();
+      const echoed = await echo(node.net, 7, PEER_ADDRESS, data);
+      const cpu = process.cpuUsage(cpu0);
+      const seconds = (performance.now() - wall0) / 1000;
+      if (sha256(echoed) !== sha256(data)) throw new Error('the echo came back different');
+      const mb = (2 * data.length) / 1e6;
+      const cpuMs = (cpu.user + cpu.system) / 1000;
+      return [
+        {
+          name: 'host CPU per MB moved, board in another process over a PTY (1 Mbaud, 16u2)',
+          value: cpuMs / mb,
+          unit: 'ms/MB',
+          note: `256 KiB TCP echo each way in ${seconds.toFixed(1)} s real time (${((2 * data.length) / 1024 / seconds).toFixed(1)} KiB/s both ways together); host process ${((100 * cpuMs) / 1000 / seconds).toFixed(0)}% of one core`,
+        },
+      ];
+    } finally {
+      await node.stack.stop();
+      await hal.close();
+    }
+  } finally {
+    child.kill('SIGINT');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export const benchmarks: Benchmark[] = [
   { name: 'bridge', run: bridgeFigures },
   { name: 'bridge-emulator', run: idleSpeed },
+  { name: 'bridge-host-cpu', run: hostCpuOverPty },
 ];

@@ -1,6 +1,6 @@
 /**
  * The gateway node of the built-in simulated LAN (`--lan sim`, `npm start`): a second spinet
- * stack at 192.0.2.1 that answers ping, runs UDP echo, and serves DHCP and DNS to the board — lab
+ * stack at 192.0.2.1 that answers ping, runs UDP and TCP echo (port 7), and serves DHCP and DNS to the board — lab
  * equipment, so the whole path works with no hardware, no root and no real network.
  */
 import type { Clock } from '../src/time/clock.js';
@@ -9,6 +9,7 @@ import { Stack } from '../src/stack.js';
 import { parseIpv4 } from '../src/wire/address.js';
 import { VirtualNic, type VirtualLan } from '../hal/lan/switch.js';
 import { startUdpService } from '../src/app/services/udp.js';
+import { startTcpService } from '../src/app/services/tcp.js';
 import { stackDatagrams } from '../src/app/stack-adapter.js';
 import { DhcpServer } from '../src/app/dhcp/server.js';
 import { DnsAuthoritativeServer } from '../src/app/dns/server.js';
@@ -41,6 +42,8 @@ export class LabGateway {
     await stack.start();
     iface.addAddress(LAB_GATEWAY_ADDRESS, LAB_PREFIX_LENGTH);
     const echo = await startUdpService(stack, 'echo', 7);
+    // TCP echo too: a peer for TCP through the board with nothing but the simulated LAN.
+    const tcpEcho = await startTcpService(net, 'echo', 7);
     const transport = stackDatagrams(stack);
     const dhcp = new DhcpServer({
       transport,
@@ -65,7 +68,7 @@ export class LabGateway {
       ],
     });
     dns.start();
-    return new LabGateway(stack, nic, dhcp, net, [() => echo.close(), () => dhcp.close(), () => dns.close()]);
+    return new LabGateway(stack, nic, dhcp, net, [() => echo.close(), () => void tcpEcho.close(), () => dhcp.close(), () => dns.close()]);
   }
 
   async stop(): Promise<void> {
