@@ -107,6 +107,11 @@ export class Socket extends Duplex {
 
   private connection: TcpConnection | undefined;
   private pendingWrite: PendingWrite | undefined;
+  /** continueWrite() / pull() are running (see there): a nested call defers to them. */
+  private writing = false;
+  private writeAgain = false;
+  private pulling = false;
+  private pullAgain = false;
   private pendingFinal: ((error?: Error | null) => void) | undefined;
   private readWanted = false;
   private endPushed = false;
@@ -240,8 +245,30 @@ export class Socket extends Duplex {
     this.pull();
   }
 
-  /** Move received bytes into the stream while it wants them; leftovers keep the TCP window shut. */
+  /**
+   * Move received bytes into the stream while it wants them; leftovers keep the TCP window shut.
+   * Not re-entered: reading may open the window, and on a synchronous link the peer's next data
+   * (and onReadable) arrives inside c.read() — a nested pull would push it ahead of the bytes the
+   * outer one is holding. The outer call goes round again instead (also when the stream asked for
+   * more, through _read, from inside push()).
+   */
   private pull(): void {
+    if (this.pulling) {
+      this.pullAgain = true;
+      return;
+    }
+    this.pulling = true;
+    try {
+      do {
+        this.pullAgain = false;
+        this.pullLoop();
+      } while (this.pullAgain);
+    } finally {
+      this.pulling = false;
+    }
+  }
+
+  private pullLoop(): void {
     const c = this.connection;
     if (!c || !this.readWanted || this.endPushed) return;
     for (;;) {
@@ -268,7 +295,29 @@ export class Socket extends Duplex {
     this.continueWrite();
   }
 
+  /**
+   * Feed the pending chunk to the connection. Not re-entered: on a synchronous link c.write() can
+   * get the peer's ACK back at once, and onWritable would write the same bytes a second time and
+   * complete the chunk twice. A nested call asks the outer one to go round again instead (which
+   * also takes the next chunk when the callback hands one over synchronously).
+   */
   private continueWrite(): void {
+    if (this.writing) {
+      this.writeAgain = true;
+      return;
+    }
+    this.writing = true;
+    try {
+      do {
+        this.writeAgain = false;
+        this.continueWriteOnce();
+      } while (this.writeAgain);
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private continueWriteOnce(): void {
     const p = this.pendingWrite;
     const c = this.connection;
     if (!p || !c) return;
