@@ -15,6 +15,28 @@ import { ConnectionTimer } from '../tcp/timer.js';
  * the send buffer takes the bytes (so write() returning false and 'drain' reflect the peer).
  */
 
+
+/** Runs a body so that a call from inside it, instead of nesting, makes the outer run go round again. */
+class NoReentry {
+  private running = false;
+  private again = false;
+
+  run(body: () => void): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        body();
+      } while (this.again);
+    } finally {
+      this.running = false;
+    }
+  }
+}
 export type LookupFunction = (
   hostname: string,
   options: { family: 4 },
@@ -108,10 +130,8 @@ export class Socket extends Duplex {
   private connection: TcpConnection | undefined;
   private pendingWrite: PendingWrite | undefined;
   /** continueWrite() / pull() are running (see there): a nested call defers to them. */
-  private writing = false;
-  private writeAgain = false;
-  private pulling = false;
-  private pullAgain = false;
+  private readonly writing = new NoReentry();
+  private readonly pulling = new NoReentry();
   private pendingFinal: ((error?: Error | null) => void) | undefined;
   private readWanted = false;
   private endPushed = false;
@@ -253,19 +273,7 @@ export class Socket extends Duplex {
    * more, through _read, from inside push()).
    */
   private pull(): void {
-    if (this.pulling) {
-      this.pullAgain = true;
-      return;
-    }
-    this.pulling = true;
-    try {
-      do {
-        this.pullAgain = false;
-        this.pullLoop();
-      } while (this.pullAgain);
-    } finally {
-      this.pulling = false;
-    }
+    this.pulling.run(() => this.pullLoop());
   }
 
   private pullLoop(): void {
@@ -302,19 +310,7 @@ export class Socket extends Duplex {
    * also takes the next chunk when the callback hands one over synchronously).
    */
   private continueWrite(): void {
-    if (this.writing) {
-      this.writeAgain = true;
-      return;
-    }
-    this.writing = true;
-    try {
-      do {
-        this.writeAgain = false;
-        this.continueWriteOnce();
-      } while (this.writeAgain);
-    } finally {
-      this.writing = false;
-    }
+    this.writing.run(() => this.continueWriteOnce());
   }
 
   private continueWriteOnce(): void {
