@@ -15,7 +15,6 @@ import { ConnectionTimer } from '../tcp/timer.js';
  * the send buffer takes the bytes (so write() returning false and 'drain' reflect the peer).
  */
 
-
 /** Runs a body so that a call from inside it, instead of nesting, makes the outer run go round again. */
 class NoReentry {
   private running = false;
