@@ -74,6 +74,8 @@ export interface BridgeHalOptions {
   readonly reconnectMs?: number;
   readonly maxRetries?: number;
   readonly maxInFlight?: number;
+  /** The board's fastest SPI clock in bytes/s (BRIDGE_DEFAULTS.spiBytesPerSecond: a 16 MHz AVR). */
+  readonly spiBytesPerSecond?: number;
   /** Name in `hal.name` (default: `bridge:<board name>@<path>`). */
   readonly name?: string;
 }
@@ -206,6 +208,7 @@ export class BridgeHal implements Hal {
       reconnectMs: options.reconnectMs ?? BRIDGE_DEFAULTS.reconnectMs,
       maxRetries: options.maxRetries ?? BRIDGE_DEFAULTS.maxRetries,
       maxInFlight: options.maxInFlight ?? BRIDGE_DEFAULTS.maxInFlight,
+      spiBytesPerSecond: options.spiBytesPerSecond ?? BRIDGE_DEFAULTS.spiBytesPerSecond,
     };
     this.baudRate = this.settings.baudRate;
     this.isRetryable = options.isRetryable ?? (() => false);
@@ -296,13 +299,13 @@ export class BridgeHal implements Hal {
   /**
    * A floor on the time `bytes` written in one transaction take to reach the chip (SpiDevice):
    * the sketch never holds more than its credit window (plus one decoded frame) of a request, so
-   * beyond that the bytes come at the serial line rate; and no board clocks SPI faster than the
-   * ENC28J60's 20 MHz maximum.
+   * beyond that the bytes come at the serial line rate; and the board clocks SPI no faster than
+   * `spiBytesPerSecond`.
    */
   private minWriteMs(bytes: number): number {
     const buffered = (this.hello?.window ?? this.window) + 64;
     const lineMs = (Math.max(0, bytes - buffered) * 10 * 1000) / this.baudRate;
-    return Math.max(lineMs, (bytes * 1000) / 2.5e6);
+    return Math.max(lineMs, (bytes * 1000) / this.settings.spiBytesPerSecond);
   }
 
   private async transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array> {

@@ -27,6 +27,12 @@ export const BRIDGE_DEFAULTS = {
   /** Requests packed into the stream ahead of their replies (ids are u8; credits bound bytes). */
   maxInFlight: 64,
   /**
+   * The fastest a board clocks SPI, bytes/s: every board the sketch is built for (boards/*.json)
+   * is a 16 MHz AVR, whose SPI runs at most at F_CPU/2 = 8 MHz. A floor for SpiDevice.minWriteMs;
+   * a faster board needs a higher value here (too low only costs a resent frame, `tx-preempted`).
+   */
+  spiBytesPerSecond: 1_000_000,
+  /**
    * avr8js sends back-to-back bytes at ≈1.5 character times; real UARTs at 1.0. Timeouts assume
    * the slower so a simulated board is not declared dead.
    */

@@ -52,6 +52,14 @@ describe('bridge HAL against the TypeScript board model', () => {
     expect(hal.ready).toBe(true);
   });
 
+  it('promises a floor on write time: the line rate beyond the credit window, else the 8 MHz SPI clock', async () => {
+    const { hal } = await setup();
+    // 1514 bytes: 1514 − (992 credit + 64) = 458 bytes at 10 bits each on the 1 Mbaud line.
+    expect(hal.spi.minWriteMs!(1514)).toBeCloseTo(4.58, 5);
+    // 100 bytes fit in the window: only the SPI clock (1 µs a byte) bounds them.
+    expect(hal.spi.minWriteMs!(100)).toBeCloseTo(0.1, 5);
+  });
+
   it('runs SPI batches in order and returns the bytes read, duplex bytes first', async () => {
     const { hal, chip } = await setup();
     const data = Array.from({ length: 200 }, (_, i) => (i * 7) & 0xff);
