@@ -303,7 +303,7 @@ export class BridgeHal implements Hal {
    * `spiBytesPerSecond`.
    */
   private minWriteMs(bytes: number): number {
-    const buffered = (this.hello?.window ?? this.window) + 64;
+    const buffered = this.window + 64;
     const lineMs = (Math.max(0, bytes - buffered) * 10 * 1000) / this.baudRate;
     return Math.max(lineMs, (bytes * 1000) / this.settings.spiBytesPerSecond);
   }

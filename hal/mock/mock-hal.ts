@@ -183,6 +183,10 @@ export class MockHal implements Hal {
   private readonly clock: Clock;
   private readonly slave: SpiSlave;
   private readonly linkModel: LinkModel | undefined;
+  /** The link model's SPI clock (LinkModel.spiBytesPerSecond, default 1e6). */
+  private get spiBytesPerSecond(): number {
+    return this.linkModel?.spiBytesPerSecond ?? 1e6;
+  }
   private readonly eventListeners = new Set<(event: HalEvent) => void>();
   private readonly interruptListeners = new Set<(asserted: boolean) => void>();
   private interruptLevel = false;
@@ -202,7 +206,7 @@ export class MockHal implements Hal {
     this.linkModel = options.linkModel;
     this.name = options.name ?? 'mock';
     this.log = new SpiLog(options.logCapacity);
-    const spiBytesPerSecond = this.linkModel?.spiBytesPerSecond ?? 1e6;
+    const spiBytesPerSecond = this.spiBytesPerSecond;
     // With a link model the chip sees a batch's effects when its last byte has been clocked
     // (schedule()), so a write of n bytes takes n SPI byte times. Without one, batches are instant.
     this.spi = this.linkModel
@@ -372,7 +376,7 @@ export class MockHal implements Hal {
     this.uplinkFreeAt = sendStart + requestBytes * perByte;
     // The batch runs on the chip once its request has arrived and the chip is free, for as long
     // as its bytes take to clock; its effects land (atomically) at the end of that.
-    const executeAt = Math.max(this.uplinkFreeAt + m.turnaroundMs / 2, this.chipFreeAt) + (spiBytes * 1000) / (m.spiBytesPerSecond ?? 1e6);
+    const executeAt = Math.max(this.uplinkFreeAt + m.turnaroundMs / 2, this.chipFreeAt) + (spiBytes * 1000) / this.spiBytesPerSecond;
     this.chipFreeAt = executeAt;
     const answerStart = Math.max(this.chipFreeAt, this.downlinkFreeAt);
     this.downlinkFreeAt = answerStart + replyBytes * perByte;

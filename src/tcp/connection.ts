@@ -1240,7 +1240,7 @@ export class TcpConnection implements ConnectionId {
     const unsent = Math.max(0, seqDiff(dataEnd, this.sndNxt));
     const inFlight = seqDiff(this.sndNxt, this.sndUna);
     const window = pipeLimited ? this.sndWnd : Math.min(this.sndWnd, this.cc.cwnd + this.limitedTransmitAllowance());
-    const usable = pipeLimited ? seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt) : window - inFlight;
+    const usable = pipeLimited ? this.windowRoom(this.sndNxt) : window - inFlight;
     const wantFin = this.finQueued && !this.finSent();
     if (unsent === 0) {
       if (wantFin && this.sndNxt === dataEnd) {
@@ -1284,7 +1284,7 @@ export class TcpConnection implements ConnectionId {
     // No further than the peer's window still reaches, when it reaches past `seq` at all (a peer
     // may drop a segment that ends beyond its window, as Linux does with a non-empty receive
     // queue); with the window shut, the segment goes whole as a probe.
-    const room = seqDiff(seqAdd(this.sndUna, this.sndWnd), seq);
+    const room = this.windowRoom(seq);
     const length = Math.max(0, Math.min(maxLength, seqDiff(dataEnd, seq), room > 0 ? room : Infinity));
     const fin = this.finQueued && this.finSent() && seqAdd(seq, length) === this.finSequence();
     if (length === 0 && !fin) return;
@@ -1294,6 +1294,11 @@ export class TcpConnection implements ConnectionId {
     if (track && this.inRecovery && this.sackEnabled && sent > 0) {
       this.recoveryRetransmissions = [...this.recoveryRetransmissions, { seq, end: seqAdd(seq, sent), sentBefore: this.sndMax }];
     }
+  }
+
+  /** Bytes from `seq` to the right edge of the peer's window (negative past it). */
+  private windowRoom(seq: number): number {
+    return seqDiff(seqAdd(this.sndUna, this.sndWnd), seq);
   }
 
   private armRetransmit(): void {
@@ -1563,7 +1568,7 @@ export class TcpConnection implements ConnectionId {
     // As far as the peer's window reaches, when it reaches past SND.NXT at all (a peer may drop a
     // segment that ends beyond its window: Linux does while its receive queue holds data); with
     // the window shut, what was in flight goes again as it was, a probe.
-    const room = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+    const room = this.windowRoom(this.sndNxt);
     const allowed = room > 0 ? room : seqDiff(this.sndMax, this.sndNxt);
     const dataLength = Math.max(0, Math.min(this.sendMss, seqDiff(dataEnd, this.sndNxt), allowed));
     const fin = this.finQueued && seqAdd(this.sndNxt, dataLength) === dataEnd;

@@ -4,6 +4,11 @@ import type { Socket } from '../../src/socket/net.js';
 import { SeededRandom, randomFill } from '../../src/time/random.js';
 import { SERVER, CLIENT, runFor, runUntil, settle, twoHosts } from './net-harness.js';
 import { sha256 } from './harness.js';
+import { VirtualClock } from '../../src/time/virtual-clock.js';
+import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
+import { parseMac } from '../../src/wire/address.js';
+import { startTcpService } from '../../src/app/services/tcp.js';
+import { echo, startStack, testPattern } from '../bridge/sim-node.js';
 
 describe('node:net over spinet TCP', () => {
   it('connects, echoes, reports addresses and byte counts, and closes both sides', async () => {
@@ -184,11 +189,6 @@ describe('node:net sockets on a synchronous link (frames delivered inside the se
   // once re-entered itself there: a chunk written twice ("Callback called multiple times") and
   // data pushed out of order.
   it.each([4096, 20_000, 65_536, 200_000])('echoes %i bytes intact through a TCP echo service', async (size) => {
-    const { VirtualClock } = await import('../../src/time/virtual-clock.js');
-    const { VirtualLan, VirtualNic } = await import('../../hal/lan/switch.js');
-    const { parseMac } = await import('../../src/wire/address.js');
-    const { startTcpService } = await import('../../src/app/services/tcp.js');
-    const { echo, startStack, testPattern } = await import('../bridge/sim-node.js');
     const clock = new VirtualClock();
     const lan = new VirtualLan(clock);
     const a = await startStack(clock, new SeededRandom(5), new VirtualNic(lan, parseMac('02:00:00:00:00:01'), 'a'), '192.0.2.1');

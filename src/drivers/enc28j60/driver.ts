@@ -169,7 +169,7 @@ export class Enc28j60Nic implements Nic {
   /** The transmit buffer written last, and whether its frame is known to be off the wire. */
   private txLastBuffer = 0;
   private txLastSent = false;
-  /** ETXSTH as last written (-1: unknown, after initialisation writes ETXST). */
+  /** ETXSTH as last written (initialisation points ETXST at the first buffer). */
   private txStartHigh = -1;
   private multicastJoined = 0;
 
@@ -339,6 +339,7 @@ export class Enc28j60Nic implements Nic {
     batch.write16(R.ERXRDPTL, o.rxEnd); // errata #14: odd
     batch.write16(R.ERDPTL, 0);
     batch.write16(R.ETXSTL, this.txStart);
+    this.txStartHigh = this.txStart >> 8;
     batch.write16(R.ETXNDL, this.txStart);
     batch.write(R.ERXFCON, this.receiveFilter());
     batch.write(R.MACON1, R.MACON1_MARXEN | (o.fullDuplex ? R.MACON1_TXPAUS | R.MACON1_RXPAUS : 0));
@@ -547,11 +548,14 @@ export class Enc28j60Nic implements Nic {
     if (receives) this.rxBatchOut = true;
     if (tx) this.txBatchesOut++;
     this.inFlightBatches++;
+    const settle = () => {
+      this.inFlightBatches--;
+      if (receives) this.rxBatchOut = false;
+      if (tx) this.txBatchesOut--;
+    };
     this.hal.spi.transfer(batch.transactions).then(
       (result) => {
-        this.inFlightBatches--;
-        if (receives) this.rxBatchOut = false;
-        if (tx) this.txBatchesOut--;
+        settle();
         if (epoch === this.epoch) {
           // A handler hands frames to the stack, which may transmit (and kick) at once: no batch
           // may be built from the half-updated ring model meanwhile.
@@ -567,9 +571,7 @@ export class Enc28j60Nic implements Nic {
         this.kick();
       },
       (error: unknown) => {
-        this.inFlightBatches--;
-        if (receives) this.rxBatchOut = false;
-        if (tx) this.txBatchesOut--;
+        settle();
         if (epoch === this.epoch) this.onError(error);
         this.kick();
       },
@@ -1000,7 +1002,6 @@ export class Enc28j60Nic implements Nic {
     for (const tx of this.txUnresolved) tx.resolved = true;
     this.txQueue.unshift(...this.txUnresolved.splice(0).map((tx) => tx.item));
     this.txInFlight = undefined;
-    this.txStartHigh = -1;
   }
 
   // ---- Link -----------------------------------------------------------------------------------
