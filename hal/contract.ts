@@ -17,6 +17,35 @@ export interface SpiTransaction {
   readonly duplex?: boolean;
   /** Leave chip-select asserted after this transaction (the next one continues it). */
   readonly keepSelected?: boolean;
+  /**
+   * Programs only (SpiDevice.arm): run this transaction, and every later one of the batch, only if
+   * byte `ifNonZero` of the bytes this batch has read so far (counted from 0, among the first 64)
+   * is not zero; otherwise the rest of the batch is skipped (nothing clocked, chip-select released).
+   */
+  readonly ifNonZero?: number;
+  /**
+   * Programs only: the number of bytes to read is computed from two bytes this batch has read
+   * (among the first 64): the 16-bit value at `at` (little-endian unless `bigEndian`), minus
+   * `minus` (0–63, floored at 0), rounded up to even if `even`, capped at `read` (which stays the
+   * maximum). The ENC28J60's receive header says how long the frame after it is.
+   */
+  readonly readLengthFrom?: ReadLengthRule;
+}
+
+export interface ReadLengthRule {
+  readonly at: number;
+  readonly bigEndian?: boolean;
+  readonly minus?: number;
+  readonly even?: boolean;
+}
+
+/** How a program runs (SpiDevice.arm). */
+export interface ArmOptions {
+  /**
+   * While armed, the board sends no interrupt-line events (the program's results say what the
+   * driver needs); `InterruptLine` then only changes with other traffic.
+   */
+  readonly quietInterrupts?: boolean;
 }
 
 /** SPI bus with the chip's chip-select. */
@@ -35,6 +64,26 @@ export interface SpiDevice {
    * that cannot promise anything leaves it out.
    */
   minWriteMs?(bytes: number): number;
+  /**
+   * Optional: leave a *program* — a batch the board keeps and runs by itself, with no round trip —
+   * and run it whenever the chip's interrupt line falls, again after every run that was not cut
+   * short by an `ifNonZero` test, after every batch that ends with the line still asserted, and on
+   * runArmed(). `onRun` gets each run's read bytes, in order with transfer() answers (a run happens
+   * between two batches, never inside one). A run whose answer was lost on the link is not
+   * reported: the driver must notice from what the next run reads. Programs are small (the board
+   * says how small: `maxProgramBytes`, encoded size) and may use ifNonZero / readLengthFrom.
+   * Resolves once the board has the program; rejects with HalError EUNSUPPORTED when it cannot
+   * run programs, EINVAL when this one is too large. Arming again replaces the program. The HAL
+   * re-arms by itself when it resynchronises with a board that did not reset; a board reset
+   * (link-restored with boardReset) disarms, and the driver arms again after re-initialising.
+   */
+  arm?(program: readonly SpiTransaction[], onRun: (result: Uint8Array) => void, options?: ArmOptions): Promise<void>;
+  /** Stop running the program. Runs that happened before are still reported before this resolves. */
+  disarm?(): Promise<void>;
+  /** Run the armed program once now, in order with transfer() (a poll: a missed edge, a chip erratum). */
+  runArmed?(): Promise<void>;
+  /** Encoded size limit for arm() programs on the connected board (0: no programs). */
+  readonly maxProgramBytes?: number;
 }
 
 /** The chip's interrupt output (the ENC28J60's INT is active low; `asserted` hides that). */
@@ -80,7 +129,7 @@ export interface Hal {
   close(): Promise<void>;
 }
 
-export type HalErrorCode = 'ETIMEDOUT' | 'ELINKLOST' | 'EPROTO' | 'ECLOSED' | 'EINVAL';
+export type HalErrorCode = 'ETIMEDOUT' | 'ELINKLOST' | 'EPROTO' | 'ECLOSED' | 'EINVAL' | 'EUNSUPPORTED';
 
 export class HalError extends Error {
   constructor(

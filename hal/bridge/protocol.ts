@@ -1,11 +1,13 @@
 /**
- * The serial bridge protocol, version 1 (docs/bridge-protocol.md): framing (COBS + CRC-16), frame
+ * The serial bridge protocol, version 2 (docs/bridge-protocol.md): framing (COBS + CRC-16), frame
  * layouts in both directions and the command stream. Pure: bytes in, values out; no I/O, no time.
  * The host (hal/bridge/bridge-hal.ts), the TypeScript board model (boards/sim/model-board.ts) and
  * the tests share it; the sketch (boards/bridge/bridge.ino) is its C twin.
  */
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** Oldest board protocol the host still speaks (version 1: no programs, no short headers). */
+export const MIN_PROTOCOL_VERSION = 1;
 /** Largest chunk of command stream or read data in one frame: the board checks each before acting. */
 export const MAX_PAYLOAD = 64;
 /** COBS delimiter: only ever ends a frame. */
@@ -29,6 +31,9 @@ export const Command = {
   CHIP_RESET: 0x30,
   PING: 0x31,
   SET_BAUD: 0x32,
+  ARM: 0x40,
+  DISARM: 0x41,
+  RUN: 0x42,
 } as const;
 
 /** Bytes after the opcode (the id included); the SPI command's transactions follow it. */
@@ -43,11 +48,24 @@ export const COMMAND_ARGUMENT_BYTES: Readonly<Record<number, number>> = {
   [Command.PIN_REPORT]: 3,
   [Command.CHIP_RESET]: 3,
   [Command.SET_BAUD]: 5,
+  [Command.ARM]: 3,
+  [Command.DISARM]: 1,
+  [Command.RUN]: 1,
 };
 
-export const TransactionFlag = { KEEP_CS: 0x01, DUPLEX: 0x02, LAST: 0x80 } as const;
-/** SPI transaction header: flags, wlen:u16, rlen:u16. */
+export const TransactionFlag = { KEEP_CS: 0x01, DUPLEX: 0x02, IF: 0x04, LENGTH: 0x08, SHORT: 0x10, LAST: 0x80 } as const;
+/** SPI transaction header: flags, wlen:u16, rlen:u16 (SHORT: flags, lens:u8). */
 export const TRANSACTION_HEADER_BYTES = 5;
+export const SHORT_TRANSACTION_HEADER_BYTES = 2;
+/** SHORT headers carry wlen and rlen in 4 bits each. */
+export const SHORT_LENGTH_MAX = 15;
+/** IF and LENGTH can refer to the first this-many read bytes of a batch. */
+export const REFERABLE_READ_BYTES = 64;
+/** LENGTH opts: bit0 big-endian, bit1 round up to even, bits 2..7 the amount to subtract. */
+export const LengthOption = { BIG_ENDIAN: 0x01, EVEN: 0x02 } as const;
+export const LENGTH_MINUS_MAX = 63;
+/** ARM options. */
+export const ArmOption = { QUIET: 0x01 } as const;
 
 export const Status = { OK: 0, EBADCMD: 1, EINVAL: 2, EBUSY: 3, EUNSUPPORTED: 4 } as const;
 export const STATUS_NAMES = ['OK', 'EBADCMD', 'EINVAL', 'EBUSY', 'EUNSUPPORTED'] as const;
@@ -65,6 +83,8 @@ export const Capability = {
   CHIP_RESET: 1 << 5,
   SET_BAUD: 1 << 6,
   INT_EVENTS: 1 << 7,
+  PROGRAMS: 1 << 8,
+  SHORT_HEADERS: 1 << 9,
 } as const;
 
 /** Request id the board uses for a DONE that answers no request (EBADCMD). */
@@ -278,14 +298,19 @@ export interface Hello {
   readonly resetPin: number;
   readonly analogCount: number;
   readonly a0Pin: number;
+  /** Largest ARM program (version 2; 0 in version 1). */
+  readonly programBytes: number;
   readonly name: string;
 }
 
-const HELLO_FIXED_BYTES = 14;
+const HELLO_FIXED_BYTES_V1 = 14;
+/** Version 2 adds programBytes before the name. */
+const HELLO_FIXED_BYTES = 15;
 
 export function encodeHello(hello: Hello): Uint8Array {
   const name = new TextEncoder().encode(hello.name);
-  const out = new Uint8Array(HELLO_FIXED_BYTES + name.length);
+  const fixed = hello.version >= 2 ? HELLO_FIXED_BYTES : HELLO_FIXED_BYTES_V1;
+  const out = new Uint8Array(fixed + name.length);
   const view = new DataView(out.buffer);
   out[0] = hello.version;
   view.setUint16(1, hello.capabilities, true);
@@ -299,12 +324,16 @@ export function encodeHello(hello: Hello): Uint8Array {
   out[11] = hello.resetPin;
   out[12] = hello.analogCount;
   out[13] = hello.a0Pin;
-  out.set(name, HELLO_FIXED_BYTES);
+  if (hello.version >= 2) out[14] = hello.programBytes;
+  out.set(name, fixed);
   return out;
 }
 
 export function parseHello(payload: Uint8Array): Hello | undefined {
-  if (payload.length < HELLO_FIXED_BYTES) return undefined;
+  if (payload.length < HELLO_FIXED_BYTES_V1) return undefined;
+  const version = payload[0]!;
+  const fixed = version >= 2 ? HELLO_FIXED_BYTES : HELLO_FIXED_BYTES_V1;
+  if (payload.length < fixed) return undefined;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   return {
     version: payload[0]!,
@@ -319,7 +348,8 @@ export function parseHello(payload: Uint8Array): Hello | undefined {
     resetPin: payload[11]!,
     analogCount: payload[12]!,
     a0Pin: payload[13]!,
-    name: new TextDecoder().decode(payload.subarray(HELLO_FIXED_BYTES)),
+    programBytes: version >= 2 ? payload[14]! : 0,
+    name: new TextDecoder().decode(payload.subarray(fixed)),
   };
 }
 
@@ -345,41 +375,121 @@ export interface WireTransaction {
   readonly read?: number;
   readonly duplex?: boolean;
   readonly keepSelected?: boolean;
+  /** IF: run this and the rest of the batch only if read byte `ifNonZero` is not zero. */
+  readonly ifNonZero?: number;
+  /** LENGTH: the read count comes from read bytes; `read` is the cap. */
+  readonly readLengthFrom?: { readonly at: number; readonly bigEndian?: boolean; readonly minus?: number; readonly even?: boolean };
 }
 
-/** Bytes the board returns for `batch`. */
+/** Bytes the board returns for `batch` (for a batch with IF or LENGTH: the most it can return). */
 export function batchReadLength(batch: readonly WireTransaction[]): number {
   let n = 0;
   for (const t of batch) n += (t.read ?? 0) + (t.duplex ? (t.write?.length ?? 0) : 0);
   return n;
 }
 
-/** The SPI command for `batch` (at least one transaction; each write/read ≤ 65535 bytes). */
-export function encodeSpiCommand(id: number, batch: readonly WireTransaction[]): Uint8Array {
-  if (batch.length === 0) throw new RangeError('empty SPI batch');
-  let size = 2;
-  for (const t of batch) size += TRANSACTION_HEADER_BYTES + (t.write?.length ?? 0);
-  const out = new Uint8Array(size);
-  out[0] = Command.SPI;
-  out[1] = id;
-  let at = 2;
+export interface EncodeOptions {
+  /** The board takes SHORT headers (caps bit 9): transactions with wlen, rlen ≤ 15 use them. */
+  readonly shortHeaders?: boolean;
+}
+
+function checkReference(at: number, what: string): void {
+  if (!Number.isInteger(at) || at < 0 || at >= REFERABLE_READ_BYTES - (what === 'LENGTH' ? 1 : 0)) {
+    throw new RangeError(`${what} refers to read byte ${at}: only the first ${REFERABLE_READ_BYTES} can be referred to`);
+  }
+}
+
+/** Encoded size of `batch`'s transactions (headers and write bytes). */
+export function transactionsLength(batch: readonly WireTransaction[], options: EncodeOptions = {}): number {
+  let size = 0;
+  for (const t of batch) {
+    const wlen = t.write?.length ?? 0;
+    const rlen = t.read ?? 0;
+    const short = options.shortHeaders === true && wlen <= SHORT_LENGTH_MAX && rlen <= SHORT_LENGTH_MAX;
+    size += (short ? SHORT_TRANSACTION_HEADER_BYTES : TRANSACTION_HEADER_BYTES) + wlen;
+    if (t.ifNonZero !== undefined) size += 1;
+    if (t.readLengthFrom !== undefined) size += 2;
+  }
+  return size;
+}
+
+/** Write `batch`'s transactions into `out` at `at`; returns the offset past them. */
+function encodeTransactions(out: Uint8Array, at: number, batch: readonly WireTransaction[], options: EncodeOptions): number {
   batch.forEach((t, index) => {
     const wlen = t.write?.length ?? 0;
     const rlen = t.read ?? 0;
     if (wlen > 0xffff || rlen > 0xffff || rlen < 0) throw new RangeError('SPI transaction longer than 65535 bytes');
+    const short = options.shortHeaders === true && wlen <= SHORT_LENGTH_MAX && rlen <= SHORT_LENGTH_MAX;
     let flags = 0;
     if (t.keepSelected) flags |= TransactionFlag.KEEP_CS;
     if (t.duplex) flags |= TransactionFlag.DUPLEX;
+    if (t.ifNonZero !== undefined) flags |= TransactionFlag.IF;
+    if (t.readLengthFrom !== undefined) flags |= TransactionFlag.LENGTH;
+    if (short) flags |= TransactionFlag.SHORT;
     if (index === batch.length - 1) flags |= TransactionFlag.LAST;
     out[at++] = flags;
-    out[at++] = wlen & 0xff;
-    out[at++] = wlen >>> 8;
-    out[at++] = rlen & 0xff;
-    out[at++] = rlen >>> 8;
+    if (short) {
+      out[at++] = wlen | (rlen << 4);
+    } else {
+      out[at++] = wlen & 0xff;
+      out[at++] = wlen >>> 8;
+      out[at++] = rlen & 0xff;
+      out[at++] = rlen >>> 8;
+    }
+    if (t.ifNonZero !== undefined) {
+      checkReference(t.ifNonZero, 'IF');
+      out[at++] = t.ifNonZero;
+    }
+    const rule = t.readLengthFrom;
+    if (rule !== undefined) {
+      checkReference(rule.at, 'LENGTH');
+      const minus = rule.minus ?? 0;
+      if (!Number.isInteger(minus) || minus < 0 || minus > LENGTH_MINUS_MAX) throw new RangeError(`LENGTH minus ${minus}: 0 to ${LENGTH_MINUS_MAX}`);
+      out[at++] = rule.at;
+      out[at++] = (rule.bigEndian ? LengthOption.BIG_ENDIAN : 0) | (rule.even ? LengthOption.EVEN : 0) | (minus << 2);
+    }
     if (t.write) out.set(t.write, at);
     at += wlen;
   });
+  return at;
+}
+
+/** The SPI command for `batch` (at least one transaction; each write/read ≤ 65535 bytes). */
+export function encodeSpiCommand(id: number, batch: readonly WireTransaction[], options: EncodeOptions = {}): Uint8Array {
+  if (batch.length === 0) throw new RangeError('empty SPI batch');
+  const out = new Uint8Array(2 + transactionsLength(batch, options));
+  out[0] = Command.SPI;
+  out[1] = id;
+  encodeTransactions(out, 2, batch, options);
   return out;
+}
+
+/** ARM: `program` becomes the board's program, answered (and run) under `id`. */
+export function encodeArm(id: number, program: readonly WireTransaction[], armOptions: { quiet?: boolean }, options: EncodeOptions = {}): Uint8Array {
+  if (program.length === 0) throw new RangeError('empty program');
+  const length = transactionsLength(program, options);
+  if (length > 0xff) throw new RangeError(`a program of ${length} bytes (at most 255 can be encoded)`);
+  const out = new Uint8Array(4 + length);
+  out[0] = Command.ARM;
+  out[1] = id;
+  out[2] = armOptions.quiet ? ArmOption.QUIET : 0;
+  out[3] = length;
+  encodeTransactions(out, 4, program, options);
+  return out;
+}
+
+/**
+ * The read count a LENGTH rule gives, from the batch's read bytes so far (`reads`), capped at
+ * `cap`; undefined when the bytes are not available (the board then reads 0, status EINVAL).
+ */
+export function computedReadLength(rule: NonNullable<WireTransaction['readLengthFrom']>, reads: Uint8Array, cap: number): number | undefined {
+  if (rule.at + 1 >= reads.length || rule.at + 1 >= REFERABLE_READ_BYTES) return undefined;
+  const a = reads[rule.at]!;
+  const b = reads[rule.at + 1]!;
+  let value = rule.bigEndian ? (a << 8) | b : a | (b << 8);
+  value = Math.max(0, value - (rule.minus ?? 0));
+  if (rule.even) value += value & 1;
+  return Math.min(value, cap);
 }
 
 /** A command without a transaction body: opcode, id, arguments. */
