@@ -1,4 +1,4 @@
-// spinet serial-to-SPI bridge, protocol version 1 (docs/bridge-protocol.md).
+// spinet serial-to-SPI bridge, protocol version 2 (docs/bridge-protocol.md).
 //
 // The host sends COBS frames with a CRC-16 per <=64-byte chunk; this sketch checks each chunk
 // before acting on it, clocks write bytes into SPI as chunks arrive and streams read bytes back in
@@ -9,6 +9,10 @@
 // following it: replies are COBS-encoded into a transmit ring that the loops drain a byte at a
 // time while they clock SPI or check CRCs (txPump), each SPI byte's shift time is spent on the
 // bookkeeping of its neighbour, and the CRC is table-driven (11 cycles a byte, not 17).
+//
+// Programs (version 2): the host may leave one small batch here (ARM), which the sketch runs by
+// itself between commands — on an INT edge, and again while runs find work — through the same
+// command interpreter, so a received Ethernet frame costs the host no round trip (section 3.2).
 //
 // Boards: ATmega328P (uno, nano, pro mini) and ATmega2560 (mega2560). Build: boards/bridge/Makefile.
 
@@ -48,10 +52,13 @@ static const uint8_t PIN_INT = 2;     // INT0 on the 328P, INT4 on the 2560
 // on the line. 256 bytes, so its 8-bit indices wrap by themselves.
 #define TX_RING_SIZE 256
 #define MAX_REPORTED_PINS 8
+// ARM program buffer: the ENC28J60 receive program is 35 bytes; 64 leaves room for a W5500 one.
+// The same on both MCUs (the Uno's RAM is the limit: ≈400 bytes stay free for the stack).
+#define PROGRAM_MAX 64
 
 // ---- protocol constants ----------------------------------------------------------------------
 
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 2
 enum { H_DATA = 0x01, H_HELLO = 0x02 };
 enum { B_HELLO = 0x01, B_ACK = 0x02, B_NAK = 0x03, B_DATA = 0x04, B_DONE = 0x05, B_EVENT = 0x06 };
 enum {
@@ -59,11 +66,15 @@ enum {
   C_PIN_MODE = 0x20, C_DIGITAL_WRITE = 0x21, C_DIGITAL_READ = 0x22, C_ANALOG_READ = 0x23,
   C_PWM_WRITE = 0x24, C_PIN_REPORT = 0x25,
   C_CHIP_RESET = 0x30, C_PING = 0x31, C_SET_BAUD = 0x32,
+  C_ARM = 0x40, C_DISARM = 0x41, C_RUN = 0x42,
 };
 enum { S_OK = 0, S_EBADCMD = 1, S_EINVAL = 2, S_EBUSY = 3, S_EUNSUPPORTED = 4 };
-enum { X_KEEP_CS = 0x01, X_DUPLEX = 0x02, X_LAST = 0x80 };
+enum { X_KEEP_CS = 0x01, X_DUPLEX = 0x02, X_IF = 0x04, X_LENGTH = 0x08, X_SHORT = 0x10, X_LAST = 0x80 };
+enum { L_BIG_ENDIAN = 0x01, L_EVEN = 0x02 };  // LENGTH opts; bits 2..7: the amount to subtract
+enum { A_QUIET = 0x01 };                       // ARM options
 enum { EV_INT = 1, EV_PIN = 2 };
-#define CAPS 0x00FF  // SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events
+// SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events, programs, short headers
+#define CAPS 0x03FF
 
 // ---- CRC-16/MCRF4XX, table-driven ---------------------------------------------------------------
 
@@ -229,7 +240,7 @@ static bool reservedPin(uint8_t pin) {
 // between two host frames must never overwrite read data still waiting in `tx`.
 static uint8_t tx[5 + MAX_PAYLOAD];      // header, payload (the CRC is added as it is encoded)
 static uint8_t txLen;                    // payload bytes waiting in tx (DATA being filled)
-#define CTL_PAYLOAD 32                   // HELLO is the largest control payload (14 + name)
+#define CTL_PAYLOAD 32                   // HELLO is the largest control payload (15 + name)
 static uint8_t ctl[5 + CTL_PAYLOAD];
 static uint8_t expectedSeq;
 static uint16_t reportedConsumed;
@@ -287,7 +298,7 @@ static void sendFrame(uint8_t *tx, uint8_t type, uint8_t id, uint8_t payloadLen)
 static uint8_t dataId;
 static uint16_t readCount;
 
-static inline void pushRead(uint8_t b) {
+__attribute__((always_inline)) static inline void pushRead(uint8_t b) {
   tx[5 + txLen++] = b;
   readCount++;
   if (txLen == MAX_PAYLOAD) {
@@ -351,7 +362,7 @@ static void sendDone(uint8_t id, uint8_t status, uint16_t value) {
 static uint8_t sessions;
 static uint8_t resetCause;
 
-static_assert(14 + sizeof(BRIDGE_BOARD) - 1 <= CTL_PAYLOAD, "HELLO must fit the control frame buffer");
+static_assert(15 + sizeof(BRIDGE_BOARD) - 1 <= CTL_PAYLOAD, "HELLO must fit the control frame buffer");
 
 static void sendHello() {
   static const char name[] = BRIDGE_BOARD;
@@ -370,8 +381,24 @@ static void sendHello() {
   *p++ = PIN_RESET;
   *p++ = NUM_ANALOG_INPUTS;
   *p++ = A0;
+  *p++ = PROGRAM_MAX;
   for (uint8_t i = 0; i < sizeof(name) - 1; i++) *p++ = name[i];
   sendFrame(ctl, B_HELLO, 0, (uint8_t)(p - (ctl + 5)));
+}
+
+// ---- the armed program (section 3.2) ---------------------------------------------------------
+
+static uint8_t program[PROGRAM_MAX];
+static uint8_t programLen;   // bytes of it received so far: its length once armed
+static uint8_t programId;    // the ARM id: every run is answered under it
+static bool armed;
+static bool quiet;           // ARM option QUIET: no INT events while armed
+static bool runDue;          // just armed, the last run found work, or a batch left INT asserted
+static uint8_t runEdges;     // intEdges when the last run started: an edge since then is a trigger
+
+static void disarm() {
+  armed = false;
+  quiet = false;
 }
 
 // ---- events ----------------------------------------------------------------------------------
@@ -396,7 +423,7 @@ static void pollEvents() {
   if (edges != reportedIntEdges || level != reportedIntLevel) {
     reportedIntEdges = edges;
     reportedIntLevel = level;
-    sendEvent(EV_INT, level, edges);
+    if (!quiet) sendEvent(EV_INT, level, edges);  // quiet: the program's runs tell the host
   }
   for (uint8_t i = 0; i < reportCount; i++) {
     uint8_t v = digitalRead(reportPins[i]) == HIGH ? 1 : 0;
@@ -409,23 +436,38 @@ static void pollEvents() {
 
 // ---- command stream --------------------------------------------------------------------------
 
-enum { ST_OP, ST_ARGS, ST_XHDR, ST_WRITE, ST_STALLED };
+enum { ST_OP, ST_ARGS, ST_XHDR, ST_WRITE, ST_SKIP, ST_PROGRAM, ST_STALLED };
 static uint8_t state = ST_OP;
 static uint8_t op;
-static uint8_t args[5];
+static uint8_t args[8];         // a command's arguments, or a transaction header (at most 8 bytes)
 static uint8_t argCount, argNeed;
 static uint8_t xferFlags;
 static uint16_t writeLeft, readLeft;
+// The batch in progress (an SPI command or a program run):
+static bool skipping;           // an IF found its byte zero: the rest of the batch is skipped
+static uint8_t batchStatus;     // its DONE status: EINVAL once a reference was not available
 
-static uint8_t argsFor(uint8_t command) {
+// A compare chain, not a lookup table: gcc would put the table (51 bytes) in RAM.
+__attribute__((optimize("no-tree-switch-conversion"))) static uint8_t argsFor(uint8_t command) {
   switch (command) {
-    case C_SPI: case C_PING: return 1;
+    case C_SPI: case C_PING: case C_DISARM: case C_RUN: return 1;
     case C_DIGITAL_READ: case C_ANALOG_READ: return 2;
     case C_PIN_MODE: case C_DIGITAL_WRITE: case C_PWM_WRITE: case C_PIN_REPORT: case C_CHIP_RESET:
+    case C_ARM:
       return 3;
     case C_SET_BAUD: return 5;
     default: return 0;
   }
+}
+
+static void startBatch(uint8_t id) {
+  dataId = id;
+  readCount = 0;
+  txLen = 0;
+  skipping = false;
+  batchStatus = S_OK;
+  state = ST_XHDR;
+  argCount = 0;
 }
 
 static void endTransaction() {
@@ -434,12 +476,133 @@ static void endTransaction() {
   if (!(xferFlags & X_KEEP_CS)) chipDeselect();
   if (xferFlags & X_LAST) {
     flushRead();
-    sendDone(dataId, S_OK, readCount);
+    sendDone(dataId, batchStatus, readCount);
+    // A level the host did not clear, or a packet that came while INT was already low, gives no
+    // edge: let the program look (a run overrides this when it ends).
+    if (intAsserted()) runDue = true;
     state = ST_OP;
   } else {
     state = ST_XHDR;
     argCount = 0;
   }
+}
+
+__attribute__((always_inline)) static inline uint8_t headerBytes(uint8_t flags) {
+  uint8_t n = (flags & X_SHORT) ? 2 : 5;
+  if (flags & X_IF) n += 1;
+  if (flags & X_LENGTH) n += 2;
+  return n;
+}
+
+// IF and LENGTH refer to the batch's read bytes by number. Bytes 0..63 sit at tx[5..] until the
+// 65th is read over them, so a byte is there iff it has been read and no more than 64 have. A
+// reference to one that is not makes the batch's DONE say EINVAL.
+static bool referable(uint16_t at) {
+  if (readCount <= MAX_PAYLOAD && at < readCount) return true;
+  batchStatus = S_EINVAL;
+  return false;
+}
+
+// LENGTH: the 16-bit value at read bytes `at`, at+1, minus opts >> 2 (floored at 0), rounded up
+// to even if asked, capped at `cap` (the transaction's rlen).
+static uint16_t computedLength(uint8_t at, uint8_t opts, uint16_t cap) {
+  if (!referable((uint16_t)at + 1)) return 0;
+  uint8_t first = tx[5 + at], second = tx[6 + at];
+  uint16_t n = (opts & L_BIG_ENDIAN) ? (uint16_t)first << 8 | second : (uint16_t)second << 8 | first;
+  uint8_t minus = opts >> 2;
+  n = n > minus ? n - minus : 0;
+  if ((opts & L_EVEN) && (n & 1)) n = n < cap ? n + 1 : cap;  // 0xFFFF + 1 must not wrap to 0
+  return n < cap ? n : cap;
+}
+
+// A whole header: flags (SHORT ? lens : wlen:u16 rlen:u16) [IF at] [LENGTH at opts]. Once an IF
+// has failed, the rest of the batch only consumes its bytes: nothing clocked, CS released.
+static void startTransaction() {
+  uint8_t flags = args[0];
+  const uint8_t *p = args + 1;
+  xferFlags = flags;
+  if (flags & X_SHORT) {
+    uint8_t lens = *p++;
+    writeLeft = lens & 0x0F;
+    readLeft = __builtin_avr_swap(lens) & 0x0F;  // lens >> 4 (gcc would loop a 16-bit shift)
+  } else {
+    writeLeft = p[0] | (uint16_t)p[1] << 8;
+    readLeft = p[2] | (uint16_t)p[3] << 8;
+    p += 4;
+  }
+  if (flags & X_IF) {
+    uint8_t at = *p++;
+    if (!skipping && (!referable(at) || tx[5 + at] == 0)) {
+      skipping = true;
+      chipDeselect();
+    }
+  }
+  if ((flags & X_LENGTH) && !skipping) readLeft = computedLength(p[0], p[1], readLeft);
+  if (skipping) {
+    readLeft = 0;
+    state = ST_SKIP;
+  } else {
+    chipSelect();
+    state = ST_WRITE;
+  }
+  if (writeLeft == 0) endTransaction();
+}
+
+// The per-byte steps of a transaction, shared by the command stream (commandByte, inlined into the
+// frame loop: one call site keeps it there) and program runs.
+__attribute__((always_inline)) static inline void headerByte(uint8_t b) {
+  args[argCount++] = b;
+  if (argCount == 1) argNeed = headerBytes(b);
+  else if (argCount == argNeed) startTransaction();
+}
+
+__attribute__((always_inline)) static inline void writeByte(uint8_t b) {
+  uint8_t in = spiByte(b);
+  if (xferFlags & X_DUPLEX) pushRead(in);
+  if (--writeLeft == 0) endTransaction();
+}
+
+__attribute__((always_inline)) static inline void skipByte() {
+  if (--writeLeft == 0) endTransaction();
+}
+
+// One run of the armed program: a batch under the program's id, its bytes fed through the steps
+// the host's SPI commands take. The caller makes sure no command is in progress and CS is
+// released (section 3.2).
+static void runProgram() {
+  runEdges = intEdges;
+  startBatch(programId);
+  for (uint8_t i = 0; i < programLen && state != ST_OP; i++) {
+    uint8_t b = program[i];
+    if (state == ST_XHDR) headerByte(b);
+    else if (state == ST_WRITE) writeByte(b);
+    else skipByte();
+  }
+  if (state != ST_OP) {
+    // No LAST: end as if it had come, mid-transaction or not.
+    chipDeselect();
+    flushRead();
+    batchStatus = S_EINVAL;
+    sendDone(programId, batchStatus, readCount);
+    state = ST_OP;
+  }
+  chipDeselect();  // a KEEP_CS on the last transaction must not hand CS to the host's next command
+  // Again at once, unless an IF cut this run short (nothing to do) or the program is faulty.
+  runDue = !skipping && batchStatus == S_OK;
+}
+
+static void finishArm() {
+  uint8_t id = args[0], options = args[1], len = args[2];
+  uint8_t status = S_EINVAL;
+  if (len <= PROGRAM_MAX) {
+    programId = id;
+    armed = true;
+    quiet = options & A_QUIET;
+    runDue = true;  // packets may already wait
+    status = S_OK;
+  }
+  sendDone(id, status, len);
+  state = ST_OP;
 }
 
 static uint8_t pinCommand(uint8_t pin, uint16_t *value) {
@@ -485,12 +648,24 @@ static void runCommand() {
   uint8_t status = S_OK;
   switch (op) {
     case C_SPI:
-      dataId = id;
-      readCount = 0;
-      txLen = 0;
-      state = ST_XHDR;
-      argCount = 0;
+      startBatch(id);
       return;
+    case C_ARM:
+      disarm();  // the old program is being overwritten
+      programLen = 0;
+      if (args[2] == 0) finishArm();
+      else state = ST_PROGRAM;
+      return;
+    case C_DISARM:
+      disarm();
+      break;
+    case C_RUN:
+      // Never inside a KEEP_CS transaction the host holds open across requests.
+      if (armed && !selected) {
+        runProgram();
+        value = 1;
+      }
+      break;
     case C_ANALOG_READ:
       if (args[1] >= NUM_ANALOG_INPUTS) status = S_EINVAL;
       else value = analogRead(args[1]);
@@ -544,21 +719,14 @@ static void commandByte(uint8_t b) {
       args[argCount++] = b;
       if (argCount == argNeed) runCommand();
       return;
-    case ST_XHDR:
-      args[argCount++] = b;
-      if (argCount == 5) {
-        xferFlags = args[0];
-        writeLeft = args[1] | (uint16_t)args[2] << 8;
-        readLeft = args[3] | (uint16_t)args[4] << 8;
-        chipSelect();
-        if (writeLeft) state = ST_WRITE;
-        else endTransaction();
-      }
-      return;
-    case ST_WRITE: {
-      uint8_t in = spiByte(b);
-      if (xferFlags & X_DUPLEX) pushRead(in);
-      if (--writeLeft == 0) endTransaction();
+    case ST_XHDR: headerByte(b); return;
+    case ST_WRITE: writeByte(b); return;
+    case ST_SKIP: skipByte(); return;
+    case ST_PROGRAM: {
+      uint8_t n = programLen;
+      if (n < PROGRAM_MAX) program[n] = b;  // a longer one is consumed, then refused
+      programLen = ++n;
+      if (n == args[2]) finishArm();
       return;
     }
     default:  // ST_STALLED
@@ -598,6 +766,7 @@ static void handleFrame() {
     chipDeselect();
     state = ST_OP;
     txLen = 0;
+    disarm();
     expectedSeq = seq;
     nakSent = false;
     sessions++;
@@ -726,5 +895,7 @@ void loop() {
   bool betweenFrames = rxLen == 0 && cobsLeft == 0 && !cobsZeroPending && !rxBroken;
   if (betweenFrames && (consumed != reportedConsumed || expectedSeq != reportedSeq)) sendFrame(ctl, B_ACK, 0, 0);
   pollEvents();
+  // The ring has been looked at (host commands first); now the program, if a run is due.
+  if (armed && state == ST_OP && !selected && (runDue || intEdges != runEdges)) runProgram();
   txPump();
 }

@@ -5,28 +5,37 @@
  *
  * It checks the host's manners: bytes beyond the advertised window are counted as `overruns`
  * (the real ring would lose them). `consumeBytesPerMs` slows the main loop down so credit limits
- * are actually reached.
+ * are actually reached. It speaks protocol version 2 (programs, SHORT headers) unless told to be a
+ * version-1 board, for the host's fallback.
  */
 import type { Clock } from '../../src/time/clock.js';
 import type { SerialTarget } from '../bootloader/pty.js';
 import {
+  ArmOption,
   BoardFrame,
+  Capability,
   Command,
   COMMAND_ARGUMENT_BYTES,
   EventKind,
   FrameDecoder,
   HostFrame,
+  LengthOption,
   MAX_PAYLOAD,
   NO_REQUEST_ID,
   PROTOCOL_VERSION,
   PinModeCode,
+  REFERABLE_READ_BYTES,
+  SHORT_TRANSACTION_HEADER_BYTES,
   Status,
   TRANSACTION_HEADER_BYTES,
   TransactionFlag,
+  boardReplyWireBytes,
+  computedReadLength,
   encodeBoardFrame,
   encodeDone,
   encodeHello,
   parseHostFrame,
+  type WireTransaction,
 } from '../../hal/bridge/protocol.js';
 import type { SpiChip } from './chip.js';
 
@@ -39,12 +48,36 @@ export interface ModelBoardOptions {
   /** Main-loop speed; Infinity (default) consumes everything at once. */
   readonly consumeBytesPerMs?: number;
   readonly pinCount?: number;
+  /**
+   * The protocol the board speaks: 2 (default), or 1 — no programs, no SHORT headers, a HELLO
+   * without programBytes, and ARM/DISARM/RUN are unknown commands.
+   */
+  readonly protocolVersion?: 1 | 2;
+  /** Told of each command as the board starts it (tests: which ran, in what order). */
+  readonly onCommand?: (opcode: number, id: number) => void;
 }
 
 interface ModelPin {
   mode: 'input' | 'input-pullup' | 'output';
   value: 0 | 1;
   pwm?: number;
+}
+
+/** The program ARM left (docs/bridge-protocol.md §3.2). */
+interface ArmedProgram {
+  readonly id: number;
+  readonly quiet: boolean;
+  readonly bytes: Uint8Array;
+}
+
+/** A transaction header as the board reads it: flags, lengths, IF and LENGTH operands. */
+export interface TransactionHeader {
+  readonly flags: number;
+  readonly writeLength: number;
+  /** The read count, or with LENGTH its cap. */
+  readonly readLength: number;
+  readonly ifNonZero?: number;
+  readonly readLengthFrom?: NonNullable<WireTransaction['readLengthFrom']>;
 }
 
 const CS_PIN = 10;
@@ -54,14 +87,57 @@ const RESERVED_PINS = new Set([0, 1, INT_PIN, RESET_PIN, CS_PIN, 11, 12, 13]);
 const A0_PIN = 14;
 const ANALOG_COUNT = 6;
 const TICK_MS = 0.5;
+/** Largest ARM program (the HELLO's programBytes). */
+const PROGRAM_BYTES = 64;
+/** Commands a version-1 board does not know. */
+const VERSION_2_COMMANDS = new Set<number>([Command.ARM, Command.DISARM, Command.RUN]);
+/**
+ * Board → host line rate (1 Mbaud, 10 bits a byte). The sketch's transmit ring holds a run's
+ * answer back at this rate, so back-to-back runs are paced by it.
+ */
+const LINE_BYTES_PER_MS = 100;
+
+/** Header bytes after the flags byte of a transaction, as a board of `version` reads them. */
+export function transactionHeaderRest(flags: number, version: number): number {
+  if (version < 2) return TRANSACTION_HEADER_BYTES - 1;
+  const lengths = flags & TransactionFlag.SHORT ? SHORT_TRANSACTION_HEADER_BYTES : TRANSACTION_HEADER_BYTES;
+  return lengths - 1 + (flags & TransactionFlag.IF ? 1 : 0) + (flags & TransactionFlag.LENGTH ? 2 : 0);
+}
+
+/** Decode a whole transaction header (flags byte first), as a board of `version` reads it. */
+export function decodeTransactionHeader(bytes: ArrayLike<number>, version: number): TransactionHeader {
+  const flags = bytes[0]!;
+  const short = version >= 2 && (flags & TransactionFlag.SHORT) !== 0;
+  const writeLength = short ? bytes[1]! & 0x0f : bytes[1]! | (bytes[2]! << 8);
+  const readLength = short ? bytes[1]! >>> 4 : bytes[3]! | (bytes[4]! << 8);
+  // A version-1 board knows no IF or LENGTH and ignores those bits.
+  if (version < 2) return { flags, writeLength, readLength };
+  let at = short ? SHORT_TRANSACTION_HEADER_BYTES : TRANSACTION_HEADER_BYTES;
+  const ifNonZero = flags & TransactionFlag.IF ? bytes[at++]! : undefined;
+  const readLengthFrom = flags & TransactionFlag.LENGTH ? lengthRule(bytes[at]!, bytes[at + 1]!) : undefined;
+  return { flags, writeLength, readLength, ifNonZero, readLengthFrom };
+}
+
+/** LENGTH's operands: the read byte it starts at, and opts (bit 0 big-endian, bit 1 even, bits 2..7 minus). */
+function lengthRule(at: number, options: number): NonNullable<WireTransaction['readLengthFrom']> {
+  return {
+    at,
+    ...(options & LengthOption.BIG_ENDIAN ? { bigEndian: true } : {}),
+    ...(options >>> 2 ? { minus: options >>> 2 } : {}),
+    ...(options & LengthOption.EVEN ? { even: true } : {}),
+  };
+}
 
 export class ModelBoard implements SerialTarget {
   readonly ringBytes: number;
   readonly window: number;
+  readonly version: number;
   /** Bytes that arrived while the ring was full: a host credit violation. */
   overruns = 0;
   badFrames = 0;
   naks = 0;
+  /** Program runs so far. */
+  runs = 0;
   /** Analog inputs in ADC counts (0..1023), by channel. */
   readonly analog = new Uint16Array(ANALOG_COUNT);
   readonly pins: ModelPin[];
@@ -85,19 +161,35 @@ export class ModelBoard implements SerialTarget {
   private readonly decoder: FrameDecoder;
   private unsubscribeChip: () => void;
   // Command interpreter.
-  private state: 'op' | 'args' | 'xhdr' | 'write' | 'stalled' = 'op';
+  private state: 'op' | 'args' | 'header' | 'write' | 'program' | 'stalled' = 'op';
   private op = 0;
   private args: number[] = [];
+  private header: number[] = [];
+  private headerLength = 0;
   private flags = 0;
   private writeLeft = 0;
   private readLeft = 0;
+  private programBytes: number[] = [];
+  // The batch being executed: an SPI command's, or a run's.
   private dataId = 0;
+  private batchIsRun = false;
+  private batchStatus: number = Status.OK;
+  /** An IF failed: the rest of the batch is consumed without clocking. */
+  private skipping = false;
   private readCount = 0;
   private readBuffer: number[] = [];
+  /** The batch's first REFERABLE_READ_BYTES read bytes (the sketch's DATA buffer), for IF and LENGTH. */
+  private referable: number[] = [];
+  // Programs.
+  private program: ArmedProgram | undefined;
+  /** Just armed, an SPI command ended with INT asserted, or the last run was not cut short. */
+  private runDue = false;
+  private edgesAtLastRun = 0;
 
   constructor(private readonly options: ModelBoardOptions) {
     this.ringBytes = options.ringBytes ?? 1024;
     this.window = this.ringBytes - this.ringBytes / 32;
+    this.version = options.protocolVersion ?? PROTOCOL_VERSION;
     this.pins = Array.from({ length: options.pinCount ?? 20 }, () => ({ mode: 'input' as const, value: 0 as const }));
     this.decoder = new FrameDecoder(
       (body) => this.handleFrame(body),
@@ -108,6 +200,12 @@ export class ModelBoard implements SerialTarget {
       this.intEdges = (this.intEdges + 1) & 0xff;
       this.scheduleProcess();
     });
+  }
+
+  /** The armed program (id, QUIET, encoded length), if any. */
+  get armed(): { readonly id: number; readonly quiet: boolean; readonly length: number } | undefined {
+    const program = this.program;
+    return program && { id: program.id, quiet: program.quiet, length: program.bytes.length };
   }
 
   /** DTR pulse / power-on: reboot and send the boot HELLO. */
@@ -126,6 +224,7 @@ export class ModelBoard implements SerialTarget {
     this.sessions = 0;
     this.deselect();
     this.state = 'op';
+    this.disarm();
     this.reportPins.clear();
     this.reportedIntLevel = this.options.chip.interruptAsserted;
     this.reportedIntEdges = this.intEdges;
@@ -167,19 +266,27 @@ export class ModelBoard implements SerialTarget {
     this.scheduleProcess();
   }
 
-  private scheduleProcess(): void {
-    if (this.processing || !this.powered) return;
-    this.processing = true;
-    const rate = this.options.consumeBytesPerMs ?? Infinity;
-    this.options.clock.schedule(rate === Infinity ? 0 : TICK_MS, () => {
-      this.processing = false;
-      this.loop(rate === Infinity ? Infinity : Math.max(1, Math.floor(rate * TICK_MS)));
-    });
+  private get tickMs(): number {
+    return (this.options.consumeBytesPerMs ?? Infinity) === Infinity ? 0 : TICK_MS;
   }
 
-  /** One pass of the sketch's loop(), consuming at most `budget` bytes. */
-  private loop(budget: number): void {
-    if (!this.powered) return;
+  private scheduleProcess(delayMs = this.tickMs): void {
+    if (this.processing || !this.powered) return;
+    this.processing = true;
+    this.options.clock.schedule(delayMs, () => this.loop());
+  }
+
+  /**
+   * One pass of the sketch's loop(): take bytes out of the ring (at most `consumeBytesPerMs` a
+   * tick), then run the program if it is due — host commands first — then report events.
+   */
+  private loop(): void {
+    if (!this.powered) {
+      this.processing = false;
+      return;
+    }
+    const rate = this.options.consumeBytesPerMs ?? Infinity;
+    const budget = rate === Infinity ? Infinity : Math.max(1, Math.floor(rate * TICK_MS));
     let n = 0;
     while (this.ring.length > 0 && n < budget) {
       const b = this.ring.shift()!;
@@ -189,8 +296,10 @@ export class ModelBoard implements SerialTarget {
       if (b === 0 && ((this.consumed - this.reportedConsumed) & 0xffff) >= this.window / 4) this.send(BoardFrame.ACK, 0);
     }
     if (this.ring.length === 0 && (this.consumed !== this.reportedConsumed || this.expectedSeq !== this.reportedSeq)) this.send(BoardFrame.ACK, 0);
+    const answered = this.runIfDue();
     this.pollEvents();
-    if (this.ring.length > 0) this.scheduleProcess();
+    this.processing = false;
+    if (this.ring.length > 0 || this.runPending()) this.scheduleProcess(Math.max(this.tickMs, answered / LINE_BYTES_PER_MS));
   }
 
   private send(type: number, id: number, payload?: Uint8Array): void {
@@ -205,12 +314,13 @@ export class ModelBoard implements SerialTarget {
   }
 
   private sendHello(): void {
+    const v2 = this.version >= 2;
     this.send(
       BoardFrame.HELLO,
       0,
       encodeHello({
-        version: PROTOCOL_VERSION,
-        capabilities: 0xff,
+        version: this.version,
+        capabilities: 0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS : 0),
         window: this.window,
         maxPayload: MAX_PAYLOAD,
         sessions: this.sessions,
@@ -221,6 +331,7 @@ export class ModelBoard implements SerialTarget {
         resetPin: RESET_PIN,
         analogCount: ANALOG_COUNT,
         a0Pin: A0_PIN,
+        programBytes: v2 ? PROGRAM_BYTES : 0,
         name: this.options.name ?? 'model',
       }),
     );
@@ -246,6 +357,7 @@ export class ModelBoard implements SerialTarget {
       this.deselect();
       this.state = 'op';
       this.readBuffer = [];
+      this.disarm();
       this.expectedSeq = frame.seq;
       this.nakSent = false;
       this.sessions = (this.sessions + 1) & 0xff;
@@ -264,12 +376,16 @@ export class ModelBoard implements SerialTarget {
     for (const b of frame.payload) this.commandByte(b);
   }
 
+  private knows(command: number): boolean {
+    return COMMAND_ARGUMENT_BYTES[command] !== undefined && (this.version >= 2 || !VERSION_2_COMMANDS.has(command));
+  }
+
   private commandByte(b: number): void {
     switch (this.state) {
       case 'op': {
         this.op = b;
         this.args = [];
-        if (COMMAND_ARGUMENT_BYTES[b] === undefined) {
+        if (!this.knows(b)) {
           this.done(NO_REQUEST_ID, Status.EBADCMD, b);
           this.state = 'stalled';
         } else {
@@ -279,26 +395,28 @@ export class ModelBoard implements SerialTarget {
       }
       case 'args':
         this.args.push(b);
-        if (this.args.length === COMMAND_ARGUMENT_BYTES[this.op]) this.runCommand();
-        return;
-      case 'xhdr':
-        this.args.push(b);
-        if (this.args.length === TRANSACTION_HEADER_BYTES) {
-          const [flags, w0, w1, r0, r1] = this.args as [number, number, number, number, number];
-          this.flags = flags;
-          this.writeLeft = w0 | (w1 << 8);
-          this.readLeft = r0 | (r1 << 8);
-          this.select();
-          if (this.writeLeft > 0) this.state = 'write';
-          else this.endTransaction();
+        if (this.args.length === COMMAND_ARGUMENT_BYTES[this.op]) {
+          this.options.onCommand?.(this.op, this.args[0]!);
+          this.runCommand();
         }
         return;
+      case 'header':
+        this.header.push(b);
+        if (this.header.length === 1) this.headerLength = 1 + transactionHeaderRest(b, this.version);
+        if (this.header.length === this.headerLength) this.startTransaction(decodeTransactionHeader(this.header, this.version));
+        return;
       case 'write': {
-        const miso = this.options.chip.spiExchange(b);
-        if (this.flags & TransactionFlag.DUPLEX) this.pushRead(miso);
+        if (!this.skipping) {
+          const miso = this.options.chip.spiExchange(b);
+          if (this.flags & TransactionFlag.DUPLEX) this.pushRead(miso);
+        }
         if (--this.writeLeft === 0) this.endTransaction();
         return;
       }
+      case 'program':
+        this.programBytes.push(b);
+        if (this.programBytes.length === this.args[2]) this.finishArm();
+        return;
       case 'stalled':
         return;
     }
@@ -309,12 +427,7 @@ export class ModelBoard implements SerialTarget {
     this.state = 'op';
     switch (this.op) {
       case Command.SPI:
-        this.dataId = id;
-        this.readCount = 0;
-        this.readBuffer = [];
-        this.args = [];
-        this.state = 'xhdr';
-        return;
+        return this.beginBatch(id, false);
       case Command.PING:
         return this.done(id, Status.OK, this.window - this.ring.length);
       case Command.CHIP_RESET:
@@ -324,6 +437,20 @@ export class ModelBoard implements SerialTarget {
         return this.done(id, (a | (b << 8) | (c << 16) | (d << 24)) >>> 0 >= 2400 ? Status.OK : Status.EINVAL, 0);
       case Command.ANALOG_READ:
         return a < ANALOG_COUNT ? this.done(id, Status.OK, this.analog[a]!) : this.done(id, Status.EINVAL, 0);
+      case Command.ARM:
+        this.programBytes = [];
+        if (b === 0) return this.finishArm();
+        this.state = 'program';
+        return;
+      case Command.DISARM:
+        this.disarm();
+        return this.done(id, Status.OK, 0);
+      case Command.RUN: {
+        // Never inside a KEEP_CS transaction the host holds open across requests.
+        const runs = this.program !== undefined && !this.selected;
+        if (runs) this.runProgram();
+        return this.done(id, Status.OK, runs ? 1 : 0);
+      }
     }
     const pin = this.pins[a];
     if (!pin) return this.done(id, Status.EINVAL, 0);
@@ -351,24 +478,86 @@ export class ModelBoard implements SerialTarget {
     }
   }
 
+  // ---- SPI batches: a command's, or a run's -----------------------------------------------------
+
+  private beginBatch(id: number, isRun: boolean): void {
+    this.dataId = id;
+    this.batchIsRun = isRun;
+    this.batchStatus = Status.OK;
+    this.skipping = false;
+    this.readCount = 0;
+    this.readBuffer = [];
+    this.referable = [];
+    this.header = [];
+    this.state = 'header';
+  }
+
+  private startTransaction(header: TransactionHeader): void {
+    this.flags = header.flags;
+    this.writeLeft = header.writeLength;
+    this.readLeft = header.readLength;
+    if (!this.skipping && header.ifNonZero !== undefined && !this.referredByte(header.ifNonZero)) {
+      // IF: nothing more of this batch is clocked, and CS goes up.
+      this.skipping = true;
+      this.deselect();
+    }
+    if (!this.skipping) {
+      if (header.readLengthFrom) this.readLeft = this.computedLength(header.readLengthFrom, header.readLength);
+      this.select();
+    }
+    if (this.writeLeft > 0) this.state = 'write';
+    else this.endTransaction();
+  }
+
+  /**
+   * The read bytes IF and LENGTH can refer to: the batch's, while it has read no more than 64 (the
+   * sketch holds them in its DATA buffer until the 65th is read over them).
+   */
+  private heldReads(): Uint8Array {
+    return Uint8Array.from(this.readCount <= REFERABLE_READ_BYTES ? this.referable : []);
+  }
+
+  /** Read byte `at` of this batch is not zero; unavailable: false and the batch's status EINVAL. */
+  private referredByte(at: number): boolean {
+    const held = this.heldReads();
+    if (at >= held.length) {
+      this.batchStatus = Status.EINVAL;
+      return false;
+    }
+    return held[at] !== 0;
+  }
+
+  private computedLength(rule: NonNullable<WireTransaction['readLengthFrom']>, cap: number): number {
+    const length = computedReadLength(rule, this.heldReads(), cap);
+    if (length !== undefined) return length;
+    this.batchStatus = Status.EINVAL;
+    return 0;
+  }
+
   private endTransaction(): void {
-    const chip = this.options.chip;
-    while (this.readLeft > 0) {
-      this.pushRead(chip.spiExchange(0));
-      this.readLeft--;
+    if (!this.skipping) {
+      const chip = this.options.chip;
+      while (this.readLeft > 0) {
+        this.pushRead(chip.spiExchange(0));
+        this.readLeft--;
+      }
+      if (!(this.flags & TransactionFlag.KEEP_CS)) this.deselect();
     }
-    if (!(this.flags & TransactionFlag.KEEP_CS)) this.deselect();
-    if (this.flags & TransactionFlag.LAST) {
-      this.flushRead();
-      this.done(this.dataId, Status.OK, this.readCount & 0xffff);
-      this.state = 'op';
-    } else {
-      this.args = [];
-      this.state = 'xhdr';
-    }
+    if (this.flags & TransactionFlag.LAST) return this.endBatch();
+    this.header = [];
+    this.state = 'header';
+  }
+
+  private endBatch(): void {
+    this.flushRead();
+    this.done(this.dataId, this.batchStatus, this.readCount & 0xffff);
+    this.state = 'op';
+    // §3.2: a level the host did not clear, or a packet that came while INT was already asserted.
+    if (!this.batchIsRun && this.program && this.options.chip.interruptAsserted) this.runDue = true;
   }
 
   private pushRead(b: number): void {
+    if (this.referable.length < REFERABLE_READ_BYTES) this.referable.push(b);
     this.readBuffer.push(b);
     this.readCount++;
     if (this.readBuffer.length === MAX_PAYLOAD) this.flushRead();
@@ -394,12 +583,70 @@ export class ModelBoard implements SerialTarget {
     this.selected = false;
   }
 
+  // ---- programs (§3.2) ------------------------------------------------------------------------
+
+  private finishArm(): void {
+    const [id, options, length] = this.args as [number, number, number];
+    this.state = 'op';
+    const bytes = Uint8Array.from(this.programBytes);
+    this.programBytes = [];
+    if (length > PROGRAM_BYTES) {
+      this.disarm();
+      return this.done(id, Status.EINVAL, length);
+    }
+    this.program = { id, quiet: (options & ArmOption.QUIET) !== 0, bytes };
+    this.runDue = true; // just armed: packets may already wait
+    this.edgesAtLastRun = this.intEdges;
+    this.done(id, Status.OK, length);
+  }
+
+  private disarm(): void {
+    this.program = undefined;
+    this.runDue = false;
+  }
+
+  /** Armed, idle (between commands, CS not held across requests) and a run trigger holds. */
+  private runPending(): boolean {
+    return this.program !== undefined && this.state === 'op' && !this.selected && (this.runDue || this.intEdges !== this.edgesAtLastRun);
+  }
+
+  /** Run the program if due; returns the wire bytes of its answer (0: no run). */
+  private runIfDue(): number {
+    if (!this.runPending()) return 0;
+    this.runProgram();
+    return boardReplyWireBytes(this.readCount);
+  }
+
+  /** One run, answered like an SPI command under the program's id. */
+  private runProgram(): void {
+    const program = this.program!;
+    this.runs++;
+    this.edgesAtLastRun = this.intEdges;
+    this.beginBatch(program.id, true);
+    for (const b of program.bytes) {
+      this.commandByte(b);
+      if (this.state === 'op') break; // LAST: anything after it is not the program's
+    }
+    if (this.state !== 'op') {
+      // No LAST (the board does not check programs at ARM): end the batch here, refused.
+      this.deselect();
+      this.batchStatus = Status.EINVAL;
+      this.endBatch();
+    }
+    // A KEEP_CS on the last transaction must not hand CS to the host's next command.
+    this.deselect();
+    // Again at once if it was not cut short by an IF (it may have taken a packet: there may be
+    // more), unless it is faulty.
+    this.runDue = !this.skipping && this.batchStatus === Status.OK;
+  }
+
   private pollEvents(): void {
     const level = this.options.chip.interruptAsserted;
     if (level !== this.reportedIntLevel || this.intEdges !== this.reportedIntEdges) {
       this.reportedIntLevel = level;
       this.reportedIntEdges = this.intEdges;
-      this.event(EventKind.INT, level ? 1 : 0, this.intEdges);
+      // QUIET: the program's runs tell the host.
+      if (!this.program?.quiet) this.event(EventKind.INT, level ? 1 : 0, this.intEdges);
     }
     for (const [pin, last] of this.reportPins) {
       const value = this.pins[pin]!.value;

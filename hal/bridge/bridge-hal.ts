@@ -8,6 +8,10 @@
  * (go-back-N). Receiving side: replies come back in request order; a lost reply is detected by id
  * or length and the request is resubmitted only if it is retryable. A silent board gets a PING,
  * then a HELLO resync; a vanished port is reopened and announced with link-lost/link-restored.
+ *
+ * Protocol version 2 boards also take SHORT transaction headers and a *program* (§3.2): the ARM
+ * command's id then belongs to the program, and DATA/DONE frames under it are runs the board made
+ * by itself, between any two replies. Version 1 boards still work, without programs.
  */
 import { SerialPortStream } from '@serialport/stream';
 import type { BindingInterface } from './serialport-types.js';
@@ -16,6 +20,7 @@ import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import {
   HalError,
+  type ArmOptions,
   type Gpio,
   type Hal,
   type HalErrorCode,
@@ -29,16 +34,21 @@ import {
 import { BRIDGE_DEFAULTS } from './options.js';
 import {
   BoardFrame,
+  Capability,
   Command,
   EventKind,
   FrameDecoder,
   MAX_PAYLOAD,
+  MIN_PROTOCOL_VERSION,
   NO_REQUEST_ID,
+  PROTOCOL_VERSION,
   PinModeCode,
+  REFERABLE_READ_BYTES,
   STATUS_NAMES,
   Status,
   batchReadLength,
   boardReplyWireBytes,
+  encodeArm,
   encodeCommand,
   encodeHostData,
   encodeHostHello,
@@ -48,6 +58,7 @@ import {
   parseBoardFrame,
   parseDone,
   parseHello,
+  transactionsLength,
   type BoardFrameView,
   type Hello,
 } from './protocol.js';
@@ -94,11 +105,24 @@ export interface BridgeStats {
   reconnects: number;
   /** Most bytes ever outstanding against the board's window (≤ window). */
   peakCreditUsed: number;
+  /** Program runs handed to `onRun`. */
+  runsReported: number;
+  /** Program runs dropped: a frame of the answer was lost or corrupt, or its DONE count was off. */
+  runsLost: number;
 }
 
 interface Reply {
   readonly data: Uint8Array;
   readonly value: number;
+}
+
+/** A program the host wants on the board (SpiDevice.arm). */
+interface Program {
+  readonly transactions: readonly SpiTransaction[];
+  readonly onRun: (result: Uint8Array) => void;
+  readonly quiet: boolean;
+  /** The id the board answers its runs under; undefined while the board does not have it. */
+  id: number | undefined;
 }
 
 interface Request {
@@ -110,6 +134,8 @@ interface Request {
   readonly retryable: boolean;
   /** Stop packing after this request until it is answered (SET_BAUD). */
   readonly barrier?: boolean;
+  /** ARM (this program) or DISARM (null): the board's program once the command is done. */
+  readonly arms?: Program | null;
   readonly onDone?: () => Promise<void> | void;
   retries: number;
   firstFrame: number;
@@ -119,6 +145,19 @@ interface Request {
   received: number;
   resolve(reply: Reply): void;
   reject(error: HalError): void;
+}
+
+interface SubmitSpec {
+  readonly encode: (id: number) => Uint8Array;
+  readonly readLength?: number;
+  readonly spi?: boolean;
+  readonly retryable: boolean;
+  readonly barrier?: boolean;
+  readonly arms?: Program | null;
+  readonly extraMs?: number;
+  readonly onDone?: () => Promise<void> | void;
+  /** Queue ahead of everything waiting (the re-ARM after a HELLO). */
+  readonly first?: boolean;
 }
 
 interface QueuedFrame {
@@ -145,7 +184,7 @@ export class BridgeHal implements Hal {
   readonly gpio: Gpio;
   readonly stats: BridgeStats = {
     framesSent: 0, bytesSent: 0, bytesReceived: 0, retransmittedFrames: 0, naks: 0, badFrames: 0, lostReplies: 0,
-    retries: 0, timeouts: 0, resyncs: 0, reconnects: 0, peakCreditUsed: 0,
+    retries: 0, timeouts: 0, resyncs: 0, reconnects: 0, peakCreditUsed: 0, runsReported: 0, runsLost: 0,
   };
   /** The board's last HELLO. */
   hello: Hello | undefined;
@@ -171,6 +210,13 @@ export class BridgeHal implements Hal {
   private packScheduled = false;
   private headTimer: TimerHandle | undefined;
   private probing = false;
+
+  // Programs: the one the host wants armed, and the answer of the run arriving now.
+  private program: Program | undefined;
+  private runChunks: Uint8Array[] = [];
+  private runReceived = 0;
+  /** A frame was lost in the middle of the run arriving now. */
+  private runDamaged = false;
 
   // Go-back-N sender and credits.
   private frames: QueuedFrame[] = [];
@@ -214,9 +260,19 @@ export class BridgeHal implements Hal {
     this.isRetryable = options.isRetryable ?? (() => false);
     this.decoder = new FrameDecoder(
       (body) => this.onFrame(body),
-      () => this.stats.badFrames++,
+      () => this.onBadFrame(),
     );
-    this.spi = { transfer: (batch) => this.transfer(batch), minWriteMs: (bytes) => this.minWriteMs(bytes) };
+    const maxProgramBytes = () => this.maxProgramBytes;
+    this.spi = {
+      transfer: (batch) => this.transfer(batch),
+      minWriteMs: (bytes) => this.minWriteMs(bytes),
+      arm: (program, onRun, armOptions) => this.arm(program, onRun, armOptions),
+      disarm: () => this.disarm(),
+      runArmed: () => this.runArmed(),
+      get maxProgramBytes() {
+        return maxProgramBytes();
+      },
+    };
     const intLevel = () => this.intLevel;
     this.interrupt = {
       get asserted() {
@@ -310,14 +366,14 @@ export class BridgeHal implements Hal {
 
   private async transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array> {
     if (batch.length === 0) return new Uint8Array(0);
-    for (const t of batch) {
-      if ((t.write?.length ?? 0) > 0xffff || (t.read ?? 0) > 0xffff || (t.read ?? 0) < 0) {
-        throw new HalError('EINVAL', 'SPI transaction longer than 65535 bytes');
-      }
+    checkLengths(batch);
+    if (batch.some((t) => t.ifNonZero !== undefined || t.readLengthFrom !== undefined)) {
+      // A batch's reply must have the length it was asked for: that is how a lost frame shows.
+      throw new HalError('EINVAL', 'ifNonZero and readLengthFrom are for programs (arm), not transfer()');
     }
-    const copy = batch.map((t) => ({ ...t, write: t.write ? t.write.slice() : undefined }));
+    const copy = copyBatch(batch);
     const reply = await this.submit({
-      encode: (id) => encodeSpiCommand(id, copy),
+      encode: (id) => encodeSpiCommand(id, copy, { shortHeaders: this.shortHeaders }),
       readLength: batchReadLength(copy),
       spi: true,
       retryable: this.isRetryable(batch),
@@ -325,28 +381,151 @@ export class BridgeHal implements Hal {
     return reply.data;
   }
 
-  private submit(spec: {
-    encode: (id: number) => Uint8Array;
-    readLength?: number;
-    spi?: boolean;
-    retryable: boolean;
-    barrier?: boolean;
-    extraMs?: number;
-    onDone?: () => Promise<void> | void;
-  }): Promise<Reply> {
+  // ---- programs (§3.2) ----------------------------------------------------------------------------
+
+  /** The board takes SHORT transaction headers (caps bit 9). */
+  private get shortHeaders(): boolean {
+    return ((this.hello?.capabilities ?? 0) & Capability.SHORT_HEADERS) !== 0;
+  }
+
+  /** The largest program the board takes, encoded (0: it runs none). */
+  private get maxProgramBytes(): number {
+    return ((this.hello?.capabilities ?? 0) & Capability.PROGRAMS) !== 0 ? this.hello!.programBytes : 0;
+  }
+
+  private async arm(transactions: readonly SpiTransaction[], onRun: (result: Uint8Array) => void, options: ArmOptions = {}): Promise<void> {
+    if (this.maxProgramBytes === 0) {
+      throw new HalError('EUNSUPPORTED', `board ${this.hello?.name ?? '?'} (protocol version ${this.hello?.version ?? '?'}) runs no programs`);
+    }
+    checkLengths(transactions);
+    const program: Program = { transactions: copyBatch(transactions), onRun, quiet: options.quietInterrupts ?? false, id: undefined };
+    const problem = this.programProblem(program.transactions);
+    if (problem) throw new HalError('EINVAL', problem);
+    await this.submit(this.armSpec(program));
+  }
+
+  /** Why the board could not run `program` as asked, or undefined. */
+  private programProblem(program: readonly SpiTransaction[]): string | undefined {
+    if (program.length === 0) return 'empty program';
+    try {
+      encodeArm(0, program, {}, { shortHeaders: this.shortHeaders });
+    } catch (error) {
+      return (error as Error).message;
+    }
+    // IF and LENGTH refer to read bytes by position. Every run must have them: bytes read at a
+    // fixed position (before any LENGTH transaction), while the run cannot have read more than 64
+    // (past that the board no longer holds them). Anything else makes the board's DONE say
+    // EINVAL, and every such run would be dropped.
+    let fixed = true; // no LENGTH transaction yet
+    let fixedReads = 0;
+    let mostReads = 0;
+    for (const t of program) {
+      const available = mostReads <= REFERABLE_READ_BYTES ? fixedReads : 0;
+      if (t.ifNonZero !== undefined && t.ifNonZero >= available) {
+        return `ifNonZero refers to read byte ${t.ifNonZero}, but only ${available} are sure to be held before it`;
+      }
+      const rule = t.readLengthFrom;
+      if (rule !== undefined && rule.at + 1 >= available) {
+        return `readLengthFrom refers to read bytes ${rule.at} and ${rule.at + 1}, but only ${available} are sure to be held before it`;
+      }
+      const duplexReads = t.duplex ? (t.write?.length ?? 0) : 0;
+      if (fixed) fixedReads += duplexReads + (rule === undefined ? (t.read ?? 0) : 0);
+      if (rule !== undefined) fixed = false;
+      mostReads += duplexReads + (t.read ?? 0);
+    }
+    const size = transactionsLength(program, { shortHeaders: this.shortHeaders });
+    if (size > this.maxProgramBytes) return `a program of ${size} bytes (the board takes ${this.maxProgramBytes})`;
+    return undefined;
+  }
+
+  private armSpec(program: Program): SubmitSpec {
+    return {
+      encode: (id) => encodeArm(id, program.transactions, { quiet: program.quiet }, { shortHeaders: this.shortHeaders }),
+      retryable: true,
+      arms: program,
+    };
+  }
+
+  private async disarm(): Promise<void> {
+    // A board without programs has nothing armed.
+    if (this.maxProgramBytes === 0) return;
+    await this.submit({ encode: (id) => encodeCommand(Command.DISARM, id), retryable: true, arms: null });
+  }
+
+  private async runArmed(): Promise<void> {
+    if (this.maxProgramBytes === 0) return;
+    await this.submit({ encode: (id) => encodeCommand(Command.RUN, id), retryable: true });
+  }
+
+  /** ARM or DISARM is done: the board runs `request.arms` under the request's id, or nothing. */
+  private programSettled(request: Request, status: number): void {
+    const program = request.arms;
+    if (program === undefined) return;
+    if (this.program) this.program.id = undefined;
+    // A refused ARM leaves the board disarmed (§3).
+    this.program = program && status === Status.OK ? program : undefined;
+    if (this.program) this.program.id = request.id;
+  }
+
+  private isRunFrame(frame: BoardFrameView): boolean {
+    return this.program?.id === frame.id && (frame.type === BoardFrame.DATA || frame.type === BoardFrame.DONE);
+  }
+
+  private onRunFrame(frame: BoardFrameView): void {
+    if (frame.type === BoardFrame.DATA) {
+      this.runChunks.push(frame.payload.slice());
+      this.runReceived += frame.payload.length;
+      return;
+    }
+    // A run's length is its own (IF, LENGTH): only the DONE says how long it was.
+    const done = parseDone(frame.payload);
+    const intact = done !== undefined && !this.runDamaged && done.status === Status.OK && done.value === (this.runReceived & 0xffff);
+    const data = concat(this.runChunks, this.runReceived);
+    this.resetRun();
+    if (!intact) {
+      this.stats.runsLost++;
+      return;
+    }
+    this.stats.runsReported++;
+    this.program!.onRun(data);
+  }
+
+  /** A reply that is not the run's: the run arriving (if any) lost its DONE. */
+  private abandonRun(): void {
+    if (this.runReceived === 0 && !this.runDamaged) return;
+    this.stats.runsLost++;
+    this.resetRun();
+  }
+
+  private resetRun(): void {
+    this.runChunks = [];
+    this.runReceived = 0;
+    this.runDamaged = false;
+  }
+
+  private onBadFrame(): void {
+    this.stats.badFrames++;
+    // A run's answer never interleaves with another reply: the lost frame was this run's.
+    if (this.runReceived > 0) this.runDamaged = true;
+  }
+
+  // ---- submission -------------------------------------------------------------------------------
+
+  private submit(spec: SubmitSpec): Promise<Reply> {
     if (this.state === 'closed') return Promise.reject(new HalError('ECLOSED', 'bridge closed'));
     if (this.state === 'down') return Promise.reject(new HalError('ELINKLOST', 'serial link is down'));
     return new Promise<Reply>((resolve, reject) => {
       const readLength = spec.readLength ?? 0;
       const commandBytes = spec.encode(0).length;
       const lineMs = (bytes: number) => (bytes * 10 * 1000 * BRIDGE_DEFAULTS.lineTimeFactor) / this.baudRate;
-      this.waiting.push({
+      const request: Request = {
         id: -1,
         encode: spec.encode,
         readLength,
         spi: spec.spi ?? false,
         retryable: spec.retryable,
         barrier: spec.barrier,
+        arms: spec.arms,
         onDone: spec.onDone,
         retries: 0,
         firstFrame: 0,
@@ -356,7 +535,9 @@ export class BridgeHal implements Hal {
         received: 0,
         resolve,
         reject,
-      });
+      };
+      if (spec.first) this.waiting.unshift(request);
+      else this.waiting.push(request);
       this.schedulePack();
     });
   }
@@ -403,7 +584,8 @@ export class BridgeHal implements Hal {
     for (;;) {
       const id = this.nextId;
       this.nextId = (this.nextId + 1) % NO_REQUEST_ID;
-      if (!this.inflight.some((r) => r.id === id)) return id;
+      // The armed program's id is its runs' while it is armed (§3.2).
+      if (id !== this.program?.id && !this.inflight.some((r) => r.id === id)) return id;
     }
   }
 
@@ -477,10 +659,7 @@ export class BridgeHal implements Hal {
 
   private onFrame(body: Uint8Array): void {
     const frame = parseBoardFrame(body);
-    if (!frame) {
-      this.stats.badFrames++;
-      return;
-    }
+    if (!frame) return this.onBadFrame();
     this.setIntLevel(frame.intAsserted);
     if (frame.type === BoardFrame.HELLO) return this.onHello(frame);
     if (this.state !== 'ready' && this.state !== 'resyncing') return;
@@ -495,9 +674,10 @@ export class BridgeHal implements Hal {
         }
         return;
       case BoardFrame.DATA:
-        return this.onData(frame);
       case BoardFrame.DONE:
-        return this.onDone(frame);
+        if (this.isRunFrame(frame)) return this.onRunFrame(frame);
+        this.abandonRun();
+        return frame.type === BoardFrame.DATA ? this.onData(frame) : this.onDone(frame);
       case BoardFrame.EVENT:
         return this.onBoardEvent(frame);
     }
@@ -522,7 +702,7 @@ export class BridgeHal implements Hal {
     const index = this.inflight.findIndex((r) => r.id === id);
     if (index < 0) return undefined;
     // Replies come in request order: anything before this one lost its DONE.
-    for (const lost of this.inflight.splice(0, index)) this.replyLost(lost, 'EPROTO', 'reply lost');
+    this.retry(this.inflight.splice(0, index).filter((lost) => this.replyLost(lost, 'EPROTO', 'reply lost')));
     if (index > 0) this.armHeadTimer();
     return this.inflight[0];
   }
@@ -542,19 +722,15 @@ export class BridgeHal implements Hal {
     if (!request) return;
     this.inflight.shift();
     this.armHeadTimer();
+    this.programSettled(request, done.status);
     if (done.status !== Status.OK) {
       const name = STATUS_NAMES[done.status] ?? `status ${done.status}`;
-      const code: HalErrorCode = done.status === Status.EBADCMD ? 'EPROTO' : 'EINVAL';
+      const code: HalErrorCode = done.status === Status.EBADCMD ? 'EPROTO' : done.status === Status.EUNSUPPORTED ? 'EUNSUPPORTED' : 'EINVAL';
       request.reject(new HalError(code, `board refused the command: ${name}`));
     } else if (request.received !== request.readLength || (request.spi && done.value !== (request.readLength & 0xffff))) {
-      this.replyLost(request, 'EPROTO', `reply incomplete: ${request.received} of ${request.readLength} bytes`);
+      if (this.replyLost(request, 'EPROTO', `reply incomplete: ${request.received} of ${request.readLength} bytes`)) this.retry([request]);
     } else {
-      const data = new Uint8Array(request.received);
-      let at = 0;
-      for (const chunk of request.chunks) {
-        data.set(chunk, at);
-        at += chunk.length;
-      }
+      const data = concat(request.chunks, request.received);
       const finish = () => request.resolve({ data, value: done.value });
       if (request.onDone) {
         Promise.resolve(request.onDone()).then(finish, (error: Error) => request.reject(new HalError('EPROTO', error.message)));
@@ -565,17 +741,26 @@ export class BridgeHal implements Hal {
     this.schedulePack();
   }
 
-  /** The board executed `request` (fully or partly) but its reply did not arrive intact. */
-  private replyLost(request: Request, code: HalErrorCode, message: string): void {
+  /**
+   * The board executed `request` (fully or partly) but its reply did not arrive intact: true if it
+   * goes again (the caller queues it with retry()), else it has failed.
+   */
+  private replyLost(request: Request, code: HalErrorCode, message: string): boolean {
     this.stats.lostReplies++;
     if (request.retryable && request.retries < this.settings.maxRetries) {
       request.retries++;
       this.stats.retries++;
-      this.waiting.unshift(request);
-      this.schedulePack();
-    } else {
-      request.reject(new HalError(code, message));
+      return true;
     }
+    request.reject(new HalError(code, message));
+    return false;
+  }
+
+  /** Queue `requests` again ahead of everything waiting, in their order. */
+  private retry(requests: Request[]): void {
+    if (requests.length === 0) return;
+    this.waiting.unshift(...requests);
+    this.schedulePack();
   }
 
   private onBoardEvent(frame: BoardFrameView): void {
@@ -682,6 +867,7 @@ export class BridgeHal implements Hal {
       return;
     }
     if ((this.state !== 'connecting' && this.state !== 'resyncing') || frame.ack !== this.helloSeq) return;
+    if (hello.version < MIN_PROTOCOL_VERSION || hello.version > PROTOCOL_VERSION) return this.refuseBoard(hello);
     const boardReset = this.sawBootHello || !this.hello || hello.sessions !== ((this.hello.sessions + 1) & 0xff);
     const wasConnecting = this.state === 'connecting';
     this.helloTimer?.cancel();
@@ -691,14 +877,19 @@ export class BridgeHal implements Hal {
     this.sentTotal = 0;
     this.consumedTotal = 0;
     this.lastConsumed16 = frame.consumed;
-    // Whatever the board did not receive before the HELLO goes again, under new sequence numbers.
-    const unreceived: Request[] = [];
-    for (const request of this.inflight) {
-      if (request.firstFrame >= this.ackedAbs) unreceived.push(request);
-      else this.replyLost(request, 'ETIMEDOUT', 'request interrupted by a resync');
-    }
+    // Whatever the board did not receive before the HELLO goes again, under new sequence numbers,
+    // and so does what it executed if that may run twice; in their order.
+    const again = this.inflight.filter(
+      (request) => request.firstFrame >= this.ackedAbs || this.replyLost(request, 'ETIMEDOUT', 'request interrupted by a resync'),
+    );
     this.inflight = [];
-    this.waiting = [...unreceived, ...this.waiting];
+    this.waiting = [...again, ...this.waiting];
+    // The HELLO disarmed the board (§2): re-arm it, unless it reset (the driver arms again after
+    // setting the chip up afresh).
+    this.abandonRun();
+    if (this.program) this.program.id = undefined;
+    if (boardReset) this.program = undefined;
+    const rearm = this.program;
     this.frames = [];
     this.streamTail = [];
     this.cursor = 0;
@@ -716,7 +907,23 @@ export class BridgeHal implements Hal {
       this.emit({ type: 'link-restored', boardReset });
     }
     this.resetAnnounced = false;
+    if (rearm && this.maxProgramBytes > 0) {
+      // Ahead of every other command, so nothing runs on the board without its program.
+      this.submit({ ...this.armSpec(rearm), first: true }).catch(() => {});
+    }
     this.schedulePack();
+  }
+
+  /** A board speaking a protocol this host does not. */
+  private refuseBoard(hello: Hello): void {
+    const message = `board ${hello.name} speaks bridge protocol version ${hello.version}; this host speaks ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`;
+    this.helloTimer?.cancel();
+    if (this.connectWaiter) {
+      this.connectWaiter.reject(new HalError('EUNSUPPORTED', message));
+      this.connectWaiter = undefined;
+      return;
+    }
+    this.linkDown(message);
   }
 
   /** HELLO again: the board drops any half-received command and both ends restart the stream. */
@@ -824,6 +1031,29 @@ export class BridgeHal implements Hal {
       },
     };
   }
+}
+
+function checkLengths(batch: readonly SpiTransaction[]): void {
+  for (const t of batch) {
+    if ((t.write?.length ?? 0) > 0xffff || (t.read ?? 0) > 0xffff || (t.read ?? 0) < 0) {
+      throw new HalError('EINVAL', 'SPI transaction longer than 65535 bytes');
+    }
+  }
+}
+
+/** The caller may reuse its buffers once the call returns. */
+function copyBatch(batch: readonly SpiTransaction[]): SpiTransaction[] {
+  return batch.map((t) => ({ ...t, write: t.write ? t.write.slice() : undefined }));
+}
+
+function concat(chunks: readonly Uint8Array[], length: number): Uint8Array {
+  const data = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    data.set(chunk, at);
+    at += chunk.length;
+  }
+  return data;
 }
 
 /** Open a bridge HAL on a serial port (real or simulated); see BridgeHalOptions. */

@@ -480,10 +480,12 @@ export function encodeArm(id: number, program: readonly WireTransaction[], armOp
 
 /**
  * The read count a LENGTH rule gives, from the batch's read bytes so far (`reads`), capped at
- * `cap`; undefined when the bytes are not available (the board then reads 0, status EINVAL).
+ * `cap`; undefined when the bytes are not available (the board then reads 0, status EINVAL): not
+ * read yet, or the batch has read more than REFERABLE_READ_BYTES (the board held the first ones
+ * in its DATA buffer, and the next byte overwrote them).
  */
 export function computedReadLength(rule: NonNullable<WireTransaction['readLengthFrom']>, reads: Uint8Array, cap: number): number | undefined {
-  if (rule.at + 1 >= reads.length || rule.at + 1 >= REFERABLE_READ_BYTES) return undefined;
+  if (reads.length > REFERABLE_READ_BYTES || rule.at + 1 >= reads.length) return undefined;
   const a = reads[rule.at]!;
   const b = reads[rule.at + 1]!;
   let value = rule.bigEndian ? (a << 8) | b : a | (b << 8);

@@ -12,6 +12,8 @@ export interface MockEnc28j60BoardOptions {
   mac: MacAddress;
   /** Simulate the serial bridge's speed and latency; omitted = instant SPI. */
   linkModel?: LinkModel;
+  /** Largest arm() program the mock board takes (MockHalOptions.maxProgramBytes): default 64, 0 = none. */
+  maxProgramBytes?: number;
   /** Emulator strict mode (driver misuse reported); default true. */
   strict?: boolean;
   onStrictViolation?: (message: string) => void;
@@ -45,6 +47,7 @@ export function createMockEnc28j60Board(options: MockEnc28j60BoardOptions): Mock
     interrupt: emulator,
     reset: emulator,
     linkModel: options.linkModel,
+    maxProgramBytes: options.maxProgramBytes,
     name: `mock:${name}`,
   });
   const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions });

@@ -1,5 +1,6 @@
 import {
   HalError,
+  type ArmOptions,
   type Hal,
   type HalErrorCode,
   type HalEvent,
@@ -8,6 +9,7 @@ import {
   type SpiDevice,
   type SpiTransaction,
 } from '../contract.js';
+import { REFERABLE_READ_BYTES, batchReadLength, computedReadLength, encodeArm, transactionsLength } from '../bridge/protocol.js';
 import type { Clock } from '../../src/time/clock.js';
 
 /**
@@ -16,6 +18,12 @@ import type { Clock } from '../../src/time/clock.js';
  * each way, each batch pays a turnaround, several batches can be in flight and they execute in
  * order. Everything that crosses the "link" is logged, so tests and benchmarks can count round
  * trips and bytes.
+ *
+ * Programs (SpiDevice.arm, docs/bridge-protocol.md §3.2) run on the "board" as the sketch runs
+ * them: between two host commands, never inside one, and only when the next command has not fully
+ * arrived (the sketch looks at its receive ring first). Under a link model a run occupies the chip
+ * for its SPI time like a batch, and its answer comes back like a reply (line time, half the
+ * turnaround) with no request going up.
  */
 
 /** What the mock needs from an emulated chip: the byte-level SPI slave and its pins. */
@@ -74,7 +82,7 @@ export function bridgeLinkModel(bytesPerSecond: number, turnaroundMs: number): L
   };
 }
 
-/** One batch as it crossed the link. */
+/** One batch (or program run) as it crossed the link. */
 export interface SpiLogEntry {
   readonly issuedAt: number;
   executedAt: number;
@@ -88,6 +96,9 @@ export interface SpiLogEntry {
   linkBytesUp: number;
   linkBytesDown: number;
   readonly batch: readonly SpiTransaction[];
+  /** A run of the armed program: the board's doing, no request and no round trip. */
+  readonly run?: boolean;
+  /** Why the answer never reached the host (for a run: lost on the link, ELINKLOST or EPROTO). */
   error?: HalErrorCode;
 }
 
@@ -99,10 +110,17 @@ export interface SpiLogTotals {
   /** Bytes on the serial link under the link model, host → board and board → host. */
   linkBytesUp: number;
   linkBytesDown: number;
-  /** Batches are round trips: the host cannot see a batch's result before it completes. */
+  /**
+   * Requests are round trips: the host cannot see a batch's result before it completes. Batches
+   * and program commands (arm, disarm, runArmed) count; program runs do not.
+   */
   roundTrips: number;
-  /** Most batches that were in flight at the same time. */
+  /** Most requests (batches and program commands) that were in flight at the same time. */
   maxInFlight: number;
+  /** Program runs (their transactions and bytes are in the counts above, their answers in linkBytesDown). */
+  runs: number;
+  /** arm, disarm and runArmed requests. */
+  programCommands: number;
 }
 
 export class SpiLog {
@@ -113,8 +131,12 @@ export class SpiLog {
   constructor(public capacity = 10_000) {}
 
   record(entry: SpiLogEntry): void {
-    this.totals.batches++;
-    this.totals.roundTrips++;
+    if (entry.run) {
+      this.totals.runs++;
+    } else {
+      this.totals.batches++;
+      this.totals.roundTrips++;
+    }
     this.totals.transactions += entry.transactions;
     this.totals.bytesWritten += entry.bytesWritten;
     this.totals.bytesRead += entry.bytesRead;
@@ -122,6 +144,14 @@ export class SpiLog {
     this.totals.linkBytesDown += entry.linkBytesDown;
     this.entries.push(entry);
     if (this.entries.length > this.capacity) this.entries.splice(0, this.entries.length - this.capacity);
+  }
+
+  /** A program command: a round trip that clocks nothing on SPI. */
+  recordCommand(linkBytesUp: number, linkBytesDown: number): void {
+    this.totals.programCommands++;
+    this.totals.roundTrips++;
+    this.totals.linkBytesUp += linkBytesUp;
+    this.totals.linkBytesDown += linkBytesDown;
   }
 
   /** A copy of the totals, to diff against later. */
@@ -141,6 +171,8 @@ export class SpiLog {
       linkBytesDown: t.linkBytesDown - since.linkBytesDown,
       roundTrips: t.roundTrips - since.roundTrips,
       maxInFlight: t.maxInFlight,
+      runs: t.runs - since.runs,
+      programCommands: t.programCommands - since.programCommands,
     };
   }
 
@@ -151,8 +183,14 @@ export class SpiLog {
 }
 
 function emptyTotals(): SpiLogTotals {
-  return { batches: 0, transactions: 0, bytesWritten: 0, bytesRead: 0, linkBytesUp: 0, linkBytesDown: 0, roundTrips: 0, maxInFlight: 0 };
+  return {
+    batches: 0, transactions: 0, bytesWritten: 0, bytesRead: 0, linkBytesUp: 0, linkBytesDown: 0, roundTrips: 0, maxInFlight: 0,
+    runs: 0, programCommands: 0,
+  };
 }
+
+/** The sketch's program buffer (boards/bridge/bridge.ino PROGRAM_MAX): the ENC28J60 receive program is 35 bytes. */
+const DEFAULT_MAX_PROGRAM_BYTES = 64;
 
 export interface MockHalOptions {
   clock: Clock;
@@ -163,12 +201,46 @@ export interface MockHalOptions {
   linkModel?: LinkModel;
   name?: string;
   logCapacity?: number;
+  /**
+   * Largest arm() program, encoded with SHORT headers as the bridge sends it (SpiDevice.maxProgramBytes).
+   * Default 64, the sketch's; 0: a board without programs (arm rejects with EUNSUPPORTED).
+   */
+  maxProgramBytes?: number;
 }
 
 interface Fault {
   code: HalErrorCode;
   /** The batch ran on the chip but its answer was lost (a timeout after execution). */
   executed: boolean;
+}
+
+/** What the board keeps while armed. */
+interface ArmedProgram {
+  readonly transactions: readonly SpiTransaction[];
+  readonly onRun: (result: Uint8Array) => void;
+  readonly quiet: boolean;
+}
+
+/** A host command queued on the board, in the order the host sent it. */
+interface BoardCommand {
+  /** Its last byte has reached the board (under a link model: request line time, half the turnaround). */
+  arrived: boolean;
+  /** Do it on the board; `chipFree` once the chip can take the next unit of work. */
+  readonly perform: (chipFree: () => void) => void;
+}
+
+/** What a batch or a program run did on the chip. */
+interface Execution {
+  /** The bytes read, in order: fewer than asked when an IF cut the batch short or a LENGTH said so. */
+  readonly reads: Uint8Array;
+  /** Bytes clocked on SPI: the chip is busy for that long. */
+  readonly spiBytes: number;
+  /** Transactions clocked (an IF skips the rest). */
+  readonly transactions: number;
+  /** An ifNonZero test stopped the batch. */
+  readonly cutShort: boolean;
+  /** An IF or LENGTH referred to a byte not available: the bridge answers EINVAL. */
+  readonly badReference: boolean;
 }
 
 export class MockHal implements Hal {
@@ -182,7 +254,9 @@ export class MockHal implements Hal {
 
   private readonly clock: Clock;
   private readonly slave: SpiSlave;
+  private readonly interruptSource: InterruptSource | undefined;
   private readonly linkModel: LinkModel | undefined;
+  private readonly maxProgramBytes: number;
   /** The link model's SPI clock (LinkModel.spiBytesPerSecond, default 1e6). */
   private get spiBytesPerSecond(): number {
     return this.linkModel?.spiBytesPerSecond ?? 1e6;
@@ -191,28 +265,43 @@ export class MockHal implements Hal {
   private readonly interruptListeners = new Set<(asserted: boolean) => void>();
   private interruptLevel = false;
   private readonly faults: Fault[] = [];
+  private runAnswersToLose = 0;
   private linkLost: string | undefined;
   private closed = false;
   private inFlight = 0;
-  // Link model bookkeeping: when each resource is next free.
+  // Link model bookkeeping: when each direction of the link is next free.
   private uplinkFreeAt = 0;
-  private chipFreeAt = 0;
   private downlinkFreeAt = 0;
+  // The board: host commands in arrival order, the chip they share with program runs.
+  private readonly boardQueue: BoardCommand[] = [];
+  private chipBusy = false;
+  private program: ArmedProgram | undefined;
+  /** Just armed, the last run was not cut short, or a batch ended with the interrupt asserted. */
+  private runDue = false;
+  /** The interrupt line was asserted since the last run (the sketch's ISR counts edges). */
+  private edgeSinceRun = false;
   private unsubscribeInterrupt: (() => void) | undefined;
 
   constructor(options: MockHalOptions) {
     this.clock = options.clock;
     this.slave = options.slave;
     this.linkModel = options.linkModel;
+    this.maxProgramBytes = options.maxProgramBytes ?? DEFAULT_MAX_PROGRAM_BYTES;
     this.name = options.name ?? 'mock';
     this.log = new SpiLog(options.logCapacity);
     const spiBytesPerSecond = this.spiBytesPerSecond;
+    const spi: SpiDevice = {
+      transfer: (batch) => this.transfer(batch),
+      arm: (program, onRun, armOptions) => this.arm(program, onRun, armOptions),
+      disarm: () => this.disarm(),
+      runArmed: () => this.runArmed(),
+      maxProgramBytes: this.maxProgramBytes,
+    };
     // With a link model the chip sees a batch's effects when its last byte has been clocked
-    // (schedule()), so a write of n bytes takes n SPI byte times. Without one, batches are instant.
-    this.spi = this.linkModel
-      ? { transfer: (batch) => this.transfer(batch), minWriteMs: (bytes) => (bytes * 1000) / spiBytesPerSecond }
-      : { transfer: (batch) => this.transfer(batch) };
+    // (transfer()), so a write of n bytes takes n SPI byte times. Without one, batches are instant.
+    this.spi = this.linkModel ? { ...spi, minWriteMs: (bytes) => (bytes * 1000) / spiBytesPerSecond } : spi;
     const source = options.interrupt;
+    this.interruptSource = source;
     this.interruptLevel = source?.interruptAsserted ?? false;
     const level = () => this.interruptLevel;
     const listeners = this.interruptListeners;
@@ -226,7 +315,7 @@ export class MockHal implements Hal {
       },
     };
     if (source) {
-      this.unsubscribeInterrupt = source.onInterruptChange((asserted) => this.mirrorInterrupt(asserted));
+      this.unsubscribeInterrupt = source.onInterruptChange((asserted) => this.chipInterruptChanged(asserted));
     }
     if (options.reset) {
       const target = options.reset;
@@ -251,28 +340,53 @@ export class MockHal implements Hal {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.disarmBoard();
     this.unsubscribeInterrupt?.();
   }
 
   // ---- Fault injection ------------------------------------------------------------------------
 
-  /** The next `count` batches fail with `code`. `executed`: they still ran on the chip. */
+  /**
+   * The next `count` transfer() batches fail with `code`. `executed`: they still ran on the chip.
+   * Program commands (arm, disarm, runArmed) are not affected.
+   */
   injectFault(code: HalErrorCode, options: { count?: number; executed?: boolean } = {}): void {
     for (let i = 0; i < (options.count ?? 1); i++) this.faults.push({ code, executed: options.executed ?? false });
   }
 
-  /** The serial link vanishes: every batch fails with ELINKLOST until restoreLink(). */
+  /**
+   * The answers of the next `count` program runs are lost on the link: the runs happen on the chip,
+   * onRun is not called (the host drops a corrupt answer; the driver notices from the next run).
+   */
+  loseRunAnswers(count = 1): void {
+    this.runAnswersToLose += count;
+  }
+
+  /**
+   * The serial link vanishes: every request fails with ELINKLOST until restoreLink(). An armed
+   * program keeps running on the board; its answers are lost.
+   */
   loseLink(reason = 'serial port closed'): void {
     this.linkLost = reason;
     this.emit({ type: 'link-lost', reason });
   }
 
+  /**
+   * The link is back. A board that reset has lost its program; one that did not is re-armed (the
+   * HAL's resynchronisation), which counts as just armed.
+   */
   restoreLink(boardReset = false): void {
     this.linkLost = undefined;
+    if (boardReset) {
+      this.disarmBoard();
+    } else if (this.program) {
+      this.runDue = true;
+      this.wakeBoard();
+    }
     this.emit({ type: 'link-restored', boardReset });
   }
 
-  /** Batches issued but not yet answered. */
+  /** Requests issued but not yet answered: batches, and arm, disarm and runArmed commands. */
   get batchesInFlight(): number {
     return this.inFlight;
   }
@@ -291,6 +405,9 @@ export class MockHal implements Hal {
       const w = t.write?.length ?? 0;
       const r = t.read ?? 0;
       if (r < 0 || !Number.isInteger(r)) return Promise.reject(new HalError('EINVAL', `bad read count ${r}`));
+      if (t.ifNonZero !== undefined || t.readLengthFrom !== undefined) {
+        return Promise.reject(new HalError('EINVAL', 'ifNonZero and readLengthFrom are for arm() programs only'));
+      }
       bytesWritten += w + r; // MOSI clocks a byte for every byte read, too
       bytesRead += (t.duplex ? w : 0) + r;
     }
@@ -301,97 +418,358 @@ export class MockHal implements Hal {
       transactions: batch.length,
       bytesWritten: bytesWritten,
       bytesRead,
-      linkBytesUp: 0,
-      linkBytesDown: 0,
+      linkBytesUp: this.requestLinkBytes(batch),
+      linkBytesDown: this.replyLinkBytes(bytesRead),
       batch,
     };
     const fault = this.faults.shift();
-    this.inFlight++;
-    this.log.totals.maxInFlight = Math.max(this.log.totals.maxInFlight, this.inFlight);
-    const timing = this.schedule(batch, bytesRead);
-    entry.linkBytesUp = timing.linkBytesUp;
-    entry.linkBytesDown = timing.linkBytesDown;
+    this.requestIssued();
     return new Promise<Uint8Array>((resolve, reject) => {
-      let result: Uint8Array | undefined;
-      this.clock.schedule(timing.executeAt - this.clock.now(), () => {
-        entry.executedAt = this.clock.now();
-        if (fault && !fault.executed) return;
-        if (this.linkLost !== undefined) return;
-        result = this.execute(batch, bytesRead);
-      });
-      this.clock.schedule(timing.completeAt - this.clock.now(), () => {
-        this.inFlight--;
-        entry.completedAt = this.clock.now();
-        const lost = this.linkLost;
-        const code = fault?.code ?? (lost !== undefined ? 'ELINKLOST' : undefined);
-        if (code) entry.error = code;
-        this.log.record(entry);
-        if (code) reject(new HalError(code, code === 'ELINKLOST' ? `link lost: ${lost ?? 'injected'}` : `injected ${code}`));
-        else resolve(result ?? new Uint8Array(bytesRead));
+      this.sendCommand(entry.linkBytesUp, (chipFree) => {
+        // The chip is busy for the batch's SPI time; its effects land (atomically) at the end of it.
+        this.at(this.clock.now() + this.spiMs(bytesWritten), () => {
+          entry.executedAt = this.clock.now();
+          let result: Uint8Array | undefined;
+          if ((!fault || fault.executed) && this.linkLost === undefined) {
+            result = this.execute(batch).reads;
+            // A level the host did not clear gives no edge: let the program look (§3.2).
+            if (this.program && this.interruptSource?.interruptAsserted) this.runDue = true;
+          }
+          const answeredAt = this.sendReply(entry.linkBytesDown);
+          chipFree();
+          this.at(answeredAt, () => {
+            this.inFlight--;
+            entry.completedAt = this.clock.now();
+            const lost = this.linkLost;
+            const code = fault?.code ?? (lost !== undefined ? 'ELINKLOST' : undefined);
+            if (code) entry.error = code;
+            this.log.record(entry);
+            if (code) reject(new HalError(code, code === 'ELINKLOST' ? `link lost: ${lost ?? 'injected'}` : `injected ${code}`));
+            else resolve(result ?? new Uint8Array(bytesRead));
+          });
+        });
       });
     });
   }
 
-  private execute(batch: readonly SpiTransaction[], bytesRead: number): Uint8Array {
-    const out = new Uint8Array(bytesRead);
+  /**
+   * Clock `batch` through the slave. IF and LENGTH (programs) refer to the batch's read bytes while
+   * the board still holds them: read, and no more than 64 read so far (bridge-protocol.md §3).
+   */
+  private execute(batch: readonly SpiTransaction[]): Execution {
+    const reads = new Uint8Array(batchReadLength(batch));
     let o = 0;
+    let spiBytes = 0;
+    let transactions = 0;
     let selected = false;
+    let cutShort = false;
+    let badReference = false;
+    const held = () => reads.subarray(0, o <= REFERABLE_READ_BYTES ? o : 0);
     for (const t of batch) {
+      if (t.ifNonZero !== undefined) {
+        const available = t.ifNonZero < held().length;
+        if (!available) badReference = true;
+        if (!available || reads[t.ifNonZero] === 0) {
+          // Nothing more is clocked and chip-select is released.
+          cutShort = true;
+          break;
+        }
+      }
+      let read = t.read ?? 0;
+      if (t.readLengthFrom !== undefined) {
+        const computed = computedReadLength(t.readLengthFrom, held(), read);
+        if (computed === undefined) badReference = true;
+        read = computed ?? 0;
+      }
       if (!selected) this.slave.spiSelect();
       selected = true;
       if (t.write) {
         for (const byte of t.write) {
           const miso = this.slave.spiExchange(byte);
-          if (t.duplex) out[o++] = miso;
+          if (t.duplex) reads[o++] = miso;
         }
       }
-      for (let i = 0; i < (t.read ?? 0); i++) out[o++] = this.slave.spiExchange(0x00);
+      for (let i = 0; i < read; i++) reads[o++] = this.slave.spiExchange(0x00);
+      spiBytes += (t.write?.length ?? 0) + read;
+      transactions++;
       if (!t.keepSelected) {
         this.slave.spiDeselect();
         selected = false;
       }
     }
     if (selected) this.slave.spiDeselect();
-    return out;
+    return { reads: o === reads.length ? reads : reads.slice(0, o), spiBytes, transactions, cutShort, badReference };
   }
 
-  /** When a batch reaches the chip and when its answer is back, under the link model. */
-  private schedule(batch: readonly SpiTransaction[], bytesRead: number): { executeAt: number; completeAt: number; linkBytesUp: number; linkBytesDown: number } {
-    const now = this.clock.now();
-    const m = this.linkModel;
-    if (!m) return { executeAt: now, completeAt: now, linkBytesUp: 0, linkBytesDown: 0 };
-    const perByte = 1000 / m.bytesPerSecond;
-    const batchOverhead = m.batchOverheadBytes ?? 4;
-    const txnOverhead = m.transactionOverheadBytes ?? 2;
-    let requestPayload = batchOverhead;
-    let spiBytes = 0;
-    for (const t of batch) {
-      requestPayload += txnOverhead + (t.write?.length ?? 0);
-      spiBytes += (t.write?.length ?? 0) + (t.read ?? 0);
+  // ---- Programs (docs/bridge-protocol.md §3.2) --------------------------------------------------
+
+  private arm(program: readonly SpiTransaction[], onRun: (result: Uint8Array) => void, options: ArmOptions = {}): Promise<void> {
+    try {
+      this.ensureUsable();
+      this.ensurePrograms();
+      this.checkProgram(program);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    const chunked = (bytes: number, overhead: number) => bytes + (m.chunkBytes ? Math.ceil(bytes / m.chunkBytes) * overhead : 0);
-    const requestBytes = chunked(requestPayload, m.requestChunkOverheadBytes ?? 0);
-    const replyBytes = chunked(bytesRead, m.replyChunkOverheadBytes ?? 0) + (m.replyOverheadBytes ?? batchOverhead);
+    // The board keeps the bytes it was sent, not the caller's arrays.
+    const transactions = program.map((t) => (t.write ? { ...t, write: Uint8Array.from(t.write) } : { ...t }));
+    const armed: ArmedProgram = { transactions, onRun, quiet: options.quietInterrupts === true };
+    return this.programCommand(this.requestLinkBytes(program), (finish) => {
+      this.program = armed;
+      // Just armed: packets may already wait.
+      this.runDue = true;
+      this.edgeSinceRun = false;
+      finish();
+    });
+  }
+
+  private disarm(): Promise<void> {
+    try {
+      this.ensureUsable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // A board without programs has nothing armed: done.
+    if (this.maxProgramBytes === 0) return Promise.resolve();
+    return this.programCommand(this.requestLinkBytes([]), (finish) => {
+      this.disarmBoard();
+      finish();
+    });
+  }
+
+  private runArmed(): Promise<void> {
+    try {
+      this.ensureUsable();
+      this.ensurePrograms();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.programCommand(this.requestLinkBytes([]), (finish) => {
+      const program = this.program;
+      // The run's answer goes before the command's own.
+      if (program) this.run(program, finish);
+      else finish();
+    });
+  }
+
+  private ensurePrograms(): void {
+    if (this.maxProgramBytes === 0) throw new HalError('EUNSUPPORTED', `${this.name} runs no programs`);
+  }
+
+  /** A program the board can keep: well formed, and small enough encoded as the bridge sends it. */
+  private checkProgram(program: readonly SpiTransaction[]): void {
+    for (const t of program) {
+      const r = t.read ?? 0;
+      if (r < 0 || !Number.isInteger(r)) throw new HalError('EINVAL', `bad read count ${r}`);
+    }
+    try {
+      encodeArm(0, program, {}, { shortHeaders: true });
+    } catch (error) {
+      throw new HalError('EINVAL', error instanceof Error ? error.message : String(error));
+    }
+    const bytes = transactionsLength(program, { shortHeaders: true });
+    if (bytes > this.maxProgramBytes) {
+      throw new HalError('EINVAL', `a program of ${bytes} bytes: ${this.name} runs at most ${this.maxProgramBytes}`);
+    }
+  }
+
+  /** arm, disarm, runArmed: a request whose answer is one DONE. `act` calls `finish` when it is done. */
+  private programCommand(requestBytes: number, act: (finish: () => void) => void): Promise<void> {
+    this.requestIssued();
+    return new Promise<void>((resolve, reject) => {
+      this.sendCommand(requestBytes, (chipFree) => {
+        const finish = () => {
+          const replyBytes = this.replyLinkBytes(0);
+          const answeredAt = this.sendReply(replyBytes);
+          chipFree();
+          this.at(answeredAt, () => {
+            this.inFlight--;
+            this.log.recordCommand(requestBytes, replyBytes);
+            const lost = this.linkLost;
+            if (lost !== undefined) reject(new HalError('ELINKLOST', `link lost: ${lost}`));
+            else resolve();
+          });
+        };
+        if (this.linkLost !== undefined) finish();
+        else act(finish);
+      });
+    });
+  }
+
+  /**
+   * One run: it executes when it starts (its length is known only once it has read the packet
+   * header), keeps the chip for its SPI time, and its answer follows on the link. `chipFree` once
+   * that answer is queued.
+   */
+  private run(program: ArmedProgram, chipFree: () => void): void {
+    this.runDue = false;
+    this.edgeSinceRun = false;
+    const startedAt = this.clock.now();
+    const execution = this.execute(program.transactions);
+    // Again at once, unless an IF cut it short (nothing to do) or it is faulty (the sketch's rule).
+    if (!execution.cutShort && !execution.badReference) this.runDue = true;
+    const entry: SpiLogEntry = {
+      issuedAt: startedAt,
+      executedAt: startedAt,
+      completedAt: 0,
+      transactions: execution.transactions,
+      bytesWritten: execution.spiBytes,
+      bytesRead: execution.reads.length,
+      linkBytesUp: 0,
+      linkBytesDown: this.replyLinkBytes(execution.reads.length),
+      batch: program.transactions,
+      run: true,
+    };
+    this.at(startedAt + this.spiMs(execution.spiBytes), () => {
+      const answeredAt = this.sendReply(entry.linkBytesDown);
+      chipFree();
+      this.at(answeredAt, () => {
+        entry.completedAt = this.clock.now();
+        if (this.linkLost !== undefined) {
+          entry.error = 'ELINKLOST';
+        } else if (this.runAnswersToLose > 0) {
+          this.runAnswersToLose--;
+          entry.error = 'EPROTO'; // the host's CRC or DONE count check drops it
+        }
+        this.log.record(entry);
+        if (entry.error === undefined && !this.closed) program.onRun(execution.reads);
+      });
+    });
+  }
+
+  private disarmBoard(): void {
+    this.program = undefined;
+    this.runDue = false;
+    this.edgeSinceRun = false;
+  }
+
+  // ---- The board: one unit of work at a time on the chip ----------------------------------------
+
+  private requestIssued(): void {
+    this.inFlight++;
+    this.log.totals.maxInFlight = Math.max(this.log.totals.maxInFlight, this.inFlight);
+  }
+
+  /** Queue a host command; it is performed once it has arrived and the chip is free. */
+  private sendCommand(requestBytes: number, perform: BoardCommand['perform']): void {
+    const command: BoardCommand = { arrived: false, perform };
+    this.boardQueue.push(command);
+    // Always through the clock, even without a link model: a command never runs inside its call.
+    this.clock.schedule(this.sendRequest(requestBytes) - this.clock.now(), () => {
+      command.arrived = true;
+      this.boardStep();
+    });
+  }
+
+  /**
+   * The board's main loop, one unit per call: a host command that has arrived (the sketch looks at
+   * its receive ring first), else a program run if one is due.
+   */
+  private boardStep(): void {
+    if (this.chipBusy) return;
+    const head = this.boardQueue[0];
+    if (head?.arrived) {
+      this.boardQueue.shift();
+      this.chipBusy = true;
+      head.perform(() => this.chipFreed());
+    } else if (this.program && this.runIsDue()) {
+      this.chipBusy = true;
+      this.run(this.program, () => this.chipFreed());
+    }
+  }
+
+  private chipFreed(): void {
+    this.chipBusy = false;
+    // A command not yet arrived steps the board when it arrives.
+    if (this.boardQueue[0]?.arrived || (this.program && this.runIsDue())) this.wakeBoard();
+  }
+
+  private runIsDue(): boolean {
+    return this.runDue || this.edgeSinceRun;
+  }
+
+  /** A later step at this instant: one unit per timer keeps runs in order with everything else. */
+  private wakeBoard(): void {
+    this.clock.schedule(0, () => this.boardStep());
+  }
+
+  // ---- Link model -------------------------------------------------------------------------------
+
+  /** Run `action` at `time`: now if it is due (everything, without a link model). */
+  private at(time: number, action: () => void): void {
+    const delay = time - this.clock.now();
+    if (delay > 0) this.clock.schedule(delay, action);
+    else action();
+  }
+
+  /** The chip is busy this long clocking `bytes` (0 without a link model: batches are instant). */
+  private spiMs(bytes: number): number {
+    return this.linkModel ? (bytes * 1000) / this.spiBytesPerSecond : 0;
+  }
+
+  /** Request bytes on the link for a command carrying `transactions` (none: a bare command). */
+  private requestLinkBytes(transactions: readonly SpiTransaction[]): number {
+    const m = this.linkModel;
+    if (!m) return 0;
+    const txnOverhead = m.transactionOverheadBytes ?? 2;
+    let payload = m.batchOverheadBytes ?? 4;
+    for (const t of transactions) payload += txnOverhead + (t.write?.length ?? 0);
+    return this.chunked(payload, m.requestChunkOverheadBytes ?? 0);
+  }
+
+  /** Reply bytes on the link for an answer carrying `bytesRead`, completion record included. */
+  private replyLinkBytes(bytesRead: number): number {
+    const m = this.linkModel;
+    if (!m) return 0;
+    return this.chunked(bytesRead, m.replyChunkOverheadBytes ?? 0) + (m.replyOverheadBytes ?? m.batchOverheadBytes ?? 4);
+  }
+
+  private chunked(bytes: number, overhead: number): number {
+    const chunk = this.linkModel?.chunkBytes;
+    return bytes + (chunk ? Math.ceil(bytes / chunk) * overhead : 0);
+  }
+
+  /** Send a request up the link now; returns when the board has all of it. */
+  private sendRequest(bytes: number): number {
+    const m = this.linkModel;
+    const now = this.clock.now();
+    if (!m) return now;
     const sendStart = Math.max(now, this.uplinkFreeAt);
-    this.uplinkFreeAt = sendStart + requestBytes * perByte;
-    // The batch runs on the chip once its request has arrived and the chip is free, for as long
-    // as its bytes take to clock; its effects land (atomically) at the end of that.
-    const executeAt = Math.max(this.uplinkFreeAt + m.turnaroundMs / 2, this.chipFreeAt) + (spiBytes * 1000) / this.spiBytesPerSecond;
-    this.chipFreeAt = executeAt;
-    const answerStart = Math.max(this.chipFreeAt, this.downlinkFreeAt);
-    this.downlinkFreeAt = answerStart + replyBytes * perByte;
-    return { executeAt, completeAt: this.downlinkFreeAt + m.turnaroundMs / 2, linkBytesUp: requestBytes, linkBytesDown: replyBytes };
+    this.uplinkFreeAt = sendStart + (bytes * 1000) / m.bytesPerSecond;
+    return this.uplinkFreeAt + m.turnaroundMs / 2;
+  }
+
+  /** Send an answer down the link from now (after every earlier one); returns when the host has it. */
+  private sendReply(bytes: number): number {
+    const m = this.linkModel;
+    const now = this.clock.now();
+    if (!m) return now;
+    const answerStart = Math.max(now, this.downlinkFreeAt);
+    this.downlinkFreeAt = answerStart + (bytes * 1000) / m.bytesPerSecond;
+    return this.downlinkFreeAt + m.turnaroundMs / 2;
   }
 
   private oneWayMs(): number {
     return (this.linkModel?.turnaroundMs ?? 0) / 2;
   }
 
-  private mirrorInterrupt(asserted: boolean): void {
+  // ---- Interrupt line ---------------------------------------------------------------------------
+
+  private chipInterruptChanged(asserted: boolean): void {
+    // The board sees the pin at once; an assertion since the last run is a reason to run (§3.2).
+    if (asserted && this.program) {
+      this.edgeSinceRun = true;
+      this.wakeBoard();
+    }
+    this.mirrorInterrupt(asserted, this.program?.quiet === true);
+  }
+
+  /** The host sees the level one way later; `quiet`: armed with quietInterrupts, no event is sent. */
+  private mirrorInterrupt(asserted: boolean, quiet: boolean): void {
     const apply = () => {
       if (this.interruptLevel === asserted) return;
       this.interruptLevel = asserted;
-      if (this.dropInterruptEdges) return;
+      if (this.dropInterruptEdges || quiet) return;
       for (const listener of [...this.interruptListeners]) listener(asserted);
     };
     const latency = this.oneWayMs();

@@ -48,7 +48,8 @@ const read = (address: number, n: number) => ({ write: Uint8Array.of(0x03, addre
 describe('bridge HAL against the TypeScript board model', () => {
   it('says HELLO and learns the board', async () => {
     const { hal } = await setup();
-    expect(hal.hello).toMatchObject({ version: 1, window: 992, maxPayload: 64, csPin: 10, intPin: 2 });
+    expect(hal.hello).toMatchObject({ version: 2, window: 992, maxPayload: 64, csPin: 10, intPin: 2, programBytes: 64 });
+    expect(hal.spi.maxProgramBytes).toBe(64);
     expect(hal.ready).toBe(true);
   });
 

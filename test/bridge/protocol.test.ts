@@ -1,18 +1,56 @@
 import { describe, expect, it } from 'vitest';
 import { SeededRandom, randomBelow } from '../../src/time/random.js';
 import {
+  ArmOption,
   BoardFrame,
+  Capability,
+  Command,
   FrameDecoder,
   crc16,
+  computedReadLength,
+  encodeArm,
   encodeBoardFrame,
   encodeFrame,
+  encodeHello,
   encodeHostData,
   encodeSpiCommand,
   parseBoardFrame,
+  parseHello,
   parseHostFrame,
+  transactionsLength,
   HOST_FRAME_OVERHEAD,
   MAX_PAYLOAD,
+  TransactionFlag,
+  type Hello,
+  type WireTransaction,
 } from '../../hal/bridge/protocol.js';
+import { decodeTransactionHeader, transactionHeaderRest } from '../../boards/sim/model-board.js';
+
+/**
+ * The transactions in `bytes` as the board model's parser reads them, or undefined unless they
+ * end with LAST exactly at the end.
+ */
+function decodeTransactions(bytes: Uint8Array, version: number): WireTransaction[] | undefined {
+  const out: WireTransaction[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const size = 1 + transactionHeaderRest(bytes[at]!, version);
+    const header = decodeTransactionHeader(bytes.subarray(at, at + size), version);
+    at += size;
+    const write = bytes.slice(at, at + header.writeLength);
+    at += header.writeLength;
+    out.push({
+      ...(write.length > 0 ? { write } : {}),
+      ...(header.readLength > 0 ? { read: header.readLength } : {}),
+      ...(header.flags & TransactionFlag.DUPLEX ? { duplex: true } : {}),
+      ...(header.flags & TransactionFlag.KEEP_CS ? { keepSelected: true } : {}),
+      ...(header.ifNonZero !== undefined ? { ifNonZero: header.ifNonZero } : {}),
+      ...(header.readLengthFrom ? { readLengthFrom: header.readLengthFrom } : {}),
+    });
+    if (header.flags & TransactionFlag.LAST) return at === bytes.length ? out : undefined;
+  }
+  return undefined;
+}
 
 function decodeAll(wire: Uint8Array): { frames: Uint8Array[]; drops: string[] } {
   const frames: Uint8Array[] = [];
@@ -83,5 +121,101 @@ describe('bridge framing', () => {
   it('encodes an SPI batch as id, then flags/wlen/rlen per transaction with LAST on the final one', () => {
     const bytes = encodeSpiCommand(5, [{ write: Uint8Array.of(0x3a), read: 2, keepSelected: true }, { write: Uint8Array.of(1, 2), duplex: true }]);
     expect([...bytes]).toEqual([0x10, 5, 0x01, 1, 0, 2, 0, 0x3a, 0x82, 2, 0, 0, 0, 1, 2]);
+  });
+
+  it('encodes a SHORT header as flags and one length byte (wlen low nibble, rlen high) when both fit in 4 bits', () => {
+    const batch: WireTransaction[] = [{ write: Uint8Array.of(0x1f), read: 2 }, { write: Uint8Array.of(0x3a), read: 16 }];
+    const bytes = encodeSpiCommand(7, batch, { shortHeaders: true });
+    // The second reads 16 bytes: too many for a nibble, so it keeps the 5-byte header.
+    expect([...bytes]).toEqual([0x10, 7, TransactionFlag.SHORT, 0x21, 0x1f, 0x80, 1, 0, 16, 0, 0x3a]);
+    expect(transactionsLength(batch, { shortHeaders: true })).toBe(bytes.length - 2);
+    expect(transactionsLength(batch)).toBe(encodeSpiCommand(7, batch).length - 2);
+  });
+
+  it('round-trips SHORT, IF and LENGTH transactions through the board model\'s parser', () => {
+    const batch: WireTransaction[] = [
+      { write: Uint8Array.of(0x00), read: 1 },
+      { write: Uint8Array.of(0x9f, 0x01), duplex: true, keepSelected: true },
+      { write: Uint8Array.of(0x04), read: 3, ifNonZero: 0 },
+      { write: Uint8Array.of(0x3a), read: 6, keepSelected: true, ifNonZero: 2 },
+      { read: 1520, readLengthFrom: { at: 6, even: true } },
+      { read: 9, readLengthFrom: { at: 1, bigEndian: true, minus: 63 }, ifNonZero: 63 },
+      { write: Uint8Array.of(0xbf, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f) },
+    ];
+    for (const shortHeaders of [false, true]) {
+      const bytes = encodeSpiCommand(0x42, batch, { shortHeaders });
+      expect([...bytes.subarray(0, 2)]).toEqual([Command.SPI, 0x42]);
+      expect(decodeTransactions(bytes.subarray(2), 2)).toEqual(batch);
+    }
+    // IF's operand follows the lengths; LENGTH's (at, opts) follow IF's; opts = minus << 2 | even << 1 | big-endian.
+    const header = encodeSpiCommand(1, [{ read: 9, readLengthFrom: { at: 1, bigEndian: true, minus: 5, even: true }, ifNonZero: 3 }], { shortHeaders: true });
+    expect([...header.subarray(2)]).toEqual([TransactionFlag.SHORT | TransactionFlag.IF | TransactionFlag.LENGTH | TransactionFlag.LAST, 0x90, 3, 1, (5 << 2) | 2 | 1]);
+    expect(decodeTransactionHeader(header.subarray(2), 2)).toEqual({
+      flags: header[2], writeLength: 0, readLength: 9, ifNonZero: 3, readLengthFrom: { at: 1, bigEndian: true, minus: 5, even: true },
+    });
+  });
+
+  it('refuses IF and LENGTH references beyond the first 64 read bytes, and LENGTH minus beyond 63', () => {
+    expect(() => encodeSpiCommand(1, [{ read: 1, ifNonZero: 64 }])).toThrow(RangeError);
+    expect(() => encodeSpiCommand(1, [{ read: 1, readLengthFrom: { at: 63 } }])).toThrow(RangeError);
+    expect(() => encodeSpiCommand(1, [{ read: 1, readLengthFrom: { at: 0, minus: 64 } }])).toThrow(RangeError);
+  });
+
+  it('a version-1 board reads every header as flags, wlen:u16, rlen:u16, whatever the new flag bits say', () => {
+    const bytes = encodeSpiCommand(1, [{ write: Uint8Array.of(0x03, 0x00), read: 2 }]);
+    expect(decodeTransactions(bytes.subarray(2), 1)).toEqual([{ write: Uint8Array.of(0x03, 0x00), read: 2 }]);
+    expect(decodeTransactionHeader(Uint8Array.of(TransactionFlag.SHORT | TransactionFlag.IF | TransactionFlag.LAST, 1, 0, 2, 0), 1)).toMatchObject({ writeLength: 1, readLength: 2 });
+  });
+
+  it('encodes ARM as id, options (QUIET), length and the program, which the board parses back', () => {
+    const program: WireTransaction[] = [
+      { write: Uint8Array.of(0x1c), read: 1 },
+      { write: Uint8Array.of(0x03, 0x00), read: 2, ifNonZero: 0, keepSelected: true },
+      { read: 40, readLengthFrom: { at: 1, minus: 2 } },
+    ];
+    const bytes = encodeArm(9, program, { quiet: true }, { shortHeaders: true });
+    const length = transactionsLength(program, { shortHeaders: true });
+    expect([...bytes.subarray(0, 4)]).toEqual([Command.ARM, 9, ArmOption.QUIET, length]);
+    expect(bytes.length).toBe(4 + length);
+    expect(decodeTransactions(bytes.subarray(4), 2)).toEqual(program);
+    expect(encodeArm(9, program, {})[2]).toBe(0);
+  });
+
+  it('computes a LENGTH read count: little- or big-endian, minus floored at 0, rounded up to even, capped; undefined when not read', () => {
+    const reads = Uint8Array.of(0x00, 0x34, 0x02, 0x05);
+    expect(computedReadLength({ at: 1 }, reads, 1000)).toBe(0x0234);
+    expect(computedReadLength({ at: 1, bigEndian: true }, reads, 0xffff)).toBe(0x3402);
+    expect(computedReadLength({ at: 1, minus: 3, even: true }, reads, 1000)).toBe(0x0232);
+    expect(computedReadLength({ at: 1, minus: 4, even: true }, reads, 1000)).toBe(0x0230);
+    expect(computedReadLength({ at: 2, minus: 63 }, reads, 0xffff)).toBe(0x0502 - 63);
+    expect(computedReadLength({ at: 0, minus: 1 }, reads, 0xffff)).toBe(0x3400 - 1);
+    expect(computedReadLength({ at: 0, minus: 1 }, Uint8Array.of(0, 0), 1000)).toBe(0);
+    expect(computedReadLength({ at: 1 }, reads, 100)).toBe(100);
+    expect(computedReadLength({ at: 3 }, reads, 100)).toBeUndefined();
+    // Past 64 read bytes the board no longer holds the first ones.
+    expect(computedReadLength({ at: 0 }, new Uint8Array(64).fill(1), 1000)).toBe(0x0101);
+    expect(computedReadLength({ at: 0 }, new Uint8Array(65).fill(1), 1000)).toBeUndefined();
+  });
+});
+
+describe('bridge HELLO', () => {
+  const fields: Omit<Hello, 'version' | 'capabilities' | 'programBytes'> = {
+    window: 992, maxPayload: 64, sessions: 3, resetCause: 2, pinCount: 20, csPin: 10, intPin: 2, resetPin: 9, analogCount: 6, a0Pin: 14, name: 'uno',
+  };
+
+  it('parses a version-1 HELLO: 14 fixed bytes, then the name; no programs', () => {
+    const payload = Uint8Array.of(1, 0xff, 0x00, 0xe0, 0x03, 64, 3, 2, 20, 10, 2, 9, 6, 14, ...new TextEncoder().encode('uno'));
+    expect(parseHello(payload)).toEqual({ ...fields, version: 1, capabilities: 0xff, programBytes: 0 });
+    expect(encodeHello({ ...fields, version: 1, capabilities: 0xff, programBytes: 0 })).toEqual(payload);
+  });
+
+  it('parses a version-2 HELLO: programBytes after a0Pin, caps bits 8 (programs) and 9 (short headers)', () => {
+    const payload = Uint8Array.of(2, 0xff, 0x03, 0xe0, 0x03, 64, 3, 2, 20, 10, 2, 9, 6, 14, 64, ...new TextEncoder().encode('uno'));
+    const hello = parseHello(payload)!;
+    expect(hello).toEqual({ ...fields, version: 2, capabilities: 0x3ff, programBytes: 64 });
+    expect(hello.capabilities & Capability.PROGRAMS).toBeTruthy();
+    expect(hello.capabilities & Capability.SHORT_HEADERS).toBeTruthy();
+    expect(encodeHello(hello)).toEqual(payload);
+    expect(parseHello(payload.subarray(0, 14))).toBeUndefined();
   });
 });

@@ -44,24 +44,12 @@ const FRAMES = 60;
 const SIZE = 200;
 /** Where a test hands over more frames than the link carries meanwhile: batching, not the queue limit. */
 const WHOLE_BURST_QUEUED = { txQueueLimit: FRAMES };
+/** Receive by interrupt-service batches, as on a HAL without programs. */
+const CLASSIC: Partial<Enc28j60Options> = { rxProgram: false };
 
 describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simulated bridge)', () => {
-  it('receives an isolated frame longer than the read-ahead in 2 round trips: interrupt service (header + first bytes) + the rest', async () => {
-    const { totals, a } = await measured(async ({ b, peer }) => {
-      for (let i = 0; i < FRAMES; i++) {
-        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, SIZE, i));
-        await b.run(20, 1);
-      }
-    });
-    expect(a.received.length).toBe(FRAMES);
-    const f = perFrame(totals, FRAMES, FRAMES * (SIZE + 4));
-    expect(f.roundTrips).toBe(2);
-    expect(f.overheadBytes).toBeLessThanOrEqual(40.1);
-  });
-
-  it('delivers an isolated ping-size frame from the interrupt service batch alone; the ring release follows unawaited', async () => {
-    const PING_FRAME = 98; // 56-byte ICMP payload: 102 bytes with FCS, inside rxReadAheadBytes
-    expect(PING_FRAME + 4).toBeLessThanOrEqual(ENC28J60_DEFAULTS.rxReadAheadBytes);
+  it('program: receives isolated frames of every size with no round trip before delivery; one write-only batch releases the ring', async () => {
+    const sizes = [60, 98, 200, 1514];
     const batchesBeforeDelivery: number[] = [];
     const { totals, a } = await measured(async ({ b, a, peer }) => {
       const log = a.board.hal.log;
@@ -74,18 +62,22 @@ describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simu
           },
           linkChange: () => {},
         });
-        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, PING_FRAME, i));
-        await b.run(20, 1);
+        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, sizes[i % sizes.length]!, i));
+        await b.run(40, 1);
       }
     });
     expect(a.received.length).toBe(FRAMES);
-    expect(a.received.at(-1)).toEqual(makeFrame(MAC_A, MAC_PEER, PING_FRAME, FRAMES - 1));
-    expect(batchesBeforeDelivery).toEqual(new Array<number>(FRAMES).fill(1));
-    // Service + end of service (PKTDEC, ERXRDPT, INTIE), the second write-only.
-    expect(totals.roundTrips / FRAMES).toBe(2);
+    a.received.forEach((frame, i) => expect(frame).toEqual(makeFrame(MAC_A, MAC_PEER, sizes[i % sizes.length]!, i)));
+    expect(batchesBeforeDelivery).toEqual(new Array<number>(FRAMES).fill(0));
+    expect(totals.runs).toBeGreaterThanOrEqual(2 * FRAMES); // the frame's run and the one that finds none
+    expect(totals.roundTrips / FRAMES).toBe(1); // ERXRDPT, unawaited
+    const frameBytes = sizes.reduce((sum, n) => sum + n + 4, 0) * (FRAMES / sizes.length);
+    // Per frame: the program's 21 command/register bytes + 6 header (+ pad), the empty run's 8,
+    // the release's 4.
+    expect(perFrame(totals, FRAMES, frameBytes).overheadBytes).toBeLessThanOrEqual(40);
   });
 
-  it('sends the reply to a received frame in the batch after the one that read the request', async () => {
+  it('program: sends the reply to a received frame in the first batch after it arrived', async () => {
     const PING_FRAME = 98;
     const replyAfter: number[] = [];
     const { a, peer } = await measured(async ({ b, a, peer }) => {
@@ -115,19 +107,108 @@ describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simu
     });
     expect(peer.received.length).toBe(FRAMES);
     expect(a.board.nic.stats().txFrames).toBe(FRAMES);
+    // The log records a batch when its answer is back: the reply is on the wire before any batch
+    // has come back since the frame arrived — it went out in the first one, with no read before.
+    expect(replyAfter).toEqual(new Array<number>(FRAMES).fill(0));
+  });
+
+  it('program: receives bursts with no round trip per frame, only ring releases; ≤ 24 bytes overhead', async () => {
+    const { totals, a } = await measured(async ({ b, peer }) => {
+      for (let burst = 0; burst < FRAMES / 20; burst++) {
+        for (let i = 0; i < 20; i++) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, SIZE, burst * 20 + i));
+        await b.run(200, 2);
+      }
+    });
+    expect(a.received.length).toBe(FRAMES);
+    a.received.forEach((frame, i) => expect(frame).toEqual(makeFrame(MAC_A, MAC_PEER, SIZE, i)));
+    const f = perFrame(totals, FRAMES, FRAMES * (SIZE + 4));
+    // ERXRDPT every quarter of the ring (5 KB / 4 ≈ 6 frames of 210 bytes) and at the end of a burst.
+    expect(f.roundTrips).toBeLessThanOrEqual(0.25);
+    expect(f.overheadBytes).toBeLessThanOrEqual(24);
+  });
+
+  it('batches: receives an isolated frame longer than the read-ahead in 2 round trips: interrupt service (header + first bytes) + the rest', async () => {
+    const { totals, a } = await measured(async ({ b, peer }) => {
+      for (let i = 0; i < FRAMES; i++) {
+        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, SIZE, i));
+        await b.run(20, 1);
+      }
+    }, CLASSIC);
+    expect(a.received.length).toBe(FRAMES);
+    const f = perFrame(totals, FRAMES, FRAMES * (SIZE + 4));
+    expect(f.roundTrips).toBe(2);
+    expect(f.overheadBytes).toBeLessThanOrEqual(40.1);
+  });
+
+  it('batches: delivers an isolated ping-size frame from the interrupt service batch alone; the ring release follows unawaited', async () => {
+    const PING_FRAME = 98; // 56-byte ICMP payload: 102 bytes with FCS, inside rxReadAheadBytes
+    expect(PING_FRAME + 4).toBeLessThanOrEqual(ENC28J60_DEFAULTS.rxReadAheadBytes);
+    const batchesBeforeDelivery: number[] = [];
+    const { totals, a } = await measured(async ({ b, a, peer }) => {
+      const log = a.board.hal.log;
+      for (let i = 0; i < FRAMES; i++) {
+        const before = log.snapshot();
+        a.board.nic.attach({
+          receive: (frame) => {
+            a.received.push(Uint8Array.from(frame));
+            batchesBeforeDelivery.push(log.since(before).roundTrips);
+          },
+          linkChange: () => {},
+        });
+        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, PING_FRAME, i));
+        await b.run(20, 1);
+      }
+    }, CLASSIC);
+    expect(a.received.length).toBe(FRAMES);
+    expect(a.received.at(-1)).toEqual(makeFrame(MAC_A, MAC_PEER, PING_FRAME, FRAMES - 1));
+    expect(batchesBeforeDelivery).toEqual(new Array<number>(FRAMES).fill(1));
+    // Service + end of service (PKTDEC, ERXRDPT, INTIE), the second write-only.
+    expect(totals.roundTrips / FRAMES).toBe(2);
+  });
+
+  it('batches: sends the reply to a received frame in the batch after the one that read the request', async () => {
+    const PING_FRAME = 98;
+    const replyAfter: number[] = [];
+    const { a, peer } = await measured(async ({ b, a, peer }) => {
+      const log = a.board.hal.log;
+      let before = log.snapshot();
+      a.board.nic.attach({
+        receive: (frame) => {
+          const reply = Uint8Array.from(frame);
+          reply.set(MAC_PEER, 0);
+          reply.set(MAC_A, 6);
+          a.board.nic.transmit(reply);
+        },
+        linkChange: () => {},
+      });
+      peer.nic.attach({
+        receive: (frame) => {
+          peer.received.push(Uint8Array.from(frame));
+          replyAfter.push(log.since(before).roundTrips);
+        },
+        linkChange: () => {},
+      });
+      for (let i = 0; i < FRAMES; i++) {
+        before = log.snapshot();
+        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, PING_FRAME, i));
+        await b.run(20, 1);
+      }
+    }, CLASSIC);
+    expect(peer.received.length).toBe(FRAMES);
+    expect(a.board.nic.stats().txFrames).toBe(FRAMES);
     // The log records a batch once it has run: when the reply reaches the wire only the service
     // batch that read the request has, so the reply went out with the very next batch.
     expect(replyAfter).toEqual(new Array<number>(FRAMES).fill(1));
   });
 
-  it('receives a burst of small frames several per round trip (read-ahead past the frame being finished)', async () => {
+  it('batches: receives a burst of small frames several per round trip (read-ahead past the frame being finished)', async () => {
     const SMALL = 60;
     const { totals, a } = await measured(async ({ b, peer }) => {
       for (let burst = 0; burst < FRAMES / 20; burst++) {
         for (let i = 0; i < 20; i++) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, SMALL, burst * 20 + i));
         await b.run(200, 2);
       }
-    });
+    }, CLASSIC);
     expect(a.received.length).toBe(FRAMES);
     a.received.forEach((frame, i) => expect(frame.subarray(0, SMALL)).toEqual(makeFrame(MAC_A, MAC_PEER, SMALL, i)));
     const f = perFrame(totals, FRAMES, FRAMES * (SMALL + 4));
@@ -138,13 +219,13 @@ describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simu
     expect(f.overheadBytes).toBeLessThanOrEqual(16);
   });
 
-  it('receives waiting frames several per round trip (every packet up to ERXWRPT in one read), ≤ 16 bytes overhead', async () => {
+  it('batches: receives waiting frames several per round trip (every packet up to ERXWRPT in one read), ≤ 16 bytes overhead', async () => {
     const { totals, a } = await measured(async ({ b, peer }) => {
       for (let burst = 0; burst < FRAMES / 20; burst++) {
         for (let i = 0; i < 20; i++) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, SIZE, burst * 20 + i));
         await b.run(200, 2);
       }
-    });
+    }, CLASSIC);
     expect(a.received.length).toBe(FRAMES);
     const f = perFrame(totals, FRAMES, FRAMES * (SIZE + 4));
     expect(f.roundTrips).toBeLessThanOrEqual(0.2); // 4 per burst of 20, as above

@@ -33,7 +33,8 @@ export interface Bench {
   expectNoViolations(): void;
 }
 
-export function bench(): Bench {
+/** `defaults`: driver options every station gets (a station's own options win). */
+export function bench(defaults: Partial<Enc28j60Options> = {}): Bench {
   const clock = new VirtualClock();
   const lan = new VirtualLan(clock);
   const violations: string[] = [];
@@ -48,7 +49,7 @@ export function bench(): Bench {
         mac,
         name,
         linkModel: options.linkModel,
-        driverOptions: options.driverOptions,
+        driverOptions: { ...defaults, ...options.driverOptions },
         strict: true,
         onStrictViolation: (message) => violations.push(message),
       });

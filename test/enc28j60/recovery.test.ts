@@ -10,10 +10,12 @@ afterEach(() => {
 });
 
 let linkModel: LinkModel | undefined;
+let rxProgram = true;
 
-async function started(driverOptions = {}) {
+async function started(options = {}) {
   const b = bench();
   current = b;
+  const driverOptions = { rxProgram, ...options };
   const a = b.station(MAC_A, 'a', { driverOptions, ...(linkModel ? { linkModel } : {}) });
   const peer = b.peer();
   await b.settle(a.board.nic.start());
@@ -35,13 +37,17 @@ async function expectTraffic(ctx: Awaited<ReturnType<typeof started>>, count = 1
 }
 
 // Every disturbance twice: SPI batches running at once, and over the serial bridge's speed and
-// latency (batches in flight when it strikes).
+// latency (batches in flight when it strikes); and receiving both ways, by the program on the
+// board and by interrupt-service batches.
 describe.each([
-  { name: 'instant SPI', model: undefined },
-  { name: 'bridge 1 Mbaud, 1 ms turnaround', model: BRIDGE_LINK },
-])('ENC28J60 driver: recovery without restart ($name)', ({ model }) => {
+  { name: 'instant SPI, receive program', model: undefined, program: true },
+  { name: 'bridge 1 Mbaud, 1 ms turnaround, receive program', model: BRIDGE_LINK, program: true },
+  { name: 'instant SPI, receive batches', model: undefined, program: false },
+  { name: 'bridge 1 Mbaud, 1 ms turnaround, receive batches', model: BRIDGE_LINK, program: false },
+])('ENC28J60 driver: recovery without restart ($name)', ({ model, program }) => {
   beforeEach(() => {
     linkModel = model;
+    rxProgram = program;
   });
 
   it('given a flood that overflows the RX ring, it counts the loss (RXERIF), drains, and keeps receiving', async () => {

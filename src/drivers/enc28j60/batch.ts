@@ -23,6 +23,11 @@ import {
 export class BankTracker {
   /** ECON1.BSEL as it will be after every batch built so far; undefined when unknown. */
   current: number | undefined = undefined;
+  /**
+   * The bank every batch ends in, when set. A program on the board (SpiDevice.arm) runs between
+   * any two batches and assumes this bank (and leaves it there), so batches must too.
+   */
+  home: number | undefined = undefined;
 }
 
 export class CommandBatch {
@@ -33,6 +38,12 @@ export class CommandBatch {
 
   get isEmpty(): boolean {
     return this.transactions.length === 0;
+  }
+
+  /** The transactions to send: ending in the home bank when there is one. */
+  finish(): SpiTransaction[] {
+    if (this.bank.home !== undefined && this.transactions.length > 0) this.switchTo(this.bank.home);
+    return this.transactions;
   }
 
   /** RCR. MAC/MII registers shift out a dummy byte first (DS-ENC Figure 4-4). */
@@ -105,7 +116,10 @@ export class CommandBatch {
   /** Switch banks with BFC/BFS on BSEL only, so TXRTS/RXEN in ECON1 are never disturbed. */
   private selectBank(register: number): void {
     const wanted = registerBank(register);
-    if (wanted === undefined) return;
+    if (wanted !== undefined) this.switchTo(wanted);
+  }
+
+  private switchTo(wanted: number): void {
     const current = this.bank.current;
     if (current === wanted) return;
     const clear = current === undefined ? ECON1_BSEL : current & ~wanted & ECON1_BSEL;

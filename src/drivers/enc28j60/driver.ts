@@ -1,4 +1,4 @@
-import { HalError, type Hal } from '../../../hal/contract.js';
+import { HalError, type Hal, type SpiTransaction } from '../../../hal/contract.js';
 import type { Clock, TimerHandle } from '../../time/clock.js';
 import { countDrop, emptyNicStats, type Nic, type NicHandlers, type NicStats } from '../../link/nic.js';
 import { formatMac, type MacAddress } from '../../wire/address.js';
@@ -23,6 +23,13 @@ import * as R from './registers.js';
  *   it); neither waits for the other.
  * Batches execute in the order they are built; the driver's model of the chip (bank, ERDPT, the
  * ring) is updated when a batch is built, so the next one can be built before this one returns.
+ *
+ * With a HAL that runs programs (SpiDevice.arm: the bridge sketch, protocol version 2) receive
+ * needs no batches at all: the driver leaves a receive program on the board (receiveProgram()),
+ * which reads each frame by itself when INT falls — EIR, EPKTCNT, ERDPT, the header, then exactly
+ * the frame (its length taken from the header), PKTDEC — and streams it back. The driver only
+ * checks what arrives, releases ring space (ERXRDPT) and clears flags. Every batch then ends in
+ * bank 0, the bank the program assumes.
  */
 
 export type Enc28j60ErrorCode = 'ENODEV' | 'EIO';
@@ -141,6 +148,10 @@ export class Enc28j60Nic implements Nic {
   private txBatchesOut = 0;
   /** Bumped when the chip is re-initialised or its ring reset: answers from before are stale. */
   private epoch = 0;
+  /** Receive is the board's program (options.rxProgram on a HAL with SpiDevice.arm). */
+  private programArmed = false;
+  /** Program mode: ring space taken by runs is to be released (ERXRDPT) with the next batch. */
+  private releaseDue = false;
 
   // Receive ring model.
   /** Start of the oldest packet in the ring not yet taken. */
@@ -220,7 +231,8 @@ export class Enc28j60Nic implements Nic {
     this.running = true;
     this.unsubscribers.push(
       this.hal.interrupt.onChange((asserted) => {
-        if (!asserted) return;
+        // With a receive program the board answers the line itself (and keeps quiet about it).
+        if (!asserted || this.programArmed) return;
         this.interruptPending = true;
         this.kick();
       }),
@@ -247,10 +259,11 @@ export class Enc28j60Nic implements Nic {
     this.wakeTimer?.cancel();
     for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
     try {
+      await this.disarmProgram();
       const batch = this.newBatch();
       batch.write(R.EIE, 0);
       batch.bitClear(R.ECON1, R.ECON1_RXEN);
-      await this.hal.spi.transfer(batch.transactions);
+      await this.hal.spi.transfer(batch.finish());
     } catch {
       // Best effort: the chip may already be gone.
     }
@@ -298,6 +311,7 @@ export class Enc28j60Nic implements Nic {
   private async initialise(): Promise<void> {
     const o = this.options;
     this.epoch++;
+    await this.disarmProgram();
     CommandBatch.invalidate(this.bank);
     this.requeueInFlight();
 
@@ -307,7 +321,7 @@ export class Enc28j60Nic implements Nic {
     for (let attempt = 0; attempt < o.clockReadyAttempts; attempt++) {
       batch = this.newBatch();
       const estatAt = batch.read(R.ESTAT);
-      const estat = (await this.hal.spi.transfer(batch.transactions))[estatAt]!;
+      const estat = (await this.hal.spi.transfer(batch.finish()))[estatAt]!;
       if (estat & R.ESTAT_CLKRDY) break;
       await this.hal.delay(0.3);
     }
@@ -316,19 +330,19 @@ export class Enc28j60Nic implements Nic {
     batch = this.newBatch();
     const econ2Before = batch.read(R.ECON2);
     batch.bitClear(R.ECON2, R.ECON2_PWRSV);
-    let r = await this.hal.spi.transfer(batch.transactions);
+    let r = await this.hal.spi.transfer(batch.finish());
     if (r[econ2Before]! & R.ECON2_PWRSV && r[econ2Before] !== 0xff) await this.hal.delay(0.3);
 
     batch = this.newBatch();
     batch.softReset();
-    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.spi.transfer(batch.finish());
     await this.hal.delay(o.resetDelayMs); // errata #2: CLKRDY is set early after SRC
 
     batch = this.newBatch();
     const estatAt = batch.read(R.ESTAT);
     const econ2At = batch.read(R.ECON2);
     const revAt = batch.read(R.EREVID);
-    r = await this.hal.spi.transfer(batch.transactions);
+    r = await this.hal.spi.transfer(batch.finish());
     this.verifyChip(r[estatAt]!, r[econ2At]!, r[revAt]!);
 
     batch = this.newBatch();
@@ -351,7 +365,7 @@ export class Enc28j60Nic implements Nic {
     batch.write16(R.MAMXFLL, o.maxFrameLength);
     R.MAADR_BY_OCTET.forEach((register, octet) => batch.write(register, this.mac[octet]!));
     this.phyWrite(batch, R.PHCON1, o.fullDuplex ? R.PHCON1_PDPXMD : 0);
-    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.spi.transfer(batch.finish());
     await this.hal.delay(o.miiDelayMs);
 
     // Errata #9: half-duplex loopback is unreliable; HDLDIS stops the PHY looping our frames back.
@@ -362,7 +376,7 @@ export class Enc28j60Nic implements Nic {
     ] as const) {
       batch = this.newBatch();
       this.phyWrite(batch, register, value);
-      await this.hal.spi.transfer(batch.transactions);
+      await this.hal.spi.transfer(batch.finish());
       await this.hal.delay(o.miiDelayMs);
     }
 
@@ -372,7 +386,7 @@ export class Enc28j60Nic implements Nic {
     const erxndAt = [batch.read(R.ERXNDL), batch.read(R.ERXNDH)];
     batch.write(R.MIREGADR, R.PHIR);
     batch.write(R.MICMD, R.MICMD_MIIRD);
-    r = await this.hal.spi.transfer(batch.transactions);
+    r = await this.hal.spi.transfer(batch.finish());
     const readBackMac = maadrAt.map((at) => r[at]!);
     const readBackEnd = r[erxndAt[0]!]! | (r[erxndAt[1]!]! << 8);
     if (readBackMac.some((b, i) => b !== this.mac[i]) || readBackEnd !== o.rxEnd) {
@@ -392,11 +406,15 @@ export class Enc28j60Nic implements Nic {
     this.eirToClear = 0;
     this.rxResetPending = false;
     this.filterDirty = false;
+    this.releaseDue = false;
+    const useProgram = this.programPossible();
+    if (useProgram) this.bank.home = 0;
     batch = this.newBatch();
     batch.bitClear(R.EIR, R.EIR_DMAIF | R.EIR_TXIF | R.EIR_TXERIF | R.EIR_RXERIF);
     batch.write(R.EIE, R.EIE_INTIE | R.EIE_PKTIE | R.EIE_LINKIE | R.EIE_RXERIE);
     batch.bitSet(R.ECON1, R.ECON1_RXEN);
-    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.spi.transfer(batch.finish());
+    if (useProgram) await this.armProgram();
     this.needsInit = false;
     this.errorBackoff = this.options.errorBackoffMs;
     this.setLink((phstat2 & R.PHSTAT2_LSTAT) !== 0);
@@ -440,13 +458,13 @@ export class Enc28j60Nic implements Nic {
     batch.read(R.MIRDH);
     batch.write(R.MIREGADR, next);
     batch.write(R.MICMD, R.MICMD_MIIRD);
-    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.spi.transfer(batch.finish());
     await this.hal.delay(this.options.miiDelayMs);
     batch = this.newBatch();
     batch.write(R.MICMD, 0);
     const lowAt = batch.read(R.MIRDL);
     const highAt = batch.read(R.MIRDH);
-    const r = await this.hal.spi.transfer(batch.transactions);
+    const r = await this.hal.spi.transfer(batch.finish());
     return r[lowAt]! | (r[highAt]! << 8);
   }
 
@@ -511,7 +529,9 @@ export class Enc28j60Nic implements Nic {
     const handlers: ResultHandler[] = [];
     let readsEir = false;
     let endService = false;
+    let endProgramService = false;
     let receives = false;
+    let runAfter = false;
     // Receive work is a chain: each batch is built from what the previous one read. Transmit is
     // another chain, independent of it. A batch of one chain never waits for the other's answer,
     // so a frame to send goes out behind an interrupt service still in flight, and the link
@@ -521,7 +541,16 @@ export class Enc28j60Nic implements Nic {
         batch.write(R.ERXFCON, this.receiveFilter());
         this.filterDirty = false;
       }
-      if (this.knownPending > 0) {
+      if (this.programArmed) {
+        this.interruptPending = false; // the program answers the line
+        if (this.pollPending) {
+          handlers.push(this.planProgramPoll(batch, seq));
+          readsEir = true;
+          receives = true;
+          runAfter = true;
+        }
+        endProgramService = (this.releaseDue && this.unreleased > 0) || this.eirToClear !== 0;
+      } else if (this.knownPending > 0) {
         handlers.push(this.planReceive(batch));
         receives = true;
       } else if (this.interruptPending || this.pollPending) {
@@ -537,6 +566,7 @@ export class Enc28j60Nic implements Nic {
     // The end of a service only writes and nothing waits on it: after the transmission, so a
     // reply to the frame just taken starts on the wire as early as the batch allows.
     if (endService) this.appendServiceEnd(batch);
+    if (endProgramService) this.appendProgramServiceEnd(batch);
     if (batch.isEmpty) {
       this.armWakeTimer();
       return false;
@@ -553,7 +583,7 @@ export class Enc28j60Nic implements Nic {
       if (receives) this.rxBatchOut = false;
       if (tx) this.txBatchesOut--;
     };
-    this.hal.spi.transfer(batch.transactions).then(
+    this.hal.spi.transfer(batch.finish()).then(
       (result) => {
         settle();
         if (epoch === this.epoch) {
@@ -576,6 +606,14 @@ export class Enc28j60Nic implements Nic {
         this.kick();
       },
     );
+    // The poll also runs the program once, right behind its batch: a missed edge, or errata #6
+    // (PKTIF, and so INT, is unreliable) must not leave a packet waiting.
+    if (runAfter) {
+      this.hal.spi.runArmed?.().catch((error: unknown) => {
+        if (epoch === this.epoch) this.onError(error);
+        this.kick();
+      });
+    }
     return true;
   }
 
@@ -837,6 +875,9 @@ export class Enc28j60Nic implements Nic {
   private async resetReceiver(): Promise<void> {
     this.count('rx-reset');
     this.epoch++;
+    // The program moves ERDPT by itself: it must be gone before the ring is reset under it.
+    const rearm = this.programArmed;
+    await this.disarmProgram();
     let batch = this.newBatch();
     batch.bitClear(R.ECON1, R.ECON1_RXEN);
     batch.bitSet(R.ECON1, R.ECON1_RXRST);
@@ -846,16 +887,167 @@ export class Enc28j60Nic implements Nic {
     batch.write16(R.ERXRDPTL, this.options.rxEnd);
     batch.write16(R.ERDPTL, 0);
     const countAt = batch.read(R.EPKTCNT);
-    const r = await this.hal.spi.transfer(batch.transactions);
+    const r = await this.hal.spi.transfer(batch.finish());
+    if (rearm) this.bank.home = 0;
     batch = this.newBatch();
     // If RXRST left EPKTCNT standing, decrement it to 0 while reception is still off.
     for (let i = 0; i < r[countAt]!; i++) batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
     batch.bitClear(R.EIR, R.EIR_RXERIF);
     batch.bitSet(R.ECON1, R.ECON1_RXEN);
-    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.spi.transfer(batch.finish());
     this.rxResetPending = false;
     this.resetRingModel();
+    this.releaseDue = false;
+    if (rearm) await this.armProgram();
     this.pollPending = true;
+  }
+
+  // ---- Receive by program (docs/bridge-protocol.md §3.2) ----------------------------------------
+
+  private programPossible(): boolean {
+    return this.options.rxProgram && this.hal.spi.arm !== undefined;
+  }
+
+  /**
+   * What the board runs when INT falls (and again while packets wait): 35 bytes with the bridge's
+   * short headers. It reads EPKTCNT (bank 1) and comes back to bank 0, then stops unless a packet
+   * waits; else it reads ERDPT (where the packet starts: a run whose answer was lost on the link
+   * shows as a gap), the 6-byte header and then exactly the byte count the header gives, rounded
+   * up to even, so ERDPT ends on the next packet (AUTOINC wraps it in the ring), and PKTDEC. The
+   * driver releases the ring (ERXRDPT) itself: that write depends on the header.
+   */
+  private receiveProgram(): SpiTransaction[] {
+    const cap = this.options.maxFrameLength + (this.options.maxFrameLength & 1);
+    const op = (opcode: number, register: number, ...rest: number[]) => Uint8Array.of(opcode | (register & 0x1f), ...rest);
+    return [
+      { write: op(R.OP_RCR, R.EIR), read: 1 }, // byte 0
+      { write: op(R.OP_BFS, R.ECON1, 0x01) }, // bank 0 → 1
+      { write: op(R.OP_RCR, R.EPKTCNT), read: 1 }, // byte 1
+      { write: op(R.OP_BFC, R.ECON1, R.ECON1_BSEL) }, // → bank 0
+      { write: op(R.OP_RCR, R.ERDPTL), read: 1, ifNonZero: 1 }, // bytes 2, 3; stop if EPKTCNT = 0
+      { write: op(R.OP_RCR, R.ERDPTH), read: 1 },
+      { write: Uint8Array.of(R.OP_RBM), read: 6, keepSelected: true }, // bytes 4..9
+      { read: cap, readLengthFrom: { at: 6, even: true } }, // frame + FCS + pad
+      { write: op(R.OP_BFS, R.ECON2, R.ECON2_PKTDEC) },
+    ];
+  }
+
+  /** Leave the receive program on the board; on a board that cannot run it, stay with batches. */
+  private async armProgram(): Promise<void> {
+    const epoch = this.epoch;
+    // Runs may be reported before arm() resolves (the first one follows its answer at once).
+    this.programArmed = true;
+    try {
+      await this.hal.spi.arm!(this.receiveProgram(), (result) => this.onProgramRun(result, epoch), { quietInterrupts: true });
+    } catch (error) {
+      this.programArmed = false;
+      this.bank.home = undefined;
+      if (error instanceof HalError && (error.code === 'EUNSUPPORTED' || error.code === 'EINVAL')) {
+        this.count('rx-program-unavailable');
+        return;
+      }
+      throw error;
+    }
+  }
+
+  /** Take the program off the board (best effort: a board that reset or went away has none). */
+  private async disarmProgram(): Promise<void> {
+    if (!this.programArmed) return;
+    this.programArmed = false;
+    this.bank.home = undefined;
+    try {
+      await this.hal.spi.disarm?.();
+    } catch {
+      // The link is down or the board reset: either way no program runs; initialise() reports
+      // a link that stays down.
+    }
+  }
+
+  private onProgramRun(result: Uint8Array, epoch: number): void {
+    if (epoch !== this.epoch || !this.programArmed) return; // from before a reset of the ring or chip
+    this.handling = true;
+    try {
+      this.absorbRun(result);
+    } catch (error) {
+      this.onError(error);
+    } finally {
+      this.handling = false;
+    }
+    this.kick();
+  }
+
+  /** One run's bytes: EIR, EPKTCNT and, when a packet waited, ERDPT, its header and its frame. */
+  private absorbRun(r: Uint8Array): void {
+    if (r.length < 2) {
+      this.count('rx-run-malformed');
+      return;
+    }
+    this.noteFlags(r[0]!);
+    if (r[1] === 0) return; // nothing waited: the run stopped at its IF
+    const start = r.length >= 4 ? r[2]! | (r[3]! << 8) : -1;
+    const header = r.length >= 10 ? { next: r[4]! | (r[5]! << 8), byteCount: r[6]! | (r[7]! << 8), status: r[8]! | (r[9]! << 8) } : undefined;
+    const size = header ? 6 + header.byteCount + (header.byteCount & 1) : 0;
+    const sane =
+      header !== undefined &&
+      start >= 0 &&
+      start <= this.options.rxEnd &&
+      (start & 1) === 0 &&
+      header.byteCount >= 18 &&
+      header.byteCount <= this.options.maxFrameLength &&
+      header.next === this.ringAdvance(start, size) &&
+      r.length === 4 + size;
+    if (!sane) {
+      // ERDPT is wherever the capped read left it: only a reset of the receiver recovers.
+      countDrop(this.counters, 'rx-ring-corrupt');
+      this.epoch++;
+      this.rxResetPending = true;
+      return;
+    }
+    // A run answer lost on the link (CRC) took its frame with it: the board had read it and
+    // decremented EPKTCNT. The ring is still consistent; the frame is a drop like any other.
+    if (start !== this.nextPacket) countDrop(this.counters, 'rx-run-lost');
+    this.take(header, r.subarray(10, 10 + header.byteCount - 4));
+    this.unreleased += (header.next - this.nextPacket + this.ringSize) % this.ringSize;
+    this.nextPacket = header.next;
+    this.erdpt = header.next;
+    // Release at the end of a burst (EPKTCNT was 1), or when a share of the ring is held.
+    if (r[1] === 1 || this.unreleased >= this.ringSize * this.options.rxReleaseFraction) this.releaseDue = true;
+  }
+
+  /** EIR flags the driver acts on in program mode (TX completion is read by the transmit chain). */
+  private noteFlags(eir: number): void {
+    if (eir & R.EIR_RXERIF && !(this.eirToClear & R.EIR_RXERIF)) {
+      countDrop(this.counters, 'rx-overflow');
+      this.eirToClear |= R.EIR_RXERIF;
+    }
+    if (eir & R.EIR_LINKIF) this.linkCheckPending = true;
+  }
+
+  /** The safety-net poll in program mode: the reset sentinel and EIR; the program runs right after. */
+  private planProgramPoll(batch: CommandBatch, seq: number): ResultHandler {
+    this.pollPending = false;
+    const eirAt = batch.read(R.EIR);
+    const econ2At = batch.read(R.ECON2);
+    const txAtBuild = this.txInFlight;
+    return (r) => {
+      if (r[econ2At] !== (R.ECON2_AUTOINC | R.ECON2_VRPS)) {
+        this.scheduleReinit('chip-reset');
+        return;
+      }
+      const eir = r[eirAt]!;
+      if (txAtBuild && txAtBuild.seq < seq) this.resolveTx(txAtBuild, eir, 'observed');
+      this.noteFlags(eir);
+    };
+  }
+
+  /** Release what the runs took and clear the flags seen (ERDPT belongs to the program). */
+  private appendProgramServiceEnd(batch: CommandBatch): void {
+    if (this.releaseDue && this.unreleased > 0) this.releaseRing(batch);
+    this.releaseDue = false;
+    if (this.eirToClear) {
+      batch.bitClear(R.EIR, this.eirToClear);
+      this.eirToClear = 0;
+    }
   }
 
   /** The ring as RXRST or SRC leaves it: empty, ERDPT at 0, EPKTCNT 0. */
@@ -1012,7 +1204,7 @@ export class Enc28j60Nic implements Nic {
     const batch = this.newBatch();
     batch.write(R.MIREGADR, R.PHIR);
     batch.write(R.MICMD, R.MICMD_MIIRD);
-    await this.hal.spi.transfer(batch.transactions);
+    await this.hal.spi.transfer(batch.finish());
     await this.hal.delay(this.options.miiDelayMs);
     const phstat2 = await this.finishPhyReadAndRead(R.PHSTAT2);
     this.setLink((phstat2 & R.PHSTAT2_LSTAT) !== 0);

@@ -82,6 +82,13 @@ export interface Enc28j60Options {
    * whole period (measured with 128: ping p50 16.0 ms against 11.9 ms with 104, TCP board→LAN −8 %).
    */
   rxReadAheadBytes: number;
+  /**
+   * Receive with a program on the board when the HAL can run one (SpiDevice.arm; the bridge
+   * sketch from protocol version 2): the board itself reads each frame when INT falls and streams
+   * it back, so a received frame costs no round trip (docs/bridge-protocol.md §3.2). Off, or on a
+   * HAL without programs, the driver services interrupts with batches as described above.
+   */
+  rxProgram: boolean;
 }
 
 export const ENC28J60_DEFAULTS: Enc28j60Options = {
@@ -102,4 +109,5 @@ export const ENC28J60_DEFAULTS: Enc28j60Options = {
   errorBackoffMs: 10,
   rxReleaseFraction: 0.25,
   rxReadAheadBytes: 104,
+  rxProgram: true,
 };

@@ -1,0 +1,114 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMockEnc28j60Board } from '../../hal/mock/enc28j60-board.js';
+import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
+import { makeFrame } from './spi-helpers.js';
+
+/**
+ * Receiving by the program on the board (docs/bridge-protocol.md §3.2): what the driver does when
+ * a run's answer is lost, when the HAL cannot run programs, and that every batch leaves the chip
+ * in bank 0, the bank the program assumes.
+ */
+let current: Bench | undefined;
+afterEach(() => {
+  current?.expectNoViolations();
+  current = undefined;
+});
+
+function board(b: Bench, maxProgramBytes?: number) {
+  const station = createMockEnc28j60Board({
+    clock: b.clock,
+    lan: b.lan,
+    mac: MAC_A,
+    name: 'a',
+    linkModel: BRIDGE_LINK,
+    maxProgramBytes,
+    onStrictViolation: (message) => b.violations.push(message),
+    driverOptions: { pollIntervalMs: 1e9 },
+  });
+  const received: Uint8Array[] = [];
+  station.nic.attach({ receive: (frame) => received.push(Uint8Array.from(frame)), linkChange: () => {} });
+  return { ...station, received };
+}
+
+describe('ENC28J60 driver: receive program', () => {
+  it('given run answers lost on the link, it counts those frames as drops and goes on without a receiver reset', async () => {
+    const b = (current = bench());
+    const a = board(b);
+    const peer = b.peer();
+    await b.settle(a.nic.start());
+    await b.run(5);
+    for (let i = 0; i < 30; i++) {
+      // Frames 10 and 20: their runs happen on the chip (EPKTCNT decremented), the answers vanish.
+      if (i === 10 || i === 20) a.hal.loseRunAnswers(1);
+      peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 300, i));
+      await b.run(40, 1);
+    }
+    expect(a.received.length).toBe(28);
+    const expected = Array.from({ length: 30 }, (_, i) => i).filter((i) => i !== 10 && i !== 20);
+    a.received.forEach((frame, k) => expect(frame).toEqual(makeFrame(MAC_A, MAC_PEER, 300, expected[k]!)));
+    expect(a.nic.stats().drops['rx-run-lost']).toBe(2);
+    expect(a.nic.events['rx-reset']).toBeUndefined();
+    expect(a.nic.stats().drops['rx-ring-corrupt']).toBeUndefined();
+    // The ring was released past the lost frames too: the chip keeps taking full-size frames.
+    for (let i = 0; i < 20; i++) {
+      peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 1514, 100 + i));
+      await b.run(40, 1);
+    }
+    expect(a.received.length).toBe(48);
+    expect(a.nic.stats().drops['rx-overflow']).toBeUndefined();
+  });
+
+  it('given a HAL that runs no programs, it receives by interrupt-service batches', async () => {
+    const b = (current = bench());
+    const a = board(b, 0);
+    const peer = b.peer();
+    await b.settle(a.nic.start());
+    expect(a.nic.events['rx-program-unavailable']).toBe(1);
+    const before = a.hal.log.snapshot();
+    for (let i = 0; i < 10; i++) {
+      peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 200, i));
+      await b.run(40, 1);
+    }
+    expect(a.received.length).toBe(10);
+    const totals = a.hal.log.since(before);
+    expect(totals.runs).toBe(0);
+    expect(totals.roundTrips).toBe(20); // service (header + first bytes) + the rest, as without programs
+  });
+
+  it('given a program too large for the board, it falls back to batches', async () => {
+    const b = (current = bench());
+    const a = board(b, 34); // the receive program is 35 bytes
+    const peer = b.peer();
+    await b.settle(a.nic.start());
+    expect(a.nic.events['rx-program-unavailable']).toBe(1);
+    peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 200, 1));
+    await b.run(40, 1);
+    expect(a.received.length).toBe(1);
+    expect(a.hal.log.totals.runs).toBe(0);
+  });
+
+  it('leaves the chip in bank 0 after every batch while the program is armed, both ways busy', async () => {
+    const b = (current = bench());
+    const a = board(b);
+    const peer = b.peer();
+    await b.settle(a.nic.start());
+    const banks = new Set<number>();
+    let wrong = 0;
+    for (let i = 0; i < 40; i++) {
+      peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 400, i));
+      a.nic.transmit(makeFrame(MAC_PEER, MAC_A, 400, i));
+      for (let t = 0; t < 20; t++) {
+        await b.run(1, 1);
+        // Between batches (nothing in flight on the chip) ECON1.BSEL must be 0.
+        if (a.hal.batchesInFlight === 0) {
+          const bank = a.emulator.peek('ECON1') & 0x03;
+          banks.add(bank);
+          if (bank !== 0) wrong++;
+        }
+      }
+    }
+    await b.until(() => a.received.length === 40 && peer.received.length === 40, 2_000);
+    expect(wrong).toBe(0);
+    expect(banks).toEqual(new Set([0]));
+  });
+});
