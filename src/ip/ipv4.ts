@@ -163,7 +163,14 @@ export class Ipv4Layer implements IpSender {
     }
     const selected = this.select(dst, interfaceIndex);
     if (selected === undefined) return undefined;
-    return { interfaceIndex: selected.iface.index, source: selected.iface.sourceFor(selected.nextHop), nextHop: selected.nextHop, mtu: selected.iface.mtu };
+    const receiveBuffer = selected.iface.nic.capabilities.receiveBuffer;
+    return {
+      interfaceIndex: selected.iface.index,
+      source: selected.iface.sourceFor(selected.nextHop),
+      nextHop: selected.nextHop,
+      mtu: selected.iface.mtu,
+      ...(receiveBuffer ? { receiveBuffer } : {}),
+    };
   }
 
   /** Outgoing interface and next hop for a non-local destination. */

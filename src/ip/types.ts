@@ -88,6 +88,8 @@ export interface RouteChoice {
   readonly nextHop: Ipv4Address;
   /** IP MTU of the outgoing interface. */
   readonly mtu: number;
+  /** The interface NIC's receive buffer, when it declares one (NicCapabilities.receiveBuffer). */
+  readonly receiveBuffer?: { readonly bytes: number; readonly frameOverhead: number };
 }
 
 export interface IpSender {

@@ -14,6 +14,14 @@ export interface NicCapabilities {
   readonly multicastFilter: boolean;
   /** The NIC checks the FCS of received frames and drops bad ones itself. */
   readonly rxCrcCheck: boolean;
+  /**
+   * Frames the NIC can hold before it drops them, when that is small enough to matter: its
+   * buffer, and what each frame costs in it beyond the bytes from the Ethernet header on. A chip
+   * behind a slow link (the ENC28J60 over a serial bridge: a 5 KB ring drained at 100 kB/s)
+   * overflows whenever a peer sends faster than the link drains, so TCP advertises no more
+   * than fits (tcp.ts receiveWindowFor()).
+   */
+  readonly receiveBuffer?: { readonly bytes: number; readonly frameOverhead: number };
 }
 
 export interface NicHandlers {

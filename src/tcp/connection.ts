@@ -66,6 +66,8 @@ export interface ConnectionId {
 export interface ConnectionSetup extends ConnectionId {
   /** Our MSS: min(options.maxSegmentSize, route MTU − 40). */
   readonly localMss: number;
+  /** The most the receive window offers: options.receiveBufferSize, or less where the route's NIC holds less (tcp.ts). */
+  readonly receiveWindowLimit: number;
   readonly iss: number;
   /** Random offset for our timestamp clock (RFC 7323 §5.4). */
   readonly timestampOffset: number;
@@ -153,6 +155,8 @@ export class TcpConnection implements ConnectionId {
   finReceived = false;
 
   // --- Options (negotiated on the SYN exchange) ---
+  /** The most the receive window offers (setup.receiveWindowLimit); the buffer may hold more. */
+  readonly receiveWindowLimit: number;
   readonly localMss: number;
   /** MSS the peer can receive (its option, or 536), clamped to our route. */
   peerMss: number;
@@ -257,6 +261,7 @@ export class TcpConnection implements ConnectionId {
     this.sendStart = seqAdd(this.iss, 1);
     this.recover = this.iss;
     this.localMss = setup.localMss;
+    this.receiveWindowLimit = Math.min(o.receiveBufferSize, setup.receiveWindowLimit);
     this.peerMss = Math.min(o.defaultPeerMss, setup.localMss);
     this.sendMss = this.peerMss;
     this.timestampOffset = setup.timestampOffset >>> 0;
@@ -1475,13 +1480,14 @@ export class TcpConnection implements ConnectionId {
   // Receive window (RFC 9293 §3.8.6.2.2, RFC 1122 §4.2.3.3)
   // ===================================================================================
 
+  /** What the window may offer: the buffer's free space, up to the limit. */
   private receiveBufferFree(): number {
-    return Math.max(0, this.host.options.receiveBufferSize - this.receiveQueue.length);
+    return Math.min(this.receiveWindowLimit, Math.max(0, this.host.options.receiveBufferSize - this.receiveQueue.length));
   }
 
   /** The window field for an outgoing segment; moves RCV.ADV right only in SWS-safe steps. */
   private advertiseWindow(): number {
-    const bufferSize = this.host.options.receiveBufferSize;
+    const bufferSize = this.receiveWindowLimit;
     const free = this.receiveBufferFree();
     const candidate = seqAdd(this.rcvNxt, free);
     // RFC 1122 §4.2.3.3: open the window only by at least min(buffer/2, MSS), or when it is all free.
@@ -1503,7 +1509,7 @@ export class TcpConnection implements ConnectionId {
     if (!isSynchronized(this.state) || this.finReceived) return;
     const free = this.receiveBufferFree();
     const candidate = seqAdd(this.rcvNxt, free);
-    const threshold = Math.min(this.host.options.receiveBufferSize / 2, this.localMss);
+    const threshold = Math.min(this.receiveWindowLimit / 2, this.localMss);
     const advertised = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
     if (seqDiff(candidate, this.rcvAdv) >= threshold && (advertised < this.localMss * 2 || seqDiff(candidate, this.rcvAdv) >= 2 * this.localMss)) {
       this.host.stats.windowUpdates++;

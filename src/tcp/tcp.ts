@@ -3,7 +3,7 @@ import { formatIpv4 } from '../wire/address.js';
 import type { Clock } from '../time/clock.js';
 import type { Random } from '../time/random.js';
 import { randomBelow } from '../time/random.js';
-import type { IcmpErrorInfo, IpReceiveInfo, IpSendResult, IpSender, TransportProtocol } from '../ip/types.js';
+import type { IcmpErrorInfo, IpReceiveInfo, IpSendResult, IpSender, RouteChoice, TransportProtocol } from '../ip/types.js';
 import { TCP_PROTOCOL, TcpFlag, TcpPacket, TcpParseError, TcpRepr, sequenceLength } from '../wire/tcp.js';
 import { TcpConnection, connectionKey, windowScaleFor, type ConnectionHost, type TcpConnectionEvents, type TcpErrorCode, type TcpState } from './connection.js';
 import { TupleHasher } from './isn.js';
@@ -158,7 +158,7 @@ export class Tcp implements TransportProtocol {
     } else if (this.connections.has(connectionKey(localAddress, localPort, options.remoteAddress, options.remotePort))) {
       return 'EADDRINUSE';
     }
-    const connection = this.newConnection(localAddress, localPort, options.remoteAddress, options.remotePort, route.mtu, options.initialSequenceNumber);
+    const connection = this.newConnection(localAddress, localPort, options.remoteAddress, options.remotePort, route, options.initialSequenceNumber);
     connection.events = events;
     this.connections.set(connection.key, connection);
     this.stats.activeOpens++;
@@ -351,9 +351,7 @@ export class Tcp implements TransportProtocol {
       this.sendCookieSynAck(listener, info, seg);
       return 'delivered';
     }
-    const route = this.ip.route(info.source);
-    const mtu = route?.mtu ?? 576;
-    const connection = this.newConnection(info.destination, seg.destinationPort, info.source, seg.sourcePort, mtu);
+    const connection = this.newConnection(info.destination, seg.destinationPort, info.source, seg.sourcePort, this.ip.route(info.source));
     this.connections.set(connection.key, connection);
     listener.synQueue.set(connection.key, connection);
     this.parents.set(connection, listener);
@@ -435,7 +433,7 @@ export class Tcp implements TransportProtocol {
       sackPermitted = (bits & COOKIE_SACK_BIT) !== 0;
     }
     const route = this.ip.route(info.source);
-    const connection = this.newConnection(info.destination, seg.destinationPort, info.source, seg.sourcePort, route?.mtu ?? 576, cookie);
+    const connection = this.newConnection(info.destination, seg.destinationPort, info.source, seg.sourcePort, route, cookie);
     this.connections.set(connection.key, connection);
     this.stats.passiveOpens++;
     connection.acceptCookie(seg, { maxSegmentSize: COOKIE_MSS[mssIndex], windowScale, sackPermitted, timestamp: seg.timestamp });
@@ -450,17 +448,35 @@ export class Tcp implements TransportProtocol {
   // Internals
   // ---------------------------------------------------------------------------------
 
-  private newConnection(localAddress: Ipv4Address, localPort: number, remoteAddress: Ipv4Address, remotePort: number, mtu: number, iss?: number): TcpConnection {
+  private newConnection(localAddress: Ipv4Address, localPort: number, remoteAddress: Ipv4Address, remotePort: number, route: RouteChoice | undefined, iss?: number): TcpConnection {
     const now = this.clock.now();
+    const localMss = Math.max(1, Math.min(this.options.maxSegmentSize, (route?.mtu ?? 576) - 40));
     return new TcpConnection(this.host, {
       localAddress,
       localPort,
       remoteAddress,
       remotePort,
-      localMss: Math.max(1, Math.min(this.options.maxSegmentSize, mtu - 40)),
+      localMss,
+      receiveWindowLimit: this.receiveWindowFor(route, localMss),
       iss: iss ?? this.hasher.initialSequenceNumber(localAddress, localPort, remoteAddress, remotePort, now),
       timestampOffset: this.timestampOffset(localAddress, localPort, remoteAddress, remotePort),
     });
+  }
+
+  /**
+   * The most the receive window offers for a connection over `route`: the configured buffer
+   * size, or less where the interface's NIC declares a small buffer of its own — the
+   * ENC28J60's ring behind a serial bridge holds three full-size frames, and a peer that sends
+   * more than that at LAN speed loses the rest to ring overflow, then waits for retransmission
+   * (192 KiB LAN→board through the simulated Uno at 2 Mbaud: 30 overflows, 16 retransmissions).
+   * A full segment costs its payload + TCP/IP headers with timestamps (52) + Ethernet (14) + the
+   * NIC's own per-frame overhead; the window offers as many whole segments as fit, at least one.
+   */
+  private receiveWindowFor(route: RouteChoice | undefined, localMss: number): number {
+    const nicBuffer = route?.receiveBuffer;
+    if (!nicBuffer) return this.options.receiveBufferSize;
+    const segments = Math.max(1, Math.floor(nicBuffer.bytes / (localMss + 52 + 14 + nicBuffer.frameOverhead)));
+    return Math.min(this.options.receiveBufferSize, segments * localMss);
   }
 
   /** RFC 7323 §5.4: a per-connection timestamp offset from a keyed hash (stateless, so cookies can predict it). */

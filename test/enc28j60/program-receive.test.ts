@@ -111,4 +111,32 @@ describe('ENC28J60 driver: receive program', () => {
     expect(wrong).toBe(0);
     expect(banks).toEqual(new Set([0]));
   });
+
+  it('sends a frame without waiting for a completion check whose answer sits behind a long run', async () => {
+    const b = (current = bench());
+    const a = board(b);
+    const peer = b.peer();
+    await b.settle(a.nic.start());
+    await b.run(5);
+    // When the driver sends the completion check for frame 1 (a batch that only reads EIR), a
+    // full-size frame arrives: its run starts before the check reaches the board and streams for
+    // ≈ 17 ms at 100 kB/s; the check's answer comes after it.
+    const spi = a.hal.spi;
+    const transfer = spi.transfer.bind(spi);
+    let checks = 0;
+    spi.transfer = (batch) => {
+      const promise = transfer(batch);
+      if (batch.length === 1 && batch[0]!.write?.[0] === 0x1c && checks++ === 0) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 1514, 2));
+      return promise;
+    };
+    a.nic.transmit(makeFrame(MAC_PEER, MAC_A, 60, 1));
+    await b.until(() => checks > 0, 50, 0.05);
+    await b.run(1, 0.05);
+    const sentAt = b.clock.now();
+    a.nic.transmit(makeFrame(MAC_PEER, MAC_A, 60, 3));
+    await b.until(() => peer.received.length === 2, 100, 0.05);
+    expect(b.clock.now() - sentAt).toBeLessThan(5);
+    expect(a.received.length).toBe(0); // the run was still streaming: the check's answer was behind it
+    await b.until(() => a.received.length === 1, 100);
+  });
 });

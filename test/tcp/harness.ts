@@ -25,6 +25,8 @@ export interface Sent {
 export class CaptureIp implements IpSender {
   readonly sent: Sent[] = [];
   mtu = 1500;
+  /** The route's NIC receive buffer (NicCapabilities.receiveBuffer), when a test gives one. */
+  receiveBuffer: RouteChoice['receiveBuffer'];
   constructor(
     private readonly clock: VirtualClock,
     readonly local: Ipv4Address = LOCAL,
@@ -40,7 +42,7 @@ export class CaptureIp implements IpSender {
   }
 
   route(destination: Ipv4Address): RouteChoice | undefined {
-    return { interfaceIndex: 0, source: this.local, nextHop: destination, mtu: this.mtu };
+    return { interfaceIndex: 0, source: this.local, nextHop: destination, mtu: this.mtu, ...(this.receiveBuffer ? { receiveBuffer: this.receiveBuffer } : {}) };
   }
 
   isLocalAddress(address: Ipv4Address): boolean {

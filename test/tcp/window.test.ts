@@ -230,3 +230,38 @@ describe('the send window right edge (found against Linux: a stall under load)',
     expect(retransmitted.map((s) => [s.sequence - iss, s.payload.length])).toEqual([[1, 1000]]);
   });
 });
+
+describe('receive window bounded by the NIC’s own buffer (NicCapabilities.receiveBuffer)', () => {
+  // An ENC28J60 ring of 5 KB, 11 bytes per frame of its own (status vector, FCS, pad).
+  const RING = { bytes: 5120, frameOverhead: 11 };
+
+  it('offers only the whole segments that fit the ring, however much the socket buffer holds', () => {
+    const h = new SegmentHarness(PLAIN);
+    h.ip.receiveBuffer = RING;
+    const { synAck, iss } = passiveOpen(h);
+    // (1460 + 52 + 14 + 11) per full frame: three fit in 5120 bytes.
+    expect(synAck.window).toBe(3 * 1460);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, payload: bytes(1460) });
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1 + 1460, acknowledgment: iss + 1, payload: bytes(1460) });
+    // The reader has not read: the buffer still has ~61 KiB free, the window stays at the ring's size.
+    const ack = h.takeOne();
+    expect(ack).toMatchObject({ flags: F.ACK, acknowledgment: PEER_ISN + 1 + 2920 });
+    expect(ack.window).toBe(3 * 1460);
+  });
+
+  it('without a NIC buffer the window is the socket buffer', () => {
+    const h = new SegmentHarness(PLAIN);
+    const { synAck } = passiveOpen(h);
+    expect(synAck.window).toBe(0xffff);
+  });
+
+  it('closes as the reader falls behind, like any window: the smaller of free buffer and ring', () => {
+    const h = new SegmentHarness({ ...PLAIN, receiveBufferSize: 4000 });
+    h.ip.receiveBuffer = RING;
+    const { synAck, iss } = passiveOpen(h);
+    expect(synAck.window).toBe(4000);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, payload: bytes(1460) });
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1 + 1460, acknowledgment: iss + 1, payload: bytes(1460) });
+    expect(h.takeOne().window).toBe(4000 - 2920);
+  });
+});

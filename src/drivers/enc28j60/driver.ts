@@ -1,6 +1,6 @@
 import { HalError, type Hal, type SpiTransaction } from '../../../hal/contract.js';
 import type { Clock, TimerHandle } from '../../time/clock.js';
-import { countDrop, emptyNicStats, type Nic, type NicHandlers, type NicStats } from '../../link/nic.js';
+import { countDrop, emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
 import { formatMac, type MacAddress } from '../../wire/address.js';
 import { BankTracker, CommandBatch } from './batch.js';
 import { ENC28J60_DEFAULTS, type Enc28j60Options } from './options.js';
@@ -105,7 +105,7 @@ export class Enc28j60Nic implements Nic {
   readonly name: string;
   readonly mac: MacAddress;
   readonly mtu = 1500;
-  readonly capabilities = { maxFrameSize: 1514, multicastFilter: false, rxCrcCheck: true };
+  readonly capabilities: NicCapabilities;
   /** Silicon revision found at start(), e.g. 'B7'. */
   revision: string | undefined;
   readonly events: Enc28j60Events = {};
@@ -146,6 +146,10 @@ export class Enc28j60Nic implements Nic {
   private handling = false;
   /** Transmit-chain batches out (sends, completion checks): at most two, and two only as sends. */
   private txBatchesOut = 0;
+  /** Of those, completion checks (EIR reads only). */
+  private txChecksOut = 0;
+  /** Set by planTransmit(): the handler it returned is a completion check. */
+  private plannedCheck = false;
   /** Bumped when the chip is re-initialised or its ring reset: answers from before are stale. */
   private epoch = 0;
   /** Receive is the board's program (options.rxProgram on a HAL with SpiDevice.arm). */
@@ -199,6 +203,8 @@ export class Enc28j60Nic implements Nic {
     if ((rxEnd & 1) === 0) throw new RangeError('rxEnd must be odd (ENC28J60 errata #14)');
     this.ringSize = rxEnd + 1;
     this.txStart = rxEnd + 1;
+    // Each frame in the ring: its 6-byte receive status vector before it, FCS, pad to even.
+    this.capabilities = { maxFrameSize: 1514, multicastFilter: false, rxCrcCheck: true, receiveBuffer: { bytes: this.ringSize, frameOverhead: 6 + 4 + 1 } };
     const txBuffers = this.options.txBuffers;
     if (txBuffers !== 1 && txBuffers !== 2) throw new RangeError('txBuffers must be 1 or 2');
     if (0x2000 - this.txStart < (txBuffers - 1) * TX_BUFFER_STRIDE + TX_BUFFER_BYTES) {
@@ -536,21 +542,28 @@ export class Enc28j60Nic implements Nic {
     // another chain, independent of it. A batch of one chain never waits for the other's answer,
     // so a frame to send goes out behind an interrupt service still in flight, and the link
     // carries both directions at once.
-    if (!this.rxBatchOut) {
+    if (this.programArmed) {
+      // Program mode: the runs are the receive chain. Releasing the ring and clearing flags only
+      // write, so they never wait for an answer (a poll's may sit behind a long run's stream);
+      // only the poll itself is one at a time.
+      this.interruptPending = false; // the program answers the line
       if (this.filterDirty) {
         batch.write(R.ERXFCON, this.receiveFilter());
         this.filterDirty = false;
       }
-      if (this.programArmed) {
-        this.interruptPending = false; // the program answers the line
-        if (this.pollPending) {
-          handlers.push(this.planProgramPoll(batch, seq));
-          readsEir = true;
-          receives = true;
-          runAfter = true;
-        }
-        endProgramService = (this.releaseDue && this.unreleased > 0) || this.eirToClear !== 0;
-      } else if (this.knownPending > 0) {
+      if (this.pollPending && !this.rxBatchOut) {
+        handlers.push(this.planProgramPoll(batch, seq));
+        readsEir = true;
+        receives = true;
+        runAfter = true;
+      }
+      endProgramService = (this.releaseDue && this.unreleased > 0) || this.eirToClear !== 0;
+    } else if (!this.rxBatchOut) {
+      if (this.filterDirty) {
+        batch.write(R.ERXFCON, this.receiveFilter());
+        this.filterDirty = false;
+      }
+      if (this.knownPending > 0) {
         handlers.push(this.planReceive(batch));
         receives = true;
       } else if (this.interruptPending || this.pollPending) {
@@ -561,12 +574,15 @@ export class Enc28j60Nic implements Nic {
         endService = true;
       }
     }
+    // Program mode: the ring is released *before* the transmission. The frame sent may be the ACK
+    // for what the runs took, and the peer's next segments must find the space free.
+    if (endProgramService) this.appendProgramServiceEnd(batch);
     const tx = this.planTransmit(batch, seq, readsEir);
     if (tx) handlers.push(tx);
+    const txCheck = tx !== undefined && this.plannedCheck;
     // The end of a service only writes and nothing waits on it: after the transmission, so a
     // reply to the frame just taken starts on the wire as early as the batch allows.
     if (endService) this.appendServiceEnd(batch);
-    if (endProgramService) this.appendProgramServiceEnd(batch);
     if (batch.isEmpty) {
       this.armWakeTimer();
       return false;
@@ -577,11 +593,13 @@ export class Enc28j60Nic implements Nic {
     const epoch = this.epoch;
     if (receives) this.rxBatchOut = true;
     if (tx) this.txBatchesOut++;
+    if (txCheck) this.txChecksOut++;
     this.inFlightBatches++;
     const settle = () => {
       this.inFlightBatches--;
       if (receives) this.rxBatchOut = false;
       if (tx) this.txBatchesOut--;
+      if (txCheck) this.txChecksOut--;
     };
     this.hal.spi.transfer(batch.finish()).then(
       (result) => {
@@ -1071,7 +1089,14 @@ export class Enc28j60Nic implements Nic {
   private planTransmit(batch: CommandBatch, seq: number, batchReadsEir: boolean): ResultHandler | undefined {
     const now = this.clock.now();
     const previous = this.txInFlight;
+    this.plannedCheck = false;
     if (this.txBatchesOut > 0) {
+      // Only a completion check is out (its answer can sit behind a long run or read): a frame
+      // to send need not wait for it once the previous one's wire time is over — the send reads
+      // EIR before its TXRST anyway.
+      if (this.txChecksOut === 1 && this.txBatchesOut === 1 && previous?.doneBy !== undefined && now >= previous.doneBy && this.txQueue.length > 0 && this.up) {
+        return this.planSend(batch, seq, previous);
+      }
       // The previous send's batch is still out. With a second buffer the next frame can follow it
       // at once, if writing that frame to the chip takes longer than the previous one's time on
       // the wire: by the time this batch resets the transmitter, the previous frame is out.
@@ -1081,6 +1106,7 @@ export class Enc28j60Nic implements Nic {
     const due = !previous || now >= previous.doneBy!;
     if (this.txQueue.length > 0 && this.up && due) return this.planSend(batch, seq, previous);
     if (previous && due && !batchReadsEir) {
+      this.plannedCheck = true;
       const eirAt = batch.read(R.EIR);
       return (r) => this.resolveTx(previous, r[eirAt]!, 'checked');
     }
