@@ -39,6 +39,9 @@ export const AVR_CLOCK_HZ = 16_000_000;
 const CYCLES_PER_MS = AVR_CLOCK_HZ / 1000;
 /** Virtual mode: longest CPU run between two looks at the event loop. */
 const SLICE_CYCLES = 8_000;
+/** After a frame went to the host: this many event-loop turns of HOST_TURN_CYCLES (5 µs) each. */
+const HOST_TURNS = 16;
+const HOST_TURN_CYCLES = 80;
 /** Real-time mode: pacing tick and the most wall time one tick may catch up. */
 const TICK_MS = 2;
 const MAX_CATCH_UP_MS = 50;
@@ -189,6 +192,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
   totalCycles = 0;
   /** Process CPU milliseconds spent executing AVR instructions (the emulator's share of host CPU). */
   executeCpuMs = 0;
+  /** Short slices left for the host to answer a frame (virtual time only). */
+  private hostTurns = 0;
   resets = 0;
   /** A 0x00 (the bridge's frame delimiter) went out during the current run of instructions. */
   private frameSent = false;
@@ -367,7 +372,11 @@ export class AvrBridgeMcu implements SimulatedMcu {
     const pins = this.pins;
     if (pins) {
       const next = clock.nextDeadline();
-      let target = pins.cpu.cycles + SLICE_CYCLES;
+      // Just after a frame left the UART the host is due to answer it: short slices for a few
+      // event-loop turns (serialport's read path takes several), so its answer goes out at about
+      // the simulated moment it could — not up to a whole slice later.
+      let target = pins.cpu.cycles + (this.hostTurns > 0 ? HOST_TURN_CYCLES : SLICE_CYCLES);
+      if (this.hostTurns > 0) this.hostTurns--;
       if (next !== undefined) target = Math.min(target, Math.max(pins.cpu.cycles + 1, Math.ceil((next - this.baseMs) * CYCLES_PER_MS)));
       this.execute(pins, target);
       if (this.pins === pins) clock.advanceTo(this.baseMs + pins.cpu.cycles / CYCLES_PER_MS);
@@ -389,7 +398,10 @@ export class AvrBridgeMcu implements SimulatedMcu {
     while (cpu.cycles < endCycle && this.pins === pins) {
       avrInstruction(cpu);
       cpu.tick();
-      if (this.frameSent && yieldOnFrameEnd) break;
+      if (this.frameSent && yieldOnFrameEnd) {
+        this.hostTurns = HOST_TURNS;
+        break;
+      }
     }
     this.totalCycles += cpu.cycles - start;
     const cpuUsed = process.cpuUsage(cpuStart);
