@@ -82,13 +82,18 @@ interface Window {
   totals: SpiLogTotals;
 }
 
-/** Receive at saturation: the sender keeps `depth` frames waiting in the chip's ring, never more. */
+/**
+ * Receive at saturation: the sender keeps `depth` frames waiting in the chip's ring, never more,
+ * and never more than the ring has room for (with the receive program, a frame is counted out of
+ * EPKTCNT when the board has read it, but its space comes back only with the driver's release).
+ */
 async function receiveSaturated(turnaroundMs: number, size: number): Promise<Window> {
   const r = await rig(turnaroundMs);
   const depth = size > 1000 ? 2 : 16;
+  const ringBytes = 6 + size + 4 + ((size + 4) & 1);
   let seed = 0;
   const feed = () => {
-    while (r.board.emulator.pendingPackets < depth) r.peer.transmit(frame(MAC, PEER_MAC, size, seed++));
+    while (r.board.emulator.pendingPackets < depth && r.board.emulator.receiveRingFree >= ringBytes) r.peer.transmit(frame(MAC, PEER_MAC, size, seed++));
   };
   await r.run(200, feed);
   const before = r.snapshot();

@@ -836,12 +836,7 @@ export class Enc28j60Emulator {
     const ringSize = erxnd - erxst + 1;
     const needed = 6 + byteCount + (byteCount & 1);
     const write = this.rxWritePointer;
-    const read = this.reg16('ERXRDPTL');
-    // DS-ENC Equation 7-1 (free space); the byte at ERXRDPT is never written.
-    let free: number;
-    if (write > read) free = erxnd - erxst - (write - read);
-    else if (write === read) free = erxnd - erxst;
-    else free = read - write - 1;
+    const free = this.receiveRingFree;
     if (needed > free || this.packetCount >= 255 || ringSize <= 0) {
       this.stats.rxDroppedOverflow++;
       this.eirLatched |= EIR_RXERIF;
@@ -1038,6 +1033,17 @@ export class Enc28j60Emulator {
 
   get receiveWritePointer(): number {
     return this.rxWritePointer;
+  }
+
+  /** Free bytes in the receive ring (DS-ENC Equation 7-1); the byte at ERXRDPT is never written. */
+  get receiveRingFree(): number {
+    const erxst = this.reg16('ERXSTL');
+    const erxnd = this.reg16('ERXNDL');
+    const write = this.rxWritePointer;
+    const read = this.reg16('ERXRDPTL');
+    if (write > read) return erxnd - erxst - (write - read);
+    if (write === read) return erxnd - erxst;
+    return read - write - 1;
   }
 
   get ready(): boolean {
