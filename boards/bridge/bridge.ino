@@ -14,6 +14,13 @@
 // itself between commands — on an INT edge, and again while runs find work — through the same
 // command interpreter, so a received Ethernet frame costs the host no round trip (section 3.2).
 //
+// Idle fill: the USB-serial chip forwards the board's bytes only when its buffer is full enough or
+// on a timer (16U2: >96 bytes or every 4.096 ms; FT232R: 62 bytes or its 16 ms latency timer), so
+// a reply's last bytes wait for the timer. After SET_FILL n the idle loop follows every burst of
+// frames with up to n zeros — idle delimiters the host skips — which fill the chip's buffer and
+// push the reply through; the zeros go only while the transmit ring is empty, so a frame waits at
+// most for the zeros the UART already holds (one shifting out, one in UDR).
+//
 // Boards: ATmega328P (uno, nano, pro mini) and ATmega2560 (mega2560). Build: boards/bridge/Makefile.
 
 #include <Arduino.h>
@@ -65,7 +72,7 @@ enum {
   C_SPI = 0x10,
   C_PIN_MODE = 0x20, C_DIGITAL_WRITE = 0x21, C_DIGITAL_READ = 0x22, C_ANALOG_READ = 0x23,
   C_PWM_WRITE = 0x24, C_PIN_REPORT = 0x25,
-  C_CHIP_RESET = 0x30, C_PING = 0x31, C_SET_BAUD = 0x32,
+  C_CHIP_RESET = 0x30, C_PING = 0x31, C_SET_BAUD = 0x32, C_SET_FILL = 0x33,
   C_ARM = 0x40, C_DISARM = 0x41, C_RUN = 0x42,
 };
 enum { S_OK = 0, S_EBADCMD = 1, S_EINVAL = 2, S_EBUSY = 3, S_EUNSUPPORTED = 4 };
@@ -73,8 +80,9 @@ enum { X_KEEP_CS = 0x01, X_DUPLEX = 0x02, X_IF = 0x04, X_LENGTH = 0x08, X_SHORT 
 enum { L_BIG_ENDIAN = 0x01, L_EVEN = 0x02 };  // LENGTH opts; bits 2..7: the amount to subtract
 enum { A_QUIET = 0x01 };                       // ARM options
 enum { EV_INT = 1, EV_PIN = 2 };
-// SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events, programs, short headers
-#define CAPS 0x03FF
+// SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events, programs, short headers,
+// idle fill (SET_FILL)
+#define CAPS 0x07FF
 
 // ---- CRC-16/MCRF4XX, table-driven ---------------------------------------------------------------
 
@@ -194,6 +202,19 @@ static void txDrain() {
   while (txTail != txHead) txPump();
 }
 
+// Idle fill (SET_FILL): zeros after each burst of frames, sent only from the idle loop (txIdle),
+// never from the hot paths; emitFrame restarts the count.
+static uint8_t fillCount;  // the host's setting; 0 = off (boot, HELLO)
+static uint8_t fillLeft;   // zeros still to send since the last frame
+
+static void txIdle() {
+  txPump();
+  if (fillLeft && txTail == txHead && (UCSR0A & _BV(UDRE0))) {
+    UDR0 = 0;
+    fillLeft--;
+  }
+}
+
 // ---- SPI and the chip's lines ----------------------------------------------------------------
 
 static volatile uint8_t *csPort;
@@ -282,6 +303,7 @@ static void emitFrame(const uint8_t *body, uint8_t n) {
   txRing[head++] = 0;
   txHead = head;
   txCommit = head;
+  fillLeft = fillCount;
 }
 
 static void sendFrame(uint8_t *tx, uint8_t type, uint8_t id, uint8_t payloadLen) {
@@ -451,7 +473,7 @@ static uint8_t batchStatus;     // its DONE status: EINVAL once a reference was 
 __attribute__((optimize("no-tree-switch-conversion"))) static uint8_t argsFor(uint8_t command) {
   switch (command) {
     case C_SPI: case C_PING: case C_DISARM: case C_RUN: return 1;
-    case C_DIGITAL_READ: case C_ANALOG_READ: return 2;
+    case C_DIGITAL_READ: case C_ANALOG_READ: case C_SET_FILL: return 2;
     case C_PIN_MODE: case C_DIGITAL_WRITE: case C_PWM_WRITE: case C_PIN_REPORT: case C_CHIP_RESET:
     case C_ARM:
       return 3;
@@ -691,9 +713,14 @@ static void runCommand() {
       // Let the DONE leave the shift register at the old rate (two characters' time).
       delayMicroseconds((uint16_t)(20000000UL / currentBaud) + 2);
       uartBegin(baud);
+      fillLeft = 0;  // the host may not listen at the new rate yet
       state = ST_OP;
       return;
     }
+    case C_SET_FILL:
+      fillCount = args[1];
+      value = fillCount;
+      break;
     default:
       status = pinCommand(args[1], &value);
       break;
@@ -761,8 +788,10 @@ static void handleFrame() {
   uint8_t seq = rx[1];
   uint8_t end = rxLen - 2;
   if (type == H_HELLO) {
-    // Report the last ack first, so the host knows which commands this HELLO interrupts.
-    if (expectedSeq != reportedSeq || consumed != reportedConsumed) sendFrame(ctl, B_ACK, 0, 0);
+    // Report the last ack first, so the host knows which commands this HELLO interrupts: always,
+    // since an earlier report may have been lost on the way.
+    fillCount = 0;
+    sendFrame(ctl, B_ACK, 0, 0);
     chipDeselect();
     state = ST_OP;
     txLen = 0;
@@ -897,5 +926,5 @@ void loop() {
   pollEvents();
   // The ring has been looked at (host commands first); now the program, if a run is due.
   if (armed && state == ST_OP && !selected && (runDue || intEdges != runEdges)) runProgram();
-  txPump();
+  txIdle();
 }

@@ -39,7 +39,7 @@ export const AVR_CLOCK_HZ = 16_000_000;
 const CYCLES_PER_MS = AVR_CLOCK_HZ / 1000;
 /** Virtual mode: longest CPU run between two looks at the event loop. */
 const SLICE_CYCLES = 8_000;
-/** After a frame went to the host: this many event-loop turns of HOST_TURN_CYCLES (5 µs) each. */
+/** After bytes reached the host: this many event-loop turns of HOST_TURN_CYCLES (5 µs) each. */
 const HOST_TURNS = 16;
 const HOST_TURN_CYCLES = 80;
 /** Real-time mode: pacing tick and the most wall time one tick may catch up. */
@@ -194,6 +194,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
   executeCpuMs = 0;
   /** Short slices left for the host to answer a frame (virtual time only). */
   private hostTurns = 0;
+  private lastSent = 0;
   resets = 0;
   /** A 0x00 (the bridge's frame delimiter) went out during the current run of instructions. */
   private frameSent = false;
@@ -338,6 +339,15 @@ export class AvrBridgeMcu implements SimulatedMcu {
 
   // ---- run loop ----
 
+  /**
+   * Bytes just reached the host (the USB link model calls this when it hands them over): give the
+   * host a few event-loop turns of short slices to answer, so its answer goes out at about the
+   * simulated moment it could — not up to a whole slice later.
+   */
+  yieldToHost(): void {
+    this.hostTurns = HOST_TURNS;
+  }
+
   /** Start the run loop (run() does it; idempotent). */
   start(): void {
     if (this.running) return;
@@ -372,9 +382,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
     const pins = this.pins;
     if (pins) {
       const next = clock.nextDeadline();
-      // Just after a frame left the UART the host is due to answer it: short slices for a few
-      // event-loop turns (serialport's read path takes several), so its answer goes out at about
-      // the simulated moment it could — not up to a whole slice later.
+      // Just after bytes reached the host (yieldToHost): short slices for a few event-loop turns
+      // (serialport's read path takes several).
       let target = pins.cpu.cycles + (this.hostTurns > 0 ? HOST_TURN_CYCLES : SLICE_CYCLES);
       if (this.hostTurns > 0) this.hostTurns--;
       if (next !== undefined) target = Math.min(target, Math.max(pins.cpu.cycles + 1, Math.ceil((next - this.baseMs) * CYCLES_PER_MS)));
@@ -398,10 +407,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
     while (cpu.cycles < endCycle && this.pins === pins) {
       avrInstruction(cpu);
       cpu.tick();
-      if (this.frameSent && yieldOnFrameEnd) {
-        this.hostTurns = HOST_TURNS;
-        break;
-      }
+      if (this.frameSent && yieldOnFrameEnd) break;
     }
     this.totalCycles += cpu.cycles - start;
     const cpuUsed = process.cpuUsage(cpuStart);
@@ -416,7 +422,9 @@ export class AvrBridgeMcu implements SimulatedMcu {
   }
 
   private transmit(byte: number): void {
-    if (byte === 0) this.frameSent = true;
+    // A delimiter after frame bytes ends a frame; more zeros are idle fill (SET_FILL).
+    if (byte === 0 && this.lastSent !== 0) this.frameSent = true;
+    this.lastSent = byte;
     const bytes = Uint8Array.of(byte);
     for (const listener of this.txListeners) listener(bytes);
   }

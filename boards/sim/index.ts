@@ -15,6 +15,7 @@ import { RealClock } from '../../src/time/real-clock.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { VirtualLan } from '../../hal/lan/switch.js';
 import { BridgeHal, type BridgeHalOptions } from '../../hal/bridge/bridge-hal.js';
+import { idleFillFor } from '../../hal/bridge/options.js';
 import { AutoResetBoard } from '../bootloader/auto-reset.js';
 import { PtyBridge, type SerialTarget } from '../bootloader/pty.js';
 import { AvrBridgeMcu, type PinLevel } from './avr-board.js';
@@ -66,7 +67,7 @@ export interface SimulatedBoard {
   /** Same object as `chip` when it is the ENC28J60 emulator. */
   readonly emulator: SpiChip;
   readonly link: SerialLink;
-  /** Open a BridgeHal on this board (clock and binding filled in). */
+  /** Open a BridgeHal on this board (clock, binding and the link model's idle fill filled in). */
   openHal(options?: Partial<BridgeHalOptions>): Promise<BridgeHal>;
   /** Pin levels and inputs, for GPIO tests. */
   readonly pins: {
@@ -129,6 +130,7 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions = {}):
     : { open: () => mcu.run(), write: (b) => mcu.receive(b), onData: (l) => mcu.onTransmit(l), powerOff: () => mcu.powerOff() };
   const linkModel = typeof options.linkModel === 'object' ? options.linkModel : LINK_MODELS[options.linkModel ?? layout.link];
   const link = new SerialLink(clock, target, linkModel);
+  if (!realtime) link.onHostData(() => mcu.yieldToHost());
   const path = options.path ?? '/dev/ttySPINET0';
   const resetOnOpen = options.resetOnOpen ?? true;
   const binding = new SimulatedBinding();
@@ -148,7 +150,7 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions = {}):
     chip,
     emulator: chip,
     link,
-    openHal: (halOptions = {}) => BridgeHal.open({ path, binding, clock, ...halOptions }),
+    openHal: (halOptions = {}) => BridgeHal.open({ path, binding, clock, ...halOptions, idleFill: halOptions.idleFill ?? idleFillFor(linkModel.name) }),
     pins: {
       level: (pin) => mcu.pinLevel(pin),
       setInput: (pin, high) => mcu.setInput(pin, high),

@@ -5,8 +5,12 @@
  *
  * It checks the host's manners: bytes beyond the advertised window are counted as `overruns`
  * (the real ring would lose them). `consumeBytesPerMs` slows the main loop down so credit limits
- * are actually reached. It speaks protocol version 2 (programs, SHORT headers) unless told to be a
- * version-1 board, for the host's fallback.
+ * are actually reached. It speaks protocol version 2 (programs, SHORT headers, idle fill) unless
+ * told to be a version-1 board, for the host's fallback.
+ *
+ * It has no line time: a loop pass's frames reach the link at once, and the idle fill (SET_FILL)
+ * follows them as one run of zeros when the pass leaves nothing else to do — where the sketch's
+ * idle loop sends its zeros one by one after its transmit ring drained.
  */
 import type { Clock } from '../../src/time/clock.js';
 import type { SerialTarget } from '../bootloader/pty.js';
@@ -49,8 +53,8 @@ export interface ModelBoardOptions {
   readonly consumeBytesPerMs?: number;
   readonly pinCount?: number;
   /**
-   * The protocol the board speaks: 2 (default), or 1 — no programs, no SHORT headers, a HELLO
-   * without programBytes, and ARM/DISARM/RUN are unknown commands.
+   * The protocol the board speaks: 2 (default), or 1 — no programs, no SHORT headers, no idle
+   * fill, a HELLO without programBytes, and ARM/DISARM/RUN/SET_FILL are unknown commands.
    */
   readonly protocolVersion?: 1 | 2;
   /** Told of each command as the board starts it (tests: which ran, in what order). */
@@ -90,7 +94,7 @@ const TICK_MS = 0.5;
 /** Largest ARM program (the HELLO's programBytes). */
 const PROGRAM_BYTES = 64;
 /** Commands a version-1 board does not know. */
-const VERSION_2_COMMANDS = new Set<number>([Command.ARM, Command.DISARM, Command.RUN]);
+const VERSION_2_COMMANDS = new Set<number>([Command.ARM, Command.DISARM, Command.RUN, Command.SET_FILL]);
 /**
  * Board → host line rate (1 Mbaud, 10 bits a byte). The sketch's transmit ring holds a run's
  * answer back at this rate, so back-to-back runs are paced by it.
@@ -156,6 +160,10 @@ export class ModelBoard implements SerialTarget {
   private reportedIntLevel = false;
   private reportedIntEdges = 0;
   private readonly reportPins = new Map<number, 0 | 1>();
+  /** SET_FILL: idle zeros after each burst of frames (0 = off, after boot and HELLO). */
+  private fillCount = 0;
+  /** Zeros due since the last frame. */
+  private fillLeft = 0;
   private processing = false;
   private readonly listeners = new Set<(bytes: Uint8Array) => void>();
   private readonly decoder: FrameDecoder;
@@ -222,6 +230,8 @@ export class ModelBoard implements SerialTarget {
     this.reportedConsumed = 0;
     this.nakSent = false;
     this.sessions = 0;
+    this.fillCount = 0;
+    this.fillLeft = 0;
     this.deselect();
     this.state = 'op';
     this.disarm();
@@ -299,12 +309,22 @@ export class ModelBoard implements SerialTarget {
     const answered = this.runIfDue();
     this.pollEvents();
     this.processing = false;
-    if (this.ring.length > 0 || this.runPending()) this.scheduleProcess(Math.max(this.tickMs, answered / LINE_BYTES_PER_MS));
+    if (this.ring.length > 0 || this.runPending()) return this.scheduleProcess(Math.max(this.tickMs, answered / LINE_BYTES_PER_MS));
+    this.idleFill();
+  }
+
+  /** Nothing else to send: the zeros SET_FILL asked for (idle delimiters the host skips). */
+  private idleFill(): void {
+    if (this.fillLeft === 0) return;
+    const zeros = new Uint8Array(this.fillLeft);
+    this.fillLeft = 0;
+    for (const listener of this.listeners) listener(zeros);
   }
 
   private send(type: number, id: number, payload?: Uint8Array): void {
     this.reportedConsumed = this.consumed;
     this.reportedSeq = this.expectedSeq;
+    this.fillLeft = this.fillCount;
     const frame = encodeBoardFrame(
       type,
       { intAsserted: this.options.chip.interruptAsserted, id, ack: this.expectedSeq, consumed: this.consumed },
@@ -320,7 +340,7 @@ export class ModelBoard implements SerialTarget {
       0,
       encodeHello({
         version: this.version,
-        capabilities: 0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS : 0),
+        capabilities: 0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL : 0),
         window: this.window,
         maxPayload: MAX_PAYLOAD,
         sessions: this.sessions,
@@ -353,7 +373,9 @@ export class ModelBoard implements SerialTarget {
     const frame = parseHostFrame(body);
     if (!frame) return this.badFrame();
     if (frame.type === HostFrame.HELLO) {
-      if (this.expectedSeq !== this.reportedSeq || this.consumed !== this.reportedConsumed) this.send(BoardFrame.ACK, 0);
+      // Always: the last report may have been lost on the line (§2).
+      this.fillCount = 0;
+      this.send(BoardFrame.ACK, 0);
       this.deselect();
       this.state = 'op';
       this.readBuffer = [];
@@ -433,8 +455,16 @@ export class ModelBoard implements SerialTarget {
       case Command.CHIP_RESET:
         this.options.chip.hardReset();
         return this.done(id, Status.OK, 0);
-      case Command.SET_BAUD:
-        return this.done(id, (a | (b << 8) | (c << 16) | (d << 24)) >>> 0 >= 2400 ? Status.OK : Status.EINVAL, 0);
+      case Command.SET_BAUD: {
+        const ok = (a | (b << 8) | (c << 16) | (d << 24)) >>> 0 >= 2400;
+        this.done(id, ok ? Status.OK : Status.EINVAL, 0);
+        // No fill after a rate change: the host may not listen at the new rate yet.
+        if (ok) this.fillLeft = 0;
+        return;
+      }
+      case Command.SET_FILL:
+        this.fillCount = a;
+        return this.done(id, Status.OK, a);
       case Command.ANALOG_READ:
         return a < ANALOG_COUNT ? this.done(id, Status.OK, this.analog[a]!) : this.done(id, Status.EINVAL, 0);
       case Command.ARM:

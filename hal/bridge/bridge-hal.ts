@@ -11,7 +11,9 @@
  *
  * Protocol version 2 boards also take SHORT transaction headers and a *program* (§3.2): the ARM
  * command's id then belongs to the program, and DATA/DONE frames under it are runs the board made
- * by itself, between any two replies. Version 1 boards still work, without programs.
+ * by itself, between any two replies. Version 1 boards still work, without programs. A board with
+ * idle fill (caps bit 10) is told after every HELLO how many zeros push its replies through the
+ * USB-serial chip (`idleFill`).
  */
 import { SerialPortStream } from '@serialport/stream';
 import type { BindingInterface } from './serialport-types.js';
@@ -53,6 +55,7 @@ import {
   encodeHostData,
   encodeHostHello,
   encodeSetBaud,
+  encodeSetFill,
   encodeSpiCommand,
   hostWireBytes,
   parseBoardFrame,
@@ -87,6 +90,12 @@ export interface BridgeHalOptions {
   readonly maxInFlight?: number;
   /** The board's fastest SPI clock in bytes/s (BRIDGE_DEFAULTS.spiBytesPerSecond: a 16 MHz AVR). */
   readonly spiBytesPerSecond?: number;
+  /**
+   * Zeros the board sends after each burst of frames (SET_FILL, 0..255; 0 = off, the default), so
+   * the USB-serial chip forwards a reply at once instead of on its timer: `idleFillFor(chip)`
+   * (options.ts) gives the value for a 16U2 or an FTDI chip.
+   */
+  readonly idleFill?: number;
   /** Name in `hal.name` (default: `bridge:<board name>@<path>`). */
   readonly name?: string;
 }
@@ -239,6 +248,13 @@ export class BridgeHal implements Hal {
   private helloSeq = 0;
   private helloDeadline = 0;
   private sawBootHello = false;
+  /** During a resync: the last frame was an ACK with an ack of the stream the HELLO cuts off. */
+  private afterOldStreamAck = false;
+  /**
+   * During a resync: a HELLO answer came right after such an ACK — the report the board sends
+   * before it answers a HELLO (§2) — so `ackedAbs` is what the board received, not a lower bound.
+   */
+  private oldStreamReported = false;
   private connectWaiter: { resolve(): void; reject(error: Error): void } | undefined;
   private reconnectTimer: TimerHandle | undefined;
 
@@ -255,7 +271,10 @@ export class BridgeHal implements Hal {
       maxRetries: options.maxRetries ?? BRIDGE_DEFAULTS.maxRetries,
       maxInFlight: options.maxInFlight ?? BRIDGE_DEFAULTS.maxInFlight,
       spiBytesPerSecond: options.spiBytesPerSecond ?? BRIDGE_DEFAULTS.spiBytesPerSecond,
+      idleFill: options.idleFill ?? BRIDGE_DEFAULTS.idleFill,
     };
+    const { idleFill } = this.settings;
+    if (!Number.isInteger(idleFill) || idleFill < 0 || idleFill > 0xff) throw new RangeError(`idleFill ${idleFill}: 0 to 255 bytes`);
     this.baudRate = this.settings.baudRate;
     this.isRetryable = options.isRetryable ?? (() => false);
     this.decoder = new FrameDecoder(
@@ -505,6 +524,7 @@ export class BridgeHal implements Hal {
 
   private onBadFrame(): void {
     this.stats.badFrames++;
+    this.afterOldStreamAck = false;
     // A run's answer never interleaves with another reply: the lost frame was this run's.
     if (this.runReceived > 0) this.runDamaged = true;
   }
@@ -660,8 +680,13 @@ export class BridgeHal implements Hal {
   private onFrame(body: Uint8Array): void {
     const frame = parseBoardFrame(body);
     if (!frame) return this.onBadFrame();
+    const afterOldStreamAck = this.afterOldStreamAck;
+    // Every HELLO of a resync proposes a seq outside the old stream's (sendHello): an ack in that
+    // range is news of the old stream.
+    this.afterOldStreamAck =
+      this.state === 'resyncing' && frame.type === BoardFrame.ACK && ((frame.ack - this.ackedAbs) & 0xff) <= this.transmittedAbs - this.ackedAbs;
     this.setIntLevel(frame.intAsserted);
-    if (frame.type === BoardFrame.HELLO) return this.onHello(frame);
+    if (frame.type === BoardFrame.HELLO) return this.onHello(frame, afterOldStreamAck);
     if (this.state !== 'ready' && this.state !== 'resyncing') return;
     this.onAck(frame);
     switch (frame.type) {
@@ -841,15 +866,23 @@ export class BridgeHal implements Hal {
     }
     this.helloAttempts++;
     // Each HELLO proposes a fresh stream origin; only the reply echoing the latest one counts,
-    // so a HELLO that crossed the boot HELLO (or a slow reply) cannot restart a live stream.
-    this.helloSeq = (this.helloSeq + 0x35) & 0xff;
+    // so a HELLO that crossed the boot HELLO (or a slow reply) cannot restart a live stream. The
+    // origin lies outside the acks the old stream can still report (ackedAbs..transmittedAbs), so
+    // an ACK from a board that took an earlier HELLO of this resync is never read as one of them.
+    // 0x35 is odd: the steps visit all 256 values, and at most 128 are excluded.
+    do this.helloSeq = (this.helloSeq + 0x35) & 0xff;
+    while (((this.helloSeq - this.ackedAbs) & 0xff) <= this.transmittedAbs - this.ackedAbs);
     this.port.write(Buffer.from(encodeHostHello(this.helloSeq)));
     this.helloTimer = this.clock.schedule(this.settings.helloRetryMs, () => this.sendHello());
   }
 
-  private onHello(frame: BoardFrameView): void {
+  private onHello(frame: BoardFrameView, afterOldStreamAck: boolean): void {
     const hello = parseHello(frame.payload);
     if (!hello) return;
+    // The board reports what it received just before it answers a HELLO (§2). An answer right
+    // after an ACK in the old stream's range: that was the report before the board's first answer
+    // of this resync (a later answer's ACK speaks of an earlier HELLO's stream, out of that range).
+    if (this.state === 'resyncing' && hello.sessions !== 0 && afterOldStreamAck) this.oldStreamReported = true;
     if (hello.sessions === 0) {
       // The unsolicited boot HELLO: the board has just reset.
       this.sawBootHello = true;
@@ -870,6 +903,7 @@ export class BridgeHal implements Hal {
     if (hello.version < MIN_PROTOCOL_VERSION || hello.version > PROTOCOL_VERSION) return this.refuseBoard(hello);
     const boardReset = this.sawBootHello || !this.hello || hello.sessions !== ((this.hello.sessions + 1) & 0xff);
     const wasConnecting = this.state === 'connecting';
+    const wasResyncing = this.state === 'resyncing';
     this.helloTimer?.cancel();
     this.hello = hello;
     this.sawBootHello = false;
@@ -878,10 +912,14 @@ export class BridgeHal implements Hal {
     this.consumedTotal = 0;
     this.lastConsumed16 = frame.consumed;
     // Whatever the board did not receive before the HELLO goes again, under new sequence numbers,
-    // and so does what it executed if that may run twice; in their order.
-    const again = this.inflight.filter(
-      (request) => request.firstFrame >= this.ackedAbs || this.replyLost(request, 'ETIMEDOUT', 'request interrupted by a resync'),
-    );
+    // and so does what it executed if that may run twice; in their order. Without the board's
+    // report before its answer (lost on the line), a frame sent but not acked may have arrived:
+    // its request counts as executed, so a batch that must not run twice never does.
+    const reported = !wasResyncing || this.oldStreamReported;
+    const again = this.inflight.filter((request) => {
+      const received = request.firstFrame < this.ackedAbs || (!reported && request.firstFrame < this.transmittedAbs);
+      return !received || this.replyLost(request, 'ETIMEDOUT', 'request interrupted by a resync');
+    });
     this.inflight = [];
     this.waiting = [...again, ...this.waiting];
     // The HELLO disarmed the board (§2): re-arm it, unless it reset (the driver arms again after
@@ -911,6 +949,11 @@ export class BridgeHal implements Hal {
       // Ahead of every other command, so nothing runs on the board without its program.
       this.submit({ ...this.armSpec(rearm), first: true }).catch(() => {});
     }
+    // HELLO turned the idle fill off (§2): on again first of all, so every reply gets it.
+    const { idleFill } = this.settings;
+    if (idleFill > 0 && (hello.capabilities & Capability.IDLE_FILL) !== 0) {
+      this.submit({ encode: (id) => encodeSetFill(id, idleFill), retryable: true, first: true }).catch(() => {});
+    }
     this.schedulePack();
   }
 
@@ -932,6 +975,8 @@ export class BridgeHal implements Hal {
     if (countIt) this.stats.resyncs++;
     this.lastResyncReason = reason;
     this.state = 'resyncing';
+    this.afterOldStreamAck = false;
+    this.oldStreamReported = false;
     this.headTimer?.cancel();
     this.retransmitTimer?.cancel();
     this.startHello();

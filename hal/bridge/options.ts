@@ -37,4 +37,34 @@ export const BRIDGE_DEFAULTS = {
    * the slower so a simulated board is not declared dead.
    */
   lineTimeFactor: 2,
+  /**
+   * Idle fill (SET_FILL, docs/bridge-protocol.md §3.3): zeros the board sends after each burst of
+   * frames. 0 (off) by default: the HAL cannot see which USB-serial chip is in between; the caller
+   * who knows says `idleFill: idleFillFor(chip)`.
+   */
+  idleFill: 0,
 } as const;
+
+/**
+ * Idle fill that makes a USB-serial chip forward a reply at once instead of on its timer: the
+ * number of bytes after which it sends what it holds. By chip (boards/*.json `usbSerial.chip`) or
+ * simulated link model (boards/sim/serial-link.ts).
+ */
+const IDLE_FILL_BY_USB_CHIP: ReadonlyMap<string, number> = new Map([
+  // Arduino-usbserial firmware: sends when more than 96 bytes are buffered (BUFFER_NEARLY_FULL),
+  // else every 4.096 ms (Timer0 overflow).
+  ['atmega16u2', 97],
+  ['atmega8u2', 97],
+  ['16u2', 97],
+  // FTDI AN232B-04: a full 64-byte packet (62 data bytes) goes at once, else on the latency timer
+  // (16 ms by default).
+  ['ft232rl', 62],
+  ['ft232r', 62],
+  ['ftdi', 62],
+  ['ftdi-1ms', 62],
+]);
+
+/** The idle fill for a USB-serial chip or link model name; 0 (off) when unknown or unbuffered. */
+export function idleFillFor(usbChipOrLinkModel: string | undefined): number {
+  return IDLE_FILL_BY_USB_CHIP.get(usbChipOrLinkModel?.toLowerCase() ?? '') ?? 0;
+}

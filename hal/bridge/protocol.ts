@@ -31,6 +31,7 @@ export const Command = {
   CHIP_RESET: 0x30,
   PING: 0x31,
   SET_BAUD: 0x32,
+  SET_FILL: 0x33,
   ARM: 0x40,
   DISARM: 0x41,
   RUN: 0x42,
@@ -48,6 +49,7 @@ export const COMMAND_ARGUMENT_BYTES: Readonly<Record<number, number>> = {
   [Command.PIN_REPORT]: 3,
   [Command.CHIP_RESET]: 3,
   [Command.SET_BAUD]: 5,
+  [Command.SET_FILL]: 2,
   [Command.ARM]: 3,
   [Command.DISARM]: 1,
   [Command.RUN]: 1,
@@ -85,6 +87,7 @@ export const Capability = {
   INT_EVENTS: 1 << 7,
   PROGRAMS: 1 << 8,
   SHORT_HEADERS: 1 << 9,
+  IDLE_FILL: 1 << 10,
 } as const;
 
 /** Request id the board uses for a DONE that answers no request (EBADCMD). */
@@ -503,6 +506,12 @@ export function encodeCommand(command: number, id: number, ...args: number[]): U
 
 export function encodeSetBaud(id: number, baud: number): Uint8Array {
   return encodeCommand(Command.SET_BAUD, id, baud & 0xff, (baud >>> 8) & 0xff, (baud >>> 16) & 0xff, (baud >>> 24) & 0xff);
+}
+
+/** SET_FILL: the board follows each burst of frames with up to `count` idle zeros (0 = off). */
+export function encodeSetFill(id: number, count: number): Uint8Array {
+  if (!Number.isInteger(count) || count < 0 || count > 0xff) throw new RangeError(`idle fill of ${count} bytes (0 to 255)`);
+  return encodeCommand(Command.SET_FILL, id, count);
 }
 
 /** Wire bytes of the DATA frames carrying `streamBytes` of command stream. */

@@ -18,6 +18,7 @@ import {
   encodeCommand,
   encodeHostData,
   encodeHostHello,
+  encodeSetFill,
   encodeSpiCommand,
   parseBoardFrame,
   parseDone,
@@ -41,18 +42,24 @@ function harness(protocolVersion: 1 | 2 = 2) {
   const chip = new SpiMemoryChip();
   const board = new ModelBoard({ clock, chip, protocolVersion });
   const frames: BoardFrameView[] = [];
+  /** Every byte the board sent, since the harness's HELLO. */
+  const wire: number[] = [];
   let intEvents = 0;
   const decoder = new FrameDecoder((body) => {
     const frame = parseBoardFrame(body)!;
     if (frame.type === BoardFrame.EVENT && frame.payload[0] === EventKind.INT) intEvents++;
     frames.push(frame);
   });
-  board.onData((bytes) => decoder.push(bytes));
+  board.onData((bytes) => {
+    wire.push(...bytes);
+    decoder.push(bytes);
+  });
   board.open();
   board.write(encodeHostHello(0));
   clock.advance(1);
   const hello = parseHello(frames.filter((f) => f.type === BoardFrame.HELLO).at(-1)!.payload)!;
   frames.length = 0;
+  wire.length = 0;
   intEvents = 0;
   let seq = 0;
   return {
@@ -61,6 +68,7 @@ function harness(protocolVersion: 1 | 2 = 2) {
     board,
     hello,
     frames,
+    wire,
     /** Send `commands` as one stream, cut into DATA frames, and let the board's loop run. */
     send(...commands: Uint8Array[]): void {
       const stream = Uint8Array.from(commands.flatMap((c) => [...c]));
@@ -93,10 +101,10 @@ const writeAt = (address: number, ...data: number[]): WireTransaction => ({ writ
 const spi = (id: number, batch: WireTransaction[]) => encodeSpiCommand(id, batch, { shortHeaders: true });
 
 describe('board model, protocol version 2', () => {
-  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs) and 9 (short headers)', () => {
+  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs), 9 (short headers) and 10 (idle fill)', () => {
     const { hello } = harness();
     expect(hello).toMatchObject({ version: 2, programBytes: 64 });
-    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS);
+    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL);
   });
 
   it('executes SHORT headers like long ones', () => {
@@ -260,6 +268,45 @@ describe('board model, protocol version 2', () => {
     expect(h.answers()).toEqual([]);
     h.send(encodeCommand(Command.RUN, 3));
     expect(h.answers()).toEqual([{ id: 3, data: [], status: Status.OK, value: 0 }]);
+  });
+
+  it('given SET_FILL n, follows the frames of each loop pass with n zeros once it is idle; SET_FILL 0 and HELLO turn the fill off', () => {
+    const h = harness();
+    /** Zeros after the last frame's delimiter on the wire. */
+    const trailingZeros = () => {
+      let zeros = 0;
+      while (zeros < h.wire.length && h.wire[h.wire.length - 1 - zeros] === 0) zeros++;
+      return zeros - 1;
+    };
+    h.send(encodeSetFill(1, 40));
+    expect(h.answers()).toEqual([{ id: 1, data: [], status: Status.OK, value: 40 }]);
+    expect(trailingZeros()).toBe(40);
+    // Two replies in one pass: the zeros come once, after both.
+    h.wire.length = 0;
+    h.send(encodeCommand(Command.PING, 2), encodeCommand(Command.PING, 3));
+    expect(h.wire.filter((b) => b === 0).length).toBe(2 + 40);
+    expect(trailingZeros()).toBe(40);
+    h.send(encodeSetFill(4, 0));
+    expect(trailingZeros()).toBe(0);
+    h.send(encodeSetFill(5, 40));
+    h.wire.length = 0;
+    h.board.write(encodeHostHello(0x40));
+    h.clock.advance(1);
+    expect(h.frames.slice(-2).map((f) => f.type)).toEqual([BoardFrame.ACK, BoardFrame.HELLO]);
+    expect(trailingZeros()).toBe(0);
+  });
+
+  it('given HELLO, always reports its ack and consumed count first, even with nothing new to report', () => {
+    const h = harness();
+    h.send(encodeCommand(Command.PING, 1));
+    const lastReport = h.frames.at(-1)!;
+    h.frames.length = 0;
+    h.board.write(encodeHostHello(0x40));
+    h.clock.advance(1);
+    expect(h.frames.map((f) => [f.type, f.ack, f.consumed])).toEqual([
+      [BoardFrame.ACK, lastReport.ack, lastReport.consumed + encodeHostHello(0x40).length],
+      [BoardFrame.HELLO, 0x40, lastReport.consumed + encodeHostHello(0x40).length],
+    ]);
   });
 
   it('HELLO disarms', () => {

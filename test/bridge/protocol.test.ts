@@ -13,6 +13,7 @@ import {
   encodeFrame,
   encodeHello,
   encodeHostData,
+  encodeSetFill,
   encodeSpiCommand,
   parseBoardFrame,
   parseHello,
@@ -83,6 +84,18 @@ describe('bridge framing', () => {
     const view = parseBoardFrame(decodeAll(wire).frames[0]!)!;
     expect(view).toMatchObject({ type: BoardFrame.DATA, intAsserted: true, id: 9, ack: 200, consumed: 0xbeef });
     expect([...view.payload]).toEqual([0, 1, 2]);
+  });
+
+  it('skips idle fill: zeros between frames are neither frames nor damaged ones', () => {
+    const frame = (id: number) => [...encodeBoardFrame(BoardFrame.DONE, { intAsserted: false, id, ack: 1, consumed: 2 }, Uint8Array.of(0, 0, 0))];
+    const { frames, drops } = decodeAll(Uint8Array.from([...frame(1), ...new Array<number>(97).fill(0), ...frame(2), 0, 0]));
+    expect(frames.map((f) => parseBoardFrame(f)!.id)).toEqual([1, 2]);
+    expect(drops).toEqual([]);
+  });
+
+  it('encodes SET_FILL as id and a count of 0 to 255', () => {
+    expect([...encodeSetFill(3, 97)]).toEqual([Command.SET_FILL, 3, 97]);
+    expect(() => encodeSetFill(3, 256)).toThrow(RangeError);
   });
 
   it('given garbage and corrupted bytes between frames, it drops the damaged frames and resynchronises on the next delimiter', () => {

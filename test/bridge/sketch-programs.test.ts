@@ -16,116 +16,21 @@ import {
   BoardFrame,
   Capability,
   Command,
-  EventKind,
-  FrameDecoder,
-  MAX_PAYLOAD,
   Status,
   TransactionFlag,
   computedReadLength,
   encodeArm,
   encodeCommand,
-  encodeHostData,
-  encodeHostHello,
   encodeSpiCommand,
-  parseBoardFrame,
-  parseDone,
-  parseHello,
   transactionsLength,
-  type BoardFrameView,
   type Hello,
   type WireTransaction,
 } from '../../hal/bridge/protocol.js';
 import { createSimulatedBoard, SpiMemoryChip, type SimulatedBoard, type SpiChip } from '../../boards/sim/index.js';
+import { RawHost } from './raw-host.js';
 
 const hexPath = process.env.SPINET_SKETCH_HEX;
 const CS_PIN = 10;
-
-/** One answer as the board streams it: DATA frames under an id, then that id's DONE. */
-interface Answer {
-  readonly data: number[];
-  readonly status: number;
-  readonly value: number;
-}
-
-/**
- * The host side at the frame level: DATA frames with consecutive seqs, HELLO, and every frame the
- * board sends, decoded, in order. Waits run on the board's virtual clock.
- */
-class RawHost {
-  readonly frames: BoardFrameView[] = [];
-  private seq = 0;
-
-  constructor(
-    readonly board: SimulatedBoard,
-    readonly clock: VirtualClock,
-  ) {
-    const decoder = new FrameDecoder((body) => {
-      const frame = parseBoardFrame(body);
-      if (frame) this.frames.push(frame);
-    });
-    board.link.onHostData((bytes) => decoder.push(bytes));
-  }
-
-  /** Put `stream` (commands) on the line in DATA frames of ≤ 64 bytes. */
-  send(stream: Uint8Array): void {
-    for (let at = 0; at < stream.length; at += MAX_PAYLOAD) {
-      this.board.link.hostWrite(encodeHostData(this.seq++, stream.subarray(at, at + MAX_PAYLOAD)));
-    }
-  }
-
-  async hello(): Promise<Hello> {
-    const from = this.frames.length;
-    this.board.link.hostWrite(encodeHostHello(this.seq));
-    const frame = await this.until(() => this.frames.slice(from).find((f) => f.type === BoardFrame.HELLO));
-    return parseHello(frame.payload)!;
-  }
-
-  wait(ms: number): Promise<void> {
-    return new Promise((resolve) => this.clock.schedule(ms, resolve));
-  }
-
-  async until<T>(find: () => T | undefined, limitMs = 300): Promise<T> {
-    const deadline = this.clock.now() + limitMs;
-    for (;;) {
-      const found = find();
-      if (found !== undefined) return found;
-      if (this.clock.now() > deadline) throw new Error(`nothing after ${limitMs} ms of simulated time`);
-      await this.wait(0.05);
-    }
-  }
-
-  /** Every answer under `id` from frame `from` on, in order. */
-  answers(id: number, from = 0): Answer[] {
-    const found: Answer[] = [];
-    let data: number[] = [];
-    for (const frame of this.frames.slice(from)) {
-      if (frame.id !== id) continue;
-      if (frame.type === BoardFrame.DATA) data.push(...frame.payload);
-      if (frame.type === BoardFrame.DONE) {
-        const done = parseDone(frame.payload)!;
-        found.push({ data, status: done.status, value: done.value });
-        data = [];
-      }
-    }
-    return found;
-  }
-
-  /** Send one command and wait for its answer. */
-  async request(id: number, command: Uint8Array): Promise<Answer> {
-    const from = this.frames.length;
-    this.send(command);
-    return this.until(() => this.answers(id, from)[0]);
-  }
-
-  /** Index of the frame that is the DONE for `id`, from `from` on. */
-  doneIndex(id: number, from = 0): number {
-    return this.frames.findIndex((f, i) => i >= from && f.type === BoardFrame.DONE && f.id === id);
-  }
-
-  intEvents(from = 0): BoardFrameView[] {
-    return this.frames.slice(from).filter((f) => f.type === BoardFrame.EVENT && f.payload[0] === EventKind.INT);
-  }
-}
 
 let board: SimulatedBoard | undefined;
 

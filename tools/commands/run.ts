@@ -10,8 +10,9 @@ export async function run(values: Values): Promise<number> {
     console.error(`up: ${node.iface.describe()} — Ctrl-C to stop`);
     const signal = await untilInterrupted();
     console.error(`\n${signal}: shutting down`);
-    await services.close();
+    // The tables as they were when the user stopped: the listeners and connections still in them.
     console.error(node.stack.formatTables());
+    await services.close();
   } finally {
     await node.close();
   }
