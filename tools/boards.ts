@@ -79,7 +79,8 @@ export async function openBoard(kind: BoardKind, options: BoardOptions): Promise
       const baudRate = options.baud ? Number(options.baud) : 1_000_000;
       if (!Number.isInteger(baudRate) || baudRate <= 0) throw new UsageError(`--baud ${options.baud}: not a baud rate`);
       options.progress(`board: opening ${options.port} at ${baudRate} baud…`);
-      const hal = await openBridgeHal({ path: options.port, baudRate, clock: options.clock }).catch((error: unknown) => {
+      // Idle fill from the board the sketch names (its USB-serial chip's flush rule).
+      const hal = await openBridgeHal({ path: options.port, baudRate, clock: options.clock, idleFill: 'auto' }).catch((error: unknown) => {
         throw explainOpenError(error, options.port!, baudRate);
       });
       const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });

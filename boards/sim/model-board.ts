@@ -162,6 +162,11 @@ export class ModelBoard implements SerialTarget {
   private readonly reportPins = new Map<number, 0 | 1>();
   /** SET_FILL: idle zeros after each burst of frames (0 = off, after boot and HELLO). */
   private fillCount = 0;
+
+  /** The idle fill the host set (SET_FILL), for tests. */
+  get idleFillCount(): number {
+    return this.fillCount;
+  }
   /** Zeros due since the last frame. */
   private fillLeft = 0;
   private processing = false;

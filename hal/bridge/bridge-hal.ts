@@ -33,7 +33,7 @@ import {
   type SpiDevice,
   type SpiTransaction,
 } from '../contract.js';
-import { BRIDGE_DEFAULTS } from './options.js';
+import { BRIDGE_DEFAULTS, idleFillForBoard } from './options.js';
 import {
   BoardFrame,
   Capability,
@@ -93,9 +93,10 @@ export interface BridgeHalOptions {
   /**
    * Zeros the board sends after each burst of frames (SET_FILL, 0..255; 0 = off, the default), so
    * the USB-serial chip forwards a reply at once instead of on its timer: `idleFillFor(chip)`
-   * (options.ts) gives the value for a 16U2 or an FTDI chip.
+   * (options.ts) gives the value for a 16U2 or an FTDI chip; 'auto' takes it from the board the
+   * HELLO names (`idleFillForBoard`: the Uno and Mega's 16U2, the Nano's FT232RL).
    */
-  readonly idleFill?: number;
+  readonly idleFill?: number | 'auto';
   /** Name in `hal.name` (default: `bridge:<board name>@<path>`). */
   readonly name?: string;
 }
@@ -274,7 +275,7 @@ export class BridgeHal implements Hal {
       idleFill: options.idleFill ?? BRIDGE_DEFAULTS.idleFill,
     };
     const { idleFill } = this.settings;
-    if (!Number.isInteger(idleFill) || idleFill < 0 || idleFill > 0xff) throw new RangeError(`idleFill ${idleFill}: 0 to 255 bytes`);
+    if (idleFill !== 'auto' && (!Number.isInteger(idleFill) || idleFill < 0 || idleFill > 0xff)) throw new RangeError(`idleFill ${idleFill}: 0 to 255 bytes`);
     this.baudRate = this.settings.baudRate;
     this.isRetryable = options.isRetryable ?? (() => false);
     this.decoder = new FrameDecoder(
@@ -950,7 +951,7 @@ export class BridgeHal implements Hal {
       this.submit({ ...this.armSpec(rearm), first: true }).catch(() => {});
     }
     // HELLO turned the idle fill off (§2): on again first of all, so every reply gets it.
-    const { idleFill } = this.settings;
+    const idleFill = this.settings.idleFill === 'auto' ? idleFillForBoard(hello.name) : this.settings.idleFill;
     if (idleFill > 0 && (hello.capabilities & Capability.IDLE_FILL) !== 0) {
       this.submit({ encode: (id) => encodeSetFill(id, idleFill), retryable: true, first: true }).catch(() => {});
     }

@@ -7,7 +7,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { BridgeHal } from '../../hal/bridge/bridge-hal.js';
-import { idleFillFor } from '../../hal/bridge/options.js';
+import { USB_CHIP_BY_BOARD, idleFillFor, idleFillForBoard } from '../../hal/bridge/options.js';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command } from '../../hal/bridge/protocol.js';
 import { createSimulatedBoard, SpiMemoryChip, type LinkModelName, type SimulatedBoard } from '../../boards/sim/index.js';
 import { SimulatedBinding } from '../../boards/sim/binding.js';
@@ -72,10 +75,10 @@ interface ModelSetup {
   readonly commands: number[];
 }
 
-async function modelSetup(options: { idleFill?: number; protocolVersion?: 1 | 2 } = {}): Promise<ModelSetup> {
+async function modelSetup(options: { idleFill?: number | 'auto'; protocolVersion?: 1 | 2; name?: string } = {}): Promise<ModelSetup> {
   const clock = new VirtualClock();
   const commands: number[] = [];
-  const board = new ModelBoard({ clock, chip: new SpiMemoryChip(), protocolVersion: options.protocolVersion, onCommand: (opcode) => commands.push(opcode) });
+  const board = new ModelBoard({ clock, chip: new SpiMemoryChip(), protocolVersion: options.protocolVersion, name: options.name, onCommand: (opcode) => commands.push(opcode) });
   const link = new SerialLink(clock, board, LINK_MODELS['16u2']);
   const binding = new SimulatedBinding();
   binding.register(PATH, link);
@@ -104,6 +107,26 @@ describe('bridge HAL: when it sends SET_FILL', () => {
       const { hal, commands } = await modelSetup(options);
       await hal.ping();
       expect(commands, JSON.stringify(options)).toEqual([Command.PING]);
+    }
+  });
+
+  it("given idleFill 'auto', takes the fill from the board its HELLO names (uno, mega2560: 16U2; nano: FT232RL), none for an unknown one", async () => {
+    for (const [name, fill] of [['uno', 97], ['mega2560', 97], ['nano', 62], ['model', 0]] as const) {
+      const { board, hal, commands } = await modelSetup({ idleFill: 'auto', name });
+      await hal.ping();
+      expect(board.idleFillCount, name).toBe(fill);
+      expect(commands, name).toEqual(fill > 0 ? [Command.SET_FILL, Command.PING] : [Command.PING]);
+    }
+  });
+
+  it('knows the USB-serial chip of every board definition (boards/*.json usbSerial.chip)', () => {
+    const dir = fileURLToPath(new URL('../../boards/', import.meta.url));
+    const definitions = readdirSync(dir).filter((f) => f.endsWith('.json'));
+    expect(definitions.length).toBeGreaterThanOrEqual(3);
+    for (const file of definitions) {
+      const board = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { name: string; usbSerial: { chip: string } };
+      expect(USB_CHIP_BY_BOARD.get(board.name), file).toBe(board.usbSerial.chip);
+      expect(idleFillForBoard(board.name), file).toBeGreaterThan(0);
     }
   });
 
