@@ -130,7 +130,19 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions = {}):
     : { open: () => mcu.run(), write: (b) => mcu.receive(b), onData: (l) => mcu.onTransmit(l), powerOff: () => mcu.powerOff() };
   const linkModel = typeof options.linkModel === 'object' ? options.linkModel : LINK_MODELS[options.linkModel ?? layout.link];
   const link = new SerialLink(clock, target, linkModel);
-  if (!realtime) link.onHostData(() => mcu.yieldToHost());
+  if (!realtime) {
+    // When a frame's end reaches the host (a delimiter after frame bytes; more zeros are idle
+    // fill), the host is due to answer: give it short slices.
+    let last = 0;
+    link.onHostData((bytes) => {
+      let frameEnd = false;
+      for (const b of bytes) {
+        if (b === 0 && last !== 0) frameEnd = true;
+        last = b;
+      }
+      if (frameEnd) mcu.yieldToHost();
+    });
+  }
   const path = options.path ?? '/dev/ttySPINET0';
   const resetOnOpen = options.resetOnOpen ?? true;
   const binding = new SimulatedBinding();
