@@ -19,13 +19,14 @@ export interface SpiTransaction {
   readonly keepSelected?: boolean;
   /**
    * Programs only (SpiDevice.arm): run this transaction, and every later one of the batch, only if
-   * byte `ifNonZero` of the bytes this batch has read so far (counted from 0, among the first 64)
-   * is not zero; otherwise the rest of the batch is skipped (nothing clocked, chip-select released).
+   * byte `ifNonZero` of the bytes this batch has read so far (counted from 0) is not zero;
+   * otherwise the rest of the batch is skipped (nothing clocked, chip-select released). A byte can
+   * be referred to once read and while the batch has read at most 64 (the board's buffer).
    */
   readonly ifNonZero?: number;
   /**
    * Programs only: the number of bytes to read is computed from two bytes this batch has read
-   * (among the first 64): the 16-bit value at `at` (little-endian unless `bigEndian`), minus
+   * (by the same rule as `ifNonZero`; not this transaction's own DUPLEX bytes): the 16-bit value at `at` (little-endian unless `bigEndian`), minus
    * `minus` (0–63, floored at 0), rounded up to even if `even`, capped at `read` (which stays the
    * maximum). The ENC28J60's receive header says how long the frame after it is.
    */
