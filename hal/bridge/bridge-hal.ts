@@ -902,7 +902,11 @@ export class BridgeHal implements Hal {
     }
     if ((this.state !== 'connecting' && this.state !== 'resyncing') || frame.ack !== this.helloSeq) return;
     if (hello.version < MIN_PROTOCOL_VERSION || hello.version > PROTOCOL_VERSION) return this.refuseBoard(hello);
-    const boardReset = this.sawBootHello || !this.hello || hello.sessions !== ((this.hello.sessions + 1) & 0xff);
+    // The board counts every HELLO it answers, also answers lost on the way: a count that moved
+    // on (by one, or more when answers were lost) is the same board; one that did not move or
+    // went back started again from 0 (a reset whose boot HELLO we missed).
+    const advanced = this.hello ? (hello.sessions - this.hello.sessions) & 0xff : 0;
+    const boardReset = this.sawBootHello || !this.hello || advanced === 0 || advanced >= 0x80;
     const wasConnecting = this.state === 'connecting';
     const wasResyncing = this.state === 'resyncing';
     this.helloTimer?.cancel();

@@ -355,6 +355,25 @@ describe('bridge HAL, protocol version 2: programs', () => {
     expect(events).toEqual([]);
   });
 
+  it('after a reconnect whose first HELLO replies were lost, it still knows the board did not reset (and re-arms)', async () => {
+    const { hal, board, link } = await setup({ resetOnOpen: false });
+    const events: HalEvent[] = [];
+    hal.onEvent((e) => events.push(e));
+    const runs: number[][] = [];
+    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
+    await until(hal, () => runs.length === 1);
+    link.vanish();
+    await expect(hal.spi.runArmed!()).rejects.toMatchObject({ code: 'ELINKLOST' });
+    // The board answers the first HELLO after the port is back (its session count goes up), but
+    // the answer never reaches the host; the HAL asks again.
+    link.dropNext('board-to-host', 60);
+    link.reappear();
+    await until(hal, () => events.length === 2);
+    expect(events).toEqual([{ type: 'link-lost', reason: expect.any(String) }, { type: 'link-restored', boardReset: false }]);
+    await until(hal, () => runs.length === 2);
+    expect(board.armed).toBeDefined();
+  });
+
   it('after a reconnect to a board that did not reset, it re-arms too; port loss fails arm, disarm and runArmed with ELINKLOST', async () => {
     const { hal, board, link } = await setup({ resetOnOpen: false });
     const events: HalEvent[] = [];
