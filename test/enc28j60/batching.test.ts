@@ -47,6 +47,41 @@ const WHOLE_BURST_QUEUED = { txQueueLimit: FRAMES };
 /** Receive by interrupt-service batches, as on a HAL without programs. */
 const CLASSIC: Partial<Enc28j60Options> = { rxProgram: false };
 
+/**
+ * Echo every frame the station receives back to the peer (addresses swapped); for each of FRAMES
+ * 98-byte frames, the round trips the log recorded between the frame leaving the peer and the
+ * reply reaching it.
+ */
+async function echoRoundTrips(driverOptions: Partial<Enc28j60Options>) {
+  const replyAfter: number[] = [];
+  const { a, peer } = await measured(async ({ b, a, peer }) => {
+    const log = a.board.hal.log;
+    let before = log.snapshot();
+    a.board.nic.attach({
+      receive: (frame) => {
+        const reply = Uint8Array.from(frame);
+        reply.set(MAC_PEER, 0);
+        reply.set(MAC_A, 6);
+        a.board.nic.transmit(reply);
+      },
+      linkChange: () => {},
+    });
+    peer.nic.attach({
+      receive: (frame) => {
+        peer.received.push(Uint8Array.from(frame));
+        replyAfter.push(log.since(before).roundTrips);
+      },
+      linkChange: () => {},
+    });
+    for (let i = 0; i < FRAMES; i++) {
+      before = log.snapshot();
+      peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 98, i));
+      await b.run(20, 1);
+    }
+  }, driverOptions);
+  return { a, peer, replyAfter };
+}
+
 describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simulated bridge)', () => {
   it('program: receives isolated frames of every size with no round trip before delivery; one write-only batch releases the ring', async () => {
     const sizes = [60, 98, 200, 1514];
@@ -78,33 +113,7 @@ describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simu
   });
 
   it('program: sends the reply to a received frame in the first batch after it arrived', async () => {
-    const PING_FRAME = 98;
-    const replyAfter: number[] = [];
-    const { a, peer } = await measured(async ({ b, a, peer }) => {
-      const log = a.board.hal.log;
-      let before = log.snapshot();
-      a.board.nic.attach({
-        receive: (frame) => {
-          const reply = Uint8Array.from(frame);
-          reply.set(MAC_PEER, 0);
-          reply.set(MAC_A, 6);
-          a.board.nic.transmit(reply);
-        },
-        linkChange: () => {},
-      });
-      peer.nic.attach({
-        receive: (frame) => {
-          peer.received.push(Uint8Array.from(frame));
-          replyAfter.push(log.since(before).roundTrips);
-        },
-        linkChange: () => {},
-      });
-      for (let i = 0; i < FRAMES; i++) {
-        before = log.snapshot();
-        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, PING_FRAME, i));
-        await b.run(20, 1);
-      }
-    });
+    const { a, peer, replyAfter } = await echoRoundTrips({});
     expect(peer.received.length).toBe(FRAMES);
     expect(a.board.nic.stats().txFrames).toBe(FRAMES);
     // The log records a batch when its answer is back: the reply is on the wire before any batch
@@ -167,33 +176,7 @@ describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simu
   });
 
   it('batches: sends the reply to a received frame in the batch after the one that read the request', async () => {
-    const PING_FRAME = 98;
-    const replyAfter: number[] = [];
-    const { a, peer } = await measured(async ({ b, a, peer }) => {
-      const log = a.board.hal.log;
-      let before = log.snapshot();
-      a.board.nic.attach({
-        receive: (frame) => {
-          const reply = Uint8Array.from(frame);
-          reply.set(MAC_PEER, 0);
-          reply.set(MAC_A, 6);
-          a.board.nic.transmit(reply);
-        },
-        linkChange: () => {},
-      });
-      peer.nic.attach({
-        receive: (frame) => {
-          peer.received.push(Uint8Array.from(frame));
-          replyAfter.push(log.since(before).roundTrips);
-        },
-        linkChange: () => {},
-      });
-      for (let i = 0; i < FRAMES; i++) {
-        before = log.snapshot();
-        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, PING_FRAME, i));
-        await b.run(20, 1);
-      }
-    }, CLASSIC);
+    const { a, peer, replyAfter } = await echoRoundTrips(CLASSIC);
     expect(peer.received.length).toBe(FRAMES);
     expect(a.board.nic.stats().txFrames).toBe(FRAMES);
     // The log records a batch once it has run: when the reply reaches the wire only the service

@@ -659,26 +659,11 @@ export class Enc28j60Nic implements Nic {
       batch.bitClear(R.EIE, R.EIE_INTIE);
       this.intieCleared = true;
     }
-    const eirAt = batch.read(R.EIR);
-    const econ2At = batch.read(R.ECON2);
+    const flags = this.planFlagsRead(batch, seq);
     // The poll usually finds nothing: it reads the header only and leaves the link quiet.
     const read = this.readRing(batch, this.nextPacket, 6 + (fromInterrupt ? this.options.rxReadAheadBytes : 0));
-    const txAtBuild = this.txInFlight;
     return (r) => {
-      if (r[econ2At] !== (R.ECON2_AUTOINC | R.ECON2_VRPS)) {
-        // SRC or power loss underneath us: ECON2 is back to its reset value.
-        this.scheduleReinit('chip-reset');
-        return;
-      }
-      const eir = r[eirAt]!;
-      if (txAtBuild && txAtBuild.seq < seq) this.resolveTx(txAtBuild, eir, 'observed');
-      if (eir & R.EIR_RXERIF) {
-        // Ring full or EPKTCNT at 255: the chip dropped a frame (DS-ENC §12.1.2). The ring itself
-        // is intact, so draining is the recovery.
-        countDrop(this.counters, 'rx-overflow');
-        this.eirToClear |= R.EIR_RXERIF;
-      }
-      if (eir & R.EIR_LINKIF) this.linkCheckPending = true;
+      if (!flags(r)) return;
       read.noteWritePointer(r);
       this.absorb(read.data(r), r[read.countAt]!);
     };
@@ -1032,9 +1017,11 @@ export class Enc28j60Nic implements Nic {
     if (r[1] === 1 || this.unreleased >= this.ringSize * this.options.rxReleaseFraction) this.releaseDue = true;
   }
 
-  /** EIR flags the driver acts on in program mode (TX completion is read by the transmit chain). */
+  /** EIR's receive-error and link flags (TX completion is the transmit chain's business). */
   private noteFlags(eir: number): void {
     if (eir & R.EIR_RXERIF && !(this.eirToClear & R.EIR_RXERIF)) {
+      // Ring full or EPKTCNT at 255: the chip dropped a frame (DS-ENC §12.1.2). The ring itself
+      // is intact, so draining is the recovery. Counted once until the flag is cleared.
       countDrop(this.counters, 'rx-overflow');
       this.eirToClear |= R.EIR_RXERIF;
     }
@@ -1044,17 +1031,28 @@ export class Enc28j60Nic implements Nic {
   /** The safety-net poll in program mode: the reset sentinel and EIR; the program runs right after. */
   private planProgramPoll(batch: CommandBatch, seq: number): ResultHandler {
     this.pollPending = false;
+    const flags = this.planFlagsRead(batch, seq);
+    return (r) => void flags(r);
+  }
+
+  /**
+   * EIR and ECON2 (the reset sentinel) in `batch`; the returned check, given the answer, notes
+   * what EIR says (a transmission seen done, RXERIF, LINKIF) and returns false if the chip was
+   * reset underneath (SRC or power loss: ECON2 back to its reset value; re-initialisation is due).
+   */
+  private planFlagsRead(batch: CommandBatch, seq: number): (r: Uint8Array) => boolean {
     const eirAt = batch.read(R.EIR);
     const econ2At = batch.read(R.ECON2);
     const txAtBuild = this.txInFlight;
     return (r) => {
       if (r[econ2At] !== (R.ECON2_AUTOINC | R.ECON2_VRPS)) {
         this.scheduleReinit('chip-reset');
-        return;
+        return false;
       }
       const eir = r[eirAt]!;
       if (txAtBuild && txAtBuild.seq < seq) this.resolveTx(txAtBuild, eir, 'observed');
       this.noteFlags(eir);
+      return true;
     };
   }
 
