@@ -31,6 +31,12 @@ export interface SpiTransaction {
    * maximum). The ENC28J60's receive header says how long the frame after it is.
    */
   readonly readLengthFrom?: ReadLengthRule;
+  /**
+   * Wait this many microseconds (1–65535) before this transaction, after everything before it has
+   * run: a floor between two SPI events that the driver needs (a frame's wire time before the next
+   * TXRST), without a round trip to time it. Only where SpiDevice.transactionDelays is true.
+   */
+  readonly delayUs?: number;
 }
 
 export interface ReadLengthRule {
@@ -85,6 +91,8 @@ export interface SpiDevice {
   runArmed?(): Promise<void>;
   /** Encoded size limit for arm() programs on the connected board (0: no programs). */
   readonly maxProgramBytes?: number;
+  /** The board honours SpiTransaction.delayUs (in transfer() and programs). */
+  readonly transactionDelays?: boolean;
 }
 
 /** The chip's interrupt output (the ENC28J60's INT is active low; `asserted` hides that). */

@@ -76,13 +76,13 @@ enum {
   C_ARM = 0x40, C_DISARM = 0x41, C_RUN = 0x42,
 };
 enum { S_OK = 0, S_EBADCMD = 1, S_EINVAL = 2, S_EBUSY = 3, S_EUNSUPPORTED = 4 };
-enum { X_KEEP_CS = 0x01, X_DUPLEX = 0x02, X_IF = 0x04, X_LENGTH = 0x08, X_SHORT = 0x10, X_LAST = 0x80 };
+enum { X_KEEP_CS = 0x01, X_DUPLEX = 0x02, X_IF = 0x04, X_LENGTH = 0x08, X_SHORT = 0x10, X_DELAY = 0x20, X_LAST = 0x80 };
 enum { L_BIG_ENDIAN = 0x01, L_EVEN = 0x02 };  // LENGTH opts; bits 2..7: the amount to subtract
 enum { A_QUIET = 0x01 };                       // ARM options
 enum { EV_INT = 1, EV_PIN = 2 };
 // SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events, programs, short headers,
-// idle fill (SET_FILL)
-#define CAPS 0x07FF
+// idle fill (SET_FILL), transaction delays (flag DELAY)
+#define CAPS 0x0FFF
 
 // ---- CRC-16/MCRF4XX, table-driven ---------------------------------------------------------------
 
@@ -200,6 +200,13 @@ __attribute__((always_inline)) static inline void txPump() {
 
 static void txDrain() {
   while (txTail != txHead) txPump();
+}
+
+// Block for at least `us` microseconds (CHIP_RESET, a transaction's DELAY) while replies keep
+// going out. micros() counts in 4 µs steps, so one step more makes `us` a floor.
+__attribute__((noinline)) static void waitPumping(uint32_t us) {
+  us += 4;
+  for (uint32_t start = micros(); micros() - start < us;) txPump();
 }
 
 // Idle fill (SET_FILL): zeros after each burst of frames, sent only from the idle loop (txIdle),
@@ -461,7 +468,7 @@ static void pollEvents() {
 enum { ST_OP, ST_ARGS, ST_XHDR, ST_WRITE, ST_SKIP, ST_PROGRAM, ST_STALLED };
 static uint8_t state = ST_OP;
 static uint8_t op;
-static uint8_t args[8];         // a command's arguments, or a transaction header (at most 8 bytes)
+static uint8_t args[10];        // a command's arguments, or a transaction header (at most 10 bytes)
 static uint8_t argCount, argNeed;
 static uint8_t xferFlags;
 static uint16_t writeLeft, readLeft;
@@ -513,6 +520,7 @@ __attribute__((always_inline)) static inline uint8_t headerBytes(uint8_t flags) 
   uint8_t n = (flags & X_SHORT) ? 2 : 5;
   if (flags & X_IF) n += 1;
   if (flags & X_LENGTH) n += 2;
+  if (flags & X_DELAY) n += 2;
   return n;
 }
 
@@ -537,8 +545,9 @@ static uint16_t computedLength(uint8_t at, uint8_t opts, uint16_t cap) {
   return n < cap ? n : cap;
 }
 
-// A whole header: flags (SHORT ? lens : wlen:u16 rlen:u16) [IF at] [LENGTH at opts]. Once an IF
-// has failed, the rest of the batch only consumes its bytes: nothing clocked, CS released.
+// A whole header: flags (SHORT ? lens : wlen:u16 rlen:u16) [IF at] [LENGTH at opts] [DELAY us:u16].
+// Once an IF has failed, the rest of the batch only consumes its bytes: nothing clocked, CS
+// released, no delay.
 static void startTransaction() {
   uint8_t flags = args[0];
   const uint8_t *p = args + 1;
@@ -560,6 +569,9 @@ static void startTransaction() {
     }
   }
   if ((flags & X_LENGTH) && !skipping) readLeft = computedLength(p[0], p[1], readLeft);
+  // DELAY: a floor between the SPI events before this transaction and its first (the previous
+  // frame's wire time before the next TXRST), without a round trip; CS stays as it is.
+  if ((flags & X_DELAY) && !skipping) waitPumping(args[argNeed - 2] | (uint16_t)args[argNeed - 1] << 8);
   if (skipping) {
     readLeft = 0;
     state = ST_SKIP;
@@ -695,7 +707,7 @@ static void runCommand() {
     case C_CHIP_RESET: {
       digitalWrite(PIN_RESET, LOW);
       uint16_t ms = args[1] | (uint16_t)args[2] << 8;
-      for (uint32_t start = micros(); micros() - start < ms * 1000UL;) txPump();  // replies keep going
+      waitPumping(ms * 1000UL);
       digitalWrite(PIN_RESET, HIGH);
       break;
     }

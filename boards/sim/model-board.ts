@@ -10,7 +10,10 @@
  *
  * It has no line time: a loop pass's frames reach the link at once, and the idle fill (SET_FILL)
  * follows them as one run of zeros when the pass leaves nothing else to do — where the sketch's
- * idle loop sends its zeros one by one after its transmit ring drained.
+ * idle loop sends its zeros one by one after its transmit ring drained. Nor does it keep the wait
+ * of a transaction's DELAY: it parses the flag and runs the batch on at once, as it runs a
+ * CHIP_RESET at once (SPI here takes no time, so there is no gap between SPI events to stretch;
+ * test/bridge/sketch-programs.test.ts times the real sketch's wait).
  */
 import type { Clock } from '../../src/time/clock.js';
 import type { SerialTarget } from '../bootloader/pty.js';
@@ -57,6 +60,11 @@ export interface ModelBoardOptions {
    * fill, a HELLO without programBytes, and ARM/DISARM/RUN/SET_FILL are unknown commands.
    */
   readonly protocolVersion?: 1 | 2;
+  /**
+   * Version 2 only: the DELAY transaction flag (caps bit 11), default true. False: a version-2
+   * board from before it, for which bit 5 of the flags is reserved and ignored.
+   */
+  readonly transactionDelays?: boolean;
   /** Told of each command as the board starts it (tests: which ran, in what order). */
   readonly onCommand?: (opcode: number, id: number) => void;
 }
@@ -74,7 +82,7 @@ interface ArmedProgram {
   readonly bytes: Uint8Array;
 }
 
-/** A transaction header as the board reads it: flags, lengths, IF and LENGTH operands. */
+/** A transaction header as the board reads it: flags, lengths, IF, LENGTH and DELAY operands. */
 export interface TransactionHeader {
   readonly flags: number;
   readonly writeLength: number;
@@ -82,6 +90,8 @@ export interface TransactionHeader {
   readonly readLength: number;
   readonly ifNonZero?: number;
   readonly readLengthFrom?: NonNullable<WireTransaction['readLengthFrom']>;
+  /** DELAY: µs to wait before the transaction. */
+  readonly delayUs?: number;
 }
 
 const CS_PIN = 10;
@@ -101,15 +111,19 @@ const VERSION_2_COMMANDS = new Set<number>([Command.ARM, Command.DISARM, Command
  */
 const LINE_BYTES_PER_MS = 100;
 
-/** Header bytes after the flags byte of a transaction, as a board of `version` reads them. */
-export function transactionHeaderRest(flags: number, version: number): number {
+/**
+ * Header bytes after the flags byte of a transaction, as a board of `version` reads them (`delays`:
+ * it knows the DELAY flag, caps bit 11).
+ */
+export function transactionHeaderRest(flags: number, version: number, delays = version >= 2): number {
   if (version < 2) return TRANSACTION_HEADER_BYTES - 1;
   const lengths = flags & TransactionFlag.SHORT ? SHORT_TRANSACTION_HEADER_BYTES : TRANSACTION_HEADER_BYTES;
-  return lengths - 1 + (flags & TransactionFlag.IF ? 1 : 0) + (flags & TransactionFlag.LENGTH ? 2 : 0);
+  const delay = delays && flags & TransactionFlag.DELAY ? 2 : 0;
+  return lengths - 1 + (flags & TransactionFlag.IF ? 1 : 0) + (flags & TransactionFlag.LENGTH ? 2 : 0) + delay;
 }
 
 /** Decode a whole transaction header (flags byte first), as a board of `version` reads it. */
-export function decodeTransactionHeader(bytes: ArrayLike<number>, version: number): TransactionHeader {
+export function decodeTransactionHeader(bytes: ArrayLike<number>, version: number, delays = version >= 2): TransactionHeader {
   const flags = bytes[0]!;
   const short = version >= 2 && (flags & TransactionFlag.SHORT) !== 0;
   const writeLength = short ? bytes[1]! & 0x0f : bytes[1]! | (bytes[2]! << 8);
@@ -118,8 +132,13 @@ export function decodeTransactionHeader(bytes: ArrayLike<number>, version: numbe
   if (version < 2) return { flags, writeLength, readLength };
   let at = short ? SHORT_TRANSACTION_HEADER_BYTES : TRANSACTION_HEADER_BYTES;
   const ifNonZero = flags & TransactionFlag.IF ? bytes[at++]! : undefined;
-  const readLengthFrom = flags & TransactionFlag.LENGTH ? lengthRule(bytes[at]!, bytes[at + 1]!) : undefined;
-  return { flags, writeLength, readLength, ifNonZero, readLengthFrom };
+  let readLengthFrom: TransactionHeader['readLengthFrom'];
+  if (flags & TransactionFlag.LENGTH) {
+    readLengthFrom = lengthRule(bytes[at]!, bytes[at + 1]!);
+    at += 2;
+  }
+  const delayUs = delays && flags & TransactionFlag.DELAY ? bytes[at]! | (bytes[at + 1]! << 8) : undefined;
+  return { flags, writeLength, readLength, ifNonZero, readLengthFrom, ...(delayUs !== undefined ? { delayUs } : {}) };
 }
 
 /** LENGTH's operands: the read byte it starts at, and opts (bit 0 big-endian, bit 1 even, bits 2..7 minus). */
@@ -136,6 +155,8 @@ export class ModelBoard implements SerialTarget {
   readonly ringBytes: number;
   readonly window: number;
   readonly version: number;
+  /** It knows the DELAY flag (caps bit 11). */
+  readonly transactionDelays: boolean;
   /** Bytes that arrived while the ring was full: a host credit violation. */
   overruns = 0;
   badFrames = 0;
@@ -203,6 +224,7 @@ export class ModelBoard implements SerialTarget {
     this.ringBytes = options.ringBytes ?? 1024;
     this.window = this.ringBytes - this.ringBytes / 32;
     this.version = options.protocolVersion ?? PROTOCOL_VERSION;
+    this.transactionDelays = this.version >= 2 && (options.transactionDelays ?? true);
     this.pins = Array.from({ length: options.pinCount ?? 20 }, () => ({ mode: 'input' as const, value: 0 as const }));
     this.decoder = new FrameDecoder(
       (body) => this.handleFrame(body),
@@ -345,7 +367,8 @@ export class ModelBoard implements SerialTarget {
       0,
       encodeHello({
         version: this.version,
-        capabilities: 0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL : 0),
+        capabilities:
+          0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL : 0) | (this.transactionDelays ? Capability.DELAYS : 0),
         window: this.window,
         maxPayload: MAX_PAYLOAD,
         sessions: this.sessions,
@@ -429,8 +452,8 @@ export class ModelBoard implements SerialTarget {
         return;
       case 'header':
         this.header.push(b);
-        if (this.header.length === 1) this.headerLength = 1 + transactionHeaderRest(b, this.version);
-        if (this.header.length === this.headerLength) this.startTransaction(decodeTransactionHeader(this.header, this.version));
+        if (this.header.length === 1) this.headerLength = 1 + transactionHeaderRest(b, this.version, this.transactionDelays);
+        if (this.header.length === this.headerLength) this.startTransaction(decodeTransactionHeader(this.header, this.version, this.transactionDelays));
         return;
       case 'write': {
         if (!this.skipping) {

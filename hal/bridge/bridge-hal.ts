@@ -48,6 +48,8 @@ import {
   REFERABLE_READ_BYTES,
   STATUS_NAMES,
   Status,
+  batchDelayUs,
+  hasDelay,
   batchReadLength,
   boardReplyWireBytes,
   encodeArm,
@@ -150,6 +152,8 @@ interface Request {
   retries: number;
   firstFrame: number;
   lastFrame: number;
+  /** Time the board spends blocked on it besides line and SPI time (CHIP_RESET, DELAYs). */
+  readonly boardMs: number;
   budgetMs: number;
   chunks: Uint8Array[];
   received: number;
@@ -283,6 +287,7 @@ export class BridgeHal implements Hal {
       () => this.onBadFrame(),
     );
     const maxProgramBytes = () => this.maxProgramBytes;
+    const transactionDelays = () => this.transactionDelays;
     this.spi = {
       transfer: (batch) => this.transfer(batch),
       minWriteMs: (bytes) => this.minWriteMs(bytes),
@@ -291,6 +296,9 @@ export class BridgeHal implements Hal {
       runArmed: () => this.runArmed(),
       get maxProgramBytes() {
         return maxProgramBytes();
+      },
+      get transactionDelays() {
+        return transactionDelays();
       },
     };
     const intLevel = () => this.intLevel;
@@ -386,17 +394,20 @@ export class BridgeHal implements Hal {
 
   private async transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array> {
     if (batch.length === 0) return new Uint8Array(0);
-    checkLengths(batch);
+    checkTransactions(batch);
     if (batch.some((t) => t.ifNonZero !== undefined || t.readLengthFrom !== undefined)) {
       // A batch's reply must have the length it was asked for: that is how a lost frame shows.
       throw new HalError('EINVAL', 'ifNonZero and readLengthFrom are for programs (arm), not transfer()');
     }
+    this.checkDelaysSupported(batch);
     const copy = copyBatch(batch);
     const reply = await this.submit({
       encode: (id) => encodeSpiCommand(id, copy, { shortHeaders: this.shortHeaders }),
       readLength: batchReadLength(copy),
       spi: true,
       retryable: this.isRetryable(batch),
+      // The board spends the delays on top of the line and SPI time the deadline already counts.
+      extraMs: batchDelayUs(copy) / 1000,
     });
     return reply.data;
   }
@@ -408,6 +419,18 @@ export class BridgeHal implements Hal {
     return ((this.hello?.capabilities ?? 0) & Capability.SHORT_HEADERS) !== 0;
   }
 
+  /** The board honours a transaction's delayUs (caps bit 11, flag DELAY). */
+  private get transactionDelays(): boolean {
+    return ((this.hello?.capabilities ?? 0) & Capability.DELAYS) !== 0;
+  }
+
+  /** A board without the DELAY flag would read its operand as write bytes: refuse before sending. */
+  private checkDelaysSupported(batch: readonly SpiTransaction[]): void {
+    if (!this.transactionDelays && batchDelayUs(batch) > 0) {
+      throw new HalError('EUNSUPPORTED', `board ${this.hello?.name ?? '?'} (protocol version ${this.hello?.version ?? '?'}) keeps no transaction delays`);
+    }
+  }
+
   /** The largest program the board takes, encoded (0: it runs none). */
   private get maxProgramBytes(): number {
     return ((this.hello?.capabilities ?? 0) & Capability.PROGRAMS) !== 0 ? this.hello!.programBytes : 0;
@@ -417,7 +440,8 @@ export class BridgeHal implements Hal {
     if (this.maxProgramBytes === 0) {
       throw new HalError('EUNSUPPORTED', `board ${this.hello?.name ?? '?'} (protocol version ${this.hello?.version ?? '?'}) runs no programs`);
     }
-    checkLengths(transactions);
+    checkTransactions(transactions);
+    this.checkDelaysSupported(transactions);
     const program: Program = { transactions: copyBatch(transactions), onRun, quiet: options.quietInterrupts ?? false, id: undefined };
     const problem = this.programProblem(program.transactions);
     if (problem) throw new HalError('EINVAL', problem);
@@ -551,6 +575,7 @@ export class BridgeHal implements Hal {
         retries: 0,
         firstFrame: 0,
         lastFrame: 0,
+        boardMs: spec.extraMs ?? 0,
         budgetMs: this.settings.requestTimeoutMs + (spec.extraMs ?? 0) + lineMs(hostWireBytes(commandBytes) + boardReplyWireBytes(readLength)),
         chunks: [],
         received: 0,
@@ -643,13 +668,24 @@ export class BridgeHal implements Hal {
   private armRetransmit(): void {
     this.retransmitTimer?.cancel();
     if (this.frames.length === 0 || this.transmittedAbs <= this.ackedAbs) return;
-    this.retransmitTimer = this.clock.schedule(this.settings.retransmitMs, () => {
+    this.retransmitTimer = this.clock.schedule(this.settings.retransmitMs + this.blockedBoardMs(), () => {
       if (this.state !== 'ready' || this.frames.length === 0) return;
       if (++this.stalledRetransmits > this.settings.retransmitLimit) return this.resync('acks stalled');
       this.cursor = 0;
       this.pump();
       this.armRetransmit();
     });
+  }
+
+  /**
+   * The board acknowledges a frame only after it has executed it, so while a request it has (sent,
+   * not yet acknowledged) blocks it — CHIP_RESET, a batch's DELAYs — the acks stall: that long is
+   * no reason to resend.
+   */
+  private blockedBoardMs(): number {
+    let ms = 0;
+    for (const r of this.inflight) if (r.firstFrame < this.transmittedAbs && r.lastFrame >= this.ackedAbs) ms += r.boardMs;
+    return ms;
   }
 
   private armHeadTimer(): void {
@@ -1083,10 +1119,15 @@ export class BridgeHal implements Hal {
   }
 }
 
-function checkLengths(batch: readonly SpiTransaction[]): void {
+function checkTransactions(batch: readonly SpiTransaction[]): void {
   for (const t of batch) {
     if ((t.write?.length ?? 0) > 0xffff || (t.read ?? 0) > 0xffff || (t.read ?? 0) < 0) {
       throw new HalError('EINVAL', 'SPI transaction longer than 65535 bytes');
+    }
+    try {
+      hasDelay(t);
+    } catch (error) {
+      throw new HalError('EINVAL', (error as Error).message);
     }
   }
 }

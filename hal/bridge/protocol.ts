@@ -55,7 +55,7 @@ export const COMMAND_ARGUMENT_BYTES: Readonly<Record<number, number>> = {
   [Command.RUN]: 1,
 };
 
-export const TransactionFlag = { KEEP_CS: 0x01, DUPLEX: 0x02, IF: 0x04, LENGTH: 0x08, SHORT: 0x10, LAST: 0x80 } as const;
+export const TransactionFlag = { KEEP_CS: 0x01, DUPLEX: 0x02, IF: 0x04, LENGTH: 0x08, SHORT: 0x10, DELAY: 0x20, LAST: 0x80 } as const;
 /** SPI transaction header: flags, wlen:u16, rlen:u16 (SHORT: flags, lens:u8). */
 export const TRANSACTION_HEADER_BYTES = 5;
 export const SHORT_TRANSACTION_HEADER_BYTES = 2;
@@ -66,6 +66,8 @@ export const REFERABLE_READ_BYTES = 64;
 /** LENGTH opts: bit0 big-endian, bit1 round up to even, bits 2..7 the amount to subtract. */
 export const LengthOption = { BIG_ENDIAN: 0x01, EVEN: 0x02 } as const;
 export const LENGTH_MINUS_MAX = 63;
+/** DELAY us:u16: the board waits 1..65535 µs before the transaction. */
+export const DELAY_US_MAX = 0xffff;
 /** ARM options. */
 export const ArmOption = { QUIET: 0x01 } as const;
 
@@ -88,6 +90,7 @@ export const Capability = {
   PROGRAMS: 1 << 8,
   SHORT_HEADERS: 1 << 9,
   IDLE_FILL: 1 << 10,
+  DELAYS: 1 << 11,
 } as const;
 
 /** Request id the board uses for a DONE that answers no request (EBADCMD). */
@@ -382,6 +385,23 @@ export interface WireTransaction {
   readonly ifNonZero?: number;
   /** LENGTH: the read count comes from read bytes; `read` is the cap. */
   readonly readLengthFrom?: { readonly at: number; readonly bigEndian?: boolean; readonly minus?: number; readonly even?: boolean };
+  /** DELAY (caps bit 11): wait this many µs (1..65535) before the transaction; 0 or none: no wait. */
+  readonly delayUs?: number;
+}
+
+/** Whether `t` carries a DELAY (0 and undefined do not); throws on a value the header cannot carry. */
+export function hasDelay(t: WireTransaction): boolean {
+  const us = t.delayUs;
+  if (us === undefined || us === 0) return false;
+  if (!Number.isInteger(us) || us < 0 || us > DELAY_US_MAX) throw new RangeError(`DELAY of ${us} µs: 1 to ${DELAY_US_MAX}`);
+  return true;
+}
+
+/** Total DELAY of `batch` in µs (the least time the board spends on it besides its SPI bytes). */
+export function batchDelayUs(batch: readonly WireTransaction[]): number {
+  let us = 0;
+  for (const t of batch) if (hasDelay(t)) us += t.delayUs!;
+  return us;
 }
 
 /** Bytes the board returns for `batch` (for a batch with IF or LENGTH: the most it can return). */
@@ -412,6 +432,7 @@ export function transactionsLength(batch: readonly WireTransaction[], options: E
     size += (short ? SHORT_TRANSACTION_HEADER_BYTES : TRANSACTION_HEADER_BYTES) + wlen;
     if (t.ifNonZero !== undefined) size += 1;
     if (t.readLengthFrom !== undefined) size += 2;
+    if (hasDelay(t)) size += 2;
   }
   return size;
 }
@@ -429,6 +450,8 @@ function encodeTransactions(out: Uint8Array, at: number, batch: readonly WireTra
     if (t.ifNonZero !== undefined) flags |= TransactionFlag.IF;
     if (t.readLengthFrom !== undefined) flags |= TransactionFlag.LENGTH;
     if (short) flags |= TransactionFlag.SHORT;
+    const delay = hasDelay(t);
+    if (delay) flags |= TransactionFlag.DELAY;
     if (index === batch.length - 1) flags |= TransactionFlag.LAST;
     out[at++] = flags;
     if (short) {
@@ -450,6 +473,10 @@ function encodeTransactions(out: Uint8Array, at: number, batch: readonly WireTra
       if (!Number.isInteger(minus) || minus < 0 || minus > LENGTH_MINUS_MAX) throw new RangeError(`LENGTH minus ${minus}: 0 to ${LENGTH_MINUS_MAX}`);
       out[at++] = rule.at;
       out[at++] = (rule.bigEndian ? LengthOption.BIG_ENDIAN : 0) | (rule.even ? LengthOption.EVEN : 0) | (minus << 2);
+    }
+    if (delay) {
+      out[at++] = t.delayUs! & 0xff;
+      out[at++] = t.delayUs! >>> 8;
     }
     if (t.write) out.set(t.write, at);
     at += wlen;

@@ -14,6 +14,8 @@ export interface MockEnc28j60BoardOptions {
   linkModel?: LinkModel;
   /** Largest arm() program the mock board takes (MockHalOptions.maxProgramBytes): default 64, 0 = none. */
   maxProgramBytes?: number;
+  /** The mock board honours SpiTransaction.delayUs (MockHalOptions.transactionDelays): default true. */
+  transactionDelays?: boolean;
   /** Emulator strict mode (driver misuse reported); default true. */
   strict?: boolean;
   onStrictViolation?: (message: string) => void;
@@ -48,6 +50,7 @@ export function createMockEnc28j60Board(options: MockEnc28j60BoardOptions): Mock
     reset: emulator,
     linkModel: options.linkModel,
     maxProgramBytes: options.maxProgramBytes,
+    transactionDelays: options.transactionDelays,
     name: `mock:${name}`,
   });
   const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions });

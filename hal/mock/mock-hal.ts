@@ -9,7 +9,7 @@ import {
   type SpiDevice,
   type SpiTransaction,
 } from '../contract.js';
-import { REFERABLE_READ_BYTES, batchReadLength, computedReadLength, encodeArm, transactionsLength } from '../bridge/protocol.js';
+import { REFERABLE_READ_BYTES, batchDelayUs, batchReadLength, computedReadLength, encodeArm, transactionsLength } from '../bridge/protocol.js';
 import type { Clock } from '../../src/time/clock.js';
 
 /**
@@ -24,6 +24,10 @@ import type { Clock } from '../../src/time/clock.js';
  * arrived (the sketch looks at its receive ring first). Under a link model a run occupies the chip
  * for its SPI time like a batch, and its answer comes back like a reply (line time, half the
  * turnaround) with no request going up.
+ *
+ * A transaction's delayUs (SpiDevice.transactionDelays) adds to its batch's time on the chip, with
+ * a link model or without: the batch's effects land that much later, so the floor holds from every
+ * earlier batch. Within a batch they still land at one instant, as everything here does.
  */
 
 /** What the mock needs from an emulated chip: the byte-level SPI slave and its pins. */
@@ -206,6 +210,8 @@ export interface MockHalOptions {
    * Default 64, the sketch's; 0: a board without programs (arm rejects with EUNSUPPORTED).
    */
   maxProgramBytes?: number;
+  /** The board honours SpiTransaction.delayUs (default true); false: a batch with one rejects (EUNSUPPORTED). */
+  transactionDelays?: boolean;
 }
 
 interface Fault {
@@ -235,6 +241,8 @@ interface Execution {
   readonly reads: Uint8Array;
   /** Bytes clocked on SPI: the chip is busy for that long. */
   readonly spiBytes: number;
+  /** The delays of the transactions clocked (an IF skips the rest's), µs: the chip is busy that much longer. */
+  readonly delayUs: number;
   /** Transactions clocked (an IF skips the rest). */
   readonly transactions: number;
   /** An ifNonZero test stopped the batch. */
@@ -257,6 +265,7 @@ export class MockHal implements Hal {
   private readonly interruptSource: InterruptSource | undefined;
   private readonly linkModel: LinkModel | undefined;
   private readonly maxProgramBytes: number;
+  private readonly transactionDelays: boolean;
   /** The link model's SPI clock (LinkModel.spiBytesPerSecond, default 1e6). */
   private get spiBytesPerSecond(): number {
     return this.linkModel?.spiBytesPerSecond ?? 1e6;
@@ -287,6 +296,7 @@ export class MockHal implements Hal {
     this.slave = options.slave;
     this.linkModel = options.linkModel;
     this.maxProgramBytes = options.maxProgramBytes ?? DEFAULT_MAX_PROGRAM_BYTES;
+    this.transactionDelays = options.transactionDelays ?? true;
     this.name = options.name ?? 'mock';
     this.log = new SpiLog(options.logCapacity);
     const spiBytesPerSecond = this.spiBytesPerSecond;
@@ -296,6 +306,7 @@ export class MockHal implements Hal {
       disarm: () => this.disarm(),
       runArmed: () => this.runArmed(),
       maxProgramBytes: this.maxProgramBytes,
+      transactionDelays: this.transactionDelays,
     };
     // With a link model the chip sees a batch's effects when its last byte has been clocked
     // (transfer()), so a write of n bytes takes n SPI byte times. Without one, batches are instant.
@@ -394,8 +405,10 @@ export class MockHal implements Hal {
   // ---- SPI ------------------------------------------------------------------------------------
 
   private transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array> {
+    let delayUs: number;
     try {
       this.ensureUsable();
+      delayUs = this.checkDelays(batch);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -426,8 +439,8 @@ export class MockHal implements Hal {
     this.requestIssued();
     return new Promise<Uint8Array>((resolve, reject) => {
       this.sendCommand(entry.linkBytesUp, (chipFree) => {
-        // The chip is busy for the batch's SPI time; its effects land (atomically) at the end of it.
-        this.at(this.clock.now() + this.spiMs(bytesWritten), () => {
+        // The chip is busy for the batch's SPI time and delays; its effects land (atomically) at the end.
+        this.at(this.clock.now() + this.spiMs(bytesWritten) + delayUs / 1000, () => {
           entry.executedAt = this.clock.now();
           let result: Uint8Array | undefined;
           if ((!fault || fault.executed) && this.linkLost === undefined) {
@@ -460,6 +473,7 @@ export class MockHal implements Hal {
     const reads = new Uint8Array(batchReadLength(batch));
     let o = 0;
     let spiBytes = 0;
+    let delayUs = 0;
     let transactions = 0;
     let selected = false;
     let cutShort = false;
@@ -475,6 +489,7 @@ export class MockHal implements Hal {
           break;
         }
       }
+      delayUs += t.delayUs ?? 0;
       let read = t.read ?? 0;
       if (t.readLengthFrom !== undefined) {
         const computed = computedReadLength(t.readLengthFrom, held(), read);
@@ -498,7 +513,19 @@ export class MockHal implements Hal {
       }
     }
     if (selected) this.slave.spiDeselect();
-    return { reads: o === reads.length ? reads : reads.slice(0, o), spiBytes, transactions, cutShort, badReference };
+    return { reads: o === reads.length ? reads : reads.slice(0, o), spiBytes, delayUs, transactions, cutShort, badReference };
+  }
+
+  /** The batch's total delay in µs; EINVAL for a delay out of range, EUNSUPPORTED when delays are off. */
+  private checkDelays(batch: readonly SpiTransaction[]): number {
+    let us: number;
+    try {
+      us = batchDelayUs(batch);
+    } catch (error) {
+      throw new HalError('EINVAL', error instanceof Error ? error.message : String(error));
+    }
+    if (us > 0 && !this.transactionDelays) throw new HalError('EUNSUPPORTED', `${this.name} keeps no transaction delays`);
+    return us;
   }
 
   // ---- Programs (docs/bridge-protocol.md §3.2) --------------------------------------------------
@@ -507,6 +534,7 @@ export class MockHal implements Hal {
     try {
       this.ensureUsable();
       this.ensurePrograms();
+      this.checkDelays(program);
       this.checkProgram(program);
     } catch (error) {
       return Promise.reject(error);
@@ -620,7 +648,7 @@ export class MockHal implements Hal {
       batch: program.transactions,
       run: true,
     };
-    this.at(startedAt + this.spiMs(execution.spiBytes), () => {
+    this.at(startedAt + this.spiMs(execution.spiBytes) + execution.delayUs / 1000, () => {
       const answeredAt = this.sendReply(entry.linkBytesDown);
       chipFree();
       this.at(answeredAt, () => {

@@ -101,10 +101,10 @@ const writeAt = (address: number, ...data: number[]): WireTransaction => ({ writ
 const spi = (id: number, batch: WireTransaction[]) => encodeSpiCommand(id, batch, { shortHeaders: true });
 
 describe('board model, protocol version 2', () => {
-  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs), 9 (short headers) and 10 (idle fill)', () => {
+  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs), 9 (short headers), 10 (idle fill) and 11 (delays)', () => {
     const { hello } = harness();
     expect(hello).toMatchObject({ version: 2, programBytes: 64 });
-    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL);
+    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.DELAYS);
   });
 
   it('executes SHORT headers like long ones', () => {

@@ -47,6 +47,7 @@ function decodeTransactions(bytes: Uint8Array, version: number): WireTransaction
       ...(header.flags & TransactionFlag.KEEP_CS ? { keepSelected: true } : {}),
       ...(header.ifNonZero !== undefined ? { ifNonZero: header.ifNonZero } : {}),
       ...(header.readLengthFrom ? { readLengthFrom: header.readLengthFrom } : {}),
+      ...(header.delayUs !== undefined ? { delayUs: header.delayUs } : {}),
     });
     if (header.flags & TransactionFlag.LAST) return at === bytes.length ? out : undefined;
   }
@@ -166,6 +167,34 @@ describe('bridge framing', () => {
     expect(decodeTransactionHeader(header.subarray(2), 2)).toEqual({
       flags: header[2], writeLength: 0, readLength: 9, ifNonZero: 3, readLengthFrom: { at: 1, bigEndian: true, minus: 5, even: true },
     });
+  });
+
+  it('puts DELAY\'s us:u16 after the LENGTH operands, little-endian, and the board model reads it back, SHORT or not', () => {
+    const batch: WireTransaction[] = [
+      { write: Uint8Array.of(0x1f), read: 2, keepSelected: true },
+      { write: Uint8Array.of(0x7a, 0x01), delayUs: 1 },
+      { read: 300, readLengthFrom: { at: 0, even: true }, ifNonZero: 1, delayUs: 65_535 },
+      { write: Uint8Array.of(0x3a), read: 1, delayUs: 0x1234 },
+    ];
+    for (const shortHeaders of [false, true]) {
+      const bytes = encodeSpiCommand(3, batch, { shortHeaders });
+      expect(bytes.length - 2).toBe(transactionsLength(batch, { shortHeaders }));
+      expect(decodeTransactions(bytes.subarray(2), 2)).toEqual(batch);
+    }
+    const header = encodeSpiCommand(1, [{ read: 9, readLengthFrom: { at: 1 }, ifNonZero: 3, delayUs: 0x1234 }], { shortHeaders: true });
+    expect([...header.subarray(2)]).toEqual([TransactionFlag.SHORT | TransactionFlag.IF | TransactionFlag.LENGTH | TransactionFlag.DELAY | TransactionFlag.LAST, 0x90, 3, 1, 0, 0x34, 0x12]);
+    // A board before caps bit 11 reads bit 5 as reserved: no operand.
+    expect(transactionHeaderRest(TransactionFlag.DELAY, 2, false)).toBe(4);
+    expect(Capability.DELAYS).toBe(1 << 11);
+  });
+
+  it('sends no DELAY for a delay of 0, and refuses one the header cannot carry (1 to 65535 µs, whole)', () => {
+    const plain = encodeSpiCommand(1, [{ write: Uint8Array.of(1) }]);
+    expect([...encodeSpiCommand(1, [{ write: Uint8Array.of(1), delayUs: 0 }])]).toEqual([...plain]);
+    for (const delayUs of [-1, 0.5, 65_536, Number.NaN]) {
+      expect(() => encodeSpiCommand(1, [{ write: Uint8Array.of(1), delayUs }])).toThrow(RangeError);
+      expect(() => transactionsLength([{ write: Uint8Array.of(1), delayUs }])).toThrow(RangeError);
+    }
   });
 
   it('refuses IF and LENGTH references beyond the first 64 read bytes, and LENGTH minus beyond 63', () => {

@@ -100,17 +100,22 @@ describe('bridge sketch: idle fill (SET_FILL)', () => {
     await reply;
     await host.wait(lineMs(200) + 1);
     const seen = framesWithFill(host.wire.slice(from));
+    // One INT event, or two when the edge lands between the sketch's reads of the edge count and
+    // of the level (the level first, then the count: each a change worth an event, §3).
+    const events = seen.filter((f) => f.type === BoardFrame.EVENT).length;
+    expect(events).toBeGreaterThanOrEqual(1);
+    expect(events).toBeLessThanOrEqual(2);
     expect(seen.map(({ type, id }) => [type, id])).toEqual([
       [BoardFrame.DONE, 1],
-      [BoardFrame.EVENT, expect.any(Number)],
+      ...Array.from({ length: events }, () => [BoardFrame.EVENT, expect.any(Number)]),
       [BoardFrame.DONE, 2],
     ]);
     // Cut short twice: by the event, then by the reply; the last reply is idle and gets all 200.
     expect(seen[0]!.fill).toBeGreaterThan(0);
     expect(seen[0]!.fill).toBeLessThan(200);
-    expect(seen[1]!.fill).toBeGreaterThan(0);
-    expect(seen[1]!.fill).toBeLessThan(200);
-    expect(seen[2]!.fill).toBe(200);
+    expect(seen.at(-2)!.fill).toBeGreaterThan(0);
+    expect(seen.at(-2)!.fill).toBeLessThan(200);
+    expect(seen.at(-1)!.fill).toBe(200);
     expect(host.badFrames).toBe(0);
     expect(host.intEvents(0).at(-1)!.payload[0]).toBe(EventKind.INT);
     expect(await host.request(3, ping(3))).toMatchObject({ status: Status.OK });

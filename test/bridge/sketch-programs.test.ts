@@ -1,8 +1,8 @@
 /**
  * Bridge protocol version 2 in the sketch itself (docs/bridge-protocol.md §3, §3.2): the committed
  * hex in avr8js, driven at the frame level — no BridgeHal in between, so what is checked is exactly
- * what the board sends. SHORT headers, IF and LENGTH transactions, and programs: ARM, DISARM, RUN,
- * when a program runs by itself, and the ENC28J60 receive program end to end.
+ * what the board sends. SHORT headers, IF, LENGTH and DELAY transactions, and programs: ARM, DISARM,
+ * RUN, when a program runs by itself, and the ENC28J60 receive program end to end.
  *
  * SPINET_SKETCH_HEX=path runs the suite against another hex (a version 1 build fails it).
  */
@@ -27,6 +27,7 @@ import {
   type WireTransaction,
 } from '../../hal/bridge/protocol.js';
 import { createSimulatedBoard, SpiMemoryChip, type SimulatedBoard, type SpiChip } from '../../boards/sim/index.js';
+import { AVR_CLOCK_HZ } from '../../boards/sim/avr-board.js';
 import { RawHost } from './raw-host.js';
 
 const hexPath = process.env.SPINET_SKETCH_HEX;
@@ -39,8 +40,17 @@ afterEach(async () => {
   board = undefined;
 });
 
+/** A byte the sketch put into SPDR, and when (µs of simulated AVR time): its shift starts then. */
+interface SpdrWrite {
+  readonly value: number;
+  readonly atUs: number;
+}
+
 /** Boot the sketch with `chip` on SPI, wait for its boot HELLO and open a session. */
-async function boot(chip: SpiChip, clock = new VirtualClock()): Promise<{ host: RawHost; hello: Hello; spiBytesClocked: () => number }> {
+async function boot(
+  chip: SpiChip,
+  clock = new VirtualClock(),
+): Promise<{ host: RawHost; hello: Hello; spiBytesClocked: () => number; spdrWrites: SpdrWrite[] }> {
   board = await createSimulatedBoard({ board: 'uno', clock, chip, linkModel: 'ideal', resetOnOpen: false, ...(hexPath ? { hexPath } : {}) });
   const host = new RawHost(board, clock);
   await host.until(() => host.frames.find((f) => f.type === BoardFrame.HELLO));
@@ -48,12 +58,14 @@ async function boot(chip: SpiChip, clock = new VirtualClock()): Promise<{ host: 
   const cpu = board.mcu.cpu!;
   const spdrWrite = cpu.writeHooks[spiConfig.SPDR]!;
   let clocked = 0;
+  const spdrWrites: SpdrWrite[] = [];
   cpu.writeHooks[spiConfig.SPDR] = (value, oldValue, address, mask) => {
     clocked++;
+    spdrWrites.push({ value, atUs: (cpu.cycles * 1e6) / AVR_CLOCK_HZ });
     return spdrWrite(value, oldValue, address, mask);
   };
   const hello = await host.hello();
-  return { host, hello, spiBytesClocked: () => clocked };
+  return { host, hello, spiBytesClocked: () => clocked, spdrWrites };
 }
 
 // SpiMemoryChip commands: 0x02 addr data… writes, 0x03 addr then reads; other opcodes echo ~mosi.
@@ -195,6 +207,106 @@ describe('bridge sketch: LENGTH transactions', () => {
     // The 65th read byte is stored over byte 0 in the board's DATA buffer.
     const over = await host.request(10, spi(10, [read(0, 65, { keepSelected: true }), { read: 50, readLengthFrom: { at: 0 } }]));
     expect(over).toMatchObject({ status: Status.EINVAL, value: 65 });
+  });
+});
+
+describe('bridge sketch: DELAY transactions', () => {
+  /**
+   * Run [write A][write B, `more`] and return the time from A's last byte to B's first on SPI (µs
+   * between their SPDR writes: A's own shift, 1 µs at 8 MHz, is inside it).
+   */
+  async function gapBeforeSecond(host: RawHost, spdrWrites: SpdrWrite[], id: number, more: Partial<WireTransaction>, shortHeaders = true): Promise<number> {
+    const from = spdrWrites.length;
+    const answer = await host.request(id, spi(id, [write(0x40, [0xa1]), write(0x41, [0xb2], more)], shortHeaders));
+    expect(answer).toEqual({ data: [], status: Status.OK, value: 0 });
+    const clocked = spdrWrites.slice(from);
+    expect(clocked.map((w) => w.value)).toEqual([WRITE, 0x40, 0xa1, WRITE, 0x41, 0xb2]);
+    return clocked[3]!.atUs - clocked[2]!.atUs;
+  }
+
+  it('says caps bit 11 (DELAYS)', async () => {
+    const { hello } = await boot(new SpiMemoryChip());
+    expect(hello.capabilities & Capability.DELAYS).toBe(Capability.DELAYS);
+  });
+
+  it('given [write A][DELAY 500 µs, write B], clocks B at least 500 µs after A, and without DELAY at once; SHORT and long headers alike', async () => {
+    const chip = new SpiMemoryChip();
+    const { host, spdrWrites } = await boot(chip);
+    const undelayed = await gapBeforeSecond(host, spdrWrites, 1, {});
+    expect(undelayed).toBeLessThan(50);
+    // The operand follows the lengths, little-endian: 500 = 0x01F4.
+    const short = spi(2, [write(0x41, [0xb2], { delayUs: 500 })], true);
+    expect([...short.subarray(2, 6)]).toEqual([TransactionFlag.SHORT | TransactionFlag.DELAY | TransactionFlag.LAST, 0x03, 0xf4, 0x01]);
+    for (const [id, shortHeaders] of [[2, true], [3, false]] as const) {
+      const delayed = await gapBeforeSecond(host, spdrWrites, id, { delayUs: 500 }, shortHeaders);
+      expect(delayed).toBeGreaterThanOrEqual(500);
+      expect(delayed).toBeLessThan(500 + 50);
+    }
+    expect([...chip.memory.subarray(0x40, 0x42)]).toEqual([0xa1, 0xb2]);
+  });
+
+  it('leaves CS as the previous transaction left it while it waits: held after KEEP_CS, else released', async () => {
+    const chip = new SpiMemoryChip();
+    const { host, spdrWrites } = await boot(chip);
+    let selects = chip.selects;
+    await gapBeforeSecond(host, spdrWrites, 1, { delayUs: 200 });
+    expect(chip.selects - selects).toBe(2);
+    selects = chip.selects;
+    const from = spdrWrites.length;
+    const answer = await host.request(2, spi(2, [{ write: Uint8Array.of(READ, 0x40), keepSelected: true }, { read: 2, delayUs: 200 }]));
+    expect(answer).toEqual({ data: [0xa1, 0xb2], status: Status.OK, value: 2 });
+    expect(chip.selects - selects).toBe(1);
+    const clocked = spdrWrites.slice(from);
+    expect(clocked[2]!.atUs - clocked[1]!.atUs).toBeGreaterThanOrEqual(200);
+  });
+
+  it('reads the operand after IF and LENGTH: flags, lens, IF at, LENGTH at opts, DELAY us', async () => {
+    const chip = new SpiMemoryChip();
+    chip.memory.set([3, 0, 0x11, 0x22, 0x33]);
+    const { host, spdrWrites } = await boot(chip);
+    const from = spdrWrites.length;
+    const batch = [read(0, 2, { keepSelected: true }), { read: 10, ifNonZero: 0, readLengthFrom: { at: 0 }, delayUs: 300 }];
+    const command = spi(4, batch);
+    // After the first transaction (2 header bytes, 2 write bytes): 300 = 0x012C.
+    expect([...command.subarray(2 + 4)]).toEqual([
+      TransactionFlag.SHORT | TransactionFlag.IF | TransactionFlag.LENGTH | TransactionFlag.DELAY | TransactionFlag.LAST, 0xa0, 0, 0, 0, 0x2c, 0x01,
+    ]);
+    const answer = await host.request(4, command);
+    expect(answer).toEqual({ data: [3, 0, 0x11, 0x22, 0x33], status: Status.OK, value: 5 });
+    const clocked = spdrWrites.slice(from);
+    expect(clocked.length).toBe(2 + 2 + 3);
+    expect(clocked[4]!.atUs - clocked[3]!.atUs).toBeGreaterThanOrEqual(300);
+  });
+
+  it('when an IF fails, skips the delay with the transaction: the DONE does not wait for it', async () => {
+    const answerMs = async (host: RawHost, id: number): Promise<number> => {
+      const start = host.clock.now();
+      const answer = await host.request(id, spi(id, [read(0, 1), write(0x40, [0xaa], { ifNonZero: 0, delayUs: 20_000 })]));
+      expect(answer.status).toBe(Status.OK);
+      return host.clock.now() - start;
+    };
+    const chip = new SpiMemoryChip();
+    const { host } = await boot(chip);
+    const skipped = await answerMs(host, 5);
+    expect(chip.memory[0x40]).toBe(0);
+    chip.memory[0] = 1;
+    const ran = await answerMs(host, 6);
+    expect(chip.memory[0x40]).toBe(0xaa);
+    expect(ran).toBeGreaterThanOrEqual(20);
+    expect(skipped).toBeLessThan(5);
+  });
+
+  it('keeps a DELAY in a program run as in a command', async () => {
+    const chip = new SpiMemoryChip();
+    chip.memory.set([0, 1]);
+    const { host, spdrWrites } = await boot(chip);
+    const from = spdrWrites.length;
+    // The IF stops each run, so it runs once (just armed).
+    await host.request(PROGRAM_ID, encodeArm(PROGRAM_ID, [read(1, 1), read(2, 1, { delayUs: 400 }), read(0, 1, { ifNonZero: 1 })], {}, { shortHeaders: true }));
+    await host.until(() => (host.answers(PROGRAM_ID).length >= 2 ? true : undefined));
+    const clocked = spdrWrites.slice(from);
+    expect(clocked.length).toBeGreaterThanOrEqual(6);
+    expect(clocked[3]!.atUs - clocked[2]!.atUs).toBeGreaterThanOrEqual(400);
   });
 });
 

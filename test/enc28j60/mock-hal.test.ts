@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MockHal, bridgeLinkModel, type SpiSlave } from '../../hal/mock/mock-hal.js';
-import { HalError, type HalEvent } from '../../hal/contract.js';
+import { HalError, type HalEvent, type SpiTransaction } from '../../hal/contract.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 
 /** An SPI slave that echoes each byte + 1 and records chip-select cycles. */
@@ -140,5 +140,67 @@ describe('mock HAL', () => {
     await clock.advanceAsync(10);
     await pulse;
     expect(resetAt).toBe(5);
+  });
+
+  describe('transaction delays (SpiTransaction.delayUs)', () => {
+    const linkModel = { bytesPerSecond: 1000, turnaroundMs: 2, batchOverheadBytes: 0, transactionOverheadBytes: 0, spiBytesPerSecond: 1e9 };
+
+    it('with a link model, a delay adds to the batch\'s time on the chip: its effects land that much later, and so does its answer', async () => {
+      const timings: { executedAt: number; completedAt: number }[] = [];
+      for (const delayUs of [0, 3000]) {
+        const clock = new VirtualClock();
+        const slave = new EchoSlave(clock);
+        const hal = new MockHal({ clock, slave, linkModel });
+        expect(hal.spi.transactionDelays).toBe(true);
+        let completedAt = -1;
+        const done = hal.spi.transfer([{ write: new Uint8Array(10) }, { write: Uint8Array.of(1), delayUs }]).then(() => (completedAt = clock.now()));
+        await clock.advanceAsync(100);
+        await done;
+        // 11 bytes up at 1 byte/ms + 1 ms: on the board at 12; the answer 1 ms after the chip is done.
+        timings.push({ executedAt: Math.round(slave.executedAt[0]! * 1000) / 1000, completedAt: Math.round(completedAt * 1000) / 1000 });
+      }
+      expect(timings).toEqual([
+        { executedAt: 12, completedAt: 13 },
+        { executedAt: 15, completedAt: 16 },
+      ]);
+    });
+
+    it('without a link model, a batch takes its delays (and nothing else)', async () => {
+      const clock = new VirtualClock();
+      const slave = new EchoSlave(clock);
+      const hal = new MockHal({ clock, slave });
+      const done = hal.spi.transfer([{ write: Uint8Array.of(1), delayUs: 2000 }, { write: Uint8Array.of(2), delayUs: 500 }]);
+      await clock.advanceAsync(10);
+      await done;
+      expect(slave.executedAt).toEqual([2.5, 2.5]);
+    });
+
+    it('a program run takes the delays of the transactions it clocks, not those an IF skipped', async () => {
+      const answerAt = async (program: SpiTransaction[]): Promise<number> => {
+        const clock = new VirtualClock();
+        const hal = new MockHal({ clock, slave: new EchoSlave(clock) });
+        const answers: number[] = [];
+        const armed = hal.spi.arm!(program, () => answers.push(clock.now()));
+        await clock.advanceAsync(10);
+        await armed;
+        // Cut short by its IF, the run does not go again by itself.
+        expect(answers.length).toBe(1);
+        return answers[0]!;
+      };
+      // The echo slave answers 0xff + 1 = 0x00 to the duplex byte: the IF on it fails.
+      const zero = { write: Uint8Array.of(0xff), duplex: true };
+      expect(await answerAt([zero, { read: 1, delayUs: 4000 }, { read: 1, ifNonZero: 0 }])).toBe(4);
+      expect(await answerAt([zero, { read: 1, ifNonZero: 0, delayUs: 4000 }])).toBe(0);
+    });
+
+    it('with transactionDelays off, refuses a batch or program with a delay (EUNSUPPORTED), and a delay out of range (EINVAL)', async () => {
+      const clock = new VirtualClock();
+      const hal = new MockHal({ clock, slave: new EchoSlave(clock), transactionDelays: false });
+      expect(hal.spi.transactionDelays).toBe(false);
+      await expect(hal.spi.transfer([{ write: Uint8Array.of(1), delayUs: 100 }])).rejects.toMatchObject({ code: 'EUNSUPPORTED' });
+      await expect(hal.spi.arm!([{ read: 1, delayUs: 100 }], () => {})).rejects.toMatchObject({ code: 'EUNSUPPORTED' });
+      await expect(hal.spi.transfer([{ write: Uint8Array.of(1), delayUs: 65_536 }])).rejects.toMatchObject({ code: 'EINVAL' });
+      expect(hal.log.totals.batches).toBe(0);
+    });
   });
 });

@@ -14,7 +14,7 @@ afterEach(() => {
   current = undefined;
 });
 
-function board(b: Bench, maxProgramBytes?: number) {
+function board(b: Bench, maxProgramBytes?: number, transactionDelays?: boolean) {
   const station = createMockEnc28j60Board({
     clock: b.clock,
     lan: b.lan,
@@ -22,6 +22,7 @@ function board(b: Bench, maxProgramBytes?: number) {
     name: 'a',
     linkModel: BRIDGE_LINK,
     maxProgramBytes,
+    transactionDelays,
     onStrictViolation: (message) => b.violations.push(message),
     driverOptions: { pollIntervalMs: 1e9 },
   });
@@ -138,5 +139,35 @@ describe('ENC28J60 driver: receive program', () => {
     expect(b.clock.now() - sentAt).toBeLessThan(5);
     expect(a.received.length).toBe(0); // the run was still streaming: the check's answer was behind it
     await b.until(() => a.received.length === 1, 100);
+  });
+});
+
+describe('ENC28J60 driver: sends that follow without waiting (board-side delay before TXRST)', () => {
+  async function sendSmallFrames(transactionDelays: boolean) {
+    const b = (current = bench());
+    const a = board(b, undefined, transactionDelays);
+    const peer = b.peer();
+    await b.settle(a.nic.start());
+    await b.run(5);
+    const before = a.hal.log.snapshot();
+    const start = b.clock.now();
+    for (let i = 0; i < 60; i++) expect(a.nic.transmit(makeFrame(MAC_PEER, MAC_A, 60, i))).toBe(true);
+    await b.until(() => peer.received.length === 60, 2_000, 0.05);
+    const elapsed = b.clock.now() - start;
+    await b.run(20); // the last completion check
+    peer.received.forEach((frame, i) => expect(frame.subarray(0, 60)).toEqual(makeFrame(MAC_PEER, MAC_A, 60, i)));
+    expect(a.nic.events['tx-preempted']).toBeUndefined();
+    expect(a.nic.stats().txFrames).toBe(60);
+    return { elapsed, totals: a.hal.log.since(before) };
+  }
+
+  it('sends 60-byte frames back to back at the link rate, none cut short, in order', async () => {
+    const withDelays = await sendSmallFrames(true);
+    const without = await sendSmallFrames(false);
+    // Without delays each small send waits for the previous one's answer (a 60-byte write cannot
+    // prove the previous frame is off the wire); with them, sends follow and the link stays busy.
+    expect(without.totals.maxInFlight).toBe(1);
+    expect(withDelays.totals.maxInFlight).toBeGreaterThanOrEqual(2);
+    expect(withDelays.elapsed).toBeLessThan(0.7 * without.elapsed);
   });
 });

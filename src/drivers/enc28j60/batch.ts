@@ -33,11 +33,29 @@ export class BankTracker {
 export class CommandBatch {
   readonly transactions: SpiTransaction[] = [];
   private readBytes = 0;
+  private pendingDelayUs = 0;
 
   constructor(private readonly bank: BankTracker) {}
 
   get isEmpty(): boolean {
     return this.transactions.length === 0;
+  }
+
+  /**
+   * The next command waits `us` microseconds on the board first (SpiDevice.transactionDelays):
+   * a floor between what came before and it, with no round trip.
+   */
+  delay(us: number): void {
+    this.pendingDelayUs = us;
+  }
+
+  private push(transaction: SpiTransaction): void {
+    if (this.pendingDelayUs > 0) {
+      this.transactions.push({ ...transaction, delayUs: this.pendingDelayUs });
+      this.pendingDelayUs = 0;
+    } else {
+      this.transactions.push(transaction);
+    }
   }
 
   /** The transactions to send: ending in the home bank when there is one. */
@@ -50,7 +68,7 @@ export class CommandBatch {
   read(register: number): number {
     this.selectBank(register);
     const dummy = isMacMii(register) ? 1 : 0;
-    this.transactions.push({ write: Uint8Array.of(OP_RCR | (register & 0x1f)), read: 1 + dummy });
+    this.push({ write: Uint8Array.of(OP_RCR | (register & 0x1f)), read: 1 + dummy });
     const at = this.readBytes + dummy;
     this.readBytes += 1 + dummy;
     return at;
@@ -58,7 +76,7 @@ export class CommandBatch {
 
   write(register: number, value: number): void {
     this.selectBank(register);
-    this.transactions.push({ write: Uint8Array.of(OP_WCR | (register & 0x1f), value & 0xff) });
+    this.push({ write: Uint8Array.of(OP_WCR | (register & 0x1f), value & 0xff) });
     if (register === ECON1) this.bank.current = value & ECON1_BSEL;
   }
 
@@ -79,7 +97,7 @@ export class CommandBatch {
 
   /** RBM of `count` bytes from ERDPT. */
   readBuffer(count: number): number {
-    this.transactions.push({ write: Uint8Array.of(OP_RBM), read: count });
+    this.push({ write: Uint8Array.of(OP_RBM), read: count });
     const at = this.readBytes;
     this.readBytes += count;
     return at;
@@ -89,16 +107,16 @@ export class CommandBatch {
   writeBuffer(prefix: readonly number[], data?: Uint8Array): void {
     const head = Uint8Array.of(OP_WBM, ...prefix);
     if (data && data.length > 0) {
-      this.transactions.push({ write: head, keepSelected: true });
-      this.transactions.push({ write: data });
+      this.push({ write: head, keepSelected: true });
+      this.push({ write: data });
     } else {
-      this.transactions.push({ write: head });
+      this.push({ write: head });
     }
   }
 
   /** SRC. Resets ECON1, so the bank becomes 0. */
   softReset(): void {
-    this.transactions.push({ write: Uint8Array.of(OP_SRC) });
+    this.push({ write: Uint8Array.of(OP_SRC) });
     this.bank.current = 0;
   }
 
@@ -110,7 +128,7 @@ export class CommandBatch {
   private bitOp(op: number, register: number, mask: number): void {
     if (isMacMii(register)) throw new Error('BFS/BFC cannot be used on MAC/MII registers (DS-ENC §4.2.5)');
     this.selectBank(register);
-    this.transactions.push({ write: Uint8Array.of(op | (register & 0x1f), mask & 0xff) });
+    this.push({ write: Uint8Array.of(op | (register & 0x1f), mask & 0xff) });
   }
 
   /** Switch banks with BFC/BFS on BSEL only, so TXRTS/RXEN in ECON1 are never disturbed. */
@@ -124,8 +142,8 @@ export class CommandBatch {
     if (current === wanted) return;
     const clear = current === undefined ? ECON1_BSEL : current & ~wanted & ECON1_BSEL;
     const set = current === undefined ? wanted : wanted & ~current & ECON1_BSEL;
-    if (clear) this.transactions.push({ write: Uint8Array.of(OP_BFC | ECON1, clear) });
-    if (set) this.transactions.push({ write: Uint8Array.of(OP_BFS | ECON1, set) });
+    if (clear) this.push({ write: Uint8Array.of(OP_BFC | ECON1, clear) });
+    if (set) this.push({ write: Uint8Array.of(OP_BFS | ECON1, set) });
     this.bank.current = wanted;
   }
 }

@@ -144,7 +144,7 @@ export class Enc28j60Nic implements Nic {
   private rxBatchOut = false;
   /** Result handlers are running (see step()). */
   private handling = false;
-  /** Transmit-chain batches out (sends, completion checks): at most two, and two only as sends. */
+  /** Transmit-chain batches out (sends, completion checks): two sends at most, four with board-side delays. */
   private txBatchesOut = 0;
   /** Of those, completion checks (EIR reads only). */
   private txChecksOut = 0;
@@ -1098,8 +1098,14 @@ export class Enc28j60Nic implements Nic {
       // The previous send's batch is still out. With a second buffer the next frame can follow it
       // at once, if writing that frame to the chip takes longer than the previous one's time on
       // the wire: by the time this batch resets the transmitter, the previous frame is out.
-      if (!previous || previous.doneBy !== undefined || this.txBatchesOut > 1 || !this.canFollow(previous)) return undefined;
-      return this.planSend(batch, seq, previous);
+      // Each send's TXRST waits for its predecessor's wire time, so the one before that is off
+      // the wire when a send writes into its buffer: with board-side delays any number could
+      // follow; four keep a 4 ms turnaround busy with small frames.
+      const maxSendsOut = this.hal.spi.transactionDelays ? 4 : 2;
+      if (!previous || previous.doneBy !== undefined || this.txBatchesOut >= maxSendsOut) return undefined;
+      const delayUs = this.followDelayUs(previous);
+      if (delayUs === undefined) return undefined;
+      return this.planSend(batch, seq, previous, delayUs);
     }
     const due = !previous || now >= previous.doneBy!;
     if (this.txQueue.length > 0 && this.up && due) return this.planSend(batch, seq, previous);
@@ -1111,12 +1117,20 @@ export class Enc28j60Nic implements Nic {
     return undefined;
   }
 
-  /** May the next queued frame be sent behind `previous` before its batch is back? */
-  private canFollow(previous: TxInFlight): boolean {
+  /**
+   * May the next queued frame be sent behind `previous` before its batch is back? Only if its
+   * TXRST certainly comes after `previous` is off the wire: writing the new frame takes that long
+   * (the HAL's minWriteMs floor), or the board waits out the rest before the TXRST
+   * (SpiTransaction.delayUs). The microseconds to wait (0: none), or undefined: it may not.
+   */
+  private followDelayUs(previous: TxInFlight): number | undefined {
     const next = this.txQueue[0];
-    const writeFloor = this.hal.spi.minWriteMs;
-    if (this.options.txBuffers < 2 || !next || !this.up || !writeFloor) return false;
-    return writeFloor(next.frame.length) >= wireTimeMs(previous.item.frame.length) + this.options.txFollowMarginMs;
+    if (this.options.txBuffers < 2 || !next || !this.up) return undefined;
+    const neededMs = wireTimeMs(previous.item.frame.length) + this.options.txFollowMarginMs;
+    const writeMs = this.hal.spi.minWriteMs?.(next.frame.length) ?? 0;
+    if (writeMs >= neededMs) return 0;
+    if (!this.hal.spi.transactionDelays) return undefined;
+    return Math.ceil((neededMs - writeMs) * 1000);
   }
 
   /**
@@ -1127,7 +1141,7 @@ export class Enc28j60Nic implements Nic {
    * after the reset (the buffer may still be on the wire); with two it goes into the other
    * buffer first, so the previous frame has the whole write to finish in.
    */
-  private planSend(batch: CommandBatch, seq: number, previous: TxInFlight | undefined): ResultHandler {
+  private planSend(batch: CommandBatch, seq: number, previous: TxInFlight | undefined, delayUs = 0): ResultHandler {
     const item = this.txQueue.shift()!;
     // With two buffers: the one used last again if its frame is known to have gone (ETXST stays),
     // else the other — the last one may be on the wire, or stuck there (errata #12) until this
@@ -1142,6 +1156,7 @@ export class Enc28j60Nic implements Nic {
       batch.writeBuffer([0x00], item.frame); // control byte 0: padding and CRC per MACON3
     };
     if (this.options.txBuffers === 2) writeFrame();
+    if (delayUs > 0) batch.delay(delayUs); // the previous frame's wire time, left after the write
     const eirAt = previous ? batch.read(R.EIR) : -1;
     // TXRST before the buffer is overwritten (one buffer) or the start moves (two).
     batch.bitSet(R.ECON1, R.ECON1_TXRST);

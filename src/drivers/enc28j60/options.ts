@@ -18,10 +18,12 @@ export interface Enc28j60Options {
    */
   txBuffers: 1 | 2;
   /**
-   * A send follows the previous one before its batch has returned only when the HAL guarantees
-   * (SpiDevice.minWriteMs) that writing the new frame takes at least the previous frame's wire
-   * time plus this margin; otherwise the new batch's TXRST could cut the previous frame short
-   * (it would be retransmitted, counted as 'tx-preempted').
+   * A send follows the previous one before its batch has returned only when its TXRST is certain
+   * to come at least the previous frame's wire time plus this margin after that frame started:
+   * because writing the new frame takes that long (the HAL's SpiDevice.minWriteMs floor), or
+   * because the board waits out the rest first (SpiTransaction.delayUs, where the HAL has
+   * transactionDelays). Otherwise the new batch's TXRST could cut the previous frame short (it
+   * would be retransmitted, counted as 'tx-preempted').
    */
   txFollowMarginMs: number;
   /** Full duplex: MACON3.FULDPX + PHCON1.PDPXMD. The chip cannot negotiate (chips.md §1.10). */
