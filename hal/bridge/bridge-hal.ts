@@ -49,7 +49,6 @@ import {
   STATUS_NAMES,
   Status,
   batchDelayUs,
-  hasDelay,
   batchReadLength,
   boardReplyWireBytes,
   encodeArm,
@@ -253,6 +252,8 @@ export class BridgeHal implements Hal {
   private helloSeq = 0;
   private helloDeadline = 0;
   private sawBootHello = false;
+  /** A link-lost for the current board reset has been emitted. */
+  private resetAnnounced = false;
   /** During a resync: the last frame was an ACK with an ack of the stream the HELLO cuts off. */
   private afterOldStreamAck = false;
   /**
@@ -394,12 +395,12 @@ export class BridgeHal implements Hal {
 
   private async transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array> {
     if (batch.length === 0) return new Uint8Array(0);
-    checkTransactions(batch);
+    const delayUs = checkTransactions(batch);
     if (batch.some((t) => t.ifNonZero !== undefined || t.readLengthFrom !== undefined)) {
       // A batch's reply must have the length it was asked for: that is how a lost frame shows.
       throw new HalError('EINVAL', 'ifNonZero and readLengthFrom are for programs (arm), not transfer()');
     }
-    this.checkDelaysSupported(batch);
+    this.checkDelaysSupported(delayUs);
     const copy = copyBatch(batch);
     const reply = await this.submit({
       encode: (id) => encodeSpiCommand(id, copy, { shortHeaders: this.shortHeaders }),
@@ -407,7 +408,7 @@ export class BridgeHal implements Hal {
       spi: true,
       retryable: this.isRetryable(batch),
       // The board spends the delays on top of the line and SPI time the deadline already counts.
-      extraMs: batchDelayUs(copy) / 1000,
+      extraMs: delayUs / 1000,
     });
     return reply.data;
   }
@@ -425,8 +426,8 @@ export class BridgeHal implements Hal {
   }
 
   /** A board without the DELAY flag would read its operand as write bytes: refuse before sending. */
-  private checkDelaysSupported(batch: readonly SpiTransaction[]): void {
-    if (!this.transactionDelays && batchDelayUs(batch) > 0) {
+  private checkDelaysSupported(delayUs: number): void {
+    if (!this.transactionDelays && delayUs > 0) {
       throw new HalError('EUNSUPPORTED', `board ${this.hello?.name ?? '?'} (protocol version ${this.hello?.version ?? '?'}) keeps no transaction delays`);
     }
   }
@@ -440,8 +441,7 @@ export class BridgeHal implements Hal {
     if (this.maxProgramBytes === 0) {
       throw new HalError('EUNSUPPORTED', `board ${this.hello?.name ?? '?'} (protocol version ${this.hello?.version ?? '?'}) runs no programs`);
     }
-    checkTransactions(transactions);
-    this.checkDelaysSupported(transactions);
+    this.checkDelaysSupported(checkTransactions(transactions));
     const program: Program = { transactions: copyBatch(transactions), onRun, quiet: options.quietInterrupts ?? false, id: undefined };
     const problem = this.programProblem(program.transactions);
     if (problem) throw new HalError('EINVAL', problem);
@@ -1023,9 +1023,6 @@ export class BridgeHal implements Hal {
     this.startHello();
   }
 
-  /** A link-lost for the current board reset has been emitted. */
-  private resetAnnounced = false;
-
   /** Why the last resync happened (diagnostics). */
   lastResyncReason = '';
 
@@ -1119,16 +1116,17 @@ export class BridgeHal implements Hal {
   }
 }
 
-function checkTransactions(batch: readonly SpiTransaction[]): void {
+/** Check `batch`'s lengths and delays (EINVAL); its total delay in µs. */
+function checkTransactions(batch: readonly SpiTransaction[]): number {
   for (const t of batch) {
     if ((t.write?.length ?? 0) > 0xffff || (t.read ?? 0) > 0xffff || (t.read ?? 0) < 0) {
       throw new HalError('EINVAL', 'SPI transaction longer than 65535 bytes');
     }
-    try {
-      hasDelay(t);
-    } catch (error) {
-      throw new HalError('EINVAL', (error as Error).message);
-    }
+  }
+  try {
+    return batchDelayUs(batch);
+  } catch (error) {
+    throw new HalError('EINVAL', (error as Error).message);
   }
 }
 

@@ -390,7 +390,7 @@ export interface WireTransaction {
 }
 
 /** Whether `t` carries a DELAY (0 and undefined do not); throws on a value the header cannot carry. */
-export function hasDelay(t: WireTransaction): boolean {
+function hasDelay(t: WireTransaction): boolean {
   const us = t.delayUs;
   if (us === undefined || us === 0) return false;
   if (!Number.isInteger(us) || us < 0 || us > DELAY_US_MAX) throw new RangeError(`DELAY of ${us} µs: 1 to ${DELAY_US_MAX}`);
