@@ -484,6 +484,58 @@ function encodeTransactions(out: Uint8Array, at: number, batch: readonly WireTra
   return at;
 }
 
+/** A transaction header as the board reads it: flags, lengths, IF, LENGTH and DELAY operands. */
+export interface TransactionHeader {
+  readonly flags: number;
+  readonly writeLength: number;
+  /** The read count, or with LENGTH its cap. */
+  readonly readLength: number;
+  readonly ifNonZero?: number;
+  readonly readLengthFrom?: NonNullable<WireTransaction['readLengthFrom']>;
+  /** DELAY: µs to wait before the transaction. */
+  readonly delayUs?: number;
+}
+
+/**
+ * Header bytes after the flags byte of a transaction, as a board of `version` reads them (`delays`:
+ * it knows the DELAY flag, caps bit 11).
+ */
+export function transactionHeaderRest(flags: number, version: number, delays = version >= 2): number {
+  if (version < 2) return TRANSACTION_HEADER_BYTES - 1;
+  const lengths = flags & TransactionFlag.SHORT ? SHORT_TRANSACTION_HEADER_BYTES : TRANSACTION_HEADER_BYTES;
+  const delay = delays && flags & TransactionFlag.DELAY ? 2 : 0;
+  return lengths - 1 + (flags & TransactionFlag.IF ? 1 : 0) + (flags & TransactionFlag.LENGTH ? 2 : 0) + delay;
+}
+
+/** Decode a whole transaction header (flags byte first), as a board of `version` reads it. */
+export function decodeTransactionHeader(bytes: ArrayLike<number>, version: number, delays = version >= 2): TransactionHeader {
+  const flags = bytes[0]!;
+  const short = version >= 2 && (flags & TransactionFlag.SHORT) !== 0;
+  const writeLength = short ? bytes[1]! & 0x0f : bytes[1]! | (bytes[2]! << 8);
+  const readLength = short ? bytes[1]! >>> 4 : bytes[3]! | (bytes[4]! << 8);
+  // A version-1 board knows no IF or LENGTH and ignores those bits.
+  if (version < 2) return { flags, writeLength, readLength };
+  let at = short ? SHORT_TRANSACTION_HEADER_BYTES : TRANSACTION_HEADER_BYTES;
+  const ifNonZero = flags & TransactionFlag.IF ? bytes[at++]! : undefined;
+  let readLengthFrom: TransactionHeader['readLengthFrom'];
+  if (flags & TransactionFlag.LENGTH) {
+    readLengthFrom = lengthRule(bytes[at]!, bytes[at + 1]!);
+    at += 2;
+  }
+  const delayUs = delays && flags & TransactionFlag.DELAY ? bytes[at]! | (bytes[at + 1]! << 8) : undefined;
+  return { flags, writeLength, readLength, ifNonZero, readLengthFrom, ...(delayUs !== undefined ? { delayUs } : {}) };
+}
+
+/** LENGTH's operands: the read byte it starts at, and opts (bit 0 big-endian, bit 1 even, bits 2..7 minus). */
+function lengthRule(at: number, options: number): NonNullable<WireTransaction['readLengthFrom']> {
+  return {
+    at,
+    ...(options & LengthOption.BIG_ENDIAN ? { bigEndian: true } : {}),
+    ...(options >>> 2 ? { minus: options >>> 2 } : {}),
+    ...(options & LengthOption.EVEN ? { even: true } : {}),
+  };
+}
+
 /** The SPI command for `batch` (at least one transaction; each write/read ≤ 65535 bytes). */
 export function encodeSpiCommand(id: number, batch: readonly WireTransaction[], options: EncodeOptions = {}): Uint8Array {
   if (batch.length === 0) throw new RangeError('empty SPI batch');

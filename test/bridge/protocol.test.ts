@@ -8,6 +8,8 @@ import {
   FrameDecoder,
   crc16,
   computedReadLength,
+  decodeTransactionHeader,
+  transactionHeaderRest,
   encodeArm,
   encodeBoardFrame,
   encodeFrame,
@@ -25,7 +27,6 @@ import {
   type Hello,
   type WireTransaction,
 } from '../../hal/bridge/protocol.js';
-import { decodeTransactionHeader, transactionHeaderRest } from '../../boards/sim/model-board.js';
 
 /**
  * The transactions in `bytes` as the board model's parser reads them, or undefined unless they
