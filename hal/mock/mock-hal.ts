@@ -54,6 +54,11 @@ export interface LinkModel {
   /** Framing bytes per SPI transaction in the request (flags, lengths). Default 2. */
   transactionOverheadBytes?: number;
   /**
+   * Instead of `transactionOverheadBytes`: the request bytes of a batch's transactions, headers
+   * and write bytes (the bridge: protocol.ts transactionsLength with SHORT headers).
+   */
+  transactionBytes?: (transactions: readonly SpiTransaction[]) => number;
+  /**
    * The link carries its payload in frames of at most this many bytes, each paying the chunk
    * overheads below (default: no chunking).
    */
@@ -67,8 +72,9 @@ export interface LinkModel {
 }
 
 /**
- * The serial bridge (docs/bridge-protocol.md) as a link model: a request is `0x10 id` then per
- * transaction `flags wlen:u16 rlen:u16 write[]`, carried in DATA frames of ≤64 bytes that cost 6
+ * The serial bridge (docs/bridge-protocol.md) as a link model: a request is `0x10 id` then its
+ * transactions as the version-2 bridge encodes them (SHORT headers of 2 bytes where lengths fit in
+ * 4 bits, else 5; IF, LENGTH, DELAY operands), carried in DATA frames of ≤64 bytes that cost 6
  * bytes each (COBS, delimiter, type, seq, CRC-16); read bytes come back in DATA frames of ≤64 bytes
  * at 9 bytes each, then a 12-byte DONE. Not modelled: the board's credit ACKs (9 bytes per
  * ~250 request bytes consumed, on the reply direction) and INT events.
@@ -79,7 +85,7 @@ export function bridgeLinkModel(bytesPerSecond: number, turnaroundMs: number): L
     turnaroundMs,
     batchOverheadBytes: 2,
     replyOverheadBytes: 12,
-    transactionOverheadBytes: 5,
+    transactionBytes: (transactions) => transactionsLength(transactions, { shortHeaders: true }),
     chunkBytes: 64,
     requestChunkOverheadBytes: 6,
     replyChunkOverheadBytes: 9,
@@ -739,9 +745,13 @@ export class MockHal implements Hal {
   private requestLinkBytes(transactions: readonly SpiTransaction[]): number {
     const m = this.linkModel;
     if (!m) return 0;
-    const txnOverhead = m.transactionOverheadBytes ?? 2;
     let payload = m.batchOverheadBytes ?? 4;
-    for (const t of transactions) payload += txnOverhead + (t.write?.length ?? 0);
+    if (m.transactionBytes) {
+      payload += m.transactionBytes(transactions);
+    } else {
+      const txnOverhead = m.transactionOverheadBytes ?? 2;
+      for (const t of transactions) payload += txnOverhead + (t.write?.length ?? 0);
+    }
     return this.chunked(payload, m.requestChunkOverheadBytes ?? 0);
   }
 
