@@ -7,7 +7,8 @@
  *   16U2 (4 ms flush grid), as a ratio of the bridge's raw byte rate measured in the same run
  *   (pipelined 1500-byte buffer writes or reads: what the serial link + sketch can carry at all).
  * - Ping RTT through the board next to the serialization limit of the same frames (the echo
- *   request's and reply's bytes at the line rate).
+ *   request's and reply's bytes at the serial line rate, and on the 10 Mbit/s wire: the chip is
+ *   store-and-forward both ways).
  * - Host CPU per MB moved (process.cpuUsage), with the emulator's own share taken out.
  * - The emulator's speed: simulated AVR cycles per wall second.
  */
@@ -121,9 +122,13 @@ async function bridgeFigures(): Promise<Measurement[]> {
 
       const rtts: number[] = [];
       for (let i = 0; i < 30; i++) rtts.push((await peer.stack.ping(BOARD_ADDRESS, { timeoutMs: 1_000 })).rttMs);
-      const serialization = (2 * ICMP_FRAME * 10 * 1000) / baud;
+      // The frames cross four links in turn, each store-and-forward: the 10BASE-T wire in (the
+      // chip raises INT only once the whole frame is in), the serial line up, the serial line down,
+      // the wire out (the chip sends only a whole frame). Serial: 10 bits a byte; Ethernet: preamble
+      // and SFD (8) + frame + FCS (4) at 10 Mbit/s.
+      const serialization = (2 * ICMP_FRAME * 10 * 1000) / baud + (2 * (8 + ICMP_FRAME + 4) * 8 * 1000) / 10e6;
       const median = percentile(rtts, 50);
-      out.push({ name: `ping RTT through the board (${tag}), p50`, value: median, unit: 'ms', baseline: serialization, ratio: median / serialization, limit: 1.3 * serialization, higherIsBetter: false, note: `serialization limit of the two ${ICMP_FRAME}-byte frames ${serialization.toFixed(2)} ms; p99 ${percentile(rtts, 99).toFixed(2)} ms` });
+      out.push({ name: `ping RTT through the board (${tag}), p50`, value: median, unit: 'ms', baseline: serialization, ratio: median / serialization, limit: 1.3 * serialization, higherIsBetter: false, note: `serialization limit of the two ${ICMP_FRAME}-byte frames over the serial line and the wire ${serialization.toFixed(2)} ms; p99 ${percentile(rtts, 99).toFixed(2)} ms` });
       await tearDown(setup);
     }
   }

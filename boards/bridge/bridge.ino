@@ -55,8 +55,10 @@ static const uint8_t PIN_INT = 2;     // INT0 on the 328P, INT4 on the 2560
 #define WINDOW (RING_SIZE - RING_SIZE / 32)
 #define ACK_EVERY (WINDOW / 4)
 #define MAX_PAYLOAD 64
-// Transmit ring: a whole DATA frame (73 wire bytes) can be encoded while the previous one is still
-// on the line. 256 bytes, so its 8-bit indices wrap by themselves.
+// Read data goes back in DATA frames of up to 112 bytes (9 bytes of frame each): a whole one (121
+// wire bytes) can be encoded into the transmit ring while the one before is still on the line.
+// The ring is 256 bytes, so its 8-bit indices wrap by themselves.
+#define DATA_PAYLOAD 112
 #define TX_RING_SIZE 256
 #define MAX_REPORTED_PINS 8
 // ARM program buffer: the ENC28J60 receive program is 35 bytes; 64 leaves room for a W5500 one.
@@ -76,13 +78,13 @@ enum {
   C_ARM = 0x40, C_DISARM = 0x41, C_RUN = 0x42,
 };
 enum { S_OK = 0, S_EBADCMD = 1, S_EINVAL = 2, S_EBUSY = 3, S_EUNSUPPORTED = 4 };
-enum { X_KEEP_CS = 0x01, X_DUPLEX = 0x02, X_IF = 0x04, X_LENGTH = 0x08, X_SHORT = 0x10, X_DELAY = 0x20, X_LAST = 0x80 };
+enum { X_KEEP_CS = 0x01, X_DUPLEX = 0x02, X_IF = 0x04, X_LENGTH = 0x08, X_SHORT = 0x10, X_DELAY = 0x20, X_PAIRS = 0x40, X_LAST = 0x80 };
 enum { L_BIG_ENDIAN = 0x01, L_EVEN = 0x02 };  // LENGTH opts; bits 2..7: the amount to subtract
 enum { A_QUIET = 0x01 };                       // ARM options
 enum { EV_INT = 1, EV_PIN = 2 };
 // SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events, programs, short headers,
-// idle fill (SET_FILL), transaction delays (flag DELAY)
-#define CAPS 0x0FFF
+// idle fill (SET_FILL), transaction delays (flag DELAY), command pairs (flag PAIRS)
+#define CAPS 0x1FFF
 
 // ---- CRC-16/MCRF4XX, table-driven ---------------------------------------------------------------
 
@@ -101,7 +103,7 @@ static constexpr uint16_t crcStep(uint16_t c, uint8_t bits) {
 #define CRC_256(f) CRC_64(f, 0), CRC_64(f, 64), CRC_64(f, 128), CRC_64(f, 192)
 __attribute__((aligned(256))) static const uint8_t crcTable[512] PROGMEM = {CRC_256(CRC_LO), CRC_256(CRC_HI)};
 
-static inline uint16_t crcUpdate(uint16_t crc, uint8_t b) {
+__attribute__((always_inline)) static inline uint16_t crcUpdate(uint16_t crc, uint8_t b) {
   uint8_t lo, hi;
   asm("mov r30, %[index]\n\t"
       "ldi r31, hi8(%[table])\n\t"
@@ -210,7 +212,7 @@ __attribute__((noinline)) static void waitPumping(uint32_t us) {
 }
 
 // Idle fill (SET_FILL): zeros after each burst of frames, sent only from the idle loop (txIdle),
-// never from the hot paths; emitFrame restarts the count.
+// never from the hot paths; each frame's end restarts the count (frameEnd).
 static uint8_t fillCount;  // the host's setting; 0 = off (boot, HELLO)
 static uint8_t fillLeft;   // zeros still to send since the last frame
 
@@ -263,109 +265,161 @@ static bool reservedPin(uint8_t pin) {
 
 // ---- frames out ------------------------------------------------------------------------------
 
-// Two frame buffers: `tx` collects SPI read data for a DATA frame across the transactions of a
-// batch, while acknowledgements, events and replies go out of `ctl` — an ACK or an INT event sent
-// between two host frames must never overwrite read data still waiting in `tx`.
-static uint8_t tx[5 + MAX_PAYLOAD];      // header, payload (the CRC is added as it is encoded)
-static uint8_t txLen;                    // payload bytes waiting in tx (DATA being filled)
+// Read data is encoded into the transmit ring as it is clocked (a DATA frame stays open across
+// the transactions of a batch, up to DATA_PAYLOAD bytes), so the line starts on a reply while SPI
+// is still reading it (each COBS block goes as soon as it is closed). `tx` keeps the batch's first 64 read bytes for IF and LENGTH to refer to; replies,
+// acknowledgements and events are built in `ctl` and encoded whole (sendFrame), which first ends
+// an open DATA frame: frames never interleave in the ring.
+static uint8_t tx[MAX_PAYLOAD];          // read bytes 0..63 of the batch in progress
+static uint8_t txLen;                    // payload bytes in the open DATA frame
+static bool dataOpen;                    // a DATA frame is being encoded (dataBegin .. dataEnd)
 #define CTL_PAYLOAD 32                   // HELLO is the largest control payload (15 + name)
 static uint8_t ctl[5 + CTL_PAYLOAD];
 static uint8_t expectedSeq;
 static uint16_t reportedConsumed;
 static uint8_t reportedSeq;
 
-// One pass over a frame body: CRC it and COBS-encode it, with the CRC, into the transmit ring.
-// Each COBS block's code byte (distance to the next zero) gets a slot first and is filled in when
-// the block ends; only then may the pump send the block (txCommit). Bodies are <= 254 bytes, so no
-// block reaches the 0xFF code. The pump runs once per byte: encoding never starves the line.
-static uint8_t txCode, txCodeAt;
+// CRC and COBS-encode frame bodies, with the CRC, into the transmit ring. Each COBS block's code
+// byte (distance to the next zero) gets a slot first and is filled in when the block ends; only
+// then may the pump send the block (txCommit). Bodies are <= 254 bytes, so no block reaches the
+// 0xFF code. The encoder's state is global while a DATA frame is open; the loops load it into
+// registers for a run of bytes.
+static uint8_t txCode, txCodeAt;  // the open block's code (so far) and its slot
+static uint8_t encHead;           // next free slot after the frame being encoded
+static uint16_t encCrc;
 
-__attribute__((always_inline)) static inline void encodeByte(uint8_t &head, uint8_t b) {
+__attribute__((always_inline)) static inline void encodeByte(uint8_t &head, uint8_t &code, uint8_t &codeAt, uint8_t b) {
   if (b) {
     txRing[head++] = b;
-    txCode++;
+    code++;
   } else {
-    txRing[txCodeAt] = txCode;
-    txCodeAt = head++;
-    txCode = 1;
-    txCommit = txCodeAt;
+    txRing[codeAt] = code;
+    codeAt = head++;
+    code = 1;
+    txCommit = codeAt;
   }
 }
 
-static void emitFrame(const uint8_t *body, uint8_t n) {
-  while ((uint8_t)(txTail - txHead - 1) < (uint8_t)(n + 4)) txPump();  // body, CRC, code, 0x00
-  uint8_t head = txHead;
-  txCodeAt = head++;
+// Room for a whole frame of `n` body bytes (body, CRC, code, 0x00), then its first code slot.
+static void frameBegin(uint8_t n) {
+  while ((uint8_t)(txTail - txHead - 1) < (uint8_t)(n + 4)) txPump();
+  fillLeft = 0;  // no idle fill ahead of a frame that is under way
+  txCodeAt = txHead;
+  encHead = txHead + 1;
   txCode = 1;
-  uint16_t crc = 0xFFFF;
+  encCrc = 0xFFFF;
+}
+
+static void frameBytes(const uint8_t *body, uint8_t n) {
+  uint8_t head = encHead, code = txCode, codeAt = txCodeAt;
+  uint16_t crc = encCrc;
   for (uint8_t i = 0; i < n; i++) {
     uint8_t b = body[i];
     crc = crcUpdate(crc, b);
-    encodeByte(head, b);
+    encodeByte(head, code, codeAt, b);
     txPump();
   }
-  encodeByte(head, (uint8_t)crc);
-  encodeByte(head, (uint8_t)(crc >> 8));
-  txRing[txCodeAt] = txCode;
+  encHead = head;
+  txCode = code;
+  txCodeAt = codeAt;
+  encCrc = crc;
+}
+
+static void frameEnd() {
+  uint8_t head = encHead, code = txCode, codeAt = txCodeAt;
+  uint16_t crc = encCrc;
+  encodeByte(head, code, codeAt, (uint8_t)crc);
+  encodeByte(head, code, codeAt, (uint8_t)(crc >> 8));
+  txRing[codeAt] = code;
   txRing[head++] = 0;
   txHead = head;
   txCommit = head;
   fillLeft = fillCount;
 }
 
-static void sendFrame(uint8_t *tx, uint8_t type, uint8_t id, uint8_t payloadLen) {
-  tx[0] = type | (intAsserted() << 7);
-  tx[1] = id;
-  tx[2] = expectedSeq;
-  tx[3] = (uint8_t)consumed;
-  tx[4] = (uint8_t)(consumed >> 8);
+static void fillHeader(uint8_t *h, uint8_t type, uint8_t id) {
+  h[0] = type | (intAsserted() << 7);
+  h[1] = id;
+  h[2] = expectedSeq;
+  h[3] = (uint8_t)consumed;
+  h[4] = (uint8_t)(consumed >> 8);
   reportedConsumed = consumed;
   reportedSeq = expectedSeq;
-  emitFrame(tx, 5 + payloadLen);
 }
 
 static uint8_t dataId;
 static uint16_t readCount;
 
-__attribute__((always_inline)) static inline void pushRead(uint8_t b) {
-  tx[5 + txLen++] = b;
-  readCount++;
-  if (txLen == MAX_PAYLOAD) {
-    sendFrame(tx, B_DATA, dataId, txLen);
-    txLen = 0;
-  }
-}
-
-static void flushRead() {
-  if (txLen) sendFrame(tx, B_DATA, dataId, txLen);
+static void dataEnd() {
+  frameEnd();
+  dataOpen = false;
   txLen = 0;
 }
 
-// Clock `n` bytes out with MOSI = 0x00 into DATA frames. Each byte's 16-cycle shift covers the
-// previous byte's store and a look at the transmit ring; a full frame is encoded while the ring
-// still holds the previous one for the line.
+static void sendFrame(uint8_t *body, uint8_t type, uint8_t id, uint8_t payloadLen) {
+  if (dataOpen) dataEnd();
+  fillHeader(body, type, id);
+  frameBegin(5 + payloadLen);
+  frameBytes(body, 5 + payloadLen);
+  frameEnd();
+}
+
+static void dataBegin() {
+  uint8_t h[5];
+  fillHeader(h, B_DATA, dataId);
+  frameBegin(5 + DATA_PAYLOAD);
+  frameBytes(h, 5);
+  dataOpen = true;
+  txLen = 0;
+}
+
+// One read byte (DUPLEX writes; spiRead has its own loop).
+__attribute__((always_inline)) static inline void pushRead(uint8_t b) {
+  if (!dataOpen) dataBegin();
+  if (readCount < MAX_PAYLOAD) tx[readCount] = b;
+  readCount++;
+  frameBytes(&b, 1);
+  if (++txLen == DATA_PAYLOAD) dataEnd();
+}
+
+static void flushRead() {
+  if (dataOpen) dataEnd();
+}
+
+// Clock `n` bytes out with MOSI = 0x00 into DATA frames, encoding each byte while the next shifts.
 static void spiRead(uint16_t n) {
   while (n) {
-    uint8_t room = MAX_PAYLOAD - txLen;
+    if (!dataOpen) dataBegin();
+    uint8_t room = DATA_PAYLOAD - txLen;
     uint8_t chunk = n < room ? (uint8_t)n : room;
-    uint8_t *p = tx + 5 + txLen;
     txLen += chunk;
-    readCount += chunk;
     n -= chunk;
+    // Bytes 0..63 of the batch are also kept in tx (IF, LENGTH): how many of this chunk, and where.
+    uint16_t count = readCount;
+    uint8_t keep = count < MAX_PAYLOAD ? (uint8_t)(MAX_PAYLOAD - count) : 0;
+    uint8_t *store = tx + (keep ? count : 0);
+    readCount = count + chunk;
+    uint8_t head = encHead, code = txCode, codeAt = txCodeAt;
+    uint16_t crc = encCrc;
     SPDR = 0;
-    while (--chunk) {
-      txPump();
+    for (;;) {
       while (!(SPSR & _BV(SPIF))) {}
       uint8_t b = SPDR;
-      SPDR = 0;
-      *p++ = b;
+      if (--chunk) SPDR = 0;  // the next byte shifts while this one is encoded
+      if (keep) {
+        *store++ = b;
+        keep--;
+      }
+      crc = crcUpdate(crc, b);
+      encodeByte(head, code, codeAt, b);
+      txPump();
+      if (!chunk) break;
     }
-    while (!(SPSR & _BV(SPIF))) {}
-    *p = SPDR;
-    if (txLen == MAX_PAYLOAD) {
-      sendFrame(tx, B_DATA, dataId, MAX_PAYLOAD);
-      txLen = 0;
-    }
+    encHead = head;
+    txCode = code;
+    txCodeAt = codeAt;
+    encCrc = crc;
+    if (txLen == DATA_PAYLOAD) dataEnd();
   }
 }
 
@@ -489,6 +543,8 @@ __attribute__((optimize("no-tree-switch-conversion"))) static uint8_t argsFor(ui
   }
 }
 
+static uint8_t spiEndTick;       // timer 0 (4 µs ticks) when the last transaction ended
+
 static void startBatch(uint8_t id) {
   dataId = id;
   readCount = 0;
@@ -503,6 +559,7 @@ static void endTransaction() {
   spiRead(readLeft);
   readLeft = 0;
   if (!(xferFlags & X_KEEP_CS)) chipDeselect();
+  spiEndTick = TCNT0;  // for a DELAY in the next transaction
   if (xferFlags & X_LAST) {
     flushRead();
     sendDone(dataId, batchStatus, readCount);
@@ -524,9 +581,10 @@ __attribute__((always_inline)) static inline uint8_t headerBytes(uint8_t flags) 
   return n;
 }
 
-// IF and LENGTH refer to the batch's read bytes by number. Bytes 0..63 sit at tx[5..] until the
-// 65th is read over them, so a byte is there iff it has been read and no more than 64 have. A
-// reference to one that is not makes the batch's DONE say EINVAL.
+// IF and LENGTH refer to the batch's read bytes by number: one is available iff it has been read
+// and no more than 64 have (tx keeps bytes 0..63; the rule predates that, when they shared the
+// DATA buffer, and stays so that every board answers alike). A reference to one that is not makes
+// the batch's DONE say EINVAL.
 static bool referable(uint16_t at) {
   if (readCount <= MAX_PAYLOAD && at < readCount) return true;
   batchStatus = S_EINVAL;
@@ -537,7 +595,7 @@ static bool referable(uint16_t at) {
 // to even if asked, capped at `cap` (the transaction's rlen).
 static uint16_t computedLength(uint8_t at, uint8_t opts, uint16_t cap) {
   if (!referable((uint16_t)at + 1)) return 0;
-  uint8_t first = tx[5 + at], second = tx[6 + at];
+  uint8_t first = tx[at], second = tx[at + 1];
   uint16_t n = (opts & L_BIG_ENDIAN) ? (uint16_t)first << 8 | second : (uint16_t)second << 8 | first;
   uint8_t minus = opts >> 2;
   n = n > minus ? n - minus : 0;
@@ -563,7 +621,7 @@ static void startTransaction() {
   }
   if (flags & X_IF) {
     uint8_t at = *p++;
-    if (!skipping && (!referable(at) || tx[5 + at] == 0)) {
+    if (!skipping && (!referable(at) || tx[at] == 0)) {
       skipping = true;
       chipDeselect();
     }
@@ -571,7 +629,15 @@ static void startTransaction() {
   if ((flags & X_LENGTH) && !skipping) readLeft = computedLength(p[0], p[1], readLeft);
   // DELAY: a floor between the SPI events before this transaction and its first (the previous
   // frame's wire time before the next TXRST), without a round trip; CS stays as it is.
-  if ((flags & X_DELAY) && !skipping) waitPumping(args[argNeed - 2] | (uint16_t)args[argNeed - 1] << 8);
+  if ((flags & X_DELAY) && !skipping) {
+    // The floor counts from the previous transaction's end: the time spent since (parsing this
+    // header, say) is part of it. Timer 0 ticks every 4 µs; `spent` ticks mean at least spent-1
+    // ticks have passed, and after a wrap (over 1 ms) it only under-counts.
+    uint16_t us = args[argNeed - 2] | (uint16_t)args[argNeed - 1] << 8;
+    uint8_t spent = (uint8_t)(TCNT0 - spiEndTick);
+    uint16_t credit = spent ? (uint16_t)(spent - 1) * 4 : 0;
+    if (us > credit) waitPumping(us - credit);
+  }
   if (skipping) {
     readLeft = 0;
     state = ST_SKIP;
@@ -593,7 +659,13 @@ __attribute__((always_inline)) static inline void headerByte(uint8_t b) {
 __attribute__((always_inline)) static inline void writeByte(uint8_t b) {
   uint8_t in = spiByte(b);
   if (xferFlags & X_DUPLEX) pushRead(in);
-  if (--writeLeft == 0) endTransaction();
+  if (--writeLeft == 0) {
+    endTransaction();
+  } else if ((xferFlags & X_PAIRS) && !(writeLeft & 1)) {
+    // PAIRS: every two bytes are one SPI command in a CS frame of its own.
+    chipDeselect();
+    chipSelect();
+  }
 }
 
 __attribute__((always_inline)) static inline void skipByte() {
@@ -606,11 +678,32 @@ __attribute__((always_inline)) static inline void skipByte() {
 static void runProgram() {
   runEdges = intEdges;
   startBatch(programId);
-  for (uint8_t i = 0; i < programLen && state != ST_OP; i++) {
-    uint8_t b = program[i];
-    if (state == ST_XHDR) headerByte(b);
-    else if (state == ST_WRITE) writeByte(b);
-    else skipByte();
+  // The same steps as the command stream takes, but a whole header or write at a time: the
+  // program is all in RAM (a run of small transactions: 33 → 15 µs each).
+  uint8_t i = 0;
+  while (i < programLen && state != ST_OP) {
+    // Small transactions clock little SPI: keep the line busy between them (the reply before
+    // this run, or this run's first DATA frame, is still going out).
+    txPump();
+    uint8_t left = programLen - i;
+    if (state == ST_XHDR) {
+      uint8_t need = headerBytes(program[i]);
+      if (need > left) break;  // cut short: ends below as a program without LAST
+      for (uint8_t k = 0; k < need; k++) args[k] = program[i + k];
+      argCount = argNeed = need;
+      i += need;
+      startTransaction();
+    } else {
+      uint8_t n = writeLeft < left ? (uint8_t)writeLeft : left;
+      if (state == ST_WRITE && (xferFlags & (X_DUPLEX | X_PAIRS))) {
+        writeByte(program[i++]);  // per byte: reads to push, or CS to pulse
+      } else {
+        if (state == ST_WRITE) spiWrite(program + i, n);
+        i += n;
+        writeLeft -= n;
+        if (writeLeft == 0) endTransaction();
+      }
+    }
   }
   if (state != ST_OP) {
     // No LAST: end as if it had come, mid-transaction or not.
@@ -825,7 +918,7 @@ static void handleFrame() {
   nakSent = false;
   uint8_t i = 2;
   while (i < end) {
-    if (state == ST_WRITE && !(xferFlags & X_DUPLEX)) {
+    if (state == ST_WRITE && !(xferFlags & (X_DUPLEX | X_PAIRS))) {
       // The bulk of every frame write: straight from the verified chunk into SPI.
       uint8_t n = end - i;
       if (writeLeft < n) n = (uint8_t)writeLeft;
@@ -834,6 +927,7 @@ static void handleFrame() {
       writeLeft -= n;
       if (writeLeft == 0) endTransaction();
     } else {
+      txPump();  // headers and small transactions: the line must not starve between them
       commandByte(rx[i++]);
     }
   }

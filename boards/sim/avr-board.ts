@@ -192,6 +192,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
   totalCycles = 0;
   /** Process CPU milliseconds spent executing AVR instructions (the emulator's share of host CPU). */
   executeCpuMs = 0;
+  /** The cycle the slice in progress ends at (execute; endSliceBy may bring it forward). */
+  private sliceEnd = 0;
   /** Short slices left for the host to answer a frame (virtual time only). */
   private hostTurns = 0;
   private lastSent = 0;
@@ -332,6 +334,22 @@ export class AvrBridgeMcu implements SimulatedMcu {
     return this.pins?.usart.baudRate;
   }
 
+  /**
+   * The AVR's own time on the clock's scale, or undefined while it is off. With a VirtualClock it
+   * runs up to a slice ahead of `clock.now()` while it executes (the clock catches up after).
+   */
+  get timeMs(): number | undefined {
+    return this.pins ? this.baseMs + this.pins.cpu.cycles / CYCLES_PER_MS : undefined;
+  }
+
+  /**
+   * Something the AVR's peripherals started (a chip timer: a transmission's end) is due at
+   * `atMs`: the slice in progress stops there, so the AVR sees its effect (TXIF, INT) on time.
+   */
+  endSliceBy(atMs: number): void {
+    if (this.pins) this.sliceEnd = Math.min(this.sliceEnd, Math.max(this.pins.cpu.cycles + 1, Math.ceil((atMs - this.baseMs) * CYCLES_PER_MS)));
+  }
+
   /** Simulated milliseconds since the last reset. */
   get uptimeMs(): number {
     return this.pins ? this.pins.cpu.cycles / CYCLES_PER_MS : 0;
@@ -404,7 +422,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
     // Virtual time: stop after a frame delimiter left the UART, so the host answers at the
     // simulated moment it could (with a whole slice it would answer up to SLICE_CYCLES late).
     const yieldOnFrameEnd = !this.options.realtime;
-    while (cpu.cycles < endCycle && this.pins === pins) {
+    this.sliceEnd = endCycle;
+    while (cpu.cycles < this.sliceEnd && this.pins === pins) {
       avrInstruction(cpu);
       cpu.tick();
       if (this.frameSent && yieldOnFrameEnd) break;

@@ -23,6 +23,8 @@ export class SpiMemoryChip implements SpiChip {
   resets = 0;
   /** Bytes clocked while selected, for assertions. */
   readonly mosiLog: number[] = [];
+  /** The MOSI bytes of each CS frame (select … deselect), for assertions about framing. */
+  readonly csFrames: number[][] = [];
   private opcode: number | undefined;
   private address: number | undefined;
   private selected = false;
@@ -32,6 +34,7 @@ export class SpiMemoryChip implements SpiChip {
   spiSelect(): void {
     this.selected = true;
     this.selects++;
+    this.csFrames.push([]);
     this.opcode = undefined;
     this.address = undefined;
   }
@@ -43,6 +46,7 @@ export class SpiMemoryChip implements SpiChip {
   spiExchange(mosi: number): number {
     if (!this.selected) return 0xff;
     this.mosiLog.push(mosi);
+    this.csFrames.at(-1)!.push(mosi);
     if (this.opcode === undefined) {
       this.opcode = mosi;
       return 0x00;

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Clock } from '../../src/time/clock.js';
+import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { VirtualLan } from '../../hal/lan/switch.js';
@@ -103,6 +103,36 @@ export function committedHexPath(board: string): string {
   return fileURLToPath(new URL(`../bridge/${board}.hex`, import.meta.url));
 }
 
+/**
+ * A clock that reads the simulated AVR's time while the AVR runs ahead of the virtual clock in a
+ * slice, and schedules on the virtual clock relative to it. The virtual clock never passes a
+ * pending deadline, so a timer set from the AVR's time still fires at its own moment.
+ */
+export class BoardTimeClock implements Clock {
+  board: () => number | undefined = () => undefined;
+  /** Told each deadline set from the board's time (the AVR stops its slice there). */
+  onSchedule: (atMs: number) => void = () => {};
+
+  constructor(private readonly clock: Clock) {}
+
+  now(): number {
+    const base = this.clock.now();
+    const board = this.board();
+    return board !== undefined && board > base ? board : base;
+  }
+
+  epochMs(): number {
+    return this.clock.epochMs() + (this.now() - this.clock.now());
+  }
+
+  schedule(delayMs: number, callback: () => void): TimerHandle {
+    const now = this.now();
+    const ahead = now - this.clock.now();
+    if (ahead > 0) this.onSchedule(now + Math.max(0, delayMs));
+    return this.clock.schedule(Math.max(0, delayMs) + ahead, callback);
+  }
+}
+
 async function defaultChip(clock: Clock, mac: Uint8Array | undefined, lan: VirtualLan | undefined): Promise<SpiChip> {
   // Resolved at run time so this file does not depend on the emulator's module at type-check time.
   const specifier = '../../hal/enc28j60/emulator.js';
@@ -121,9 +151,17 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions = {}):
   const clock = options.clock ?? new RealClock();
   const realtime = options.realtime ?? !(clock instanceof VirtualClock);
   if (!realtime && !(clock instanceof VirtualClock)) throw new Error('as-fast-as-possible simulation needs a VirtualClock');
-  const chip = options.chip ?? (await defaultChip(clock, options.mac, options.lan));
+  // The chip runs on the AVR's time: with a VirtualClock the AVR executes up to a slice ahead of
+  // the clock, and a transmission it starts must be stamped when the AVR started it, not at the
+  // slice's start (up to 0.5 ms early).
+  const chipClock = realtime ? clock : new BoardTimeClock(clock);
+  const chip = options.chip ?? (await defaultChip(chipClock, options.mac, options.lan));
   const hex = readFileSync(options.hexPath ?? committedHexPath(name), 'utf8');
   const mcu = new AvrBridgeMcu({ hex, chip, clock, realtime, csPin: layout.cs, intPin: layout.int, resetPin: layout.reset });
+  if (chipClock instanceof BoardTimeClock) {
+    chipClock.board = () => mcu.timeMs;
+    chipClock.onSchedule = (atMs) => mcu.endSliceBy(atMs);
+  }
   const autoReset = options.bootloader ? new AutoResetBoard(mcu, { clock }) : undefined;
   const target: LinkTarget = autoReset
     ? { open: () => autoReset.open(), write: (b) => autoReset.write(b), onData: (l) => autoReset.onData(l), powerOff: () => autoReset.powerOff() }

@@ -26,6 +26,7 @@ import {
   EventKind,
   FrameDecoder,
   HostFrame,
+  DATA_PAYLOAD,
   MAX_PAYLOAD,
   NO_REQUEST_ID,
   PROTOCOL_VERSION,
@@ -317,7 +318,7 @@ export class ModelBoard implements SerialTarget {
       encodeHello({
         version: this.version,
         capabilities:
-          0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL : 0) | (this.transactionDelays ? Capability.DELAYS : 0),
+          0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.PAIRS : 0) | (this.transactionDelays ? Capability.DELAYS : 0),
         window: this.window,
         maxPayload: MAX_PAYLOAD,
         sessions: this.sessions,
@@ -410,6 +411,11 @@ export class ModelBoard implements SerialTarget {
           if (this.flags & TransactionFlag.DUPLEX) this.pushRead(miso);
         }
         if (--this.writeLeft === 0) this.endTransaction();
+        else if (this.flags & TransactionFlag.PAIRS && this.writeLeft % 2 === 0 && !this.skipping) {
+          // PAIRS (caps bit 12): each two bytes are one SPI command in its own CS frame.
+          this.deselect();
+          this.select();
+        }
         return;
       }
       case 'program':
@@ -567,7 +573,7 @@ export class ModelBoard implements SerialTarget {
     if (this.referable.length < REFERABLE_READ_BYTES) this.referable.push(b);
     this.readBuffer.push(b);
     this.readCount++;
-    if (this.readBuffer.length === MAX_PAYLOAD) this.flushRead();
+    if (this.readBuffer.length === DATA_PAYLOAD) this.flushRead();
   }
 
   private flushRead(): void {

@@ -64,6 +64,7 @@ import {
   parseHello,
   transactionsLength,
   type BoardFrameView,
+  type EncodeOptions,
   type Hello,
 } from './protocol.js';
 
@@ -403,7 +404,7 @@ export class BridgeHal implements Hal {
     this.checkDelaysSupported(delayUs);
     const copy = copyBatch(batch);
     const reply = await this.submit({
-      encode: (id) => encodeSpiCommand(id, copy, { shortHeaders: this.shortHeaders }),
+      encode: (id) => encodeSpiCommand(id, copy, this.encodeOptions),
       readLength: batchReadLength(copy),
       spi: true,
       retryable: this.isRetryable(batch),
@@ -415,9 +416,10 @@ export class BridgeHal implements Hal {
 
   // ---- programs (§3.2) ----------------------------------------------------------------------------
 
-  /** The board takes SHORT transaction headers (caps bit 9). */
-  private get shortHeaders(): boolean {
-    return ((this.hello?.capabilities ?? 0) & Capability.SHORT_HEADERS) !== 0;
+  /** How the board reads transactions: SHORT headers (caps bit 9), PAIRS runs (caps bit 12). */
+  private get encodeOptions(): EncodeOptions {
+    const caps = this.hello?.capabilities ?? 0;
+    return { shortHeaders: (caps & Capability.SHORT_HEADERS) !== 0, pairs: (caps & Capability.PAIRS) !== 0 };
   }
 
   /** The board honours a transaction's delayUs (caps bit 11, flag DELAY). */
@@ -452,7 +454,7 @@ export class BridgeHal implements Hal {
   private programProblem(program: readonly SpiTransaction[]): string | undefined {
     if (program.length === 0) return 'empty program';
     try {
-      encodeArm(0, program, {}, { shortHeaders: this.shortHeaders });
+      encodeArm(0, program, {}, this.encodeOptions);
     } catch (error) {
       return (error as Error).message;
     }
@@ -477,14 +479,14 @@ export class BridgeHal implements Hal {
       if (rule !== undefined) fixed = false;
       mostReads += duplexReads + (t.read ?? 0);
     }
-    const size = transactionsLength(program, { shortHeaders: this.shortHeaders });
+    const size = transactionsLength(program, this.encodeOptions);
     if (size > this.maxProgramBytes) return `a program of ${size} bytes (the board takes ${this.maxProgramBytes})`;
     return undefined;
   }
 
   private armSpec(program: Program): SubmitSpec {
     return {
-      encode: (id) => encodeArm(id, program.transactions, { quiet: program.quiet }, { shortHeaders: this.shortHeaders }),
+      encode: (id) => encodeArm(id, program.transactions, { quiet: program.quiet }, this.encodeOptions),
       retryable: true,
       arms: program,
     };

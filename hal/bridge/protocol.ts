@@ -10,6 +10,11 @@ export const PROTOCOL_VERSION = 2;
 export const MIN_PROTOCOL_VERSION = 1;
 /** Largest chunk of command stream or read data in one frame: the board checks each before acting. */
 export const MAX_PAYLOAD = 64;
+/**
+ * Largest DATA payload a board sends (read data; the sketch's DATA_PAYLOAD). Boards before
+ * 2026-12 sent at most 64; a host takes any length a frame can carry.
+ */
+export const DATA_PAYLOAD = 112;
 /** COBS delimiter: only ever ends a frame. */
 export const FRAME_DELIMITER = 0x00;
 
@@ -55,7 +60,7 @@ export const COMMAND_ARGUMENT_BYTES: Readonly<Record<number, number>> = {
   [Command.RUN]: 1,
 };
 
-export const TransactionFlag = { KEEP_CS: 0x01, DUPLEX: 0x02, IF: 0x04, LENGTH: 0x08, SHORT: 0x10, DELAY: 0x20, LAST: 0x80 } as const;
+export const TransactionFlag = { KEEP_CS: 0x01, DUPLEX: 0x02, IF: 0x04, LENGTH: 0x08, SHORT: 0x10, DELAY: 0x20, PAIRS: 0x40, LAST: 0x80 } as const;
 /** SPI transaction header: flags, wlen:u16, rlen:u16 (SHORT: flags, lens:u8). */
 export const TRANSACTION_HEADER_BYTES = 5;
 export const SHORT_TRANSACTION_HEADER_BYTES = 2;
@@ -91,6 +96,7 @@ export const Capability = {
   SHORT_HEADERS: 1 << 9,
   IDLE_FILL: 1 << 10,
   DELAYS: 1 << 11,
+  PAIRS: 1 << 12,
 } as const;
 
 /** Request id the board uses for a DONE that answers no request (EBADCMD). */
@@ -414,6 +420,50 @@ export function batchReadLength(batch: readonly WireTransaction[]): number {
 export interface EncodeOptions {
   /** The board takes SHORT headers (caps bit 9): transactions with wlen, rlen ≤ 15 use them. */
   readonly shortHeaders?: boolean;
+  /**
+   * The board takes the PAIRS flag (caps bit 12): runs of two-byte write-only transactions (a
+   * register write or bit set/clear) go as one SHORT transaction of up to seven pairs, CS pulsed
+   * between them by the board. Needs `shortHeaders`.
+   */
+  readonly pairs?: boolean;
+}
+
+/** Pairs one PAIRS transaction carries: a SHORT header's write length is at most 15 bytes. */
+export const PAIRS_MAX = 7;
+
+/**
+ * A transaction that can be a pair of a PAIRS run: two bytes written, nothing read, CS released
+ * after it. The first of a run may also carry IF or DELAY (they act before it, and so before the
+ * whole run, as they would have).
+ */
+function pairable(t: WireTransaction, first: boolean): boolean {
+  const plain = t.write?.length === 2 && (t.read ?? 0) === 0 && !t.duplex && !t.keepSelected && t.readLengthFrom === undefined;
+  return plain && (first || (t.ifNonZero === undefined && !hasDelay(t)));
+}
+
+/**
+ * The transactions as they go on the wire: with `pairs`, each run of two or more two-byte
+ * write-only transactions becomes one (its write the pairs in order, `pairs` set).
+ */
+function wireUnits(batch: readonly WireTransaction[], options: EncodeOptions): readonly (WireTransaction & { readonly pairs?: boolean })[] {
+  if (!options.pairs || !options.shortHeaders) return batch;
+  const units: (WireTransaction & { pairs?: boolean })[] = [];
+  let i = 0;
+  while (i < batch.length) {
+    const first = batch[i]!;
+    let end = i + 1;
+    if (pairable(first, true)) while (end < batch.length && end - i < PAIRS_MAX && pairable(batch[end]!, false)) end++;
+    if (end - i < 2) {
+      units.push(first);
+      i++;
+      continue;
+    }
+    const write = new Uint8Array(2 * (end - i));
+    for (let k = i; k < end; k++) write.set(batch[k]!.write!, 2 * (k - i));
+    units.push({ write, pairs: true, ...(first.ifNonZero !== undefined && { ifNonZero: first.ifNonZero }), ...(hasDelay(first) && { delayUs: first.delayUs! }) });
+    i = end;
+  }
+  return units;
 }
 
 function checkReference(at: number, what: string): void {
@@ -425,7 +475,7 @@ function checkReference(at: number, what: string): void {
 /** Encoded size of `batch`'s transactions (headers and write bytes). */
 export function transactionsLength(batch: readonly WireTransaction[], options: EncodeOptions = {}): number {
   let size = 0;
-  for (const t of batch) {
+  for (const t of wireUnits(batch, options)) {
     const wlen = t.write?.length ?? 0;
     const rlen = t.read ?? 0;
     const short = options.shortHeaders === true && wlen <= SHORT_LENGTH_MAX && rlen <= SHORT_LENGTH_MAX;
@@ -438,7 +488,8 @@ export function transactionsLength(batch: readonly WireTransaction[], options: E
 }
 
 /** Write `batch`'s transactions into `out` at `at`; returns the offset past them. */
-function encodeTransactions(out: Uint8Array, at: number, batch: readonly WireTransaction[], options: EncodeOptions): number {
+function encodeTransactions(out: Uint8Array, at: number, transactions: readonly WireTransaction[], options: EncodeOptions): number {
+  const batch = wireUnits(transactions, options);
   batch.forEach((t, index) => {
     const wlen = t.write?.length ?? 0;
     const rlen = t.read ?? 0;
@@ -450,6 +501,7 @@ function encodeTransactions(out: Uint8Array, at: number, batch: readonly WireTra
     if (t.ifNonZero !== undefined) flags |= TransactionFlag.IF;
     if (t.readLengthFrom !== undefined) flags |= TransactionFlag.LENGTH;
     if (short) flags |= TransactionFlag.SHORT;
+    if (t.pairs) flags |= TransactionFlag.PAIRS;
     const delay = hasDelay(t);
     if (delay) flags |= TransactionFlag.DELAY;
     if (index === batch.length - 1) flags |= TransactionFlag.LAST;

@@ -9,7 +9,7 @@ import {
   type SpiDevice,
   type SpiTransaction,
 } from '../contract.js';
-import { REFERABLE_READ_BYTES, batchDelayUs, batchReadLength, computedReadLength, encodeArm, transactionsLength } from '../bridge/protocol.js';
+import { DATA_PAYLOAD, REFERABLE_READ_BYTES, batchDelayUs, batchReadLength, computedReadLength, encodeArm, transactionsLength } from '../bridge/protocol.js';
 import type { Clock } from '../../src/time/clock.js';
 
 /**
@@ -67,6 +67,8 @@ export interface LinkModel {
   requestChunkOverheadBytes?: number;
   /** Bytes added per reply chunk carrying read data. Default 0. */
   replyChunkOverheadBytes?: number;
+  /** Reply chunks carry at most this many bytes (default `chunkBytes`). */
+  replyChunkBytes?: number;
   /** SPI clock on the board, bytes per second (8 MHz ≈ 1e6). The chip is busy that long. Default 1e6. */
   spiBytesPerSecond?: number;
 }
@@ -75,8 +77,8 @@ export interface LinkModel {
  * The serial bridge (docs/bridge-protocol.md) as a link model: a request is `0x10 id` then its
  * transactions as the version-2 bridge encodes them (SHORT headers of 2 bytes where lengths fit in
  * 4 bits, else 5; IF, LENGTH, DELAY operands), carried in DATA frames of ≤64 bytes that cost 6
- * bytes each (COBS, delimiter, type, seq, CRC-16); read bytes come back in DATA frames of ≤64 bytes
- * at 9 bytes each, then a 12-byte DONE. Not modelled: the board's credit ACKs (9 bytes per
+ * bytes each (COBS, delimiter, type, seq, CRC-16); read bytes come back in DATA frames of ≤112
+ * bytes at 9 bytes each, then a 12-byte DONE. Runs of two-byte writes go as PAIRS (caps bit 12). Not modelled: the board's credit ACKs (9 bytes per
  * ~250 request bytes consumed, on the reply direction) and INT events.
  */
 export function bridgeLinkModel(bytesPerSecond: number, turnaroundMs: number): LinkModel {
@@ -85,8 +87,9 @@ export function bridgeLinkModel(bytesPerSecond: number, turnaroundMs: number): L
     turnaroundMs,
     batchOverheadBytes: 2,
     replyOverheadBytes: 12,
-    transactionBytes: (transactions) => transactionsLength(transactions, { shortHeaders: true }),
+    transactionBytes: (transactions) => transactionsLength(transactions, { shortHeaders: true, pairs: true }),
     chunkBytes: 64,
+    replyChunkBytes: DATA_PAYLOAD,
     requestChunkOverheadBytes: 6,
     replyChunkOverheadBytes: 9,
   };
@@ -597,11 +600,11 @@ export class MockHal implements Hal {
       if (r < 0 || !Number.isInteger(r)) throw new HalError('EINVAL', `bad read count ${r}`);
     }
     try {
-      encodeArm(0, program, {}, { shortHeaders: true });
+      encodeArm(0, program, {}, { shortHeaders: true, pairs: true });
     } catch (error) {
       throw new HalError('EINVAL', error instanceof Error ? error.message : String(error));
     }
-    const bytes = transactionsLength(program, { shortHeaders: true });
+    const bytes = transactionsLength(program, { shortHeaders: true, pairs: true });
     if (bytes > this.maxProgramBytes) {
       throw new HalError('EINVAL', `a program of ${bytes} bytes: ${this.name} runs at most ${this.maxProgramBytes}`);
     }
@@ -759,11 +762,10 @@ export class MockHal implements Hal {
   private replyLinkBytes(bytesRead: number): number {
     const m = this.linkModel;
     if (!m) return 0;
-    return this.chunked(bytesRead, m.replyChunkOverheadBytes ?? 0) + (m.replyOverheadBytes ?? m.batchOverheadBytes ?? 4);
+    return this.chunked(bytesRead, m.replyChunkOverheadBytes ?? 0, m.replyChunkBytes) + (m.replyOverheadBytes ?? m.batchOverheadBytes ?? 4);
   }
 
-  private chunked(bytes: number, overhead: number): number {
-    const chunk = this.linkModel?.chunkBytes;
+  private chunked(bytes: number, overhead: number, chunk = this.linkModel?.chunkBytes): number {
     return bytes + (chunk ? Math.ceil(bytes / chunk) * overhead : 0);
   }
 

@@ -14,6 +14,7 @@ import {
   MAX_PAYLOAD,
   NO_REQUEST_ID,
   Status,
+  TransactionFlag,
   encodeArm,
   encodeCommand,
   encodeHostData,
@@ -101,10 +102,30 @@ const writeAt = (address: number, ...data: number[]): WireTransaction => ({ writ
 const spi = (id: number, batch: WireTransaction[]) => encodeSpiCommand(id, batch, { shortHeaders: true });
 
 describe('board model, protocol version 2', () => {
-  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs), 9 (short headers), 10 (idle fill) and 11 (delays)', () => {
+  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs), 9 (short headers), 10 (idle fill), 11 (delays) and 12 (pairs)', () => {
     const { hello } = harness();
     expect(hello).toMatchObject({ version: 2, programBytes: 64 });
-    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.DELAYS);
+    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.DELAYS | Capability.PAIRS);
+  });
+
+  it('given PAIRS, clocks each two bytes in a CS frame of their own, as the same transactions unpaired; an IF that fails skips them all', () => {
+    const h = harness();
+    const commands = [Uint8Array.of(0x05, 1), Uint8Array.of(0x06, 2), Uint8Array.of(0x07, 3)];
+    const batch: WireTransaction[] = [{ write: Uint8Array.of(0x03, 0), read: 1 }, ...commands.map((write) => ({ write }))];
+    const paired = encodeSpiCommand(1, batch, { shortHeaders: true, pairs: true });
+    expect(paired[6]! & TransactionFlag.PAIRS).toBe(TransactionFlag.PAIRS);
+    h.chip.memory[0] = 1;
+    h.send(paired);
+    const pairedFrames = h.chip.csFrames.splice(0);
+    h.send(spi(2, batch));
+    expect(h.chip.csFrames.splice(0)).toEqual(pairedFrames);
+    expect(pairedFrames).toEqual([[0x03, 0, 0], [0x05, 1], [0x06, 2], [0x07, 3]]);
+    // IF on the read byte, now 0: the paired run is skipped whole, CS stays up.
+    h.chip.memory[0] = 0;
+    const skipped = [batch[0]!, ...commands.map((write, i) => ({ write, ...(i === 0 && { ifNonZero: 0 }) }))];
+    h.send(encodeSpiCommand(3, skipped, { shortHeaders: true, pairs: true }));
+    expect(h.chip.csFrames.splice(0)).toEqual([[0x03, 0, 0]]);
+    expect(h.answers().map((a) => a.status)).toEqual([Status.OK, Status.OK, Status.OK]);
   });
 
   it('executes SHORT headers like long ones', () => {

@@ -189,6 +189,39 @@ describe('bridge framing', () => {
     expect(Capability.DELAYS).toBe(1 << 11);
   });
 
+  it('with pairs, sends each run of two-byte write-only transactions as one SHORT PAIRS transaction of up to seven pairs', () => {
+    const pair = (a: number, b: number, more: Partial<WireTransaction> = {}): WireTransaction => ({ write: Uint8Array.of(a, b), ...more });
+    const pairs = Array.from({ length: 9 }, (_, i) => pair(0x40 + i, i));
+    const batch: WireTransaction[] = [{ write: Uint8Array.of(0x1c), read: 1 }, ...pairs, { write: Uint8Array.of(0x7a, 0), keepSelected: true }, { write: Uint8Array.of(1, 2, 3) }];
+    const options = { shortHeaders: true, pairs: true };
+    const bytes = encodeSpiCommand(5, batch, options);
+    const S = TransactionFlag.SHORT;
+    expect([...bytes]).toEqual([
+      0x10, 5,
+      S, 0x11, 0x1c,
+      // seven pairs, then the last two
+      S | TransactionFlag.PAIRS, 14, ...pairs.slice(0, 7).flatMap((t) => [...t.write!]),
+      S | TransactionFlag.PAIRS, 4, ...pairs.slice(7).flatMap((t) => [...t.write!]),
+      // KEEP_CS: not a pair (the next transaction continues its CS frame)
+      S | TransactionFlag.KEEP_CS, 2, 0x7a, 0,
+      S | TransactionFlag.LAST, 3, 1, 2, 3,
+    ]);
+    expect(transactionsLength(batch, options)).toBe(bytes.length - 2);
+    // A lone pair, reads, DUPLEX, LENGTH break runs; IF and DELAY may lead one, not join it.
+    const mixed: WireTransaction[] = [pair(1, 2), { write: Uint8Array.of(3), read: 1 }, pair(4, 5, { ifNonZero: 0 }), pair(6, 7), pair(8, 9, { delayUs: 10 }), pair(10, 11, { duplex: true })];
+    expect([...encodeSpiCommand(6, mixed, options).subarray(2)]).toEqual([
+      S, 2, 1, 2,
+      S, 0x11, 3,
+      S | TransactionFlag.PAIRS | TransactionFlag.IF, 4, 0, 4, 5, 6, 7,
+      S | TransactionFlag.DELAY, 2, 10, 0, 8, 9,
+      S | TransactionFlag.DUPLEX | TransactionFlag.LAST, 2, 10, 11,
+    ]);
+    // Without the board's caps (or without SHORT headers) nothing is merged.
+    expect([...encodeSpiCommand(5, pairs)]).toEqual([...encodeSpiCommand(5, pairs, { pairs: true })]);
+    expect(encodeSpiCommand(5, pairs, { shortHeaders: true }).length).toBe(2 + 9 * 4);
+    expect(Capability.PAIRS).toBe(1 << 12);
+  });
+
   it('sends no DELAY for a delay of 0, and refuses one the header cannot carry (1 to 65535 µs, whole)', () => {
     const plain = encodeSpiCommand(1, [{ write: Uint8Array.of(1) }]);
     expect([...encodeSpiCommand(1, [{ write: Uint8Array.of(1), delayUs: 0 }])]).toEqual([...plain]);

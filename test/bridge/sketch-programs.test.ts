@@ -118,6 +118,43 @@ describe('bridge sketch, protocol version 2: HELLO and transaction headers', () 
   });
 });
 
+describe('bridge sketch: PAIRS transactions', () => {
+  const pairs = (id: number, batch: WireTransaction[]) => encodeSpiCommand(id, batch, { shortHeaders: true, pairs: true });
+
+  it('says caps bit 12 (PAIRS)', async () => {
+    const { hello } = await boot(new SpiMemoryChip());
+    expect(hello.capabilities & Capability.PAIRS).toBe(Capability.PAIRS);
+  });
+
+  it('clocks each two bytes of a PAIRS transaction in a CS frame of their own, as the same transactions unpaired, in commands and in program runs', async () => {
+    const chip = new SpiMemoryChip();
+    chip.memory[0] = 1;
+    const { host } = await boot(chip);
+    const commands = [0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c].map((op, i) => ({ write: Uint8Array.of(op, i) }));
+    const batch: WireTransaction[] = [read(0, 1), ...commands, write(0x20, [7])];
+    const paired = pairs(1, batch);
+    expect(paired.length).toBeLessThan(spi(2, batch).length);
+    expect(await host.request(1, paired)).toEqual({ data: [1], status: Status.OK, value: 1 });
+    const pairedFrames = chip.csFrames.splice(0);
+    expect(await host.request(2, spi(2, batch))).toEqual({ data: [1], status: Status.OK, value: 1 });
+    expect(chip.csFrames.splice(0)).toEqual(pairedFrames);
+    expect(pairedFrames).toEqual([[READ, 0, 0], ...commands.map((t) => [...t.write!]), [WRITE, 0x20, 7]]);
+    expect(chip.memory[0x20]).toBe(7);
+
+    // In a program (its last IF, on byte 1 = 0, always fails: no run again by itself): a run
+    // clocks the pairs' frames; once byte 0 is 0, the IF that leads the pairs skips them all.
+    chip.memory[1] = 0;
+    const program: WireTransaction[] = [read(0, 1), { ...commands[0]!, ifNonZero: 0 }, ...commands.slice(1, 3), read(1, 1), { ...write(0x21, [9]), ifNonZero: 1 }];
+    expect(await host.request(3, encodeArm(3, program, {}, { shortHeaders: true, pairs: true }))).toMatchObject({ status: Status.OK, value: transactionsLength(program, { shortHeaders: true, pairs: true }) });
+    await host.until(() => host.frames.filter((f) => f.type === BoardFrame.DONE && f.id === 3).at(1)); // the ARM, then the run
+    expect(chip.csFrames.splice(0)).toEqual([[READ, 0, 0], ...commands.slice(0, 3).map((t) => [...t.write!]), [READ, 1, 0]]);
+    chip.memory[0] = 0;
+    expect(await host.request(4, encodeCommand(Command.RUN, 4))).toMatchObject({ status: Status.OK, value: 1 });
+    expect(chip.csFrames.splice(0)).toEqual([[READ, 0, 0]]);
+    expect(chip.memory[0x21]).toBe(0);
+  });
+});
+
 describe('bridge sketch: IF transactions', () => {
   it('when the byte is zero, it skips the rest of the batch: nothing clocked, CS released, DONE counts the bytes read before', async () => {
     const chip = new SpiMemoryChip();

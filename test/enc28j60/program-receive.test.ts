@@ -31,6 +31,27 @@ function board(b: Bench, maxProgramBytes?: number, transactionDelays?: boolean) 
   return { ...station, received };
 }
 
+/**
+ * A started board whose completion checks (batches that only read EIR) are counted; `onFirst`
+ * runs when the first one is sent.
+ */
+async function watchingChecks(onFirst?: (peer: ReturnType<Bench['peer']>) => void) {
+  const b = (current = bench());
+  const a = board(b);
+  const peer = b.peer();
+  await b.settle(a.nic.start());
+  await b.run(5);
+  const spi = a.hal.spi;
+  const transfer = spi.transfer.bind(spi);
+  let checks = 0;
+  spi.transfer = (batch) => {
+    const promise = transfer(batch);
+    if (batch.length === 1 && batch[0]!.write?.[0] === 0x1c && batch[0]!.read === 1 && checks++ === 0) onFirst?.(peer);
+    return promise;
+  };
+  return { b, a, peer, checks: () => checks };
+}
+
 describe('ENC28J60 driver: receive program', () => {
   it('given run answers lost on the link, it counts those frames as drops and goes on without a receiver reset', async () => {
     const b = (current = bench());
@@ -113,25 +134,31 @@ describe('ENC28J60 driver: receive program', () => {
     expect(banks).toEqual(new Set([0]));
   });
 
+  it('settles a transmission from the EIR of the next run: an exchange of frames needs no completion check, a quiet period one', async () => {
+    const { b, a, peer, checks } = await watchingChecks();
+    // Ping-like: the board answers each frame, the peer sends the next one 2 ms after the answer.
+    a.nic.attach({ receive: (frame) => a.nic.transmit(makeFrame(MAC_PEER, MAC_A, frame.length, frame[14]!)), linkChange: () => {} });
+    peer.nic.attach({ receive: (frame) => peer.received.push(Uint8Array.from(frame)), linkChange: () => {} });
+    for (let i = 0; i < 20; i++) {
+      peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 98, i));
+      await b.until(() => peer.received.length === i + 1, 100, 0.05);
+      await b.run(2, 0.05);
+    }
+    expect(checks()).toBe(0);
+    expect(a.nic.stats().txFrames).toBe(19); // the last answer: nothing has come in since
+    await b.run(12, 0.05); // txRunCheckDelayMs after its wire time
+    expect(checks()).toBe(1);
+    expect(a.nic.stats().txFrames).toBe(20);
+    expect(a.nic.events['tx-preempted']).toBeUndefined();
+  });
+
   it('sends a frame without waiting for a completion check whose answer sits behind a long run', async () => {
-    const b = (current = bench());
-    const a = board(b);
-    const peer = b.peer();
-    await b.settle(a.nic.start());
-    await b.run(5);
-    // When the driver sends the completion check for frame 1 (a batch that only reads EIR), a
-    // full-size frame arrives: its run starts before the check reaches the board and streams for
-    // ≈ 17 ms at 100 kB/s; the check's answer comes after it.
-    const spi = a.hal.spi;
-    const transfer = spi.transfer.bind(spi);
-    let checks = 0;
-    spi.transfer = (batch) => {
-      const promise = transfer(batch);
-      if (batch.length === 1 && batch[0]!.write?.[0] === 0x1c && checks++ === 0) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 1514, 2));
-      return promise;
-    };
+    // When the driver sends the completion check for frame 1, a full-size frame arrives: its run
+    // starts before the check reaches the board and streams for ≈ 17 ms at 100 kB/s; the check's
+    // answer comes after it.
+    const { b, a, peer, checks } = await watchingChecks((peer) => peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 1514, 2)));
     a.nic.transmit(makeFrame(MAC_PEER, MAC_A, 60, 1));
-    await b.until(() => checks > 0, 50, 0.05);
+    await b.until(() => checks() > 0, 50, 0.05);
     await b.run(1, 0.05);
     const sentAt = b.clock.now();
     a.nic.transmit(makeFrame(MAC_PEER, MAC_A, 60, 3));

@@ -53,6 +53,15 @@ export interface Enc28j60Options {
   /** Extra slack added to the computed wire time before checking a transmission is done. */
   txCompletionSlackMs: number;
   /**
+   * With the receive program armed, the standalone completion check of a transmission waits this
+   * much longer than its wire time: the EIR every program run reads settles it first whenever a
+   * frame comes in meanwhile (a ping's or a TCP peer's answer), and the check's round trip would
+   * sit in front of that frame's answer on the board's line (ping through the simulated Uno at
+   * 1 Mbaud: 0.22 ms of check answer fewer per exchange). Nothing waits for it: a send due
+   * meanwhile reads EIR itself, and a stalled transmitter (errata #12) takes `txTimeoutMs`.
+   */
+  txRunCheckDelayMs: number;
+  /**
    * Safety-net poll for missed INT edges (zephyr PR#82529) and for a chip reset underneath, which
    * silently disables interrupts. One small batch per period when idle.
    */
@@ -104,6 +113,7 @@ export const ENC28J60_DEFAULTS: Enc28j60Options = {
   txMaxRetries: 16,
   txTimeoutMs: 500,
   txCompletionSlackMs: 0.02,
+  txRunCheckDelayMs: 10,
   pollIntervalMs: 100,
   clockReadyAttempts: 10,
   resetDelayMs: 2,
