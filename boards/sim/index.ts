@@ -137,9 +137,10 @@ async function defaultChip(clock: Clock, mac: Uint8Array | undefined, lan: Virtu
   // Resolved at run time so this file does not depend on the emulator's module at type-check time.
   const specifier = '../../hal/enc28j60/emulator.js';
   const module = (await import(specifier)) as {
-    Enc28j60Emulator: new (options: { clock: Clock; mac?: Uint8Array }) => SpiChip & { plugInto(lan: VirtualLan): void };
+    Enc28j60Emulator: new (options: { clock: Clock; mac?: Uint8Array; rxWireTime?: boolean }) => SpiChip & { plugInto(lan: VirtualLan): void };
   };
-  const emulator = new module.Enc28j60Emulator({ clock, mac });
+  // Frames reach the chip at 10 Mbit/s, as through a switch: the board's timing is the point here.
+  const emulator = new module.Enc28j60Emulator({ clock, mac, rxWireTime: true });
   if (lan) emulator.plugInto(lan);
   return emulator;
 }

@@ -25,6 +25,12 @@ export interface Enc28j60EmulatorOptions {
   /** EREVID value: 0x06 is rev. B7 (chips.md §1.4). */
   revision?: number;
   label?: string;
+  /**
+   * Frames from the LAN arrive at 10 Mbit/s (`plugInto`): the chip has one only once its last bit
+   * is in, and frames queue on the wire. The simulated board turns it on (its figures are about
+   * timing); the driver's unit tests keep frames arriving at once, so a flood is a flood.
+   */
+  rxWireTime?: boolean;
 }
 
 /** Counters for tests: what the chip did with frames, independent of any driver. */
@@ -75,6 +81,7 @@ const SRC_SETTLE_MS = 1;
 /** 10BASE-T: 0.8 µs per byte on the wire (preamble/SFD, frame, FCS). */
 const WIRE_MS_PER_BYTE = 0.0008;
 const PREAMBLE_BYTES = 8;
+const INTERFRAME_GAP_BYTES = 12;
 
 type SpiState =
   | { kind: 'idle' }
@@ -134,6 +141,11 @@ export class Enc28j60Emulator {
 
   private cableUp = true;
   private port: LanPort | undefined;
+  /** Cables plugged (and unplugged) so far: a frame on the wire belongs to one. */
+  private cables = 0;
+  /** When the receive wire is free for the next frame (10 Mbit/s from the switch port). */
+  private rxWireFreeAt = 0;
+  private readonly rxWireTime: boolean;
   private interruptLevel = false;
   private readonly interruptListeners = new Set<(asserted: boolean) => void>();
 
@@ -144,6 +156,7 @@ export class Enc28j60Emulator {
     this.revision = options.revision ?? 0x06;
     this.burnedInMac = options.mac;
     this.label = options.label ?? 'enc28j60';
+    this.rxWireTime = options.rxWireTime ?? false;
     this.resetRegisters();
     this.resetPhy();
     // The chip has been powered long before the host talks to it: oscillator already stable.
@@ -949,15 +962,36 @@ export class Enc28j60Emulator {
 
   // ---- Cable ----------------------------------------------------------------------------------
 
+  /**
+   * Plug the cable into `lan`. With `rxWireTime`, a frame the LAN delivers arrives at 10 Mbit/s,
+   * as from the switch port on the other end of the cable: the chip has it (INT, EPKTCNT) only
+   * once its last bit is in — preamble, frame (padded to 60) and FCS after the wire is free
+   * (frames queue on it, 12 bytes of gap between them). Without, and by `receiveFrame`, at once.
+   */
   plugInto(lan: VirtualLan): void {
     this.port?.unplug();
     const wasUp = this.linkUp;
-    this.port = lan.plug({ label: this.label, deliver: (frame) => this.receiveFrame(frame) });
+    const cable = ++this.cables;
+    this.port = lan.plug({
+      label: this.label,
+      deliver: (frame) => {
+        if (!this.rxWireTime) return this.receiveFrame(frame);
+        const now = this.clock.now();
+        const start = Math.max(now, this.rxWireFreeAt);
+        const end = start + (PREAMBLE_BYTES + Math.max(frame.length, 60) + 4) * WIRE_MS_PER_BYTE;
+        this.rxWireFreeAt = end + INTERFRAME_GAP_BYTES * WIRE_MS_PER_BYTE;
+        const copy = Uint8Array.from(frame);
+        this.clock.schedule(end - now, () => {
+          if (cable === this.cables) this.receiveFrame(copy);
+        });
+      },
+    });
     if (this.linkUp !== wasUp) this.linkChanged();
   }
 
   unplug(): void {
     const wasUp = this.linkUp;
+    this.cables++; // frames still on the wire are lost with the cable
     this.port?.unplug();
     this.port = undefined;
     if (this.linkUp !== wasUp) this.linkChanged();

@@ -12,10 +12,10 @@ const RX_END = 0x19ff;
 const TX_START = 0x1a00;
 
 /** A chip on a LAN, configured the way the datasheet's init sequence does (§6), strict. */
-function configuredChip(options: { rxEnd?: number; fullDuplex?: boolean } = {}) {
+function configuredChip(options: { rxEnd?: number; fullDuplex?: boolean; rxWireTime?: boolean } = {}) {
   const clock = new VirtualClock();
   const lan = new VirtualLan(clock);
-  const chip = new Enc28j60Emulator({ clock, strict: true });
+  const chip = new Enc28j60Emulator({ clock, strict: true, rxWireTime: options.rxWireTime ?? false });
   chip.plugInto(lan);
   const peer = new VirtualNic(lan, PEER);
   const received: Uint8Array[] = [];
@@ -218,6 +218,30 @@ describe('ENC28J60 emulator: receive (DS-ENC §7.2)', () => {
     spi.bfs('ECON2', 0x40);
     expect(spi.read('EPKTCNT')).toBe(0);
     expect(spi.read('EIR') & 0x40).toBe(0);
+  });
+
+  it('with rxWireTime, has a frame from the LAN only once its last bit is in at 10 Mbit/s; frames queue on the wire; unplugging loses those on it', () => {
+    const { clock, chip, spi, peer, lan } = configuredChip({ rxWireTime: true });
+    const epktcnt = () => spi.read('EPKTCNT');
+    // 100 bytes: preamble 8 + 100 + FCS 4 = 112 bytes = 89.6 µs; 20 bytes: padded to 60 → 57.6 µs.
+    peer.transmit(makeFrame(OWN, PEER, 100, 1));
+    peer.transmit(makeFrame(OWN, PEER, 20, 2));
+    clock.advance(0.0895);
+    expect(epktcnt()).toBe(0);
+    clock.advance(0.0002);
+    expect(epktcnt()).toBe(1);
+    // The second waits for the first and the 12-byte gap: 89.6 + 9.6 + 57.6 = 156.8 µs.
+    clock.advance(0.1566 - 0.0897);
+    expect(epktcnt()).toBe(1);
+    clock.advance(0.0003);
+    expect(epktcnt()).toBe(2);
+    expect(readPacketAt(spi, 0).data.slice(0, 100)).toEqual([...makeFrame(OWN, PEER, 100, 1)]);
+    peer.transmit(makeFrame(OWN, PEER, 100, 3));
+    chip.unplug();
+    chip.plugInto(lan);
+    clock.advance(1);
+    expect(epktcnt()).toBe(2);
+    expect(chip.stats.rxFramesStored).toBe(2);
   });
 
   it('wraps a packet from ERXND to ERXST, so one RBM stream reads it whole', () => {

@@ -574,13 +574,17 @@ export class Enc28j60Nic implements Nic {
         endService = true;
       }
     }
-    const tx = this.planTransmit(batch, seq, readsEir);
-    // Program mode: the ring is released right after the transmission starts (TXRTS). The frame
-    // sent may be the ACK for what the runs took, and the peer's next segments must find the space
-    // free: the board writes the release within microseconds of TXRTS (the same PAIRS run), while
-    // the shortest frame takes 58 µs on the wire before the peer can even answer it. Before the
-    // transmission it would hold the frame back by its bytes on the line (40 µs at 1 Mbaud).
-    if (endProgramService) this.appendProgramServiceEnd(batch);
+    // Program mode: the ring is released in the same batch as a transmission, before TXRTS (the
+    // frame sent may be the ACK for what the runs took, and the peer's next segments must find the
+    // space free) but not in front of the frame's register writes when those go first: the
+    // release then goes with them, ahead of the frame bytes, so the batch still ends in TXRTS and
+    // the board starts the frame as soon as its last byte is in.
+    let serviceEnd = endProgramService ? () => this.appendProgramServiceEnd(batch) : undefined;
+    const tx = this.planTransmit(batch, seq, readsEir, () => {
+      serviceEnd?.();
+      serviceEnd = undefined;
+    });
+    serviceEnd?.();
     if (tx) handlers.push(tx);
     const txCheck = tx !== undefined && this.plannedCheck;
     // The end of a service only writes and nothing waits on it: after the transmission, so a
@@ -1091,7 +1095,8 @@ export class Enc28j60Nic implements Nic {
 
   // ---- Transmit -------------------------------------------------------------------------------
 
-  private planTransmit(batch: CommandBatch, seq: number, batchReadsEir: boolean): ResultHandler | undefined {
+  /** `beforeFrame`: writes that must precede a send's TXRTS; a send calls it where they cost least. */
+  private planTransmit(batch: CommandBatch, seq: number, batchReadsEir: boolean, beforeFrame: () => void): ResultHandler | undefined {
     const now = this.clock.now();
     const previous = this.txInFlight;
     this.plannedCheck = false;
@@ -1100,7 +1105,7 @@ export class Enc28j60Nic implements Nic {
       // to send need not wait for it once the previous one's wire time is over — the send reads
       // EIR before its TXRST anyway.
       if (this.txChecksOut === 1 && this.txBatchesOut === 1 && previous?.doneBy !== undefined && now >= previous.doneBy && this.txQueue.length > 0 && this.up) {
-        return this.planSend(batch, seq, previous);
+        return this.planSend(batch, seq, previous, beforeFrame);
       }
       // The previous send's batch is still out. With a second buffer the next frame can follow it
       // at once, if writing that frame to the chip takes longer than the previous one's time on
@@ -1112,10 +1117,10 @@ export class Enc28j60Nic implements Nic {
       if (!previous || previous.doneBy !== undefined || this.txBatchesOut >= maxSendsOut) return undefined;
       const delayUs = this.followDelayUs(previous);
       if (delayUs === undefined) return undefined;
-      return this.planSend(batch, seq, previous, delayUs);
+      return this.planSend(batch, seq, previous, beforeFrame, delayUs);
     }
     const due = !previous || now >= previous.doneBy!;
-    if (this.txQueue.length > 0 && this.up && due) return this.planSend(batch, seq, previous);
+    if (this.txQueue.length > 0 && this.up && due) return this.planSend(batch, seq, previous, beforeFrame);
     if (previous && due && !batchReadsEir && now >= this.checkAt(previous)) {
       this.plannedCheck = true;
       const eirAt = batch.read(R.EIR);
@@ -1148,7 +1153,7 @@ export class Enc28j60Nic implements Nic {
    * after the reset (the buffer may still be on the wire); with two it goes into the other
    * buffer first, so the previous frame has the whole write to finish in.
    */
-  private planSend(batch: CommandBatch, seq: number, previous: TxInFlight | undefined, delayUs = 0): ResultHandler {
+  private planSend(batch: CommandBatch, seq: number, previous: TxInFlight | undefined, beforeFrame: () => void, delayUs = 0): ResultHandler {
     const item = this.txQueue.shift()!;
     // With two buffers: the one used last again if its frame is known to have gone (ETXST stays),
     // else the other — the last one may be on the wire, or stuck there (errata #12) until this
@@ -1170,6 +1175,7 @@ export class Enc28j60Nic implements Nic {
     const previousGone = delayUs === 0 && (!previous || (previous.doneBy !== undefined && this.clock.now() >= previous.doneBy));
     const frameFirst = this.options.txBuffers === 2 && !previousGone;
     if (frameFirst) writeFrame();
+    else beforeFrame();
     if (delayUs > 0) batch.delay(delayUs); // the previous frame's wire time, left after the write
     const eirAt = previous ? batch.read(R.EIR) : -1;
     // TXRST before the buffer is overwritten (one buffer) or the start moves (two).
@@ -1183,6 +1189,7 @@ export class Enc28j60Nic implements Nic {
     batch.write16(R.ETXNDL, start + item.frame.length);
     batch.bitClear(R.EIR, R.EIR_TXIF | R.EIR_TXERIF);
     if (!frameFirst) writeFrame();
+    else beforeFrame();
     batch.bitSet(R.ECON1, R.ECON1_TXRTS);
     const sending: TxInFlight = { item, seq, resolved: false };
     this.txInFlight = sending;
@@ -1287,6 +1294,7 @@ export class Enc28j60Nic implements Nic {
   private armWakeTimer(): void {
     if (this.txBatchesOut > 0) return; // their answers kick the pump
     const tx = this.txInFlight;
+    // At its wire time's end when a send waits for it (it can go then), else when a check is due.
     if (tx?.doneBy !== undefined && !tx.resolved) this.wakeAtTime(this.txQueue.length > 0 ? tx.doneBy : this.checkAt(tx));
   }
 
