@@ -83,8 +83,9 @@ enum { L_BIG_ENDIAN = 0x01, L_EVEN = 0x02 };  // LENGTH opts; bits 2..7: the amo
 enum { A_QUIET = 0x01 };                       // ARM options
 enum { EV_INT = 1, EV_PIN = 2 };
 // SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events, programs, short headers,
-// idle fill (SET_FILL), transaction delays (flag DELAY), command pairs (flag PAIRS)
-#define CAPS 0x1FFF
+// idle fill (SET_FILL), transaction delays (flag DELAY), command pairs (flag PAIRS), ended DATA
+// frames (HELLO option)
+#define CAPS 0x3FFF
 
 // ---- CRC-16/MCRF4XX, table-driven ---------------------------------------------------------------
 
@@ -216,8 +217,16 @@ __attribute__((noinline)) static void waitPumping(uint32_t us) {
 static uint8_t fillCount;  // the host's setting; 0 = off (boot, HELLO)
 static uint8_t fillLeft;   // zeros still to send since the last frame
 
+// intEdges is defined with the chip's lines below.
+static volatile uint8_t intEdges;
+
 static void txIdle() {
-  txPump();
+  // Nothing else to do this pass: keep the line fed until the transmit ring is drained or
+  // something comes in (a host byte, an INT edge). One pass of the loop takes longer than a
+  // character at 2 Mbaud (5 µs), so a pump per pass would leave the line idle half the time.
+  uint8_t *in = ringIn;
+  uint8_t edges = intEdges;
+  while (txTail != txCommit && ringIn == in && intEdges == edges) txPump();
   if (fillLeft && txTail == txHead && (UCSR0A & _BV(UDRE0))) {
     UDR0 = 0;
     fillLeft--;
@@ -252,7 +261,6 @@ static inline void chipDeselect() {
   }
 }
 
-static volatile uint8_t intEdges;
 static void onIntEdge() { intEdges++; }
 static volatile uint8_t *intPort;  // input register of PIN_INT (digitalRead costs ≈60 cycles)
 static uint8_t intMask;
@@ -325,9 +333,10 @@ static void frameBytes(const uint8_t *body, uint8_t n) {
   encCrc = crc;
 }
 
-static void frameEnd() {
+// `ended`: the CRC goes complemented — an ended DATA frame, whose payload ends in the DONE.
+static void frameEnd(bool ended = false) {
   uint8_t head = encHead, code = txCode, codeAt = txCodeAt;
-  uint16_t crc = encCrc;
+  uint16_t crc = ended ? ~encCrc : encCrc;
   encodeByte(head, code, codeAt, (uint8_t)crc);
   encodeByte(head, code, codeAt, (uint8_t)(crc >> 8));
   txRing[codeAt] = code;
@@ -367,29 +376,32 @@ static void sendFrame(uint8_t *body, uint8_t type, uint8_t id, uint8_t payloadLe
 static void dataBegin() {
   uint8_t h[5];
   fillHeader(h, B_DATA, dataId);
-  frameBegin(5 + DATA_PAYLOAD);
+  frameBegin(5 + DATA_PAYLOAD + 3);  // room for a DONE to end it
   frameBytes(h, 5);
   dataOpen = true;
   txLen = 0;
 }
 
+// A DATA frame for the next read byte: a full one ends only now, so the batch's last may still
+// carry its DONE.
+static inline void dataRoom() {
+  if (dataOpen && txLen == DATA_PAYLOAD) dataEnd();
+  if (!dataOpen) dataBegin();
+}
+
 // One read byte (DUPLEX writes; spiRead has its own loop).
 __attribute__((always_inline)) static inline void pushRead(uint8_t b) {
-  if (!dataOpen) dataBegin();
+  dataRoom();
   if (readCount < MAX_PAYLOAD) tx[readCount] = b;
   readCount++;
   frameBytes(&b, 1);
-  if (++txLen == DATA_PAYLOAD) dataEnd();
-}
-
-static void flushRead() {
-  if (dataOpen) dataEnd();
+  txLen++;
 }
 
 // Clock `n` bytes out with MOSI = 0x00 into DATA frames, encoding each byte while the next shifts.
 static void spiRead(uint16_t n) {
   while (n) {
-    if (!dataOpen) dataBegin();
+    dataRoom();
     uint8_t room = DATA_PAYLOAD - txLen;
     uint8_t chunk = n < room ? (uint8_t)n : room;
     txLen += chunk;
@@ -419,7 +431,6 @@ static void spiRead(uint16_t n) {
     txCode = code;
     txCodeAt = codeAt;
     encCrc = crc;
-    if (txLen == DATA_PAYLOAD) dataEnd();
   }
 }
 
@@ -440,6 +451,23 @@ static void sendDone(uint8_t id, uint8_t status, uint16_t value) {
   ctl[6] = (uint8_t)value;
   ctl[7] = (uint8_t)(value >> 8);
   sendFrame(ctl, B_DONE, id, 3);
+}
+
+static bool endFrames;  // the host's HELLO asked for ended DATA frames (caps bit 13)
+
+// A batch's answer is complete: its DONE ends the open DATA frame if the host takes that (3 bytes
+// instead of a 12-byte frame), else follows it.
+static void endAnswer(uint8_t status) {
+  if (endFrames && dataOpen) {
+    uint8_t done[3] = {status, (uint8_t)readCount, (uint8_t)(readCount >> 8)};
+    frameBytes(done, 3);
+    frameEnd(true);
+    dataOpen = false;
+    txLen = 0;
+  } else {
+    if (dataOpen) dataEnd();
+    sendDone(dataId, status, readCount);
+  }
 }
 
 static uint8_t sessions;
@@ -561,8 +589,7 @@ static void endTransaction() {
   if (!(xferFlags & X_KEEP_CS)) chipDeselect();
   spiEndTick = TCNT0;  // for a DELAY in the next transaction
   if (xferFlags & X_LAST) {
-    flushRead();
-    sendDone(dataId, batchStatus, readCount);
+    endAnswer(batchStatus);
     // A level the host did not clear, or a packet that came while INT was already low, gives no
     // edge: let the program look (a run overrides this when it ends).
     if (intAsserted()) runDue = true;
@@ -708,9 +735,8 @@ static void runProgram() {
   if (state != ST_OP) {
     // No LAST: end as if it had come, mid-transaction or not.
     chipDeselect();
-    flushRead();
     batchStatus = S_EINVAL;
-    sendDone(programId, batchStatus, readCount);
+    endAnswer(batchStatus);
     state = ST_OP;
   }
   chipDeselect();  // a KEEP_CS on the last transaction must not hand CS to the host's next command
@@ -904,6 +930,7 @@ static void handleFrame() {
     expectedSeq = seq;
     nakSent = false;
     sessions++;
+    endFrames = end > 2 && (rx[2] & 0x01);  // the host's options byte (none: all off)
     sendHello();
     return;
   }

@@ -25,6 +25,7 @@ import {
   COMMAND_ARGUMENT_BYTES,
   EventKind,
   FrameDecoder,
+  HostHelloOption,
   HostFrame,
   DATA_PAYLOAD,
   MAX_PAYLOAD,
@@ -133,6 +134,8 @@ export class ModelBoard implements SerialTarget {
   private readonly reportPins = new Map<number, 0 | 1>();
   /** SET_FILL: idle zeros after each burst of frames (0 = off, after boot and HELLO). */
   private fillCount = 0;
+  /** The host's HELLO asked for ended DATA frames (caps bit 13). */
+  private endFrames = false;
 
   /** The idle fill the host set (SET_FILL), for tests. */
   get idleFillCount(): number {
@@ -208,6 +211,7 @@ export class ModelBoard implements SerialTarget {
     this.nakSent = false;
     this.sessions = 0;
     this.fillCount = 0;
+    this.endFrames = false;
     this.fillLeft = 0;
     this.deselect();
     this.state = 'op';
@@ -298,7 +302,7 @@ export class ModelBoard implements SerialTarget {
     for (const listener of this.listeners) listener(zeros);
   }
 
-  private send(type: number, id: number, payload?: Uint8Array): void {
+  private send(type: number, id: number, payload?: Uint8Array, ended = false): void {
     this.reportedConsumed = this.consumed;
     this.reportedSeq = this.expectedSeq;
     this.fillLeft = this.fillCount;
@@ -306,6 +310,7 @@ export class ModelBoard implements SerialTarget {
       type,
       { intAsserted: this.options.chip.interruptAsserted, id, ack: this.expectedSeq, consumed: this.consumed },
       payload,
+      ended,
     );
     for (const listener of this.listeners) listener(frame);
   }
@@ -318,7 +323,7 @@ export class ModelBoard implements SerialTarget {
       encodeHello({
         version: this.version,
         capabilities:
-          0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.PAIRS : 0) | (this.transactionDelays ? Capability.DELAYS : 0),
+          0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.PAIRS | Capability.END_FRAMES : 0) | (this.transactionDelays ? Capability.DELAYS : 0),
         window: this.window,
         maxPayload: MAX_PAYLOAD,
         sessions: this.sessions,
@@ -361,6 +366,8 @@ export class ModelBoard implements SerialTarget {
       this.expectedSeq = frame.seq;
       this.nakSent = false;
       this.sessions = (this.sessions + 1) & 0xff;
+      // Version 2: the host's option byte (ended DATA frames, caps bit 13).
+      this.endFrames = this.version >= 2 && ((frame.payload[0] ?? 0) & HostHelloOption.END_FRAMES) !== 0;
       this.sendHello();
       return;
     }
@@ -562,8 +569,15 @@ export class ModelBoard implements SerialTarget {
   }
 
   private endBatch(): void {
-    this.flushRead();
-    this.done(this.dataId, this.batchStatus, this.readCount & 0xffff);
+    if (this.endFrames && this.readBuffer.length > 0) {
+      // The last DATA frame carries the DONE (caps bit 13).
+      const done = encodeDone({ status: this.batchStatus, value: this.readCount & 0xffff });
+      this.send(BoardFrame.DATA, this.dataId, Uint8Array.from([...this.readBuffer, ...done]), true);
+      this.readBuffer = [];
+    } else {
+      this.flushRead();
+      this.done(this.dataId, this.batchStatus, this.readCount & 0xffff);
+    }
     this.state = 'op';
     // §3.2: a level the host did not clear, or a packet that came while INT was already asserted.
     if (!this.batchIsRun && this.program && this.options.chip.interruptAsserted) this.runDue = true;
@@ -571,9 +585,10 @@ export class ModelBoard implements SerialTarget {
 
   private pushRead(b: number): void {
     if (this.referable.length < REFERABLE_READ_BYTES) this.referable.push(b);
+    // A full frame goes when the next byte needs room (the batch's last may still end it).
+    if (this.readBuffer.length === DATA_PAYLOAD) this.flushRead();
     this.readBuffer.push(b);
     this.readCount++;
-    if (this.readBuffer.length === DATA_PAYLOAD) this.flushRead();
   }
 
   private flushRead(): void {

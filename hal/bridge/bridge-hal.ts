@@ -40,6 +40,7 @@ import {
   Command,
   EventKind,
   FrameDecoder,
+  HostHelloOption,
   MAX_PAYLOAD,
   MIN_PROTOCOL_VERSION,
   NO_REQUEST_ID,
@@ -287,6 +288,8 @@ export class BridgeHal implements Hal {
     this.decoder = new FrameDecoder(
       (body) => this.onFrame(body),
       () => this.onBadFrame(),
+      undefined,
+      { endedFrames: true },
     );
     const maxProgramBytes = () => this.maxProgramBytes;
     const transactionDelays = () => this.transactionDelays;
@@ -911,7 +914,9 @@ export class BridgeHal implements Hal {
     // 0x35 is odd: the steps visit all 256 values, and at most 128 are excluded.
     do this.helloSeq = (this.helloSeq + 0x35) & 0xff;
     while (((this.helloSeq - this.ackedAbs) & 0xff) <= this.transmittedAbs - this.ackedAbs);
-    this.port.write(Buffer.from(encodeHostHello(this.helloSeq)));
+    // Ask for ended DATA frames (a request's DONE in its last DATA frame, caps bit 13): a board
+    // without them ignores the option.
+    this.port.write(Buffer.from(encodeHostHello(this.helloSeq, HostHelloOption.END_FRAMES)));
     this.helloTimer = this.clock.schedule(this.settings.helloRetryMs, () => this.sendHello());
   }
 

@@ -97,6 +97,13 @@ export const Capability = {
   IDLE_FILL: 1 << 10,
   DELAYS: 1 << 11,
   PAIRS: 1 << 12,
+  END_FRAMES: 1 << 13,
+} as const;
+
+/** Options a host HELLO asks for (its one payload byte; none: all off). */
+export const HostHelloOption = {
+  /** End a request's last DATA frame with its DONE (caps bit 13; §1 "ended DATA frames"). */
+  END_FRAMES: 0x01,
 } as const;
 
 /** Request id the board uses for a DONE that answers no request (EBADCMD). */
@@ -105,6 +112,8 @@ export const NO_REQUEST_ID = 0xff;
 export const HOST_HEADER_BYTES = 2;
 export const BOARD_HEADER_BYTES = 5;
 export const CRC_BYTES = 2;
+/** A DONE payload: status:u8 value:u16. */
+export const DONE_BYTES = 3;
 /** Wire bytes around a payload: header, CRC, one COBS code byte (bodies < 254 bytes), delimiter. */
 export const HOST_FRAME_OVERHEAD = HOST_HEADER_BYTES + CRC_BYTES + 2;
 export const BOARD_FRAME_OVERHEAD = BOARD_HEADER_BYTES + CRC_BYTES + 2;
@@ -129,6 +138,15 @@ export function crc16(bytes: Uint8Array, start = 0, end = bytes.length, crc = 0x
   for (let i = start; i < end; i++) crc = (crc >>> 8) ^ CRC_TABLE[(crc ^ bytes[i]!) & 0xff]!;
   return crc;
 }
+
+/**
+ * The residue of a body followed by its CRC complemented (xor 0xFFFF), little-endian: the same
+ * for every body (the CRC is linear), 0xF0B8. An ended DATA frame is sent that way.
+ */
+export const ENDED_CRC_RESIDUE = (() => {
+  const crc = crc16(new Uint8Array(0)) ^ 0xffff;
+  return crc16(Uint8Array.of(crc & 0xff, crc >>> 8));
+})();
 
 // ---- COBS ---------------------------------------------------------------------------------------
 
@@ -167,18 +185,26 @@ export type FrameDropReason = 'cobs' | 'too-long' | 'too-short' | 'crc';
  */
 export class FrameDecoder {
   private readonly buffer: Uint8Array;
+  private readonly endedFrames: boolean;
   private length = 0;
   private blockLeft = 0;
   private zeroPending = false;
   private broken: FrameDropReason | undefined;
   private started = false;
 
+  /**
+   * `endedFrames` (the host, reading a board that ends DATA frames, caps bit 13): a frame whose CRC
+   * came complemented is an ended DATA frame, handed on as the two frames it stands for — the
+   * DATA (its payload but the last 3 bytes) and the DONE (those 3, under the same header).
+   */
   constructor(
     private readonly onFrame: (body: Uint8Array) => void,
     private readonly onDrop: (reason: FrameDropReason) => void = () => {},
     maxBody = 253,
+    options: { endedFrames?: boolean } = {},
   ) {
     this.buffer = new Uint8Array(maxBody);
+    this.endedFrames = options.endedFrames ?? false;
   }
 
   push(bytes: Uint8Array): void {
@@ -222,17 +248,26 @@ export class FrameDecoder {
     if (broken) return this.onDrop(broken);
     if (cobsBroken) return this.onDrop('cobs');
     if (length < CRC_BYTES + 1) return this.onDrop('too-short');
-    if (crc16(this.buffer, 0, length) !== 0) return this.onDrop('crc');
-    this.onFrame(this.buffer.slice(0, length - CRC_BYTES));
+    const residue = crc16(this.buffer, 0, length);
+    if (residue === 0) return this.onFrame(this.buffer.slice(0, length - CRC_BYTES));
+    if (!this.endedFrames || residue !== ENDED_CRC_RESIDUE) return this.onDrop('crc');
+    // An ended DATA frame: at least one data byte, then status:u8 value:u16.
+    const end = length - CRC_BYTES;
+    if (end < BOARD_HEADER_BYTES + 1 + DONE_BYTES || (this.buffer[0]! & ~INT_LEVEL_BIT) !== BoardFrame.DATA) return this.onDrop('too-short');
+    this.onFrame(this.buffer.slice(0, end - DONE_BYTES));
+    const done = this.buffer.slice(0, BOARD_HEADER_BYTES + DONE_BYTES);
+    done[0] = (this.buffer[0]! & INT_LEVEL_BIT) | BoardFrame.DONE;
+    done.set(this.buffer.subarray(end - DONE_BYTES, end), BOARD_HEADER_BYTES);
+    this.onFrame(done);
   }
 }
 
-/** Append the CRC to `header ++ payload` and COBS-encode it. */
-function frame(header: readonly number[], payload: Uint8Array): Uint8Array {
+/** Append the CRC (complemented: `ended`) to `header ++ payload` and COBS-encode it. */
+function frame(header: readonly number[], payload: Uint8Array, ended = false): Uint8Array {
   const body = new Uint8Array(header.length + payload.length + CRC_BYTES);
   body.set(header, 0);
   body.set(payload, header.length);
-  const crc = crc16(body, 0, header.length + payload.length);
+  const crc = crc16(body, 0, header.length + payload.length) ^ (ended ? 0xffff : 0);
   body[body.length - 2] = crc & 0xff;
   body[body.length - 1] = crc >>> 8;
   return encodeFrame(body);
@@ -245,8 +280,9 @@ export function encodeHostData(seq: number, payload: Uint8Array): Uint8Array {
   return frame([HostFrame.DATA, seq & 0xff], payload);
 }
 
-export function encodeHostHello(seq: number): Uint8Array {
-  return frame([HostFrame.HELLO, seq & 0xff], new Uint8Array(0));
+/** HELLO; `options` (HostHelloOption bits) go as its one payload byte, none when 0. */
+export function encodeHostHello(seq: number, options = 0): Uint8Array {
+  return frame([HostFrame.HELLO, seq & 0xff], options ? Uint8Array.of(options) : new Uint8Array(0));
 }
 
 export interface HostFrameView {
@@ -273,13 +309,15 @@ export interface BoardFrameView {
   readonly payload: Uint8Array;
 }
 
+/** A board frame; `ended`: a DATA frame whose payload ends in its request's DONE (caps bit 13). */
 export function encodeBoardFrame(
   type: number,
   fields: { intAsserted: boolean; id: number; ack: number; consumed: number },
   payload: Uint8Array = new Uint8Array(0),
+  ended = false,
 ): Uint8Array {
   const typeByte = type | (fields.intAsserted ? INT_LEVEL_BIT : 0);
-  return frame([typeByte, fields.id & 0xff, fields.ack & 0xff, fields.consumed & 0xff, (fields.consumed >>> 8) & 0xff], payload);
+  return frame([typeByte, fields.id & 0xff, fields.ack & 0xff, fields.consumed & 0xff, (fields.consumed >>> 8) & 0xff], payload, ended);
 }
 
 export function parseBoardFrame(body: Uint8Array): BoardFrameView | undefined {

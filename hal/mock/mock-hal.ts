@@ -51,6 +51,8 @@ export interface LinkModel {
   batchOverheadBytes?: number;
   /** Framing bytes per batch in the reply (a completion record). Default `batchOverheadBytes`. */
   replyOverheadBytes?: number;
+  /** Instead of `replyOverheadBytes` when the reply carries read data (the bridge's ended DATA frames: a 3-byte DONE). */
+  replyWithDataOverheadBytes?: number;
   /** Framing bytes per SPI transaction in the request (flags, lengths). Default 2. */
   transactionOverheadBytes?: number;
   /**
@@ -78,7 +80,8 @@ export interface LinkModel {
  * transactions as the version-2 bridge encodes them (SHORT headers of 2 bytes where lengths fit in
  * 4 bits, else 5; IF, LENGTH, DELAY operands), carried in DATA frames of ≤64 bytes that cost 6
  * bytes each (COBS, delimiter, type, seq, CRC-16); read bytes come back in DATA frames of ≤112
- * bytes at 9 bytes each, then a 12-byte DONE. Runs of two-byte writes go as PAIRS (caps bit 12). Not modelled: the board's credit ACKs (9 bytes per
+ * bytes at 9 bytes each, the last ending in the 3-byte DONE (caps bit 13; a 12-byte DONE frame
+ * when nothing was read). Runs of two-byte writes go as PAIRS (caps bit 12). Not modelled: the board's credit ACKs (9 bytes per
  * ~250 request bytes consumed, on the reply direction) and INT events.
  */
 export function bridgeLinkModel(bytesPerSecond: number, turnaroundMs: number): LinkModel {
@@ -87,6 +90,7 @@ export function bridgeLinkModel(bytesPerSecond: number, turnaroundMs: number): L
     turnaroundMs,
     batchOverheadBytes: 2,
     replyOverheadBytes: 12,
+    replyWithDataOverheadBytes: 3,
     transactionBytes: (transactions) => transactionsLength(transactions, { shortHeaders: true, pairs: true }),
     chunkBytes: 64,
     replyChunkBytes: DATA_PAYLOAD,
@@ -762,7 +766,8 @@ export class MockHal implements Hal {
   private replyLinkBytes(bytesRead: number): number {
     const m = this.linkModel;
     if (!m) return 0;
-    return this.chunked(bytesRead, m.replyChunkOverheadBytes ?? 0, m.replyChunkBytes) + (m.replyOverheadBytes ?? m.batchOverheadBytes ?? 4);
+    const overhead = m.replyOverheadBytes ?? m.batchOverheadBytes ?? 4;
+    return this.chunked(bytesRead, m.replyChunkOverheadBytes ?? 0, m.replyChunkBytes) + (bytesRead > 0 ? (m.replyWithDataOverheadBytes ?? overhead) : overhead);
   }
 
   private chunked(bytes: number, overhead: number, chunk = this.linkModel?.chunkBytes): number {

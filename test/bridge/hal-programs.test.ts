@@ -302,25 +302,35 @@ describe('bridge HAL, protocol version 2: programs', () => {
     expect(commands).not.toContain(Command.ARM);
   });
 
-  it('given a run\'s answer corrupted on the link, drops that run and counts it; the next run still arrives', async () => {
+  it('given a run\'s answer corrupted on the link, drops that run — counted when its DONE survives (a long answer), a bad frame when the whole answer was one ended frame; the next run still arrives', async () => {
     const { hal, chip, link } = await setup();
+    const program = [RX_PROGRAM[0]!, { ...RX_PROGRAM[1]!, read: 200 }, RX_PROGRAM[2]!];
     const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]), { quietInterrupts: true });
+    await hal.spi.arm!(program, (bytes) => runs.push([...bytes]), { quietInterrupts: true });
     await until(hal, () => runs.length === 1);
-    const lost = [0xaa, 0xbb, 0xcc, 0xdd];
-    post(chip, lost);
-    // The next bytes from the board are that run's DATA frame.
+    // 150 bytes: two DATA frames, the second ended with the DONE. The first is corrupted.
+    const long = Array.from({ length: 150 }, (_, i) => (i * 7 + 1) & 0xff);
+    post(chip, long);
     link.corruptNext('board-to-host', 1, 3);
     chip.setInterrupt(true);
     await until(hal, () => hal.stats.runsLost + hal.stats.runsReported === 3);
     expect(hal.stats.runsLost).toBe(1);
-    expect(runs).toEqual([nothing(), nothing(lost.length)]);
+    expect(runs).toEqual([nothing(), nothing(long.length)]);
+    // A short answer is one ended frame: corrupted, nothing of that run arrives but a bad frame.
+    const badBefore = hal.stats.badFrames;
+    const short = [0xaa, 0xbb, 0xcc, 0xdd];
+    post(chip, short);
+    link.corruptNext('board-to-host', 1, 3);
+    chip.setInterrupt(false);
+    chip.setInterrupt(true);
+    await until(hal, () => hal.stats.badFrames > badBefore && runs.length === 3);
+    expect(hal.stats.runsLost).toBe(1);
+    expect(runs[2]).toEqual(nothing(short.length));
     const packet = [0x11, 0x22];
     post(chip, packet);
     chip.setInterrupt(false);
-    await until(hal, () => runs.length === 4);
-    expect(runs.slice(2)).toEqual(took(packet));
-    expect(hal.stats.runsLost).toBe(1);
+    await until(hal, () => runs.length === 5);
+    expect(runs.slice(3)).toEqual(took(packet));
   });
 
   it('after a resync with a board that did not reset, it re-arms by itself before any other command', async () => {

@@ -15,6 +15,8 @@ import {
   NO_REQUEST_ID,
   Status,
   TransactionFlag,
+  HostHelloOption,
+  DATA_PAYLOAD,
   encodeArm,
   encodeCommand,
   encodeHostData,
@@ -38,7 +40,7 @@ interface Answer {
   readonly value: number;
 }
 
-function harness(protocolVersion: 1 | 2 = 2) {
+function harness(protocolVersion: 1 | 2 = 2, helloOptions = 0) {
   const clock = new VirtualClock();
   const chip = new SpiMemoryChip();
   const board = new ModelBoard({ clock, chip, protocolVersion });
@@ -46,17 +48,22 @@ function harness(protocolVersion: 1 | 2 = 2) {
   /** Every byte the board sent, since the harness's HELLO. */
   const wire: number[] = [];
   let intEvents = 0;
-  const decoder = new FrameDecoder((body) => {
-    const frame = parseBoardFrame(body)!;
-    if (frame.type === BoardFrame.EVENT && frame.payload[0] === EventKind.INT) intEvents++;
-    frames.push(frame);
-  });
+  const decoder = new FrameDecoder(
+    (body) => {
+      const frame = parseBoardFrame(body)!;
+      if (frame.type === BoardFrame.EVENT && frame.payload[0] === EventKind.INT) intEvents++;
+      frames.push(frame);
+    },
+    undefined,
+    undefined,
+    { endedFrames: true },
+  );
   board.onData((bytes) => {
     wire.push(...bytes);
     decoder.push(bytes);
   });
   board.open();
-  board.write(encodeHostHello(0));
+  board.write(encodeHostHello(0, helloOptions));
   clock.advance(1);
   const hello = parseHello(frames.filter((f) => f.type === BoardFrame.HELLO).at(-1)!.payload)!;
   frames.length = 0;
@@ -102,10 +109,10 @@ const writeAt = (address: number, ...data: number[]): WireTransaction => ({ writ
 const spi = (id: number, batch: WireTransaction[]) => encodeSpiCommand(id, batch, { shortHeaders: true });
 
 describe('board model, protocol version 2', () => {
-  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs), 9 (short headers), 10 (idle fill), 11 (delays) and 12 (pairs)', () => {
+  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs), 9 (short headers), 10 (idle fill), 11 (delays), 12 (pairs) and 13 (ended DATA frames)', () => {
     const { hello } = harness();
     expect(hello).toMatchObject({ version: 2, programBytes: 64 });
-    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.DELAYS | Capability.PAIRS);
+    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.DELAYS | Capability.PAIRS | Capability.END_FRAMES);
   });
 
   it('given PAIRS, clocks each two bytes in a CS frame of their own, as the same transactions unpaired; an IF that fails skips them all', () => {
@@ -126,6 +133,30 @@ describe('board model, protocol version 2', () => {
     h.send(encodeSpiCommand(3, skipped, { shortHeaders: true, pairs: true }));
     expect(h.chip.csFrames.splice(0)).toEqual([[0x03, 0, 0]]);
     expect(h.answers().map((a) => a.status)).toEqual([Status.OK, Status.OK, Status.OK]);
+  });
+
+  it('given HELLO option END_FRAMES, ends each answer with reads in its last DATA frame (CRC complemented); without reads, or without the option, a DONE frame', () => {
+    /** Wire frames of one answer (delimiter-separated, idle fill left out). */
+    const wireFrames = (wire: number[]) => wire.join(',').split(/(?:^|,)0(?=,|$)/).filter((f) => f !== '').length;
+    for (const [reads, ended] of [[3, true], [112, true], [113, true], [0, false]] as const) {
+      for (const option of [HostHelloOption.END_FRAMES, 0]) {
+        const h = harness(2, option);
+        h.chip.memory.set(Array.from({ length: 200 }, (_, i) => i + 1));
+        const batch = reads > 0 ? [readAt(0, reads)] : [writeAt(0x40, 1)];
+        h.send(spi(1, batch));
+        const data = reads > 0 ? Array.from({ length: reads }, (_, i) => i + 1) : [];
+        expect(h.answers()).toEqual([{ id: 1, data, status: Status.OK, value: reads }]);
+        // DATA frames of ≤112, plus a DONE frame unless the last DATA frame carried it.
+        const frames = Math.ceil(reads / DATA_PAYLOAD) + (ended && option ? 0 : 1);
+        expect(wireFrames(h.wire)).toBe(frames);
+        if (ended && option) {
+          // A decoder that knows no ended frames drops the last as a CRC error.
+          const drops: string[] = [];
+          new FrameDecoder(() => {}, (reason) => drops.push(reason)).push(Uint8Array.from(h.wire));
+          expect(drops).toEqual(['crc']);
+        }
+      }
+    }
   });
 
   it('executes SHORT headers like long ones', () => {

@@ -3,6 +3,10 @@ import { SeededRandom, randomBelow } from '../../src/time/random.js';
 import {
   ArmOption,
   BoardFrame,
+  ENDED_CRC_RESIDUE,
+  Status,
+  encodeDone,
+  type BoardFrameView,
   Capability,
   Command,
   FrameDecoder,
@@ -68,6 +72,29 @@ describe('bridge framing', () => {
     expect(crc16(check)).toBe(0x6f91);
     const withCrc = Uint8Array.of(...check, 0x91, 0x6f);
     expect(crc16(withCrc)).toBe(0);
+  });
+
+  it('reads an ended DATA frame (CRC complemented, residue 0xF0B8) as its DATA and DONE, only where asked; drops one that is short, not DATA, or damaged', () => {
+    expect(ENDED_CRC_RESIDUE).toBe(0xf0b8);
+    const fields = { intAsserted: true, id: 9, ack: 4, consumed: 0x1234 };
+    const wire = encodeBoardFrame(BoardFrame.DATA, fields, Uint8Array.of(1, 2, 3, ...encodeDone({ status: Status.OK, value: 3 })), true);
+    const frames: BoardFrameView[] = [];
+    const drops: string[] = [];
+    const decoder = new FrameDecoder((body) => frames.push(parseBoardFrame(body)!), (reason) => drops.push(reason), undefined, { endedFrames: true });
+    decoder.push(wire);
+    expect(frames.map((f) => ({ type: f.type, int: f.intAsserted, id: f.id, ack: f.ack, consumed: f.consumed, payload: [...f.payload] }))).toEqual([
+      { type: BoardFrame.DATA, int: true, id: 9, ack: 4, consumed: 0x1234, payload: [1, 2, 3] },
+      { type: BoardFrame.DONE, int: true, id: 9, ack: 4, consumed: 0x1234, payload: [Status.OK, 3, 0] },
+    ]);
+    expect(decodeAll(wire).drops).toEqual(['crc']); // a host that did not ask
+    frames.length = 0;
+    decoder.push(encodeBoardFrame(BoardFrame.DATA, fields, Uint8Array.of(0, 3, 0), true)); // no data byte
+    decoder.push(encodeBoardFrame(BoardFrame.EVENT, fields, Uint8Array.of(1, 2, 3, 4), true));
+    const damaged = Uint8Array.from(wire);
+    damaged[4] ^= 0x10;
+    decoder.push(damaged);
+    expect(frames).toEqual([]);
+    expect(drops).toEqual(['too-short', 'too-short', 'crc']);
   });
 
   it('COBS-encodes with one code byte and a delimiter: constant overhead, no zero inside', () => {

@@ -48,6 +48,8 @@ export class RawHost {
         if (frame) this.frames.push(frame);
       },
       () => this.badFrames++,
+      undefined,
+      { endedFrames: true },
     );
     board.link.onHostData((bytes) => {
       this.wire.push(...bytes);
@@ -62,9 +64,10 @@ export class RawHost {
     }
   }
 
-  async hello(): Promise<Hello> {
+  /** HELLO with `options` (HostHelloOption bits; none by default, as an older host sends it). */
+  async hello(options = 0): Promise<Hello> {
     const from = this.frames.length;
-    this.board.link.hostWrite(encodeHostHello(this.seq));
+    this.board.link.hostWrite(encodeHostHello(this.seq, options));
     const frame = await this.until(() => this.frames.slice(from).find((f) => f.type === BoardFrame.HELLO));
     return parseHello(frame.payload)!;
   }

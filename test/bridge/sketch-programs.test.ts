@@ -16,6 +16,7 @@ import {
   BoardFrame,
   Capability,
   Command,
+  HostHelloOption,
   Status,
   TransactionFlag,
   computedReadLength,
@@ -115,6 +116,38 @@ describe('bridge sketch, protocol version 2: HELLO and transaction headers', () 
     expect(mosiShort).toEqual(mosiLong);
     expect(chip.selects).toBe(2 * selectsShort);
     expect([...chip.memory.subarray(100, 103)]).toEqual([1, 2, 3]);
+  });
+});
+
+describe('bridge sketch: ended DATA frames (HELLO option, caps bit 13)', () => {
+  /** Frames on the wire since `from` (delimiter-separated, idle fill left out). */
+  const wireFrames = (host: RawHost, from: number) => host.wire.slice(from).join(',').split(/(?:^|,)0(?=,|$)/).filter((f) => f !== '').length;
+
+  it('says caps bit 13; after a HELLO asking for them, ends each answer with reads in its last DATA frame, and only then', async () => {
+    const chip = new SpiMemoryChip();
+    chip.memory.set(Array.from({ length: 200 }, (_, i) => i + 1));
+    const { host, hello } = await boot(chip);
+    expect(hello.capabilities & Capability.END_FRAMES).toBe(Capability.END_FRAMES);
+    const answer = async (id: number, batch: WireTransaction[]) => {
+      const from = host.wire.length;
+      const reply = await host.request(id, spi(id, batch));
+      await host.wait(0.5);
+      return { reply, frames: wireFrames(host, from) };
+    };
+    // Without the option (this HELLO had none): a DONE frame after the data.
+    expect(await answer(1, [read(0, 3)])).toEqual({ reply: { data: [1, 2, 3], status: Status.OK, value: 3 }, frames: 2 });
+    await host.hello(HostHelloOption.END_FRAMES);
+    for (const [id, reads, frames] of [[2, 3, 1], [3, 112, 1], [4, 113, 2], [5, 0, 1]] as const) {
+      const batch = reads > 0 ? [read(0, reads)] : [write(0x40, [9])];
+      const data = Array.from({ length: reads }, (_, i) => i + 1);
+      expect(await answer(id, batch)).toEqual({ reply: { data, status: Status.OK, value: reads }, frames });
+    }
+    // A program run too; and a plain HELLO turns it off again.
+    expect(await host.request(6, encodeArm(6, [read(0, 2)], {}, { shortHeaders: true }))).toMatchObject({ status: Status.OK });
+    await host.until(() => host.answers(6).at(1));
+    expect(host.answers(6)[1]).toEqual({ data: [1, 2], status: Status.OK, value: 2 });
+    await host.hello();
+    expect(await answer(7, [read(0, 3)])).toMatchObject({ frames: 2 });
   });
 });
 

@@ -72,23 +72,23 @@ describe('mock HAL', () => {
     expect(hal.log.totals.maxInFlight).toBe(2);
   });
 
-  it('with the bridge protocol model, counts the link bytes each way: 6 bytes per ≤64-byte request chunk, 9 per ≤112-byte reply chunk, a 12-byte DONE', async () => {
+  it('with the bridge protocol model, counts the link bytes each way: 6 bytes per ≤64-byte request chunk, 9 per ≤112-byte reply chunk, a 3-byte DONE in the last (12 bytes alone)', async () => {
     const clock = new VirtualClock();
     const slave = new EchoSlave(clock);
     const hal = new MockHal({ clock, slave, linkModel: { ...bridgeLinkModel(100_000, 2), spiBytesPerSecond: 1e6 } });
     // Request: 0x10 id (2) + one transaction header (5) + 3 write bytes = 10 → one chunk → 16.
-    // Reply: 100 read bytes → one chunk (9) → 109, + DONE 12 = 121.
+    // Reply: 100 read bytes → one chunk (9) → 109, + the DONE in it, 3 = 112.
     const done = hal.spi.transfer([{ write: Uint8Array.of(1, 2, 3), read: 100 }]);
     await clock.advanceAsync(10);
     await done;
-    expect(hal.log.totals).toMatchObject({ linkBytesUp: 16, linkBytesDown: 121 });
-    // 0.16 ms up, 1 ms, 103 SPI bytes at 1 MB/s, 1.21 ms down, 1 ms.
-    expect(hal.log.entries[0]!.completedAt).toBeCloseTo(0.16 + 1 + 0.103 + 1.21 + 1, 9);
-    // 113 read bytes take two reply chunks: 113 + 18 + 12.
+    expect(hal.log.totals).toMatchObject({ linkBytesUp: 16, linkBytesDown: 112 });
+    // 0.16 ms up, 1 ms, 103 SPI bytes at 1 MB/s, 1.12 ms down, 1 ms.
+    expect(hal.log.entries[0]!.completedAt).toBeCloseTo(0.16 + 1 + 0.103 + 1.12 + 1, 9);
+    // 113 read bytes take two reply chunks: 113 + 18 + 3.
     const two = hal.spi.transfer([{ write: Uint8Array.of(1), read: 113 }]);
     await clock.advanceAsync(10);
     await two;
-    expect(hal.log.entries[1]!.linkBytesDown).toBe(113 + 18 + 12);
+    expect(hal.log.entries[1]!.linkBytesDown).toBe(113 + 18 + 3);
     // 200 bytes of request payload (2 + 5 + 193) take four chunks.
     const big = hal.spi.transfer([{ write: new Uint8Array(193) }]);
     await clock.advanceAsync(10);
