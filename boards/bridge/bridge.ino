@@ -217,16 +217,8 @@ __attribute__((noinline)) static void waitPumping(uint32_t us) {
 static uint8_t fillCount;  // the host's setting; 0 = off (boot, HELLO)
 static uint8_t fillLeft;   // zeros still to send since the last frame
 
-// intEdges is defined with the chip's lines below.
-static volatile uint8_t intEdges;
-
 static void txIdle() {
-  // Nothing else to do this pass: keep the line fed until the transmit ring is drained or
-  // something comes in (a host byte, an INT edge). One pass of the loop takes longer than a
-  // character at 2 Mbaud (5 µs), so a pump per pass would leave the line idle half the time.
-  uint8_t *in = ringIn;
-  uint8_t edges = intEdges;
-  while (txTail != txCommit && ringIn == in && intEdges == edges) txPump();
+  txPump();
   if (fillLeft && txTail == txHead && (UCSR0A & _BV(UDRE0))) {
     UDR0 = 0;
     fillLeft--;
@@ -261,6 +253,7 @@ static inline void chipDeselect() {
   }
 }
 
+static volatile uint8_t intEdges;
 static void onIntEdge() { intEdges++; }
 static volatile uint8_t *intPort;  // input register of PIN_INT (digitalRead costs ≈60 cycles)
 static uint8_t intMask;
@@ -1059,5 +1052,11 @@ void loop() {
   pollEvents();
   // The ring has been looked at (host commands first); now the program, if a run is due.
   if (armed && state == ST_OP && !selected && (runDue || intEdges != runEdges)) runProgram();
+  // Nothing else to do this pass: keep the line fed until the transmit ring is drained or there
+  // is work (a host byte, an INT edge, a run due). One pass of this loop takes longer than a
+  // character at 2 Mbaud (5 µs): a pump per pass left the line idle about half the time.
+  uint8_t *in = ringIn;
+  uint8_t edges = intEdges;
+  while (txTail != txCommit && ringIn == in && intEdges == edges && !(armed && (runDue || intEdges != runEdges))) txPump();
   txIdle();
 }
