@@ -1,9 +1,11 @@
 // spinet serial-to-SPI bridge, protocol version 2 (docs/bridge-protocol.md).
 //
 // The host sends COBS frames with a CRC-16 per <=64-byte chunk; this sketch checks each chunk
-// before acting on it, clocks write bytes into SPI as chunks arrive and streams read bytes back in
-// DATA frames, so it never holds more than one chunk each way. Its own UART receive interrupt fills
-// a ring whose size it advertises as the host's byte credit: no byte is lost at any baud rate.
+// before acting on it and clocks write bytes into SPI as chunks arrive; read bytes are CRC'd and
+// COBS-encoded into the transmit ring as they are clocked (DATA frames of up to 112 bytes, the last
+// carrying the answer's DONE when the host asks), so it never holds a whole Ethernet frame. Its own
+// UART receive interrupt fills a ring whose size it advertises as the host's byte credit: no byte
+// is lost at any baud rate. Runs of register writes come as PAIRS: one header, CS pulsed between.
 //
 // Throughput: the line, not the sketch, should be the limit. So work overlaps the line instead of
 // following it: replies are COBS-encoded into a transmit ring that the loops drain a byte at a
