@@ -1,44 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
-import { BridgeHal } from '../../hal/bridge/bridge-hal.js';
 import type { HalEvent } from '../../hal/contract.js';
-import { SimulatedBinding } from '../../boards/sim/binding.js';
-import { SpiMemoryChip } from '../../boards/sim/chip.js';
-import { ModelBoard } from '../../boards/sim/model-board.js';
-import { LINK_MODELS, SerialLink, type LinkModel } from '../../boards/sim/serial-link.js';
-import { driveVirtualClock, type VirtualTimeDriver } from '../../boards/sim/virtual-time.js';
+import { closeModelHal, openModelHal, type ModelHal, type ModelHalOptions } from './model-hal.js';
 
-const PATH = '/dev/ttySIM0';
+let current: ModelHal | undefined;
 
-interface Setup {
-  clock: VirtualClock;
-  chip: SpiMemoryChip;
-  board: ModelBoard;
-  link: SerialLink;
-  hal: BridgeHal;
-  driver: VirtualTimeDriver;
-}
-
-let current: Setup | undefined;
-
-async function setup(options: { linkModel?: LinkModel; consumeBytesPerMs?: number; isRetryable?: () => boolean } = {}): Promise<Setup> {
-  const clock = new VirtualClock();
-  const chip = new SpiMemoryChip();
-  const board = new ModelBoard({ clock, chip, consumeBytesPerMs: options.consumeBytesPerMs });
-  const link = new SerialLink(clock, board, options.linkModel ?? LINK_MODELS['16u2']);
-  const binding = new SimulatedBinding();
-  binding.register(PATH, link);
-  const driver = driveVirtualClock(clock);
-  const hal = await BridgeHal.open({ path: PATH, binding, clock, baudRate: 1_000_000, isRetryable: options.isRetryable });
-  current = { clock, chip, board, link, hal, driver };
+async function setup(options: ModelHalOptions = {}): Promise<ModelHal> {
+  current = await openModelHal(options);
   return current;
 }
 
 afterEach(async () => {
-  if (!current) return;
-  await current.hal.close();
-  current.driver.stop();
+  await closeModelHal(current);
   current = undefined;
 });
 

@@ -4,59 +4,34 @@
  * TypeScript board model with an SPI memory chip whose INT line the test drives.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { BridgeHal } from '../../hal/bridge/bridge-hal.js';
 import type { HalEvent, SpiTransaction } from '../../hal/contract.js';
 import { BoardFrame, Command, FrameDecoder, encodeSpiCommand, hostWireBytes, parseBoardFrame } from '../../hal/bridge/protocol.js';
-import { SimulatedBinding } from '../../boards/sim/binding.js';
 import { SpiMemoryChip } from '../../boards/sim/chip.js';
-import { ModelBoard } from '../../boards/sim/model-board.js';
-import { LINK_MODELS, SerialLink } from '../../boards/sim/serial-link.js';
-import { driveVirtualClock, type VirtualTimeDriver } from '../../boards/sim/virtual-time.js';
+import { closeModelHal, openModelHal, type ModelHal, type ModelHalOptions } from './model-hal.js';
 
-const PATH = '/dev/ttySIM0';
-
-interface Setup {
-  chip: SpiMemoryChip;
-  board: ModelBoard;
-  link: SerialLink;
-  hal: BridgeHal;
-  driver: VirtualTimeDriver;
-  /** Opcodes of the commands the board executed, in order. */
-  commands: number[];
+interface Setup extends ModelHal {
   /** Board → host frames as the host received them, by type. */
   framesSeen: Map<number, number>;
 }
 
 let current: Setup | undefined;
 
-async function setup(options: { protocolVersion?: 1 | 2; resetOnOpen?: boolean } = {}): Promise<Setup> {
-  const clock = new VirtualClock();
-  const chip = new SpiMemoryChip();
-  const commands: number[] = [];
-  const board = new ModelBoard({ clock, chip, protocolVersion: options.protocolVersion, onCommand: (opcode) => commands.push(opcode) });
-  const link = new SerialLink(clock, board, LINK_MODELS['16u2']);
-  const binding = new SimulatedBinding();
-  const resetOnOpen = options.resetOnOpen ?? true;
-  binding.register(PATH, link, { resetOnOpen });
-  if (!resetOnOpen) board.open(); // powered by USB before the port opens
+async function setup(options: ModelHalOptions = {}): Promise<Setup> {
+  const base = await openModelHal(options);
   const framesSeen = new Map<number, number>();
   const decoder = new FrameDecoder((body) => {
     const type = parseBoardFrame(body)!.type;
     framesSeen.set(type, (framesSeen.get(type) ?? 0) + 1);
   });
-  link.onHostData((bytes) => decoder.push(bytes));
-  const driver = driveVirtualClock(clock);
-  const hal = await BridgeHal.open({ path: PATH, binding, clock, baudRate: 1_000_000 });
-  current = { chip, board, link, hal, driver, commands, framesSeen };
+  base.link.onHostData((bytes) => decoder.push(bytes));
+  current = { ...base, framesSeen };
   return current;
 }
 
 afterEach(async () => {
-  if (!current) return;
-  await current.hal.close();
-  current.driver.stop();
+  await closeModelHal(current);
   current = undefined;
 });
 

@@ -5,26 +5,16 @@
  * have arrived, and a batch that must not run twice is failed rather than sent again.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
-import { BridgeHal } from '../../hal/bridge/bridge-hal.js';
 import type { SpiTransaction } from '../../hal/contract.js';
 import { BOARD_FRAME_OVERHEAD, Command } from '../../hal/bridge/protocol.js';
-import { SimulatedBinding } from '../../boards/sim/binding.js';
-import { SpiMemoryChip } from '../../boards/sim/chip.js';
-import { ModelBoard } from '../../boards/sim/model-board.js';
-import { LINK_MODELS, SerialLink, type Direction } from '../../boards/sim/serial-link.js';
-import { driveVirtualClock, type VirtualTimeDriver } from '../../boards/sim/virtual-time.js';
+import { type Direction } from '../../boards/sim/serial-link.js';
+import { closeModelHal, openModelHal, type ModelHal } from './model-hal.js';
 
-const PATH = '/dev/ttySIM0';
 /** Wire bytes of an ACK frame (no payload): dropping exactly these loses it without a trace. */
 const ACK_WIRE_BYTES = BOARD_FRAME_OVERHEAD;
 
-interface Setup {
-  chip: SpiMemoryChip;
-  link: SerialLink;
-  hal: BridgeHal;
-  driver: VirtualTimeDriver;
+interface Setup extends ModelHal {
   /** SPI commands the board executed. */
   spiCommands(): number;
 }
@@ -32,24 +22,14 @@ interface Setup {
 let current: Setup | undefined;
 
 async function setup(): Promise<Setup> {
-  const clock = new VirtualClock();
-  const chip = new SpiMemoryChip();
-  const commands: number[] = [];
-  const board = new ModelBoard({ clock, chip, onCommand: (opcode) => commands.push(opcode) });
-  const link = new SerialLink(clock, board, LINK_MODELS['16u2']);
-  const binding = new SimulatedBinding();
-  binding.register(PATH, link);
-  const driver = driveVirtualClock(clock);
   // Nothing is retryable: a batch that ran must never run again.
-  const hal = await BridgeHal.open({ path: PATH, binding, clock });
-  current = { chip, link, hal, driver, spiCommands: () => commands.filter((c) => c === Command.SPI).length };
+  const base = await openModelHal();
+  current = { ...base, spiCommands: () => base.commands.filter((c) => c === Command.SPI).length };
   return current;
 }
 
 afterEach(async () => {
-  if (!current) return;
-  await current.hal.close();
-  current.driver.stop();
+  await closeModelHal(current);
   current = undefined;
 });
 
