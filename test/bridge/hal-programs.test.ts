@@ -58,6 +58,19 @@ const RX_PROGRAM: SpiTransaction[] = [
   writeAt(0x00, 0),
 ];
 
+/**
+ * Arm RX_PROGRAM: its runs and the HAL's events (from now on) collect in the arrays returned.
+ * `firstRun`: wait for the run that arming starts (nothing waits yet: a short one).
+ */
+async function armRx(hal: BridgeHal, firstRun = true): Promise<{ runs: number[][]; events: HalEvent[] }> {
+  const events: HalEvent[] = [];
+  hal.onEvent((e) => events.push(e));
+  const runs: number[][] = [];
+  await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
+  if (firstRun) await until(hal, () => runs.length === 1);
+  return { runs, events };
+}
+
 /** What the chip would hold with `packet` waiting. */
 function post(chip: SpiMemoryChip, packet: number[]): void {
   chip.memory.set(packet, 0x10);
@@ -102,8 +115,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
   it('given an armed program, it runs once when armed and again on each INT edge until a run is cut short by IF', async () => {
     const { hal, chip, board } = await setup();
     expect(hal.spi.maxProgramBytes).toBe(64);
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
+    const { runs } = await armRx(hal, false);
     expect(board.armed).toMatchObject({ length: 19 });
     await until(hal, () => runs.length === 1);
     expect(runs).toEqual([nothing()]);
@@ -119,9 +131,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('delivers runs in order with transfer() answers: a run the board made between two batches arrives before the second resolves', async () => {
     const { hal, chip } = await setup();
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
-    await until(hal, () => runs.length === 1);
+    const { runs } = await armRx(hal);
     // INT stays asserted: the board runs the program after each batch that ends with it so.
     chip.setInterrupt(true);
     await until(hal, () => runs.length === 2);
@@ -137,9 +147,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('given IF on a zero byte, a run stops there: it reads only what came before and clocks nothing after', async () => {
     const { hal, chip } = await setup();
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
-    await until(hal, () => runs.length === 1);
+    const { runs } = await armRx(hal);
     const selects = chip.selects;
     await hal.spi.runArmed!();
     expect(runs.slice(1)).toEqual([nothing()]);
@@ -154,8 +162,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('given LENGTH, a run reads as many bytes as the length it read says, capped at the transaction\'s read', async () => {
     const { hal, chip } = await setup();
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
+    const { runs } = await armRx(hal, false);
     const short = [10, 11, 12];
     const long = Array.from({ length: 40 }, (_, i) => i + 1);
     await until(hal, () => runs.length === 1);
@@ -171,9 +178,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('runArmed() runs the program now, for a packet no edge announced, and resolves after its answer', async () => {
     const { hal, chip, commands } = await setup();
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
-    await until(hal, () => runs.length === 1);
+    const { runs } = await armRx(hal);
     const packet = [0x42, 0x43];
     post(chip, packet);
     await hal.delay(20);
@@ -185,9 +190,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('disarm() resolves after the runs before it were delivered; then INT edges run nothing', async () => {
     const { hal, chip, board } = await setup();
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
-    await until(hal, () => runs.length === 1);
+    const { runs } = await armRx(hal);
     const packet = [5, 4, 3];
     post(chip, packet);
     chip.setInterrupt(true);
@@ -221,8 +224,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('keeps the program\'s id out of use while armed: after the request ids wrap, replies are still replies and runs still runs', async () => {
     const { hal, chip } = await setup();
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
+    const { runs } = await armRx(hal, false);
     chip.memory.set([0x5a], 0x40);
     const replies = await Promise.all(Array.from({ length: 300 }, () => hal.spi.transfer([readAt(0x40, 1)])));
     expect(replies.every((r) => r.length === 1 && r[0] === 0x5a)).toBe(true);
@@ -253,8 +255,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('without quietInterrupts, INT events still come while armed', async () => {
     const { hal, chip, framesSeen } = await setup();
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
+    await armRx(hal, false);
     const events = framesSeen.get(BoardFrame.EVENT) ?? 0;
     chip.setInterrupt(true);
     await until(hal, () => (framesSeen.get(BoardFrame.EVENT) ?? 0) > events);
@@ -310,11 +311,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('after a resync with a board that did not reset, it re-arms by itself before any other command', async () => {
     const { hal, chip, board, link, commands } = await setup();
-    const events: HalEvent[] = [];
-    hal.onEvent((e) => events.push(e));
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
-    await until(hal, () => runs.length === 1);
+    const { runs, events } = await armRx(hal);
     const armedId = board.armed!.id;
     // The board → host line goes dead: replies stop, the HAL probes, then says HELLO. The line
     // is back before the board answers that HELLO (one answered HELLO: no sign of a reset).
@@ -342,11 +339,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('after a reconnect whose first HELLO replies were lost, it still knows the board did not reset (and re-arms)', async () => {
     const { hal, board, link } = await setup({ resetOnOpen: false });
-    const events: HalEvent[] = [];
-    hal.onEvent((e) => events.push(e));
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
-    await until(hal, () => runs.length === 1);
+    const { runs, events } = await armRx(hal);
     link.vanish();
     await expect(hal.spi.runArmed!()).rejects.toMatchObject({ code: 'ELINKLOST' });
     // The board answers the first HELLO after the port is back (its session count goes up), but
@@ -361,11 +354,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('after a reconnect to a board that did not reset, it re-arms too; port loss fails arm, disarm and runArmed with ELINKLOST', async () => {
     const { hal, board, link } = await setup({ resetOnOpen: false });
-    const events: HalEvent[] = [];
-    hal.onEvent((e) => events.push(e));
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
-    await until(hal, () => runs.length === 1);
+    const { runs, events } = await armRx(hal);
     link.vanish();
     await expect(hal.spi.runArmed!()).rejects.toMatchObject({ code: 'ELINKLOST' });
     await expect(hal.spi.disarm!()).rejects.toMatchObject({ code: 'ELINKLOST' });
@@ -382,11 +371,7 @@ describe('bridge HAL, protocol version 2: programs', () => {
 
   it('after a board reset it stays disarmed (the driver re-arms after re-initialising the chip)', async () => {
     const { hal, chip, board, commands } = await setup();
-    const events: HalEvent[] = [];
-    hal.onEvent((e) => events.push(e));
-    const runs: number[][] = [];
-    await hal.spi.arm!(RX_PROGRAM, (bytes) => runs.push([...bytes]));
-    await until(hal, () => runs.length === 1);
+    const { runs, events } = await armRx(hal);
     board.reboot();
     await until(hal, () => events.length === 2);
     expect(events).toEqual([{ type: 'link-lost', reason: 'board reset' }, { type: 'link-restored', boardReset: true }]);
