@@ -33,6 +33,30 @@ async function measured(
   return { totals: log.since(before), a, peer };
 }
 
+/**
+ * FRAMES frames from the peer, one every `gapMs` (frame i `sizeOf(i)` bytes): the totals, and for
+ * each frame the round trips that came back between its sending and its delivery.
+ */
+async function isolatedFrames(sizeOf: (i: number) => number, gapMs: number, driverOptions: Partial<Enc28j60Options> = {}) {
+  const batchesBeforeDelivery: number[] = [];
+  const result = await measured(async ({ b, a, peer }) => {
+    const log = a.board.hal.log;
+    for (let i = 0; i < FRAMES; i++) {
+      const before = log.snapshot();
+      a.board.nic.attach({
+        receive: (frame) => {
+          a.received.push(Uint8Array.from(frame));
+          batchesBeforeDelivery.push(log.since(before).roundTrips);
+        },
+        linkChange: () => {},
+      });
+      peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, sizeOf(i), i));
+      await b.run(gapMs, 1);
+    }
+  }, driverOptions);
+  return { ...result, batchesBeforeDelivery };
+}
+
 function perFrame(totals: SpiLogTotals, frames: number, frameBytes: number) {
   return {
     roundTrips: totals.roundTrips / frames,
@@ -85,22 +109,7 @@ async function echoRoundTrips(driverOptions: Partial<Enc28j60Options>) {
 describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simulated bridge)', () => {
   it('program: receives isolated frames of every size with no round trip before delivery; one write-only batch releases the ring', async () => {
     const sizes = [60, 98, 200, 1514];
-    const batchesBeforeDelivery: number[] = [];
-    const { totals, a } = await measured(async ({ b, a, peer }) => {
-      const log = a.board.hal.log;
-      for (let i = 0; i < FRAMES; i++) {
-        const before = log.snapshot();
-        a.board.nic.attach({
-          receive: (frame) => {
-            a.received.push(Uint8Array.from(frame));
-            batchesBeforeDelivery.push(log.since(before).roundTrips);
-          },
-          linkChange: () => {},
-        });
-        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, sizes[i % sizes.length]!, i));
-        await b.run(40, 1);
-      }
-    });
+    const { totals, a, batchesBeforeDelivery } = await isolatedFrames((i) => sizes[i % sizes.length]!, 40);
     expect(a.received.length).toBe(FRAMES);
     a.received.forEach((frame, i) => expect(frame).toEqual(makeFrame(MAC_A, MAC_PEER, sizes[i % sizes.length]!, i)));
     expect(batchesBeforeDelivery).toEqual(new Array<number>(FRAMES).fill(0));
@@ -152,22 +161,7 @@ describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simu
   it('batches: delivers an isolated ping-size frame from the interrupt service batch alone; the ring release follows unawaited', async () => {
     const PING_FRAME = 98; // 56-byte ICMP payload: 102 bytes with FCS, inside rxReadAheadBytes
     expect(PING_FRAME + 4).toBeLessThanOrEqual(ENC28J60_DEFAULTS.rxReadAheadBytes);
-    const batchesBeforeDelivery: number[] = [];
-    const { totals, a } = await measured(async ({ b, a, peer }) => {
-      const log = a.board.hal.log;
-      for (let i = 0; i < FRAMES; i++) {
-        const before = log.snapshot();
-        a.board.nic.attach({
-          receive: (frame) => {
-            a.received.push(Uint8Array.from(frame));
-            batchesBeforeDelivery.push(log.since(before).roundTrips);
-          },
-          linkChange: () => {},
-        });
-        peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, PING_FRAME, i));
-        await b.run(20, 1);
-      }
-    }, CLASSIC);
+    const { totals, a, batchesBeforeDelivery } = await isolatedFrames(() => PING_FRAME, 20, CLASSIC);
     expect(a.received.length).toBe(FRAMES);
     expect(a.received.at(-1)).toEqual(makeFrame(MAC_A, MAC_PEER, PING_FRAME, FRAMES - 1));
     expect(batchesBeforeDelivery).toEqual(new Array<number>(FRAMES).fill(1));
