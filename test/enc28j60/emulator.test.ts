@@ -30,12 +30,7 @@ function configuredChip(options: { rxEnd?: number; fullDuplex?: boolean; rxWireT
   spi.write16('ETXSTL', TX_START);
   spi.write('MACON1', 0x01);
   spi.write('MACON3', 0x20 | 0x10 | 0x02 | (options.fullDuplex === false ? 0 : 0x01));
-  spi.write('MAADR5', OWN[0]!);
-  spi.write('MAADR4', OWN[1]!);
-  spi.write('MAADR3', OWN[2]!);
-  spi.write('MAADR2', OWN[3]!);
-  spi.write('MAADR1', OWN[4]!);
-  spi.write('MAADR0', OWN[5]!);
+  spi.writeMac(OWN);
   if (options.fullDuplex !== false) spi.writePhy(0x00, 0x0100);
   clock.advance(0.02);
   spi.bfs('ECON1', 0x04);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MockHal, bridgeLinkModel, type SpiSlave } from '../../hal/mock/mock-hal.js';
 import { HalError, type HalEvent, type SpiTransaction } from '../../hal/contract.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
+import { PinSource } from './spi-helpers.js';
 
 /** An SPI slave that echoes each byte + 1 and records chip-select cycles. */
 class EchoSlave implements SpiSlave {
@@ -23,18 +24,6 @@ class EchoSlave implements SpiSlave {
   }
 }
 
-class PinSource {
-  interruptAsserted = false;
-  private listeners = new Set<(a: boolean) => void>();
-  onInterruptChange(cb: (a: boolean) => void) {
-    this.listeners.add(cb);
-    return () => this.listeners.delete(cb);
-  }
-  set(level: boolean) {
-    this.interruptAsserted = level;
-    for (const l of this.listeners) l(level);
-  }
-}
 
 describe('mock HAL', () => {
   it('runs a batch in order: one chip-select cycle per transaction unless keepSelected, reads concatenated', async () => {

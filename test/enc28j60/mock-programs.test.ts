@@ -6,7 +6,7 @@ import { EMU_REGISTERS, Enc28j60Emulator } from '../../hal/enc28j60/emulator.js'
 import { VirtualLan } from '../../hal/lan/switch.js';
 import { crc32 } from '../../src/drivers/enc28j60/crc32.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
-import { SpiProbe, makeFrame } from './spi-helpers.js';
+import { PinSource, SpiProbe, makeFrame } from './spi-helpers.js';
 
 /**
  * The mock HAL's programs (SpiDevice.arm; docs/bridge-protocol.md §3 IF and LENGTH, §3.2): on the
@@ -49,12 +49,7 @@ function receivingChip(clock: VirtualClock, options: { interrupts?: boolean } = 
   spi.write16('ERDPTL', 0);
   spi.write('MACON1', 0x01);
   spi.write('MACON3', 0x20 | 0x10 | 0x02);
-  spi.write('MAADR5', OWN[0]!);
-  spi.write('MAADR4', OWN[1]!);
-  spi.write('MAADR3', OWN[2]!);
-  spi.write('MAADR2', OWN[3]!);
-  spi.write('MAADR1', OWN[4]!);
-  spi.write('MAADR0', OWN[5]!);
+  spi.writeMac(OWN);
   spi.write('EIE', EIE_PKTIE | (options.interrupts === false ? 0 : EIE_INTIE));
   spi.bfs('ECON1', 0x04); // RXEN
   spi.bank(0);
@@ -144,18 +139,6 @@ class ScriptedSlave implements SpiSlave {
   }
 }
 
-class PinSource {
-  interruptAsserted = false;
-  private readonly listeners = new Set<(a: boolean) => void>();
-  onInterruptChange(cb: (a: boolean) => void) {
-    this.listeners.add(cb);
-    return () => this.listeners.delete(cb);
-  }
-  set(level: boolean) {
-    this.interruptAsserted = level;
-    for (const l of this.listeners) l(level);
-  }
-}
 
 function scriptedHal(options: { idle?: number; maxProgramBytes?: number; linkModel?: LinkModel; interrupt?: PinSource } = {}) {
   const clock = new VirtualClock();

@@ -33,6 +33,11 @@ export class SpiProbe {
     return out[out.length - 1]!;
   }
 
+  /** MAADR5..0 = the address's octets in order (the registers are scrambled across bank 3). */
+  writeMac(mac: Uint8Array): void {
+    (['MAADR5', 'MAADR4', 'MAADR3', 'MAADR2', 'MAADR1', 'MAADR0'] as const).forEach((name, i) => this.write(name, mac[i]!));
+  }
+
   write(name: EmuRegisterName, value: number): void {
     const address = this.select(name);
     this.cycle([0x40 | address, value]);
@@ -109,4 +114,20 @@ export function makeFrame(dst: Uint8Array, src: Uint8Array, length: number, seed
     frame[17] = length & 0xff;
   }
   return frame;
+}
+
+/** An interrupt line the test drives: what the mock HAL mirrors to the driver. */
+export class PinSource {
+  interruptAsserted = false;
+  private readonly listeners = new Set<(asserted: boolean) => void>();
+
+  onInterruptChange(listener: (asserted: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  set(level: boolean): void {
+    this.interruptAsserted = level;
+    for (const listener of this.listeners) listener(level);
+  }
 }
