@@ -689,8 +689,12 @@ export function hostWireBytes(streamBytes: number): number {
   return streamBytes + frames * HOST_FRAME_OVERHEAD;
 }
 
-/** Wire bytes of the board's reply to a request that reads `readBytes`. */
+/**
+ * Wire bytes of the board's reply to a request that reads `readBytes`, at most: DATA frames of
+ * 64 bytes as the oldest boards send them and a DONE frame of its own (a newer board sends fewer
+ * frames and may end the last with the DONE). A bound for timeouts, not a count.
+ */
 export function boardReplyWireBytes(readBytes: number): number {
   const frames = Math.ceil(readBytes / MAX_PAYLOAD);
-  return readBytes + frames * BOARD_FRAME_OVERHEAD + 3 + BOARD_FRAME_OVERHEAD;
+  return readBytes + frames * BOARD_FRAME_OVERHEAD + DONE_BYTES + BOARD_FRAME_OVERHEAD;
 }

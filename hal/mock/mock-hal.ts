@@ -292,8 +292,9 @@ export class MockHal implements Hal {
   private closed = false;
   private inFlight = 0;
   // Link model bookkeeping: when each direction of the link is next free.
-  private uplinkFreeAt = 0;
-  private downlinkFreeAt = 0;
+  /** When each direction of the link is free of what it already carries. */
+  private readonly uplink = { freeAt: 0 };
+  private readonly downlink = { freeAt: 0 };
   // The board: host commands in arrival order, the chip they share with program runs.
   private readonly boardQueue: BoardCommand[] = [];
   private chipBusy = false;
@@ -776,22 +777,21 @@ export class MockHal implements Hal {
 
   /** Send a request up the link now; returns when the board has all of it. */
   private sendRequest(bytes: number): number {
-    const m = this.linkModel;
-    const now = this.clock.now();
-    if (!m) return now;
-    const sendStart = Math.max(now, this.uplinkFreeAt);
-    this.uplinkFreeAt = sendStart + (bytes * 1000) / m.bytesPerSecond;
-    return this.uplinkFreeAt + m.turnaroundMs / 2;
+    return this.crossLink(this.uplink, bytes);
   }
 
   /** Send an answer down the link from now (after every earlier one); returns when the host has it. */
   private sendReply(bytes: number): number {
+    return this.crossLink(this.downlink, bytes);
+  }
+
+  /** `bytes` over one direction, after what it already carries: when they are across. */
+  private crossLink(direction: { freeAt: number }, bytes: number): number {
     const m = this.linkModel;
     const now = this.clock.now();
     if (!m) return now;
-    const answerStart = Math.max(now, this.downlinkFreeAt);
-    this.downlinkFreeAt = answerStart + (bytes * 1000) / m.bytesPerSecond;
-    return this.downlinkFreeAt + m.turnaroundMs / 2;
+    direction.freeAt = Math.max(now, direction.freeAt) + (bytes * 1000) / m.bytesPerSecond;
+    return direction.freeAt + m.turnaroundMs / 2;
   }
 
   private oneWayMs(): number {

@@ -84,6 +84,17 @@ const flagProgram = (flagAt = 0): WireTransaction[] => [read(flagAt, 1), read(fl
 
 const PROGRAM_ID = 0x70;
 
+/**
+ * ARM flagProgram under PROGRAM_ID; returns where its answers start (the ARM's DONE, then the runs).
+ * `firstRun`: wait for the run arming starts too.
+ */
+async function armFlag(host: RawHost, firstRun = false): Promise<number> {
+  const from = host.frames.length;
+  await host.request(PROGRAM_ID, encodeArm(PROGRAM_ID, flagProgram(), {}, { shortHeaders: true }));
+  if (firstRun) await host.until(() => (host.answers(PROGRAM_ID, from).length === 2 ? true : undefined));
+  return from;
+}
+
 describe('bridge sketch, protocol version 2: HELLO and transaction headers', () => {
   it('says version 2, capabilities programs and short headers, and a 64-byte program limit', async () => {
     const { hello } = await boot(new SpiMemoryChip());
@@ -414,8 +425,7 @@ describe('bridge sketch: ARM, DISARM, RUN', () => {
   it('runs on every INT edge until DISARM, then not; RUN answers 0 on a disarmed board', async () => {
     const chip = new SpiMemoryChip();
     const { host } = await boot(chip);
-    const from = host.frames.length;
-    await host.request(PROGRAM_ID, encodeArm(PROGRAM_ID, flagProgram(), {}, { shortHeaders: true }));
+    const from = await armFlag(host);
     const runs = () => host.answers(PROGRAM_ID, from).slice(1); // after the ARM's own DONE
     await host.until(() => (runs().length === 1 ? true : undefined));
     chip.setInterrupt(true);
@@ -452,8 +462,7 @@ describe('bridge sketch: ARM, DISARM, RUN', () => {
   it('runs again by itself while runs are not cut short by IF, and stops once one is', async () => {
     const chip = new SpiMemoryChip();
     const { host } = await boot(chip);
-    const from = host.frames.length;
-    await host.request(PROGRAM_ID, encodeArm(PROGRAM_ID, flagProgram(), {}, { shortHeaders: true }));
+    const from = await armFlag(host);
     await host.wait(2);
     chip.memory[0] = 1;
     chip.setInterrupt(true); // an edge: one run, which is not cut short, so it runs again …
@@ -471,8 +480,7 @@ describe('bridge sketch: ARM, DISARM, RUN', () => {
   it('runs after an SPI command that ends with INT asserted (no edge to show it), not after one that ends with INT clear', async () => {
     const chip = new SpiMemoryChip();
     const { host } = await boot(chip);
-    const from = host.frames.length;
-    await host.request(PROGRAM_ID, encodeArm(PROGRAM_ID, flagProgram(), {}, { shortHeaders: true }));
+    const from = await armFlag(host);
     const runs = () => host.answers(PROGRAM_ID, from).length - 1;
     await host.until(() => (runs() === 1 ? true : undefined));
     chip.setInterrupt(true);
@@ -491,9 +499,7 @@ describe('bridge sketch: ARM, DISARM, RUN', () => {
   it('does not run while the host holds CS across requests (KEEP_CS on the last transaction)', async () => {
     const chip = new SpiMemoryChip();
     const { host } = await boot(chip);
-    const from = host.frames.length;
-    await host.request(PROGRAM_ID, encodeArm(PROGRAM_ID, flagProgram(), {}, { shortHeaders: true }));
-    await host.until(() => (host.answers(PROGRAM_ID, from).length === 2 ? true : undefined));
+    const from = await armFlag(host, true);
     await host.request(20, spi(20, [read(0x10, 2, { keepSelected: true })]));
     chip.setInterrupt(true);
     await host.wait(3);
@@ -507,9 +513,7 @@ describe('bridge sketch: ARM, DISARM, RUN', () => {
   it('disarms on HELLO', async () => {
     const chip = new SpiMemoryChip();
     const { host } = await boot(chip);
-    const from = host.frames.length;
-    await host.request(PROGRAM_ID, encodeArm(PROGRAM_ID, flagProgram(), {}, { shortHeaders: true }));
-    await host.until(() => (host.answers(PROGRAM_ID, from).length === 2 ? true : undefined));
+    const from = await armFlag(host, true);
     await host.hello();
     chip.setInterrupt(true);
     await host.wait(3);
@@ -536,9 +540,7 @@ describe('bridge sketch: ARM, DISARM, RUN', () => {
     chip.setInterrupt(true);
     await host.until(() => host.intEvents(from).find((event) => event.payload[1] === 1));
 
-    from = host.frames.length;
-    await host.request(PROGRAM_ID, encodeArm(PROGRAM_ID, flagProgram(), {}, { shortHeaders: true }));
-    await host.until(() => (host.answers(PROGRAM_ID, from).length === 2 ? true : undefined));
+    from = await armFlag(host, true);
     chip.setInterrupt(false);
     await host.until(() => (host.answers(PROGRAM_ID, from).length === 3 ? true : undefined));
     // (An edge that falls between the sketch's look at the edge count and at the level gives two events.)

@@ -1149,9 +1149,10 @@ export class Enc28j60Nic implements Nic {
    * DS-ENC §7.1 with errata #12: TXRST pulse, control byte + frame at ETXST, ETXND, clear
    * TXIF/TXERIF (clearing TXRST may set TXERIF), TXRTS. If the previous frame is not yet known to
    * be done, EIR is read just before the TXRST: by then (its wire time has passed) TXIF says how
-   * it went, and "not done" means the reset cut it short. With one buffer the frame is written
-   * after the reset (the buffer may still be on the wire); with two it goes into the other
-   * buffer first, so the previous frame has the whole write to finish in.
+   * it went, and "not done" means the reset cut it short. The frame is written after the
+   * registers, just before TXRTS — unless, with two buffers, the previous frame may still be on
+   * the wire: then it goes into the other buffer first, so the previous frame has the whole write
+   * to finish in. `beforeFrame` (the ring release) goes ahead of the frame's bytes either way.
    */
   private planSend(batch: CommandBatch, seq: number, previous: TxInFlight | undefined, beforeFrame: () => void, delayUs = 0): ResultHandler {
     const item = this.txQueue.shift()!;
