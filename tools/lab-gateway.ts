@@ -1,6 +1,6 @@
 /**
  * The gateway node of the built-in simulated LAN (`--lan sim`, `npm start`): a second spinet
- * stack at 192.0.2.1 that answers ping, runs UDP and TCP echo (port 7), and serves DHCP and DNS to the board — lab
+ * stack at 192.0.2.1 that answers ping, runs UDP and TCP echo (port 7), and serves DHCP and DNS (UDP and TCP) to the board — lab
  * equipment, so the whole path works with no hardware, no root and no real network.
  */
 import type { Clock } from '../src/time/clock.js';
@@ -13,6 +13,7 @@ import { startTcpService } from '../src/app/services/tcp.js';
 import { stackDatagrams } from '../src/app/stack-adapter.js';
 import { DhcpServer } from '../src/app/dhcp/server.js';
 import { DnsAuthoritativeServer } from '../src/app/dns/server.js';
+import { DNS_DEFAULTS } from '../src/app/dns/tunables.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { createNet, type Net } from '../src/socket/net.js';
 
@@ -57,6 +58,9 @@ export class LabGateway {
       domainName: 'lan',
       leaseTimeS: 3600,
       interfaceIndex: iface.index,
+      // The only server on this LAN, and a new one every run: a board asking again for the address
+      // it remembers (--lease-file, INIT-REBOOT) gets it rather than silence.
+      authoritative: true,
     });
     dhcp.start();
     const dns = new DnsAuthoritativeServer({
@@ -68,7 +72,13 @@ export class LabGateway {
       ],
     });
     dns.start();
-    return new LabGateway(stack, nic, dhcp, net, [() => echo.close(), () => void tcpEcho.close(), () => dhcp.close(), () => dns.close()]);
+    // DNS over TCP too, where a resolver asks again when a reply did not fit in 512 octets (RFC 7766).
+    const dnsTcp = net.createServer((socket) => dns.serveStream(socket));
+    await new Promise<void>((resolve, reject) => {
+      dnsTcp.once('error', reject);
+      dnsTcp.listen(DNS_DEFAULTS.serverPort, () => resolve());
+    });
+    return new LabGateway(stack, nic, dhcp, net, [() => echo.close(), () => void tcpEcho.close(), () => dhcp.close(), () => dns.close(), () => void dnsTcp.close()]);
   }
 
   async stop(): Promise<void> {

@@ -18,9 +18,10 @@ import { openBoard, type BoardKind } from './boards.js';
 import { UsageError } from './options.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { createNet, type Net } from '../src/socket/net.js';
-import { createStackDhcpClient, createStackResolver } from '../src/app/stack-adapter.js';
+import { createStackDhcpClient, createStackResolver, resolverLookup } from '../src/app/stack-adapter.js';
 import type { DnsResolver } from '../src/app/dns/resolver.js';
-import type { DhcpClient, DhcpLease } from '../src/app/dhcp/client.js';
+import type { DhcpClient, DhcpLease, RememberedLease } from '../src/app/dhcp/client.js';
+import { readLeaseFile, writeLeaseFile } from './lease-file.js';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -121,15 +122,10 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     const tcp = new Tcp(stack.ip, clock, random);
     stack.registerTransport(tcp);
     stack.registerSocketTable('tcp', () => tcp.socketTable().map((r) => ({ protocol: 'tcp', localAddress: r.localAddress, localPort: r.localPort, remoteAddress: r.remoteAddress, remotePort: r.remotePort, state: r.state, receiveQueue: r.receiveQueue, sendQueue: r.sendQueue })));
-    const dns = createStackResolver(stack);
-    const net = createNet(tcp, {
-      lookup: (hostname, _options, callback) => {
-        dns.lookup(hostname, { family: 4 }).then(
-          (result) => callback(null, result.address, 4),
-          (error: Error) => callback(error, '', 4),
-        );
-      },
-    });
+    // Names resolve through spinet's resolver, and a truncated DNS reply is asked again over spinet's TCP.
+    // (The lookup runs only once a connection is made, after `dns` below exists.)
+    const net = createNet(tcp, { lookup: (hostname, options, callback) => resolverLookup(dns)(hostname, options, callback) });
+    const dns = createStackResolver(stack, { net });
     await stack.start();
     cleanups.push(() => stack.stop());
     progress(`board: ${board.description}, MAC ${nic.mac ? [...nic.mac].map((b) => b.toString(16).padStart(2, '0')).join(':') : '?'}, link ${nic.linkUp ? 'up' : 'down'}`);
@@ -154,8 +150,26 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     if (values.dhcp) {
       // Interactive: no RFC 2131 §4.4.1 random 1–10 s start delay (dhclient and systemd-networkd do not
       // wait either); the RFC 5227 probe of the offered address stays.
-      const client = createStackDhcpClient(stack, iface.index, { startupDelayMs: { min: 0, max: 0 } });
+      const leaseFile = str(values, 'lease-file');
+      let previousLease: RememberedLease | undefined;
+      if (leaseFile) {
+        const remembered = readLeaseFile(leaseFile, iface.mac, clock.epochMs());
+        previousLease = remembered.lease;
+        progress(`DHCP: lease file ${leaseFile}: ${remembered.reason}`);
+      }
+      const client = createStackDhcpClient(stack, iface.index, { startupDelayMs: { min: 0, max: 0 }, ...(previousLease ? { previousLease } : {}) });
       dhcp = client;
+      if (leaseFile) {
+        const remember = (l: DhcpLease): void => {
+          try {
+            writeLeaseFile(leaseFile, iface.mac, l);
+          } catch (error) {
+            progress(`DHCP: cannot write the lease file ${leaseFile}: ${(error as Error).message}`);
+          }
+        };
+        client.on('bound', remember);
+        client.on('renewed', remember);
+      }
       const lease = await new Promise<DhcpLease>((resolve, reject) => {
         const timer = clock.schedule(60_000, () => reject(Object.assign(new Error('no DHCP lease within 60 s'), { code: 'ETIMEDOUT' })));
         client.on('waiting', (ms: number) => ms >= 500 && progress(`DHCP: waiting ${(ms / 1000).toFixed(1)} s before DISCOVER (RFC 2131 start delay)`));
@@ -163,14 +177,17 @@ export async function openNode(values: Values, progress: Progress = () => undefi
         client.on('offer', (address: number, server: number) => progress(`DHCP: ${formatIpv4(server)} offers ${formatIpv4(address)}; REQUEST sent…`));
         client.on('checking', (address: number) => progress(`DHCP: ACK; checking nobody else uses ${formatIpv4(address)} (RFC 5227 ARP probe, a few seconds)…`));
         client.on('conflict', (address: number) => progress(`DHCP: ${formatIpv4(address)} is already in use on the LAN — declined, asking again`));
+        client.on('state', (to) => to === 'REBOOTING' && previousLease && progress(`DHCP: REQUEST for ${formatIpv4(previousLease.address)} (INIT-REBOOT), waiting for the server to confirm…`));
+        client.on('nak', (message) => progress(`DHCP: the server refused${message ? ` (${message})` : ''} — starting over`));
         client.once('bound', (l) => {
           timer.cancel();
           resolve(l);
         });
         client.start();
       });
-      // Ctrl-C: give the address back (RFC 2131 §4.4.6) before the link goes down.
-      cleanups.push(() => client.stop({ release: true }));
+      // Ctrl-C: give the address back (RFC 2131 §4.4.6) before the link goes down — unless it is
+      // remembered in a lease file for the next start (as dhclient keeps its lease on exit).
+      cleanups.push(() => client.stop({ release: !leaseFile }));
       progress(
         `DHCP: bound ${formatIpv4(lease.address)}/${lease.prefixLength} from ${formatIpv4(lease.serverIdentifier)}, ` +
           `router ${lease.routers.map(formatIpv4).join(', ') || 'none'}, DNS ${lease.dnsServers.map(formatIpv4).join(', ') || 'none'}, lease ${lease.leaseTimeS} s`,

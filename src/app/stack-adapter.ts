@@ -2,6 +2,9 @@ import type { Stack } from '../stack.js';
 import { formatIpv4, parseIpv4, type Ipv4Address } from '../wire/address.js';
 import { DhcpClient, type DhcpClientOptions } from './dhcp/client.js';
 import { DnsResolver, type DnsResolverOptions } from './dns/resolver.js';
+import { DNS_DEFAULTS } from './dns/tunables.js';
+import { createTcpQuery } from './dns/tcp-framing.js';
+import type { LookupFunction, Net } from '../socket/net.js';
 import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, NeighbourWait, SocketError } from './transport.js';
 
 /**
@@ -31,14 +34,20 @@ export function stackDatagrams(stack: Stack): DatagramFactory {
         throw Object.assign(new Error(`bind EADDRINUSE ${options.address !== undefined ? formatIpv4(options.address) : '0.0.0.0'}:${options.port ?? 0}`), { code: 'EADDRINUSE' });
       }
       if (options.broadcast) socket.setBroadcast(true);
+      const peer = options.peer;
+      // A numeric address connects at once (no lookup), before the first send.
+      if (peer) socket.connect(peer.port, formatIpv4(peer.address));
       let closed = false;
       return {
         localPort,
         send(data: Uint8Array, port: number, address: Ipv4Address): void {
           if (closed) return;
-          socket.send(data, port, address, (error) => {
+          const sent = (error: Error | null): void => {
             if (error) reportError(error);
-          });
+          };
+          if (!peer) socket.send(data, port, address, sent);
+          else if (port === peer.port && address === peer.address) socket.send(data, sent);
+          else reportError(Object.assign(new Error(`send to ${formatIpv4(address)}:${port} on a socket connected to ${formatIpv4(peer.address)}:${peer.port}`), { code: 'EISCONN' }));
         },
         onMessage(listener: (data: Uint8Array, from: DatagramPeer) => void): void {
           socket.on('message', (msg: Uint8Array, rinfo: { address: string; port: number }) => {
@@ -107,9 +116,26 @@ export function stackNeighbourWait(stack: Stack, interfaceIndex: number): Neighb
     });
 }
 
-/** A resolver that follows `stack.dnsServers` (kept current by DHCP). */
-export function createStackResolver(stack: Stack, options: Partial<DnsResolverOptions> = {}): DnsResolver {
-  return new DnsResolver({ transport: stackDatagrams(stack), clock: stack.clock, random: stack.random, servers: () => stack.dnsServers, ...options });
+/**
+ * A resolver that follows `stack.dnsServers` (kept current by DHCP). Given the stack's `net`, a
+ * truncated reply is asked again over the stack's own TCP (RFC 7766 §5); without it the partial
+ * answer is used.
+ */
+export function createStackResolver(stack: Stack, options: Partial<DnsResolverOptions> & { readonly net?: Net } = {}): DnsResolver {
+  const { net, ...rest } = options;
+  const tcpTimeoutMs = rest.tcpTimeoutMs ?? DNS_DEFAULTS.tcpTimeoutMs;
+  const tcpQuery = net ? createTcpQuery((port, host) => net.createConnection({ port, host }), { clock: stack.clock, timeoutMs: tcpTimeoutMs }) : undefined;
+  return new DnsResolver({ transport: stackDatagrams(stack), clock: stack.clock, random: stack.random, servers: () => stack.dnsServers, ...(tcpQuery ? { tcpQuery } : {}), ...rest });
+}
+
+/** `net`'s host-name hook answered by a resolver: `createNet(tcp, { lookup: resolverLookup(dns) })`. */
+export function resolverLookup(resolver: DnsResolver): LookupFunction {
+  return (hostname, _options, callback) => {
+    resolver.lookup(hostname, { family: 4 }).then(
+      (result) => callback(null, result.address, 4),
+      (error: Error) => callback(error, '', 4),
+    );
+  };
 }
 
 /** A DHCP client for one interface of the stack, probing with ARP before it uses a lease. */

@@ -37,6 +37,13 @@ export interface DatagramOpenOptions {
   readonly broadcast?: boolean;
   /** Pin the socket to one interface (SO_BINDTODEVICE), as DHCP needs before it has an address. */
   readonly interfaceIndex?: number;
+  /**
+   * Connect the socket to this one peer (connect(2) on a UDP socket): only the peer's datagrams
+   * arrive, sends go to it, and an ICMP error about it (port unreachable → ECONNREFUSED) reaches
+   * `onError` — which an unconnected socket never hears, as on Linux. The resolver connects each
+   * query's socket to the server it asks, as c-ares does.
+   */
+  readonly peer?: DatagramPeer;
 }
 
 export interface DatagramFactory {

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { DhcpClient, type DhcpClientOptions, type DhcpClientState } from '../../src/app/dhcp/client.js';
+import { DhcpClient, rememberLease, type DhcpClientOptions, type DhcpClientState } from '../../src/app/dhcp/client.js';
 import { DhcpServer, type DhcpServerOptions } from '../../src/app/dhcp/server.js';
 import { BOOTREPLY, DhcpMessageType, emitDhcpMessage, parseDhcpMessage, type DhcpMessage, type DhcpOptions } from '../../src/app/dhcp/wire.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
@@ -387,6 +387,25 @@ describe('RFC 2131 §4.4.5 renewing, rebinding, expiry', () => {
     expect(c.lease!.startedAt).toBe(1800 * S + 2);
   });
 
+  it('an ACK naming a server other than the lease’s is dropped in RENEWING', async () => {
+    scriptedServer((m) => {
+      if (typeOf(m) === DhcpMessageType.DISCOVER) return { type: DhcpMessageType.OFFER };
+      if (typeOf(m) !== DhcpMessageType.REQUEST) return undefined;
+      // the first REQUEST (SELECTING) is ours; the renewal is answered in another server's name
+      return m.ciaddr === 0 ? { type: DhcpMessageType.ACK } : { type: DhcpMessageType.ACK, options: { serverIdentifier: SERVER2 } };
+    });
+    const { c } = client();
+    let renewed = 0;
+    c.on('renewed', () => renewed++);
+    await clock.advanceAsync(100);
+    expect(c.state).toBe('BOUND');
+    host.address = c.lease!.address;
+    await clock.advanceAsync(300 * S); // T1 of the 600 s lease
+    expect(c.state).toBe('RENEWING');
+    expect(c.stats.drops['wrong-server']).toBe(1);
+    expect(renewed).toBe(0);
+  });
+
   it('with the server gone: RENEWING at T1 (retries at half the time to T2, ≥ 60 s), REBINDING at T2 (broadcast), expiry at the lease end', async () => {
     server();
     const { c, states } = client();
@@ -510,6 +529,47 @@ describe('RFC 2131 §3.2 INIT-REBOOT with a remembered lease', () => {
     expect(fromClient().filter((m) => typeOf(m) === DhcpMessageType.REQUEST && m.options.serverIdentifier === undefined)).toHaveLength(5);
     expect(states.slice(0, 4)).toEqual(['INIT-REBOOT', 'REBOOTING', 'INIT', 'SELECTING']);
     expect(c.state).toBe('BOUND');
+  });
+});
+
+describe('a lease remembered across restarts (what `spinet run --lease-file` keeps)', () => {
+  it('rememberLease keeps the address and when the lease runs out, in Unix ms', async () => {
+    server();
+    const { c } = client();
+    await clock.advanceAsync(100);
+    const lease = c.lease!;
+    expect(rememberLease(lease)).toEqual({ address: parseIpv4('192.0.2.100'), expiresAtEpochMs: lease.startedAtEpochMs + 3600 * S });
+  });
+
+  it('a remembered lease past its expiry is not asked for: the client starts from INIT', async () => {
+    server();
+    const { c, states } = client({ previousLease: { address: parseIpv4('192.0.2.107'), expiresAtEpochMs: clock.epochMs() - 1 } });
+    await clock.advanceAsync(100);
+    expect(states).toEqual(['INIT', 'SELECTING', 'REQUESTING', 'CHECKING', 'BOUND']);
+    expect(fromClient().some((m) => m.options.requestedAddress === parseIpv4('192.0.2.107'))).toBe(false);
+    expect(c.lease!.address).toBe(parseIpv4('192.0.2.100'));
+  });
+
+  it('one still running is asked for again, and an authoritative server with no record of it grants it', async () => {
+    const s = server({ authoritative: true });
+    const { c, states } = client({ previousLease: { address: parseIpv4('192.0.2.107'), expiresAtEpochMs: clock.epochMs() + 60 * S } });
+    await clock.advanceAsync(100);
+    expect(states).toEqual(['INIT-REBOOT', 'REBOOTING', 'CHECKING', 'BOUND']);
+    expect(c.lease!.address).toBe(parseIpv4('192.0.2.107'));
+    expect(s.leases().find((l) => l.address === parseIpv4('192.0.2.107'))?.state).toBe('bound');
+  });
+
+  it('an authoritative server still refuses an address outside its pool or taken by another client', async () => {
+    const s = server({ authoritative: true });
+    const other = new DhcpClient({ transport: net.host('other'), clock, random: new SeededRandom(8), mac: parseMac('02:00:00:00:00:02'), config: net.host('other-config').config, startupDelayMs: { min: 0, max: 0 } });
+    other.start();
+    await clock.advanceAsync(100);
+    expect(other.lease!.address).toBe(parseIpv4('192.0.2.100'));
+    const { c, states } = client({ previousLease: { address: parseIpv4('192.0.2.100') } });
+    await clock.advanceAsync(100);
+    expect(states.slice(0, 3)).toEqual(['INIT-REBOOT', 'REBOOTING', 'INIT']);
+    expect(c.lease!.address).not.toBe(parseIpv4('192.0.2.100'));
+    expect(s.stats.sent['DHCPNAK']).toBe(1);
   });
 });
 

@@ -6,8 +6,11 @@ import { SeededRandom } from '../../src/time/random.js';
 import { formatIpv4, parseIpv4, parseMac } from '../../src/wire/address.js';
 import { DhcpServer } from '../../src/app/dhcp/server.js';
 import { DnsAuthoritativeServer } from '../../src/app/dns/server.js';
-import type { DhcpClientState } from '../../src/app/dhcp/client.js';
-import { createStackDhcpClient, createStackResolver, stackDatagrams } from '../../src/app/stack-adapter.js';
+import type { DhcpClient, DhcpClientState } from '../../src/app/dhcp/client.js';
+import { createStackDhcpClient, createStackResolver, resolverLookup, stackDatagrams } from '../../src/app/stack-adapter.js';
+import { Tcp } from '../../src/tcp/tcp.js';
+import { createNet, type LookupFunction, type Net } from '../../src/socket/net.js';
+import { startTcpService } from '../../src/app/services/tcp.js';
 
 /**
  * Two (or three) Stacks on the in-memory switch: a "router" at 10.0.0.1 running the DHCP and DNS
@@ -17,6 +20,7 @@ let clock: VirtualClock;
 let lan: VirtualLan;
 let router: Stack;
 let server: DhcpServer;
+let dnsServer: DnsAuthoritativeServer;
 
 async function stackOn(mac: string, seed: number): Promise<Stack> {
   const stack = new Stack({ clock, random: new SeededRandom(seed), hostname: `host-${seed}` });
@@ -27,7 +31,10 @@ async function stackOn(mac: string, seed: number): Promise<Stack> {
 
 /** Run the virtual clock in steps until `done()` or `ms` pass. */
 async function runUntil(done: () => boolean, ms: number): Promise<void> {
-  for (let t = 0; t < ms && !done(); t += 100) await clock.advanceAsync(100);
+  for (let t = 0; t < ms && !done(); t += 100) {
+    await clock.advanceAsync(100);
+    await new Promise((resolve) => setImmediate(resolve)); // node:stream's pipe() flows from nextTick
+  }
 }
 
 beforeEach(async () => {
@@ -50,7 +57,7 @@ beforeEach(async () => {
     reservations: [{ mac: '02:00:00:00:00:99', address: '10.0.0.50' }],
   });
   server.start();
-  new DnsAuthoritativeServer({
+  dnsServer = new DnsAuthoritativeServer({
     transport,
     zone: 'lab.test',
     soa: { minimum: 30 },
@@ -58,9 +65,40 @@ beforeEach(async () => {
       { name: 'router.lab.test', type: 'A', address: '10.0.0.1' },
       { name: 'www.lab.test', type: 'CNAME', target: 'router.lab.test' },
     ],
-  }).start();
+  });
+  dnsServer.start();
   await clock.advanceAsync(10);
 });
+
+/** A client stack with no start delay, run until its DHCP client is BOUND. */
+async function leasedHost(): Promise<{ host: Stack; dhcp: DhcpClient; states: DhcpClientState[] }> {
+  const host = await stackOn('02:00:00:00:00:02', 2);
+  const dhcp = createStackDhcpClient(host, 1, { startupDelayMs: { min: 0, max: 0 } });
+  const states: DhcpClientState[] = [];
+  dhcp.on('state', (s) => states.push(s));
+  dhcp.start();
+  await runUntil(() => dhcp.state === 'BOUND', 30_000);
+  return { host, dhcp, states };
+}
+
+/** node:net over a new TCP on the stack. */
+function netOn(stack: Stack, lookup?: LookupFunction): Net {
+  const tcp = new Tcp(stack.ip, clock, stack.random);
+  stack.registerTransport(tcp);
+  return createNet(tcp, lookup ? { lookup } : {});
+}
+
+/** Settle a promise while running the virtual clock: its value, or the error's code. */
+async function settle<T>(promise: Promise<T>, ms = 30_000): Promise<{ value?: T; code?: string }> {
+  let outcome: { value?: T; code?: string } | undefined;
+  promise.then(
+    (value) => (outcome = { value }),
+    (error: Error & { code?: string }) => (outcome = { code: error.code ?? String(error) }),
+  );
+  await runUntil(() => outcome !== undefined, ms);
+  if (!outcome) throw new Error(`not settled within ${ms} ms of virtual time`);
+  return outcome;
+}
 
 describe('DHCP and DNS between two stacks on the virtual LAN', () => {
   it('a client with no address leases one (after an ARP probe), gets a default route and DNS, and resolves a name', async () => {
@@ -178,6 +216,8 @@ describe('DHCP and DNS between two stacks on the virtual LAN', () => {
     expect(released).toEqual([parseIpv4('10.0.0.100')]);
     expect(host.interfaces[0]!.addresses).toEqual([]);
     expect(host.dnsServers).toEqual([]);
+    expect(host.routes.lookup('8.8.8.8')).toBeUndefined();
+    expect(host.routes.lookup('10.0.0.1')).toBeUndefined();
     expect(server.leases().find((l) => l.address === parseIpv4('10.0.0.100'))?.state).toBe('released');
   });
 
@@ -210,5 +250,84 @@ describe('DHCP and DNS between two stacks on the virtual LAN', () => {
     await runUntil(() => dhcp.state === 'BOUND', 60_000);
     expect(conflicts).toEqual([parseIpv4('10.0.0.100')]);
     expect(dhcp.lease!.address).toBe(parseIpv4('10.0.0.101'));
+  });
+
+  it('a lease nobody renews expires: the address, the on-link and default routes and the DNS servers go with it', async () => {
+    const { host, dhcp, states } = await leasedHost();
+    expect(host.routes.lookup('8.8.8.8')?.gateway).toBe(parseIpv4('10.0.0.1'));
+    const boundAt = clock.now();
+    server.close();
+    let expiredAt = 0;
+    dhcp.on('expired', () => (expiredAt = clock.now()));
+    for (let t = 0; t < 700_000 && !expiredAt; t += 1_000) await clock.advanceAsync(1_000);
+    // 600 s lease: RENEWING at T1 (300 s), REBINDING at T2 (525 s), expiry at 600 s, then INIT again
+    expect(states.slice(states.lastIndexOf('BOUND'))).toEqual(['BOUND', 'RENEWING', 'REBINDING', 'INIT', 'SELECTING']);
+    expect(expiredAt - boundAt).toBeGreaterThan(590_000);
+    expect(expiredAt - boundAt).toBeLessThanOrEqual(601_000);
+    expect(host.interfaces[0]!.addresses).toEqual([]);
+    expect(host.routes.lookup('8.8.8.8')).toBeUndefined();
+    expect(host.routes.lookup('10.0.0.1')).toBeUndefined();
+    expect(host.dnsServers).toEqual([]);
+    await dhcp.stop();
+  });
+});
+
+describe('names over the stacks: DNS over TCP, net.createConnection by name, refused queries', () => {
+  async function leased(): Promise<Stack> {
+    return (await leasedHost()).host;
+  }
+
+  it('a reply too big for UDP comes back truncated and is asked again over the stack’s own TCP', async () => {
+    // 40 A records: 12 + 16 + 40 × 16 octets > 512, so the UDP answer is TC with no records.
+    for (let i = 1; i <= 40; i++) dnsServer.addRecord({ name: 'big.lab.test', type: 'A', address: `10.0.1.${i}` });
+    const routerNet = netOn(router);
+    routerNet.createServer((socket) => dnsServer.serveStream(socket)).listen(53);
+    const host = await leased();
+
+    const overTcp = createStackResolver(host, { net: netOn(host) });
+    const answer = await settle(overTcp.resolve4('big.lab.test'));
+    expect(answer.value).toHaveLength(40);
+    expect(new Set(answer.value)).toEqual(new Set(Array.from({ length: 40 }, (_, i) => `10.0.1.${i + 1}`)));
+    expect(overTcp.stats.tcpRetries).toBe(1);
+
+    // Without TCP the resolver has only the truncated reply: no records.
+    const udpOnly = createStackResolver(host);
+    const partial = await settle(udpOnly.resolve4('big.lab.test'));
+    expect(partial.value ?? []).toHaveLength(0);
+    expect(udpOnly.stats.tcpRetries).toBe(0);
+  });
+
+  it('net.createConnection({ host: name }) resolves through the stack’s resolver; an unknown name fails with ENOTFOUND', async () => {
+    await startTcpService(netOn(router), 'echo', 7);
+    const host = await leased();
+    const resolver = createStackResolver(host);
+    const net = netOn(host, resolverLookup(resolver));
+
+    const socket = net.createConnection({ host: 'www.lab.test', port: 7 });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    const lookedUp: unknown[] = [];
+    socket.on('lookup', (error: Error | null, address: string) => lookedUp.push(error ?? address));
+    await settle(new Promise((resolve) => socket.once('connect', resolve)));
+    socket.write('hello by name');
+    await runUntil(() => Buffer.concat(chunks).toString() === 'hello by name', 5_000);
+    expect(Buffer.concat(chunks).toString()).toBe('hello by name');
+    expect(lookedUp).toEqual(['10.0.0.1']);
+    expect(socket.remoteAddress).toBe('10.0.0.1');
+    socket.destroy();
+
+    const missing = net.createConnection({ host: 'nosuch.lab.test', port: 7 });
+    const failed = await settle(new Promise((_, reject) => missing.once('error', reject)));
+    expect(failed.code).toBe('ENOTFOUND');
+  });
+
+  it('a server port with nothing listening answers ICMP port unreachable: the query fails fast with ECONNREFUSED', async () => {
+    const host = await leased();
+    const resolver = createStackResolver(host, { servers: ['10.0.0.1:5353'] });
+    const startedAt = clock.now();
+    const outcome = await settle(resolver.resolve4('router.lab.test'));
+    expect(outcome.code).toBe('ECONNREFUSED');
+    // well inside the first 1 s timeout: the ICMP error ended it, not the timer
+    expect(clock.now() - startedAt).toBeLessThan(1_000);
   });
 });

@@ -12,13 +12,27 @@ export const nodeDatagrams: DatagramFactory = {
     const errorListeners: ((e: SocketError) => void)[] = [];
     socket.on('error', (e) => errorListeners.forEach((l) => l(e)));
     socket.bind(options.port ?? 0, options.address !== undefined ? formatIpv4(options.address) : '127.0.0.1');
+    const peer = options.peer;
+    // node:dgram connects asynchronously: sends made meanwhile wait for it.
+    let waiting: Uint8Array[] | undefined;
+    if (peer) {
+      waiting = [];
+      socket.connect(peer.port, formatIpv4(peer.address), () => {
+        const queued = waiting ?? [];
+        waiting = undefined;
+        if (!closed) for (const data of queued) socket.send(data);
+      });
+    }
     let closed = false;
     return {
       get localPort() {
         return socket.address().port;
       },
       send: (data, port, address) => {
-        if (!closed) socket.send(data, port, formatIpv4(address));
+        if (closed) return;
+        if (!peer) socket.send(data, port, formatIpv4(address));
+        else if (waiting) waiting.push(data);
+        else socket.send(data);
       },
       onMessage: (listener) => socket.on('message', (msg, rinfo) => listener(new Uint8Array(msg), { address: parseIpv4(rinfo.address), port: rinfo.port })),
       onError: (listener) => errorListeners.push(listener),

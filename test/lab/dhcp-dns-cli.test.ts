@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -45,6 +45,51 @@ describe('spinet resolve on the built-in simulated LAN (virtual board)', () => {
     expect(stdout).toBe('gateway.lan\tA\t192.0.2.1\n');
     expect(stderr).toMatch(/asking 192\.0\.2\.1/);
   });
+
+  it('an IPv4 literal is its own answer: no server is asked', async () => {
+    const { code, stdout, stderr } = await spinet(['resolve', '192.0.2.77']);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toBe('192.0.2.77\tA\t192.0.2.77\n');
+    expect(stderr).not.toMatch(/asking/);
+  });
+
+  it('resolve --dhcp leases from the gateway; --lease-file makes the next run ask for that address again (INIT-REBOOT)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spinet-lease-'));
+    const leaseFile = join(dir, 'lease.json');
+    try {
+      const first = await spinet(['resolve', 'www.lan', '--dhcp', '--hostname', 'board1', '--lease-file', leaseFile]);
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stdout).toBe('www.lan\tA\t192.0.2.1\n');
+      expect(first.stderr).toMatch(/lease file .*: no lease remembered yet/);
+      expect(first.stderr).toMatch(/DHCP: DISCOVER broadcast/);
+      const bound = /DHCP: bound (192\.0\.2\.\d+)\/24 from 192\.0\.2\.1/.exec(first.stderr);
+      expect(bound, first.stderr).not.toBeNull();
+      const saved = JSON.parse(readFileSync(leaseFile, 'utf8')) as { address: string; mac: string; expiresAtEpochMs: number };
+      expect(saved.address).toBe(bound![1]);
+      // the gateway leases for an hour
+      expect(saved.expiresAtEpochMs - Date.now()).toBeGreaterThan(3_500_000);
+      expect(saved.expiresAtEpochMs - Date.now()).toBeLessThanOrEqual(3_600_000);
+
+      // Another address than the pool's first, so only INIT-REBOOT can give it back.
+      writeFileSync(leaseFile, JSON.stringify({ ...saved, address: '192.0.2.150' }));
+      const second = await spinet(['resolve', 'gateway.lan', '--dhcp', '--lease-file', leaseFile]);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stdout).toBe('gateway.lan\tA\t192.0.2.1\n');
+      expect(second.stderr).toMatch(/asking for 192\.0\.2\.150 again/);
+      expect(second.stderr).toMatch(/REQUEST for 192\.0\.2\.150 \(INIT-REBOOT\)/);
+      expect(second.stderr).not.toMatch(/DISCOVER/);
+      expect(second.stderr).toMatch(/DHCP: bound 192\.0\.2\.150\/24/);
+
+      // A lease that has run out is not asked for.
+      writeFileSync(leaseFile, JSON.stringify({ ...saved, address: '192.0.2.150', expiresAtEpochMs: Date.now() - 1 }));
+      const third = await spinet(['resolve', 'gateway.lan', '--dhcp', '--lease-file', leaseFile]);
+      expect(third.code, third.stderr).toBe(0);
+      expect(third.stderr).toMatch(/the lease of 192\.0\.2\.150 has run out/);
+      expect(third.stderr).toMatch(/DHCP: DISCOVER broadcast/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('resolve nosuch.lan exits non-zero with ENOTFOUND', async () => {
     const { code, stdout, stderr } = await spinet(['resolve', 'nosuch.lan']);
@@ -125,4 +170,22 @@ describe.skipIf(skip)('spinet run --dhcp against dnsmasq (inside a network names
     await waitFor(() => dnsmasq!.output().includes(`DHCPRELEASE(spd0) ${address} ${MAC}`), 5_000, 'DHCPRELEASE in the dnsmasq log');
     await waitFor(() => !leaseFile().includes(MAC), 5_000, 'the lease gone from the lease file');
   });
+
+  it('--lease-file: the lease is kept on exit, and the next run asks dnsmasq for it again with no DISCOVER (INIT-REBOOT)', async () => {
+    const remembered = join(dir, 'spinet-lease.json');
+    const args = ['netns', 'exec', ns, process.execPath, SPINET, 'resolve', '192.0.2.1', '--lan', 'tap:spd0', '--tap-addr', '192.0.2.1/24', '--dhcp', '--lease-file', remembered];
+    const first = await execFileAsync('ip', args, { timeout: 60_000 });
+    const leased = /DHCP: bound (192\.0\.2\.5\d)\/24/.exec(first.stderr);
+    expect(leased, first.stderr).not.toBeNull();
+    // not released: dnsmasq still holds the lease
+    expect(leaseFile()).toContain(`${MAC} ${leased![1]}`);
+    const before = dnsmasq!.output().length;
+    const second = await execFileAsync('ip', args, { timeout: 60_000 });
+    expect(second.stderr).toMatch(new RegExp(`REQUEST for ${leased![1]!.replaceAll('.', '\\.')} \\(INIT-REBOOT\\)`));
+    expect(second.stderr).toContain(`DHCP: bound ${leased![1]}/24`);
+    const log = dnsmasq!.output().slice(before);
+    expect(log).toContain(`DHCPREQUEST(spd0) ${leased![1]} ${MAC}`);
+    expect(log).toContain(`DHCPACK(spd0) ${leased![1]} ${MAC}`);
+    expect(log).not.toContain('DHCPDISCOVER');
+  }, 90_000);
 });

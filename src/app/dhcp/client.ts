@@ -69,6 +69,19 @@ export interface DhcpLease {
 /** What INIT-REBOOT needs from a lease remembered across a restart. */
 export interface RememberedLease {
   readonly address: Ipv4Address;
+  /**
+   * When the lease runs out, in Unix ms (`startedAtEpochMs + leaseTimeS × 1000`). A lease already
+   * past it is not asked for again: the client starts from INIT, as with no remembered lease.
+   */
+  readonly expiresAtEpochMs?: number;
+}
+
+/** What to remember of a lease for INIT-REBOOT after a restart (e.g. in a lease file). */
+export function rememberLease(lease: DhcpLease): RememberedLease {
+  return {
+    address: lease.address,
+    ...(lease.leaseTimeS === INFINITE_LEASE ? {} : { expiresAtEpochMs: lease.startedAtEpochMs + lease.leaseTimeS * 1000 }),
+  };
 }
 
 export interface DhcpClientOptions {
@@ -162,7 +175,9 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     this.socket = this.options.transport.open({ port: DHCP_CLIENT_PORT, broadcast: true, interfaceIndex: this.options.interfaceIndex });
     this.socket.onMessage((data, from) => this.receive(data, from));
     this.socket.onError(() => this.count(this.stats.drops, 'socket-error'));
-    if (this.options.previousLease) this.enterInitReboot(this.options.previousLease.address);
+    const previous = this.options.previousLease;
+    const expiresAt = previous?.expiresAtEpochMs;
+    if (previous && (expiresAt === undefined || expiresAt > this.options.clock.epochMs())) this.enterInitReboot(previous.address);
     else {
       const { min, max } = this.options.startupDelayMs ?? DHCP_DEFAULTS.startupDelayMs;
       this.enterInit(min + randomBelow(this.options.random, Math.max(0, max - min) + 1));

@@ -48,6 +48,13 @@ export interface DhcpServerOptions {
   readonly offerHoldMs?: number;
   readonly declineHoldMs?: number;
   readonly interfaceIndex?: number;
+  /**
+   * The only server on its network (dnsmasq's `dhcp-authoritative`, ISC's `authoritative;`): a
+   * client asking for a free address of ours that we have no record of — INIT-REBOOT or renewing
+   * after our restart — is given it, instead of the silence RFC 2131 §4.3.2 asks of a server that
+   * may be one of several. Off by default.
+   */
+  readonly authoritative?: boolean;
 }
 
 export type DhcpBindingState = 'offered' | 'bound' | 'released' | 'declined';
@@ -266,6 +273,7 @@ export class DhcpServer {
         return this.commit(m, clientKey, mac, requested);
       }
       if (!this.availableTo(requested, clientKey, mac)) return this.nak(m, 'address not yours');
+      if (this.options.authoritative && this.inPool(requested)) return this.commit(m, clientKey, mac, requested);
       // RFC 2131 §4.3.2: no record of this client → remain silent.
       return this.count(this.stats.drops, 'no-record');
     }
@@ -273,6 +281,7 @@ export class DhcpServer {
     const b = this.byAddress.get(m.ciaddr);
     if (b && b.clientKey === clientKey && (b.state === 'bound' || b.state === 'offered' || b.state === 'released')) return this.commit(m, clientKey, mac, m.ciaddr);
     if (!this.inSubnet(m.ciaddr) || !this.availableTo(m.ciaddr, clientKey, mac)) return this.nak(m, 'lease not renewable');
+    if (this.options.authoritative && this.inPool(m.ciaddr)) return this.commit(m, clientKey, mac, m.ciaddr);
     return this.count(this.stats.drops, 'no-record');
   }
 

@@ -357,13 +357,13 @@ export class DnsResolver {
     this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
   }
 
-  private openRandomPort(): DatagramSocket {
+  private openRandomPort(server: DnsServerAddress): DatagramSocket {
     const { sourcePortMin, sourcePortMax, sourcePortTries } = DNS_DEFAULTS;
     let lastError: unknown;
     for (let i = 0; i < sourcePortTries; i++) {
       const port = sourcePortMin + randomBelow(this.options.random, sourcePortMax - sourcePortMin + 1);
       try {
-        return this.options.transport.open({ port });
+        return this.options.transport.open({ port, peer: server });
       } catch (error) {
         if ((error as SocketError).code !== 'EADDRINUSE') throw error;
         lastError = error;
@@ -386,7 +386,7 @@ export class DnsResolver {
     const query = emitDnsQuery(id, name, type);
     let socket: DatagramSocket;
     try {
-      socket = this.openRandomPort();
+      socket = this.openRandomPort(server);
     } catch (error) {
       const code = (error as SocketError).code;
       return Promise.resolve({ kind: 'error', code: 'ECONNREFUSED', detail: `cannot open a socket: ${code ?? String(error)}` });

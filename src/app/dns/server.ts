@@ -1,12 +1,14 @@
 import { parseIpv4, type Ipv4Address } from '../../wire/address.js';
 import type { DatagramFactory, DatagramPeer, DatagramSocket } from '../transport.js';
 import { DNS_DEFAULTS } from './tunables.js';
+import { DnsStreamDeframer, frameDnsMessage } from './tcp-framing.js';
 import {
   DNS_CLASS_IN,
   DnsOpcode,
   DnsRcode,
   DnsType,
   emitDnsMessage,
+  MAX_TCP_MESSAGE,
   MAX_UDP_MESSAGE,
   nameKey,
   nameToLabels,
@@ -39,6 +41,17 @@ export interface DnsServerOptions {
   /** SOA fields; `minimum` is the negative-caching TTL (RFC 2308 §4). */
   readonly soa?: Partial<SoaData> & { readonly ttl?: number };
   readonly defaultTtl?: number;
+}
+
+/** What `serveStream` needs of a connection: a net.Socket, spinet's or Node's. */
+export interface DnsStreamPeer {
+  write(data: Uint8Array): unknown;
+  end(): unknown;
+  destroy(): unknown;
+  setTimeout?(ms: number, callback: () => void): unknown;
+  on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
+  on(event: 'end' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 export interface DnsServerStats {
@@ -196,6 +209,26 @@ export class DnsAuthoritativeServer {
 
   private inZone(key: string): boolean {
     return key === this.zoneKey || key.endsWith(`.${this.zoneKey}`) || this.zoneKey === '.';
+  }
+
+  /**
+   * Answer queries arriving over one TCP connection (RFC 7766): length-prefixed messages, several
+   * per connection and answered in order, each up to 65,535 octets — where a truncated UDP reply
+   * sends the resolver. Give it each socket a `net`-compatible server accepts (spinet's or Node's);
+   * the connection is closed when the client ends it, on a framing error, or after `idleTimeoutMs`
+   * without a query (RFC 7766 §6.2.3).
+   */
+  serveStream(socket: DnsStreamPeer, idleTimeoutMs = DNS_DEFAULTS.serverTcpIdleTimeoutMs): void {
+    const deframer = new DnsStreamDeframer();
+    socket.setTimeout?.(idleTimeoutMs, () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    socket.on('end', () => socket.end());
+    socket.on('data', (chunk) => {
+      for (const query of deframer.push(chunk)) {
+        const reply = this.handleQuery(query, MAX_TCP_MESSAGE);
+        if (reply) socket.write(frameDnsMessage(reply));
+      }
+    });
   }
 
   private receive(data: Uint8Array, from: DatagramPeer): void {

@@ -36,4 +36,6 @@ export const DNS_DEFAULTS = {
   maxUdpMessage: 512,
   /** Authoritative server: TTL of its records and of its SOA negative answers when not given. */
   serverDefaultTtlS: 300,
+  /** Authoritative server over TCP: close a connection this long without a query (RFC 7766 §6.2.3: "a few seconds"). */
+  serverTcpIdleTimeoutMs: 10_000,
 } as const;
