@@ -157,14 +157,6 @@ const RATE_BITS = 10_000_000;
 const LINK: ImpairmentConfig = { rateBytesPerSecond: RATE_BITS / 8, delayMs: 20, loss: 0.02, queueLimitBytes: 128 * 1024 };
 const GOODPUT_BYTES = 3_000_000;
 
-/** The kernel's netem when present; otherwise the link lives on a port of the VirtualLan (the TAP's). */
-async function kernelHasNetem(lab: Lab): Promise<boolean> {
-  const probe = await lab.exec('tc', ['qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms']);
-  if (probe.code !== 0) return false;
-  await lab.exec('tc', ['qdisc', 'del', 'dev', 'lo', 'root']);
-  return true;
-}
-
 async function listenSink(lab: Lab, port: number): Promise<void> {
   lab.spawn('socat', ['-u', `TCP4-LISTEN:${port},reuseaddr`, 'OPEN:/dev/null']);
   await waitFor(async () => (await lab.exec('ss', ['-Hltn', `sport = :${port}`])).stdout.includes(`:${port}`), 5_000, `sink on :${port}`);
@@ -177,18 +169,9 @@ async function spinetGoodput(options: Partial<TcpOptions> = {}): Promise<{ bps: 
     const clock = new RealClock();
     const lan = new ImpairedLan(clock, { seed: 10 });
     lab.tap.attachTo(lan);
-    const netem = await kernelHasNetem(lab);
-    if (netem) {
-      const spec = ['rate', '10mbit', 'delay', '20ms', 'loss', '2%'];
-      await lab.exec('tc', ['qdisc', 'add', 'dev', lab.ifname, 'root', 'netem', ...spec]);
-      await lab.exec('ip', ['link', 'add', 'ifb0', 'type', 'ifb']);
-      await lab.exec('ip', ['link', 'set', 'ifb0', 'up']);
-      await lab.exec('tc', ['qdisc', 'add', 'dev', lab.ifname, 'handle', 'ffff:', 'ingress']);
-      await lab.exec('tc', ['filter', 'add', 'dev', lab.ifname, 'parent', 'ffff:', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', 'ifb0']);
-      await lab.exec('tc', ['qdisc', 'add', 'dev', 'ifb0', 'root', 'netem', ...spec]);
-    } else {
-      lan.impair(lab.tap.label, { toPort: LINK, fromPort: LINK });
-    }
+    // The same userspace link as Linux→Linux below (not tc netem even where the kernel has
+    // sch_netem): both runs must cross one identical, seeded impairment to be compared.
+    lan.impair(lab.tap.label, { toPort: LINK, fromPort: LINK });
     const random = new SeededRandom(11);
     const stack = new Stack({ clock, random });
     stack.addInterface(new VirtualNic(lan, parseMac('02:00:00:00:00:10'), 'vnic10')).addAddress(LAB_STACK_ADDRESS, 24);
@@ -209,15 +192,15 @@ async function spinetGoodput(options: Partial<TcpOptions> = {}): Promise<{ bps: 
     await stack.stop();
     const s = tcp.stats;
     const recovery = `${s.fastRetransmits} fast retransmits, ${s.retransmitTimeouts} RTOs, ${s.retransmittedSegments} segments resent`;
-    return { bps: (GOODPUT_BYTES * 8) / seconds, how: netem ? 'tc netem on the TAP' : 'netem-alike on the TAP port (no sch_netem)', recovery };
+    return { bps: (GOODPUT_BYTES * 8) / seconds, how: 'seeded netem-alike on the TAP port (hal/lan/impairment.ts)', recovery };
   } finally {
     await lab.close();
   }
 }
 
 /**
- * Linux → Linux: two namespaces bridged through the same link (netem on a veth when the kernel has
- * it), sending with `congestionControl`: the namespaces' sysctl where the kernel allows it (outside
+ * Linux → Linux: two namespaces whose TAPs meet on the same impaired switch port as spinet's run
+ * (a veth pair cannot be impaired without the kernel's sch_netem, which this machine lacks), sending with `congestionControl`: the namespaces' sysctl where the kernel allows it (outside
  * the initial namespace only controllers in tcp_allowed_congestion_control may be the default),
  * else TCP_CONGESTION on the sender's socket (root may pick any loaded controller).
  */

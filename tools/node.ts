@@ -201,12 +201,18 @@ export async function openNode(values: Values, progress: Progress = () => undefi
   }
 }
 
-/** Resolve on the first SIGINT/SIGTERM (Ctrl-C), so a command can shut down cleanly. */
+/**
+ * Resolve on the first SIGINT/SIGTERM (Ctrl-C), so a command can shut down cleanly — and keep the
+ * process alive until then: signal listeners do not, and a virtual board on the built-in LAN may
+ * have no timer or socket pending at all (the CLI exits through process.exit once a command returns).
+ */
 export function untilInterrupted(): Promise<string> {
   return new Promise((resolve) => {
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     const handler = (signal: NodeJS.Signals) => {
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
+      clearInterval(keepAlive);
       resolve(signal);
     };
     process.on('SIGINT', handler);

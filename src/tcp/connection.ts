@@ -874,7 +874,9 @@ export class TcpConnection implements ConnectionId {
   }
 
   private enterRecovery(): void {
-    const flight = seqDiff(this.sndMax, this.sndUna);
+    // RFC 5681 §3.2 step 2: what Limited Transmit sent beyond cwnd (which it leaves unchanged)
+    // "MUST NOT be included" in the FlightSize that sets ssthresh.
+    const flight = Math.min(seqDiff(this.sndMax, this.sndUna), this.cc.cwnd);
     this.inRecovery = true;
     this.recover = this.sndMax;
     this.cc.onLoss(flight, this.host.clock.now());

@@ -160,6 +160,28 @@ describe('spinet CLI: usage', () => {
   });
 });
 
+describe('spinet run on the defaults (virtual board, built-in LAN)', () => {
+  it('stays up until Ctrl-C with nothing pending, logs frames as JSON with --mac’s address, then prints the tables and exits 0', async () => {
+    const run = spinet(['run', '--serve', 'echo:7', '--mac', '02:00:00:00:00:42', '--log', 'json']);
+    try {
+      await run.waitFor(/up: 1: eth0 192\.0\.2\.10\/24 — Ctrl-C to stop/, 30_000);
+      // No traffic, no chip, no serial port: only the wait for the signal may keep it alive.
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(run.child.exitCode, run.stderr).toBeNull();
+      // the gratuitous ARP for the configured address, from the MAC given
+      const frames = run.stderr.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { direction: string; source: string; arp?: { senderIp: string } });
+      expect(frames.some((f) => f.direction === 'out' && f.source === '02:00:00:00:00:42' && f.arp?.senderIp === '192.0.2.10')).toBe(true);
+      run.child.kill('SIGINT');
+      expect(await run.exit).toBe(0);
+      expect(run.stderr).toMatch(/SIGINT: shutting down/);
+      expect(run.stderr).toMatch(/^tcp +0\.0\.0\.0:7 .*LISTEN/m);
+      expect(run.stderr).toMatch(/^udp +0\.0\.0\.0:7 /m);
+    } finally {
+      if (run.child.exitCode === null) run.child.kill('SIGKILL');
+    }
+  }, 60_000);
+});
+
 describe('spinet ping on the built-in LAN', () => {
   it('pings the gateway node through the mock ENC28J60 and logs every frame to text and pcapng', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'spinet-cli-'));

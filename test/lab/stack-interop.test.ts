@@ -107,6 +107,10 @@ describe.skipIf(skip).each(BOARDS)('spinet stack ⇄ Linux kernel over a TAP ($n
     expect(reply).toMatchObject({ from: LAB_HOST_ADDRESS, bytes: 64, ttl: 64 });
     expect(reply.rttMs).toBeGreaterThan(0);
     expect(reply.rttMs).toBeLessThan(1_000);
+    // ARP on our side too: the kernel's MAC is in the stack's cache (the kernel's side of it is
+    // checked above).
+    const link = await lab.exec('cat', [`/sys/class/net/${lab.ifname}/address`]);
+    expect(stack.arp.lookup(1, LAB_HOST_ADDRESS)).toBe(link.stdout.trim());
   });
 
   it('answers a 4000-byte ping from the kernel: reassembles three fragments and fragments its reply', async () => {

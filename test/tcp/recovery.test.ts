@@ -64,6 +64,27 @@ describe('TCP loss recovery on the virtual clock', () => {
       expect(h.tcp.stats.retransmitTimeouts).toBe(0);
     });
 
+    it('IsLost (RFC 6675 §4): SACKs for DupThresh segments above a hole start recovery before the third duplicate ACK', () => {
+      const h = new SegmentHarness(SACK);
+      const { conn, iss } = passiveOpen(h, { sackPermitted: true });
+      conn.write(bytes(20 * MSS));
+      expect(h.take()).toHaveLength(10);
+      const sack = (right: number) => {
+        h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, sackBlocks: [{ left: at(iss, 1), right }] });
+        return h.take().map((s) => s.sequence);
+      };
+      // S0 is lost. Two segments SACKed above it: (DupThresh − 1)·SMSS bytes, could be reordering.
+      expect(sack(at(iss, 3))).toEqual([at(iss, 10)]);
+      expect(conn.inRecovery).toBe(false);
+      // The next ACK (the one for S3 was lost) SACKs S1..S4: three segments above S0, which is now
+      // lost by IsLost on only the second duplicate ACK.
+      expect(sack(at(iss, 5))[0]).toBe(at(iss, 0));
+      expect(conn.inRecovery).toBe(true);
+      expect(h.tcp.stats.duplicateAcks).toBe(2);
+      expect(h.tcp.stats.fastRetransmits).toBe(1);
+      expect(h.tcp.stats.retransmitTimeouts).toBe(0);
+    });
+
     it('given a lost retransmission, SACKs for three segments sent after it resend it at once, without an RTO (RACK’s inference, RFC 8985)', () => {
       const h = new SegmentHarness(SACK);
       const { conn, iss } = passiveOpen(h, { sackPermitted: true });

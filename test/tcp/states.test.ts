@@ -117,6 +117,22 @@ describe('RFC 9293 state machine, segment by segment', () => {
     expect(rec.events).toEqual(['readable', 'writable', 'closed']);
   });
 
+  it('FIN-WAIT-1: a FIN that also ACKs our FIN goes straight to TIME-WAIT (RFC 9293 §3.10.7.4 eighth)', () => {
+    const h = new SegmentHarness({ ...PLAIN, msl: 1000 });
+    const { conn, iss, rec } = passiveOpen(h);
+    conn.shutdown();
+    expect(h.takeOne()).toMatchObject({ flags: F.FIN | F.ACK, sequence: iss + 1 });
+    expect(conn.state).toBe('FIN-WAIT-1');
+    h.inject({ flags: F.FIN | F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 2 });
+    expect(h.takeOne()).toMatchObject({ flags: F.ACK, sequence: iss + 2, acknowledgment: PEER_ISN + 2 });
+    expect(conn.state).toBe('TIME-WAIT');
+    expect(rec.events).toEqual(['readable', 'closed']);
+    expect(h.tcp.socketTable()[1]).toMatchObject({ state: 'TIME-WAIT', timer: 'time-wait', timerRemaining: 2000 });
+    h.advance(2000);
+    expect(conn.state).toBe('CLOSED');
+    expect(h.take()).toEqual([]);
+  });
+
   it('simultaneous close: FIN crossing FIN → CLOSING → TIME-WAIT', () => {
     const h = new SegmentHarness(PLAIN);
     const { conn, iss } = passiveOpen(h);
@@ -139,6 +155,83 @@ describe('RFC 9293 state machine, segment by segment', () => {
     h.advance(1000);
     expect(h.takeOne()).toMatchObject({ flags: F.FIN | F.ACK, sequence: iss + 1, acknowledgment: PEER_ISN + 2 });
     expect(conn.state).toBe('CLOSING');
+  });
+
+  it('an acceptable RST in LAST-ACK or CLOSING closes the connection at once, sending nothing (RFC 9293 §3.10.7.4 second)', () => {
+    // LAST-ACK: the peer's FIN ACKed, ours sent and not yet ACKed.
+    const h = new SegmentHarness(PLAIN);
+    const a = passiveOpen(h);
+    h.inject({ flags: F.FIN | F.ACK, sequence: PEER_ISN + 1, acknowledgment: a.iss + 1 });
+    a.conn.shutdown();
+    h.take();
+    expect(a.conn.state).toBe('LAST-ACK');
+    h.inject({ flags: F.RST, sequence: PEER_ISN + 2 });
+    expect(a.conn.state).toBe('CLOSED');
+    expect(h.tcp.connectionCount).toBe(0);
+    expect(a.rec.events).toEqual(['readable', 'closed']);
+    // No FIN retransmission follows.
+    h.advance(10_000);
+    expect(h.take()).toEqual([]);
+
+    // CLOSING: FINs crossed, ours not yet ACKed.
+    const h2 = new SegmentHarness(PLAIN);
+    const b = passiveOpen(h2);
+    b.conn.shutdown();
+    h2.inject({ flags: F.FIN | F.ACK, sequence: PEER_ISN + 1, acknowledgment: b.iss + 1 });
+    h2.take();
+    expect(b.conn.state).toBe('CLOSING');
+    h2.inject({ flags: F.RST, sequence: PEER_ISN + 2 });
+    expect(b.conn.state).toBe('CLOSED');
+    expect(h2.tcp.connectionCount).toBe(0);
+    h2.advance(10_000);
+    expect(h2.take()).toEqual([]);
+  });
+
+  it('close() in SYN-SENT deletes the connection without a FIN; no SYN is retransmitted and a late SYN-ACK meets RST', () => {
+    const h = new SegmentHarness(PLAIN);
+    const conn = h.tcp.connect({ remoteAddress: REMOTE, remotePort: 40000, localPort: 80 }) as TcpConnection;
+    const syn = h.takeOne();
+    conn.close();
+    expect(h.take()).toEqual([]);
+    expect(conn.state).toBe('CLOSED');
+    expect(h.tcp.connectionCount).toBe(0);
+    h.advance(10_000);
+    expect(h.take()).toEqual([]);
+    h.inject({ flags: F.SYN | F.ACK, sequence: PEER_ISN, acknowledgment: syn.sequence + 1 });
+    expect(h.takeOne()).toMatchObject({ flags: F.RST, sequence: syn.sequence + 1 });
+  });
+
+  it('close() in SYN-RECEIVED (simultaneous open) leads to FIN-WAIT-1 with our FIN once the handshake completes (RFC 9293 §3.10.4)', () => {
+    const h = new SegmentHarness(PLAIN);
+    const conn = h.tcp.connect({ remoteAddress: REMOTE, remotePort: 40000, localPort: 80 }) as TcpConnection;
+    const syn = h.takeOne();
+    h.inject({ flags: F.SYN, sequence: PEER_ISN, maxSegmentSize: 1460 });
+    expect(h.takeOne()).toMatchObject({ flags: F.SYN | F.ACK });
+    expect(conn.state).toBe('SYN-RECEIVED');
+    conn.close();
+    const sent = h.take();
+    h.inject({ flags: F.SYN | F.ACK, sequence: PEER_ISN, acknowledgment: syn.sequence + 1, maxSegmentSize: 1460 });
+    sent.push(...h.take());
+    expect(conn.state).toBe('FIN-WAIT-1');
+    // One FIN, right after the SYN, acknowledging the peer's SYN.
+    expect(sent.filter((s) => s.flags & F.FIN)).toEqual([expect.objectContaining({ flags: F.FIN | F.ACK, sequence: syn.sequence + 1, acknowledgment: PEER_ISN + 1 })]);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: syn.sequence + 2 });
+    expect(conn.state).toBe('FIN-WAIT-2');
+  });
+
+  it('a SYN-ACK carrying data delivers the data and ACKs it (RFC 9293 §3.10.7.3)', () => {
+    const h = new SegmentHarness(PLAIN);
+    const conn = h.tcp.connect({ remoteAddress: REMOTE, remotePort: 40000, localPort: 80 }) as TcpConnection;
+    const rec = record(conn);
+    const syn = h.takeOne();
+    h.inject({ flags: F.SYN | F.ACK, sequence: PEER_ISN, acknowledgment: syn.sequence + 1, maxSegmentSize: 1460, payload: bytes(5, 0x7a) });
+    expect(h.takeOne()).toMatchObject({ flags: F.ACK, sequence: syn.sequence + 1, acknowledgment: PEER_ISN + 6 });
+    expect(conn.state).toBe('ESTABLISHED');
+    expect(rec.events).toEqual(['connect', 'readable']);
+    expect(conn.read()).toEqual(bytes(5, 0x7a));
+    // The next byte from the peer is in sequence after them.
+    h.inject({ flags: F.ACK | F.PSH, sequence: PEER_ISN + 6, acknowledgment: syn.sequence + 1, payload: bytes(3, 0x62) });
+    expect(conn.read()).toEqual(bytes(3, 0x62));
   });
 
   it('answers segments for no connection with RST (RFC 9293 §3.10.7.1), never a RST with a RST', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { F, SegmentHarness } from './harness.js';
+import { F, LOCAL, REMOTE, SegmentHarness } from './harness.js';
 import { PEER_ISN, PLAIN, bytes, passiveOpen } from './segment-helpers.js';
 
 describe('TCP timers on the virtual clock', () => {
@@ -77,6 +77,66 @@ describe('TCP timers on the virtual clock', () => {
     h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 31 });
     expect(conn.srtt).toBe(18.75);
     expect(conn.retransmits).toBe(0);
+  });
+
+  it('Karn after a fast retransmit: the ACK covering the resent segment gives no RTT sample; new data is timed again', () => {
+    const MSS = 1460;
+    const h = new SegmentHarness({ ...PLAIN, minRto: 100, initialWindowSegments: 10 });
+    const { conn, iss } = passiveOpen(h);
+    conn.write(bytes(10));
+    h.take();
+    h.advance(40);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 11 });
+    const estimate = [conn.srtt, conn.rttvar, conn.rto];
+    expect(estimate).toEqual([5, 10, 100]);
+    // Ten segments, the first timed; it is lost, and three duplicate ACKs resend it.
+    conn.write(bytes(10 * MSS));
+    expect(h.take()).toHaveLength(10);
+    h.advance(30);
+    for (let k = 0; k < 3; k++) h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 11 });
+    expect(h.takeOne()).toMatchObject({ sequence: iss + 11, payload: bytes(MSS) });
+    // 60 ms later everything is ACKed: 90 ms since the first transmission, but which one arrived?
+    h.advance(60);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 11 + 10 * MSS });
+    expect(conn.inRecovery).toBe(false);
+    expect([conn.srtt, conn.rttvar, conn.rto]).toEqual(estimate);
+    expect(h.tcp.stats.retransmitTimeouts).toBe(0);
+    // A segment sent once is sampled again: 20 ms.
+    conn.write(bytes(10));
+    h.take();
+    h.advance(20);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 21 + 10 * MSS });
+    expect(conn.srtt).toBe(0.875 * 5 + 0.125 * 20);
+  });
+
+  it('Karn: a segment resent at once for a smaller path MTU (ICMP fragmentation needed, RFC 1191) gives no RTT sample', () => {
+    const h = new SegmentHarness({ ...PLAIN, minRto: 100 });
+    const { conn, iss } = passiveOpen(h);
+    conn.write(bytes(10));
+    h.take();
+    h.advance(40);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 11 });
+    const estimate = [conn.srtt, conn.rttvar, conn.rto];
+    conn.write(bytes(1000));
+    const header = h.ip.sent[0]!.bytes.slice(0, 8);
+    expect(h.takeOne()).toMatchObject({ sequence: iss + 11, payload: bytes(1000) });
+    h.advance(10);
+    h.tcp.icmpError({
+      kind: 'fragmentation-needed',
+      type: 3,
+      code: 4,
+      reporter: REMOTE,
+      originalSource: LOCAL,
+      originalDestination: REMOTE,
+      protocol: 6,
+      originalTransportHeader: header,
+      nextHopMtu: 576,
+    });
+    expect(h.takeOne()).toMatchObject({ sequence: iss + 11, payload: bytes(536) });
+    h.advance(50);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 11 + 536 });
+    expect(conn.sndUna).toBe(iss + 11 + 536);
+    expect([conn.srtt, conn.rttvar, conn.rto]).toEqual(estimate);
   });
 
   it('delays a lone ACK by 200 ms, and ACKs every second segment at once (RFC 5681 §4.2)', () => {

@@ -108,6 +108,25 @@ describe('flow control', () => {
     expect(h.takeOne()).toMatchObject({ flags: F.ACK, acknowledgment: PEER_ISN + 4001, window: 2000 });
   });
 
+  it('receiver SWS avoidance: an ACK sent for data does not move the right edge by less than min(buffer/2, MSS) (RFC 1122 §4.2.3.3)', () => {
+    const h = new SegmentHarness({ ...PLAIN, receiveBufferSize: 4000 });
+    const { conn, iss } = passiveOpen(h);
+    const data = (from: number) => h.inject({ flags: F.ACK, sequence: PEER_ISN + 1 + from, acknowledgment: iss + 1, payload: bytes(1000) });
+    data(0);
+    data(1000);
+    expect(h.takeOne()).toMatchObject({ acknowledgment: PEER_ISN + 2001, window: 2000 });
+    // The reader frees 300 bytes: the right edge could move 300 bytes, less than min(2000, 1460).
+    expect(conn.read(300).length).toBe(300);
+    expect(h.take()).toEqual([]);
+    data(2000);
+    h.advance(200);
+    // The delayed ACK keeps the right edge at PEER_ISN + 1 + 4000 (window 1000, not the 1300 free).
+    expect(h.takeOne()).toMatchObject({ acknowledgment: PEER_ISN + 3001, window: 1000 });
+    // Another 1200 read: the edge may now move 1500 ≥ 1460, and a window update says so.
+    expect(conn.read(1200).length).toBe(1200);
+    expect(h.takeOne()).toMatchObject({ flags: F.ACK, acknowledgment: PEER_ISN + 3001, window: 2500 });
+  });
+
   it('never shrinks the window it offered, even as unread data piles up', () => {
     const h = new SegmentHarness({ ...PLAIN, receiveBufferSize: 8000 });
     const { iss } = passiveOpen(h);
