@@ -73,6 +73,29 @@ export class ArpApi extends EventEmitter {
   }
 }
 
+/** A transport's own counters (Tcp's `stats`: numbers, possibly grouped, e.g. `dropped`). */
+export interface TransportCounters {
+  readonly [name: string]: number | TransportCounters;
+}
+
+/** transportCounters(): the counters of registered transports that keep them, by name. */
+export interface TransportCountersReport {
+  readonly tcp?: TransportCounters;
+}
+
+/** Names counters() files a transport's stats under, by IP protocol number. */
+const TRANSPORT_NAMES: Readonly<Record<number, 'tcp'>> = { 6: 'tcp' };
+
+function isTransportCounters(value: unknown): value is TransportCounters {
+  return typeof value === 'object' && value !== null && Object.values(value).every((v) => typeof v === 'number' || isTransportCounters(v));
+}
+
+function copyCounters(counters: TransportCounters): TransportCounters {
+  const out: Record<string, number | TransportCounters> = {};
+  for (const [k, v] of Object.entries(counters)) out[k] = typeof v === 'number' ? v : copyCounters(v);
+  return out;
+}
+
 export class Stack extends EventEmitter {
   readonly clock: Clock;
   readonly random: Random;
@@ -92,6 +115,7 @@ export class Stack extends EventEmitter {
   private readonly ipv4: Ipv4Layer;
   private readonly icmp: IcmpLayer;
   private readonly socketTables = new Map<string, () => SocketRow[]>();
+  private readonly registeredCounters = new Map<'tcp', TransportCounters>();
   private readonly socketHost: UdpSocketHost;
 
   constructor(config: StackConfig) {
@@ -202,9 +226,14 @@ export class Stack extends EventEmitter {
 
   // ------------------------------------------------------------------ transports and sockets
 
-  /** Add a transport (TCP). It receives datagrams of its protocol and ICMP errors about them. */
-  registerTransport(transport: TransportProtocol): void {
+  /**
+   * Add a transport (TCP). It receives datagrams of its protocol and ICMP errors about them; its
+   * `stats` (if it keeps any, as Tcp does) appear in transportCounters() under its name ('tcp').
+   */
+  registerTransport(transport: TransportProtocol & { readonly stats?: unknown }): void {
     this.ipv4.register(transport);
+    const name = TRANSPORT_NAMES[transport.protocol];
+    if (name !== undefined && isTransportCounters(transport.stats)) this.registeredCounters.set(name, transport.stats);
   }
 
   createUdpSocket(options?: UdpSocketOptions): UdpSocket {
@@ -231,9 +260,17 @@ export class Stack extends EventEmitter {
 
   // ------------------------------------------------------------------ observability
 
+  /** Per-layer received/sent/dropped (a copy). Registered transports' own counters: transportCounters(). */
   counters(): StackCountersSnapshot {
     const c = this.counterSet;
     return { ethernet: c.ethernet.snapshot(), arp: c.arp.snapshot(), ipv4: c.ipv4.snapshot(), icmp: c.icmp.snapshot(), udp: c.udp.snapshot() };
+  }
+
+  /** A copy of each registered transport's counters (`tcp`: segments sent/received, retransmits, drops, …). */
+  transportCounters(): TransportCountersReport {
+    const out: { tcp?: TransportCounters } = {};
+    for (const [name, counters] of this.registeredCounters) out[name] = copyCounters(counters);
+    return out;
   }
 
   /** Bytes held by IPv4 reassembly right now (bounded by options.ipReassemblyMaxBytes). */

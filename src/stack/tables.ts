@@ -18,6 +18,13 @@ export interface SocketRow {
   readonly sendQueue?: number;
   /** Interface the socket is pinned to, if any. */
   readonly interface?: string;
+  /**
+   * The timer running on the socket, as the transport names it (TCP: 'retransmit', 'persist',
+   * 'keepalive', 'time-wait', 'fin-wait-2', 'delayed-ack', or 'off'), like `netstat -o` / `ss -o`.
+   */
+  readonly timer?: string;
+  /** Milliseconds until that timer fires. */
+  readonly timerRemaining?: number;
 }
 
 export interface InterfaceRow {
@@ -45,6 +52,35 @@ function table(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
+/** `netstat -o`'s timer cell: "keepalive (7199.99s)", "off", or '' for a socket without timers (UDP). */
+function formatTimer(s: SocketRow): string {
+  if (s.timer === undefined) return '';
+  if (s.timer === 'off') return 'off';
+  return `${s.timer} (${((s.timerRemaining ?? 0) / 1000).toFixed(2)}s)`;
+}
+
+/** `netstat -an`; with a Timer column (`netstat -o`) when any socket reports a timer. */
+function socketTable(sockets: readonly SocketRow[]): string {
+  const withTimers = sockets.some((s) => s.timer !== undefined);
+  const headers = ['Proto', 'Local Address', 'Foreign Address', 'State', 'Recv-Q', 'Send-Q'];
+  if (withTimers) headers.push('Timer');
+  return table(
+    headers,
+    sockets.map((s) => {
+      const row = [
+        s.protocol,
+        `${s.localAddress}:${s.localPort}`,
+        s.remoteAddress === undefined ? '*:*' : `${s.remoteAddress}:${s.remotePort ?? '*'}`,
+        s.state ?? '',
+        String(s.receiveQueue ?? 0),
+        String(s.sendQueue ?? 0),
+      ];
+      if (withTimers) row.push(formatTimer(s));
+      return row;
+    }),
+  );
+}
+
 /** Text like `ip addr`, `arp -a`, `route -n` and `netstat -an`. */
 export function formatTables(t: StackTables): string {
   const name = (index: number) => t.interfaces.find((i) => i.index === index)?.name ?? (index === 0 ? 'lo' : `#${index}`);
@@ -68,17 +104,7 @@ export function formatTables(t: StackTables): string {
     ),
     '',
     'Sockets',
-    table(
-      ['Proto', 'Local Address', 'Foreign Address', 'State', 'Recv-Q', 'Send-Q'],
-      t.sockets.map((s) => [
-        s.protocol,
-        `${s.localAddress}:${s.localPort}`,
-        s.remoteAddress === undefined ? '*:*' : `${s.remoteAddress}:${s.remotePort ?? '*'}`,
-        s.state ?? '',
-        String(s.receiveQueue ?? 0),
-        String(s.sendQueue ?? 0),
-      ]),
-    ),
+    socketTable(t.sockets),
   ];
   return parts.join('\n') + '\n';
 }

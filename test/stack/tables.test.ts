@@ -1,5 +1,32 @@
 import { describe, expect, it } from 'vitest';
+import http from 'node:http';
+import type { Socket as NodeSocket } from 'node:net';
 import { flush, lanOf } from './helpers.js';
+import { formatTables, type SocketRow, type StackTables } from '../../src/stack/tables.js';
+import { Tcp } from '../../src/tcp/tcp.js';
+import { createNet } from '../../src/socket/net.js';
+import { SeededRandom } from '../../src/time/random.js';
+import { renderStatusPage, startStatusPage } from '../../src/app/services/status-page.js';
+import { openNode } from '../../tools/node.js';
+
+const noTables: StackTables = { interfaces: [], arp: [], routes: [], sockets: [] };
+
+/** The Sockets section of formatTables, as lines. */
+function socketLines(sockets: SocketRow[]): string[] {
+  const text = formatTables({ ...noTables, sockets });
+  return text.slice(text.indexOf('Sockets\n') + 'Sockets\n'.length).trimEnd().split('\n');
+}
+
+/** `count` stacks on one LAN, each with spinet's TCP registered as a transport (as tools/node.ts does). */
+async function tcpLan(count: number) {
+  const lan = await lanOf(count);
+  const nodes = lan.hosts.map((h, i) => {
+    const tcp = new Tcp(h.stack.ip, lan.clock, new SeededRandom(70 + i));
+    h.stack.registerTransport(tcp);
+    return { ...h, tcp, net: createNet(tcp) };
+  });
+  return { ...lan, nodes };
+}
 
 describe('Observability', () => {
   it('tables() lists interfaces, ARP entries, routes and sockets, including tables registered by other transports', async () => {
@@ -36,6 +63,90 @@ describe('Observability', () => {
     expect(c.icmp).toMatchObject({ received: 1, sent: 1 });
     expect(c.arp.received).toBeGreaterThanOrEqual(1);
     expect(Object.keys(c)).toEqual(['ethernet', 'arp', 'ipv4', 'icmp', 'udp']);
+  });
+
+  it('prints a Timer column (netstat -o) when sockets report timers, and none when no socket does', () => {
+    const rows: SocketRow[] = [
+      { protocol: 'udp', localAddress: '0.0.0.0', localPort: 53, state: 'bound' },
+      { protocol: 'tcp', localAddress: '10.0.0.1', localPort: 80, remoteAddress: '0.0.0.0', remotePort: 0, state: 'LISTEN', timer: 'off', timerRemaining: 0 },
+      { protocol: 'tcp', localAddress: '10.0.0.1', localPort: 80, remoteAddress: '10.0.0.2', remotePort: 50000, state: 'ESTABLISHED', sendQueue: 1200, timer: 'retransmit', timerRemaining: 204.4 },
+      { protocol: 'tcp', localAddress: '10.0.0.1', localPort: 81, remoteAddress: '10.0.0.2', remotePort: 50001, state: 'ESTABLISHED', timer: 'keepalive', timerRemaining: 7_199_990 },
+      { protocol: 'tcp', localAddress: '10.0.0.1', localPort: 82, remoteAddress: '10.0.0.2', remotePort: 50002, state: 'TIME-WAIT', timer: 'time-wait', timerRemaining: 59_999 },
+    ];
+    expect(socketLines(rows)).toEqual([
+      'Proto  Local Address  Foreign Address  State        Recv-Q  Send-Q  Timer',
+      'udp    0.0.0.0:53     *:*              bound        0       0',
+      'tcp    10.0.0.1:80    0.0.0.0:0        LISTEN       0       0       off',
+      'tcp    10.0.0.1:80    10.0.0.2:50000   ESTABLISHED  0       1200    retransmit (0.20s)',
+      'tcp    10.0.0.1:81    10.0.0.2:50001   ESTABLISHED  0       0       keepalive (7199.99s)',
+      'tcp    10.0.0.1:82    10.0.0.2:50002   TIME-WAIT    0       0       time-wait (60.00s)',
+    ]);
+    // Only UDP (no timers): the plain netstat -an table, as before.
+    expect(socketLines([rows[0]!])).toEqual(['Proto  Local Address  Foreign Address  State  Recv-Q  Send-Q', 'udp    0.0.0.0:53     *:*              bound  0       0']);
+  });
+
+  it("tools/node.ts passes TCP's timer (and time left) through to tables() and the netstat text", async () => {
+    // A real node on the built-in simulated LAN (real clock): a connection to the gateway's TCP echo
+    // with keepalive on shows its keepalive timer, the listener none.
+    const node = await openNode({});
+    try {
+      const socket = node.net.createConnection(7, '192.0.2.1');
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
+      });
+      socket.setKeepAlive(true, 60_000);
+      const row = node.stack.tables().sockets.find((r) => r.protocol === 'tcp' && r.remotePort === 7);
+      expect(row).toMatchObject({ state: 'ESTABLISHED', timer: 'keepalive' });
+      expect(row!.timerRemaining).toBeGreaterThan(55_000);
+      expect(row!.timerRemaining).toBeLessThanOrEqual(60_000);
+      expect(node.stack.formatTables()).toMatch(/tcp +192\.0\.2\.10:\d+ +192\.0\.2\.1:7 +ESTABLISHED +0 +0 +keepalive \((59|60)\.\d\ds\)/);
+      socket.destroy();
+    } finally {
+      await node.close();
+    }
+  });
+
+  it("TCP's counters (registered with the stack as a transport) show in transportCounters() and on the status page", async () => {
+    const { clock, nodes } = await tcpLan(2);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    expect(a.stack.transportCounters()).toEqual({ tcp: expect.objectContaining({ segmentsSent: 0, segmentsReceived: 0 }) });
+    await startStatusPage(a.net, 80, a.stack);
+    // Fetch /status.json from the other stack, through node:http dialling over spinet.
+    let body: string | undefined;
+    http
+      .get({ host: a.address, port: 80, path: '/status.json', createConnection: () => b.net.createConnection(80, a.address) as unknown as NodeSocket }, (res) => {
+        let text = '';
+        expect(res.statusCode).toBe(200);
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => (body = text));
+      })
+      .on('error', (e) => (body = `error ${e.message}`));
+    // (A macrotask turn between steps: node:http and node:stream move on from process.nextTick and setImmediate.)
+    for (let i = 0; i < 2_000 && body === undefined; i++) {
+      await clock.advanceAsync(5);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const status = JSON.parse(body!) as { counters: Record<string, Record<string, unknown>> };
+    // The layers' counters, as before, then TCP's own — what the server had sent and received by the time it answered.
+    expect(Object.keys(status.counters)).toEqual(['ethernet', 'arp', 'ipv4', 'icmp', 'udp', 'tcp']);
+    const tcp = status.counters.tcp!;
+    expect(tcp.passiveOpens).toBe(1);
+    expect(tcp.segmentsReceived).toBeGreaterThanOrEqual(2); // SYN, the request (and maybe the handshake's ACK)
+    expect(tcp.segmentsSent).toBeGreaterThanOrEqual(1); // SYN-ACK (the response is written after)
+    expect(tcp.bytesReceived).toBeGreaterThan(50); // the GET request
+    expect(tcp).toHaveProperty('retransmittedSegments', 0);
+    expect(tcp).toHaveProperty('dropped.badChecksum', 0);
+    // A copy, live at the time it is taken; the HTML page shows the same counters.
+    const now = a.stack.transportCounters().tcp!;
+    expect(now.segmentsSent).toBe(a.tcp.stats.segmentsSent);
+    expect(now.segmentsSent).toBeGreaterThan(tcp.segmentsSent as number);
+    expect(now.bytesSent).toBeGreaterThan(body!.length);
+    (now as Record<string, unknown>).segmentsSent = -1;
+    expect(a.tcp.stats.segmentsSent).toBeGreaterThan(0);
+    expect(renderStatusPage(a.stack)).toContain(`&quot;segmentsSent&quot;: ${a.tcp.stats.segmentsSent},`);
+    expect(renderStatusPage(a.stack)).toContain('&quot;retransmittedSegments&quot;: 0,');
   });
 
   it("emits 'event' for address changes and link state", async () => {

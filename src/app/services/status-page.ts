@@ -9,8 +9,15 @@ import type { Net, Server } from '../../socket/net.js';
 export interface StatusSource {
   readonly hostname: string;
   tables(): unknown;
-  counters(): unknown;
+  counters(): object;
+  /** Counters of transports plugged into the stack (TCP), shown with the layers' own. */
+  transportCounters?(): object;
   formatTables(): string;
+}
+
+/** Every counter the source has: the stack's layers, then its transports (`tcp`). */
+function allCounters(source: StatusSource): object {
+  return { ...source.counters(), ...source.transportCounters?.() };
 }
 
 function escapeHtml(text: string): string {
@@ -18,7 +25,7 @@ function escapeHtml(text: string): string {
 }
 
 export function renderStatusPage(source: StatusSource, extra: Record<string, string> = {}): string {
-  const counters = JSON.stringify(source.counters(), null, 2);
+  const counters = JSON.stringify(allCounters(source), null, 2);
   const extraRows = Object.entries(extra)
     .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`)
     .join('');
@@ -44,7 +51,7 @@ export function startStatusPage(net: Net, port: number, source: StatusSource, ex
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/status.json') {
       response.writeHead(200, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ hostname: source.hostname, ...extra(), tables: source.tables(), counters: source.counters() }, null, 2));
+      response.end(JSON.stringify({ hostname: source.hostname, ...extra(), tables: source.tables(), counters: allCounters(source) }, null, 2));
     } else if (path === '/tables.txt') {
       response.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
       response.end(source.formatTables() + '\n');
