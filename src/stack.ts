@@ -13,7 +13,7 @@ import { UdpLayer } from './transport/udp.js';
 import { UdpSocket, type UdpSocketHost, type UdpSocketOptions } from './socket/dgram.js';
 import { resolveOptions, type StackOptions } from './options.js';
 import { createCounters, type StackCounters, type StackCountersSnapshot } from './stack/counters.js';
-import { formatTables, type InterfaceRow, type SocketRow, type StackTables } from './stack/tables.js';
+import { formatCounters, formatTables, type InterfaceRow, type SocketRow, type StackTables } from './stack/tables.js';
 import { systemError } from './ip/errno.js';
 
 /**
@@ -298,8 +298,9 @@ export class Stack extends EventEmitter {
     return { interfaces, arp: this.arpLayer.entries(), routes: this.routes.rows(), sockets };
   }
 
+  /** The tables (`ip addr`, `arp -a`, `route -n`, `netstat -an`) and the counters (`netstat -s`). */
   formatTables(): string {
-    return formatTables(this.tables());
+    return `${formatTables(this.tables())}\n${formatCounters({ ...this.counters() }, { ...this.transportCounters() })}`;
   }
 }
 

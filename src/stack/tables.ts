@@ -1,5 +1,6 @@
 import type { ArpEntryRow } from '../link/arp.js';
 import type { RouteRow } from '../ip/routes.js';
+import type { LayerCountersSnapshot } from './counters.js';
 
 /**
  * What `stack.tables()` returns and `stack.formatTables()` prints: interfaces, the neighbour
@@ -107,4 +108,37 @@ export function formatTables(t: StackTables): string {
     socketTable(t.sockets),
   ];
   return parts.join('\n') + '\n';
+}
+
+/** A transport's own counters (TCP's: segments, retransmissions, drops by reason, …), nested. */
+export interface NamedCounters {
+  readonly [name: string]: number | NamedCounters;
+}
+
+/** `name value` for every non-zero counter, nested names joined with '.'. */
+function nonZero(counters: NamedCounters, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(counters)) {
+    if (typeof value === 'number') {
+      if (value !== 0) out.push(`${prefix}${name} ${value}`);
+    } else out.push(...nonZero(value, `${prefix}${name}.`));
+  }
+  return out;
+}
+
+/**
+ * `netstat -s`: per layer, frames or packets received and sent and what was dropped, by reason;
+ * then each transport's own counters (the non-zero ones).
+ */
+export function formatCounters(layers: Readonly<Record<string, LayerCountersSnapshot>>, transports: Readonly<Record<string, NamedCounters | undefined>> = {}): string {
+  const rows = Object.entries(layers).map(([layer, c]) => {
+    const reasons = Object.entries(c.dropped).filter(([, n]) => n > 0);
+    const dropped = reasons.reduce((sum, [, n]) => sum + n, 0);
+    return [layer, String(c.received), String(c.sent), String(dropped), reasons.map(([reason, n]) => `${reason} ${n}`).join(', ') || '-'];
+  });
+  const lines = ['Counters', table(['Layer', 'Received', 'Sent', 'Dropped', 'Drop reasons'], rows)];
+  for (const [name, counters] of Object.entries(transports)) {
+    if (counters) lines.push(`${name}: ${nonZero(counters).join(', ') || 'all zero'}`);
+  }
+  return lines.join('\n') + '\n';
 }

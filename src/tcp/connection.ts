@@ -495,7 +495,6 @@ export class TcpConnection implements ConnectionId {
   }
 
   private receiveNow(seg: TcpRepr): void {
-    this.host.stats.segmentsReceived++;
     if (this.state === 'SYN-SENT') this.receiveInSynSent(seg);
     else if (this.state !== 'CLOSED' && this.state !== 'LISTEN') this.receiveSynchronized(seg);
   }
@@ -1371,7 +1370,6 @@ export class TcpConnection implements ConnectionId {
   }
 
   private send(segment: Uint8Array): void {
-    this.host.stats.segmentsSent++;
     const result = this.host.send(this, segment);
     if (!result.ok && (result.code === 'EHOSTUNREACH' || result.code === 'ENETUNREACH')) this.softError = result.code;
   }

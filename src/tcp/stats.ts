@@ -1,6 +1,8 @@
 /** TCP counters (the MIB-ish numbers `netstat -s` would show), owned by a Tcp instance. */
 export interface TcpStats {
+  /** Every segment that reached TCP, malformed, unmatched and resets included (tcpInSegs). */
   segmentsReceived: number;
+  /** Every segment sent: connections', SYN cookies' and resets for unmatched segments (tcpOutSegs). */
   segmentsSent: number;
   retransmittedSegments: number;
   retransmitTimeouts: number;

@@ -250,6 +250,8 @@ export class Tcp implements TransportProtocol {
   // ---------------------------------------------------------------------------------
 
   receive(info: IpReceiveInfo, payload: Uint8Array): 'delivered' | 'unreachable' | 'dropped' {
+    // tcpInSegs (RFC 4022): every segment, the erroneous and the unmatched ones too.
+    this.stats.segmentsReceived++;
     // RFC 1122 §4.2.3.10: a SYN to a broadcast or multicast address MUST be ignored; TCP is unicast.
     if (info.broadcastOrMulticast) {
       this.stats.dropped.broadcast++;
@@ -524,6 +526,8 @@ export class Tcp implements TransportProtocol {
   }
 
   private sendSegment(source: Ipv4Address, destination: Ipv4Address, segment: Uint8Array): IpSendResult {
+    // tcpOutSegs: a connection's segments, and the listener's cookie SYN-ACKs and resets.
+    this.stats.segmentsSent++;
     return this.ip.send({ destination, source, protocol: TCP_PROTOCOL, ttl: this.options.ttl }, segment);
   }
 

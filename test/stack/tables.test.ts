@@ -65,6 +65,39 @@ describe('Observability', () => {
     expect(Object.keys(c)).toEqual(['ethernet', 'arp', 'ipv4', 'icmp', 'udp']);
   });
 
+  it('formatTables() ends with the counters (netstat -s): per layer, drops with their reasons, then TCP’s non-zero counters', async () => {
+    const { nodes } = await tcpLan(2);
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    await a.stack.ping(b.address);
+    // a frame for another MAC, and one of an EtherType nobody speaks
+    const stray = new Uint8Array(60);
+    stray.set([0x02, 0, 0, 0, 0, 0x77], 0);
+    stray.set(b.nic.mac, 6);
+    b.nic.transmit(stray);
+    const ipv6 = new Uint8Array(60);
+    ipv6.set(a.nic.mac, 0);
+    ipv6.set(b.nic.mac, 6);
+    ipv6.set([0x86, 0xdd], 12);
+    b.nic.transmit(ipv6);
+    b.net.createConnection(9, a.address).on('error', () => undefined); // nothing listens: SYN, RST
+    await flush();
+    const text = a.stack.formatTables();
+    const counters = text.slice(text.indexOf('Counters\n')).split('\n');
+    expect(counters[1]).toMatch(/^Layer +Received +Sent +Dropped +Drop reasons$/);
+    const c = a.stack.counters();
+    const dropped = (layer: keyof typeof c) => Object.values(c[layer].dropped).reduce((x, y) => x + y, 0);
+    expect(c.ethernet.dropped).toMatchObject({ 'wrong-mac': 1, 'unknown-ethertype': 1 });
+    const ethernetRow = counters.find((l) => l.startsWith('ethernet '))!;
+    expect(ethernetRow.split(/ {2,}/).slice(0, 4)).toEqual(['ethernet', String(c.ethernet.received), String(c.ethernet.sent), String(dropped('ethernet'))]);
+    expect(ethernetRow).toMatch(/wrong-mac 1/);
+    expect(ethernetRow).toMatch(/unknown-ethertype 1/);
+    expect(counters.find((l) => l.startsWith('icmp '))).toMatch(/^icmp +1 +1 +0 +-$/);
+    const tcpLine = counters.find((l) => l.startsWith('tcp: '))!;
+    expect(tcpLine).toContain(`segmentsReceived ${a.tcp.stats.segmentsReceived}`);
+    expect(tcpLine).toContain('resetsSent 1');
+    expect(tcpLine).not.toMatch(/ 0(,|$)/);
+  });
+
   it('prints a Timer column (netstat -o) when sockets report timers, and none when no socket does', () => {
     const rows: SocketRow[] = [
       { protocol: 'udp', localAddress: '0.0.0.0', localPort: 53, state: 'bound' },
