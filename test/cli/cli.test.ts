@@ -132,7 +132,7 @@ describe('spinet CLI: usage', () => {
   it('documents every option of a command in its --help', async () => {
     const help = await finished(['run', '--help']);
     expect(help.code).toBe(0);
-    for (const option of ['--board', '--chip', '--port', '--lan', '--tap-addr', '--ip', '--gateway', '--dns', '--dhcp', '--hostname', '--mac', '--log', '--pcap', '--serve']) {
+    for (const option of ['--board', '--chip', '--port', '--lan', '--tap-addr', '--ip', '--gateway', '--dns', '--dhcp', '--hostname', '--lease-file', '--mac', '--log', '--pcap', '--serve']) {
       expect(help.stdout).toContain(option);
     }
   });
