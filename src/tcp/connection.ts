@@ -1264,11 +1264,13 @@ export class TcpConnection implements ConnectionId {
     const allQueued = length === unsent;
     // Sender SWS avoidance + Nagle: full segments, or everything queued when nothing is
     // unacknowledged (or Nagle is off), or at least half the peer's largest window.
+    // Data going again after a go-back (RTO, smaller path MTU) was sent once already: not held.
     const sendable =
       full ||
       (allQueued && (this.noDelay || inFlight === 0 || wantFin)) ||
       (this.maxSndWnd > 0 && length >= this.maxSndWnd / 2) ||
-      (inFlight === 0 && length > 0);
+      (inFlight === 0 && length > 0) ||
+      seqLt(this.sndNxt, this.sndMax);
     if (!sendable) return false;
     length = Math.max(0, length);
     const fin = wantFin && seqAdd(this.sndNxt, length) === dataEnd;
@@ -1665,7 +1667,15 @@ export class TcpConnection implements ConnectionId {
           this.peerMss = mss;
           this.sendMss = Math.max(1, mss - (this.timestampsEnabled ? TIMESTAMP_OPTION_LENGTH : 0));
           this.cc.setMss(this.sendMss);
-          if (this.sndUna !== this.sndMax) this.retransmitAt(this.sndUna);
+          // Everything in flight was sent too big for the path and is gone: go back to SND.UNA
+          // and send it all again in the new size, as far as cwnd allows — not one segment then
+          // an RTO for the rest. Not a congestion signal (RFC 1191 §6.5), so cwnd stays; Linux's
+          // tcp_simple_retransmit does the same. Karn: no RTT sample from what goes again.
+          if (this.sndUna !== this.sndMax) {
+            this.sndNxt = this.sndUna;
+            this.rttSeq = undefined;
+            this.output();
+          }
         }
         return;
       }

@@ -132,11 +132,46 @@ describe('TCP timers on the virtual clock', () => {
       originalTransportHeader: header,
       nextHopMtu: 576,
     });
-    expect(h.takeOne()).toMatchObject({ sequence: iss + 11, payload: bytes(536) });
+    // the whole flight goes again in the new size (see the next test)
+    const again = h.take();
+    expect(again.map((seg) => [seg.sequence, seg.payload.length])).toEqual([
+      [iss + 11, 536],
+      [iss + 11 + 536, 464],
+    ]);
     h.advance(50);
     h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 11 + 536 });
     expect(conn.sndUna).toBe(iss + 11 + 536);
     expect([conn.srtt, conn.rttvar, conn.rto]).toEqual(estimate);
+  });
+
+  it('a smaller path MTU (ICMP fragmentation needed) resends the whole flight in the new size at once, not one segment then an RTO', () => {
+    const h = new SegmentHarness(PLAIN);
+    const { conn, iss } = passiveOpen(h);
+    conn.write(bytes(3 * 1460)); // the initial window (RFC 3390: 4380 bytes)
+    const header = h.ip.sent[0]!.bytes.slice(0, 8);
+    const sent = h.take();
+    expect(sent.map((s) => s.payload.length)).toEqual([1460, 1460, 1460]);
+    h.advance(10);
+    const cwndBefore = conn.cc.cwnd;
+    h.tcp.icmpError({
+      kind: 'fragmentation-needed',
+      type: 3,
+      code: 4,
+      reporter: REMOTE,
+      originalSource: LOCAL,
+      originalDestination: REMOTE,
+      protocol: 6,
+      originalTransportHeader: header,
+      nextHopMtu: 576,
+    });
+    // all 4380 bytes again, now in 536-byte segments, from SND.UNA on, before any timer runs
+    const again = h.take();
+    expect(again.every((s) => s.payload.length <= 536)).toBe(true);
+    expect(again[0]!.sequence).toBe(iss + 1);
+    for (let i = 1; i < again.length; i++) expect(again[i]!.sequence).toBe(again[i - 1]!.sequence + again[i - 1]!.payload.length);
+    expect(again.reduce((n, s) => n + s.payload.length, 0)).toBe(3 * 1460);
+    expect(conn.cc.cwnd).toBe(cwndBefore); // not a congestion signal
+    expect(h.tcp.stats.retransmitTimeouts).toBe(0);
   });
 
   it('delays a lone ACK by 200 ms, and ACKs every second segment at once (RFC 5681 §4.2)', () => {
