@@ -8,7 +8,7 @@ import { ImpairedLan, type ImpairmentConfig } from '../hal/lan/impairment.js';
 import { tapUnavailableReason } from '../hal/lan/tap.js';
 import { Stack } from '../src/stack.js';
 import { Tcp } from '../src/tcp/tcp.js';
-import { cubic } from '../src/tcp/congestion.js';
+import { bbr, cubic } from '../src/tcp/congestion.js';
 import type { TcpOptions } from '../src/tcp/options.js';
 import { createNet, type Net, type Socket } from '../src/socket/net.js';
 import { VirtualClock } from '../src/time/virtual-clock.js';
@@ -272,6 +272,9 @@ export const benchmarks: Benchmark[] = [
         const linuxBbr = await linuxGoodput(dir, 'bbr');
         const spinet = await spinetGoodput();
         const spinetCubic = await spinetGoodput({ congestionControl: cubic });
+        const spinetBbr = await spinetGoodput({ congestionControl: bbr });
+        // BBR wants ~2 BDP in flight (≈ 100–130 KB here): beyond the default 64 KiB send buffer.
+        const spinetBbrBig = await spinetGoodput({ congestionControl: bbr, sendBufferSize: 256 * 1024 });
         const note = `${GOODPUT_BYTES / 1e6} MB; ${spinet.how}`;
         return [
           {
@@ -296,6 +299,22 @@ export const benchmarks: Benchmark[] = [
             unit: 'Mbit/s',
             baseline: linuxCubic / 1e6,
             note: 'the kernel default here; BBR does not back off on random loss',
+          },
+          {
+            name: 'tcp goodput spinet (BBR)→kernel, same link',
+            value: spinetBbr.bps / 1e6,
+            unit: 'Mbit/s',
+            baseline: linuxBbr / 1e6,
+            limit: (0.8 * linuxBbr) / 1e6,
+            note: `${note}; ${spinetBbr.recovery}; default 64 KiB send buffer; baseline Linux→Linux BBR (like for like: both model-based)`,
+          },
+          {
+            name: 'tcp goodput spinet (BBR, 256 KiB send buffer)→kernel, same link',
+            value: spinetBbrBig.bps / 1e6,
+            unit: 'Mbit/s',
+            baseline: linuxBbr / 1e6,
+            limit: (0.8 * linuxBbr) / 1e6,
+            note: `${note}; ${spinetBbrBig.recovery}; baseline Linux→Linux BBR (Linux autotunes its buffers up to 4 MiB)`,
           },
         ];
       } finally {

@@ -1,8 +1,9 @@
 /**
  * Congestion control (RFC 5681), pluggable: a controller owns cwnd and ssthresh and decides how
  * they grow and shrink; the connection owns loss detection and recovery (NewReno RFC 6582 or
- * SACK-based RFC 6675) and tells the controller what happened. Two controllers: `newReno`
- * (RFC 5681/6582) and `cubic` (RFC 9438); `TcpOptions.congestionControl` picks one.
+ * SACK-based RFC 6675) and tells the controller what happened. Three controllers: `newReno`
+ * (RFC 5681/6582), `cubic` (RFC 9438) and `bbr` (model-based, after BBR v1);
+ * `TcpOptions.congestionControl` picks one.
  */
 export interface CongestionControl {
   readonly name: string;
@@ -22,6 +23,14 @@ export interface CongestionControl {
   onIdleRestart(now: number): void;
   /** The MSS changed (PMTU); keep windows in whole segments. */
   setMss(mss: number): void;
+  /**
+   * Optional, for model-based controllers: after every ACK that acknowledged or SACKed new data,
+   * in loss recovery too, the connection's running total of delivered bytes (cumulatively ACKed
+   * plus currently SACKed above SND.UNA).
+   */
+  onDelivered?(deliveredBytes: number, now: number): void;
+  /** Optional: every RTT sample (ms) the connection takes (RFC 6298 / RFC 7323). */
+  onRttSample?(rttMs: number, now: number): void;
 }
 
 export type CongestionControlFactory = (mss: number, initialWindow: number) => CongestionControl;
@@ -187,6 +196,196 @@ class CubicControl implements CongestionControl {
 }
 
 export const cubic: CongestionControlFactory = (mss, initialWindow) => new CubicControl(mss, initialWindow);
+
+/** BBR's gains (draft-cardwell-iccrg-bbr-congestion-control-00 §4.2.3, §4.3): 2/ln 2 in STARTUP. */
+const BBR_HIGH_GAIN = 2.885;
+const BBR_CWND_GAIN = 2;
+/** ProbeBW's eight-phase gain cycle: probe up, drain what that queued, cruise. */
+const BBR_CYCLE = [1.25, 0.75, 1, 1, 1, 1, 1, 1] as const;
+/** BtlBw is the max delivery rate over this many round trips; RTprop the min RTT over 10 s. */
+const BBR_BW_WINDOW_ROUNDS = 10;
+const BBR_RTPROP_WINDOW_MS = 10_000;
+const BBR_PROBE_RTT_MS = 200;
+const BBR_MIN_CWND_SEGMENTS = 4;
+
+type BbrMode = 'startup' | 'drain' | 'probe-bw' | 'probe-rtt';
+
+/**
+ * A BBR-style model-based controller (after BBR v1, draft-cardwell-iccrg-bbr-congestion-control):
+ * instead of reading loss as congestion, it measures the path — the bottleneck bandwidth (the
+ * highest delivery rate seen over the last ten round trips) and the round-trip propagation time
+ * (the lowest RTT over ten seconds) — and keeps cwnd at twice their product, so random loss on a
+ * lossy link does not shrink the window. STARTUP doubles each round until the bandwidth stops
+ * growing by a quarter for three rounds, DRAIN holds one BDP for a round, PROBE_BW cycles the
+ * window's gain through 1.25/0.75/1×6, PROBE_RTT drops to four segments for 200 ms when the
+ * minimum RTT is ten seconds old so queues drain and RTprop is measured afresh.
+ *
+ * What differs from BBR proper: spinet does not pace, so the gains act on cwnd alone; a round is
+ * an RTprop of time rather than a marked packet's round trip; delivery rate is taken over at
+ * least one RTprop of ACKs (which smooths ACK compression, where BBR uses per-packet samples).
+ * Loss leaves cwnd alone (ssthresh follows cwnd); an RTO drops it to one segment, and ACKs bring
+ * it back up to the model at once.
+ */
+class BbrControl implements CongestionControl {
+  readonly name = 'bbr';
+  cwnd: number;
+  ssthresh = 0x7fffffff;
+  mode: BbrMode = 'startup';
+  /** Bottleneck bandwidth estimate, bytes per ms. */
+  btlBw = 0;
+  /** Round-trip propagation time estimate, ms. */
+  rtProp = Infinity;
+  private rtPropStamp = 0;
+  /** (time, delivered) points, oldest first: rates are measured across at least one RTprop. */
+  private readonly deliveries: { t: number; delivered: number }[] = [];
+  /** Rate samples for the max filter, oldest first. */
+  private readonly rates: { t: number; rate: number }[] = [];
+  private roundStart = -Infinity;
+  private fullBw = 0;
+  private fullBwRounds = 0;
+  private filledPipe = false;
+  private cycleIndex = 0;
+  private probeRttUntil = 0;
+  private priorCwnd = 0;
+
+  constructor(
+    private mss: number,
+    initialWindow: number,
+  ) {
+    this.cwnd = initialWindow;
+  }
+
+  /** The window the model asks for: gain × BtlBw × RTprop, at least four segments. */
+  private target(gain: number): number {
+    const floor = BBR_MIN_CWND_SEGMENTS * this.mss;
+    if (this.btlBw === 0 || !Number.isFinite(this.rtProp)) return Math.max(floor, this.cwnd);
+    return Math.max(floor, Math.floor(gain * this.btlBw * this.rtProp));
+  }
+
+  private gain(): number {
+    switch (this.mode) {
+      case 'startup':
+        return BBR_HIGH_GAIN;
+      case 'drain':
+        return 1;
+      case 'probe-bw':
+        return BBR_CWND_GAIN * BBR_CYCLE[this.cycleIndex]!;
+      case 'probe-rtt':
+        return 1;
+    }
+  }
+
+  onRttSample(rtt: number, now: number): void {
+    if (rtt <= 0) rtt = 1;
+    if (rtt <= this.rtProp || now - this.rtPropStamp > BBR_RTPROP_WINDOW_MS) {
+      // A stale minimum is replaced only after PROBE_RTT has had its chance to see the path empty.
+      if (rtt <= this.rtProp || this.mode === 'probe-rtt') {
+        this.rtProp = rtt;
+        this.rtPropStamp = now;
+      }
+    }
+  }
+
+  onDelivered(delivered: number, now: number): void {
+    const points = this.deliveries;
+    points.push({ t: now, delivered });
+    if (!Number.isFinite(this.rtProp)) return;
+    const interval = Math.max(this.rtProp, 1);
+    // The newest point at least one RTprop old is the base of the rate; older ones go.
+    let base = -1;
+    for (let i = points.length - 1; i >= 0; i--) {
+      if (now - points[i]!.t >= interval) {
+        base = i;
+        break;
+      }
+    }
+    if (base < 0) return;
+    if (base > 0) points.splice(0, base);
+    const from = points[0]!;
+    const rate = (delivered - from.delivered) / (now - from.t);
+    this.rates.push({ t: now, rate });
+    const horizon = now - BBR_BW_WINDOW_ROUNDS * interval;
+    while (this.rates.length > 0 && this.rates[0]!.t < horizon) this.rates.shift();
+    let best = 0;
+    for (const r of this.rates) if (r.rate > best) best = r.rate;
+    this.btlBw = best;
+    if (now - this.roundStart >= interval) {
+      this.roundStart = now;
+      this.newRound(now);
+    }
+  }
+
+  private newRound(now: number): void {
+    if (this.mode === 'startup' || this.mode === 'drain') {
+      // §4.3.2.2: the pipe is full when three rounds in a row grew BtlBw by less than a quarter.
+      if (this.btlBw >= this.fullBw * 1.25) {
+        this.fullBw = this.btlBw;
+        this.fullBwRounds = 0;
+      } else if (++this.fullBwRounds >= 3) {
+        this.filledPipe = true;
+      }
+      if (this.mode === 'startup' && this.filledPipe) this.mode = 'drain';
+      else if (this.mode === 'drain') this.enterProbeBw();
+    } else if (this.mode === 'probe-bw') {
+      this.cycleIndex = (this.cycleIndex + 1) % BBR_CYCLE.length;
+    } else if (this.mode === 'probe-rtt' && now >= this.probeRttUntil) {
+      this.rtPropStamp = now;
+      this.cwnd = Math.max(this.cwnd, this.priorCwnd);
+      if (this.filledPipe) this.enterProbeBw();
+      else this.mode = 'startup';
+    }
+    if (this.mode !== 'probe-rtt' && now - this.rtPropStamp > BBR_RTPROP_WINDOW_MS) {
+      this.mode = 'probe-rtt';
+      this.priorCwnd = this.cwnd;
+      this.cwnd = BBR_MIN_CWND_SEGMENTS * this.mss;
+      this.probeRttUntil = now + BBR_PROBE_RTT_MS;
+    }
+    this.ssthresh = this.filledPipe ? this.cwnd : 0x7fffffff;
+  }
+
+  private enterProbeBw(): void {
+    this.mode = 'probe-bw';
+    // Start anywhere but the drain phase, as BBR randomises the phase.
+    this.cycleIndex = 2;
+  }
+
+  onAck(ackedBytes: number): void {
+    if (this.mode === 'probe-rtt') {
+      this.cwnd = Math.min(this.cwnd, BBR_MIN_CWND_SEGMENTS * this.mss);
+      return;
+    }
+    // §4.2.3: grow by what was delivered, up to the model's target. BBR proper lets cwnd run ahead
+    // in STARTUP because pacing holds the sending rate; unpaced, the target caps it in every
+    // mode, or the bursts of a doubling window overflow the bottleneck's queue.
+    const target = this.target(this.gain());
+    this.cwnd = Math.max(Math.min(this.cwnd + ackedBytes, target), BBR_MIN_CWND_SEGMENTS * this.mss);
+  }
+
+  onLoss(): void {
+    // The model, not loss, sets the window: a random loss is not a congestion signal here.
+    this.ssthresh = this.cwnd;
+  }
+
+  onRetransmitTimeout(): void {
+    this.priorCwnd = Math.max(this.priorCwnd, this.cwnd);
+    this.ssthresh = this.cwnd;
+    this.cwnd = this.mss;
+  }
+
+  setCwnd(bytes: number): void {
+    this.cwnd = Math.max(this.mss, Math.floor(bytes));
+  }
+
+  onIdleRestart(): void {
+    // Kept: the model still describes the path after a pause.
+  }
+
+  setMss(mss: number): void {
+    this.mss = mss;
+  }
+}
+
+export const bbr: CongestionControlFactory = (mss, initialWindow) => new BbrControl(mss, initialWindow);
 
 /** RFC 5681 §3.1 eq. 1 (RFC 3390): IW = min(4·SMSS, max(2·SMSS, 4380)). */
 export function initialWindow(mss: number, segments: number): number {

@@ -201,6 +201,8 @@ export class TcpConnection implements ConnectionId {
   private recoveryRetransmissions: readonly RecoveryRetransmission[] = NO_RETRANSMISSIONS;
   /** SACKed ranges above sndUna, sorted and disjoint (RFC 6675 scoreboard). */
   scoreboard: { left: number; right: number }[] = [];
+  /** Bytes cumulatively acknowledged over the connection's life (for model-based congestion control). */
+  private ackedTotal = 0;
   private lastSendTime = 0;
 
   // --- ACK generation ---
@@ -734,6 +736,7 @@ export class TcpConnection implements ConnectionId {
       if (isDuplicate) this.duplicateAck();
     }
     if (this.inRecovery && this.sackEnabled && this.recoveryRetransmissions.length > 0) this.resendLostRetransmissions();
+    if (this.cc.onDelivered && (newSack || seqGt(this.sndUna, priorUna))) this.cc.onDelivered(this.ackedTotal + this.sackedBytes(), this.host.clock.now());
 
     // RFC 9293 §3.10.7.4: window update if the segment is newer than the last one used.
     if (seqLt(this.sndWl1, seg.sequence) || (this.sndWl1 === seg.sequence && seqLe(this.sndWl2, ack))) {
@@ -803,6 +806,7 @@ export class TcpConnection implements ConnectionId {
       this.bytesSent += dataAcked;
     }
     this.sndUna = ack;
+    this.ackedTotal += acked;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     if (seqLt(this.sndMax, ack)) this.sndMax = ack;
     this.probeEnd = undefined;
@@ -1694,6 +1698,7 @@ export class TcpConnection implements ConnectionId {
 
   private sampleRtt(rtt: number): void {
     if (!(rtt >= 0)) return;
+    this.cc.onRttSample?.(rtt, this.host.clock.now());
     const o = this.host.options;
     if (this.srtt === undefined) {
       this.srtt = rtt;

@@ -82,9 +82,12 @@ export interface TcpOptions {
    */
   initialWindowSegments: number;
   /**
-   * Congestion controller factory: `newReno` (RFC 5681/6582, the default: the RFCs' baseline) or
+   * Congestion controller factory: `newReno` (RFC 5681/6582, the default: the RFCs' baseline),
    * `cubic` (RFC 9438, Linux's default loss-based controller: backs off to 0.7 rather than 0.5 of
-   * the window and regrows by time, not per RTT — better on long or lossy paths).
+   * the window and regrows by time, not per RTT — better on long or lossy paths) or `bbr`
+   * (model-based after BBR v1: cwnd from measured bandwidth × minimum RTT, so random loss does not
+   * shrink it — for lossy links such as radio; it does not yield to loss-based flows sharing a
+   * bottleneck the way they yield to each other).
    */
   congestionControl: CongestionControlFactory;
 
