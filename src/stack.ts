@@ -13,7 +13,7 @@ import { UdpLayer } from './transport/udp.js';
 import { UdpSocket, type UdpSocketHost, type UdpSocketOptions } from './socket/dgram.js';
 import { resolveOptions, type StackOptions } from './options.js';
 import { createCounters, type StackCounters, type StackCountersSnapshot } from './stack/counters.js';
-import { formatCounters, formatTables, type InterfaceRow, type SocketRow, type StackTables } from './stack/tables.js';
+import { formatCounters, formatTables, type InterfaceRow, type NamedCounters, type SocketRow, type StackTables } from './stack/tables.js';
 import { systemError } from './ip/errno.js';
 
 /**
@@ -74,9 +74,7 @@ export class ArpApi extends EventEmitter {
 }
 
 /** A transport's own counters (Tcp's `stats`: numbers, possibly grouped, e.g. `dropped`). */
-export interface TransportCounters {
-  readonly [name: string]: number | TransportCounters;
-}
+export type TransportCounters = NamedCounters;
 
 /** transportCounters(): the counters of registered transports that keep them, by name. */
 export interface TransportCountersReport {
