@@ -288,8 +288,13 @@ class BbrControl implements CongestionControl {
 
   onDelivered(delivered: number, now: number): void {
     const points = this.deliveries;
+    if (!Number.isFinite(this.rtProp)) {
+      // No RTT yet, so no interval to measure over: keep only the latest point.
+      points.length = 0;
+      points.push({ t: now, delivered });
+      return;
+    }
     points.push({ t: now, delivered });
-    if (!Number.isFinite(this.rtProp)) return;
     const interval = Math.max(this.rtProp, 1);
     // The newest point at least one RTprop old is the base of the rate; older ones go.
     let base = -1;
