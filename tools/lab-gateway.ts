@@ -1,6 +1,6 @@
 /**
  * The gateway node of the built-in simulated LAN (`--lan sim`, `npm start`): a second spinet
- * stack at 192.0.2.1 that answers ping, runs UDP and TCP echo (port 7), and serves DHCP and DNS (UDP and TCP) to the board — lab
+ * stack at 192.0.2.1 that answers ping, runs UDP and TCP echo (port 7), serves DHCP and DNS (UDP and TCP) to the board, and an HTTP status page on port 80 — lab
  * equipment, so the whole path works with no hardware, no root and no real network.
  */
 import type { Clock } from '../src/time/clock.js';
@@ -14,6 +14,7 @@ import { stackDatagrams } from '../src/app/stack-adapter.js';
 import { DhcpServer } from '../src/app/dhcp/server.js';
 import { DnsAuthoritativeServer } from '../src/app/dns/server.js';
 import { DNS_DEFAULTS } from '../src/app/dns/tunables.js';
+import { startStatusPage } from '../src/app/services/status-page.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { createNet, type Net } from '../src/socket/net.js';
 
@@ -74,11 +75,21 @@ export class LabGateway {
     dns.start();
     // DNS over TCP too, where a resolver asks again when a reply did not fit in 512 octets (RFC 7766).
     const dnsTcp = net.createServer((socket) => dns.serveStream(socket));
-    await new Promise<void>((resolve, reject) => {
-      dnsTcp.once('error', reject);
-      dnsTcp.listen(DNS_DEFAULTS.serverPort, () => resolve());
-    });
-    return new LabGateway(stack, nic, dhcp, net, [() => echo.close(), () => void tcpEcho.close(), () => dhcp.close(), () => dns.close(), () => void dnsTcp.close()]);
+    const closers = [() => echo.close(), () => void tcpEcho.close(), () => dhcp.close(), () => dns.close(), () => void dnsTcp.close()];
+    const gateway = new LabGateway(stack, nic, dhcp, net, closers);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        dnsTcp.once('error', reject);
+        dnsTcp.listen(DNS_DEFAULTS.serverPort, () => resolve());
+      });
+      // An HTTP page (the gateway's own status: its tables and counters) for `spinet get` to fetch.
+      const http = await startStatusPage(net, 80, stack);
+      closers.push(() => void http.close());
+    } catch (error) {
+      await gateway.stop();
+      throw error;
+    }
+    return gateway;
   }
 
   async stop(): Promise<void> {

@@ -31,14 +31,16 @@ export function readLeaseFile(path: string, mac: MacAddress, nowEpochMs: number)
     const code = (error as NodeJS.ErrnoException).code;
     return { reason: code === 'ENOENT' ? 'no lease remembered yet' : `cannot read it (${code ?? String(error)})` };
   }
-  let data: Partial<LeaseFileV1>;
+  let parsed: unknown;
   try {
-    data = JSON.parse(text) as Partial<LeaseFileV1>;
+    parsed = JSON.parse(text);
   } catch {
     return { reason: 'not a lease file (not JSON)' };
   }
+  if (typeof parsed !== 'object' || parsed === null) return { reason: 'not a lease file (not a JSON object)' };
+  const data = parsed as Partial<LeaseFileV1>;
   const address = typeof data.address === 'string' ? tryParseIpv4(data.address) : undefined;
-  if (data?.version !== 1 || address === undefined) return { reason: 'not a lease file this version reads' };
+  if (data.version !== 1 || address === undefined) return { reason: 'not a lease file this version reads' };
   if (data.mac !== formatMac(mac)) return { reason: `it is for ${String(data.mac)}, not ${formatMac(mac)}` };
   const expiresAtEpochMs = data.expiresAtEpochMs;
   if (expiresAtEpochMs !== undefined && (typeof expiresAtEpochMs !== 'number' || expiresAtEpochMs <= nowEpochMs)) {

@@ -8,7 +8,8 @@ import { CryptoRandom } from '../src/time/random.js';
 import type { Clock } from '../src/time/clock.js';
 import type { Nic } from '../src/link/nic.js';
 import { Stack, type NetInterface } from '../src/stack.js';
-import { formatIpv4, parseCidr, parseIpv4, parseMac, type MacAddress } from '../src/wire/address.js';
+import { formatIpv4, formatMac, isMulticastIpv4, isMulticastMac, parseCidr, parseMac, prefixMask, sameSubnet, tryParseIpv4, type Ipv4Address, type MacAddress } from '../src/wire/address.js';
+import { closeSync, openSync } from 'node:fs';
 import { CaptureNic } from '../src/capture/capture.js';
 import { createCaptureSinks } from '../src/capture/sinks.js';
 import { VirtualLan } from '../hal/lan/switch.js';
@@ -62,6 +63,72 @@ function str(values: Values, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** The static configuration (`--ip`, `--gateway`, `--dns`), checked. */
+interface StaticConfig {
+  readonly address: Ipv4Address;
+  readonly prefixLength: number;
+  readonly text: string;
+  readonly gateway?: Ipv4Address;
+  readonly dns: readonly Ipv4Address[];
+}
+
+/**
+ * Every option openNode takes, checked before anything starts (no LAN, board or TAP is brought up
+ * for a command line that is wrong): usage errors exit 2 with a message that says what to change.
+ */
+export function checkNodeOptions(values: Values): { mac: MacAddress; config?: StaticConfig; log: 'none' | 'text' | 'json'; pcap?: string } {
+  const mac = usage(() => parseMac(str(values, 'mac') ?? DEFAULT_MAC));
+  if (isMulticastMac(mac)) throw new UsageError(`--mac ${formatMac(mac)} is a group (multicast/broadcast) address; an interface needs a unicast one (first octet even, e.g. 02:…)`);
+  const log = str(values, 'log') ?? 'none';
+  if (log !== 'none' && log !== 'text' && log !== 'json') throw new UsageError(`--log must be text, json or none, not '${log}'`);
+  const pcap = str(values, 'pcap');
+  if (pcap) {
+    // Fail now, not silently at the end: the capture file must be writable.
+    try {
+      closeSync(openSync(pcap, 'w'));
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      const why = e.message.replace(/^[A-Z]+: /, '').replace(/, open .*$/, '');
+      throw Object.assign(new Error(`cannot write the capture file ${pcap} (${why})`), { code: e.code ?? 'EIO' });
+    }
+  }
+  const dhcp = values.dhcp === true;
+  const dnsList = (values.dns as string[] | undefined) ?? [];
+  if (dhcp) {
+    const clash = ['ip', 'gateway'].filter((name) => str(values, name) !== undefined).concat(dnsList.length ? ['dns'] : []);
+    if (clash.length) throw new UsageError(`--dhcp takes the address, gateway and DNS servers from the server: drop ${clash.map((n) => `--${n}`).join(', ')} (or --dhcp)`);
+    return { mac, log, ...(pcap ? { pcap } : {}) };
+  }
+  if (str(values, 'lease-file') !== undefined) throw new UsageError('--lease-file remembers a DHCP lease: it needs --dhcp');
+  const kind = str(values, 'board') ?? 'virtual';
+  const lanText = str(values, 'lan') ?? 'sim';
+  const onSim = kind !== 'serial' && lanText === 'sim';
+  const text = str(values, 'ip') ?? (onSim ? DEFAULT_SIM_ADDRESS : undefined);
+  if (!text) return { mac, log, ...(pcap ? { pcap } : {}) };
+  const { address, prefixLength } = usage(() => parseCidr(text));
+  const mask = prefixMask(prefixLength);
+  const hostPart = address & ~mask;
+  if (address === 0 || isMulticastIpv4(address) || address === 0xffffffff || address >>> 24 === 127) {
+    throw new UsageError(`--ip ${text}: not an address an interface can have (unspecified, multicast, broadcast or loopback)`);
+  }
+  if (prefixLength <= 30 && (hostPart === 0 || hostPart === (~mask >>> 0))) {
+    throw new UsageError(`--ip ${text}: that is the network's ${hostPart === 0 ? 'own (network)' : 'broadcast'} address; pick a host address in it`);
+  }
+  const gatewayText = str(values, 'gateway') ?? (onSim ? formatIpv4(LAB_GATEWAY_ADDRESS) : undefined);
+  const ipv4 = (option: string, value: string): Ipv4Address => {
+    const parsed = tryParseIpv4(value);
+    if (parsed === undefined) throw new UsageError(`--${option} ${value}: not an IPv4 address (like 192.0.2.1)`);
+    return parsed;
+  };
+  const gateway = gatewayText === undefined ? undefined : ipv4('gateway', gatewayText);
+  if (gateway !== undefined && (!sameSubnet(gateway, address, prefixLength) || gateway === address)) {
+    // As Linux refuses it ("Nexthop has invalid gateway"): the gateway must be reachable on the link.
+    throw new UsageError(`--gateway ${gatewayText} is not on the ${formatIpv4((address & mask) >>> 0)}/${prefixLength} network of --ip ${text}: a gateway must be another host on the link`);
+  }
+  const dns = dnsList.length ? dnsList.map((d) => ipv4('dns', d)) : onSim ? [LAB_GATEWAY_ADDRESS] : [];
+  return { mac, log, ...(pcap ? { pcap } : {}), config: { address, prefixLength, text, ...(gateway !== undefined ? { gateway } : {}), dns } };
+}
+
 export async function openNode(values: Values, progress: Progress = () => undefined): Promise<SpinetNode> {
   const clock = new RealClock();
   const random = new CryptoRandom();
@@ -78,12 +145,8 @@ export async function openNode(values: Values, progress: Progress = () => undefi
   };
 
   try {
-    let mac: MacAddress;
-    try {
-      mac = parseMac(str(values, 'mac') ?? DEFAULT_MAC);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+    const checked = checkNodeOptions(values);
+    const mac = checked.mac;
     const kind = (str(values, 'board') ?? 'virtual') as BoardKind;
     // A real board's cable is a real cable: --lan only says where emulated chips plug in.
     const physical = kind === 'serial';
@@ -94,7 +157,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     if (lanSpec.kind === 'sim') {
       gateway = await LabGateway.start({ clock, random, lan });
       cleanups.push(() => gateway!.stop());
-      progress(`LAN: built-in simulated LAN, gateway ${formatIpv4(LAB_GATEWAY_ADDRESS)} (DHCP, DNS "gateway.${gateway.domain}", ping, echo)`);
+      progress(`LAN: built-in simulated LAN, gateway ${formatIpv4(LAB_GATEWAY_ADDRESS)} (DHCP, DNS "gateway.${gateway.domain}", ping, echo, HTTP)`);
     } else if (lanSpec.kind === 'tap') {
       const tapAddr = str(values, 'tap-addr');
       tap = await TapAttachment.open({ ifname: lanSpec.ifname, ...(tapAddr ? { address: tapAddr } : {}) });
@@ -106,9 +169,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     const board = await openBoard(kind, { clock, lan, mac, chip: str(values, 'chip') ?? 'enc28j60', port: str(values, 'port'), baud: str(values, 'baud'), progress });
     cleanups.push(() => board.close());
 
-    const log = str(values, 'log') ?? 'none';
-    if (log !== 'none' && log !== 'text' && log !== 'json') throw new UsageError(`--log must be text, json or none, not '${log}'`);
-    const pcap = str(values, 'pcap');
+    const { log, pcap } = checked;
     let nic: Nic = board.nic;
     if (log !== 'none' || pcap) {
       const capture = new CaptureNic(board.nic, clock, createCaptureSinks({ log, ...(pcap ? { pcapPath: pcap } : {}) }));
@@ -121,7 +182,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     const iface = stack.addInterface(nic);
     const tcp = new Tcp(stack.ip, clock, random);
     stack.registerTransport(tcp);
-    stack.registerSocketTable('tcp', () => tcp.socketTable().map((r) => ({ protocol: 'tcp', localAddress: r.localAddress, localPort: r.localPort, remoteAddress: r.remoteAddress, remotePort: r.remotePort, state: r.state, receiveQueue: r.receiveQueue, sendQueue: r.sendQueue, timer: r.timer, timerRemaining: r.timerRemaining })));
+    stack.registerSocketTable('tcp', () => tcp.socketTable().map((r) => ({ protocol: 'tcp', localAddress: r.localAddress, localPort: r.localPort, ...(r.state === 'LISTEN' ? {} : { remoteAddress: r.remoteAddress, remotePort: r.remotePort }), state: r.state, receiveQueue: r.receiveQueue, sendQueue: r.sendQueue, timer: r.timer, timerRemaining: r.timerRemaining })));
     // Names resolve through spinet's resolver, and a truncated DNS reply is asked again over spinet's TCP.
     // (The lookup runs only once a connection is made, after `dns` below exists.)
     const net = createNet(tcp, { lookup: (hostname, options, callback) => resolverLookup(dns)(hostname, options, callback) });
@@ -131,20 +192,12 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     progress(`board: ${board.description}, MAC ${nic.mac ? [...nic.mac].map((b) => b.toString(16).padStart(2, '0')).join(':') : '?'}, link ${nic.linkUp ? 'up' : 'down'}`);
 
     if (!values.dhcp) {
-      const ip = str(values, 'ip') ?? (lanSpec.kind === 'sim' ? DEFAULT_SIM_ADDRESS : undefined);
-      if (!ip) throw new UsageError(`give --ip A/N (or --dhcp) ${physical ? 'for a real board' : 'on a TAP LAN'}`);
-      let cidr;
-      try {
-        cidr = parseCidr(ip);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
-      iface.addAddress(cidr.address, cidr.prefixLength);
-      const gw = str(values, 'gateway') ?? (lanSpec.kind === 'sim' ? formatIpv4(LAB_GATEWAY_ADDRESS) : undefined);
-      if (gw) stack.routes.add({ destination: 0, prefixLength: 0, gateway: parseIpv4(gw), interfaceIndex: iface.index });
-      const dns = values.dns as string[] | undefined;
-      stack.dnsServers = dns?.length ? dns.map(parseIpv4) : lanSpec.kind === 'sim' ? [LAB_GATEWAY_ADDRESS] : [];
-      progress(`address: ${ip}${gw ? `, gateway ${gw}` : ''}`);
+      const config = checked.config;
+      if (!config) throw new UsageError(`give --ip A/N (or --dhcp) ${physical ? 'for a real board' : 'on a TAP LAN'}`);
+      iface.addAddress(config.address, config.prefixLength);
+      if (config.gateway !== undefined) stack.routes.add({ destination: 0, prefixLength: 0, gateway: config.gateway, interfaceIndex: iface.index });
+      stack.dnsServers = [...config.dns];
+      progress(`address: ${config.text}${config.gateway !== undefined ? `, gateway ${formatIpv4(config.gateway)}` : ''}`);
     }
     let dhcp: DhcpClient | undefined;
     if (values.dhcp) {

@@ -36,7 +36,14 @@ export function stackDatagrams(stack: Stack): DatagramFactory {
       if (options.broadcast) socket.setBroadcast(true);
       const peer = options.peer;
       // A numeric address connects at once (no lookup), before the first send.
-      if (peer) socket.connect(peer.port, formatIpv4(peer.address));
+      if (peer) {
+        try {
+          socket.connect(peer.port, formatIpv4(peer.address));
+        } catch (error) {
+          socket.close();
+          throw error;
+        }
+      }
       let closed = false;
       return {
         localPort,

@@ -238,6 +238,7 @@ class BbrControl implements CongestionControl {
   private rtPropStamp = 0;
   /** (time, delivered) points, oldest first: rates are measured across at least one RTprop. */
   private readonly deliveries: { t: number; delivered: number }[] = [];
+  private lastDelivered = 0;
   /** Rate samples for the max filter, oldest first. */
   private readonly rates: { t: number; rate: number }[] = [];
   private roundStart = -Infinity;
@@ -286,8 +287,14 @@ class BbrControl implements CongestionControl {
     }
   }
 
-  onDelivered(delivered: number, now: number): void {
+  onDelivered(deliveredNow: number, now: number): void {
+    // Never backwards: an RTO forgets the SACK scoreboard, and bytes SACKed before it are
+    // counted again when they are cumulatively acknowledged.
+    const delivered = Math.max(deliveredNow, this.lastDelivered);
+    this.lastDelivered = delivered;
     const points = this.deliveries;
+    // A clock that stands still (everything in one instant) gives no interval: keep it bounded.
+    if (points.length >= 4096) points.splice(0, points.length - 1);
     if (!Number.isFinite(this.rtProp)) {
       // No RTT yet, so no interval to measure over: keep only the latest point.
       points.length = 0;
@@ -345,7 +352,8 @@ class BbrControl implements CongestionControl {
       this.cwnd = BBR_MIN_CWND_SEGMENTS * this.mss;
       this.probeRttUntil = now + BBR_PROBE_RTT_MS;
     }
-    this.ssthresh = this.filledPipe ? this.cwnd : 0x7fffffff;
+    // The connection sets cwnd = ssthresh when a recovery ends: that must be the model's window.
+    this.ssthresh = this.cwnd;
   }
 
   private enterProbeBw(): void {
@@ -378,7 +386,8 @@ class BbrControl implements CongestionControl {
   }
 
   setCwnd(bytes: number): void {
-    this.cwnd = Math.max(this.mss, Math.floor(bytes));
+    // Recovery logic may set the window; never beyond what the model asks for.
+    this.cwnd = Math.max(this.mss, Math.min(Math.floor(bytes), this.target(this.gain())));
   }
 
   onIdleRestart(): void {

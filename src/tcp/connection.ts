@@ -1251,7 +1251,9 @@ export class TcpConnection implements ConnectionId {
     const inFlight = seqDiff(this.sndNxt, this.sndUna);
     const window = pipeLimited ? this.sndWnd : Math.min(this.sndWnd, this.cc.cwnd + this.limitedTransmitAllowance());
     const usable = pipeLimited ? this.windowRoom(this.sndNxt) : window - inFlight;
-    const wantFin = this.finQueued && !this.finSent();
+    // The FIN is due while SND.NXT has not passed it: never sent yet, or sent and then gone back
+    // over by a go-back (RTO, smaller path MTU), which must resend it with the last data.
+    const wantFin = this.finQueued && seqLe(this.sndNxt, this.finSequence());
     if (unsent === 0) {
       if (wantFin && this.sndNxt === dataEnd) {
         this.transmit(this.sndNxt, 0, TcpFlag.FIN | TcpFlag.ACK);
@@ -1674,8 +1676,16 @@ export class TcpConnection implements ConnectionId {
           // Everything in flight was sent too big for the path and is gone: go back to SND.UNA
           // and send it all again in the new size, as far as cwnd allows — not one segment then
           // an RTO for the rest. Not a congestion signal (RFC 1191 §6.5), so cwnd stays; Linux's
-          // tcp_simple_retransmit does the same. Karn: no RTT sample from what goes again.
+          // tcp_simple_retransmit does the same. Karn: no RTT sample from what goes again. A SACK
+          // recovery under way ends here: the go-back resends in order, limited by cwnd against
+          // what is in flight (recovery's pipe would not count what goes again below SND.MAX).
           if (this.sndUna !== this.sndMax) {
+            if (this.inRecovery) {
+              this.inRecovery = false;
+              this.recoveryRetransmissions = NO_RETRANSMISSIONS;
+              this.duplicateAcks = 0;
+              this.recover = this.sndMax;
+            }
             this.sndNxt = this.sndUna;
             this.rttSeq = undefined;
             this.output();

@@ -124,10 +124,38 @@ describe('spinet CLI: usage', () => {
     const badLan = await finished(['ping', '192.0.2.1', '--lan', 'wifi']);
     expect(badLan.code).toBe(2);
     expect(badLan.stderr).toMatch(/--lan must be/);
+    const badBoard = await finished(['flash', '--board', 'esp32', '--port', '/dev/null', '--dry-run']);
+    expect(badBoard.code).toBe(2);
+    expect(badBoard.stderr).toMatch(/unknown board "esp32": one of mega2560, nano, nano-old, uno/);
     const noPort = await finished(['run', '--board', 'serial']);
     expect(noPort.code).toBe(2);
     expect(noPort.stderr).toMatch(/--port/);
   });
+
+  it('checks the addressing options before bringing anything up: usage errors (exit 2) that say what to change', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--gateway', '10.9.9.9'], /--gateway 10\.9\.9\.9 is not on the 192\.0\.2\.0\/24 network of --ip 192\.0\.2\.10\/24/],
+      [['--gateway', '300.1.1.1'], /--gateway 300\.1\.1\.1: not an IPv4 address/],
+      [['--dns', 'zz'], /--dns zz: not an IPv4 address/],
+      [['--mac', 'ff:ff:ff:ff:ff:ff'], /--mac ff:ff:ff:ff:ff:ff is a group/],
+      [['--mac', '01:00:5e:00:00:01'], /--mac 01:00:5e:00:00:01 is a group/],
+      [['--ip', '192.0.2.255/24'], /broadcast address/],
+      [['--ip', '224.0.0.5/24'], /not an address an interface can have/],
+      [['--dhcp', '--ip', '192.0.2.5/24'], /--dhcp takes the address, gateway and DNS servers from the server: drop --ip/],
+      [['--lease-file', '/tmp/spinet-unused-lease.json'], /--lease-file remembers a DHCP lease: it needs --dhcp/],
+      [['-i', 'abc'], /--interval must be a number of seconds ≥ 0/],
+    ];
+    for (const [options, message] of cases) {
+      const result = await finished(['ping', '192.0.2.1', '-c', '1', ...options]);
+      expect(result.code, options.join(' ')).toBe(2);
+      expect(result.stderr, options.join(' ')).toMatch(message);
+      // refused before the LAN came up
+      expect(result.stderr, options.join(' ')).not.toMatch(/^LAN: /m);
+    }
+    const pcap = await finished(['ping', '192.0.2.1', '-c', '1', '--pcap', '/nonexistent-dir/x.pcapng']);
+    expect(pcap.code).toBe(1);
+    expect(pcap.stderr).toMatch(/cannot write the capture file \/nonexistent-dir\/x\.pcapng \(no such file or directory\)/);
+  }, 60_000);
 
   it('documents every option of a command in its --help', async () => {
     const help = await finished(['run', '--help']);
@@ -158,6 +186,33 @@ describe('spinet CLI: usage', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('spinet get and ping by name on the built-in LAN', () => {
+  it('get fetches the gateway’s page through spinet: DNS on spinet’s UDP, the connection on spinet’s TCP', async () => {
+    const result = await finished(['get', 'http://gateway.lan/', '--log', 'text']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('<h1>spinet on gateway</h1>');
+    expect(result.stderr).toMatch(/HTTP\/1\.1 200 OK/);
+    // the frame log shows the name asked of the gateway and the SYN leaving the board
+    expect(result.stderr).toMatch(/192\.0\.2\.10\.\d+ > 192\.0\.2\.1\.53: UDP/);
+    expect(result.stderr).toMatch(/192\.0\.2\.10\.\d+ > 192\.0\.2\.1\.80: Flags \[S\]/);
+  }, 60_000);
+
+  it('ping resolves a name first; an address nobody has ends in EHOSTUNREACH (ARP gave up), not a bare timeout', async () => {
+    const named = await finished(['ping', 'gateway.lan', '-c', '2', '-i', '0.2']);
+    expect(named.code, named.stderr).toBe(0);
+    expect(named.stdout).toMatch(/^PING gateway\.lan \(192\.0\.2\.1\): 56 data bytes$/m);
+    expect(named.stdout).toMatch(/2 packets transmitted, 2 received, 0% packet loss/);
+    const unknown = await finished(['ping', 'nosuch.lan', '-c', '1']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/spinet ping: nosuch\.lan: ENOTFOUND/);
+    expect(unknown.stdout).not.toMatch(/packets transmitted/);
+    const nobody = await finished(['ping', '192.0.2.99', '-c', '1']);
+    expect(nobody.code).toBe(1);
+    expect(nobody.stdout).toMatch(/from 192\.0\.2\.99: icmp_seq=1 EHOSTUNREACH/);
+    expect(nobody.stdout).toMatch(/1 packets transmitted, 0 received, 100% packet loss/);
+  }, 60_000);
 });
 
 describe('spinet run on the defaults (virtual board, built-in LAN)', () => {

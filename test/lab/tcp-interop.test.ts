@@ -202,7 +202,9 @@ describe.skipIf(skipGet)('spinet get URL against a kernel HTTP server', () => {
   it('fetches 1 MiB from python3 -m http.server with Node http over spinet TCP: body to stdout, hash-equal', async () => {
     const body = pattern(1 << 20);
     writeFileSync(join(dir, 'blob.bin'), body);
-    const server = spawn('ip', ['netns', 'exec', netns, 'python3', '-m', 'http.server', '8000', '--bind', '0.0.0.0', '--directory', dir], { stdio: 'ignore' });
+    const server = spawn('ip', ['netns', 'exec', netns, 'python3', '-m', 'http.server', '8000', '--bind', '0.0.0.0', '--directory', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let serverLog = '';
+    server.stderr!.on('data', (d: Buffer) => (serverLog += d.toString()));
     try {
       await waitFor(
         async () => (await promisify(execFile)('ip', ['netns', 'exec', netns, 'ss', '-Hltn', 'sport = :8000'])).stdout.includes(':8000'),
@@ -226,6 +228,9 @@ describe.skipIf(skipGet)('spinet get URL against a kernel HTTP server', () => {
       expect(result.stderr).toMatch(/HTTP\/1\.[01] 200 OK/);
       expect(result.stdout.length).toBe(body.length);
       expect(digest(result.stdout)).toBe(digest(body));
+      // The request came from spinet's address, not from the kernel's own stack in the namespace.
+      await waitFor(() => serverLog.includes('GET /blob.bin'), 5_000, 'the request in http.server’s log');
+      expect(serverLog).toMatch(/^192\.0\.2\.10 - - .*"GET \/blob\.bin HTTP\/1\.1" 200/m);
     } finally {
       server.kill('SIGKILL');
     }

@@ -66,6 +66,37 @@ describe('BBR-style model-based congestion control (congestionControl: bbr)', ()
     expect(cc.cwnd).toBeGreaterThanOrEqual(0.75 * 2 * 50_000);
   });
 
+  it('a recovery that spans rounds ends at the model’s window (the connection sets cwnd = ssthresh at its end)', () => {
+    const cc = bbr(MSS, 3 * MSS) as Bbr;
+    const state = { delivered: 0 };
+    let now = drive(cc, 0, 60, 1250, 40, state); // still in STARTUP
+    expect(cc.mode).toBe('startup');
+    cc.onLoss(cc.cwnd, now);
+    // in recovery the connection reports deliveries and RTTs but no onAck, for several rounds
+    for (let i = 0; i < 200; i++) {
+      now++;
+      state.delivered += 1250;
+      cc.onRttSample!(40, now);
+      cc.onDelivered!(state.delivered, now);
+    }
+    cc.setCwnd(cc.ssthresh);
+    expect(cc.cwnd).toBeLessThanOrEqual(2.885 * 1250 * 40);
+    // and recovery logic can never set more than the model asks
+    cc.setCwnd(2 ** 31);
+    expect(cc.cwnd).toBeLessThanOrEqual(2.885 * 1250 * 40);
+  });
+
+  it('delivered never runs backwards (an RTO forgets SACKed bytes): no bandwidth spike from counting them twice', () => {
+    const cc = bbr(MSS, 3 * MSS) as Bbr;
+    const state = { delivered: 0 };
+    let now = drive(cc, 0, 1_000, 1250, 40, state);
+    const bw = cc.btlBw;
+    // 20 000 bytes were SACKed, then forgotten; re-acknowledged cumulatively over the next RTT
+    cc.onDelivered!(state.delivered - 20_000, ++now);
+    drive(cc, now, 100, 1250, 40, state);
+    expect(cc.btlBw).toBeLessThanOrEqual(bw * 1.05);
+  });
+
   it('PROBE_RTT: with no lower RTT for 10 s, cwnd drops to four segments for at least 200 ms, then returns', () => {
     const cc = bbr(MSS, 3 * MSS) as Bbr;
     const state = { delivered: 0 };

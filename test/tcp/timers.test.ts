@@ -174,6 +174,39 @@ describe('TCP timers on the virtual clock', () => {
     expect(h.tcp.stats.retransmitTimeouts).toBe(0);
   });
 
+  it('a go-back resends the FIN with the last data: after a smaller path MTU, and after an RTO', () => {
+    const icmp = (h: SegmentHarness, header: Uint8Array) =>
+      h.tcp.icmpError({ kind: 'fragmentation-needed', type: 3, code: 4, reporter: REMOTE, originalSource: LOCAL, originalDestination: REMOTE, protocol: 6, originalTransportHeader: header, nextHopMtu: 576 });
+    // Path MTU: everything goes again at once, the FIN on the last segment.
+    {
+      const h = new SegmentHarness(PLAIN);
+      const { conn, iss } = passiveOpen(h);
+      conn.write(bytes(2 * 1460 + 1000));
+      conn.shutdown();
+      const header = h.ip.sent[0]!.bytes.slice(0, 8);
+      const first = h.take();
+      expect(first.at(-1)).toMatchObject({ flags: F.FIN | F.PSH | F.ACK, sequence: iss + 1 + 2 * 1460, payload: bytes(1000) });
+      icmp(h, header);
+      const again = h.take();
+      expect(again.reduce((n, seg) => n + seg.payload.length, 0)).toBe(2 * 1460 + 1000);
+      expect(again.filter((seg) => seg.flags & F.FIN)).toHaveLength(1);
+      expect(again.at(-1)!.flags & F.FIN).toBe(F.FIN);
+    }
+    // RTO: the first segment goes again; once it is acknowledged the rest follow, the FIN with them.
+    {
+      const h = new SegmentHarness(PLAIN);
+      const { conn, iss } = passiveOpen(h);
+      conn.write(bytes(2 * 1460));
+      conn.shutdown();
+      expect(h.take().at(-1)!.flags & F.FIN).toBe(F.FIN);
+      h.advance(1000);
+      expect(h.takeOne()).toMatchObject({ sequence: iss + 1, payload: bytes(1460) });
+      h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1 + 1460 });
+      const rest = h.take();
+      expect(rest.map((seg) => [seg.sequence, seg.payload.length, seg.flags & F.FIN])).toEqual([[iss + 1 + 1460, 1460, F.FIN]]);
+    }
+  });
+
   it('delays a lone ACK by 200 ms, and ACKs every second segment at once (RFC 5681 §4.2)', () => {
     const h = new SegmentHarness(PLAIN);
     const { iss } = passiveOpen(h);

@@ -1,6 +1,10 @@
 import { flash as flashBoard, type FlashPhase } from '../flash/index.js';
 import type { Values } from '../node.js';
 import { UsageError } from '../options.js';
+import { knownBoards } from '../flash/boards.js';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** A one-line progress bar on stderr: `write  [#########-----------]  45% 12.1/26.9 kB`. */
 function progressBar(): (phase: FlashPhase, done: number, total: number) => void {
@@ -26,8 +30,11 @@ function progressBar(): (phase: FlashPhase, done: number, total: number) => void
 export async function flash(values: Values): Promise<number> {
   const port = values.port as string | undefined;
   if (!port) throw new UsageError('which serial port? --port /dev/ttyACM0 (Uno) or /dev/ttyUSB0 (most Nano clones)');
+  const board = (values.board as string | undefined) ?? 'uno';
+  const known = await knownBoards(REPO_ROOT);
+  if (!known.includes(board)) throw new UsageError(`unknown board "${board}": one of ${known.join(', ')}`);
   const result = await flashBoard({
-    board: (values.board as string | undefined) ?? 'uno',
+    board,
     port,
     ...(values.hex ? { hex: values.hex as string } : {}),
     ...(values['no-build'] ? { build: false } : {}),

@@ -23,8 +23,9 @@ export async function get(values: Values, positionals: string[]): Promise<number
           port: url.port ? Number(url.port) : 80,
           path: url.pathname + url.search,
           headers: { host: url.host, 'user-agent': 'spinet' },
+          // No `agent`: with one (even `agent: false`, which makes a fresh Agent) node:http would
+          // dial through the Agent's own net.createConnection — the host's network, not spinet.
           createConnection: () => node.net.createConnection({ host: url.hostname, port: url.port ? Number(url.port) : 80 }) as unknown as Duplex,
-          agent: false,
         } as unknown as RequestOptions,
         (res) => {
           console.error(`HTTP/${res.httpVersion} ${res.statusCode} ${res.statusMessage}`);

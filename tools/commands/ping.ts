@@ -1,36 +1,62 @@
 import { openNode, untilInterrupted, type Values } from '../node.js';
 import { UsageError } from '../options.js';
+import { tryParseIpv4 } from '../../src/wire/address.js';
+import type { PingResult } from '../../src/ip/icmp.js';
 
-/** `spinet ping HOST`: echo requests from the board, RTTs like ping(8), a summary at the end. */
+/**
+ * `spinet ping HOST`: echo requests from the board, like ping(8): one every interval whether or not
+ * the last was answered, replies printed as they come, a summary at the end (or on Ctrl-C). A name
+ * is resolved first through spinet's resolver; each request waits the stack's ping timeout (longer
+ * than ARP's give-up time, so an unreachable neighbour reads EHOSTUNREACH, not a bare timeout).
+ */
 export async function ping(values: Values, positionals: string[]): Promise<number> {
   const host = positionals[0];
   if (!host) throw new UsageError('which host? spinet ping HOST');
   const count = Number(values.count ?? 4);
   const size = Number(values.size ?? 56);
-  const intervalMs = Number(values.interval ?? 1) * 1000;
+  const interval = Number(values.interval ?? 1);
   if (!Number.isInteger(count) || count < 1) throw new UsageError('--count must be a positive integer');
   if (!Number.isInteger(size) || size < 0 || size > 65507) throw new UsageError('--size must be 0..65507');
+  if (!Number.isFinite(interval) || interval < 0) throw new UsageError('--interval must be a number of seconds ≥ 0');
+  const intervalMs = interval * 1000;
   const node = await openNode(values, (m) => console.error(m));
   let interrupted = false;
-  void untilInterrupted().then(() => (interrupted = true));
+  const interruption = untilInterrupted().then(() => {
+    interrupted = true;
+  });
   const rtts: number[] = [];
   let sent = 0;
   try {
-    console.log(`PING ${host}: ${size} data bytes`);
-    for (let seq = 1; seq <= count && !interrupted; seq++) {
-      const started = node.clock.now();
-      sent++;
+    let address = host;
+    if (tryParseIpv4(host) === undefined) {
       try {
-        const reply = await node.stack.ping(host, { size, timeoutMs: 2000 });
-        rtts.push(reply.rttMs);
-        console.log(`${reply.bytes} bytes from ${reply.from}: icmp_seq=${seq} ttl=${reply.ttl} time=${reply.rttMs.toFixed(3)} ms`);
+        address = (await node.dns.lookup(host, { family: 4 })).address;
       } catch (error) {
         const e = error as Error & { code?: string };
-        console.log(`from ${host}: icmp_seq=${seq} ${e.code ?? e.message}`);
+        console.error(`spinet ping: ${host}: ${e.code ?? e.message}`);
+        return 1;
       }
-      const wait = intervalMs - (node.clock.now() - started);
-      if (seq < count && wait > 0 && !interrupted) await new Promise((r) => node.clock.schedule(wait, () => r(undefined)));
     }
+    console.log(`PING ${host}${address !== host ? ` (${address})` : ''}: ${size} data bytes`);
+    const outstanding: Promise<void>[] = [];
+    for (let seq = 1; seq <= count && !interrupted; seq++) {
+      sent++;
+      outstanding.push(
+        node.stack.ping(address, { size }).then(
+          (reply: PingResult) => {
+            if (interrupted) return;
+            rtts.push(reply.rttMs);
+            console.log(`${reply.bytes} bytes from ${reply.from}: icmp_seq=${seq} ttl=${reply.ttl} time=${reply.rttMs.toFixed(3)} ms`);
+          },
+          (error: Error & { code?: string }) => {
+            if (!interrupted) console.log(`from ${address}: icmp_seq=${seq} ${error.code ?? error.message}`);
+          },
+        ),
+      );
+      if (seq < count) await Promise.race([new Promise((r) => node.clock.schedule(intervalMs, () => r(undefined))), interruption]);
+    }
+    // The last replies (or their timeouts), unless Ctrl-C cuts the wait short as in ping(8).
+    await Promise.race([Promise.all(outstanding), interruption]);
   } finally {
     await node.close();
   }

@@ -290,7 +290,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
 
   private sendRebootRequest(address: Ipv4Address): void {
     // RFC 2131 §3.2 step 3: no acknowledgement after retransmitting → start over from INIT.
-    if (this.transmissions >= DHCP_DEFAULTS.requestTransmissions) return this.enterInit(0);
+    if (this.transmissions >= DHCP_DEFAULTS.rebootTransmissions) return this.enterInit(0);
     // RFC 2131 §4.3.2 INIT-REBOOT: requested address set, no server identifier, ciaddr 0.
     this.scheduleRetransmit(() => this.sendRebootRequest(address));
     this.send(DhcpMessageType.REQUEST, { requestedAddress: address });

@@ -20,8 +20,14 @@ export const DHCP_DEFAULTS = {
   retransmitMaxMs: 64_000,
   /** …each randomised by a uniform ±1 s. */
   retransmitJitterMs: 1_000,
-  /** Transmissions of a DHCPREQUEST (SELECTING→REQUESTING, INIT-REBOOT) before falling back to INIT: 4+8+16+32 s ≈ 1 min. */
+  /** Transmissions of a DHCPREQUEST in REQUESTING before falling back to INIT: 4+8+16+32 s ≈ 1 min. */
   requestTransmissions: 5,
+  /**
+   * INIT-REBOOT asks for a remembered address only this many times (4 s apart, ±1 s) before
+   * falling back to DISCOVER: a server with no record of the client stays silent (RFC 2131
+   * §4.3.2), so a remembered lease must not cost a minute. dhcpcd gives it 5 s.
+   */
+  rebootTransmissions: 2,
   /** RFC 2131 §4.4.5: in RENEWING/REBINDING wait half the remaining time, but at least 60 s. */
   renewRetransmitMinMs: 60_000,
   /**

@@ -49,6 +49,8 @@ export interface DnsStreamPeer {
   end(): unknown;
   destroy(): unknown;
   setTimeout?(ms: number, callback: () => void): unknown;
+  /** Bytes written and not yet taken by the peer (net.Socket's). */
+  readonly writableLength?: number;
   on(event: 'data', listener: (chunk: Uint8Array) => void): unknown;
   on(event: 'end' | 'close', listener: () => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
@@ -215,8 +217,9 @@ export class DnsAuthoritativeServer {
    * Answer queries arriving over one TCP connection (RFC 7766): length-prefixed messages, several
    * per connection and answered in order, each up to 65,535 octets — where a truncated UDP reply
    * sends the resolver. Give it each socket a `net`-compatible server accepts (spinet's or Node's);
-   * the connection is closed when the client ends it, on a framing error, or after `idleTimeoutMs`
-   * without a query (RFC 7766 §6.2.3).
+   * the connection is closed when the client ends it, after `idleTimeoutMs` without a query
+   * (RFC 7766 §6.2.3), or when the client pipelines queries without reading the answers (more than
+   * `serverTcpMaxUnreadBytes` of them waiting).
    */
   serveStream(socket: DnsStreamPeer, idleTimeoutMs = DNS_DEFAULTS.serverTcpIdleTimeoutMs): void {
     const deframer = new DnsStreamDeframer();
@@ -227,6 +230,11 @@ export class DnsAuthoritativeServer {
       for (const query of deframer.push(chunk)) {
         const reply = this.handleQuery(query, MAX_TCP_MESSAGE);
         if (reply) socket.write(frameDnsMessage(reply));
+        if ((socket.writableLength ?? 0) > DNS_DEFAULTS.serverTcpMaxUnreadBytes) {
+          this.drop('tcp-client-not-reading');
+          socket.destroy();
+          return;
+        }
       }
     });
   }

@@ -38,4 +38,6 @@ export const DNS_DEFAULTS = {
   serverDefaultTtlS: 300,
   /** Authoritative server over TCP: close a connection this long without a query (RFC 7766 §6.2.3: "a few seconds"). */
   serverTcpIdleTimeoutMs: 10_000,
+  /** …and close one whose client has this much of our answers unread (it pipelines without reading). */
+  serverTcpMaxUnreadBytes: 256 * 1024,
 } as const;
