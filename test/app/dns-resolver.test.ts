@@ -475,6 +475,14 @@ describe('truncation and TCP (RFC 7766)', () => {
     for (let i = 0; i < stream.length; i += 7) out.push(...d.push(stream.subarray(i, i + 7)));
     expect(out).toEqual([m1, m2]);
     expect(d.pendingBytes).toBe(0);
+    // a byte at a time, 200 messages of growing size, then half a message left over
+    const many = Array.from({ length: 200 }, (_, n) => Uint8Array.from({ length: n }, (_, i) => (i * n) & 0xff));
+    const bytes = Uint8Array.from(many.flatMap((m) => [...frameDnsMessage(m)]).concat([0, 9, 1, 2]));
+    const e = new DnsStreamDeframer();
+    const got: Uint8Array[] = [];
+    for (const byte of bytes) got.push(...e.push(Uint8Array.of(byte)));
+    expect(got).toEqual(many);
+    expect(e.pendingBytes).toBe(4);
   });
 
   it('createTcpQuery drives a net.Socket-shaped connection', async () => {

@@ -22,28 +22,37 @@ export function frameDnsMessage(message: Uint8Array): Uint8Array {
 
 /** Accumulates stream chunks (split or coalesced anyhow) and yields whole messages. */
 export class DnsStreamDeframer {
+  /** Bytes received and not yet framed: `buffer[0, length)`; grown by doubling, never re-copied whole per chunk. */
   private buffer = new Uint8Array(0);
+  private length = 0;
 
   /** Feed a chunk; returns the messages it completed, in order. */
   push(chunk: Uint8Array): Uint8Array[] {
-    const joined = new Uint8Array(this.buffer.length + chunk.length);
-    joined.set(this.buffer);
-    joined.set(chunk, this.buffer.length);
+    if (this.length + chunk.length > this.buffer.length) {
+      const grown = new Uint8Array(Math.max(this.length + chunk.length, this.buffer.length * 2, 512));
+      grown.set(this.buffer.subarray(0, this.length));
+      this.buffer = grown;
+    }
+    this.buffer.set(chunk, this.length);
+    this.length += chunk.length;
     const messages: Uint8Array[] = [];
     let p = 0;
-    while (joined.length - p >= 2) {
-      const length = (joined[p]! << 8) | joined[p + 1]!;
-      if (joined.length - p - 2 < length) break;
-      messages.push(joined.slice(p + 2, p + 2 + length));
-      p += 2 + length;
+    while (this.length - p >= 2) {
+      const size = (this.buffer[p]! << 8) | this.buffer[p + 1]!;
+      if (this.length - p - 2 < size) break;
+      messages.push(this.buffer.slice(p + 2, p + 2 + size));
+      p += 2 + size;
     }
-    this.buffer = joined.slice(p);
+    if (p > 0) {
+      this.buffer.copyWithin(0, p, this.length);
+      this.length -= p;
+    }
     return messages;
   }
 
   /** Octets of an incomplete message still buffered. */
   get pendingBytes(): number {
-    return this.buffer.length;
+    return this.length;
   }
 }
 
