@@ -1097,7 +1097,9 @@ export class TcpConnection implements ConnectionId {
       }
     }
     if (bytes.length === 0) return;
-    if (queue.length >= this.host.options.maxOutOfOrderSegments) {
+    const o = this.host.options;
+    const limit = o.maxOutOfOrderSegments > 0 ? o.maxOutOfOrderSegments : Math.max(64, Math.ceil(o.receiveBufferSize / this.localMss));
+    if (queue.length >= limit) {
       this.host.stats.dropped.outOfOrderFull++;
       return;
     }

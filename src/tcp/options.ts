@@ -92,8 +92,10 @@ export interface TcpOptions {
   congestionControl: CongestionControlFactory;
 
   /**
-   * Out-of-order segments kept per connection (bytes are already bounded by the receive window):
-   * 64, so a window of small segments cannot make the queue expensive to walk.
+   * Out-of-order segments kept per connection (bytes are already bounded by the receive window).
+   * 0 (the default) means 64, so a window of small segments cannot make the queue expensive to
+   * walk — or, when the receive buffer is larger, as many full-size segments as it holds (a 256 KiB
+   * buffer with one hole near its left edge would otherwise drop everything past the 64th segment).
    */
   maxOutOfOrderSegments: number;
 
@@ -143,7 +145,7 @@ export const DEFAULT_TCP_OPTIONS: Readonly<TcpOptions> = Object.freeze({
   duplicateAckThreshold: 3,
   initialWindowSegments: 0,
   congestionControl: newReno,
-  maxOutOfOrderSegments: 64,
+  maxOutOfOrderSegments: 0,
   synBacklog: 256,
   defaultAcceptBacklog: 511,
   synCookies: true,

@@ -172,6 +172,17 @@ describe('flow control', () => {
     expect(conn.readableLength).toBe(300);
   });
 
+  it('by default the out-of-order queue holds 64 segments, or a full-size segment per MSS of a larger receive buffer', () => {
+    const held = (options: object) => {
+      const h = new SegmentHarness({ ...PLAIN, ...options });
+      const { iss } = passiveOpen(h);
+      for (let i = 1; i <= 100; i++) h.inject({ flags: F.ACK, sequence: PEER_ISN + 1 + i * 200, acknowledgment: iss + 1, payload: bytes(100) });
+      return 100 - h.tcp.stats.dropped.outOfOrderFull;
+    };
+    expect(held({})).toBe(64); // 64 KiB buffer: 45 MSS, so the floor of 64
+    expect(held({ receiveBufferSize: 256 * 1024 })).toBe(100); // room for ceil(262144 / 1460) = 180
+  });
+
   it('Nagle: a small write waits while data is unacknowledged; setNoDelay(true) sends at once', () => {
     const h = new SegmentHarness(PLAIN);
     const { conn, iss } = passiveOpen(h);
