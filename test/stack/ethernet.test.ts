@@ -4,6 +4,7 @@ import { EthernetRepr } from '../../src/wire/ethernet.js';
 import { IpProtocol } from '../../src/wire/ipv4.js';
 import { VirtualLan } from '../../hal/lan/switch.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
+import type { Stack } from '../../src/stack.js';
 import { flush, ipv4Frame, macOf, scripted, udpDatagram } from './helpers.js';
 
 const PEER = macOf(0x22);
@@ -20,14 +21,20 @@ function frameOfType(etherType: number, to: MacAddress = US, from: MacAddress = 
   return frame;
 }
 
+/** A UDP socket bound to `port`, and the texts of the datagrams it receives. */
+async function listening(stack: Stack, port: number) {
+  const socket = stack.createUdpSocket();
+  const got: string[] = [];
+  socket.on('message', (msg: Buffer) => got.push(msg.toString()));
+  socket.bind(port);
+  await flush();
+  return { socket, got };
+}
+
 describe('Ethernet receive filter: unicast to us, broadcast, joined multicast; everything else a counted drop', () => {
   it('a unicast frame for another MAC is dropped as wrong-mac; the same frame to our MAC is delivered', async () => {
     const { nic, stack } = await scripted();
-    const socket = stack.createUdpSocket();
-    const got: string[] = [];
-    socket.on('message', (msg: Buffer) => got.push(msg.toString()));
-    socket.bind(5000);
-    await flush();
+    const { got } = await listening(stack, 5000);
     nic.inject(udpFrame(macOf(0x33), '10.0.0.1', 5000, 'not for us'));
     await flush();
     expect(got).toEqual([]);
@@ -40,11 +47,7 @@ describe('Ethernet receive filter: unicast to us, broadcast, joined multicast; e
 
   it('a multicast group is heard only while a socket is a member of it', async () => {
     const { nic, stack } = await scripted();
-    const socket = stack.createUdpSocket();
-    const got: string[] = [];
-    socket.on('message', (msg: Buffer) => got.push(msg.toString()));
-    socket.bind(5000);
-    await flush();
+    const { socket, got } = await listening(stack, 5000);
     // 239.1.2.3 → 01:00:5e:01:02:03 (RFC 1112 §6.4)
     const groupMac = parseMac('01:00:5e:01:02:03');
     nic.inject(udpFrame(groupMac, '239.1.2.3', 5000, 'before joining'));
@@ -69,11 +72,7 @@ describe('Ethernet receive filter: unicast to us, broadcast, joined multicast; e
 
   it('broadcast reaches a socket that allows it', async () => {
     const { nic, stack } = await scripted();
-    const socket = stack.createUdpSocket();
-    const got: string[] = [];
-    socket.on('message', (msg: Buffer) => got.push(msg.toString()));
-    socket.bind(5000);
-    await flush();
+    const { got } = await listening(stack, 5000);
     nic.inject(udpFrame(parseMac('ff:ff:ff:ff:ff:ff'), '10.0.0.255', 5000, 'to all'));
     await flush();
     expect(got).toEqual(['to all']);

@@ -2,6 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { F, LOCAL, REMOTE, SegmentHarness } from './harness.js';
 import { PEER_ISN, PLAIN, bytes, passiveOpen } from './segment-helpers.js';
 
+/** ICMP fragmentation needed (RFC 1191) for the segment whose first 8 octets are `header`. */
+function pathMtuDrop(h: SegmentHarness, header: Uint8Array, nextHopMtu: number): void {
+  h.tcp.icmpError({ kind: 'fragmentation-needed', type: 3, code: 4, reporter: REMOTE, originalSource: LOCAL, originalDestination: REMOTE, protocol: 6, originalTransportHeader: header, nextHopMtu });
+}
+
 describe('TCP timers on the virtual clock', () => {
   it('RTO (RFC 6298): retransmits after 1 s, backs off ×2, gives up with RST and ETIMEDOUT', () => {
     const h = new SegmentHarness({ ...PLAIN, maxRetransmissions: 3 });
@@ -121,17 +126,7 @@ describe('TCP timers on the virtual clock', () => {
     const header = h.ip.sent[0]!.bytes.slice(0, 8);
     expect(h.takeOne()).toMatchObject({ sequence: iss + 11, payload: bytes(1000) });
     h.advance(10);
-    h.tcp.icmpError({
-      kind: 'fragmentation-needed',
-      type: 3,
-      code: 4,
-      reporter: REMOTE,
-      originalSource: LOCAL,
-      originalDestination: REMOTE,
-      protocol: 6,
-      originalTransportHeader: header,
-      nextHopMtu: 576,
-    });
+    pathMtuDrop(h, header, 576);
     // the whole flight goes again in the new size (see the next test)
     const again = h.take();
     expect(again.map((seg) => [seg.sequence, seg.payload.length])).toEqual([
@@ -153,17 +148,7 @@ describe('TCP timers on the virtual clock', () => {
     expect(sent.map((s) => s.payload.length)).toEqual([1460, 1460, 1460]);
     h.advance(10);
     const cwndBefore = conn.cc.cwnd;
-    h.tcp.icmpError({
-      kind: 'fragmentation-needed',
-      type: 3,
-      code: 4,
-      reporter: REMOTE,
-      originalSource: LOCAL,
-      originalDestination: REMOTE,
-      protocol: 6,
-      originalTransportHeader: header,
-      nextHopMtu: 576,
-    });
+    pathMtuDrop(h, header, 576);
     // all 4380 bytes again, now in 536-byte segments, from SND.UNA on, before any timer runs
     const again = h.take();
     expect(again.every((s) => s.payload.length <= 536)).toBe(true);
@@ -175,8 +160,6 @@ describe('TCP timers on the virtual clock', () => {
   });
 
   it('a go-back resends the FIN with the last data: after a smaller path MTU, and after an RTO', () => {
-    const icmp = (h: SegmentHarness, header: Uint8Array) =>
-      h.tcp.icmpError({ kind: 'fragmentation-needed', type: 3, code: 4, reporter: REMOTE, originalSource: LOCAL, originalDestination: REMOTE, protocol: 6, originalTransportHeader: header, nextHopMtu: 576 });
     // Path MTU: everything goes again at once, the FIN on the last segment.
     {
       const h = new SegmentHarness(PLAIN);
@@ -186,7 +169,7 @@ describe('TCP timers on the virtual clock', () => {
       const header = h.ip.sent[0]!.bytes.slice(0, 8);
       const first = h.take();
       expect(first.at(-1)).toMatchObject({ flags: F.FIN | F.PSH | F.ACK, sequence: iss + 1 + 2 * 1460, payload: bytes(1000) });
-      icmp(h, header);
+      pathMtuDrop(h, header, 576);
       const again = h.take();
       expect(again.reduce((n, seg) => n + seg.payload.length, 0)).toBe(2 * 1460 + 1000);
       expect(again.filter((seg) => seg.flags & F.FIN)).toHaveLength(1);
