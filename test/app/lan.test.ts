@@ -102,12 +102,7 @@ async function settle<T>(promise: Promise<T>, ms = 30_000): Promise<{ value?: T;
 
 describe('DHCP and DNS between two stacks on the virtual LAN', () => {
   it('a client with no address leases one (after an ARP probe), gets a default route and DNS, and resolves a name', async () => {
-    const host = await stackOn('02:00:00:00:00:02', 2);
-    const dhcp = createStackDhcpClient(host, 1, { startupDelayMs: { min: 0, max: 0 } });
-    const states: DhcpClientState[] = [];
-    dhcp.on('state', (s) => states.push(s));
-    dhcp.start();
-    await runUntil(() => dhcp.state === 'BOUND', 30_000);
+    const { host, states } = await leasedHost();
     expect(states).toEqual(['INIT', 'SELECTING', 'REQUESTING', 'CHECKING', 'BOUND']);
     // RFC 5227 probing takes a few seconds of (virtual) time
     expect(clock.now()).toBeGreaterThan(3_000);

@@ -64,7 +64,11 @@ describe('TCP loss recovery on the virtual clock', () => {
       expect(h.tcp.stats.retransmitTimeouts).toBe(0);
     });
 
-    it('IsLost (RFC 6675 §4): SACKs for DupThresh segments above a hole start recovery before the third duplicate ACK', () => {
+    /**
+     * 20 segments written, the first window (10) sent, S0 lost: `sack(right)` answers with a
+     * duplicate ACK SACKing S1 up to `right` and returns what that sends.
+     */
+    function twentySegmentsFirstLost() {
       const h = new SegmentHarness(SACK);
       const { conn, iss } = passiveOpen(h, { sackPermitted: true });
       conn.write(bytes(20 * MSS));
@@ -73,6 +77,11 @@ describe('TCP loss recovery on the virtual clock', () => {
         h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, sackBlocks: [{ left: at(iss, 1), right }] });
         return h.take().map((s) => s.sequence);
       };
+      return { h, conn, iss, sack };
+    }
+
+    it('IsLost (RFC 6675 §4): SACKs for DupThresh segments above a hole start recovery before the third duplicate ACK', () => {
+      const { h, conn, iss, sack } = twentySegmentsFirstLost();
       // S0 is lost. Two segments SACKed above it: (DupThresh − 1)·SMSS bytes, could be reordering.
       expect(sack(at(iss, 3))).toEqual([at(iss, 10)]);
       expect(conn.inRecovery).toBe(false);
@@ -86,14 +95,7 @@ describe('TCP loss recovery on the virtual clock', () => {
     });
 
     it('given a lost retransmission, SACKs for three segments sent after it resend it at once, without an RTO (RACK’s inference, RFC 8985)', () => {
-      const h = new SegmentHarness(SACK);
-      const { conn, iss } = passiveOpen(h, { sackPermitted: true });
-      conn.write(bytes(20 * MSS));
-      expect(h.take()).toHaveLength(10);
-      const sack = (right: number) => {
-        h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1, sackBlocks: [{ left: at(iss, 1), right }] });
-        return h.take().map((s) => s.sequence);
-      };
+      const { h, conn, iss, sack } = twentySegmentsFirstLost();
       // S0 is lost; S1..S3 arrive: Limited Transmit sends S10 and S11, the third ACK retransmits S0.
       expect(sack(at(iss, 2))).toEqual([at(iss, 10)]);
       expect(sack(at(iss, 3))).toEqual([at(iss, 11)]);
