@@ -11,15 +11,26 @@ import type { MacAddress } from '../src/wire/address.js';
 import { VirtualNic, type VirtualLan } from '../hal/lan/switch.js';
 import { UsageError } from './options.js';
 
-export type BoardKind = 'virtual' | 'mock' | 'sim' | 'serial';
+/** `--board` and what goes with it, checked: a real board has its port and speed. */
+export type BoardChoice = { readonly kind: 'virtual' | 'mock' | 'sim' } | { readonly kind: 'serial'; readonly port: string; readonly baudRate: number };
+
+/** Check `--board`, `--chip`, `--port`, `--baud` (usage errors) before anything is opened. */
+export function checkBoardOptions(options: { board?: string | undefined; chip?: string | undefined; port?: string | undefined; baud?: string | undefined }): BoardChoice {
+  const kind = options.board ?? 'virtual';
+  if (kind !== 'virtual' && kind !== 'mock' && kind !== 'sim' && kind !== 'serial') throw new UsageError(`--board must be virtual, mock, sim or serial, not '${kind}'`);
+  const chip = options.chip ?? 'enc28j60';
+  if (kind !== 'virtual' && chip !== 'enc28j60') throw new UsageError(`--chip ${chip} is not supported (supported: enc28j60)`);
+  if (kind !== 'serial') return { kind };
+  if (!options.port) throw new UsageError('--board serial needs --port PATH (e.g. /dev/ttyACM0)');
+  const baudRate = options.baud ? Number(options.baud) : 1_000_000;
+  if (!Number.isInteger(baudRate) || baudRate <= 0) throw new UsageError(`--baud ${options.baud}: not a baud rate`);
+  return { kind, port: options.port, baudRate };
+}
 
 export interface BoardOptions {
   readonly clock: Clock;
   readonly lan: VirtualLan;
   readonly mac: MacAddress;
-  readonly chip: string;
-  readonly port?: string | undefined;
-  readonly baud?: string | undefined;
   readonly progress: (message: string) => void;
 }
 
@@ -29,9 +40,8 @@ export interface OpenBoard {
   close(): Promise<void>;
 }
 
-export async function openBoard(kind: BoardKind, options: BoardOptions): Promise<OpenBoard> {
-  if (kind !== 'virtual' && options.chip !== 'enc28j60') throw new UsageError(`--chip ${options.chip} is not supported (supported: enc28j60)`);
-  switch (kind) {
+export async function openBoard(choice: BoardChoice, options: BoardOptions): Promise<OpenBoard> {
+  switch (choice.kind) {
     case 'virtual': {
       const nic = new VirtualNic(options.lan, options.mac, 'virtual0');
       return { nic, description: 'virtual NIC (no chip)', close: () => nic.stop() };
@@ -73,15 +83,13 @@ export async function openBoard(kind: BoardKind, options: BoardOptions): Promise
       };
     }
     case 'serial': {
-      if (!options.port) throw new UsageError('--board serial needs --port PATH (e.g. /dev/ttyACM0)');
+      const { port, baudRate } = choice;
       const { openBridgeHal } = await import('../hal/bridge/bridge-hal.js');
       const { Enc28j60Nic } = await import('../src/drivers/enc28j60/driver.js');
-      const baudRate = options.baud ? Number(options.baud) : 1_000_000;
-      if (!Number.isInteger(baudRate) || baudRate <= 0) throw new UsageError(`--baud ${options.baud}: not a baud rate`);
-      options.progress(`board: opening ${options.port} at ${baudRate} baud…`);
+      options.progress(`board: opening ${port} at ${baudRate} baud…`);
       // Idle fill from the board the sketch names (its USB-serial chip's flush rule).
-      const hal = await openBridgeHal({ path: options.port, baudRate, clock: options.clock, idleFill: 'auto' }).catch((error: unknown) => {
-        throw explainOpenError(error, options.port!, baudRate);
+      const hal = await openBridgeHal({ path: port, baudRate, clock: options.clock, idleFill: 'auto' }).catch((error: unknown) => {
+        throw explainOpenError(error, port, baudRate);
       });
       const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
       return {
@@ -93,8 +101,6 @@ export async function openBoard(kind: BoardKind, options: BoardOptions): Promise
         },
       };
     }
-    default:
-      throw new UsageError(`--board must be virtual, mock, sim or serial, not '${kind}'`);
   }
 }
 

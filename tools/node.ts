@@ -15,7 +15,7 @@ import { createCaptureSinks } from '../src/capture/sinks.js';
 import { VirtualLan } from '../hal/lan/switch.js';
 import { parseLanSpec, TapAttachment } from '../hal/lan/tap.js';
 import { LabGateway, LAB_GATEWAY_ADDRESS } from './lab-gateway.js';
-import { openBoard, type BoardKind } from './boards.js';
+import { checkBoardOptions, openBoard, type BoardChoice } from './boards.js';
 import { UsageError } from './options.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { createNet, type Net } from '../src/socket/net.js';
@@ -76,7 +76,19 @@ interface StaticConfig {
  * Every option openNode takes, checked before anything starts (no LAN, board or TAP is brought up
  * for a command line that is wrong): usage errors exit 2 with a message that says what to change.
  */
-export function checkNodeOptions(values: Values): { mac: MacAddress; config?: StaticConfig; log: 'none' | 'text' | 'json'; pcap?: string } {
+export function checkNodeOptions(values: Values): {
+  board: BoardChoice;
+  lanSpec: ReturnType<typeof parseLanSpec> | { readonly kind: 'physical' };
+  mac: MacAddress;
+  config?: StaticConfig;
+  log: 'none' | 'text' | 'json';
+  pcap?: string;
+} {
+  const board = checkBoardOptions({ board: str(values, 'board'), chip: str(values, 'chip'), port: str(values, 'port'), baud: str(values, 'baud') });
+  // A real board's cable is a real cable: --lan only says where emulated chips plug in.
+  const physical = board.kind === 'serial';
+  const lanSpec = physical ? ({ kind: 'physical' } as const) : usage(() => parseLanSpec(str(values, 'lan') ?? 'sim'));
+  const onSim = lanSpec.kind === 'sim';
   const mac = usage(() => parseMac(str(values, 'mac') ?? DEFAULT_MAC));
   if (isMulticastMac(mac)) throw new UsageError(`--mac ${formatMac(mac)} is a group (multicast/broadcast) address; an interface needs a unicast one (first octet even, e.g. 02:…)`);
   const log = str(values, 'log') ?? 'none';
@@ -97,14 +109,11 @@ export function checkNodeOptions(values: Values): { mac: MacAddress; config?: St
   if (dhcp) {
     const clash = ['ip', 'gateway'].filter((name) => str(values, name) !== undefined).concat(dnsList.length ? ['dns'] : []);
     if (clash.length) throw new UsageError(`--dhcp takes the address, gateway and DNS servers from the server: drop ${clash.map((n) => `--${n}`).join(', ')} (or --dhcp)`);
-    return { mac, log, ...(pcap ? { pcap } : {}) };
+    return { board, lanSpec, mac, log, ...(pcap ? { pcap } : {}) };
   }
   if (str(values, 'lease-file') !== undefined) throw new UsageError('--lease-file remembers a DHCP lease: it needs --dhcp');
-  const kind = str(values, 'board') ?? 'virtual';
-  const lanText = str(values, 'lan') ?? 'sim';
-  const onSim = kind !== 'serial' && lanText === 'sim';
   const text = str(values, 'ip') ?? (onSim ? DEFAULT_SIM_ADDRESS : undefined);
-  if (!text) return { mac, log, ...(pcap ? { pcap } : {}) };
+  if (!text) throw new UsageError(`give --ip A/N (or --dhcp) ${physical ? 'for a real board' : 'on a TAP LAN'}`);
   const { address, prefixLength } = usage(() => parseCidr(text));
   const mask = prefixMask(prefixLength);
   const hostPart = address & ~mask;
@@ -126,7 +135,7 @@ export function checkNodeOptions(values: Values): { mac: MacAddress; config?: St
     throw new UsageError(`--gateway ${gatewayText} is not on the ${formatIpv4((address & mask) >>> 0)}/${prefixLength} network of --ip ${text}: a gateway must be another host on the link`);
   }
   const dns = dnsList.length ? dnsList.map((d) => ipv4('dns', d)) : onSim ? [LAB_GATEWAY_ADDRESS] : [];
-  return { mac, log, ...(pcap ? { pcap } : {}), config: { address, prefixLength, text, ...(gateway !== undefined ? { gateway } : {}), dns } };
+  return { board, lanSpec, mac, log, ...(pcap ? { pcap } : {}), config: { address, prefixLength, text, ...(gateway !== undefined ? { gateway } : {}), dns } };
 }
 
 export async function openNode(values: Values, progress: Progress = () => undefined): Promise<SpinetNode> {
@@ -146,11 +155,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
 
   try {
     const checked = checkNodeOptions(values);
-    const mac = checked.mac;
-    const kind = (str(values, 'board') ?? 'virtual') as BoardKind;
-    // A real board's cable is a real cable: --lan only says where emulated chips plug in.
-    const physical = kind === 'serial';
-    const lanSpec = physical ? ({ kind: 'physical' } as const) : usage(() => parseLanSpec(str(values, 'lan') ?? 'sim'));
+    const { lanSpec, mac } = checked;
     const lan = new VirtualLan(clock);
     let gateway: LabGateway | undefined;
     let tap: TapAttachment | undefined;
@@ -166,7 +171,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       progress(`LAN: TAP device ${lanSpec.ifname}${tapAddr ? ` (Linux side ${tapAddr})` : ''}`);
     }
 
-    const board = await openBoard(kind, { clock, lan, mac, chip: str(values, 'chip') ?? 'enc28j60', port: str(values, 'port'), baud: str(values, 'baud'), progress });
+    const board = await openBoard(checked.board, { clock, lan, mac, progress });
     cleanups.push(() => board.close());
 
     const { log, pcap } = checked;
@@ -192,8 +197,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     progress(`board: ${board.description}, MAC ${nic.mac ? [...nic.mac].map((b) => b.toString(16).padStart(2, '0')).join(':') : '?'}, link ${nic.linkUp ? 'up' : 'down'}`);
 
     if (!values.dhcp) {
-      const config = checked.config;
-      if (!config) throw new UsageError(`give --ip A/N (or --dhcp) ${physical ? 'for a real board' : 'on a TAP LAN'}`);
+      const config = checked.config!; // checkNodeOptions demands one without --dhcp
       iface.addAddress(config.address, config.prefixLength);
       if (config.gateway !== undefined) stack.routes.add({ destination: 0, prefixLength: 0, gateway: config.gateway, interfaceIndex: iface.index });
       stack.dnsServers = [...config.dns];
