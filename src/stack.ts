@@ -226,12 +226,15 @@ export class Stack extends EventEmitter {
 
   /**
    * Add a transport (TCP). It receives datagrams of its protocol and ICMP errors about them; its
-   * `stats` (if it keeps any, as Tcp does) appear in transportCounters() under its name ('tcp').
+   * `stats` (if it keeps any, as Tcp does) appear in transportCounters(), and its `rows()` (if it
+   * has them) in the socket table, under its name ('tcp').
    */
-  registerTransport(transport: TransportProtocol & { readonly stats?: unknown }): void {
+  registerTransport(transport: TransportProtocol & { readonly stats?: unknown; rows?(): SocketRow[] }): void {
     this.ipv4.register(transport);
     const name = TRANSPORT_NAMES[transport.protocol];
-    if (name !== undefined && isTransportCounters(transport.stats)) this.registeredCounters.set(name, transport.stats);
+    if (name === undefined) return;
+    if (isTransportCounters(transport.stats)) this.registeredCounters.set(name, transport.stats);
+    if (transport.rows) this.registerSocketTable(name, () => transport.rows!());
   }
 
   createUdpSocket(options?: UdpSocketOptions): UdpSocket {

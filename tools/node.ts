@@ -187,7 +187,6 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     const iface = stack.addInterface(nic);
     const tcp = new Tcp(stack.ip, clock, random);
     stack.registerTransport(tcp);
-    stack.registerSocketTable('tcp', () => tcp.socketTable().map((r) => ({ protocol: 'tcp', localAddress: r.localAddress, localPort: r.localPort, ...(r.state === 'LISTEN' ? {} : { remoteAddress: r.remoteAddress, remotePort: r.remotePort }), state: r.state, receiveQueue: r.receiveQueue, sendQueue: r.sendQueue, timer: r.timer, timerRemaining: r.timerRemaining })));
     // Names resolve through spinet's resolver, and a truncated DNS reply is asked again over spinet's TCP.
     // (The lookup runs only once a connection is made, after `dns` below exists.)
     const net = createNet(tcp, { lookup: (hostname, options, callback) => resolverLookup(dns)(hostname, options, callback) });

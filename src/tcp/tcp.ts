@@ -10,6 +10,7 @@ import { TupleHasher } from './isn.js';
 import { resolveTcpOptions, type TcpOptions } from './options.js';
 import { seqAdd, seqGt } from './seq.js';
 import { createTcpStats, type TcpStats } from './stats.js';
+import type { SocketRow } from '../stack/tables.js';
 
 export interface TcpConnectOptions {
   readonly remoteAddress: Ipv4Address;
@@ -33,7 +34,7 @@ export interface TcpListenOptions {
 
 export type TcpOpenError = 'EADDRINUSE' | 'EHOSTUNREACH' | 'EADDRNOTAVAIL';
 
-/** One row of `netstat -t` (the stack registers `tcp.socketTable` with registerSocketTable). */
+/** One TCP socket with its state, queues, timer and estimators (`rows()` is its `netstat` view). */
 export interface TcpSocketRow {
   readonly state: TcpState;
   readonly localAddress: string;
@@ -194,7 +195,22 @@ export class Tcp implements TransportProtocol {
     listener.acceptQueue.length = 0;
   }
 
-  /** Rows for netstat: listeners, then connections. */
+  /** The stack's socket table (`netstat -ano`): listeners (no foreign end), then connections. */
+  rows(): SocketRow[] {
+    return this.socketTable().map((r) => ({
+      protocol: 'tcp',
+      localAddress: r.localAddress,
+      localPort: r.localPort,
+      ...(r.state === 'LISTEN' ? {} : { remoteAddress: r.remoteAddress, remotePort: r.remotePort }),
+      state: r.state,
+      receiveQueue: r.receiveQueue,
+      sendQueue: r.sendQueue,
+      timer: r.timer,
+      timerRemaining: r.timerRemaining,
+    }));
+  }
+
+  /** Every socket with TCP's own detail: listeners, then connections. */
   socketTable(): TcpSocketRow[] {
     const rows: TcpSocketRow[] = [];
     for (const l of this.listeners.values()) {

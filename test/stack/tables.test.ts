@@ -17,7 +17,7 @@ function socketLines(sockets: SocketRow[]): string[] {
   return text.slice(text.indexOf('Sockets\n') + 'Sockets\n'.length).trimEnd().split('\n');
 }
 
-/** `count` stacks on one LAN, each with spinet's TCP registered as a transport (as tools/node.ts does). */
+/** `count` stacks on one LAN, each with spinet's TCP registered as a transport (its sockets and counters join the stack's). */
 async function tcpLan(count: number) {
   const lan = await lanOf(count);
   const nodes = lan.hosts.map((h, i) => {
@@ -118,7 +118,7 @@ describe('Observability', () => {
     expect(socketLines([rows[0]!])).toEqual(['Proto  Local Address  Foreign Address  State  Recv-Q  Send-Q', 'udp    0.0.0.0:53     *:*              bound  0       0']);
   });
 
-  it("tools/node.ts passes TCP's timer (and time left) through to tables() and the netstat text", async () => {
+  it("a CLI node's TCP sockets are in tables() with their timer (and time left), and in the netstat text", async () => {
     // A real node on the built-in simulated LAN (real clock): a connection to the gateway's TCP echo
     // with keepalive on shows its keepalive timer, the listener none.
     const node = await openNode({});
