@@ -849,6 +849,17 @@ export class TcpConnection implements ConnectionId {
     else this.retransmitTimer.arm(this.rto);
   }
 
+  /**
+   * A go-back (RTO, smaller path MTU) replaces any loss recovery under way; duplicate ACKs of what
+   * was in flight before it start none (RFC 6582's `recover`).
+   */
+  private abandonRecovery(): void {
+    this.inRecovery = false;
+    this.recoveryRetransmissions = NO_RETRANSMISSIONS;
+    this.duplicateAcks = 0;
+    this.recover = this.sndMax;
+  }
+
   private duplicateAck(): void {
     this.duplicateAcks++;
     this.host.stats.duplicateAcks++;
@@ -1562,10 +1573,7 @@ export class TcpConnection implements ConnectionId {
     this.retransmits++;
     this.rto = Math.min(this.rto * 2, o.maxRto);
     this.rttSeq = undefined;
-    this.inRecovery = false;
-    this.recoveryRetransmissions = NO_RETRANSMISSIONS;
-    this.duplicateAcks = 0;
-    this.recover = this.sndMax;
+    this.abandonRecovery();
     // RFC 2018 §8: the receiver may have reneged; forget SACK state after a timeout.
     this.scoreboard = [];
     this.highRxt = this.sndUna;
@@ -1682,12 +1690,7 @@ export class TcpConnection implements ConnectionId {
           // recovery under way ends here: the go-back resends in order, limited by cwnd against
           // what is in flight (recovery's pipe would not count what goes again below SND.MAX).
           if (this.sndUna !== this.sndMax) {
-            if (this.inRecovery) {
-              this.inRecovery = false;
-              this.recoveryRetransmissions = NO_RETRANSMISSIONS;
-              this.duplicateAcks = 0;
-              this.recover = this.sndMax;
-            }
+            this.abandonRecovery();
             this.sndNxt = this.sndUna;
             this.rttSeq = undefined;
             this.output();
