@@ -1677,7 +1677,7 @@ export class TcpConnection implements ConnectionId {
     this.run(() => {
       if (seqLt(quotedSeq, this.sndUna) || seqGt(quotedSeq, this.sndMax)) return;
       if (kind === 'fragmentation-needed') {
-        // RFC 1191: lower the MSS to fit the next hop, then resend the lost segment.
+        // RFC 1191: lower the MSS to fit the next hop, then resend what was in flight.
         const mss = nextHopMtu - 40;
         if (nextHopMtu >= 68 && mss < this.peerMss) {
           this.peerMss = mss;
