@@ -32,7 +32,7 @@ import {
   type ResetLine,
   type SpiDevice,
   type SpiTransaction,
-} from '../contract.js';
+} from '../../src/drivers/hal.js';
 import { BRIDGE_DEFAULTS, idleFillForBoard } from './options.js';
 import {
   BoardFrame,

@@ -419,7 +419,7 @@ export function encodeDone(done: Done): Uint8Array {
 
 // ---- command stream ---------------------------------------------------------------------------
 
-/** One SPI transaction as the command stream carries it (hal/contract.ts SpiTransaction). */
+/** One SPI transaction as the command stream carries it (src/drivers/hal.ts SpiTransaction). */
 export interface WireTransaction {
   readonly write?: Uint8Array;
   readonly read?: number;

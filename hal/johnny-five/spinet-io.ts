@@ -11,7 +11,7 @@
  * analog reads are sampled every `samplingInterval` ms, like Firmata.
  */
 import { EventEmitter } from 'node:events';
-import type { Gpio, PinMode } from '../contract.js';
+import type { Gpio, PinMode } from '../../src/drivers/hal.js';
 import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { layoutForPinCount, type PinLayout } from './layout.js';

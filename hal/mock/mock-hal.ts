@@ -8,7 +8,7 @@ import {
   type ResetLine,
   type SpiDevice,
   type SpiTransaction,
-} from '../contract.js';
+} from '../../src/drivers/hal.js';
 import { DATA_PAYLOAD, REFERABLE_READ_BYTES, batchDelayUs, batchReadLength, computedReadLength, encodeArm, transactionsLength } from '../bridge/protocol.js';
 import type { Clock } from '../../src/time/clock.js';
 

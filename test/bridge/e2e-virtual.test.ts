@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { VirtualLan } from '../../hal/lan/switch.js';
-import type { HalEvent } from '../../hal/contract.js';
+import type { HalEvent } from '../../src/drivers/hal.js';
 import { findExecutable } from '../../hal/lan/tap.js';
 import { TextLogSink } from '../../src/capture/text-log.js';
 import { openPcapngFile } from '../../src/capture/file-sink.js';

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { BridgeHal } from '../../hal/bridge/bridge-hal.js';
-import type { SpiTransaction } from '../../hal/contract.js';
+import type { SpiTransaction } from '../../src/drivers/hal.js';
 import { Command } from '../../hal/bridge/protocol.js';
 import { SimulatedBinding } from '../../boards/sim/binding.js';
 import { SpiMemoryChip } from '../../boards/sim/chip.js';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/time/random.js';
-import type { HalEvent } from '../../hal/contract.js';
+import type { HalEvent } from '../../src/drivers/hal.js';
 import { closeModelHal, openModelHal, type ModelHal, type ModelHalOptions } from './model-hal.js';
 
 let current: ModelHal | undefined;

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/time/random.js';
 import { BridgeHal } from '../../hal/bridge/bridge-hal.js';
-import type { HalEvent, SpiTransaction } from '../../hal/contract.js';
+import type { HalEvent, SpiTransaction } from '../../src/drivers/hal.js';
 import { BoardFrame, Command, FrameDecoder, encodeSpiCommand, hostWireBytes, parseBoardFrame } from '../../hal/bridge/protocol.js';
 import { SpiMemoryChip } from '../../boards/sim/chip.js';
 import { closeModelHal, openModelHal, type ModelHal, type ModelHalOptions } from './model-hal.js';

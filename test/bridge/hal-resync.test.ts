@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/time/random.js';
-import type { SpiTransaction } from '../../hal/contract.js';
+import type { SpiTransaction } from '../../src/drivers/hal.js';
 import { BOARD_FRAME_OVERHEAD, Command } from '../../hal/bridge/protocol.js';
 import { type Direction } from '../../boards/sim/serial-link.js';
 import { closeModelHal, openModelHal, type ModelHal } from './model-hal.js';

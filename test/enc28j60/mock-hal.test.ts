@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MockHal, bridgeLinkModel, type SpiSlave } from '../../hal/mock/mock-hal.js';
-import { HalError, type HalEvent, type SpiTransaction } from '../../hal/contract.js';
+import { HalError, type HalEvent, type SpiTransaction } from '../../src/drivers/hal.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { PinSource } from './spi-helpers.js';
 

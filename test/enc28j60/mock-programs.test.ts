@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MockHal, type LinkModel, type SpiSlave } from '../../hal/mock/mock-hal.js';
-import { HalError, type SpiTransaction } from '../../hal/contract.js';
+import { HalError, type SpiTransaction } from '../../src/drivers/hal.js';
 import { transactionsLength } from '../../hal/bridge/protocol.js';
 import { EMU_REGISTERS, Enc28j60Emulator } from '../../hal/enc28j60/emulator.js';
 import { VirtualLan } from '../../hal/lan/switch.js';

@@ -1,4 +1,4 @@
-import type { Gpio, PinMode } from '../../hal/contract.js';
+import type { Gpio, PinMode } from '../../src/drivers/hal.js';
 
 /** A board's pins in memory: what the host last set, and a hand to press buttons. */
 export class FakeGpio implements Gpio {

@@ -11,7 +11,7 @@ import { createLab, skipLabUnless, waitFor, LAB_STACK_ADDRESS, type Lab } from '
 import { VirtualLan } from '../../hal/lan/switch.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { CryptoRandom, SeededRandom } from '../../src/time/random.js';
-import type { HalEvent } from '../../hal/contract.js';
+import type { HalEvent } from '../../src/drivers/hal.js';
 import { startStatusPage } from '../../src/app/services/status-page.js';
 import { startTcpService } from '../../src/app/services/tcp.js';
 import { createSimNode, sha256, testPattern, type SimNode } from '../bridge/sim-node.js';

@@ -1,4 +1,4 @@
-import type { SpiTransaction } from '../../../hal/contract.js';
+import type { SpiTransaction } from '../hal.js';
 import {
   ECON1,
   ECON1_BSEL,

@@ -1,4 +1,4 @@
-import { HalError, type Hal, type SpiTransaction } from '../../../hal/contract.js';
+import { HalError, type Hal, type SpiTransaction } from '../hal.js';
 import type { Clock, TimerHandle } from '../../time/clock.js';
 import { countDrop, emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
 import { formatMac, type MacAddress } from '../../wire/address.js';
