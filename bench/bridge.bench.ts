@@ -18,6 +18,7 @@ import { startTcpService } from '../src/app/services/tcp.js';
 import type { LinkModelName } from '../boards/sim/index.js';
 import { BOARD_ADDRESS, BOARD_MAC, PEER_ADDRESS, createPeer, createSimNode, echo, sha256, startStack, testPattern, type SimNode, type StackNode } from '../test/bridge/sim-node.js';
 import type { Net } from '../src/socket/net.js';
+import { frameWireTimeMs } from '../src/wire/wire-time.js';
 import { percentile, type Benchmark, type Measurement } from './harness.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -125,8 +126,8 @@ async function bridgeFigures(): Promise<Measurement[]> {
       // The frames cross four links in turn, each store-and-forward: the 10BASE-T wire in (the
       // chip raises INT only once the whole frame is in), the serial line up, the serial line down,
       // the wire out (the chip sends only a whole frame). Serial: 10 bits a byte; Ethernet: preamble
-      // and SFD (8) + frame + FCS (4) at 10 Mbit/s.
-      const serialization = (2 * ICMP_FRAME * 10 * 1000) / baud + (2 * (8 + ICMP_FRAME + 4) * 8 * 1000) / 10e6;
+      // and SFD + frame + FCS at 10 Mbit/s.
+      const serialization = (2 * ICMP_FRAME * 10 * 1000) / baud + 2 * frameWireTimeMs(ICMP_FRAME);
       const median = percentile(rtts, 50);
       out.push({ name: `ping RTT through the board (${tag}), p50`, value: median, unit: 'ms', baseline: serialization, ratio: median / serialization, limit: 1.3 * serialization, higherIsBetter: false, note: `serialization limit of the two ${ICMP_FRAME}-byte frames over the serial line and the wire ${serialization.toFixed(2)} ms; p99 ${percentile(rtts, 99).toFixed(2)} ms` });
       await tearDown(setup);

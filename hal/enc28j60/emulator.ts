@@ -1,6 +1,7 @@
 import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import type { LanPort, VirtualLan } from '../lan/switch.js';
-import { crc32 } from '../../src/drivers/enc28j60/crc32.js';
+import { crc32 } from '../../src/wire/crc32.js';
+import { ETHERNET_MS_PER_BYTE, FCS_BYTES, frameWireTimeMs, INTERFRAME_GAP_BYTES, PREAMBLE_SFD_BYTES } from '../../src/wire/wire-time.js';
 import { EMU_PHY, EMU_REGISTERS, isMacMiiRegister, type EmuRegisterName } from './registers.js';
 
 /**
@@ -78,10 +79,6 @@ const MII_BUSY_MS = 0.01024;
 const OST_MS = 0.3;
 /** After SRC, CLKRDY reads 1 too early; the chip needs ≥1 ms (errata #2). */
 const SRC_SETTLE_MS = 1;
-/** 10BASE-T: 0.8 µs per byte on the wire (preamble/SFD, frame, FCS). */
-const WIRE_MS_PER_BYTE = 0.0008;
-const PREAMBLE_BYTES = 8;
-const INTERFRAME_GAP_BYTES = 12;
 
 type SpiState =
   | { kind: 'idle' }
@@ -722,10 +719,10 @@ export class Enc28j60Emulator {
       }
     }
     const fault = this.txFaults.shift();
-    const bytesWithFcs = wire.length + 4;
+    const bytesWithFcs = wire.length + FCS_BYTES;
     const maxFrame = this.reg16('MAMXFLL') | (this.reg('MAMXFLH') << 8);
     const giant = !huge && bytesWithFcs > maxFrame;
-    const duration = (PREAMBLE_BYTES + bytesWithFcs) * WIRE_MS_PER_BYTE;
+    const duration = (PREAMBLE_SFD_BYTES + bytesWithFcs) * ETHERNET_MS_PER_BYTE;
     this.txTimer = this.clock.schedule(duration, () => {
       this.txTimer = undefined;
       const aborted = fault === 'late-collision' || fault === 'excessive-collisions' || giant;
@@ -764,7 +761,7 @@ export class Enc28j60Emulator {
     if (o.fault === 'late-collision') b3 |= 0x20; // TSV bit 29
     if (o.giant) b3 |= 0x40;
     tsv[3] = b3;
-    const onWire = bytesWithFcs + PREAMBLE_BYTES;
+    const onWire = bytesWithFcs + PREAMBLE_SFD_BYTES;
     tsv[4] = onWire & 0xff;
     tsv[5] = onWire >> 8;
     tsv[6] = 0;
@@ -978,8 +975,8 @@ export class Enc28j60Emulator {
         if (!this.rxWireTime) return this.receiveFrame(frame);
         const now = this.clock.now();
         const start = Math.max(now, this.rxWireFreeAt);
-        const end = start + (PREAMBLE_BYTES + Math.max(frame.length, 60) + 4) * WIRE_MS_PER_BYTE;
-        this.rxWireFreeAt = end + INTERFRAME_GAP_BYTES * WIRE_MS_PER_BYTE;
+        const end = start + frameWireTimeMs(frame.length);
+        this.rxWireFreeAt = end + INTERFRAME_GAP_BYTES * ETHERNET_MS_PER_BYTE;
         const copy = Uint8Array.from(frame);
         this.clock.schedule(end - now, () => {
           if (cable === this.cables) this.receiveFrame(copy);

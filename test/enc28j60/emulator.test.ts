@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Enc28j60Emulator } from '../../hal/enc28j60/emulator.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
-import { crc32 } from '../../src/drivers/enc28j60/crc32.js';
+import { crc32 } from '../../src/wire/crc32.js';
 import { SpiProbe, makeFrame, strictChip } from './spi-helpers.js';
 
 const OWN = Uint8Array.of(0x02, 0x00, 0x00, 0x00, 0x00, 0x01);

@@ -4,7 +4,7 @@ import { HalError, type SpiTransaction } from '../../src/drivers/hal.js';
 import { transactionsLength } from '../../hal/bridge/protocol.js';
 import { EMU_REGISTERS, Enc28j60Emulator } from '../../hal/enc28j60/emulator.js';
 import { VirtualLan } from '../../hal/lan/switch.js';
-import { crc32 } from '../../src/drivers/enc28j60/crc32.js';
+import { crc32 } from '../../src/wire/crc32.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { PinSource, SpiProbe, makeFrame } from './spi-helpers.js';
 

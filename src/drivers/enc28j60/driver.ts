@@ -2,6 +2,7 @@ import { HalError, type Hal, type SpiTransaction } from '../hal.js';
 import type { Clock, TimerHandle } from '../../time/clock.js';
 import { countDrop, emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
 import { formatMac, type MacAddress } from '../../wire/address.js';
+import { frameWireTimeMs } from '../../wire/wire-time.js';
 import { BankTracker, CommandBatch } from './batch.js';
 import { ENC28J60_DEFAULTS, type Enc28j60Options } from './options.js';
 import * as R from './registers.js';
@@ -95,11 +96,6 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 const TX_BUFFER_BYTES = 1 + 1514 + 7;
 /** Distance between the two transmit buffers: a multiple of 256, so their ETXSTL/EWRPTL agree. */
 const TX_BUFFER_STRIDE = 0x600;
-
-/** Preamble+SFD (8) + FCS (4) around every frame; 0.8 µs per byte at 10 Mbit/s. */
-function wireTimeMs(frameLength: number): number {
-  return (8 + Math.max(frameLength, 60) + 4) * 0.0008;
-}
 
 export class Enc28j60Nic implements Nic {
   readonly name: string;
@@ -1138,7 +1134,7 @@ export class Enc28j60Nic implements Nic {
   private followDelayUs(previous: TxInFlight): number | undefined {
     const next = this.txQueue[0];
     if (this.options.txBuffers < 2 || !next || !this.up) return undefined;
-    const neededMs = wireTimeMs(previous.item.frame.length) + this.options.txFollowMarginMs;
+    const neededMs = frameWireTimeMs(previous.item.frame.length) + this.options.txFollowMarginMs;
     const writeMs = this.hal.spi.minWriteMs?.(next.frame.length) ?? 0;
     if (writeMs >= neededMs) return 0;
     if (!this.hal.spi.transactionDelays) return undefined;
@@ -1199,7 +1195,7 @@ export class Enc28j60Nic implements Nic {
       if (previous) this.resolveTx(previous, r[eirAt]!, 'preempted');
       const now = this.clock.now();
       sending.startedBy = now;
-      sending.doneBy = now + wireTimeMs(item.frame.length) + this.options.txCompletionSlackMs;
+      sending.doneBy = now + frameWireTimeMs(item.frame.length) + this.options.txCompletionSlackMs;
       this.armWakeTimer();
     };
   }
