@@ -4,7 +4,7 @@ import { formatIpv4, IPV4_BROADCAST, isMulticastIpv4, type Ipv4Address } from '.
 import { IcmpPacket, IcmpRepr, isIcmpErrorType, parseQuotedDatagram } from '../wire/icmp.js';
 import { IpProtocol } from '../wire/ipv4.js';
 import type { StackOptions } from '../options.js';
-import type { LayerCounters } from '../stack/counters.js';
+import type { LayerCounters } from '../stats/counters.js';
 import { systemError, type SystemError } from './errno.js';
 import type { IcmpErrorReporter } from './ipv4.js';
 import type { IcmpErrorKind, IpReceiveInfo, IpSender, TransportProtocol } from './types.js';

@@ -5,7 +5,7 @@ import { emitIpv4Header, IPV4_MAX_TOTAL_LENGTH, IPV4_MIN_HEADER_LENGTH, Ipv4Pack
 import type { ArpLayer } from '../link/arp.js';
 import { allocateFrame, type NetInterface } from '../link/ethernet.js';
 import type { StackOptions } from '../options.js';
-import type { LayerCounters } from '../stack/counters.js';
+import type { LayerCounters } from '../stats/counters.js';
 import { Reassembler } from './reassembly.js';
 import type { RouteTable } from './routes.js';
 import type { IpReceiveInfo, IpSender, IpSendOptions, IpSendResult, RouteChoice, TransportProtocol } from './types.js';

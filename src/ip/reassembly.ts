@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../time/clock.js';
 import type { StackOptions } from '../options.js';
-import type { LayerCounters } from '../stack/counters.js';
+import type { LayerCounters } from '../stats/counters.js';
 import { IPV4_MAX_TOTAL_LENGTH, Ipv4Packet } from '../wire/ipv4.js';
 import { internetChecksum } from '../wire/checksum.js';
 

@@ -1,4 +1,5 @@
 import { formatIpv4, prefixMask, tryParseIpv4, type Ipv4Address } from '../wire/address.js';
+import type { RouteRow } from '../stats/rows.js';
 
 /**
  * The IPv4 routing table: longest prefix wins, then the lowest metric (RFC 1812 §5.2.4.3, as a
@@ -22,15 +23,6 @@ export interface RouteInput {
   readonly gateway?: Ipv4Address | string;
   readonly interfaceIndex: number;
   readonly metric?: number;
-}
-
-export interface RouteRow {
-  readonly destination: string;
-  readonly prefixLength: number;
-  readonly gateway: string | undefined;
-  readonly interfaceIndex: number;
-  readonly metric: number;
-  readonly origin: 'connected' | 'static';
 }
 
 function address(value: Ipv4Address | string): Ipv4Address {

@@ -4,7 +4,8 @@ import { formatIpv4, formatMac, IPV4_BROADCAST, MAC_BROADCAST, MAC_ZERO, macEqua
 import { ArpOperation, ArpPacket, ArpRepr, ARP_PACKET_LENGTH } from '../wire/arp.js';
 import { ETHERNET_HEADER_LENGTH, EthernetRepr, EtherType, writeEthernetDestination } from '../wire/ethernet.js';
 import type { StackOptions } from '../options.js';
-import type { LayerCounters } from '../stack/counters.js';
+import type { LayerCounters } from '../stats/counters.js';
+import type { ArpEntryRow, NeighbourState } from '../stats/rows.js';
 import { allocateFrame, type EthernetLayer, type NetInterface } from './ethernet.js';
 
 /**
@@ -13,8 +14,6 @@ import { allocateFrame, type EthernetLayer, type NetInterface } from './ethernet
  * request per second per address, give-up after N requests, and re-request of in-use entries
  * shortly before they expire.
  */
-
-type NeighbourState = 'incomplete' | 'reachable' | 'static';
 
 interface Neighbour {
   readonly ifIndex: number;
@@ -29,17 +28,6 @@ interface Neighbour {
   /** Frames waiting for resolution; an element is one datagram (several frames if fragmented). */
   queue: (Uint8Array | readonly Uint8Array[])[];
   timer: TimerHandle | undefined;
-}
-
-export interface ArpEntryRow {
-  readonly interfaceIndex: number;
-  readonly interfaceName: string;
-  readonly address: string;
-  readonly mac: string | undefined;
-  readonly state: NeighbourState;
-  /** Milliseconds until expiry (undefined for static / incomplete). */
-  readonly expiresInMs: number | undefined;
-  readonly queued: number;
 }
 
 export interface ArpConflict {

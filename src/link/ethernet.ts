@@ -12,7 +12,7 @@ import {
   type MacAddress,
 } from '../wire/address.js';
 import { EthernetFrame, EtherType, ETHERTYPE_MIN } from '../wire/ethernet.js';
-import type { LayerCounters } from '../stack/counters.js';
+import type { LayerCounters } from '../stats/counters.js';
 
 /**
  * The link layer: one NetInterface per Nic, and Ethernet II receive dispatch (like lwIP's

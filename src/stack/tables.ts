@@ -1,51 +1,6 @@
-import type { ArpEntryRow } from '../link/arp.js';
-import type { RouteRow } from '../ip/routes.js';
-import type { LayerCountersSnapshot } from './counters.js';
-
-/**
- * What `stack.tables()` returns and `stack.formatTables()` prints: interfaces, the neighbour
- * cache, routes and sockets. Transports add their sockets through `stack.registerSocketTable`.
- */
-export interface SocketRow {
-  /** 'udp', 'tcp', … */
-  readonly protocol: string;
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly remoteAddress?: string;
-  readonly remotePort?: number;
-  /** TCP state, or e.g. 'bound' for UDP. */
-  readonly state?: string;
-  readonly receiveQueue?: number;
-  readonly sendQueue?: number;
-  /** Interface the socket is pinned to, if any. */
-  readonly interface?: string;
-  /**
-   * The timer running on the socket, as the transport names it (TCP: 'retransmit', 'persist',
-   * 'keepalive', 'time-wait', 'fin-wait-2', 'delayed-ack', or 'off'), like `netstat -o` / `ss -o`.
-   */
-  readonly timer?: string;
-  /** Milliseconds until that timer fires. */
-  readonly timerRemaining?: number;
-}
-
-export interface InterfaceRow {
-  readonly index: number;
-  readonly name: string;
-  readonly mac: string;
-  readonly mtu: number;
-  readonly linkUp: boolean;
-  readonly addresses: readonly string[];
-  readonly rxFrames: number;
-  readonly txFrames: number;
-  readonly nicDrops: Readonly<Record<string, number>>;
-}
-
-export interface StackTables {
-  readonly interfaces: readonly InterfaceRow[];
-  readonly arp: readonly ArpEntryRow[];
-  readonly routes: readonly RouteRow[];
-  readonly sockets: readonly SocketRow[];
-}
+/** How `stack.formatTables()` prints the tables and the counters: as net-tools would. */
+import type { LayerCountersSnapshot, NamedCounters } from '../stats/counters.js';
+import type { SocketRow, StackTables } from '../stats/rows.js';
 
 function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -108,11 +63,6 @@ export function formatTables(t: StackTables): string {
     socketTable(t.sockets),
   ];
   return parts.join('\n') + '\n';
-}
-
-/** A transport's own counters (TCP's: segments, retransmissions, drops by reason, …), nested. */
-export interface NamedCounters {
-  readonly [name: string]: number | NamedCounters;
 }
 
 /** `name value` for every non-zero counter, nested names joined with '.'. */

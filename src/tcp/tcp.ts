@@ -10,7 +10,7 @@ import { TupleHasher } from './isn.js';
 import { resolveTcpOptions, type TcpOptions } from './options.js';
 import { seqAdd, seqGt } from './seq.js';
 import { createTcpStats, type TcpStats } from './stats.js';
-import type { SocketRow } from '../stack/tables.js';
+import type { SocketRow } from '../stats/rows.js';
 
 export interface TcpConnectOptions {
   readonly remoteAddress: Ipv4Address;

@@ -4,8 +4,8 @@ import { IpProtocol } from '../wire/ipv4.js';
 import { UdpPacket, UdpRepr, UDP_HEADER_LENGTH } from '../wire/udp.js';
 import type { IcmpErrorInfo, IpReceiveInfo, IpSender, IpSendResult, TransportProtocol } from '../ip/types.js';
 import type { StackOptions } from '../options.js';
-import type { LayerCounters } from '../stack/counters.js';
-import type { SocketRow } from '../stack/tables.js';
+import type { LayerCounters } from '../stats/counters.js';
+import type { SocketRow } from '../stats/rows.js';
 
 /**
  * UDP (RFC 768, lwIP udp.c): a table of endpoints ("PCBs") by local port, demultiplexing with
