@@ -2,7 +2,7 @@ import { Resolver as NodeResolver } from 'node:dns/promises';
 import type { ChildProcess } from 'node:child_process';
 import { VirtualLan, VirtualNic } from '../hal/lan/switch.js';
 import { findExecutable, tapUnavailableReason } from '../hal/lan/tap.js';
-import { Stack, type StackOptions } from '../src/stack.js';
+import { Stack, type StackOptions } from '../src/stack/stack.js';
 import { twoStacks } from './two-stacks.js';
 import { VirtualClock } from '../src/time/virtual-clock.js';
 import { RealClock } from '../src/time/real-clock.js';

@@ -1,6 +1,6 @@
 import { VirtualLan, VirtualNic } from '../hal/lan/switch.js';
 import { ImpairedLan } from '../hal/lan/impairment.js';
-import { Stack } from '../src/stack.js';
+import { Stack } from '../src/stack/stack.js';
 import { twoStacks } from './two-stacks.js';
 import { VirtualClock } from '../src/time/virtual-clock.js';
 import { RealClock } from '../src/time/real-clock.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { VirtualLan, VirtualNic } from '../hal/lan/switch.js';
 import { ImpairedLan, type ImpairmentConfig } from '../hal/lan/impairment.js';
 import { tapUnavailableReason } from '../hal/lan/tap.js';
-import { Stack } from '../src/stack.js';
+import { Stack } from '../src/stack/stack.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { bbr, cubic } from '../src/tcp/congestion.js';
 import type { TcpOptions } from '../src/tcp/options.js';

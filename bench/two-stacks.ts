@@ -1,7 +1,7 @@
 import type { Clock } from '../src/time/clock.js';
 import { SeededRandom } from '../src/time/random.js';
 import { VirtualLan, VirtualNic } from '../hal/lan/switch.js';
-import { Stack } from '../src/stack.js';
+import { Stack } from '../src/stack/stack.js';
 import { parseMac } from '../src/wire/address.js';
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../src/time/clock.js';
 import type { Random } from '../src/time/random.js';
-import { Stack } from '../src/stack.js';
+import { Stack } from '../src/stack/stack.js';
 import { parseIpv4 } from '../src/wire/address.js';
 import { VirtualNic, type VirtualLan } from '../hal/lan/switch.js';
 import { startUdpService } from '../src/app/services/udp.js';

@@ -7,7 +7,7 @@ import { RealClock } from '../src/time/real-clock.js';
 import { CryptoRandom } from '../src/time/random.js';
 import type { Clock } from '../src/time/clock.js';
 import type { Nic } from '../src/link/nic.js';
-import { Stack, type NetInterface } from '../src/stack.js';
+import { Stack, type NetInterface } from '../src/stack/stack.js';
 import { formatIpv4, formatMac, isMulticastIpv4, isMulticastMac, parseCidr, parseMac, prefixMask, sameSubnet, tryParseIpv4, type Ipv4Address, type MacAddress } from '../src/wire/address.js';
 import { closeSync, openSync } from 'node:fs';
 import { CaptureNic } from '../src/capture/capture.js';

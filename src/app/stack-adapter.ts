@@ -1,4 +1,4 @@
-import type { Stack } from '../stack.js';
+import type { Stack } from '../stack/stack.js';
 import { formatIpv4, parseIpv4, type Ipv4Address } from '../wire/address.js';
 import { DhcpClient, type DhcpClientOptions } from './dhcp/client.js';
 import { DnsResolver, type DnsResolverOptions } from './dns/resolver.js';

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
-import { Stack } from '../../src/stack.js';
+import { Stack } from '../../src/stack/stack.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { formatIpv4, parseIpv4, parseMac } from '../../src/wire/address.js';

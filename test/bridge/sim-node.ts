@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Clock } from '../../src/time/clock.js';
 import { SeededRandom, type Random } from '../../src/time/random.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
-import { Stack } from '../../src/stack.js';
+import { Stack } from '../../src/stack/stack.js';
 import { Tcp } from '../../src/tcp/tcp.js';
 import type { TcpOptions } from '../../src/tcp/options.js';
 import { createNet, type Net } from '../../src/socket/net.js';

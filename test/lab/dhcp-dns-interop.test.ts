@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, skipLabUnless, waitFor, LAB_HOST_ADDRESS, type Lab } from './netns.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
-import { Stack, type StackOptions } from '../../src/stack.js';
+import { Stack, type StackOptions } from '../../src/stack/stack.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { CryptoRandom } from '../../src/time/random.js';
 import { formatIpv4, parseIpv4, parseMac } from '../../src/wire/address.js';

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { findExecutable } from '../../hal/lan/tap.js';
 import { createLab, skipLabUnless, waitFor, LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, type Lab } from './netns.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
-import { Stack, type UdpSocket } from '../../src/stack.js';
+import { Stack, type UdpSocket } from '../../src/stack/stack.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { CryptoRandom } from '../../src/time/random.js';
 import { formatMac, parseMac } from '../../src/wire/address.js';

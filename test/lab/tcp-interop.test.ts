@@ -2,7 +2,7 @@ import { afterAll, onTestFinished as after, beforeAll, describe, expect, it } fr
 import { createHash } from 'node:crypto';
 import { createLab, skipLabUnless, waitFor, LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, type Lab } from './netns.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
-import { Stack } from '../../src/stack.js';
+import { Stack } from '../../src/stack/stack.js';
 import { Tcp } from '../../src/tcp/tcp.js';
 import { createNet, type Net, type Socket } from '../../src/socket/net.js';
 import { RealClock } from '../../src/time/real-clock.js';

@@ -22,7 +22,7 @@ import { VirtualNic } from '../../hal/lan/switch.js';
 import { ImpairedLan, type ImpairmentConfig } from '../../hal/lan/impairment.js';
 import { CaptureNic } from '../../src/capture/capture.js';
 import { createCaptureSinks } from '../../src/capture/sinks.js';
-import { Stack } from '../../src/stack.js';
+import { Stack } from '../../src/stack/stack.js';
 import { Tcp } from '../../src/tcp/tcp.js';
 import { createNet, type Net, type Socket } from '../../src/socket/net.js';
 import { RealClock } from '../../src/time/real-clock.js';

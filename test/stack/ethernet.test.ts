@@ -4,7 +4,7 @@ import { EthernetRepr } from '../../src/wire/ethernet.js';
 import { IpProtocol } from '../../src/wire/ipv4.js';
 import { VirtualLan } from '../../hal/lan/switch.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
-import type { Stack } from '../../src/stack.js';
+import type { Stack } from '../../src/stack/stack.js';
 import { flush, ipv4Frame, macOf, scripted, udpDatagram } from './helpers.js';
 
 const PEER = macOf(0x22);

@@ -1,7 +1,7 @@
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
-import { Stack } from '../../src/stack.js';
+import { Stack } from '../../src/stack/stack.js';
 import type { StackOptions } from '../../src/options.js';
 import { emptyNicStats, type Nic, type NicHandlers, type NicStats } from '../../src/link/nic.js';
 import { parseIpv4, parseMac, type MacAddress } from '../../src/wire/address.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatMac, MAC_BROADCAST } from '../../src/wire/address.js';
 import { IpProtocol } from '../../src/wire/ipv4.js';
-import { Stack } from '../../src/stack.js';
+import { Stack } from '../../src/stack/stack.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';

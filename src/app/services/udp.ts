@@ -1,4 +1,4 @@
-import type { Stack, UdpSocket } from '../../stack.js';
+import type { Stack, UdpSocket } from '../../stack/stack.js';
 
 /**
  * The classic small UDP services: echo (RFC 862), discard (RFC 863) and chargen (RFC 864).

@@ -1,21 +1,21 @@
 import { EventEmitter } from 'node:events';
-import type { Clock } from './time/clock.js';
-import type { Random } from './time/random.js';
-import type { Nic } from './link/nic.js';
-import { formatIpv4, formatMac, IPV4_BROADCAST, parseMac, type Ipv4Address, type MacAddress } from './wire/address.js';
-import { EthernetLayer, NetInterface, toAddress, type InterfaceAddress } from './link/ethernet.js';
-import { ArpLayer } from './link/arp.js';
-import { Ipv4Layer } from './ip/ipv4.js';
-import { IcmpLayer, type PingOptions, type PingResult } from './ip/icmp.js';
-import { RouteTable } from './ip/routes.js';
-import type { IpSender, TransportProtocol } from './ip/types.js';
-import { UdpLayer } from './transport/udp.js';
-import { UdpSocket, type UdpSocketHost, type UdpSocketOptions } from './socket/dgram.js';
-import { resolveOptions, type StackOptions } from './options.js';
-import { createCounters, type NamedCounters, type StackCounters, type StackCountersSnapshot } from './stats/counters.js';
-import type { ArpEntryRow, InterfaceRow, SocketRow, StackTables } from './stats/rows.js';
-import { formatCounters, formatTables } from './stack/tables.js';
-import { systemError } from './ip/errno.js';
+import type { Clock } from '../time/clock.js';
+import type { Random } from '../time/random.js';
+import type { Nic } from '../link/nic.js';
+import { formatIpv4, formatMac, IPV4_BROADCAST, parseMac, type Ipv4Address, type MacAddress } from '../wire/address.js';
+import { EthernetLayer, NetInterface, toAddress, type InterfaceAddress } from '../link/ethernet.js';
+import { ArpLayer } from '../link/arp.js';
+import { Ipv4Layer } from '../ip/ipv4.js';
+import { IcmpLayer, type PingOptions, type PingResult } from '../ip/icmp.js';
+import { RouteTable } from '../ip/routes.js';
+import type { IpSender, TransportProtocol } from '../ip/types.js';
+import { UdpLayer } from '../transport/udp.js';
+import { UdpSocket, type UdpSocketHost, type UdpSocketOptions } from '../socket/dgram.js';
+import { resolveOptions, type StackOptions } from '../options.js';
+import { createCounters, type NamedCounters, type StackCounters, type StackCountersSnapshot } from '../stats/counters.js';
+import type { ArpEntryRow, InterfaceRow, SocketRow, StackTables } from '../stats/rows.js';
+import { formatCounters, formatTables } from './tables.js';
+import { systemError } from '../ip/errno.js';
 
 /**
  * The stack: interfaces, ARP, IPv4, ICMP and UDP composed around an injected clock and random
@@ -306,10 +306,10 @@ export class Stack extends EventEmitter {
   }
 }
 
-export type { NetInterface, InterfaceAddress } from './link/ethernet.js';
-export type { UdpSocket, UdpSocketOptions, RemoteInfo, AddressInfo } from './socket/dgram.js';
-export type { PingOptions, PingResult } from './ip/icmp.js';
-export type { StackOptions } from './options.js';
-export type { SocketRow, StackTables } from './stats/rows.js';
-export type { Route, RouteInput } from './ip/routes.js';
-export type { ArpEntryRow } from './stats/rows.js';
+export type { NetInterface, InterfaceAddress } from '../link/ethernet.js';
+export type { UdpSocket, UdpSocketOptions, RemoteInfo, AddressInfo } from '../socket/dgram.js';
+export type { PingOptions, PingResult } from '../ip/icmp.js';
+export type { StackOptions } from '../options.js';
+export type { SocketRow, StackTables } from '../stats/rows.js';
+export type { Route, RouteInput } from '../ip/routes.js';
+export type { ArpEntryRow } from '../stats/rows.js';
