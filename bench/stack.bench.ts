@@ -10,16 +10,17 @@ import { parseMac } from '../src/wire/address.js';
 import { tapUnavailableReason } from '../hal/lan/tap.js';
 import { createLab, LAB_HOST_ADDRESS, LAB_STACK_ADDRESS } from '../test/lab/netns.js';
 import { percentile, type Benchmark, type Measurement } from './harness.js';
+import { createDgram } from '../src/socket/dgram.js';
 
 
 async function udpDatagramsPerSecond(payloadSize: number): Promise<{ rate: number; received: number; sent: number }> {
   const clock = new VirtualClock();
   const { a, b } = await twoStacks(clock);
-  const receiver = b.createUdpSocket({ type: 'udp4' });
+  const receiver = createDgram(b.udp).createSocket({ type: 'udp4' });
   let received = 0;
   receiver.on('message', () => received++);
   await new Promise<void>((resolve) => receiver.bind(9000, () => resolve()));
-  const sender = a.createUdpSocket({ type: 'udp4' });
+  const sender = createDgram(a.udp).createSocket({ type: 'udp4' });
   const payload = Buffer.alloc(payloadSize, 0x61);
   const batch = 10_000;
   const send = (n: number) => {

@@ -2,7 +2,8 @@
  * `--serve NAME:PORT`: the small services a board can run. UDP services come from
  * src/app/services/udp.ts; TCP services from src/app/services/tcp.ts once the stack has TCP.
  */
-import type { Stack, UdpSocket } from '../src/stack/stack.js';
+import type { Stack } from '../src/stack/stack.js';
+import type { UdpSocket } from '../src/socket/dgram.js';
 import type { Net, Server } from '../src/socket/net.js';
 import { startUdpService, type UdpServiceName } from '../src/app/services/udp.js';
 import { startTcpService, type TcpServiceName } from '../src/app/services/tcp.js';

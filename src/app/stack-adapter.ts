@@ -6,10 +6,11 @@ import { DNS_DEFAULTS } from './dns/tunables.js';
 import { createTcpQuery } from './dns/tcp-framing.js';
 import type { LookupFunction, Net } from '../socket/net.js';
 import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, NeighbourWait, SocketError } from './transport.js';
+import { createDgram } from '../socket/dgram.js';
 
 /**
  * The application seams (src/app/transport.ts) implemented on a Stack: UDP sockets from
- * `stack.createUdpSocket`, interface configuration through `iface.addAddress`, `stack.routes`
+ * `createDgram(stack.udp)`, interface configuration through `iface.addAddress`, `stack.routes`
  * and `stack.dnsServers`, probing through `stack.arp.probe`.
  */
 
@@ -17,7 +18,7 @@ import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, Interface
 export function stackDatagrams(stack: Stack): DatagramFactory {
   return {
     open(options): DatagramSocket {
-      const socket = stack.createUdpSocket(options.interfaceIndex !== undefined ? { interface: options.interfaceIndex } : {});
+      const socket = createDgram(stack.udp).createSocket(options.interfaceIndex !== undefined ? { interface: options.interfaceIndex } : {});
       const errorListeners: ((error: SocketError) => void)[] = [];
       const reportError = (error: Error): void => {
         for (const listener of errorListeners) listener(error as SocketError);

@@ -27,15 +27,13 @@ export interface UdpSocketOptions {
   readonly lookup?: (hostname: string, callback: (error: Error | null, address: string) => void) => void;
 }
 
-/** What a socket needs from the stack (implemented by Stack; keeps this file free of upward imports). */
-export interface UdpSocketHost {
-  readonly udp: UdpLayer;
-  interfaceIndex(nameOrIndex: number | string): number | undefined;
-  interfaceName(index: number): string | undefined;
-  /** 255.255.255.255 or a directed broadcast of one of our subnets. */
-  isBroadcast(address: Ipv4Address): boolean;
-  joinGroup(group: Ipv4Address, interfaceIndex: number | undefined): void;
-  leaveGroup(group: Ipv4Address, interfaceIndex: number | undefined): void;
+/** node:dgram over one UDP layer: `createDgram(stack.udp)`, as `createNet(tcp)` is node:net over TCP. */
+export interface Dgram {
+  createSocket(options?: UdpSocketOptions): UdpSocket;
+}
+
+export function createDgram(udp: UdpLayer): Dgram {
+  return { createSocket: (options) => new UdpSocket(udp, options) };
 }
 
 export interface RemoteInfo {
@@ -68,13 +66,13 @@ export class UdpSocket extends EventEmitter {
   private readonly groups = new Set<Ipv4Address>();
 
   constructor(
-    private readonly host: UdpSocketHost,
+    private readonly udp: UdpLayer,
     private readonly options: UdpSocketOptions = {},
   ) {
     super();
     let interfaceIndex: number | undefined;
     if (options.interface !== undefined) {
-      interfaceIndex = host.interfaceIndex(options.interface);
+      interfaceIndex = udp.interfaces.interfaceIndex(options.interface);
       if (interfaceIndex === undefined) throw nodeError('ERR_INVALID_ARG_VALUE', `Unknown interface ${String(options.interface)}`);
     }
     this.endpoint = {
@@ -84,7 +82,7 @@ export class UdpSocket extends EventEmitter {
       remotePort: 0,
       interfaceIndex,
       reuseAddress: options.reuseAddr ?? false,
-      interfaceName: interfaceIndex === undefined ? undefined : host.interfaceName(interfaceIndex),
+      interfaceName: interfaceIndex === undefined ? undefined : udp.interfaces.interfaceName(interfaceIndex),
       onMessage: (payload, source, sourcePort, info) => this.onMessage(payload, source, sourcePort, info),
       onIcmpError: (error) => this.onIcmpError(error),
     };
@@ -114,7 +112,7 @@ export class UdpSocket extends EventEmitter {
       this.emitLater('error', systemError('ENOTFOUND', 'bind', address));
       return this;
     }
-    const error = this.host.udp.bind(this.endpoint, local, portNumber);
+    const error = this.udp.bind(this.endpoint, local, portNumber);
     if (error) {
       this.emitLater('error', systemError(error, 'bind', formatIpv4(local), portNumber));
       return this;
@@ -128,7 +126,7 @@ export class UdpSocket extends EventEmitter {
   /** Implicit bind before the first send/connect (Node binds to 0.0.0.0:ephemeral). */
   private ensureBound(): SystemError | undefined {
     if (this.bound) return undefined;
-    const error = this.host.udp.bind(this.endpoint, 0, 0);
+    const error = this.udp.bind(this.endpoint, 0, 0);
     if (error) return systemError(error, 'bind');
     this.bound = true;
     this.emitLater('listening');
@@ -246,12 +244,12 @@ export class UdpSocket extends EventEmitter {
       return;
     }
     // Like Linux: sending to a broadcast address needs SO_BROADCAST (else EACCES).
-    if (!this.broadcast && this.host.isBroadcast(destination)) {
+    if (!this.broadcast && this.udp.interfaces.isBroadcast(destination)) {
       this.complete(callback, systemError('EACCES', 'send', formatIpv4(destination), port), 0);
       return;
     }
     const ttl = isMulticastIpv4(destination) ? this.multicastTtl : this.ttl;
-    const result = this.host.udp.send(this.endpoint, destination, port, data, ttl);
+    const result = this.udp.send(this.endpoint, destination, port, data, ttl);
     if (result.ok) {
       if (callback) this.complete(callback, null, data.length);
     } else this.complete(callback, systemError(result.code, 'send', formatIpv4(destination), port), 0);
@@ -331,13 +329,13 @@ export class UdpSocket extends EventEmitter {
     if (group === undefined || !isMulticastIpv4(group)) throw systemError('EINVAL', 'addMembership');
     if (this.groups.has(group)) return;
     this.groups.add(group);
-    this.host.joinGroup(group, this.endpoint.interfaceIndex);
+    this.udp.interfaces.joinGroup(group, this.endpoint.interfaceIndex);
   }
 
   dropMembership(multicastAddress: string, _interfaceAddress?: string): void {
     const group = tryParseIpv4(multicastAddress);
     if (group === undefined || !this.groups.delete(group)) throw systemError('EADDRNOTAVAIL', 'dropMembership');
-    this.host.leaveGroup(group, this.endpoint.interfaceIndex);
+    this.udp.interfaces.leaveGroup(group, this.endpoint.interfaceIndex);
   }
 
   ref(): this {
@@ -351,8 +349,8 @@ export class UdpSocket extends EventEmitter {
   close(callback?: () => void): this {
     if (this.closed) throw nodeError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running');
     this.closed = true;
-    if (this.bound) this.host.udp.unbind(this.endpoint);
-    for (const group of this.groups) this.host.leaveGroup(group, this.endpoint.interfaceIndex);
+    if (this.bound) this.udp.unbind(this.endpoint);
+    for (const group of this.groups) this.udp.interfaces.leaveGroup(group, this.endpoint.interfaceIndex);
     this.groups.clear();
     if (callback) this.once('close', callback);
     this.emitLater('close');

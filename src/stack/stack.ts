@@ -10,7 +10,6 @@ import { IcmpLayer, type PingOptions, type PingResult } from '../ip/icmp.js';
 import { RouteTable } from '../ip/routes.js';
 import type { IpSender, TransportProtocol } from '../ip/types.js';
 import { UdpLayer } from '../transport/udp.js';
-import { UdpSocket, type UdpSocketHost, type UdpSocketOptions } from '../socket/dgram.js';
 import { resolveOptions, type StackOptions } from '../options.js';
 import { createCounters, type NamedCounters, type StackCounters, type StackCountersSnapshot } from '../stats/counters.js';
 import type { ArpEntryRow, InterfaceRow, SocketRow, StackTables } from '../stats/rows.js';
@@ -115,7 +114,6 @@ export class Stack extends EventEmitter {
   private readonly icmp: IcmpLayer;
   private readonly socketTables = new Map<string, () => SocketRow[]>();
   private readonly registeredCounters = new Map<'tcp', TransportCounters>();
-  private readonly socketHost: UdpSocketHost;
 
   constructor(config: StackConfig) {
     super();
@@ -151,11 +149,7 @@ export class Stack extends EventEmitter {
     this.icmp = new IcmpLayer(this.clock, this.random, this.options, c.icmp, this.ipv4, (p) => this.ipv4.transportFor(p));
     this.ipv4.setIcmpReporter(this.icmp);
     this.ipv4.register(this.icmp);
-    this.udp = new UdpLayer(this.ipv4, this.random, this.options, c.udp);
-    this.ipv4.register(this.udp);
-    this.registerSocketTable('udp', () => this.udp.rows());
-    this.socketHost = {
-      udp: this.udp,
+    this.udp = new UdpLayer(this.ipv4, this.random, this.options, c.udp, {
       interfaceIndex: (nameOrIndex) => (typeof nameOrIndex === 'number' ? byIndex(nameOrIndex)?.index : this.interfaceList.find((i) => i.name === nameOrIndex)?.index),
       interfaceName: (index) => byIndex(index)?.name,
       isBroadcast: (address) => {
@@ -170,7 +164,9 @@ export class Stack extends EventEmitter {
       leaveGroup: (group, index) => {
         for (const iface of this.interfaceList) if (index === undefined || iface.index === index) iface.leaveMulticast(group);
       },
-    };
+    });
+    this.ipv4.register(this.udp);
+    this.registerSocketTable('udp', () => this.udp.rows());
   }
 
   // ------------------------------------------------------------------ interfaces
@@ -238,10 +234,6 @@ export class Stack extends EventEmitter {
     if (transport.rows) this.registerSocketTable(name, () => transport.rows!());
   }
 
-  createUdpSocket(options?: UdpSocketOptions): UdpSocket {
-    return new UdpSocket(this.socketHost, options);
-  }
-
   /** Let a transport list its sockets in tables()/formatTables() (netstat). */
   registerSocketTable(name: string, rows: () => SocketRow[]): void {
     this.socketTables.set(name, rows);
@@ -307,7 +299,6 @@ export class Stack extends EventEmitter {
 }
 
 export type { NetInterface, InterfaceAddress } from '../link/ethernet.js';
-export type { UdpSocket, UdpSocketOptions, RemoteInfo, AddressInfo } from '../socket/dgram.js';
 export type { PingOptions, PingResult } from '../ip/icmp.js';
 export type { StackOptions } from '../options.js';
 export type { SocketRow, StackTables } from '../stats/rows.js';

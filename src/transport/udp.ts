@@ -33,6 +33,16 @@ export interface UdpEndpoint {
 
 export type UdpBindError = 'EADDRINUSE' | 'EADDRNOTAVAIL';
 
+/** What UDP sockets need to know about the stack's interfaces; the Stack that owns them answers. */
+export interface UdpInterfaces {
+  interfaceIndex(nameOrIndex: number | string): number | undefined;
+  interfaceName(index: number): string | undefined;
+  /** 255.255.255.255 or a directed broadcast of one of our subnets. */
+  isBroadcast(address: Ipv4Address): boolean;
+  joinGroup(group: Ipv4Address, interfaceIndex: number | undefined): void;
+  leaveGroup(group: Ipv4Address, interfaceIndex: number | undefined): void;
+}
+
 export class UdpLayer implements TransportProtocol {
   readonly protocol = IpProtocol.UDP;
   private readonly ports = new Map<number, UdpEndpoint[]>();
@@ -42,6 +52,7 @@ export class UdpLayer implements TransportProtocol {
     private readonly random: Random,
     private readonly options: StackOptions,
     private readonly counters: LayerCounters,
+    readonly interfaces: UdpInterfaces,
   ) {}
 
   // ------------------------------------------------------------------ binding

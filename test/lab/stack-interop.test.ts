@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { findExecutable } from '../../hal/lan/tap.js';
 import { createLab, skipLabUnless, waitFor, LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, type Lab } from './netns.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
-import { Stack, type UdpSocket } from '../../src/stack/stack.js';
+import { Stack } from '../../src/stack/stack.js';
+import { createDgram, type UdpSocket } from '../../src/socket/dgram.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { CryptoRandom } from '../../src/time/random.js';
 import { formatMac, parseMac } from '../../src/wire/address.js';
@@ -129,7 +130,7 @@ describe.skipIf(skip).each(BOARDS)('spinet stack ⇄ Linux kernel over a TAP ($n
     // Kernel-side echo server: every datagram to 192.0.2.1:7777 comes back to its sender.
     lab.spawn('socat', ['UDP4-RECVFROM:7777,bind=192.0.2.1,fork', 'PIPE']);
     await waitFor(async () => (await lab.exec('ss', ['-Hlun', 'sport = :7777'])).stdout.includes('7777'), 5_000, 'socat on :7777');
-    const client = stack.createUdpSocket({ type: 'udp4' });
+    const client = createDgram(stack.udp).createSocket({ type: 'udp4' });
     const echoed = new Promise<{ text: string; from: string; port: number }>((resolve) =>
       client.once('message', (msg: Buffer, rinfo: { address: string; port: number }) => resolve({ text: msg.toString(), from: rinfo.address, port: rinfo.port })),
     );
@@ -138,7 +139,7 @@ describe.skipIf(skip).each(BOARDS)('spinet stack ⇄ Linux kernel over a TAP ($n
     client.close();
 
     // spinet-side echo server; the kernel's socat is the client.
-    const server: UdpSocket = stack.createUdpSocket({ type: 'udp4' });
+    const server: UdpSocket = createDgram(stack.udp).createSocket({ type: 'udp4' });
     server.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => server.send(msg, rinfo.port, rinfo.address));
     await new Promise<void>((resolve) => server.bind(7000, () => resolve()));
     const result = await lab.exec('socat', ['-t', '0.5', '-T', '3', '-', `UDP4:${LAB_STACK_ADDRESS}:7000`], { input: 'hello from linux\n' });

@@ -6,6 +6,7 @@ import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { parseMac } from '../../src/wire/address.js';
 import type { Nic } from '../../src/link/nic.js';
+import { createDgram } from '../../src/socket/dgram.js';
 
 /** Two stacks, A (.10) and B (.11), with ARP pre-resolved; `wrap` may put a wrapper around A's NIC. */
 async function twoStacks(clock: VirtualClock, lan: VirtualLan, wrap: (nic: Nic) => Nic = (nic) => nic) {
@@ -28,10 +29,10 @@ async function sendAndCount(seed: number) {
   lan.impair('vnic11', { toPort: { loss: 0.2, duplicate: 0.1, reorder: 0.1, delayMs: 2, jitterMs: 3 } });
   const { a, b } = await twoStacks(clock, lan);
   const got: number[] = [];
-  const server = b.createUdpSocket({ type: 'udp4' });
+  const server = createDgram(b.udp).createSocket({ type: 'udp4' });
   server.on('message', (msg: Buffer) => got.push(msg.readUInt32BE(0)));
   server.bind(9000);
-  const client = a.createUdpSocket({ type: 'udp4' });
+  const client = createDgram(a.udp).createSocket({ type: 'udp4' });
   for (let i = 0; i < 500; i++) {
     const msg = Buffer.alloc(4);
     msg.writeUInt32BE(i);
@@ -60,10 +61,10 @@ describe('stacks over an impaired LAN, on a virtual clock', () => {
     // Bits flip past the Ethernet and IP headers' first bytes: in the IP header, UDP header or data.
     const { a, b } = await twoStacks(clock, lan, (nic) => new ImpairedNic(nic, { clock, seed: 9, transmit: { corrupt: 0.5, corruptFromOffset: 14 } }));
     const payloads: string[] = [];
-    const server = b.createUdpSocket({ type: 'udp4' });
+    const server = createDgram(b.udp).createSocket({ type: 'udp4' });
     server.on('message', (msg: Buffer) => payloads.push(msg.toString()));
     server.bind(9000);
-    const client = a.createUdpSocket({ type: 'udp4' });
+    const client = createDgram(a.udp).createSocket({ type: 'udp4' });
     for (let i = 0; i < 400; i++) client.send(`datagram ${String(i).padStart(4, '0')}`, 9000, '192.0.2.11');
     clock.runUntilIdle();
     const counters = b.counters();

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { formatIpv4, formatMac, MAC_ZERO } from '../../src/wire/address.js';
 import { arpFrame, arpOf, flush, ip, ipv4Of, isArpReply, isArpRequest, isIpv4, lanOf, macOf, scripted, sniff } from './helpers.js';
+import { createDgram } from '../../src/socket/dgram.js';
 
 const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 const PEER = macOf(0x22);
 const send = (stack: Awaited<ReturnType<typeof scripted>>['stack'], to: string, port = 9) => {
-  const socket = stack.createUdpSocket();
+  const socket = createDgram(stack.udp).createSocket();
   socket.send('x', port, to);
   return socket;
 };
@@ -55,7 +56,7 @@ describe('ARP resolution (RFC 826)', () => {
 
   it('keeps at most arpQueueLength datagrams per unresolved neighbour, dropping the oldest (counted)', async () => {
     const { nic, stack } = await scripted({ arpQueueLength: 3 });
-    const socket = stack.createUdpSocket();
+    const socket = createDgram(stack.udp).createSocket();
     for (let i = 0; i < 5; i++) socket.send(`d${i}`, 9, '10.0.0.2');
     await flush();
     expect(nic.take().filter(isArpRequest)).toHaveLength(1);
@@ -67,7 +68,7 @@ describe('ARP resolution (RFC 826)', () => {
 
   it('sends at most one request per second per address, however much traffic waits', async () => {
     const { clock, nic, stack } = await scripted();
-    const socket = stack.createUdpSocket();
+    const socket = createDgram(stack.udp).createSocket();
     for (let t = 0; t < 10; t++) {
       socket.send('x', 9, '10.0.0.2');
       await flush();
@@ -100,7 +101,7 @@ describe('ARP resolution (RFC 826)', () => {
     const { clock, hosts } = await lanOf(2, { arpEntryLifetimeMs: 300_000, arpRefreshBeforeExpiryMs: 30_000 });
     const [a, b] = hosts as [(typeof hosts)[0], (typeof hosts)[0]];
     const frames = sniff(a.nic);
-    const socket = a.stack.createUdpSocket();
+    const socket = createDgram(a.stack.udp).createSocket();
     socket.send('x', 9, b.address);
     await flush();
     expect(frames.filter(isArpRequest)).toHaveLength(1);

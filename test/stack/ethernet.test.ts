@@ -6,6 +6,7 @@ import { VirtualLan } from '../../hal/lan/switch.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { Stack } from '../../src/stack/stack.js';
 import { flush, ipv4Frame, macOf, scripted, udpDatagram } from './helpers.js';
+import { createDgram } from '../../src/socket/dgram.js';
 
 const PEER = macOf(0x22);
 const US = macOf(1);
@@ -23,7 +24,7 @@ function frameOfType(etherType: number, to: MacAddress = US, from: MacAddress = 
 
 /** A UDP socket bound to `port`, and the texts of the datagrams it receives. */
 async function listening(stack: Stack, port: number) {
-  const socket = stack.createUdpSocket();
+  const socket = createDgram(stack.udp).createSocket();
   const got: string[] = [];
   socket.on('message', (msg: Buffer) => got.push(msg.toString()));
   socket.bind(port);

@@ -3,6 +3,7 @@ import { IcmpPacket, IcmpRepr } from '../../src/wire/icmp.js';
 import { IpProtocol } from '../../src/wire/ipv4.js';
 import { MAC_BROADCAST } from '../../src/wire/address.js';
 import { echoRequest, flush, ip, ipv4Frame, ipv4Of, lanOf, macOf, scripted, udpDatagram } from './helpers.js';
+import { createDgram } from '../../src/socket/dgram.js';
 
 const PEER = macOf(0x22);
 
@@ -144,7 +145,7 @@ describe('Errors we send (RFC 1122 §3.2.2)', () => {
 describe('Errors we receive', () => {
   it('a connected UDP socket gets ECONNREFUSED when its peer answers port unreachable', async () => {
     const { hosts } = await lanOf(2);
-    const socket = hosts[0]!.stack.createUdpSocket();
+    const socket = createDgram(hosts[0]!.stack.udp).createSocket();
     const errors: { code: string }[] = [];
     socket.on('error', (e: { code: string }) => errors.push(e));
     socket.connect(4444, hosts[1]!.address);
@@ -156,7 +157,7 @@ describe('Errors we receive', () => {
 
   it('an unconnected socket is not told, but the error is counted', async () => {
     const { hosts } = await lanOf(2);
-    const socket = hosts[0]!.stack.createUdpSocket();
+    const socket = createDgram(hosts[0]!.stack.udp).createSocket();
     const errors: unknown[] = [];
     socket.on('error', (e) => errors.push(e));
     socket.send('hello?', 4444, hosts[1]!.address);

@@ -3,6 +3,7 @@ import { formatIpv4, formatMac, MAC_BROADCAST } from '../../src/wire/address.js'
 import { IcmpPacket, IcmpRepr } from '../../src/wire/icmp.js';
 import { IpProtocol } from '../../src/wire/ipv4.js';
 import { arpFrame, echoRequest, flush, ip, ipv4Frame, ipv4Of, isArpRequest, isIpv4, lanOf, macOf, scripted, sniff } from './helpers.js';
+import { createDgram } from '../../src/socket/dgram.js';
 
 const PEER = macOf(0x22);
 const GATEWAY = macOf(0xfe);
@@ -190,7 +191,7 @@ describe('IPv4 input', () => {
     stack.arp.addStatic(1, '10.0.0.2', PEER);
     void stack.ping('10.0.0.2', { ttl: 3, timeoutMs: 10 }).catch(() => undefined);
     expect(ipv4Of(nic.take()[0]!).ttl).toBe(3);
-    const socket = stack.createUdpSocket();
+    const socket = createDgram(stack.udp).createSocket();
     socket.send('x', 9, '10.0.0.2');
     await flush();
     expect(ipv4Of(nic.take()[0]!).ttl).toBe(64);
@@ -200,12 +201,12 @@ describe('IPv4 input', () => {
     const { hosts } = await lanOf(3);
     const got: string[] = [];
     for (const h of hosts.slice(1)) {
-      const s = h.stack.createUdpSocket();
+      const s = createDgram(h.stack.udp).createSocket();
       s.bind(5000);
       s.on('message', (m) => got.push(`${h.address}:${m.toString()}`));
     }
     await flush();
-    const sender = hosts[0]!.stack.createUdpSocket();
+    const sender = createDgram(hosts[0]!.stack.udp).createSocket();
     sender.setBroadcast(true);
     sender.send('limited', 5000, '255.255.255.255');
     sender.send('directed', 5000, '10.0.0.255');

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { EtherType } from '../../src/wire/ethernet.js';
 import { arpFrame, echoRequest, ipv4Frame, lanOf, macOf, scripted, udpDatagram } from './helpers.js';
 import { MAC_ZERO } from '../../src/wire/address.js';
+import { createDgram } from '../../src/socket/dgram.js';
 
 const PEER = macOf(0x22);
 
@@ -26,7 +27,7 @@ describe('Malformed input', () => {
   it('random bytes into the stack never throw, are counted, and the stack keeps answering ping', async () => {
     const { nic, stack, clock } = await scripted({ verifyChecksums: true });
     stack.arp.addStatic(1, '10.0.0.2', PEER);
-    const socket = stack.createUdpSocket();
+    const socket = createDgram(stack.udp).createSocket();
     socket.bind(5000);
     let injected = 0;
     fc.assert(
@@ -55,7 +56,7 @@ describe('Malformed input', () => {
     for (const verifyChecksums of [true, false]) {
       const { nic, stack, clock } = await scripted({ verifyChecksums });
       stack.arp.addStatic(1, '10.0.0.2', PEER);
-      stack.createUdpSocket().bind(5000);
+      createDgram(stack.udp).createSocket().bind(5000);
       const base = seeds();
       fc.assert(
         fc.property(

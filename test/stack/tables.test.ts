@@ -9,6 +9,7 @@ import { createNet } from '../../src/socket/net.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { renderStatusPage, startStatusPage } from '../../src/app/services/status-page.js';
 import { openNode } from '../../tools/node.js';
+import { createDgram } from '../../src/socket/dgram.js';
 
 const noTables: StackTables = { interfaces: [], arp: [], routes: [], sockets: [] };
 
@@ -34,7 +35,7 @@ describe('Observability', () => {
     const { hosts } = await lanOf(2);
     const [a, b] = hosts as [(typeof hosts)[0], (typeof hosts)[0]];
     a.stack.routes.add({ destination: '0.0.0.0', prefixLength: 0, gateway: '10.0.0.254', interfaceIndex: 1 });
-    const s = a.stack.createUdpSocket();
+    const s = createDgram(a.stack.udp).createSocket();
     s.bind(5353);
     await a.stack.ping(b.address);
     a.stack.registerSocketTable('tcp', () => [{ protocol: 'tcp', localAddress: '10.0.0.1', localPort: 80, state: 'LISTEN' }]);

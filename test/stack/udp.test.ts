@@ -6,7 +6,7 @@ import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
 import { flush, ip, ipv4Frame, ipv4Of, lanOf, macOf, scripted, udpDatagram } from './helpers.js';
-import type { RemoteInfo } from '../../src/socket/dgram.js';
+import { createDgram, type RemoteInfo } from '../../src/socket/dgram.js';
 
 const PEER = macOf(0x22);
 
@@ -14,7 +14,7 @@ describe('UDP sockets (node:dgram shape)', () => {
   it('echo: a server bound to a port answers a client on an ephemeral port', async () => {
     const { hosts } = await lanOf(2);
     const [a, b] = hosts as [(typeof hosts)[0], (typeof hosts)[0]];
-    const server = b.stack.createUdpSocket();
+    const server = createDgram(b.stack.udp).createSocket();
     let listening = false;
     server.bind(7, () => (listening = true));
     server.on('message', (msg: Buffer, rinfo: RemoteInfo) => server.send(msg, rinfo.port, rinfo.address));
@@ -22,7 +22,7 @@ describe('UDP sockets (node:dgram shape)', () => {
     expect(listening).toBe(true);
     expect(server.address()).toEqual({ address: '0.0.0.0', family: 'IPv4', port: 7 });
 
-    const client = a.stack.createUdpSocket();
+    const client = createDgram(a.stack.udp).createSocket();
     const replies: [string, RemoteInfo][] = [];
     client.on('message', (msg: Buffer, rinfo: RemoteInfo) => replies.push([msg.toString(), rinfo]));
     let sentBytes = -1;
@@ -42,7 +42,7 @@ describe('UDP sockets (node:dgram shape)', () => {
     const ports = async () => {
       const { stack } = await scripted();
       return [0, 1, 2].map(() => {
-        const s = stack.createUdpSocket();
+        const s = createDgram(stack.udp).createSocket();
         s.bind();
         return s.address().port;
       });
@@ -52,15 +52,15 @@ describe('UDP sockets (node:dgram shape)', () => {
 
   it('refuses a second bind to the same port with EADDRINUSE, unless both use reuseAddr', async () => {
     const { stack } = await scripted();
-    stack.createUdpSocket().bind(5000);
-    const second = stack.createUdpSocket();
+    createDgram(stack.udp).createSocket().bind(5000);
+    const second = createDgram(stack.udp).createSocket();
     const errors: { code: string }[] = [];
     second.on('error', (e: { code: string }) => errors.push(e));
     second.bind(5000);
     await flush();
     expect(errors).toMatchObject([{ code: 'EADDRINUSE', syscall: 'bind', port: 5000 }]);
-    const r1 = stack.createUdpSocket({ reuseAddr: true });
-    const r2 = stack.createUdpSocket({ reuseAddr: true });
+    const r1 = createDgram(stack.udp).createSocket({ reuseAddr: true });
+    const r2 = createDgram(stack.udp).createSocket({ reuseAddr: true });
     r1.bind(6000);
     r2.bind(6000);
     await flush();
@@ -69,7 +69,7 @@ describe('UDP sockets (node:dgram shape)', () => {
 
   it('refuses to bind an address that is not ours: EADDRNOTAVAIL', async () => {
     const { stack } = await scripted();
-    const s = stack.createUdpSocket();
+    const s = createDgram(stack.udp).createSocket();
     const errors: { code: string }[] = [];
     s.on('error', (e: { code: string }) => errors.push(e));
     s.bind(5000, '10.0.0.99');
@@ -79,7 +79,7 @@ describe('UDP sockets (node:dgram shape)', () => {
 
   it('sending to a broadcast address needs setBroadcast(true): EACCES otherwise, like Node', async () => {
     const { stack } = await scripted();
-    const s = stack.createUdpSocket();
+    const s = createDgram(stack.udp).createSocket();
     const results: (string | null)[] = [];
     s.send('x', 67, '255.255.255.255', (err) => results.push(err && err.code));
     s.send('x', 67, '10.0.0.255', (err) => results.push(err && err.code));
@@ -92,7 +92,7 @@ describe('UDP sockets (node:dgram shape)', () => {
   it('refuses datagrams over 65507 bytes with EMSGSIZE and fragments large ones under it', async () => {
     const { stack } = await scripted();
     stack.arp.addStatic(1, '10.0.0.2', PEER);
-    const s = stack.createUdpSocket();
+    const s = createDgram(stack.udp).createSocket();
     const results: (string | null)[] = [];
     s.send(new Uint8Array(65508), 9, '10.0.0.2', (err) => results.push(err && err.code));
     s.send(new Uint8Array(65507), 9, '10.0.0.2', (err) => results.push(err && err.code));
@@ -102,7 +102,7 @@ describe('UDP sockets (node:dgram shape)', () => {
 
   it('answers with port unreachable when nothing listens', async () => {
     const { hosts } = await lanOf(2);
-    const s = hosts[0]!.stack.createUdpSocket();
+    const s = createDgram(hosts[0]!.stack.udp).createSocket();
     s.send('x', 4444, hosts[1]!.address);
     await flush();
     expect(hosts[1]!.stack.counters().udp.dropped['no-socket']).toBe(1);
@@ -112,7 +112,7 @@ describe('UDP sockets (node:dgram shape)', () => {
   it('drops a datagram with a bad checksum (counted), accepts checksum 0 (none computed)', async () => {
     const { nic, stack } = await scripted();
     const got: string[] = [];
-    const s = stack.createUdpSocket();
+    const s = createDgram(stack.udp).createSocket();
     s.bind(5000);
     s.on('message', (m: Buffer) => got.push(m.toString()));
     const good = udpDatagram('10.0.0.2', '10.0.0.1', 1234, 5000, new TextEncoder().encode('ok'));
@@ -129,10 +129,10 @@ describe('UDP sockets (node:dgram shape)', () => {
   it('delivers to the most specific socket: connected over bound address over wildcard', async () => {
     const { nic, stack } = await scripted();
     const got: string[] = [];
-    const wildcard = stack.createUdpSocket({ reuseAddr: true });
+    const wildcard = createDgram(stack.udp).createSocket({ reuseAddr: true });
     wildcard.bind(5000);
     wildcard.on('message', () => got.push('wildcard'));
-    const specific = stack.createUdpSocket({ reuseAddr: true });
+    const specific = createDgram(stack.udp).createSocket({ reuseAddr: true });
     specific.bind(5000, '10.0.0.1');
     specific.on('message', () => got.push('specific'));
     nic.inject(ipv4Frame(PEER, macOf(1), { source: '10.0.0.2', destination: '10.0.0.1', protocol: 17 }, udpDatagram('10.0.0.2', '10.0.0.1', 1, 5000, new Uint8Array(1))));
@@ -142,10 +142,10 @@ describe('UDP sockets (node:dgram shape)', () => {
   it('loops back datagrams to our own address on the next clock turn', async () => {
     const { clock, stack } = await scripted();
     const got: string[] = [];
-    const s = stack.createUdpSocket();
+    const s = createDgram(stack.udp).createSocket();
     s.bind(5000);
     s.on('message', (m: Buffer, r: RemoteInfo) => got.push(`${m.toString()} from ${r.address}`));
-    const c = stack.createUdpSocket();
+    const c = createDgram(stack.udp).createSocket();
     c.send('self', 5000, '10.0.0.1');
     c.send('lo', 5000, '127.0.0.1');
     await flush();
@@ -167,7 +167,7 @@ describe('DHCP-style use: a socket pinned to an interface without an address', (
     serverIf.addAddress('10.0.0.254', 24);
 
     const seen: RemoteInfo[] = [];
-    const dhcpd = server.createUdpSocket();
+    const dhcpd = createDgram(server.udp).createSocket();
     dhcpd.bind(67);
     dhcpd.setBroadcast(true);
     dhcpd.on('message', (_m: Buffer, rinfo: RemoteInfo) => {
@@ -177,7 +177,7 @@ describe('DHCP-style use: a socket pinned to an interface without an address', (
       dhcpd.send('ack', 68, '10.0.0.50');
     });
 
-    const dhcp = client.createUdpSocket({ interface: 'eth0' });
+    const dhcp = createDgram(client.udp).createSocket({ interface: 'eth0' });
     dhcp.bind(68);
     dhcp.setBroadcast(true);
     const got: string[] = [];

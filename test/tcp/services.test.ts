@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Buffer } from 'node:buffer';
 import { startTcpService } from '../../src/app/services/tcp.js';
 import { startUdpService } from '../../src/app/services/udp.js';
-import type { RemoteInfo } from '../../src/socket/dgram.js';
+import { createDgram, type RemoteInfo } from '../../src/socket/dgram.js';
 import { SERVER, CLIENT, runFor, runUntil, twoHosts } from './net-harness.js';
 import { flush, lanOf } from '../stack/helpers.js';
 
@@ -133,7 +133,7 @@ describe('UDP small services (RFC 862 echo, RFC 863 discard, RFC 864 chargen)', 
   async function setUp() {
     const { hosts } = await lanOf(2);
     const [client, server] = hosts as [(typeof hosts)[0], (typeof hosts)[0]];
-    const socket = client.stack.createUdpSocket();
+    const socket = createDgram(client.stack.udp).createSocket();
     const replies: [string, number][] = [];
     socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => replies.push([msg.toString('latin1'), rinfo.port]));
     socket.bind(40000);

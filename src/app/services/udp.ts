@@ -1,4 +1,5 @@
-import type { Stack, UdpSocket } from '../../stack/stack.js';
+import type { Stack } from '../../stack/stack.js';
+import { createDgram, type UdpSocket } from '../../socket/dgram.js';
 
 /**
  * The classic small UDP services: echo (RFC 862), discard (RFC 863) and chargen (RFC 864).
@@ -14,7 +15,7 @@ export function chargenLine(offset: number): string {
 }
 
 export function startUdpService(stack: Stack, service: UdpServiceName, port: number): Promise<UdpSocket> {
-  const socket = stack.createUdpSocket();
+  const socket = createDgram(stack.udp).createSocket();
   let chargenOffset = 0;
   socket.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => {
     if (service === 'echo') socket.send(msg, rinfo.port, rinfo.address);
