@@ -3,7 +3,8 @@ import { IPV4_BROADCAST, isMulticastIpv4, MAC_BROADCAST, multicastMacFor, type I
 import { ETHERNET_HEADER_LENGTH, EtherType, writeEthernetSourceAndType } from '../wire/ethernet.js';
 import { emitIpv4Header, IPV4_MAX_TOTAL_LENGTH, IPV4_MIN_HEADER_LENGTH, Ipv4Packet, IpProtocol } from '../wire/ipv4.js';
 import type { ArpLayer } from '../link/arp.js';
-import { allocateFrame, type NetInterface } from '../link/ethernet.js';
+import { allocateFrame } from '../link/frame-allocator.js';
+import type { NetInterface } from '../link/interface.js';
 import type { StackOptions } from '../options.js';
 import type { LayerCounters } from '../stats/counters.js';
 import { Reassembler } from './reassembly.js';

@@ -1,4 +1,4 @@
-import { formatIpv4, prefixMask, tryParseIpv4, type Ipv4Address } from '../wire/address.js';
+import { formatIpv4, prefixMask, toIpv4Address, type Ipv4Address } from '../wire/address.js';
 import type { RouteRow } from '../stats/rows.js';
 
 /**
@@ -25,13 +25,6 @@ export interface RouteInput {
   readonly metric?: number;
 }
 
-function address(value: Ipv4Address | string): Ipv4Address {
-  if (typeof value === 'number') return value >>> 0;
-  const ip = tryParseIpv4(value);
-  if (ip === undefined) throw Object.assign(new TypeError(`Invalid IPv4 address: ${value}`), { code: 'ERR_INVALID_IP_ADDRESS' });
-  return ip;
-}
-
 export class RouteTable {
   private routes: Route[] = [];
 
@@ -44,9 +37,9 @@ export class RouteTable {
       throw Object.assign(new RangeError(`Invalid prefix length ${input.prefixLength}`), { code: 'ERR_INVALID_ARG_VALUE' });
     }
     const route: Route = {
-      destination: (address(input.destination) & prefixMask(input.prefixLength)) >>> 0,
+      destination: (toIpv4Address(input.destination) & prefixMask(input.prefixLength)) >>> 0,
       prefixLength: input.prefixLength,
-      gateway: input.gateway === undefined ? undefined : address(input.gateway),
+      gateway: input.gateway === undefined ? undefined : toIpv4Address(input.gateway),
       interfaceIndex: input.interfaceIndex,
       metric: input.metric ?? (origin === 'connected' ? 0 : 100),
       origin,
@@ -61,8 +54,8 @@ export class RouteTable {
   /** Remove routes matching every given field. Returns how many were removed. */
   remove(match: Partial<RouteInput>): number {
     const before = this.routes.length;
-    const destination = match.destination === undefined ? undefined : address(match.destination);
-    const gateway = match.gateway === undefined ? undefined : address(match.gateway);
+    const destination = match.destination === undefined ? undefined : toIpv4Address(match.destination);
+    const gateway = match.gateway === undefined ? undefined : toIpv4Address(match.gateway);
     this.routes = this.routes.filter(
       (r) =>
         !(
@@ -78,7 +71,7 @@ export class RouteTable {
 
   /** Longest-prefix match; `interfaceIndex` restricts the search to one interface. */
   lookup(destination: Ipv4Address | string, interfaceIndex?: number): Route | undefined {
-    const dst = address(destination);
+    const dst = toIpv4Address(destination);
     const routes = this.routes;
     for (let i = 0; i < routes.length; i++) {
       const r = routes[i]!;

@@ -6,7 +6,9 @@ import { ETHERNET_HEADER_LENGTH, EthernetRepr, EtherType, writeEthernetDestinati
 import type { StackOptions } from '../options.js';
 import type { LayerCounters } from '../stats/counters.js';
 import type { ArpEntryRow, NeighbourState } from '../stats/rows.js';
-import { allocateFrame, type EthernetLayer, type NetInterface } from './ethernet.js';
+import type { EthernetLayer } from './ethernet.js';
+import { allocateFrame } from './frame-allocator.js';
+import type { NetInterface } from './interface.js';
 
 /**
  * ARP (RFC 826) and address conflict detection (RFC 5227), in the manner of lwIP's etharp.c:

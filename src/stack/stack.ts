@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events';
 import type { Clock } from '../time/clock.js';
 import type { Random } from '../time/random.js';
 import type { Nic } from '../link/nic.js';
-import { formatIpv4, formatMac, IPV4_BROADCAST, parseMac, type Ipv4Address, type MacAddress } from '../wire/address.js';
-import { EthernetLayer, NetInterface, toAddress, type InterfaceAddress } from '../link/ethernet.js';
+import { formatIpv4, formatMac, IPV4_BROADCAST, parseMac, toIpv4Address, type Ipv4Address, type MacAddress } from '../wire/address.js';
+import { EthernetLayer } from '../link/ethernet.js';
+import { NetInterface, type InterfaceAddress } from '../link/interface.js';
 import { ArpLayer } from '../link/arp.js';
 import { Ipv4Layer } from '../ip/ipv4.js';
 import { IcmpLayer, type PingOptions, type PingResult } from '../ip/icmp.js';
@@ -50,26 +51,26 @@ export class ArpApi extends EventEmitter {
 
   addStatic(interfaceIndex: number, ip: Ipv4Address | string, mac: MacAddress | string): void {
     this.iface(interfaceIndex);
-    this.layer.addStatic(interfaceIndex, toAddress(ip), typeof mac === 'string' ? parseMac(mac) : mac);
+    this.layer.addStatic(interfaceIndex, toIpv4Address(ip), typeof mac === 'string' ? parseMac(mac) : mac);
   }
 
   remove(ip: Ipv4Address | string): boolean {
-    return this.layer.remove(toAddress(ip));
+    return this.layer.remove(toIpv4Address(ip));
   }
 
   lookup(interfaceIndex: number, ip: Ipv4Address | string): string | undefined {
-    const mac = this.layer.lookup(interfaceIndex, toAddress(ip));
+    const mac = this.layer.lookup(interfaceIndex, toIpv4Address(ip));
     return mac && formatMac(mac);
   }
 
   /** RFC 5227 §2.1: is `ip` free on this link? Takes PROBE_WAIT + 3 probes + ANNOUNCE_WAIT (≈ 4–7 s). */
   probe(interfaceIndex: number, ip: Ipv4Address | string): Promise<'free' | 'conflict'> {
-    return this.layer.probe(this.iface(interfaceIndex), toAddress(ip));
+    return this.layer.probe(this.iface(interfaceIndex), toIpv4Address(ip));
   }
 
   /** RFC 5227 §2.3 announcement (gratuitous ARP) for an address of ours. */
   announce(interfaceIndex: number, ip: Ipv4Address | string): void {
-    this.layer.announce(this.iface(interfaceIndex), toAddress(ip));
+    this.layer.announce(this.iface(interfaceIndex), toIpv4Address(ip));
   }
 }
 
@@ -245,7 +246,7 @@ export class Stack extends EventEmitter {
   ping(address: string | Ipv4Address, options?: PingOptions): Promise<PingResult> {
     let destination: Ipv4Address;
     try {
-      destination = toAddress(address);
+      destination = toIpv4Address(address);
     } catch {
       return Promise.reject(systemError('ENOTFOUND', 'ping', String(address)));
     }
@@ -298,7 +299,7 @@ export class Stack extends EventEmitter {
   }
 }
 
-export type { NetInterface, InterfaceAddress } from '../link/ethernet.js';
+export type { NetInterface, InterfaceAddress } from '../link/interface.js';
 export type { PingOptions, PingResult } from '../ip/icmp.js';
 export type { StackOptions } from '../options.js';
 export type { SocketRow, StackTables } from '../stats/rows.js';

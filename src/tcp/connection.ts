@@ -2,7 +2,7 @@ import type { Ipv4Address } from '../wire/address.js';
 import type { Clock } from '../time/clock.js';
 import type { IpSendResult } from '../ip/types.js';
 import { TcpFlag, TcpRepr, TCP_MAX_WINDOW_SCALE, maxSackBlocks, type SackBlock, type TcpTimestamp } from '../wire/tcp.js';
-import { allocateFrame } from '../link/ethernet.js';
+import { allocateFrame } from '../link/frame-allocator.js';
 import { ByteQueue } from './byte-queue.js';
 import { SendBuffer } from './send-buffer.js';
 import { initialWindow, type CongestionControl } from './congestion.js';

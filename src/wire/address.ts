@@ -32,6 +32,11 @@ export function parseIpv4(text: string): Ipv4Address {
   return value;
 }
 
+/** An address the API was given as a number or as dotted-quad text (throws like parseIpv4). */
+export function toIpv4Address(value: Ipv4Address | string): Ipv4Address {
+  return typeof value === 'number' ? value >>> 0 : parseIpv4(value);
+}
+
 export function formatIpv4(address: Ipv4Address): string {
   return `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}`;
 }

@@ -10,7 +10,7 @@ import { ArpOperation, ArpPacket, ArpRepr } from '../../src/wire/arp.js';
 import { Ipv4Packet, Ipv4Repr } from '../../src/wire/ipv4.js';
 import { IcmpRepr } from '../../src/wire/icmp.js';
 import { UdpRepr } from '../../src/wire/udp.js';
-import type { NetInterface } from '../../src/link/ethernet.js';
+import type { NetInterface } from '../../src/link/interface.js';
 
 export const macOf = (n: number): MacAddress => parseMac(`02:00:00:00:00:${n.toString(16).padStart(2, '0')}`);
 export const ip = parseIpv4;

@@ -1,5 +1,5 @@
 import type { Clock } from '../../time/clock.js';
-import { formatMac, IPV4_BROADCAST, parseIpv4, parseMac, prefixMask, sameSubnet, type Ipv4Address } from '../../wire/address.js';
+import { formatMac, IPV4_BROADCAST, parseMac, prefixMask, sameSubnet, toIpv4Address, type Ipv4Address } from '../../wire/address.js';
 import type { DatagramFactory, DatagramPeer, DatagramSocket } from '../transport.js';
 import { DHCP_DEFAULTS } from './tunables.js';
 import {
@@ -85,10 +85,6 @@ interface Binding {
   hostName?: string;
 }
 
-function ip(value: string | Ipv4Address): Ipv4Address {
-  return typeof value === 'number' ? value >>> 0 : parseIpv4(value);
-}
-
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -106,16 +102,16 @@ export class DhcpServer {
   private socket: DatagramSocket | undefined;
 
   constructor(private readonly options: DhcpServerOptions) {
-    this.serverAddress = ip(options.serverAddress);
-    this.poolStart = ip(options.poolStart);
-    this.poolEnd = ip(options.poolEnd);
+    this.serverAddress = toIpv4Address(options.serverAddress);
+    this.poolStart = toIpv4Address(options.poolStart);
+    this.poolEnd = toIpv4Address(options.poolEnd);
     this.mask = prefixMask(options.prefixLength);
     if (this.poolStart > this.poolEnd || !this.inSubnet(this.poolStart) || !this.inSubnet(this.poolEnd)) {
       throw Object.assign(new RangeError('DHCP pool must be a range inside the server subnet'), { code: 'ERR_OUT_OF_RANGE' });
     }
     for (const r of options.reservations ?? []) {
       const mac = formatMac(typeof r.mac === 'string' ? parseMac(r.mac) : r.mac);
-      const address = ip(r.address);
+      const address = toIpv4Address(r.address);
       this.reservations.set(mac, { address, ...(r.hostName !== undefined && { hostName: r.hostName }) });
       this.reservedAddresses.add(address);
     }
@@ -326,8 +322,8 @@ export class DhcpServer {
       ...(o.renewalTimeS !== undefined && { renewalTime: o.renewalTimeS }),
       ...(o.rebindingTimeS !== undefined && { rebindingTime: o.rebindingTimeS }),
       subnetMask: this.mask,
-      ...(o.router !== undefined && { routers: [ip(o.router)] }),
-      ...(o.dnsServers && o.dnsServers.length > 0 && { dnsServers: o.dnsServers.map(ip) }),
+      ...(o.router !== undefined && { routers: [toIpv4Address(o.router)] }),
+      ...(o.dnsServers && o.dnsServers.length > 0 && { dnsServers: o.dnsServers.map((server) => toIpv4Address(server)) }),
       ...(o.domainName !== undefined && { domainName: o.domainName }),
       ...(hostName !== undefined && { hostName }),
     };
