@@ -6,7 +6,7 @@ import { formatIpv4, tryParseIpv4, type Ipv4Address } from '../wire/address.js';
 import { systemError, type SystemError } from '../ip/errno.js';
 import type { TcpConnection, TcpErrorCode } from '../tcp/connection.js';
 import type { Tcp, TcpListener } from '../tcp/tcp.js';
-import { ConnectionTimer } from '../tcp/timer.js';
+import { RearmableTimer } from '../time/timer.js';
 
 /**
  * node:net over spinet's TCP. `createNet(tcp)` returns `{ createConnection, connect, createServer,
@@ -136,7 +136,7 @@ export class Socket extends Duplex {
   private endPushed = false;
   private written = 0;
   private idleTimeout = 0;
-  private idleTimer: ConnectionTimer | undefined;
+  private idleTimer: RearmableTimer | undefined;
   private noDelayWanted: boolean | undefined;
   private keepAliveWanted: { enable: boolean; delay: number } | undefined;
   private hadError = false;
@@ -391,7 +391,7 @@ export class Socket extends Duplex {
     }
     if (ms === 0) this.idleTimer?.stop();
     else {
-      this.idleTimer ??= new ConnectionTimer(this.context.tcp.clock, () => this.emit('timeout'));
+      this.idleTimer ??= new RearmableTimer(this.context.tcp.clock, () => this.emit('timeout'));
       this.idleTimer.arm(ms);
     }
     return this;

@@ -8,7 +8,7 @@ import { SendBuffer } from './send-buffer.js';
 import { initialWindow, type CongestionControl } from './congestion.js';
 import type { TcpOptions } from './options.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
-import { ConnectionTimer } from './timer.js';
+import { RearmableTimer } from '../time/timer.js';
 import type { TcpStats } from './stats.js';
 
 /** RFC 9293 §3.3.2. */
@@ -210,12 +210,12 @@ export class TcpConnection implements ConnectionId {
   private ackNow = false;
 
   // --- Timers ---
-  private readonly retransmitTimer: ConnectionTimer;
-  private readonly persistTimer: ConnectionTimer;
-  private readonly delayedAckTimer: ConnectionTimer;
-  private readonly keepAliveTimer: ConnectionTimer;
+  private readonly retransmitTimer: RearmableTimer;
+  private readonly persistTimer: RearmableTimer;
+  private readonly delayedAckTimer: RearmableTimer;
+  private readonly keepAliveTimer: RearmableTimer;
   /** TIME-WAIT 2·MSL, or the orphaned FIN-WAIT-2 limit. */
-  private readonly closeTimer: ConnectionTimer;
+  private readonly closeTimer: RearmableTimer;
   private persistBackoff = 0;
   /** End of an outstanding zero-window probe byte. */
   private probeEnd: number | undefined;
@@ -273,11 +273,11 @@ export class TcpConnection implements ConnectionId {
     this.offerTimestamps = o.timestamps;
     this.offerSack = o.sack;
     const clock = host.clock;
-    this.retransmitTimer = new ConnectionTimer(clock, () => this.run(() => this.onRetransmitTimeout()));
-    this.persistTimer = new ConnectionTimer(clock, () => this.run(() => this.onPersistTimeout()));
-    this.delayedAckTimer = new ConnectionTimer(clock, () => this.run(() => this.sendAck()));
-    this.keepAliveTimer = new ConnectionTimer(clock, () => this.run(() => this.onKeepAliveTimeout()));
-    this.closeTimer = new ConnectionTimer(clock, () => this.run(() => this.onCloseTimeout()));
+    this.retransmitTimer = new RearmableTimer(clock, () => this.run(() => this.onRetransmitTimeout()));
+    this.persistTimer = new RearmableTimer(clock, () => this.run(() => this.onPersistTimeout()));
+    this.delayedAckTimer = new RearmableTimer(clock, () => this.run(() => this.sendAck()));
+    this.keepAliveTimer = new RearmableTimer(clock, () => this.run(() => this.onKeepAliveTimeout()));
+    this.closeTimer = new RearmableTimer(clock, () => this.run(() => this.onCloseTimeout()));
     this.lastReceiveTime = clock.now();
     this.cc = o.congestionControl(this.sendMss, initialWindow(this.sendMss, o.initialWindowSegments));
   }
@@ -1803,7 +1803,7 @@ export class TcpConnection implements ConnectionId {
 
   /** Which timer runs, for netstat (the Linux "timer" column). */
   timerInfo(): { timer: 'retransmit' | 'persist' | 'keepalive' | 'time-wait' | 'fin-wait-2' | 'delayed-ack' | 'off'; remaining: number } {
-    const pick = (name: 'retransmit' | 'persist' | 'keepalive' | 'delayed-ack', t: ConnectionTimer) =>
+    const pick = (name: 'retransmit' | 'persist' | 'keepalive' | 'delayed-ack', t: RearmableTimer) =>
       t.armed ? { timer: name, remaining: t.remaining() ?? 0 } : undefined;
     if (this.closeTimer.armed) return { timer: this.state === 'TIME-WAIT' ? 'time-wait' : 'fin-wait-2', remaining: this.closeTimer.remaining() ?? 0 };
     return (

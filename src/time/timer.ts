@@ -1,14 +1,16 @@
-import type { Clock, TimerHandle } from '../time/clock.js';
+import type { Clock, TimerHandle } from './clock.js';
 
 /**
- * One re-armable timer on the injected clock. Pushing the deadline later (the retransmission timer
- * restarted on every ACK) does not reschedule: the pending callback notices the moved deadline and
- * sleeps the rest. `cancel` only disarms: the delayed-ACK timer, armed by one segment and cancelled
- * by the ACK the next one triggers, reuses the pending callback the next time instead of
- * scheduling anew — so a busy connection does not churn the clock. `stop` really cancels (a
- * connection that is gone leaves nothing behind on the clock).
+ * One re-armable timer on the injected clock, for every timer the stack keeps re-arming (TCP's
+ * retransmission, persist, delayed-ACK, keepalive and close timers; a socket's idle timeout).
+ * Pushing the deadline later (the retransmission timer restarted on every ACK) does not
+ * reschedule: the pending callback notices the moved deadline and sleeps the rest. `cancel` only
+ * disarms: the delayed-ACK timer, armed by one segment and cancelled by the ACK the next one
+ * triggers, reuses the pending callback the next time instead of scheduling anew — so a busy
+ * connection does not churn the clock. `stop` really cancels (a connection that is gone leaves
+ * nothing behind on the clock).
  */
-export class ConnectionTimer {
+export class RearmableTimer {
   private handle: TimerHandle | undefined;
   private scheduledAt = 0;
   /** Absolute time the timer fires, meaningful while `armed`. */
