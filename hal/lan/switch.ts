@@ -1,5 +1,6 @@
 import type { Clock } from '../../src/time/clock.js';
-import { type Nic, type NicHandlers, type NicStats, emptyNicStats, countDrop } from '../../src/link/nic.js';
+import { type Nic, type NicHandlers, type NicStats, emptyNicStats } from '../../src/link/nic.js';
+import { countDrop } from '../../src/stats/counters.js';
 import { formatMac, isMulticastMac, macKey, type MacAddress } from '../../src/wire/address.js';
 
 /**
@@ -127,11 +128,11 @@ export class VirtualNic implements Nic {
 
   transmit(frame: Uint8Array): boolean {
     if (!this.up || !this.port) {
-      countDrop(this.counters, 'link-down');
+      countDrop(this.counters.drops, 'link-down');
       return false;
     }
     if (frame.length > this.capabilities.maxFrameSize || frame.length < 14) {
-      countDrop(this.counters, 'bad-length');
+      countDrop(this.counters.drops, 'bad-length');
       return false;
     }
     this.counters.txFrames++;

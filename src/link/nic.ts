@@ -70,7 +70,3 @@ export interface Nic {
 export function emptyNicStats(): NicStats {
   return { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, drops: {} };
 }
-
-export function countDrop(stats: NicStats, reason: string): void {
-  stats.drops[reason] = (stats.drops[reason] ?? 0) + 1;
-}

@@ -7,13 +7,16 @@
 /** Counts by name: drops by reason, messages by type. */
 export type CountsByName = Record<string, number>;
 
-/** Add `count` to `table[name]`, which starts at 0. */
-export function countByName(table: CountsByName, name: string, count = 1): void {
+/**
+ * Add `count` to `table[name]`, which starts at 0. The table is open (`CountsByName`) or has
+ * a field per name (TCP's drop reasons).
+ */
+export function countByName<Name extends string>(table: { [N in Name]?: number }, name: Name, count = 1): void {
   table[name] = (table[name] ?? 0) + count;
 }
 
 /** Count a dropped frame, packet or message under its reason: the one way every layer does it. */
-export function countDrop(drops: CountsByName, reason: string, count = 1): void {
+export function countDrop<Reason extends string>(drops: { [R in Reason]?: number }, reason: Reason, count = 1): void {
   countByName(drops, reason, count);
 }
 

@@ -10,6 +10,7 @@ import { TupleHasher } from './isn.js';
 import { resolveTcpOptions, type TcpOptions } from './options.js';
 import { seqAdd, seqGt } from './seq.js';
 import { createTcpStats, type TcpStats } from './stats.js';
+import { countDrop } from '../stats/counters.js';
 import type { SocketRow } from '../stats/rows.js';
 
 export interface TcpConnectOptions {
@@ -270,18 +271,18 @@ export class Tcp implements TransportProtocol {
     this.stats.segmentsReceived++;
     // RFC 1122 §4.2.3.10: a SYN to a broadcast or multicast address MUST be ignored; TCP is unicast.
     if (info.broadcastOrMulticast) {
-      this.stats.dropped.broadcast++;
+      countDrop(this.stats.dropped, 'broadcast');
       return 'dropped';
     }
     const packet = TcpPacket.check(payload);
     if (packet instanceof TcpParseError) {
-      this.stats.dropped.malformed++;
+      countDrop(this.stats.dropped, 'malformed');
       return 'dropped';
     }
     const seg = TcpRepr.parse(packet, info.source, info.destination);
     if (seg instanceof TcpParseError) {
-      if (seg.reason === 'bad-checksum') this.stats.dropped.badChecksum++;
-      else this.stats.dropped.malformed++;
+      if (seg.reason === 'bad-checksum') countDrop(this.stats.dropped, 'badChecksum');
+      else countDrop(this.stats.dropped, 'malformed');
       return 'dropped';
     }
     let connection = this.lastConnection;
@@ -358,12 +359,12 @@ export class Tcp implements TransportProtocol {
     const o = this.options;
     if (listener.acceptQueue.length >= listener.backlog) {
       // Linux drops SYNs while the accept queue is full: the peer retries, nothing is half-built.
-      this.stats.dropped.acceptQueueFull++;
+      countDrop(this.stats.dropped, 'acceptQueueFull');
       return 'dropped';
     }
     if (listener.synQueue.size >= o.synBacklog) {
       if (!o.synCookies) {
-        this.stats.dropped.synQueueFull++;
+        countDrop(this.stats.dropped, 'synQueueFull');
         return 'dropped';
       }
       this.sendCookieSynAck(listener, info, seg);
@@ -439,7 +440,7 @@ export class Tcp implements TransportProtocol {
       return false;
     }
     if (listener.acceptQueue.length >= listener.backlog) {
-      this.stats.dropped.acceptQueueFull++;
+      countDrop(this.stats.dropped, 'acceptQueueFull');
       return true;
     }
     this.stats.synCookiesAccepted++;

@@ -4,6 +4,7 @@ import { randomBelow, randomUnit, type Random } from '../../time/random.js';
 import { IPV4_BROADCAST, macEquals, prefixMask, type Ipv4Address } from '../../wire/address.js';
 import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, NeighbourWait } from '../transport.js';
 import { DHCP_DEFAULTS } from './tunables.js';
+import { countByName, countDrop } from '../../stats/counters.js';
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -174,7 +175,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     if (this.currentState !== 'STOPPED') return;
     this.socket = this.options.transport.open({ port: DHCP_CLIENT_PORT, broadcast: true, interfaceIndex: this.options.interfaceIndex });
     this.socket.onMessage((data, from) => this.receive(data, from));
-    this.socket.onError(() => this.count(this.stats.drops, 'socket-error'));
+    this.socket.onError(() => countDrop(this.stats.drops, 'socket-error'));
     const previous = this.options.previousLease;
     const expiresAt = previous?.expiresAtEpochMs;
     if (previous && (expiresAt === undefined || expiresAt > this.options.clock.epochMs())) this.enterInitReboot(previous.address);
@@ -315,7 +316,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   }
 
   private decline(ack: DhcpMessage, why: string): void {
-    this.count(this.stats.drops, 'declined-conflict');
+    countDrop(this.stats.drops, 'declined-conflict');
     // RFC 2131 §4.4.1 / Table 5: DECLINE carries the address and the server, ciaddr 0, its own xid.
     this.send(
       DhcpMessageType.DECLINE,
@@ -403,25 +404,25 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
 
   private receive(data: Uint8Array, _from: DatagramPeer): void {
     const parsed = parseDhcpMessage(data);
-    if (!parsed.ok) return this.count(this.stats.drops, parsed.reason);
+    if (!parsed.ok) return countDrop(this.stats.drops, parsed.reason);
     const m = parsed.message;
-    if (m.op !== BOOTREPLY) return this.count(this.stats.drops, 'not-reply');
-    if (m.xid !== this.xid) return this.count(this.stats.drops, 'wrong-xid');
-    if (m.hlen !== this.options.mac.length || !macEquals(m.chaddr, 0, this.options.mac)) return this.count(this.stats.drops, 'wrong-chaddr');
+    if (m.op !== BOOTREPLY) return countDrop(this.stats.drops, 'not-reply');
+    if (m.xid !== this.xid) return countDrop(this.stats.drops, 'wrong-xid');
+    if (m.hlen !== this.options.mac.length || !macEquals(m.chaddr, 0, this.options.mac)) return countDrop(this.stats.drops, 'wrong-chaddr');
     const type = m.options.messageType!;
     const name = DHCP_MESSAGE_TYPE_NAMES[type]!;
-    const unexpected = (): void => this.count(this.stats.drops, `unexpected-${name}`);
+    const unexpected = (): void => countDrop(this.stats.drops, `unexpected-${name}`);
     switch (this.currentState) {
       case 'SELECTING':
         if (type !== DhcpMessageType.OFFER) return unexpected();
         // RFC 2131 §4.3.1: an offer names the server and an address.
-        if (m.yiaddr === 0 || m.options.serverIdentifier === undefined) return this.count(this.stats.drops, 'bad-offer');
-        this.count(this.stats.received, name);
+        if (m.yiaddr === 0 || m.options.serverIdentifier === undefined) return countDrop(this.stats.drops, 'bad-offer');
+        countByName(this.stats.received, name);
         return this.enterRequesting(m);
       case 'REQUESTING':
         if (type !== DhcpMessageType.ACK && type !== DhcpMessageType.NAK) return unexpected();
         // Only the server we chose answers for our REQUEST (RFC 2131 §4.3.2).
-        if (m.options.serverIdentifier !== this.offer!.options.serverIdentifier) return this.count(this.stats.drops, 'wrong-server');
+        if (m.options.serverIdentifier !== this.offer!.options.serverIdentifier) return countDrop(this.stats.drops, 'wrong-server');
         return this.acknowledged(m, name);
       case 'REBOOTING':
       case 'REBINDING':
@@ -430,7 +431,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       case 'RENEWING':
         if (type !== DhcpMessageType.ACK && type !== DhcpMessageType.NAK) return unexpected();
         if (m.options.serverIdentifier !== undefined && m.options.serverIdentifier !== this.currentLease!.serverIdentifier) {
-          return this.count(this.stats.drops, 'wrong-server');
+          return countDrop(this.stats.drops, 'wrong-server');
         }
         return this.acknowledged(m, name);
       default:
@@ -440,7 +441,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
 
   private acknowledged(m: DhcpMessage, name: string): void {
     if (m.options.messageType === DhcpMessageType.NAK) {
-      this.count(this.stats.received, name);
+      countByName(this.stats.received, name);
       this.emit('nak', m.options.message, m.options.serverIdentifier);
       // RFC 2131 §3.1 step 5 / §4.4.5: NAK → drop the address and start over. The random startup
       // wait keeps a server that NAKs everything from making us loop at wire speed.
@@ -448,9 +449,9 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       return this.enterInit(min + randomBelow(this.options.random, Math.max(0, max - min) + 1));
     }
     // RFC 2131 Table 3: an ACK to a REQUEST carries the lease time and the server identifier.
-    if (m.options.leaseTime === undefined || m.options.serverIdentifier === undefined) return this.count(this.stats.drops, 'incomplete-ack');
-    if (m.yiaddr === 0) return this.count(this.stats.drops, 'incomplete-ack');
-    this.count(this.stats.received, name);
+    if (m.options.leaseTime === undefined || m.options.serverIdentifier === undefined) return countDrop(this.stats.drops, 'incomplete-ack');
+    if (m.yiaddr === 0) return countDrop(this.stats.drops, 'incomplete-ack');
+    countByName(this.stats.received, name);
     if (this.currentState === 'RENEWING' || this.currentState === 'REBINDING') {
       // The address is already probed and in use; a different one is probed like a new lease.
       if (m.yiaddr === this.currentLease?.address) return this.bind(m);
@@ -518,7 +519,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       ciaddr,
       options,
     });
-    this.count(this.stats.sent, DHCP_MESSAGE_TYPE_NAMES[type]!);
+    countByName(this.stats.sent, DHCP_MESSAGE_TYPE_NAMES[type]!);
     this.socket?.send(bytes, DHCP_SERVER_PORT, overrides.to ?? IPV4_BROADCAST);
   }
 
@@ -549,9 +550,6 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     this.leaseTimers.length = 0;
   }
 
-  private count(table: Record<string, number>, key: string): void {
-    table[key] = (table[key] ?? 0) + 1;
-  }
 }
 
 /** RFC 791 classes, for a server that sends no subnet mask (RFC 2131 leaves the client to cope). */

@@ -2,6 +2,7 @@ import type { Clock } from '../../time/clock.js';
 import { formatMac, IPV4_BROADCAST, parseMac, prefixMask, sameSubnet, toIpv4Address, type Ipv4Address } from '../../wire/address.js';
 import type { DatagramFactory, DatagramPeer, DatagramSocket } from '../transport.js';
 import { DHCP_DEFAULTS } from './tunables.js';
+import { countByName, countDrop } from '../../stats/counters.js';
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -121,7 +122,7 @@ export class DhcpServer {
     if (this.socket) return;
     this.socket = this.options.transport.open({ port: DHCP_SERVER_PORT, broadcast: true, interfaceIndex: this.options.interfaceIndex });
     this.socket.onMessage((data, from) => this.receive(data, from));
-    this.socket.onError(() => this.count(this.stats.drops, 'socket-error'));
+    this.socket.onError(() => countDrop(this.stats.drops, 'socket-error'));
   }
 
   close(): void {
@@ -202,12 +203,12 @@ export class DhcpServer {
 
   private receive(data: Uint8Array, from: DatagramPeer): void {
     const parsed = parseDhcpMessage(data);
-    if (!parsed.ok) return this.count(this.stats.drops, parsed.reason);
+    if (!parsed.ok) return countDrop(this.stats.drops, parsed.reason);
     const m = parsed.message;
-    if (m.op !== BOOTREQUEST) return this.count(this.stats.drops, 'not-request');
-    if (m.hlen === 0) return this.count(this.stats.drops, 'no-chaddr');
+    if (m.op !== BOOTREQUEST) return countDrop(this.stats.drops, 'not-request');
+    if (m.hlen === 0) return countDrop(this.stats.drops, 'no-chaddr');
     const type = m.options.messageType!;
-    this.count(this.stats.received, DHCP_MESSAGE_TYPE_NAMES[type]!);
+    countByName(this.stats.received, DHCP_MESSAGE_TYPE_NAMES[type]!);
     // RFC 2131 §4.2: the client identifier, else chaddr, names the client.
     const clientKey = m.options.clientIdentifier ? `id:${hex(m.options.clientIdentifier)}` : `hw:${m.htype}:${hex(m.chaddr)}`;
     const mac = m.chaddr.length === 6 ? formatMac(m.chaddr) : hex(m.chaddr);
@@ -223,7 +224,7 @@ export class DhcpServer {
       case DhcpMessageType.INFORM:
         return this.inform(m, from);
       default:
-        return this.count(this.stats.drops, 'not-client-message');
+        return countDrop(this.stats.drops, 'not-client-message');
     }
   }
 
@@ -235,7 +236,7 @@ export class DhcpServer {
 
   private discover(m: DhcpMessage, clientKey: string, mac: string): void {
     const address = this.choose(clientKey, mac, m.options.requestedAddress);
-    if (address === undefined) return this.count(this.stats.drops, 'pool-exhausted');
+    if (address === undefined) return countDrop(this.stats.drops, 'pool-exhausted');
     const existing = this.byAddress.get(address);
     // A client that already holds this lease keeps it while it re-discovers.
     if (!(existing && existing.clientKey === clientKey && existing.state === 'bound' && this.live(existing))) {
@@ -252,7 +253,7 @@ export class DhcpServer {
         // The client took another server's offer: ours is free again.
         const b = this.bindingOf(clientKey);
         if (b && b.state === 'offered') this.byAddress.delete(b.address);
-        return this.count(this.stats.drops, 'not-for-us');
+        return countDrop(this.stats.drops, 'not-for-us');
       }
       const requested = m.options.requestedAddress ?? m.ciaddr;
       if (requested !== 0 && this.availableTo(requested, clientKey, mac)) return this.commit(m, clientKey, mac, requested);
@@ -261,7 +262,7 @@ export class DhcpServer {
     if (m.ciaddr === 0) {
       // INIT-REBOOT: the client checks a remembered address.
       const requested = m.options.requestedAddress;
-      if (requested === undefined) return this.count(this.stats.drops, 'no-requested-address');
+      if (requested === undefined) return countDrop(this.stats.drops, 'no-requested-address');
       if (!this.inSubnet(requested)) return this.nak(m, 'wrong network');
       const b = this.byAddress.get(requested);
       const reserved = this.reservations.get(mac);
@@ -271,14 +272,14 @@ export class DhcpServer {
       if (!this.availableTo(requested, clientKey, mac)) return this.nak(m, 'address not yours');
       if (this.options.authoritative && this.inPool(requested)) return this.commit(m, clientKey, mac, requested);
       // RFC 2131 §4.3.2: no record of this client → remain silent.
-      return this.count(this.stats.drops, 'no-record');
+      return countDrop(this.stats.drops, 'no-record');
     }
     // RENEWING / REBINDING: ciaddr holds the lease being extended.
     const b = this.byAddress.get(m.ciaddr);
     if (b && b.clientKey === clientKey && (b.state === 'bound' || b.state === 'offered' || b.state === 'released')) return this.commit(m, clientKey, mac, m.ciaddr);
     if (!this.inSubnet(m.ciaddr) || !this.availableTo(m.ciaddr, clientKey, mac)) return this.nak(m, 'lease not renewable');
     if (this.options.authoritative && this.inPool(m.ciaddr)) return this.commit(m, clientKey, mac, m.ciaddr);
-    return this.count(this.stats.drops, 'no-record');
+    return countDrop(this.stats.drops, 'no-record');
   }
 
   private commit(m: DhcpMessage, clientKey: string, mac: string, address: Ipv4Address): void {
@@ -289,9 +290,9 @@ export class DhcpServer {
   }
 
   private declined(m: DhcpMessage, clientKey: string, mac: string): void {
-    if (m.options.serverIdentifier !== undefined && m.options.serverIdentifier !== this.serverAddress) return this.count(this.stats.drops, 'not-for-us');
+    if (m.options.serverIdentifier !== undefined && m.options.serverIdentifier !== this.serverAddress) return countDrop(this.stats.drops, 'not-for-us');
     const address = m.options.requestedAddress;
-    if (address === undefined || !this.inSubnet(address)) return this.count(this.stats.drops, 'bad-decline');
+    if (address === undefined || !this.inSubnet(address)) return countDrop(this.stats.drops, 'bad-decline');
     const b = this.bindingOf(clientKey);
     if (b) this.byAddress.delete(b.address);
     // RFC 2131 §4.3.3: mark the address as not available (someone else uses it).
@@ -300,7 +301,7 @@ export class DhcpServer {
 
   private released(m: DhcpMessage, clientKey: string): void {
     const b = this.byAddress.get(m.ciaddr);
-    if (!b || b.clientKey !== clientKey) return this.count(this.stats.drops, 'no-record');
+    if (!b || b.clientKey !== clientKey) return countDrop(this.stats.drops, 'no-record');
     // RFC 2131 §4.3.4: free, but remembered so the client gets the same address next time.
     b.state = 'released';
     b.expiresAt = this.now();
@@ -355,11 +356,8 @@ export class DhcpServer {
       giaddr: m.giaddr,
       options: { messageType: type, serverIdentifier: this.serverAddress, ...options },
     });
-    this.count(this.stats.sent, DHCP_MESSAGE_TYPE_NAMES[type]!);
+    countByName(this.stats.sent, DHCP_MESSAGE_TYPE_NAMES[type]!);
     this.socket?.send(bytes, port, to);
   }
 
-  private count(table: Record<string, number>, key: string): void {
-    table[key] = (table[key] ?? 0) + 1;
-  }
 }

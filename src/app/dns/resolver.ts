@@ -6,6 +6,7 @@ import type { DatagramFactory, DatagramSocket, SocketError } from '../transport.
 import { DnsCache } from './cache.js';
 import { dnsError, type DnsErrorCode } from './errors.js';
 import { DNS_DEFAULTS } from './tunables.js';
+import { countDrop } from '../../stats/counters.js';
 import {
   DNS_CLASS_IN,
   DnsRcode,
@@ -353,10 +354,6 @@ export class DnsResolver {
     throw dnsError(failure?.code ?? 'ETIMEOUT', syscall, hostname, failure?.detail);
   }
 
-  private drop(reason: string): void {
-    this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
-  }
-
   private openRandomPort(server: DnsServerAddress): DatagramSocket {
     const { sourcePortMin, sourcePortMax, sourcePortTries } = DNS_DEFAULTS;
     let lastError: unknown;
@@ -409,15 +406,15 @@ export class DnsResolver {
       this.pending.add(cancel);
       socket.onMessage((data, from) => {
         if (done) return;
-        if (from.address !== server.address || from.port !== server.port) return this.drop('wrong-source');
+        if (from.address !== server.address || from.port !== server.port) return countDrop(this.stats.drops, 'wrong-source');
         const parsed = parseDnsMessage(data, this.maxUdpMessage);
         if (!parsed.ok) {
-          this.drop(parsed.reason);
+          countDrop(this.stats.drops, parsed.reason);
           sawMalformed = `malformed reply: ${parsed.reason}`;
           return;
         }
         const problem = this.validate(parsed.message, id, name, type);
-        if (problem) return this.drop(problem);
+        if (problem) return countDrop(this.stats.drops, problem);
         this.stats.repliesAccepted++;
         if (!parsed.message.truncated) return settle({ kind: 'reply', message: parsed.message, partial: false });
         // RFC 7766 §5 / RFC 2181 §9: a truncated reply is retried over TCP when we can.
@@ -457,12 +454,12 @@ export class DnsResolver {
       }
       const parsed = parseDnsMessage(reply, MAX_TCP_MESSAGE);
       if (!parsed.ok) {
-        this.drop(parsed.reason);
+        countDrop(this.stats.drops, parsed.reason);
         return { kind: 'error', code: 'EBADRESP', detail: `malformed TCP reply: ${parsed.reason}` };
       }
       const problem = this.validate(parsed.message, id, name, type);
       if (problem) {
-        this.drop(problem);
+        countDrop(this.stats.drops, problem);
         return { kind: 'error', code: 'EBADRESP', detail: `TCP reply: ${problem}` };
       }
       return { kind: 'reply', message: parsed.message, partial: parsed.message.truncated };

@@ -1,6 +1,7 @@
 import { parseIpv4, type Ipv4Address } from '../../wire/address.js';
 import type { DatagramFactory, DatagramPeer, DatagramSocket } from '../transport.js';
 import { DNS_DEFAULTS } from './tunables.js';
+import { countDrop } from '../../stats/counters.js';
 import { DnsStreamDeframer, frameDnsMessage } from './tcp-framing.js';
 import {
   DNS_CLASS_IN,
@@ -154,13 +155,19 @@ export class DnsAuthoritativeServer {
    */
   handleQuery(data: Uint8Array, maxResponse = MAX_UDP_MESSAGE): Uint8Array | undefined {
     const header = peekDnsHeader(data);
-    if (!header) return this.drop('header-too-short');
-    // Never answer a response: two servers must not be able to ping-pong forever.
-    if (header.response) return this.drop('response');
+    if (!header) {
+      countDrop(this.stats.drops, 'header-too-short');
+      return undefined;
+    }
+    if (header.response) {
+      // Never answer a response: two servers must not be able to ping-pong forever.
+      countDrop(this.stats.drops, 'response');
+      return undefined;
+    }
     this.stats.queries++;
     const parsed = parseDnsMessage(data);
     if (!parsed.ok) {
-      this.drop(parsed.reason);
+      countDrop(this.stats.drops, parsed.reason);
       return emitDnsMessage({ id: header.id, response: true, opcode: header.opcode, rcode: DnsRcode.FORMERR });
     }
     const query = parsed.message;
@@ -231,7 +238,7 @@ export class DnsAuthoritativeServer {
         const reply = this.handleQuery(query, MAX_TCP_MESSAGE);
         if (reply) socket.write(frameDnsMessage(reply));
         if ((socket.writableLength ?? 0) > DNS_DEFAULTS.serverTcpMaxUnreadBytes) {
-          this.drop('tcp-client-not-reading');
+          countDrop(this.stats.drops, 'tcp-client-not-reading');
           socket.destroy();
           return;
         }
@@ -242,10 +249,5 @@ export class DnsAuthoritativeServer {
   private receive(data: Uint8Array, from: DatagramPeer): void {
     const reply = this.handleQuery(data);
     if (reply) this.socket?.send(reply, from.port, from.address);
-  }
-
-  private drop(reason: string): undefined {
-    this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
-    return undefined;
   }
 }

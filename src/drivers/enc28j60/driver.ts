@@ -1,6 +1,7 @@
 import { HalError, type Hal, type SpiTransaction } from '../hal.js';
 import type { Clock, TimerHandle } from '../../time/clock.js';
-import { countDrop, emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
+import { emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
+import { countDrop } from '../../stats/counters.js';
 import { formatMac, type MacAddress } from '../../wire/address.js';
 import { frameWireTimeMs } from '../../wire/wire-time.js';
 import { BankTracker, CommandBatch } from './batch.js';
@@ -269,7 +270,7 @@ export class Enc28j60Nic implements Nic {
     } catch {
       // Best effort: the chip may already be gone.
     }
-    for (const _item of this.txQueue.splice(0)) countDrop(this.counters, 'stopped');
+    for (const _item of this.txQueue.splice(0)) countDrop(this.counters.drops, 'stopped');
     this.txUnresolved.length = 0;
     this.txInFlight = undefined;
     this.setLink(false);
@@ -279,15 +280,15 @@ export class Enc28j60Nic implements Nic {
 
   transmit(frame: Uint8Array): boolean {
     if (frame.length < 14 || frame.length > this.capabilities.maxFrameSize) {
-      countDrop(this.counters, 'bad-length');
+      countDrop(this.counters.drops, 'bad-length');
       return false;
     }
     if (!this.running || !this.up) {
-      countDrop(this.counters, 'link-down');
+      countDrop(this.counters.drops, 'link-down');
       return false;
     }
     if (this.txQueue.length >= this.options.txQueueLimit) {
-      countDrop(this.counters, 'tx-queue-full');
+      countDrop(this.counters.drops, 'tx-queue-full');
       return false;
     }
     this.txQueue.push({ frame, retries: 0 });
@@ -815,7 +816,7 @@ export class Enc28j60Nic implements Nic {
       this.counters.rxBytes += frame.length;
       this.deliver(frame);
     } else {
-      countDrop(this.counters, 'rx-bad-frame');
+      countDrop(this.counters.drops, 'rx-bad-frame');
     }
   }
 
@@ -870,7 +871,7 @@ export class Enc28j60Nic implements Nic {
     const expected = this.ringAdvance(this.nextPacket, 6 + byteCount + (byteCount & 1));
     const sane = byteCount >= 18 && byteCount <= this.options.maxFrameLength && next === expected && next <= this.options.rxEnd;
     if (!sane) {
-      countDrop(this.counters, 'rx-ring-corrupt');
+      countDrop(this.counters.drops, 'rx-ring-corrupt');
       this.rxResetPending = true;
       return undefined;
     }
@@ -1008,14 +1009,14 @@ export class Enc28j60Nic implements Nic {
       r.length === 4 + size;
     if (!sane) {
       // ERDPT is wherever the capped read left it: only a reset of the receiver recovers.
-      countDrop(this.counters, 'rx-ring-corrupt');
+      countDrop(this.counters.drops, 'rx-ring-corrupt');
       this.epoch++;
       this.rxResetPending = true;
       return;
     }
     // A run answer lost on the link (CRC) took its frame with it: the board had read it and
     // decremented EPKTCNT. The ring is still consistent; the frame is a drop like any other.
-    if (start !== this.nextPacket) countDrop(this.counters, 'rx-run-lost');
+    if (start !== this.nextPacket) countDrop(this.counters.drops, 'rx-run-lost');
     this.take(header, r.subarray(10, 10 + header.byteCount - 4));
     this.unreleased += (header.next - this.nextPacket + this.ringSize) % this.ringSize;
     this.nextPacket = header.next;
@@ -1029,7 +1030,7 @@ export class Enc28j60Nic implements Nic {
     if (eir & R.EIR_RXERIF && !(this.eirToClear & R.EIR_RXERIF)) {
       // Ring full or EPKTCNT at 255: the chip dropped a frame (DS-ENC §12.1.2). The ring itself
       // is intact, so draining is the recovery. Counted once until the flag is cleared.
-      countDrop(this.counters, 'rx-overflow');
+      countDrop(this.counters.drops, 'rx-overflow');
       this.eirToClear |= R.EIR_RXERIF;
     }
     if (eir & R.EIR_LINKIF) this.linkCheckPending = true;
@@ -1240,7 +1241,7 @@ export class Enc28j60Nic implements Nic {
     this.count(reason);
     item.retries++;
     if (item.retries > this.options.txMaxRetries) {
-      countDrop(this.counters, reason);
+      countDrop(this.counters.drops, reason);
       return;
     }
     this.txQueue.unshift(item);
@@ -1270,7 +1271,7 @@ export class Enc28j60Nic implements Nic {
   private setLink(up: boolean): void {
     if (up === this.up) return;
     this.up = up;
-    if (!up) for (const _ of this.txQueue.splice(0)) countDrop(this.counters, 'link-down');
+    if (!up) for (const _ of this.txQueue.splice(0)) countDrop(this.counters.drops, 'link-down');
     this.count(up ? 'link-up' : 'link-down');
     this.handlers?.linkChange(up);
   }
