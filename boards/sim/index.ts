@@ -25,7 +25,7 @@ import { LINK_MODELS, SerialLink, type Direction, type LinkFaults, type LinkMode
 
 export { AvrBridgeMcu, type PinLevel } from './avr-board.js';
 export { SimulatedBinding } from './binding.js';
-export { SpiMemoryChip, type SpiChip } from './chip.js';
+export type { SpiChip } from './chip.js';
 export { ModelBoard } from './model-board.js';
 export { LINK_MODELS, SerialLink, type LinkModel, type LinkModelName } from './serial-link.js';
 export { driveVirtualClock } from './virtual-time.js';
@@ -241,14 +241,4 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions = {}):
       link.close();
     },
   };
-}
-
-/**
- * `spinet sim --pty PATH`: a real-time simulated board behind a pseudo-terminal, for external
- * tools (the CLI over real serialport, avrdude with `bootloader: true`, a terminal).
- */
-export async function serveSimulatedBoardOnPty(options: SimulatedBoardOptions & { readonly ptyPath: string }): Promise<{ board: SimulatedBoard; pty: PtyBridge; stop(): Promise<void> }> {
-  const board = await createSimulatedBoard({ ...options, realtime: true });
-  const pty = await board.servePty(options.ptyPath);
-  return { board, pty, stop: () => board.stop() };
 }

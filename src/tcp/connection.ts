@@ -243,9 +243,6 @@ export class TcpConnection implements ConnectionId {
   /** Segments that arrived while this connection was busy sending (see receive). */
   private deferredSegments: TcpRepr[] = [];
 
-  bytesSent = 0;
-  bytesReceived = 0;
-
   constructor(
     private readonly host: ConnectionHost,
     setup: ConnectionSetup,
@@ -803,7 +800,6 @@ export class TcpConnection implements ConnectionId {
       this.sendBuffer.drop(dataAcked);
       this.sendStart = seqAdd(this.sendStart, dataAcked);
       this.pendingWritable = true;
-      this.bytesSent += dataAcked;
     }
     this.sndUna = ack;
     this.ackedTotal += acked;
@@ -1055,7 +1051,6 @@ export class TcpConnection implements ConnectionId {
       if (data.length > 0) {
         this.queueReceived(data);
         this.rcvNxt = seqAdd(this.rcvNxt, data.length);
-        this.bytesReceived += data.length;
         this.host.stats.bytesReceived += data.length;
         this.pendingReadable = true;
         this.segmentsSinceAck++;
@@ -1147,7 +1142,6 @@ export class TcpConnection implements ConnectionId {
       const fresh = s.data.subarray(seqDiff(this.rcvNxt, s.seq));
       this.receiveQueue.pushOwned(fresh);
       this.rcvNxt = end;
-      this.bytesReceived += fresh.length;
       this.host.stats.bytesReceived += fresh.length;
     }
   }

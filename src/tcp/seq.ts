@@ -31,12 +31,3 @@ export function seqGe(a: number, b: number): boolean {
 export function seqMax(a: number, b: number): number {
   return seqGe(a, b) ? a : b;
 }
-
-export function seqMin(a: number, b: number): number {
-  return seqLe(a, b) ? a : b;
-}
-
-/** low ≤ x < high, modulo 2^32. */
-export function seqInRange(x: number, low: number, high: number): boolean {
-  return seqLe(low, x) && seqLt(x, high);
-}

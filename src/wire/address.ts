@@ -6,7 +6,6 @@
 export type Ipv4Address = number;
 export type MacAddress = Uint8Array;
 
-export const IPV4_ANY: Ipv4Address = 0;
 export const IPV4_BROADCAST: Ipv4Address = 0xffffffff;
 export const MAC_BROADCAST: MacAddress = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 export const MAC_ZERO: MacAddress = new Uint8Array(6);

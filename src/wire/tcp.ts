@@ -22,7 +22,6 @@ const WINDOW = 14;
 const CHECKSUM = 16;
 const URGENT = 18;
 export const TCP_MIN_HEADER_LENGTH = 20;
-export const TCP_MAX_HEADER_LENGTH = 60;
 /** RFC 9293 §3.1: 40 bytes of options at most (data offset is 4 bits of 32-bit words). */
 export const TCP_MAX_OPTIONS_LENGTH = 40;
 

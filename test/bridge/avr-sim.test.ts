@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { HalEvent } from '../../src/drivers/hal.js';
 import type { BridgeHal } from '../../hal/bridge/bridge-hal.js';
-import { createSimulatedBoard, SpiMemoryChip, type SimulatedBoard } from '../../boards/sim/index.js';
+import { createSimulatedBoard, type SimulatedBoard } from '../../boards/sim/index.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 import type { LinkModelName } from '../../boards/sim/serial-link.js';
 
 let board: SimulatedBoard | undefined;

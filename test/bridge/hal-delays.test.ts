@@ -10,7 +10,7 @@ import { BridgeHal } from '../../hal/bridge/bridge-hal.js';
 import type { SpiTransaction } from '../../src/drivers/hal.js';
 import { Command } from '../../hal/bridge/protocol.js';
 import { SimulatedBinding } from '../../boards/sim/binding.js';
-import { SpiMemoryChip } from '../../boards/sim/chip.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 import { ModelBoard } from '../../boards/sim/model-board.js';
 import { LINK_MODELS, SerialLink } from '../../boards/sim/serial-link.js';
 import { driveVirtualClock } from '../../boards/sim/virtual-time.js';

@@ -8,7 +8,7 @@ import { SeededRandom } from '../../src/time/random.js';
 import { BridgeHal } from '../../hal/bridge/bridge-hal.js';
 import type { HalEvent, SpiTransaction } from '../../src/drivers/hal.js';
 import { BoardFrame, Command, FrameDecoder, encodeSpiCommand, hostWireBytes, parseBoardFrame } from '../../hal/bridge/protocol.js';
-import { SpiMemoryChip } from '../../boards/sim/chip.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 import { closeModelHal, openModelHal, type ModelHal, type ModelHalOptions } from './model-hal.js';
 
 interface Setup extends ModelHal {

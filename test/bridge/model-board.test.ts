@@ -29,7 +29,7 @@ import {
   type BoardFrameView,
   type WireTransaction,
 } from '../../hal/bridge/protocol.js';
-import { SpiMemoryChip } from '../../boards/sim/chip.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 import { ModelBoard } from '../../boards/sim/model-board.js';
 
 /** One answer: the DATA bytes under an id, then its DONE. */

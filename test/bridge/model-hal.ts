@@ -5,7 +5,7 @@
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { BridgeHal } from '../../hal/bridge/bridge-hal.js';
 import { SimulatedBinding } from '../../boards/sim/binding.js';
-import { SpiMemoryChip } from '../../boards/sim/chip.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 import { ModelBoard } from '../../boards/sim/model-board.js';
 import { LINK_MODELS, SerialLink, type LinkModel } from '../../boards/sim/serial-link.js';
 import { driveVirtualClock, type VirtualTimeDriver } from '../../boards/sim/virtual-time.js';

@@ -8,7 +8,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { BridgeHal } from '../../hal/bridge/bridge-hal.js';
-import { createSimulatedBoard, SpiMemoryChip, type SimulatedBoard } from '../../boards/sim/index.js';
+import { createSimulatedBoard, type SimulatedBoard } from '../../boards/sim/index.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 
 let board: SimulatedBoard | undefined;
 let hal: BridgeHal | undefined;

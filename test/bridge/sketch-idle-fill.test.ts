@@ -20,7 +20,8 @@ import {
   parseBoardFrame,
   type BoardFrameView,
 } from '../../hal/bridge/protocol.js';
-import { createSimulatedBoard, SpiMemoryChip, type SimulatedBoard } from '../../boards/sim/index.js';
+import { createSimulatedBoard, type SimulatedBoard } from '../../boards/sim/index.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 import { RawHost } from './raw-host.js';
 
 const hexPath = process.env.SPINET_SKETCH_HEX;

@@ -27,7 +27,8 @@ import {
   type Hello,
   type WireTransaction,
 } from '../../hal/bridge/protocol.js';
-import { createSimulatedBoard, SpiMemoryChip, type SimulatedBoard, type SpiChip } from '../../boards/sim/index.js';
+import { createSimulatedBoard, type SimulatedBoard, type SpiChip } from '../../boards/sim/index.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 import { AVR_CLOCK_HZ } from '../../boards/sim/avr-board.js';
 import { RawHost } from './raw-host.js';
 

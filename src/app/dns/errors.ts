@@ -32,7 +32,3 @@ export function dnsError(code: DnsErrorCode, syscall: string, hostname: string, 
   error.errno = undefined;
   return error;
 }
-
-export function isDnsError(value: unknown): value is DnsError {
-  return value instanceof Error && typeof (value as { code?: unknown }).code === 'string' && 'syscall' in value;
-}
