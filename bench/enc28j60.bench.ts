@@ -1,5 +1,5 @@
 import { VirtualLan, VirtualNic } from '../hal/lan/switch.js';
-import { createMockEnc28j60Board, type MockEnc28j60Board } from '../hal/mock/enc28j60-board.js';
+import { createMockEnc28j60Board, type MockEnc28j60Board } from '../tools/boards.js';
 import { bridgeLinkModel, type SpiLogTotals } from '../hal/mock/mock-hal.js';
 import { VirtualClock } from '../src/time/virtual-clock.js';
 import { parseMac } from '../src/wire/address.js';

@@ -4,11 +4,18 @@
  *   mock     the ENC28J60 driver → mock HAL → emulated ENC28J60 (in-process)
  *   sim      the ENC28J60 driver → bridge HAL → the real bridge sketch in avr8js → emulated ENC28J60
  *   serial   the ENC28J60 driver → bridge HAL → a real board on --port
+ * Every board is composed here, above the adapters (hal/, boards/) and the core (src/) they plug
+ * into: the CLI, the tests and the benchmarks take their boards from this file.
  */
 import type { Clock } from '../src/time/clock.js';
 import type { Nic } from '../src/link/nic.js';
 import type { MacAddress } from '../src/wire/address.js';
+import { Enc28j60Nic } from '../src/drivers/enc28j60/driver.js';
+import type { Enc28j60Options } from '../src/drivers/enc28j60/options.js';
 import { VirtualNic, type VirtualLan } from '../hal/lan/switch.js';
+import { Enc28j60Emulator } from '../hal/enc28j60/emulator.js';
+import { MockHal, type LinkModel } from '../hal/mock/mock-hal.js';
+import type { SimulatedBoard, SimulatedBoardOptions } from '../boards/sim/index.js';
 import { UsageError } from './options.js';
 
 /** `--board` and what goes with it, checked: a real board has its port and speed. */
@@ -47,7 +54,6 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
       return { nic, description: 'virtual NIC (no chip)', close: () => nic.stop() };
     }
     case 'mock': {
-      const { createMockEnc28j60Board } = await import('../hal/mock/enc28j60-board.js');
       const board = createMockEnc28j60Board({
         clock: options.clock,
         lan: options.lan,
@@ -66,10 +72,8 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
       };
     }
     case 'sim': {
-      const { createSimulatedBoard } = await import('../boards/sim/index.js');
-      const { Enc28j60Nic } = await import('../src/drivers/enc28j60/driver.js');
       options.progress('board: starting the simulated Uno (bridge sketch in avr8js, emulated ENC28J60)…');
-      const sim = await createSimulatedBoard({ board: 'uno', clock: options.clock, lan: options.lan, mac: options.mac });
+      const sim = await createSimulatedEnc28j60Board({ board: 'uno', clock: options.clock, lan: options.lan, mac: options.mac });
       const hal = await sim.openHal();
       const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
       return {
@@ -85,7 +89,6 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
     case 'serial': {
       const { port, baudRate } = choice;
       const { openBridgeHal } = await import('../hal/bridge/bridge-hal.js');
-      const { Enc28j60Nic } = await import('../src/drivers/enc28j60/driver.js');
       options.progress(`board: opening ${port} at ${baudRate} baud…`);
       // Idle fill from the board the sketch names (its USB-serial chip's flush rule).
       const hal = await openBridgeHal({ path: port, baudRate, clock: options.clock, idleFill: 'auto' }).catch((error: unknown) => {
@@ -102,6 +105,76 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
       };
     }
   }
+}
+
+export interface MockEnc28j60BoardOptions {
+  clock: Clock;
+  lan: VirtualLan;
+  mac: MacAddress;
+  /** Simulate the serial bridge's speed and latency; omitted = instant SPI. */
+  linkModel?: LinkModel;
+  /** Largest arm() program the mock board takes (MockHalOptions.maxProgramBytes): default 64, 0 = none. */
+  maxProgramBytes?: number;
+  /** The mock board honours SpiTransaction.delayUs (MockHalOptions.transactionDelays): default true. */
+  transactionDelays?: boolean;
+  /** Emulator strict mode (driver misuse reported); default true. */
+  strict?: boolean;
+  onStrictViolation?: (message: string) => void;
+  driverOptions?: Partial<Enc28j60Options>;
+  name?: string;
+}
+
+export interface MockEnc28j60Board {
+  hal: MockHal;
+  emulator: Enc28j60Emulator;
+  nic: Enc28j60Nic;
+}
+
+/**
+ * `--board mock`: an emulated ENC28J60 on the virtual LAN behind the mock HAL, with the driver on
+ * top. Call `nic.start()` to bring it up.
+ */
+export function createMockEnc28j60Board(options: MockEnc28j60BoardOptions): MockEnc28j60Board {
+  const name = options.name ?? 'enc28j60';
+  const emulator = new Enc28j60Emulator({
+    clock: options.clock,
+    strict: options.strict ?? true,
+    onStrictViolation: options.onStrictViolation,
+    mac: options.mac,
+    label: name,
+  });
+  emulator.plugInto(options.lan);
+  const hal = new MockHal({
+    clock: options.clock,
+    slave: emulator,
+    interrupt: emulator,
+    reset: emulator,
+    linkModel: options.linkModel,
+    maxProgramBytes: options.maxProgramBytes,
+    transactionDelays: options.transactionDelays,
+    name: `mock:${name}`,
+  });
+  const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions });
+  return { hal, emulator, nic };
+}
+
+/**
+ * `--board sim`: the simulated board (boards/sim/) with an emulated ENC28J60 on its SPI bus,
+ * plugged into `lan`. The bridge HAL and the driver are the caller's (`board.openHal()`).
+ */
+export async function createSimulatedEnc28j60Board(options: Omit<SimulatedBoardOptions, 'chip'> & { readonly lan?: VirtualLan; readonly mac?: MacAddress }): Promise<SimulatedBoard> {
+  // Loaded on demand: avr8js and serialport only for the boards that need them.
+  const { createSimulatedBoard } = await import('../boards/sim/index.js');
+  const { lan, mac, ...board } = options;
+  return createSimulatedBoard({
+    ...board,
+    chip: (clock) => {
+      // Frames reach the chip at 10 Mbit/s, as through a switch: the board's timing is the point here.
+      const emulator = new Enc28j60Emulator({ clock, mac, rxWireTime: true });
+      if (lan) emulator.plugInto(lan);
+      return emulator;
+    },
+  });
 }
 
 /** The three ways opening a real board fails, said so that the user knows what to do next. */

@@ -1,9 +1,9 @@
 /**
  * A simulated bridge board: the committed sketch hex in avr8js, an SPI chip on its bus (the
- * ENC28J60 emulator by default), a USB-serial link model in front, reachable in-process as a
- * serialport binding or from outside through a pseudo-terminal.
+ * caller's: tools/boards.ts puts the ENC28J60 emulator there), a USB-serial link model in front,
+ * reachable in-process as a serialport binding or from outside through a pseudo-terminal.
  *
- *   const board = await createSimulatedBoard({ board: 'uno', clock: new VirtualClock(), lan });
+ *   const board = await createSimulatedBoard({ board: 'uno', clock: new VirtualClock(), chip });
  *   const hal = await board.openHal();            // BridgeHal over SerialPortStream + the binding
  *   …
  *   await board.stop();
@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
-import type { VirtualLan } from '../../hal/lan/switch.js';
 import { BridgeHal, type BridgeHalOptions } from '../../hal/bridge/bridge-hal.js';
 import { idleFillFor } from '../../hal/bridge/options.js';
 import { AutoResetBoard } from '../bootloader/auto-reset.js';
@@ -39,10 +38,11 @@ export interface SimulatedBoardOptions {
   readonly clock?: Clock;
   /** Override: pace against the wall clock even with a VirtualClock (false needs a VirtualClock). */
   readonly realtime?: boolean;
-  /** The chip on SPI. Default: a new Enc28j60Emulator (hal/enc28j60) with `mac`, plugged into `lan`. */
-  readonly chip?: SpiChip;
-  readonly lan?: VirtualLan;
-  readonly mac?: Uint8Array;
+  /**
+   * The chip on SPI, or a function that makes it on the clock it must run on: the AVR's own time
+   * (BoardTimeClock) when the AVR runs ahead of a VirtualClock.
+   */
+  readonly chip: SpiChip | ((clock: Clock) => SpiChip);
   /** USB-serial model: '16u2' (Uno default), 'ftdi' (Nano default), 'ftdi-1ms', 'ideal', or custom. */
   readonly linkModel?: LinkModelName | LinkModel;
   /** Port path in the binding (default /dev/ttySPINET0). */
@@ -62,7 +62,7 @@ export interface SimulatedBoard {
   readonly binding: SimulatedBinding;
   readonly clock: Clock;
   readonly mcu: AvrBridgeMcu;
-  /** The chip on SPI (the ENC28J60 emulator unless one was given). */
+  /** The chip on SPI. */
   readonly chip: SpiChip;
   /** Same object as `chip` when it is the ENC28J60 emulator. */
   readonly emulator: SpiChip;
@@ -133,19 +133,7 @@ export class BoardTimeClock implements Clock {
   }
 }
 
-async function defaultChip(clock: Clock, mac: Uint8Array | undefined, lan: VirtualLan | undefined): Promise<SpiChip> {
-  // Resolved at run time so this file does not depend on the emulator's module at type-check time.
-  const specifier = '../../hal/enc28j60/emulator.js';
-  const module = (await import(specifier)) as {
-    Enc28j60Emulator: new (options: { clock: Clock; mac?: Uint8Array; rxWireTime?: boolean }) => SpiChip & { plugInto(lan: VirtualLan): void };
-  };
-  // Frames reach the chip at 10 Mbit/s, as through a switch: the board's timing is the point here.
-  const emulator = new module.Enc28j60Emulator({ clock, mac, rxWireTime: true });
-  if (lan) emulator.plugInto(lan);
-  return emulator;
-}
-
-export async function createSimulatedBoard(options: SimulatedBoardOptions = {}): Promise<SimulatedBoard> {
+export async function createSimulatedBoard(options: SimulatedBoardOptions): Promise<SimulatedBoard> {
   const name = options.board ?? 'uno';
   const layout = BOARD_PINS[name];
   if (!layout) throw new Error(`board ${name} cannot be simulated (avr8js models the ATmega328P: uno, nano)`);
@@ -156,7 +144,7 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions = {}):
   // the clock, and a transmission it starts must be stamped when the AVR started it, not at the
   // slice's start (up to 0.5 ms early).
   const chipClock = realtime ? clock : new BoardTimeClock(clock);
-  const chip = options.chip ?? (await defaultChip(chipClock, options.mac, options.lan));
+  const chip = typeof options.chip === 'function' ? options.chip(chipClock) : options.chip;
   const hex = readFileSync(options.hexPath ?? committedHexPath(name), 'utf8');
   const mcu = new AvrBridgeMcu({ hex, chip, clock, realtime, csPin: layout.cs, intPin: layout.int, resetPin: layout.reset });
   if (chipClock instanceof BoardTimeClock) {

@@ -17,7 +17,8 @@ import { parseMac } from '../../src/wire/address.js';
 import { Enc28j60Nic } from '../../src/drivers/enc28j60/driver.js';
 import { CaptureNic, type CaptureSink } from '../../src/capture/capture.js';
 import type { BridgeHal, BridgeHalOptions } from '../../hal/bridge/bridge-hal.js';
-import { createSimulatedBoard, type LinkModel, type LinkModelName, type SimulatedBoard } from '../../boards/sim/index.js';
+import type { LinkModel, LinkModelName, SimulatedBoard } from '../../boards/sim/index.js';
+import { createSimulatedEnc28j60Board } from '../../tools/boards.js';
 
 export const BOARD_ADDRESS = '192.0.2.10';
 export const PEER_ADDRESS = '192.0.2.1';
@@ -57,7 +58,7 @@ export async function createSimNode(options: {
   tcp?: Partial<TcpOptions>;
 }): Promise<SimNode> {
   const { clock, lan } = options;
-  const board = await createSimulatedBoard({ board: 'uno', clock, lan, mac: BOARD_MAC, linkModel: options.linkModel ?? '16u2' });
+  const board = await createSimulatedEnc28j60Board({ board: 'uno', clock, lan, mac: BOARD_MAC, linkModel: options.linkModel ?? '16u2' });
   const hal = await board.openHal(options.hal);
   if (options.baudRate && options.baudRate !== 1_000_000) await hal.setBaud(options.baudRate);
   const nic = new Enc28j60Nic({ hal, clock, mac: BOARD_MAC, name: 'enc28j60' });

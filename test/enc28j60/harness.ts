@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { createMockEnc28j60Board, type MockEnc28j60Board } from '../../hal/mock/enc28j60-board.js';
+import { createMockEnc28j60Board, type MockEnc28j60Board } from '../../tools/boards.js';
 import type { LinkModel } from '../../hal/mock/mock-hal.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';

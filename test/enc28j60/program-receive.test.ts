@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMockEnc28j60Board } from '../../hal/mock/enc28j60-board.js';
+import { createMockEnc28j60Board } from '../../tools/boards.js';
 import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
 import { makeFrame } from './spi-helpers.js';
 

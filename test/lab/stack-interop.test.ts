@@ -12,7 +12,7 @@ import { CaptureNic } from '../../src/capture/capture.js';
 import { TextLogSink } from '../../src/capture/text-log.js';
 import type { Clock } from '../../src/time/clock.js';
 import type { Nic } from '../../src/link/nic.js';
-import { createMockEnc28j60Board } from '../../hal/mock/enc28j60-board.js';
+import { createMockEnc28j60Board } from '../../tools/boards.js';
 
 /**
  * spinet against the Linux kernel: the stack on a NIC on a VirtualLan bridged to a TAP in a

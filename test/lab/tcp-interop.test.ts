@@ -9,7 +9,7 @@ import { RealClock } from '../../src/time/real-clock.js';
 import { CryptoRandom } from '../../src/time/random.js';
 import { parseMac } from '../../src/wire/address.js';
 import { ImpairedNic } from '../../hal/lan/impairment.js';
-import { createMockEnc28j60Board, type MockEnc28j60Board } from '../../hal/mock/enc28j60-board.js';
+import { createMockEnc28j60Board, type MockEnc28j60Board } from '../../tools/boards.js';
 import type { Nic } from '../../src/link/nic.js';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

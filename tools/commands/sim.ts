@@ -39,8 +39,8 @@ export async function sim(values: Values): Promise<number> {
       cleanups.push(() => tap.close());
       console.error(`LAN: TAP device ${lanSpec.ifname}`);
     }
-    const { createSimulatedBoard } = await import('../../boards/sim/index.js');
-    const board = await createSimulatedBoard({ board: boardName, clock, lan, mac, bootloader: Boolean(values.bootloader) });
+    const { createSimulatedEnc28j60Board } = await import('../boards.js');
+    const board = await createSimulatedEnc28j60Board({ board: boardName, clock, lan, mac, bootloader: Boolean(values.bootloader) });
     cleanups.push(() => board.stop());
     await board.servePty(ptyPath);
     console.error(`simulated ${boardName} (bridge sketch in avr8js, emulated ENC28J60) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
