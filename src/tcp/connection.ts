@@ -9,6 +9,7 @@ import { initialWindow, type CongestionControl } from './congestion.js';
 import type { TcpOptions } from './options.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { RearmableTimer } from '../time/timer.js';
+import { RttEstimator, timestampClock, timestampRtt } from './rtt.js';
 import type { TcpStats } from './stats.js';
 
 /** RFC 9293 §3.3.2. */
@@ -176,13 +177,9 @@ export class TcpConnection implements ConnectionId {
   private offerSack: boolean;
 
   // --- RTT and retransmission (RFC 6298) ---
-  srtt: number | undefined;
-  rttvar = 0;
-  rto: number;
+  private readonly rtt: RttEstimator;
   /** Retransmissions of the current oldest segment (exponential backoff count). */
   retransmits = 0;
-  private rttSeq: number | undefined;
-  private rttStart = 0;
 
   // --- Congestion control and loss recovery ---
   cc!: CongestionControl;
@@ -264,7 +261,7 @@ export class TcpConnection implements ConnectionId {
     this.peerMss = Math.min(o.defaultPeerMss, setup.localMss);
     this.sendMss = this.peerMss;
     this.timestampOffset = setup.timestampOffset >>> 0;
-    this.rto = o.initialRto;
+    this.rtt = new RttEstimator(o);
     this.keepAliveIdle = o.keepAliveIdle;
     this.offerWindowScale = o.windowScaling;
     this.offerTimestamps = o.timestamps;
@@ -545,14 +542,9 @@ export class TcpConnection implements ConnectionId {
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     this.retransmitTimer.cancel();
-    if (this.retransmits === 0) {
-      if (this.timestampsEnabled && timestamp && timestamp.echo !== 0) this.sampleRtt(this.timestampNow() - timestamp.echo);
-      else if (this.rttSeq !== undefined) this.sampleRtt(this.host.clock.now() - this.rttStart);
-    } else {
-      // RFC 6298 §5.7: after a SYN was retransmitted, RTO must be re-initialized to 3 s when data starts.
-      this.rto = Math.max(this.rto, 3000);
-    }
-    this.rttSeq = undefined;
+    if (this.retransmits === 0) this.sampleAck(ack, timestamp);
+    else this.rtt.afterSynRetransmitted();
+    this.rtt.forgetTimed();
     this.retransmits = 0;
   }
 
@@ -808,14 +800,7 @@ export class TcpConnection implements ConnectionId {
     this.probeEnd = undefined;
     this.host.stats.bytesAcked += dataAcked;
 
-    // RTT sample (RFC 7323 §4.1 timestamps, else RFC 6298 with Karn's rule).
-    if (this.timestampsEnabled && seg.timestamp && seg.timestamp.echo !== 0) {
-      this.sampleRtt(seqDiff(this.timestampNow(), seg.timestamp.echo));
-      this.rttSeq = undefined;
-    } else if (this.rttSeq !== undefined && seqGt(ack, this.rttSeq)) {
-      this.sampleRtt(this.host.clock.now() - this.rttStart);
-      this.rttSeq = undefined;
-    }
+    this.sampleAck(ack, seg.timestamp);
     // RFC 6298 §5.7-ish: new data acknowledged ends the backoff.
     this.retransmits = 0;
     this.scoreboard = this.scoreboard.filter((b) => seqGt(b.right, ack));
@@ -837,12 +822,12 @@ export class TcpConnection implements ConnectionId {
       }
     } else {
       this.duplicateAcks = 0;
-      this.cc.onAck(Math.min(acked, flightBefore), this.host.clock.now(), this.srtt);
+      this.cc.onAck(Math.min(acked, flightBefore), this.host.clock.now(), this.rtt.srtt);
     }
 
     // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
     if (this.sndUna === this.sndMax) this.retransmitTimer.cancel();
-    else this.retransmitTimer.arm(this.rto);
+    else this.retransmitTimer.arm(this.rtt.rto);
   }
 
   /**
@@ -891,7 +876,7 @@ export class TcpConnection implements ConnectionId {
     this.recover = this.sndMax;
     this.cc.onLoss(flight, this.host.clock.now());
     this.host.stats.fastRetransmits++;
-    this.rttSeq = undefined;
+    this.rtt.forgetTimed();
     if (this.sackEnabled) {
       // RFC 6675 §5 step 4: cwnd = ssthresh, retransmit the first lost segment, then by pipe.
       this.highRxt = this.sndUna;
@@ -902,7 +887,7 @@ export class TcpConnection implements ConnectionId {
       this.retransmitAt(this.sndUna);
       this.cc.setCwnd(this.cc.ssthresh + 3 * this.sendMss);
     }
-    this.retransmitTimer.arm(this.rto);
+    this.retransmitTimer.arm(this.rtt.rto);
   }
 
   // --- SACK scoreboard (RFC 6675 §4) ---
@@ -1230,7 +1215,7 @@ export class TcpConnection implements ConnectionId {
     if (!canSendData(this.state)) return;
     const now = this.host.clock.now();
     // RFC 5681 §4.1: restart the window after an idle period longer than the RTO.
-    if (this.sndUna === this.sndMax && now - this.lastSendTime > this.rto && this.lastSendTime > 0 && this.sendBuffer.length > 0) {
+    if (this.sndUna === this.sndMax && now - this.lastSendTime > this.rtt.rto && this.lastSendTime > 0 && this.sendBuffer.length > 0) {
       this.cc.onIdleRestart(now);
     }
     for (let guard = 0; guard < 10_000; guard++) {
@@ -1289,10 +1274,7 @@ export class TcpConnection implements ConnectionId {
     const fin = wantFin && seqAdd(this.sndNxt, length) === dataEnd;
     const flags = TcpFlag.ACK | (fin ? TcpFlag.FIN : 0) | (seqAdd(this.sndNxt, length) === dataEnd ? TcpFlag.PSH : 0);
     const sent = this.transmit(this.sndNxt, length, flags);
-    if (this.rttSeq === undefined && !this.timestampsEnabled && this.sndNxt === this.sndMax) {
-      this.rttSeq = this.sndNxt;
-      this.rttStart = this.host.clock.now();
-    }
+    if (!this.rtt.timing && !this.timestampsEnabled && this.sndNxt === this.sndMax) this.rtt.time(this.sndNxt, this.host.clock.now());
     this.sndNxt = seqAdd(this.sndNxt, sent + (fin && sent === length ? 1 : 0));
     this.sndMax = seqMax(this.sndMax, this.sndNxt);
     this.armRetransmit();
@@ -1311,7 +1293,7 @@ export class TcpConnection implements ConnectionId {
     if (length === 0 && !fin) return;
     this.host.stats.retransmittedSegments++;
     const sent = this.transmit(seq, length, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
-    this.rttSeq = undefined;
+    this.rtt.forgetTimed();
     if (track && this.inRecovery && this.sackEnabled && sent > 0) {
       this.recoveryRetransmissions = [...this.recoveryRetransmissions, { seq, end: seqAdd(seq, sent), sentBefore: this.sndMax }];
     }
@@ -1323,7 +1305,7 @@ export class TcpConnection implements ConnectionId {
   }
 
   private armRetransmit(): void {
-    if (!this.retransmitTimer.armed) this.retransmitTimer.arm(this.rto);
+    if (!this.retransmitTimer.armed) this.retransmitTimer.arm(this.rtt.rto);
   }
 
   private armPersistIfNeeded(): void {
@@ -1336,7 +1318,7 @@ export class TcpConnection implements ConnectionId {
 
   private persistTimeout(): number {
     const o = this.host.options;
-    return Math.min(o.maxPersistTimeout, Math.max(o.minRto, this.rto) * 2 ** this.persistBackoff);
+    return Math.min(o.maxPersistTimeout, Math.max(o.minRto, this.rtt.rto) * 2 ** this.persistBackoff);
   }
 
   /**
@@ -1345,7 +1327,7 @@ export class TcpConnection implements ConnectionId {
    */
   private transmit(seq: number, length: number, flags: number): number {
     const sack = this.sackBlocks();
-    const timestamp = this.timestampsEnabled ? { value: this.timestampNow(), echo: this.tsRecent } : undefined;
+    const timestamp = this.timestampsEnabled ? { value: this.tsval(), echo: this.tsRecent } : undefined;
     const sackCount = sack.length === 0 ? 0 : Math.min(sack.length, maxSackBlocks({ timestamp }));
     const optionBytes = (timestamp ? TIMESTAMP_OPTION_LENGTH : 0) + (sackCount > 0 ? 4 + 8 * sackCount : 0);
     const maxPayload = Math.max(1, this.peerMss - optionBytes);
@@ -1394,11 +1376,8 @@ export class TcpConnection implements ConnectionId {
     this.sendSynSegment();
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = seqMax(this.sndMax, this.sndNxt);
-    if (this.retransmits === 0) {
-      this.rttSeq = this.iss;
-      this.rttStart = this.host.clock.now();
-    }
-    this.retransmitTimer.arm(this.rto);
+    if (this.retransmits === 0) this.rtt.time(this.iss, this.host.clock.now());
+    this.retransmitTimer.arm(this.rtt.rto);
   }
 
   private sendSynSegment(): void {
@@ -1420,7 +1399,7 @@ export class TcpConnection implements ConnectionId {
       maxSegmentSize: this.localMss,
       windowScale,
       sackPermitted: sack,
-      timestamp: timestamps ? { value: this.timestampNow(), echo: synAck ? this.tsRecent : 0 } : undefined,
+      timestamp: timestamps ? { value: this.tsval(), echo: synAck ? this.tsRecent : 0 } : undefined,
       payload: new Uint8Array(0),
     };
     if (synAck) this.lastAckSent = this.rcvNxt;
@@ -1547,11 +1526,11 @@ export class TcpConnection implements ConnectionId {
         return;
       }
       this.retransmits++;
-      this.rto = Math.min(this.rto * 2, o.maxRto);
-      this.rttSeq = undefined;
+      this.rtt.backoff();
+      this.rtt.forgetTimed();
       this.host.stats.retransmittedSegments++;
       this.sendSynSegment();
-      this.retransmitTimer.arm(this.rto);
+      this.retransmitTimer.arm(this.rtt.rto);
       return;
     }
     if (this.sndUna === this.sndMax) return;
@@ -1565,8 +1544,8 @@ export class TcpConnection implements ConnectionId {
     if (this.retransmits === 0) this.cc.onRetransmitTimeout(flight, this.host.clock.now());
     else this.cc.setCwnd(this.sendMss);
     this.retransmits++;
-    this.rto = Math.min(this.rto * 2, o.maxRto);
-    this.rttSeq = undefined;
+    this.rtt.backoff();
+    this.rtt.forgetTimed();
     this.abandonRecovery();
     // RFC 2018 §8: the receiver may have reneged; forget SACK state after a timeout.
     this.scoreboard = [];
@@ -1575,7 +1554,7 @@ export class TcpConnection implements ConnectionId {
     this.sndNxt = this.sndUna;
     this.host.stats.retransmittedSegments++;
     if (!this.sendNewDataIgnoringWindow()) this.transmit(this.sndUna, 0, TcpFlag.ACK);
-    this.retransmitTimer.arm(this.rto);
+    this.retransmitTimer.arm(this.rtt.rto);
   }
 
   /** The RTO retransmission goes out even if the peer's window has since closed (it is already in flight). */
@@ -1686,7 +1665,7 @@ export class TcpConnection implements ConnectionId {
           if (this.sndUna !== this.sndMax) {
             this.abandonRecovery();
             this.sndNxt = this.sndUna;
-            this.rttSeq = undefined;
+            this.rtt.forgetTimed();
             this.output();
           }
         }
@@ -1705,25 +1684,37 @@ export class TcpConnection implements ConnectionId {
   // RTT (RFC 6298 §2)
   // ===================================================================================
 
-  private sampleRtt(rtt: number): void {
-    if (!(rtt >= 0)) return;
-    this.cc.onRttSample?.(rtt, this.host.clock.now());
-    const o = this.host.options;
-    if (this.srtt === undefined) {
-      this.srtt = rtt;
-      this.rttvar = rtt / 2;
-    } else {
-      // RFC 6298 §2.3: alpha = 1/8, beta = 1/4.
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rtt);
-      this.srtt = 0.875 * this.srtt + 0.125 * rtt;
-    }
-    // RFC 6298 §2.3 with clock granularity G = 1 ms, K = 4; clamped to [minRto, maxRto].
-    this.rto = Math.min(o.maxRto, Math.max(o.minRto, this.srtt + Math.max(1, 4 * this.rttvar)));
+  /**
+   * The RTT sample an acknowledgment gives: with timestamps, the echo of any ACK (RFC 7323 §4.1);
+   * else the timed segment's round trip, if this ACK covers it (RFC 6298 §3, Karn's algorithm).
+   */
+  private sampleAck(ack: number, timestamp: TcpTimestamp | undefined): void {
+    const now = this.host.clock.now();
+    let rtt: number | undefined;
+    if (this.timestampsEnabled && timestamp && timestamp.echo !== 0) {
+      rtt = timestampRtt(this.tsval(), timestamp.echo);
+      this.rtt.forgetTimed();
+    } else rtt = this.rtt.timedRoundTrip(ack, now);
+    if (rtt !== undefined && this.rtt.sample(rtt)) this.cc.onRttSample?.(rtt, now);
   }
 
-  /** RFC 7323 §5.4: a 1 ms timestamp clock with a random per-connection offset. */
-  timestampNow(): number {
-    return (Math.floor(this.host.clock.now()) + this.timestampOffset) >>> 0;
+  /** Smoothed round-trip time (ms), undefined before the first sample. */
+  get srtt(): number | undefined {
+    return this.rtt.srtt;
+  }
+
+  get rttvar(): number {
+    return this.rtt.rttvar;
+  }
+
+  /** The retransmission timeout (ms). */
+  get rto(): number {
+    return this.rtt.rto;
+  }
+
+  /** Our TSval now: the connection's timestamp clock (RFC 7323 §5.4). */
+  private tsval(): number {
+    return timestampClock(this.host.clock.now(), this.timestampOffset);
   }
 
   // ===================================================================================
