@@ -10,6 +10,7 @@ import type { TcpOptions } from './options.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { RearmableTimer } from '../time/timer.js';
 import { RttEstimator, timestampClock, timestampRtt } from './rtt.js';
+import { SackScoreboard } from './sack-scoreboard.js';
 import type { TcpStats } from './stats.js';
 
 /** RFC 9293 §3.3.2. */
@@ -187,8 +188,6 @@ export class TcpConnection implements ConnectionId {
   inRecovery = false;
   /** RFC 6582 "recover" / RFC 6675 RecoveryPoint. */
   private recover: number;
-  /** RFC 6675 HighRxt. */
-  private highRxt = 0;
   /**
    * Retransmissions made in this SACK recovery, each with SND.MAX when it left: data at or above
    * that mark was sent after it, so SACKs for enough of that data while the retransmission is still
@@ -196,8 +195,8 @@ export class TcpConnection implements ConnectionId {
    * here "later" by sequence order, so no per-segment transmit times are kept).
    */
   private recoveryRetransmissions: readonly RecoveryRetransmission[] = NO_RETRANSMISSIONS;
-  /** SACKed ranges above sndUna, sorted and disjoint (RFC 6675 scoreboard). */
-  scoreboard: { left: number; right: number }[] = [];
+  /** What the peer's SACK blocks say it holds above SND.UNA (RFC 6675), and HighRxt. */
+  private readonly scoreboard: SackScoreboard;
   /** Bytes cumulatively acknowledged over the connection's life (for model-based congestion control). */
   private ackedTotal = 0;
   private lastSendTime = 0;
@@ -262,6 +261,7 @@ export class TcpConnection implements ConnectionId {
     this.sendMss = this.peerMss;
     this.timestampOffset = setup.timestampOffset >>> 0;
     this.rtt = new RttEstimator(o);
+    this.scoreboard = new SackScoreboard(o.duplicateAckThreshold);
     this.keepAliveIdle = o.keepAliveIdle;
     this.offerWindowScale = o.windowScaling;
     this.offerTimestamps = o.timestamps;
@@ -708,7 +708,7 @@ export class TcpConnection implements ConnectionId {
     }
 
     const window = seg.window << this.sndScale;
-    const newSack = seg.sackBlocks !== undefined && this.sackEnabled && this.updateScoreboard(seg.sackBlocks);
+    const newSack = seg.sackBlocks !== undefined && this.sackEnabled && this.scoreboard.update(seg.sackBlocks, this.sndUna, this.sndMax);
     const priorUna = this.sndUna;
 
     if (seqGt(ack, this.sndUna)) {
@@ -725,7 +725,7 @@ export class TcpConnection implements ConnectionId {
       if (isDuplicate) this.duplicateAck();
     }
     if (this.inRecovery && this.sackEnabled && this.recoveryRetransmissions.length > 0) this.resendLostRetransmissions();
-    if (this.cc.onDelivered && (newSack || seqGt(this.sndUna, priorUna))) this.cc.onDelivered(this.ackedTotal + this.sackedBytes(), this.host.clock.now());
+    if (this.cc.onDelivered && (newSack || seqGt(this.sndUna, priorUna))) this.cc.onDelivered(this.ackedTotal + this.scoreboard.sackedBytes(), this.host.clock.now());
 
     // RFC 9293 §3.10.7.4: window update if the segment is newer than the last one used.
     if (seqLt(this.sndWl1, seg.sequence) || (this.sndWl1 === seg.sequence && seqLe(this.sndWl2, ack))) {
@@ -803,8 +803,7 @@ export class TcpConnection implements ConnectionId {
     this.sampleAck(ack, seg.timestamp);
     // RFC 6298 §5.7-ish: new data acknowledged ends the backoff.
     this.retransmits = 0;
-    this.scoreboard = this.scoreboard.filter((b) => seqGt(b.right, ack));
-    for (const b of this.scoreboard) if (seqLt(b.left, ack)) b.left = ack;
+    this.scoreboard.acknowledge(ack);
 
     if (this.inRecovery) {
       if (seqGe(ack, this.recover)) {
@@ -850,7 +849,7 @@ export class TcpConnection implements ConnectionId {
       if (!this.sackEnabled) this.cc.setCwnd(this.cc.cwnd + this.sendMss);
       return;
     }
-    const lossIndicated = this.duplicateAcks >= threshold || (this.sackEnabled && this.isLost(this.sndUna));
+    const lossIndicated = this.duplicateAcks >= threshold || (this.sackEnabled && this.scoreboard.isLost(this.sndUna, this.sendMss));
     if (!lossIndicated) return;
     // RFC 6582 §3.2 step 2: no new recovery while the ACK is below the previous recovery point
     // (duplicates caused by our own go-back-N retransmissions after an RTO).
@@ -879,9 +878,9 @@ export class TcpConnection implements ConnectionId {
     this.rtt.forgetTimed();
     if (this.sackEnabled) {
       // RFC 6675 §5 step 4: cwnd = ssthresh, retransmit the first lost segment, then by pipe.
-      this.highRxt = this.sndUna;
+      this.scoreboard.highRxt = this.sndUna;
       this.retransmitAt(this.sndUna);
-      this.highRxt = seqAdd(this.sndUna, this.segmentLengthAt(this.sndUna));
+      this.scoreboard.highRxt = seqAdd(this.sndUna, this.segmentLengthAt(this.sndUna));
     } else {
       // RFC 6582 §3.2 step 2 / RFC 5681 §3.2: retransmit, cwnd = ssthresh + 3·SMSS.
       this.retransmitAt(this.sndUna);
@@ -890,36 +889,7 @@ export class TcpConnection implements ConnectionId {
     this.retransmitTimer.arm(this.rtt.rto);
   }
 
-  // --- SACK scoreboard (RFC 6675 §4) ---
-
-  /** Merge SACK blocks into the scoreboard; true if they SACKed bytes it did not hold. */
-  private updateScoreboard(blocks: readonly SackBlock[]): boolean {
-    const before = this.sackedBytes();
-    for (const block of blocks) {
-      // Ignore blocks below SND.UNA (D-SACK) or beyond what we sent.
-      if (!seqLt(block.left, block.right) || seqLe(block.right, this.sndUna) || seqGt(block.right, this.sndMax)) continue;
-      let left = seqMax(block.left, this.sndUna);
-      let right = block.right;
-      const merged: { left: number; right: number }[] = [];
-      for (const b of this.scoreboard) {
-        if (seqLt(b.right, left) || seqGt(b.left, right)) merged.push(b);
-        else {
-          if (seqLt(b.left, left)) left = b.left;
-          if (seqGt(b.right, right)) right = b.right;
-        }
-      }
-      merged.push({ left, right });
-      merged.sort((a, b) => seqDiff(a.left, b.left));
-      this.scoreboard = merged;
-    }
-    return this.sackedBytes() > before;
-  }
-
-  private sackedBytes(): number {
-    let bytes = 0;
-    for (const b of this.scoreboard) bytes += seqDiff(b.right, b.left);
-    return bytes;
-  }
+  // --- SACK recovery (RFC 6675 §5) ---
 
   /**
    * A retransmission is lost when DupThresh segments' worth of data sent after it has been SACKed
@@ -930,8 +900,8 @@ export class TcpConnection implements ConnectionId {
   private resendLostRetransmissions(): void {
     const kept: RecoveryRetransmission[] = [];
     for (const r of this.recoveryRetransmissions) {
-      if (seqGe(this.sndUna, r.end) || this.isSacked(r.seq, r.end)) continue;
-      if (this.isLost(seqAdd(r.sentBefore, -1))) {
+      if (seqGe(this.sndUna, r.end) || this.scoreboard.covers(r.seq, r.end)) continue;
+      if (this.scoreboard.isLost(seqAdd(r.sentBefore, -1), this.sendMss)) {
         const seq = seqMax(r.seq, this.sndUna);
         this.host.stats.lostRetransmissions++;
         this.retransmitAt(seq, seqDiff(r.end, seq), false);
@@ -939,58 +909,6 @@ export class TcpConnection implements ConnectionId {
       } else kept.push(r);
     }
     this.recoveryRetransmissions = kept;
-  }
-
-  /** The scoreboard covers [left, right) whole. */
-  private isSacked(left: number, right: number): boolean {
-    for (const b of this.scoreboard) if (seqLe(b.left, left) && seqGe(b.right, right)) return true;
-    return false;
-  }
-
-  /** RFC 6675 §4 IsLost(SeqNum): DupThresh SACKed segments, or (DupThresh−1)·SMSS SACKed bytes, above it. */
-  private isLost(seq: number): boolean {
-    let bytes = 0;
-    let blocks = 0;
-    for (const b of this.scoreboard) {
-      if (seqLe(b.right, seq)) continue;
-      const left = seqMax(b.left, seqAdd(seq, 1));
-      bytes += seqDiff(b.right, left);
-      blocks += Math.max(1, Math.ceil(seqDiff(b.right, left) / this.sendMss));
-    }
-    const dupThresh = this.host.options.duplicateAckThreshold;
-    return blocks >= dupThresh || bytes > (dupThresh - 1) * this.sendMss;
-  }
-
-  /** RFC 6675 §4 SetPipe: bytes believed in flight, walking the holes of the scoreboard. */
-  pipe(): number {
-    let pipe = 0;
-    let cursor = this.sndUna;
-    const holes: [number, number][] = [];
-    for (const b of this.scoreboard) {
-      if (seqLt(cursor, b.left)) holes.push([cursor, b.left]);
-      cursor = seqMax(cursor, b.right);
-    }
-    if (seqLt(cursor, this.sndMax)) holes.push([cursor, this.sndMax]);
-    for (const [left, right] of holes) {
-      const size = seqDiff(right, left);
-      const retransmitted = seqGt(this.highRxt, left) ? Math.min(size, seqDiff(this.highRxt, left)) : 0;
-      if (this.isLost(left)) pipe += retransmitted;
-      else pipe += size + retransmitted;
-    }
-    return pipe;
-  }
-
-  /** RFC 6675 §4 NextSeg rule 1: the first lost, not yet retransmitted byte, with how much to send. */
-  private nextLostSegment(): [number, number] | undefined {
-    let cursor = this.sndUna;
-    for (const b of this.scoreboard) {
-      if (seqLt(cursor, b.left)) {
-        const start = seqMax(cursor, this.highRxt);
-        if (seqLt(start, b.left) && this.isLost(start)) return [start, Math.min(this.sendMss, seqDiff(b.left, start))];
-      }
-      cursor = seqMax(cursor, b.right);
-    }
-    return undefined;
   }
 
   // ===================================================================================
@@ -1221,11 +1139,11 @@ export class TcpConnection implements ConnectionId {
     for (let guard = 0; guard < 10_000; guard++) {
       if (this.inRecovery && this.sackEnabled) {
         // RFC 6675 §5 step (C): send while cwnd − pipe ≥ 1 SMSS.
-        if (this.cc.cwnd - this.pipe() < this.sendMss) break;
-        const lost = this.nextLostSegment();
+        if (this.cc.cwnd - this.scoreboard.pipe(this.sndUna, this.sndMax, this.sendMss) < this.sendMss) break;
+        const lost = this.scoreboard.nextLost(this.sndUna, this.sendMss);
         if (lost) {
-          this.retransmitAt(lost[0], lost[1]);
-          this.highRxt = seqAdd(lost[0], lost[1]);
+          this.retransmitAt(lost.seq, lost.length);
+          this.scoreboard.highRxt = seqAdd(lost.seq, lost.length);
           continue;
         }
         if (!this.sendNewData(true)) break;
@@ -1548,8 +1466,8 @@ export class TcpConnection implements ConnectionId {
     this.rtt.forgetTimed();
     this.abandonRecovery();
     // RFC 2018 §8: the receiver may have reneged; forget SACK state after a timeout.
-    this.scoreboard = [];
-    this.highRxt = this.sndUna;
+    this.scoreboard.clear();
+    this.scoreboard.highRxt = this.sndUna;
     // Go back to SND.UNA and resend from there as the window allows.
     this.sndNxt = this.sndUna;
     this.host.stats.retransmittedSegments++;
