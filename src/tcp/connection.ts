@@ -11,6 +11,7 @@ import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { RearmableTimer } from '../time/timer.js';
 import { RttEstimator, timestampClock, timestampRtt } from './rtt.js';
 import { SackScoreboard } from './sack-scoreboard.js';
+import { Assembler } from './assembler.js';
 import type { TcpStats } from './stats.js';
 
 /** RFC 9293 §3.3.2. */
@@ -73,11 +74,6 @@ export interface ConnectionSetup extends ConnectionId {
   readonly iss: number;
   /** Random offset for our timestamp clock (RFC 7323 §5.4). */
   readonly timestampOffset: number;
-}
-
-interface OutOfOrderSegment {
-  seq: number;
-  data: Uint8Array;
 }
 
 /** The SYN's negotiated options, as carried by a SYN or recovered from a SYN cookie. */
@@ -148,9 +144,8 @@ export class TcpConnection implements ConnectionId {
   /** Right edge of the window we last advertised: never moves left (RFC 9293 §3.8.6.2.2). */
   private rcvAdv = 0;
   private readonly receiveQueue = new ByteQueue();
-  private outOfOrder: OutOfOrderSegment[] = [];
-  /** Sequence numbers of recently received out-of-order segments, newest first (RFC 2018 §4). */
-  private recentSacks: number[] = [];
+  /** Segments beyond RCV.NXT, held until the gap before them fills (and reported by SACK). */
+  private readonly outOfOrder: Assembler;
   /** Sequence number of a FIN seen out of order. */
   private pendingFin: number | undefined;
   /** The peer's FIN has been consumed in sequence. */
@@ -257,6 +252,7 @@ export class TcpConnection implements ConnectionId {
     this.recover = this.iss;
     this.localMss = setup.localMss;
     this.receiveWindowLimit = Math.min(o.receiveBufferSize, setup.receiveWindowLimit);
+    this.outOfOrder = new Assembler(o.maxOutOfOrderSegments > 0 ? o.maxOutOfOrderSegments : Math.max(64, Math.ceil(o.receiveBufferSize / setup.localMss)));
     this.peerMss = Math.min(o.defaultPeerMss, setup.localMss);
     this.sendMss = this.peerMss;
     this.timestampOffset = setup.timestampOffset >>> 0;
@@ -957,7 +953,7 @@ export class TcpConnection implements ConnectionId {
         this.host.stats.bytesReceived += data.length;
         this.pendingReadable = true;
         this.segmentsSinceAck++;
-        if (this.outOfOrder.length > 0) {
+        if (!this.outOfOrder.isEmpty) {
           this.drainOutOfOrder();
           // RFC 5681 §4.2: a segment that fills a gap is acknowledged at once.
           this.ackNow = true;
@@ -967,7 +963,7 @@ export class TcpConnection implements ConnectionId {
       if (fin) this.pendingFin = seqAdd(seq, data.length);
     } else {
       // Out of order: keep it (bounded), and ACK at once so the sender sees the hole (RFC 5681 §4.2).
-      if (data.length > 0) this.storeOutOfOrder(seq, data);
+      if (data.length > 0 && this.outOfOrder.insert(seq, data) === 'full') this.host.stats.dropped.outOfOrderFull++;
       if (fin) this.pendingFin = seqAdd(seq, data.length);
       this.ackNow = true;
     }
@@ -989,83 +985,18 @@ export class TcpConnection implements ConnectionId {
     else this.receiveQueue.push(data);
   }
 
-  private storeOutOfOrder(seq: number, data: Uint8Array): void {
-    const queue = this.outOfOrder;
-    // Drop bytes already held: keep the queue disjoint.
-    let start = seq;
-    let bytes = data;
-    for (const s of queue) {
-      const sEnd = seqAdd(s.seq, s.data.length);
-      if (seqLe(s.seq, start) && seqGe(sEnd, seqAdd(start, bytes.length))) {
-        this.noteSack(seq);
-        return;
-      }
-      if (seqLe(s.seq, start) && seqGt(sEnd, start)) {
-        bytes = bytes.subarray(seqDiff(sEnd, start));
-        start = sEnd;
-      }
-    }
-    if (bytes.length === 0) return;
-    const o = this.host.options;
-    const limit = o.maxOutOfOrderSegments > 0 ? o.maxOutOfOrderSegments : Math.max(64, Math.ceil(o.receiveBufferSize / this.localMss));
-    if (queue.length >= limit) {
-      this.host.stats.dropped.outOfOrderFull++;
-      return;
-    }
-    const entry = { seq: start, data: bytes.slice() };
-    let i = queue.length;
-    while (i > 0 && seqGt(queue[i - 1]!.seq, start)) i--;
-    queue.splice(i, 0, entry);
-    // Trim a following segment that the new one overlaps.
-    const next = queue[i + 1];
-    const end = seqAdd(start, entry.data.length);
-    if (next && seqLt(next.seq, end)) {
-      const overlap = seqDiff(end, next.seq);
-      if (overlap >= next.data.length) queue.splice(i + 1, 1);
-      else {
-        next.data = next.data.subarray(overlap);
-        next.seq = end;
-      }
-    }
-    this.noteSack(start);
-  }
-
-  private noteSack(seq: number): void {
-    this.recentSacks = [seq, ...this.recentSacks.filter((s) => s !== seq)].slice(0, 8);
-  }
-
+  /** Out-of-order segments the new data reached, in order into the receive queue. */
   private drainOutOfOrder(): void {
-    const queue = this.outOfOrder;
-    while (queue.length > 0) {
-      const s = queue[0]!;
-      const end = seqAdd(s.seq, s.data.length);
-      if (seqGt(s.seq, this.rcvNxt)) break;
-      queue.shift();
-      if (seqLe(end, this.rcvNxt)) continue;
-      const fresh = s.data.subarray(seqDiff(this.rcvNxt, s.seq));
-      this.receiveQueue.pushOwned(fresh);
-      this.rcvNxt = end;
-      this.host.stats.bytesReceived += fresh.length;
+    for (let data = this.outOfOrder.takeContiguous(this.rcvNxt); data; data = this.outOfOrder.takeContiguous(this.rcvNxt)) {
+      this.receiveQueue.pushOwned(data);
+      this.rcvNxt = seqAdd(this.rcvNxt, data.length);
+      this.host.stats.bytesReceived += data.length;
     }
   }
 
   /** Current SACK blocks to report, most recent first (RFC 2018 §4). */
   sackBlocks(): readonly SackBlock[] {
-    if (!this.sackEnabled || this.outOfOrder.length === 0) return NO_SACK_BLOCKS;
-    const ranges: { left: number; right: number }[] = [];
-    for (const s of this.outOfOrder) {
-      const end = seqAdd(s.seq, s.data.length);
-      const last = ranges[ranges.length - 1];
-      if (last && last.right === s.seq) last.right = end;
-      else ranges.push({ left: s.seq, right: end });
-    }
-    const out: SackBlock[] = [];
-    for (const seq of this.recentSacks) {
-      const r = ranges.find((x) => seqLe(x.left, seq) && seqLt(seq, x.right));
-      if (r && !out.includes(r)) out.push(r);
-    }
-    for (const r of ranges) if (!out.includes(r)) out.push(r);
-    return out;
+    return this.sackEnabled ? this.outOfOrder.sackBlocks() : NO_SACK_BLOCKS;
   }
 
   /** Eighth: the FIN, now in sequence. */
@@ -1654,7 +1585,7 @@ export class TcpConnection implements ConnectionId {
     this.delayedAckTimer.stop();
     this.keepAliveTimer.stop();
     this.closeTimer.stop();
-    this.outOfOrder = [];
+    this.outOfOrder.clear();
     if (!this.pendingError) this.pendingClosed = true;
     this.host.released(this);
   }
