@@ -12,6 +12,8 @@ import { RearmableTimer } from '../time/timer.js';
 import { RttEstimator, timestampClock, timestampRtt } from './rtt.js';
 import { SackScoreboard } from './sack-scoreboard.js';
 import { Assembler } from './assembler.js';
+import { resetReplyTo, resetSegment } from './reset.js';
+import { RateLimit } from './rate-limit.js';
 import type { TcpStats } from './stats.js';
 
 /** RFC 9293 §3.3.2. */
@@ -218,9 +220,8 @@ export class TcpConnection implements ConnectionId {
   keepAliveIdle: number;
   private keepAliveProbesSent = 0;
   private lastReceiveTime = 0;
-  /** Challenge ACKs sent in the current one-second window (RFC 5961 §7). */
-  private challengeAcks = 0;
-  private challengeWindowStart = -Infinity;
+  /** Challenge and duplicate-triggered ACKs, per second (RFC 5961 §7). */
+  private readonly challengeAckLimit: RateLimit;
   /** A soft error (ICMP host unreachable) reported if the connection later times out (RFC 1122 §4.2.3.9). */
   private softError: TcpErrorCode | undefined;
 
@@ -259,6 +260,7 @@ export class TcpConnection implements ConnectionId {
     this.rtt = new RttEstimator(o);
     this.scoreboard = new SackScoreboard(o.duplicateAckThreshold);
     this.keepAliveIdle = o.keepAliveIdle;
+    this.challengeAckLimit = new RateLimit(o.challengeAckLimit);
     this.offerWindowScale = o.windowScaling;
     this.offerTimestamps = o.timestamps;
     this.offerSack = o.sack;
@@ -449,7 +451,7 @@ export class TcpConnection implements ConnectionId {
   abort(): void {
     this.run(() => {
       if (this.state === 'CLOSED') return;
-      if (isSynchronized(this.state) || this.state === 'SYN-RECEIVED') this.sendReset(this.sndMax);
+      if (isSynchronized(this.state) || this.state === 'SYN-RECEIVED') this.sendReset();
       this.release();
     });
   }
@@ -496,7 +498,7 @@ export class TcpConnection implements ConnectionId {
     const flags = seg.flags;
     const hasAck = (flags & TcpFlag.ACK) !== 0;
     if (hasAck && (seqLe(seg.acknowledgment, this.iss) || seqGt(seg.acknowledgment, this.sndMax))) {
-      if (!(flags & TcpFlag.RST)) this.sendResetFor(seg.acknowledgment);
+      if (!(flags & TcpFlag.RST)) this.sendReset(seg);
       return;
     }
     if (flags & TcpFlag.RST) {
@@ -622,7 +624,7 @@ export class TcpConnection implements ConnectionId {
       if (seqGt(seg.acknowledgment, this.sndUna) && seqLe(seg.acknowledgment, this.sndMax)) {
         if (!this.establishFromSynReceived(seg)) return;
       } else {
-        this.sendResetFor(seg.acknowledgment);
+        this.sendReset(seg);
         return;
       }
     }
@@ -923,7 +925,7 @@ export class TcpConnection implements ConnectionId {
     }
     if (data.length > 0 && this.orphaned) {
       // RFC 1122 §4.2.2.13 / RFC 9293 §3.10.7.4: data for a closed application → RST.
-      this.sendReset(this.sndMax);
+      this.sendReset();
       this.release();
       return;
     }
@@ -1277,46 +1279,22 @@ export class TcpConnection implements ConnectionId {
 
   /** RFC 5961 §7: challenge and duplicate-triggered ACKs, at most `challengeAckLimit` a second. */
   private sendAckRateLimited(): void {
-    const now = this.host.clock.now();
-    if (now - this.challengeWindowStart >= 1000) {
-      this.challengeWindowStart = now;
-      this.challengeAcks = 0;
-    }
-    if (this.challengeAcks >= this.host.options.challengeAckLimit) {
-      this.host.stats.challengeAcksSuppressed++;
-      return;
-    }
-    this.challengeAcks++;
-    this.sendAck();
+    if (this.challengeAckLimit.allow(this.host.clock.now())) this.sendAck();
+    else this.host.stats.challengeAcksSuppressed++;
   }
 
-  private sendReset(seq: number): void {
+  /**
+   * A reset: the answer to `unacceptable`, an ACK for something we never sent (RFC 9293
+   * §3.10.7.3, §3.10.7.4), or else the end of this connection (ABORT, §3.10.5), at SND.MAX with
+   * RCV.NXT acknowledged.
+   */
+  private sendReset(unacceptable?: TcpRepr): void {
     this.host.stats.resetsSent++;
-    const repr: TcpRepr = {
-      sourcePort: this.localPort,
-      destinationPort: this.remotePort,
-      sequence: seq,
-      acknowledgment: this.rcvNxt,
-      flags: TcpFlag.RST | TcpFlag.ACK,
-      window: 0,
-      payload: new Uint8Array(0),
-    };
-    this.send(TcpRepr.toBytes(repr, this.localAddress, this.remoteAddress));
-  }
-
-  /** <SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK (RFC 9293 §3.10.7.3/§3.10.7.4). */
-  private sendResetFor(ack: number): void {
-    this.host.stats.resetsSent++;
-    const repr: TcpRepr = {
-      sourcePort: this.localPort,
-      destinationPort: this.remotePort,
-      sequence: ack,
-      acknowledgment: 0,
-      flags: TcpFlag.RST,
-      window: 0,
-      payload: new Uint8Array(0),
-    };
-    this.send(TcpRepr.toBytes(repr, this.localAddress, this.remoteAddress));
+    this.send(
+      unacceptable
+        ? resetReplyTo(unacceptable, this.localAddress, this.remoteAddress)
+        : resetSegment(this.localAddress, this.localPort, this.remoteAddress, this.remotePort, this.sndMax, this.rcvNxt),
+    );
   }
 
   // ===================================================================================
@@ -1384,7 +1362,7 @@ export class TcpConnection implements ConnectionId {
     }
     if (this.sndUna === this.sndMax) return;
     if (this.retransmits >= o.maxRetransmissions) {
-      this.sendReset(this.sndMax);
+      this.sendReset();
       this.fail(this.softError ?? 'ETIMEDOUT');
       return;
     }
@@ -1431,7 +1409,7 @@ export class TcpConnection implements ConnectionId {
     const o = this.host.options;
     if (this.sndWnd > 0 || !canSendData(this.state)) return;
     if (this.unansweredProbes >= o.maxRetransmissions) {
-      this.sendReset(this.sndMax);
+      this.sendReset();
       this.fail('ETIMEDOUT');
       return;
     }
@@ -1474,7 +1452,7 @@ export class TcpConnection implements ConnectionId {
       return;
     }
     if (this.keepAliveProbesSent >= o.keepAliveProbes) {
-      this.sendReset(this.sndMax);
+      this.sendReset();
       this.fail('ETIMEDOUT');
       return;
     }

@@ -4,12 +4,14 @@ import type { Clock } from '../time/clock.js';
 import type { Random } from '../time/random.js';
 import { randomBelow } from '../time/random.js';
 import type { IcmpErrorInfo, IpReceiveInfo, IpSendResult, IpSender, RouteChoice, TransportProtocol } from '../ip/types.js';
-import { TCP_PROTOCOL, TcpFlag, TcpPacket, TcpParseError, TcpRepr, sequenceLength } from '../wire/tcp.js';
+import { TCP_PROTOCOL, TcpFlag, TcpPacket, TcpParseError, TcpRepr } from '../wire/tcp.js';
 import { TcpConnection, connectionKey, windowScaleFor, type ConnectionHost, type TcpConnectionEvents, type TcpErrorCode, type TcpState } from './connection.js';
 import { TupleHasher } from './isn.js';
 import { resolveTcpOptions, type TcpOptions } from './options.js';
 import { seqAdd, seqGt } from './seq.js';
 import { createTcpStats, type TcpStats } from './stats.js';
+import { resetReplyTo } from './reset.js';
+import { RateLimit } from './rate-limit.js';
 import { countDrop } from '../stats/counters.js';
 import type { SocketRow } from '../stats/rows.js';
 
@@ -110,8 +112,7 @@ export class Tcp implements TransportProtocol {
   private readonly parents = new Map<TcpConnection, TcpListener>();
   private readonly hasher: TupleHasher;
   private readonly host: ConnectionHost;
-  private resetsThisSecond = 0;
-  private resetWindowStart = -Infinity;
+  private readonly resetLimit: RateLimit;
 
   constructor(
     readonly ip: IpSender,
@@ -121,6 +122,7 @@ export class Tcp implements TransportProtocol {
   ) {
     this.options = resolveTcpOptions(options);
     this.hasher = new TupleHasher(random);
+    this.resetLimit = new RateLimit(this.options.resetRateLimit);
     this.host = {
       clock,
       options: this.options,
@@ -551,29 +553,12 @@ export class Tcp implements TransportProtocol {
   /** RFC 9293 §3.10.7.1: the reset for a segment that matches nothing; never for a RST. Rate-limited. */
   private replyReset(info: IpReceiveInfo, seg: TcpRepr): void {
     if (seg.flags & TcpFlag.RST) return;
-    const now = this.clock.now();
-    if (now - this.resetWindowStart >= 1000) {
-      this.resetWindowStart = now;
-      this.resetsThisSecond = 0;
-    }
-    if (this.resetsThisSecond >= this.options.resetRateLimit) {
+    if (!this.resetLimit.allow(this.clock.now())) {
       this.stats.resetsRateLimited++;
       return;
     }
-    this.resetsThisSecond++;
     this.stats.resetsSent++;
-    const hasAck = (seg.flags & TcpFlag.ACK) !== 0;
-    const repr: TcpRepr = {
-      sourcePort: seg.destinationPort,
-      destinationPort: seg.sourcePort,
-      // If ACK: <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-      sequence: hasAck ? seg.acknowledgment : 0,
-      acknowledgment: hasAck ? 0 : seqAdd(seg.sequence, sequenceLength(seg.flags, seg.payload.length)),
-      flags: hasAck ? TcpFlag.RST : TcpFlag.RST | TcpFlag.ACK,
-      window: 0,
-      payload: new Uint8Array(0),
-    };
-    this.sendSegment(info.destination, info.source, TcpRepr.toBytes(repr, info.destination, info.source));
+    this.sendSegment(info.destination, info.source, resetReplyTo(seg, info.destination, info.source));
   }
 }
 
