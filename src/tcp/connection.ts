@@ -14,6 +14,7 @@ import { SackScoreboard } from './sack-scoreboard.js';
 import { Assembler } from './assembler.js';
 import { resetReplyTo, resetSegment } from './reset.js';
 import { RateLimit } from './rate-limit.js';
+import { IPV4_TCP_HEADERS, TIMESTAMP_OPTION_LENGTH, sendMssFor } from './mss.js';
 import type { TcpStats } from './stats.js';
 
 /** RFC 9293 §3.3.2. */
@@ -29,6 +30,9 @@ export type TcpState =
   | 'CLOSING'
   | 'LAST-ACK'
   | 'TIME-WAIT';
+
+/** The timer running on a connection, as netstat names it (Linux's "timer" column). */
+export type TcpTimerName = 'retransmit' | 'persist' | 'keepalive' | 'time-wait' | 'fin-wait-2' | 'delayed-ack' | 'off';
 
 /** How a connection can end badly; Node's codes, passed straight to the socket API. */
 export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'ECONNABORTED' | 'EPIPE';
@@ -86,7 +90,6 @@ export interface PeerSynOptions {
   readonly timestamp?: TcpTimestamp;
 }
 
-const TIMESTAMP_OPTION_LENGTH = 12;
 const NO_SACK_BLOCKS: readonly SackBlock[] = [];
 const NO_PAYLOAD = new Uint8Array(0);
 
@@ -343,7 +346,7 @@ export class TcpConnection implements ConnectionId {
     // RFC 7323 §2.2: the window field of a SYN is never scaled.
     this.sndWnd = window;
     this.maxSndWnd = window;
-    this.sendMss = Math.max(1, this.peerMss - (this.timestampsEnabled ? TIMESTAMP_OPTION_LENGTH : 0));
+    this.sendMss = sendMssFor(this.peerMss, this.timestampsEnabled);
     this.cc = o.congestionControl(this.sendMss, initialWindow(this.sendMss, o.initialWindowSegments));
   }
 
@@ -392,24 +395,32 @@ export class TcpConnection implements ConnectionId {
 
   /** Half-close (RFC 9293 §3.10.4 CLOSE): FIN after the queued data; receiving continues. */
   shutdown(): void {
-    this.run(() => {
-      if (this.finQueued) return;
-      switch (this.state) {
-        case 'SYN-SENT':
-        case 'SYN-RECEIVED':
-        case 'ESTABLISHED':
-          this.finQueued = true;
-          if (this.state === 'ESTABLISHED') this.state = 'FIN-WAIT-1';
-          break;
-        case 'CLOSE-WAIT':
-          this.finQueued = true;
-          this.state = 'LAST-ACK';
-          break;
-        default:
-          return;
-      }
-      this.output();
-    });
+    this.run(() => this.queueFin());
+  }
+
+  /**
+   * The FIN goes after the queued data (RFC 9293 §3.10.4): ESTABLISHED → FIN-WAIT-1,
+   * CLOSE-WAIT → LAST-ACK; before the handshake completes it waits for ESTABLISHED.
+   */
+  private queueFin(): void {
+    if (this.finQueued) return;
+    switch (this.state) {
+      case 'SYN-SENT':
+      case 'SYN-RECEIVED':
+        this.finQueued = true;
+        break;
+      case 'ESTABLISHED':
+        this.finQueued = true;
+        this.state = 'FIN-WAIT-1';
+        break;
+      case 'CLOSE-WAIT':
+        this.finQueued = true;
+        this.state = 'LAST-ACK';
+        break;
+      default:
+        return;
+    }
+    this.output();
   }
 
   /**
@@ -430,21 +441,9 @@ export class TcpConnection implements ConnectionId {
         this.abort();
         return;
       }
-      this.shutdownNoRun();
+      this.queueFin();
       if (this.state === 'FIN-WAIT-2') this.closeTimer.arm(this.host.options.finWait2Timeout);
     });
-  }
-
-  private shutdownNoRun(): void {
-    if (this.finQueued) return;
-    if (this.state === 'ESTABLISHED' || this.state === 'SYN-RECEIVED') {
-      this.finQueued = true;
-      if (this.state === 'ESTABLISHED') this.state = 'FIN-WAIT-1';
-    } else if (this.state === 'CLOSE-WAIT') {
-      this.finQueued = true;
-      this.state = 'LAST-ACK';
-    }
-    this.output();
   }
 
   /** ABORT (RFC 9293 §3.10.5): RST in synchronized states, then CLOSED. */
@@ -748,7 +747,7 @@ export class TcpConnection implements ConnectionId {
     this.unansweredProbes = 0;
 
     // Our FIN acknowledged?
-    const finAcked = this.finSent() && seqGe(this.sndUna, seqAdd(this.finSequence(), 1));
+    const finAcked = this.finAcked();
     switch (this.state) {
       case 'FIN-WAIT-1':
         if (finAcked) {
@@ -1013,12 +1012,10 @@ export class TcpConnection implements ConnectionId {
       case 'ESTABLISHED':
         this.state = 'CLOSE-WAIT';
         break;
-      case 'FIN-WAIT-1': {
-        const finAcked = this.finSent() && seqGe(this.sndUna, seqAdd(this.finSequence(), 1));
-        if (finAcked) this.enterTimeWait();
+      case 'FIN-WAIT-1':
+        if (this.finAcked()) this.enterTimeWait();
         else this.state = 'CLOSING';
         break;
-      }
       case 'FIN-WAIT-2':
         this.enterTimeWait();
         break;
@@ -1052,6 +1049,11 @@ export class TcpConnection implements ConnectionId {
 
   private finSent(): boolean {
     return this.finQueued && seqGt(this.sndMax, this.finSequence());
+  }
+
+  /** The peer acknowledged our FIN: SND.UNA is past it. */
+  private finAcked(): boolean {
+    return this.finSent() && seqGe(this.sndUna, seqAdd(this.finSequence(), 1));
   }
 
   /** Bytes of sequence space the segment at `seq` would cover if sent now (data up to one MSS, or the FIN). */
@@ -1478,10 +1480,10 @@ export class TcpConnection implements ConnectionId {
       if (seqLt(quotedSeq, this.sndUna) || seqGt(quotedSeq, this.sndMax)) return;
       if (kind === 'fragmentation-needed') {
         // RFC 1191: lower the MSS to fit the next hop, then resend what was in flight.
-        const mss = nextHopMtu - 40;
+        const mss = nextHopMtu - IPV4_TCP_HEADERS;
         if (nextHopMtu >= 68 && mss < this.peerMss) {
           this.peerMss = mss;
-          this.sendMss = Math.max(1, mss - (this.timestampsEnabled ? TIMESTAMP_OPTION_LENGTH : 0));
+          this.sendMss = sendMssFor(mss, this.timestampsEnabled);
           this.cc.setMss(this.sendMss);
           // Everything in flight was sent too big for the path and is gone: go back to SND.UNA
           // and send it all again in the new size, as far as cwnd allows — not one segment then
@@ -1614,8 +1616,8 @@ export class TcpConnection implements ConnectionId {
   }
 
   /** Which timer runs, for netstat (the Linux "timer" column). */
-  timerInfo(): { timer: 'retransmit' | 'persist' | 'keepalive' | 'time-wait' | 'fin-wait-2' | 'delayed-ack' | 'off'; remaining: number } {
-    const pick = (name: 'retransmit' | 'persist' | 'keepalive' | 'delayed-ack', t: RearmableTimer) =>
+  timerInfo(): { timer: TcpTimerName; remaining: number } {
+    const pick = (name: TcpTimerName, t: RearmableTimer) =>
       t.armed ? { timer: name, remaining: t.remaining() ?? 0 } : undefined;
     if (this.closeTimer.armed) return { timer: this.state === 'TIME-WAIT' ? 'time-wait' : 'fin-wait-2', remaining: this.closeTimer.remaining() ?? 0 };
     return (
