@@ -106,6 +106,8 @@ const NO_RETRANSMISSIONS: readonly RecoveryRetransmission[] = [];
  * One TCP connection: the transmission control block and the RFC 9293 state machine, with
  * RFC 6298 retransmission, RFC 5681/6582 congestion control, RFC 2018/6675 SACK, RFC 7323 window
  * scaling/timestamps/PAWS, RFC 5961 hardening and RFC 1122 delayed ACK, Nagle, keepalive.
+ * Its data structures live beside it: the send buffer, the out-of-order `Assembler`, the
+ * `SackScoreboard` and the `RttEstimator`; what to do with them is decided here.
  *
  * Synchronous and clock-driven: `receive` (a segment), the API calls and the timers run to
  * completion, send what they must through the host, then dispatch upcalls.
@@ -740,8 +742,8 @@ export class TcpConnection implements ConnectionId {
       // No window from this segment (older than SND.WL1: a retransmission that fills a hole), yet
       // it moved SND.UNA: keep the right edge where the peer last put it, as BSD does
       // (SND.WND −= acked). SND.UNA + SND.WND would otherwise run past it, and a Linux peer drops
-      // whole any segment that ends beyond its window while its receive queue holds data — the
-      // ACKs riding on ours too: found as a stall against the kernel under load.
+      // whole any segment that ends beyond its window while its receive queue holds data, and
+      // the ACK it carries with it.
       this.sndWnd = Math.max(0, this.sndWnd - seqDiff(this.sndUna, priorUna));
     }
     this.unansweredProbes = 0;
