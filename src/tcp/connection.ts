@@ -1103,10 +1103,7 @@ export class TcpConnection implements ConnectionId {
     const wantFin = this.finQueued && seqLe(this.sndNxt, this.finSequence());
     if (unsent === 0) {
       if (wantFin && this.sndNxt === dataEnd) {
-        this.transmit(this.sndNxt, 0, TcpFlag.FIN | TcpFlag.ACK);
-        this.sndNxt = seqAdd(this.sndNxt, 1);
-        this.sndMax = seqMax(this.sndMax, this.sndNxt);
-        this.armRetransmit();
+        this.sendFin();
         return true;
       }
       return false;
@@ -1134,6 +1131,14 @@ export class TcpConnection implements ConnectionId {
     this.sndMax = seqMax(this.sndMax, this.sndNxt);
     this.armRetransmit();
     return true;
+  }
+
+  /** A FIN alone at SND.NXT, after all the data: it takes one sequence number and is timed for retransmission. */
+  private sendFin(): void {
+    this.transmit(this.sndNxt, 0, TcpFlag.ACK | TcpFlag.FIN);
+    this.sndNxt = seqAdd(this.sndNxt, 1);
+    this.sndMax = seqMax(this.sndMax, this.sndNxt);
+    this.armRetransmit();
   }
 
   /** Retransmit one segment starting at `seq` (fast retransmit, partial ACK, SACK hole). */
@@ -1425,10 +1430,7 @@ export class TcpConnection implements ConnectionId {
       // The probe byte is not in flight (no RTO, no duplicate ACKs), but an ACK covering it is valid.
       this.probeEnd = seqAdd(this.sndNxt, 1);
     } else if (this.finQueued && !this.finSent()) {
-      this.transmit(this.sndNxt, 0, TcpFlag.ACK | TcpFlag.FIN);
-      this.sndNxt = seqAdd(this.sndNxt, 1);
-      this.sndMax = seqMax(this.sndMax, this.sndNxt);
-      this.armRetransmit();
+      this.sendFin();
       return;
     }
     this.persistBackoff++;
