@@ -16,6 +16,7 @@ import { resetReplyTo, resetSegment } from './reset.js';
 import { RateLimit } from './rate-limit.js';
 import { IPV4_TCP_HEADERS, TIMESTAMP_OPTION_LENGTH, sendMssFor } from './mss.js';
 import type { TcpStats } from './stats.js';
+import { countDrop } from '../stats/counters.js';
 
 /** RFC 9293 §3.3.2. */
 export type TcpState =
@@ -570,12 +571,12 @@ export class TcpConnection implements ConnectionId {
 
     // RFC 7323 §3.2: once timestamps are on, a non-RST segment without one SHOULD be dropped.
     if (this.timestampsEnabled && !seg.timestamp && !(flags & TcpFlag.RST)) {
-      this.host.stats.dropped.noTimestamp++;
+      countDrop(this.host.stats.dropped, 'noTimestamp');
       return;
     }
     // RFC 7323 §5.3 PAWS: an older timestamp than TS.Recent marks an old duplicate.
     if (this.timestampsEnabled && seg.timestamp && this.tsRecentSet && !(flags & TcpFlag.RST) && seqLt(seg.timestamp.value, this.tsRecent)) {
-      this.host.stats.dropped.paws++;
+      countDrop(this.host.stats.dropped, 'paws');
       this.sendAckRateLimited();
       return;
     }
@@ -584,7 +585,7 @@ export class TcpConnection implements ConnectionId {
     const segLen = seg.payload.length + (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0);
     const rcvWnd = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
     if (!this.acceptable(seg.sequence, segLen, rcvWnd)) {
-      this.host.stats.dropped.outOfWindow++;
+      countDrop(this.host.stats.dropped, 'outOfWindow');
       if (!(flags & TcpFlag.RST)) {
         if (this.state === 'TIME-WAIT' && flags & TcpFlag.FIN) this.closeTimer.arm(2 * this.host.options.msl);
         this.sendAck();
@@ -653,7 +654,7 @@ export class TcpConnection implements ConnectionId {
 
   private establishFromSynReceived(seg: TcpRepr): boolean {
     if (this.passive && !this.host.canEstablish(this)) {
-      this.host.stats.dropped.acceptQueueFull++;
+      countDrop(this.host.stats.dropped, 'acceptQueueFull');
       return false;
     }
     this.ackSyn(seg.acknowledgment, seg.timestamp);
@@ -696,12 +697,12 @@ export class TcpConnection implements ConnectionId {
     // RFC 5961 §5.2: acceptable if SND.UNA − MAX.SND.WND ≤ SEG.ACK ≤ SND.NXT (SND.MAX here, which
     // covers data sent before an RTO pulled SND.NXT back).
     if (seqGt(ack, this.sndMax) && !(this.probeEnd !== undefined && seqLe(ack, this.probeEnd))) {
-      this.host.stats.dropped.ackUnsent++;
+      countDrop(this.host.stats.dropped, 'ackUnsent');
       this.sendAckRateLimited();
       return false;
     }
     if (seqLt(ack, seqAdd(this.sndUna, -Math.max(this.maxSndWnd, 1)))) {
-      this.host.stats.dropped.ackTooOld++;
+      countDrop(this.host.stats.dropped, 'ackTooOld');
       this.sendAckRateLimited();
       return false;
     }
@@ -966,7 +967,7 @@ export class TcpConnection implements ConnectionId {
       if (fin) this.pendingFin = seqAdd(seq, data.length);
     } else {
       // Out of order: keep it (bounded), and ACK at once so the sender sees the hole (RFC 5681 §4.2).
-      if (data.length > 0 && this.outOfOrder.insert(seq, data) === 'full') this.host.stats.dropped.outOfOrderFull++;
+      if (data.length > 0 && this.outOfOrder.insert(seq, data) === 'full') countDrop(this.host.stats.dropped, 'outOfOrderFull');
       if (fin) this.pendingFin = seqAdd(seq, data.length);
       this.ackNow = true;
     }
