@@ -9,7 +9,14 @@ import { initialWindow, type CongestionControl } from './congestion.js';
 import type { TcpOptions } from './options.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from './seq.js';
 import { RearmableTimer } from '../time/timer.js';
+import { RttEstimator, timestampClock, timestampRtt } from './rtt.js';
+import { SackScoreboard } from './sack-scoreboard.js';
+import { Assembler } from './assembler.js';
+import { resetReplyTo, resetSegment } from './reset.js';
+import { RateLimit } from './rate-limit.js';
+import { IPV4_TCP_HEADERS, TIMESTAMP_OPTION_LENGTH, sendMssFor } from './mss.js';
 import type { TcpStats } from './stats.js';
+import { countDrop } from '../stats/counters.js';
 
 /** RFC 9293 §3.3.2. */
 export type TcpState =
@@ -24,6 +31,9 @@ export type TcpState =
   | 'CLOSING'
   | 'LAST-ACK'
   | 'TIME-WAIT';
+
+/** The timer running on a connection, as netstat names it (Linux's "timer" column). */
+export type TcpTimerName = 'retransmit' | 'persist' | 'keepalive' | 'time-wait' | 'fin-wait-2' | 'delayed-ack' | 'off';
 
 /** How a connection can end badly; Node's codes, passed straight to the socket API. */
 export type TcpErrorCode = 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'ECONNABORTED' | 'EPIPE';
@@ -73,11 +83,6 @@ export interface ConnectionSetup extends ConnectionId {
   readonly timestampOffset: number;
 }
 
-interface OutOfOrderSegment {
-  seq: number;
-  data: Uint8Array;
-}
-
 /** The SYN's negotiated options, as carried by a SYN or recovered from a SYN cookie. */
 export interface PeerSynOptions {
   readonly maxSegmentSize?: number;
@@ -86,7 +91,6 @@ export interface PeerSynOptions {
   readonly timestamp?: TcpTimestamp;
 }
 
-const TIMESTAMP_OPTION_LENGTH = 12;
 const NO_SACK_BLOCKS: readonly SackBlock[] = [];
 const NO_PAYLOAD = new Uint8Array(0);
 
@@ -103,6 +107,8 @@ const NO_RETRANSMISSIONS: readonly RecoveryRetransmission[] = [];
  * One TCP connection: the transmission control block and the RFC 9293 state machine, with
  * RFC 6298 retransmission, RFC 5681/6582 congestion control, RFC 2018/6675 SACK, RFC 7323 window
  * scaling/timestamps/PAWS, RFC 5961 hardening and RFC 1122 delayed ACK, Nagle, keepalive.
+ * Its data structures live beside it: the send buffer, the out-of-order `Assembler`, the
+ * `SackScoreboard` and the `RttEstimator`; what to do with them is decided here.
  *
  * Synchronous and clock-driven: `receive` (a segment), the API calls and the timers run to
  * completion, send what they must through the host, then dispatch upcalls.
@@ -146,9 +152,8 @@ export class TcpConnection implements ConnectionId {
   /** Right edge of the window we last advertised: never moves left (RFC 9293 §3.8.6.2.2). */
   private rcvAdv = 0;
   private readonly receiveQueue = new ByteQueue();
-  private outOfOrder: OutOfOrderSegment[] = [];
-  /** Sequence numbers of recently received out-of-order segments, newest first (RFC 2018 §4). */
-  private recentSacks: number[] = [];
+  /** Segments beyond RCV.NXT, held until the gap before them fills (and reported by SACK). */
+  private readonly outOfOrder: Assembler;
   /** Sequence number of a FIN seen out of order. */
   private pendingFin: number | undefined;
   /** The peer's FIN has been consumed in sequence. */
@@ -176,13 +181,9 @@ export class TcpConnection implements ConnectionId {
   private offerSack: boolean;
 
   // --- RTT and retransmission (RFC 6298) ---
-  srtt: number | undefined;
-  rttvar = 0;
-  rto: number;
+  private readonly rtt: RttEstimator;
   /** Retransmissions of the current oldest segment (exponential backoff count). */
   retransmits = 0;
-  private rttSeq: number | undefined;
-  private rttStart = 0;
 
   // --- Congestion control and loss recovery ---
   cc!: CongestionControl;
@@ -190,8 +191,6 @@ export class TcpConnection implements ConnectionId {
   inRecovery = false;
   /** RFC 6582 "recover" / RFC 6675 RecoveryPoint. */
   private recover: number;
-  /** RFC 6675 HighRxt. */
-  private highRxt = 0;
   /**
    * Retransmissions made in this SACK recovery, each with SND.MAX when it left: data at or above
    * that mark was sent after it, so SACKs for enough of that data while the retransmission is still
@@ -199,8 +198,8 @@ export class TcpConnection implements ConnectionId {
    * here "later" by sequence order, so no per-segment transmit times are kept).
    */
   private recoveryRetransmissions: readonly RecoveryRetransmission[] = NO_RETRANSMISSIONS;
-  /** SACKed ranges above sndUna, sorted and disjoint (RFC 6675 scoreboard). */
-  scoreboard: { left: number; right: number }[] = [];
+  /** What the peer's SACK blocks say it holds above SND.UNA (RFC 6675), and HighRxt. */
+  private readonly scoreboard: SackScoreboard;
   /** Bytes cumulatively acknowledged over the connection's life (for model-based congestion control). */
   private ackedTotal = 0;
   private lastSendTime = 0;
@@ -227,9 +226,8 @@ export class TcpConnection implements ConnectionId {
   keepAliveIdle: number;
   private keepAliveProbesSent = 0;
   private lastReceiveTime = 0;
-  /** Challenge ACKs sent in the current one-second window (RFC 5961 §7). */
-  private challengeAcks = 0;
-  private challengeWindowStart = -Infinity;
+  /** Challenge and duplicate-triggered ACKs, per second (RFC 5961 §7). */
+  private readonly challengeAckLimit: RateLimit;
   /** A soft error (ICMP host unreachable) reported if the connection later times out (RFC 1122 §4.2.3.9). */
   private softError: TcpErrorCode | undefined;
 
@@ -261,11 +259,14 @@ export class TcpConnection implements ConnectionId {
     this.recover = this.iss;
     this.localMss = setup.localMss;
     this.receiveWindowLimit = Math.min(o.receiveBufferSize, setup.receiveWindowLimit);
+    this.outOfOrder = new Assembler(o.maxOutOfOrderSegments > 0 ? o.maxOutOfOrderSegments : Math.max(64, Math.ceil(o.receiveBufferSize / setup.localMss)));
     this.peerMss = Math.min(o.defaultPeerMss, setup.localMss);
     this.sendMss = this.peerMss;
     this.timestampOffset = setup.timestampOffset >>> 0;
-    this.rto = o.initialRto;
+    this.rtt = new RttEstimator(o);
+    this.scoreboard = new SackScoreboard(o.duplicateAckThreshold);
     this.keepAliveIdle = o.keepAliveIdle;
+    this.challengeAckLimit = new RateLimit(o.challengeAckLimit);
     this.offerWindowScale = o.windowScaling;
     this.offerTimestamps = o.timestamps;
     this.offerSack = o.sack;
@@ -348,7 +349,7 @@ export class TcpConnection implements ConnectionId {
     // RFC 7323 §2.2: the window field of a SYN is never scaled.
     this.sndWnd = window;
     this.maxSndWnd = window;
-    this.sendMss = Math.max(1, this.peerMss - (this.timestampsEnabled ? TIMESTAMP_OPTION_LENGTH : 0));
+    this.sendMss = sendMssFor(this.peerMss, this.timestampsEnabled);
     this.cc = o.congestionControl(this.sendMss, initialWindow(this.sendMss, o.initialWindowSegments));
   }
 
@@ -397,24 +398,32 @@ export class TcpConnection implements ConnectionId {
 
   /** Half-close (RFC 9293 §3.10.4 CLOSE): FIN after the queued data; receiving continues. */
   shutdown(): void {
-    this.run(() => {
-      if (this.finQueued) return;
-      switch (this.state) {
-        case 'SYN-SENT':
-        case 'SYN-RECEIVED':
-        case 'ESTABLISHED':
-          this.finQueued = true;
-          if (this.state === 'ESTABLISHED') this.state = 'FIN-WAIT-1';
-          break;
-        case 'CLOSE-WAIT':
-          this.finQueued = true;
-          this.state = 'LAST-ACK';
-          break;
-        default:
-          return;
-      }
-      this.output();
-    });
+    this.run(() => this.queueFin());
+  }
+
+  /**
+   * The FIN goes after the queued data (RFC 9293 §3.10.4): ESTABLISHED → FIN-WAIT-1,
+   * CLOSE-WAIT → LAST-ACK; before the handshake completes it waits for ESTABLISHED.
+   */
+  private queueFin(): void {
+    if (this.finQueued) return;
+    switch (this.state) {
+      case 'SYN-SENT':
+      case 'SYN-RECEIVED':
+        this.finQueued = true;
+        break;
+      case 'ESTABLISHED':
+        this.finQueued = true;
+        this.state = 'FIN-WAIT-1';
+        break;
+      case 'CLOSE-WAIT':
+        this.finQueued = true;
+        this.state = 'LAST-ACK';
+        break;
+      default:
+        return;
+    }
+    this.output();
   }
 
   /**
@@ -435,28 +444,16 @@ export class TcpConnection implements ConnectionId {
         this.abort();
         return;
       }
-      this.shutdownNoRun();
+      this.queueFin();
       if (this.state === 'FIN-WAIT-2') this.closeTimer.arm(this.host.options.finWait2Timeout);
     });
-  }
-
-  private shutdownNoRun(): void {
-    if (this.finQueued) return;
-    if (this.state === 'ESTABLISHED' || this.state === 'SYN-RECEIVED') {
-      this.finQueued = true;
-      if (this.state === 'ESTABLISHED') this.state = 'FIN-WAIT-1';
-    } else if (this.state === 'CLOSE-WAIT') {
-      this.finQueued = true;
-      this.state = 'LAST-ACK';
-    }
-    this.output();
   }
 
   /** ABORT (RFC 9293 §3.10.5): RST in synchronized states, then CLOSED. */
   abort(): void {
     this.run(() => {
       if (this.state === 'CLOSED') return;
-      if (isSynchronized(this.state) || this.state === 'SYN-RECEIVED') this.sendReset(this.sndMax);
+      if (isSynchronized(this.state) || this.state === 'SYN-RECEIVED') this.sendReset();
       this.release();
     });
   }
@@ -503,7 +500,7 @@ export class TcpConnection implements ConnectionId {
     const flags = seg.flags;
     const hasAck = (flags & TcpFlag.ACK) !== 0;
     if (hasAck && (seqLe(seg.acknowledgment, this.iss) || seqGt(seg.acknowledgment, this.sndMax))) {
-      if (!(flags & TcpFlag.RST)) this.sendResetFor(seg.acknowledgment);
+      if (!(flags & TcpFlag.RST)) this.sendReset(seg);
       return;
     }
     if (flags & TcpFlag.RST) {
@@ -545,14 +542,9 @@ export class TcpConnection implements ConnectionId {
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     this.retransmitTimer.cancel();
-    if (this.retransmits === 0) {
-      if (this.timestampsEnabled && timestamp && timestamp.echo !== 0) this.sampleRtt(this.timestampNow() - timestamp.echo);
-      else if (this.rttSeq !== undefined) this.sampleRtt(this.host.clock.now() - this.rttStart);
-    } else {
-      // RFC 6298 §5.7: after a SYN was retransmitted, RTO must be re-initialized to 3 s when data starts.
-      this.rto = Math.max(this.rto, 3000);
-    }
-    this.rttSeq = undefined;
+    if (this.retransmits === 0) this.sampleAck(ack, timestamp);
+    else this.rtt.afterSynRetransmitted();
+    this.rtt.forgetTimed();
     this.retransmits = 0;
   }
 
@@ -579,12 +571,12 @@ export class TcpConnection implements ConnectionId {
 
     // RFC 7323 §3.2: once timestamps are on, a non-RST segment without one SHOULD be dropped.
     if (this.timestampsEnabled && !seg.timestamp && !(flags & TcpFlag.RST)) {
-      this.host.stats.dropped.noTimestamp++;
+      countDrop(this.host.stats.dropped, 'noTimestamp');
       return;
     }
     // RFC 7323 §5.3 PAWS: an older timestamp than TS.Recent marks an old duplicate.
     if (this.timestampsEnabled && seg.timestamp && this.tsRecentSet && !(flags & TcpFlag.RST) && seqLt(seg.timestamp.value, this.tsRecent)) {
-      this.host.stats.dropped.paws++;
+      countDrop(this.host.stats.dropped, 'paws');
       this.sendAckRateLimited();
       return;
     }
@@ -593,7 +585,7 @@ export class TcpConnection implements ConnectionId {
     const segLen = seg.payload.length + (flags & TcpFlag.SYN ? 1 : 0) + (flags & TcpFlag.FIN ? 1 : 0);
     const rcvWnd = Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt));
     if (!this.acceptable(seg.sequence, segLen, rcvWnd)) {
-      this.host.stats.dropped.outOfWindow++;
+      countDrop(this.host.stats.dropped, 'outOfWindow');
       if (!(flags & TcpFlag.RST)) {
         if (this.state === 'TIME-WAIT' && flags & TcpFlag.FIN) this.closeTimer.arm(2 * this.host.options.msl);
         this.sendAck();
@@ -634,7 +626,7 @@ export class TcpConnection implements ConnectionId {
       if (seqGt(seg.acknowledgment, this.sndUna) && seqLe(seg.acknowledgment, this.sndMax)) {
         if (!this.establishFromSynReceived(seg)) return;
       } else {
-        this.sendResetFor(seg.acknowledgment);
+        this.sendReset(seg);
         return;
       }
     }
@@ -662,7 +654,7 @@ export class TcpConnection implements ConnectionId {
 
   private establishFromSynReceived(seg: TcpRepr): boolean {
     if (this.passive && !this.host.canEstablish(this)) {
-      this.host.stats.dropped.acceptQueueFull++;
+      countDrop(this.host.stats.dropped, 'acceptQueueFull');
       return false;
     }
     this.ackSyn(seg.acknowledgment, seg.timestamp);
@@ -705,18 +697,18 @@ export class TcpConnection implements ConnectionId {
     // RFC 5961 §5.2: acceptable if SND.UNA − MAX.SND.WND ≤ SEG.ACK ≤ SND.NXT (SND.MAX here, which
     // covers data sent before an RTO pulled SND.NXT back).
     if (seqGt(ack, this.sndMax) && !(this.probeEnd !== undefined && seqLe(ack, this.probeEnd))) {
-      this.host.stats.dropped.ackUnsent++;
+      countDrop(this.host.stats.dropped, 'ackUnsent');
       this.sendAckRateLimited();
       return false;
     }
     if (seqLt(ack, seqAdd(this.sndUna, -Math.max(this.maxSndWnd, 1)))) {
-      this.host.stats.dropped.ackTooOld++;
+      countDrop(this.host.stats.dropped, 'ackTooOld');
       this.sendAckRateLimited();
       return false;
     }
 
     const window = seg.window << this.sndScale;
-    const newSack = seg.sackBlocks !== undefined && this.sackEnabled && this.updateScoreboard(seg.sackBlocks);
+    const newSack = seg.sackBlocks !== undefined && this.sackEnabled && this.scoreboard.update(seg.sackBlocks, this.sndUna, this.sndMax);
     const priorUna = this.sndUna;
 
     if (seqGt(ack, this.sndUna)) {
@@ -733,7 +725,7 @@ export class TcpConnection implements ConnectionId {
       if (isDuplicate) this.duplicateAck();
     }
     if (this.inRecovery && this.sackEnabled && this.recoveryRetransmissions.length > 0) this.resendLostRetransmissions();
-    if (this.cc.onDelivered && (newSack || seqGt(this.sndUna, priorUna))) this.cc.onDelivered(this.ackedTotal + this.sackedBytes(), this.host.clock.now());
+    if (this.cc.onDelivered && (newSack || seqGt(this.sndUna, priorUna))) this.cc.onDelivered(this.ackedTotal + this.scoreboard.sackedBytes(), this.host.clock.now());
 
     // RFC 9293 §3.10.7.4: window update if the segment is newer than the last one used.
     if (seqLt(this.sndWl1, seg.sequence) || (this.sndWl1 === seg.sequence && seqLe(this.sndWl2, ack))) {
@@ -751,14 +743,14 @@ export class TcpConnection implements ConnectionId {
       // No window from this segment (older than SND.WL1: a retransmission that fills a hole), yet
       // it moved SND.UNA: keep the right edge where the peer last put it, as BSD does
       // (SND.WND −= acked). SND.UNA + SND.WND would otherwise run past it, and a Linux peer drops
-      // whole any segment that ends beyond its window while its receive queue holds data — the
-      // ACKs riding on ours too: found as a stall against the kernel under load.
+      // whole any segment that ends beyond its window while its receive queue holds data, and
+      // the ACK it carries with it.
       this.sndWnd = Math.max(0, this.sndWnd - seqDiff(this.sndUna, priorUna));
     }
     this.unansweredProbes = 0;
 
     // Our FIN acknowledged?
-    const finAcked = this.finSent() && seqGe(this.sndUna, seqAdd(this.finSequence(), 1));
+    const finAcked = this.finAcked();
     switch (this.state) {
       case 'FIN-WAIT-1':
         if (finAcked) {
@@ -808,18 +800,10 @@ export class TcpConnection implements ConnectionId {
     this.probeEnd = undefined;
     this.host.stats.bytesAcked += dataAcked;
 
-    // RTT sample (RFC 7323 §4.1 timestamps, else RFC 6298 with Karn's rule).
-    if (this.timestampsEnabled && seg.timestamp && seg.timestamp.echo !== 0) {
-      this.sampleRtt(seqDiff(this.timestampNow(), seg.timestamp.echo));
-      this.rttSeq = undefined;
-    } else if (this.rttSeq !== undefined && seqGt(ack, this.rttSeq)) {
-      this.sampleRtt(this.host.clock.now() - this.rttStart);
-      this.rttSeq = undefined;
-    }
+    this.sampleAck(ack, seg.timestamp);
     // RFC 6298 §5.7-ish: new data acknowledged ends the backoff.
     this.retransmits = 0;
-    this.scoreboard = this.scoreboard.filter((b) => seqGt(b.right, ack));
-    for (const b of this.scoreboard) if (seqLt(b.left, ack)) b.left = ack;
+    this.scoreboard.acknowledge(ack);
 
     if (this.inRecovery) {
       if (seqGe(ack, this.recover)) {
@@ -837,12 +821,12 @@ export class TcpConnection implements ConnectionId {
       }
     } else {
       this.duplicateAcks = 0;
-      this.cc.onAck(Math.min(acked, flightBefore), this.host.clock.now(), this.srtt);
+      this.cc.onAck(Math.min(acked, flightBefore), this.host.clock.now(), this.rtt.srtt);
     }
 
     // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
     if (this.sndUna === this.sndMax) this.retransmitTimer.cancel();
-    else this.retransmitTimer.arm(this.rto);
+    else this.retransmitTimer.arm(this.rtt.rto);
   }
 
   /**
@@ -865,7 +849,7 @@ export class TcpConnection implements ConnectionId {
       if (!this.sackEnabled) this.cc.setCwnd(this.cc.cwnd + this.sendMss);
       return;
     }
-    const lossIndicated = this.duplicateAcks >= threshold || (this.sackEnabled && this.isLost(this.sndUna));
+    const lossIndicated = this.duplicateAcks >= threshold || (this.sackEnabled && this.scoreboard.isLost(this.sndUna, this.sendMss));
     if (!lossIndicated) return;
     // RFC 6582 §3.2 step 2: no new recovery while the ACK is below the previous recovery point
     // (duplicates caused by our own go-back-N retransmissions after an RTO).
@@ -891,50 +875,21 @@ export class TcpConnection implements ConnectionId {
     this.recover = this.sndMax;
     this.cc.onLoss(flight, this.host.clock.now());
     this.host.stats.fastRetransmits++;
-    this.rttSeq = undefined;
+    this.rtt.forgetTimed();
     if (this.sackEnabled) {
       // RFC 6675 §5 step 4: cwnd = ssthresh, retransmit the first lost segment, then by pipe.
-      this.highRxt = this.sndUna;
+      this.scoreboard.highRxt = this.sndUna;
       this.retransmitAt(this.sndUna);
-      this.highRxt = seqAdd(this.sndUna, this.segmentLengthAt(this.sndUna));
+      this.scoreboard.highRxt = seqAdd(this.sndUna, this.segmentLengthAt(this.sndUna));
     } else {
       // RFC 6582 §3.2 step 2 / RFC 5681 §3.2: retransmit, cwnd = ssthresh + 3·SMSS.
       this.retransmitAt(this.sndUna);
       this.cc.setCwnd(this.cc.ssthresh + 3 * this.sendMss);
     }
-    this.retransmitTimer.arm(this.rto);
+    this.retransmitTimer.arm(this.rtt.rto);
   }
 
-  // --- SACK scoreboard (RFC 6675 §4) ---
-
-  /** Merge SACK blocks into the scoreboard; true if they SACKed bytes it did not hold. */
-  private updateScoreboard(blocks: readonly SackBlock[]): boolean {
-    const before = this.sackedBytes();
-    for (const block of blocks) {
-      // Ignore blocks below SND.UNA (D-SACK) or beyond what we sent.
-      if (!seqLt(block.left, block.right) || seqLe(block.right, this.sndUna) || seqGt(block.right, this.sndMax)) continue;
-      let left = seqMax(block.left, this.sndUna);
-      let right = block.right;
-      const merged: { left: number; right: number }[] = [];
-      for (const b of this.scoreboard) {
-        if (seqLt(b.right, left) || seqGt(b.left, right)) merged.push(b);
-        else {
-          if (seqLt(b.left, left)) left = b.left;
-          if (seqGt(b.right, right)) right = b.right;
-        }
-      }
-      merged.push({ left, right });
-      merged.sort((a, b) => seqDiff(a.left, b.left));
-      this.scoreboard = merged;
-    }
-    return this.sackedBytes() > before;
-  }
-
-  private sackedBytes(): number {
-    let bytes = 0;
-    for (const b of this.scoreboard) bytes += seqDiff(b.right, b.left);
-    return bytes;
-  }
+  // --- SACK recovery (RFC 6675 §5) ---
 
   /**
    * A retransmission is lost when DupThresh segments' worth of data sent after it has been SACKed
@@ -945,8 +900,8 @@ export class TcpConnection implements ConnectionId {
   private resendLostRetransmissions(): void {
     const kept: RecoveryRetransmission[] = [];
     for (const r of this.recoveryRetransmissions) {
-      if (seqGe(this.sndUna, r.end) || this.isSacked(r.seq, r.end)) continue;
-      if (this.isLost(seqAdd(r.sentBefore, -1))) {
+      if (seqGe(this.sndUna, r.end) || this.scoreboard.covers(r.seq, r.end)) continue;
+      if (this.scoreboard.isLost(seqAdd(r.sentBefore, -1), this.sendMss)) {
         const seq = seqMax(r.seq, this.sndUna);
         this.host.stats.lostRetransmissions++;
         this.retransmitAt(seq, seqDiff(r.end, seq), false);
@@ -954,58 +909,6 @@ export class TcpConnection implements ConnectionId {
       } else kept.push(r);
     }
     this.recoveryRetransmissions = kept;
-  }
-
-  /** The scoreboard covers [left, right) whole. */
-  private isSacked(left: number, right: number): boolean {
-    for (const b of this.scoreboard) if (seqLe(b.left, left) && seqGe(b.right, right)) return true;
-    return false;
-  }
-
-  /** RFC 6675 §4 IsLost(SeqNum): DupThresh SACKed segments, or (DupThresh−1)·SMSS SACKed bytes, above it. */
-  private isLost(seq: number): boolean {
-    let bytes = 0;
-    let blocks = 0;
-    for (const b of this.scoreboard) {
-      if (seqLe(b.right, seq)) continue;
-      const left = seqMax(b.left, seqAdd(seq, 1));
-      bytes += seqDiff(b.right, left);
-      blocks += Math.max(1, Math.ceil(seqDiff(b.right, left) / this.sendMss));
-    }
-    const dupThresh = this.host.options.duplicateAckThreshold;
-    return blocks >= dupThresh || bytes > (dupThresh - 1) * this.sendMss;
-  }
-
-  /** RFC 6675 §4 SetPipe: bytes believed in flight, walking the holes of the scoreboard. */
-  pipe(): number {
-    let pipe = 0;
-    let cursor = this.sndUna;
-    const holes: [number, number][] = [];
-    for (const b of this.scoreboard) {
-      if (seqLt(cursor, b.left)) holes.push([cursor, b.left]);
-      cursor = seqMax(cursor, b.right);
-    }
-    if (seqLt(cursor, this.sndMax)) holes.push([cursor, this.sndMax]);
-    for (const [left, right] of holes) {
-      const size = seqDiff(right, left);
-      const retransmitted = seqGt(this.highRxt, left) ? Math.min(size, seqDiff(this.highRxt, left)) : 0;
-      if (this.isLost(left)) pipe += retransmitted;
-      else pipe += size + retransmitted;
-    }
-    return pipe;
-  }
-
-  /** RFC 6675 §4 NextSeg rule 1: the first lost, not yet retransmitted byte, with how much to send. */
-  private nextLostSegment(): [number, number] | undefined {
-    let cursor = this.sndUna;
-    for (const b of this.scoreboard) {
-      if (seqLt(cursor, b.left)) {
-        const start = seqMax(cursor, this.highRxt);
-        if (seqLt(start, b.left) && this.isLost(start)) return [start, Math.min(this.sendMss, seqDiff(b.left, start))];
-      }
-      cursor = seqMax(cursor, b.right);
-    }
-    return undefined;
   }
 
   // ===================================================================================
@@ -1024,7 +927,7 @@ export class TcpConnection implements ConnectionId {
     }
     if (data.length > 0 && this.orphaned) {
       // RFC 1122 §4.2.2.13 / RFC 9293 §3.10.7.4: data for a closed application → RST.
-      this.sendReset(this.sndMax);
+      this.sendReset();
       this.release();
       return;
     }
@@ -1054,7 +957,7 @@ export class TcpConnection implements ConnectionId {
         this.host.stats.bytesReceived += data.length;
         this.pendingReadable = true;
         this.segmentsSinceAck++;
-        if (this.outOfOrder.length > 0) {
+        if (!this.outOfOrder.isEmpty) {
           this.drainOutOfOrder();
           // RFC 5681 §4.2: a segment that fills a gap is acknowledged at once.
           this.ackNow = true;
@@ -1064,7 +967,7 @@ export class TcpConnection implements ConnectionId {
       if (fin) this.pendingFin = seqAdd(seq, data.length);
     } else {
       // Out of order: keep it (bounded), and ACK at once so the sender sees the hole (RFC 5681 §4.2).
-      if (data.length > 0) this.storeOutOfOrder(seq, data);
+      if (data.length > 0 && this.outOfOrder.insert(seq, data) === 'full') countDrop(this.host.stats.dropped, 'outOfOrderFull');
       if (fin) this.pendingFin = seqAdd(seq, data.length);
       this.ackNow = true;
     }
@@ -1086,83 +989,18 @@ export class TcpConnection implements ConnectionId {
     else this.receiveQueue.push(data);
   }
 
-  private storeOutOfOrder(seq: number, data: Uint8Array): void {
-    const queue = this.outOfOrder;
-    // Drop bytes already held: keep the queue disjoint.
-    let start = seq;
-    let bytes = data;
-    for (const s of queue) {
-      const sEnd = seqAdd(s.seq, s.data.length);
-      if (seqLe(s.seq, start) && seqGe(sEnd, seqAdd(start, bytes.length))) {
-        this.noteSack(seq);
-        return;
-      }
-      if (seqLe(s.seq, start) && seqGt(sEnd, start)) {
-        bytes = bytes.subarray(seqDiff(sEnd, start));
-        start = sEnd;
-      }
-    }
-    if (bytes.length === 0) return;
-    const o = this.host.options;
-    const limit = o.maxOutOfOrderSegments > 0 ? o.maxOutOfOrderSegments : Math.max(64, Math.ceil(o.receiveBufferSize / this.localMss));
-    if (queue.length >= limit) {
-      this.host.stats.dropped.outOfOrderFull++;
-      return;
-    }
-    const entry = { seq: start, data: bytes.slice() };
-    let i = queue.length;
-    while (i > 0 && seqGt(queue[i - 1]!.seq, start)) i--;
-    queue.splice(i, 0, entry);
-    // Trim a following segment that the new one overlaps.
-    const next = queue[i + 1];
-    const end = seqAdd(start, entry.data.length);
-    if (next && seqLt(next.seq, end)) {
-      const overlap = seqDiff(end, next.seq);
-      if (overlap >= next.data.length) queue.splice(i + 1, 1);
-      else {
-        next.data = next.data.subarray(overlap);
-        next.seq = end;
-      }
-    }
-    this.noteSack(start);
-  }
-
-  private noteSack(seq: number): void {
-    this.recentSacks = [seq, ...this.recentSacks.filter((s) => s !== seq)].slice(0, 8);
-  }
-
+  /** Out-of-order segments the new data reached, in order into the receive queue. */
   private drainOutOfOrder(): void {
-    const queue = this.outOfOrder;
-    while (queue.length > 0) {
-      const s = queue[0]!;
-      const end = seqAdd(s.seq, s.data.length);
-      if (seqGt(s.seq, this.rcvNxt)) break;
-      queue.shift();
-      if (seqLe(end, this.rcvNxt)) continue;
-      const fresh = s.data.subarray(seqDiff(this.rcvNxt, s.seq));
-      this.receiveQueue.pushOwned(fresh);
-      this.rcvNxt = end;
-      this.host.stats.bytesReceived += fresh.length;
+    for (let data = this.outOfOrder.takeContiguous(this.rcvNxt); data; data = this.outOfOrder.takeContiguous(this.rcvNxt)) {
+      this.receiveQueue.pushOwned(data);
+      this.rcvNxt = seqAdd(this.rcvNxt, data.length);
+      this.host.stats.bytesReceived += data.length;
     }
   }
 
   /** Current SACK blocks to report, most recent first (RFC 2018 §4). */
   sackBlocks(): readonly SackBlock[] {
-    if (!this.sackEnabled || this.outOfOrder.length === 0) return NO_SACK_BLOCKS;
-    const ranges: { left: number; right: number }[] = [];
-    for (const s of this.outOfOrder) {
-      const end = seqAdd(s.seq, s.data.length);
-      const last = ranges[ranges.length - 1];
-      if (last && last.right === s.seq) last.right = end;
-      else ranges.push({ left: s.seq, right: end });
-    }
-    const out: SackBlock[] = [];
-    for (const seq of this.recentSacks) {
-      const r = ranges.find((x) => seqLe(x.left, seq) && seqLt(seq, x.right));
-      if (r && !out.includes(r)) out.push(r);
-    }
-    for (const r of ranges) if (!out.includes(r)) out.push(r);
-    return out;
+    return this.sackEnabled ? this.outOfOrder.sackBlocks() : NO_SACK_BLOCKS;
   }
 
   /** Eighth: the FIN, now in sequence. */
@@ -1177,12 +1015,10 @@ export class TcpConnection implements ConnectionId {
       case 'ESTABLISHED':
         this.state = 'CLOSE-WAIT';
         break;
-      case 'FIN-WAIT-1': {
-        const finAcked = this.finSent() && seqGe(this.sndUna, seqAdd(this.finSequence(), 1));
-        if (finAcked) this.enterTimeWait();
+      case 'FIN-WAIT-1':
+        if (this.finAcked()) this.enterTimeWait();
         else this.state = 'CLOSING';
         break;
-      }
       case 'FIN-WAIT-2':
         this.enterTimeWait();
         break;
@@ -1218,6 +1054,11 @@ export class TcpConnection implements ConnectionId {
     return this.finQueued && seqGt(this.sndMax, this.finSequence());
   }
 
+  /** The peer acknowledged our FIN: SND.UNA is past it. */
+  private finAcked(): boolean {
+    return this.finSent() && seqGe(this.sndUna, seqAdd(this.finSequence(), 1));
+  }
+
   /** Bytes of sequence space the segment at `seq` would cover if sent now (data up to one MSS, or the FIN). */
   private segmentLengthAt(seq: number): number {
     const data = Math.max(0, Math.min(this.sendMss, seqDiff(this.dataEnd(), seq)));
@@ -1230,17 +1071,17 @@ export class TcpConnection implements ConnectionId {
     if (!canSendData(this.state)) return;
     const now = this.host.clock.now();
     // RFC 5681 §4.1: restart the window after an idle period longer than the RTO.
-    if (this.sndUna === this.sndMax && now - this.lastSendTime > this.rto && this.lastSendTime > 0 && this.sendBuffer.length > 0) {
+    if (this.sndUna === this.sndMax && now - this.lastSendTime > this.rtt.rto && this.lastSendTime > 0 && this.sendBuffer.length > 0) {
       this.cc.onIdleRestart(now);
     }
     for (let guard = 0; guard < 10_000; guard++) {
       if (this.inRecovery && this.sackEnabled) {
         // RFC 6675 §5 step (C): send while cwnd − pipe ≥ 1 SMSS.
-        if (this.cc.cwnd - this.pipe() < this.sendMss) break;
-        const lost = this.nextLostSegment();
+        if (this.cc.cwnd - this.scoreboard.pipe(this.sndUna, this.sndMax, this.sendMss) < this.sendMss) break;
+        const lost = this.scoreboard.nextLost(this.sndUna, this.sendMss);
         if (lost) {
-          this.retransmitAt(lost[0], lost[1]);
-          this.highRxt = seqAdd(lost[0], lost[1]);
+          this.retransmitAt(lost.seq, lost.length);
+          this.scoreboard.highRxt = seqAdd(lost.seq, lost.length);
           continue;
         }
         if (!this.sendNewData(true)) break;
@@ -1263,10 +1104,7 @@ export class TcpConnection implements ConnectionId {
     const wantFin = this.finQueued && seqLe(this.sndNxt, this.finSequence());
     if (unsent === 0) {
       if (wantFin && this.sndNxt === dataEnd) {
-        this.transmit(this.sndNxt, 0, TcpFlag.FIN | TcpFlag.ACK);
-        this.sndNxt = seqAdd(this.sndNxt, 1);
-        this.sndMax = seqMax(this.sndMax, this.sndNxt);
-        this.armRetransmit();
+        this.sendFin();
         return true;
       }
       return false;
@@ -1289,14 +1127,19 @@ export class TcpConnection implements ConnectionId {
     const fin = wantFin && seqAdd(this.sndNxt, length) === dataEnd;
     const flags = TcpFlag.ACK | (fin ? TcpFlag.FIN : 0) | (seqAdd(this.sndNxt, length) === dataEnd ? TcpFlag.PSH : 0);
     const sent = this.transmit(this.sndNxt, length, flags);
-    if (this.rttSeq === undefined && !this.timestampsEnabled && this.sndNxt === this.sndMax) {
-      this.rttSeq = this.sndNxt;
-      this.rttStart = this.host.clock.now();
-    }
+    if (!this.rtt.timing && !this.timestampsEnabled && this.sndNxt === this.sndMax) this.rtt.time(this.sndNxt, this.host.clock.now());
     this.sndNxt = seqAdd(this.sndNxt, sent + (fin && sent === length ? 1 : 0));
     this.sndMax = seqMax(this.sndMax, this.sndNxt);
     this.armRetransmit();
     return true;
+  }
+
+  /** A FIN alone at SND.NXT, after all the data: it takes one sequence number and is timed for retransmission. */
+  private sendFin(): void {
+    this.transmit(this.sndNxt, 0, TcpFlag.ACK | TcpFlag.FIN);
+    this.sndNxt = seqAdd(this.sndNxt, 1);
+    this.sndMax = seqMax(this.sndMax, this.sndNxt);
+    this.armRetransmit();
   }
 
   /** Retransmit one segment starting at `seq` (fast retransmit, partial ACK, SACK hole). */
@@ -1311,7 +1154,7 @@ export class TcpConnection implements ConnectionId {
     if (length === 0 && !fin) return;
     this.host.stats.retransmittedSegments++;
     const sent = this.transmit(seq, length, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
-    this.rttSeq = undefined;
+    this.rtt.forgetTimed();
     if (track && this.inRecovery && this.sackEnabled && sent > 0) {
       this.recoveryRetransmissions = [...this.recoveryRetransmissions, { seq, end: seqAdd(seq, sent), sentBefore: this.sndMax }];
     }
@@ -1323,7 +1166,7 @@ export class TcpConnection implements ConnectionId {
   }
 
   private armRetransmit(): void {
-    if (!this.retransmitTimer.armed) this.retransmitTimer.arm(this.rto);
+    if (!this.retransmitTimer.armed) this.retransmitTimer.arm(this.rtt.rto);
   }
 
   private armPersistIfNeeded(): void {
@@ -1336,7 +1179,7 @@ export class TcpConnection implements ConnectionId {
 
   private persistTimeout(): number {
     const o = this.host.options;
-    return Math.min(o.maxPersistTimeout, Math.max(o.minRto, this.rto) * 2 ** this.persistBackoff);
+    return Math.min(o.maxPersistTimeout, Math.max(o.minRto, this.rtt.rto) * 2 ** this.persistBackoff);
   }
 
   /**
@@ -1345,7 +1188,7 @@ export class TcpConnection implements ConnectionId {
    */
   private transmit(seq: number, length: number, flags: number): number {
     const sack = this.sackBlocks();
-    const timestamp = this.timestampsEnabled ? { value: this.timestampNow(), echo: this.tsRecent } : undefined;
+    const timestamp = this.timestampsEnabled ? { value: this.tsval(), echo: this.tsRecent } : undefined;
     const sackCount = sack.length === 0 ? 0 : Math.min(sack.length, maxSackBlocks({ timestamp }));
     const optionBytes = (timestamp ? TIMESTAMP_OPTION_LENGTH : 0) + (sackCount > 0 ? 4 + 8 * sackCount : 0);
     const maxPayload = Math.max(1, this.peerMss - optionBytes);
@@ -1394,11 +1237,8 @@ export class TcpConnection implements ConnectionId {
     this.sendSynSegment();
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndMax = seqMax(this.sndMax, this.sndNxt);
-    if (this.retransmits === 0) {
-      this.rttSeq = this.iss;
-      this.rttStart = this.host.clock.now();
-    }
-    this.retransmitTimer.arm(this.rto);
+    if (this.retransmits === 0) this.rtt.time(this.iss, this.host.clock.now());
+    this.retransmitTimer.arm(this.rtt.rto);
   }
 
   private sendSynSegment(): void {
@@ -1420,7 +1260,7 @@ export class TcpConnection implements ConnectionId {
       maxSegmentSize: this.localMss,
       windowScale,
       sackPermitted: sack,
-      timestamp: timestamps ? { value: this.timestampNow(), echo: synAck ? this.tsRecent : 0 } : undefined,
+      timestamp: timestamps ? { value: this.tsval(), echo: synAck ? this.tsRecent : 0 } : undefined,
       payload: new Uint8Array(0),
     };
     if (synAck) this.lastAckSent = this.rcvNxt;
@@ -1449,46 +1289,22 @@ export class TcpConnection implements ConnectionId {
 
   /** RFC 5961 §7: challenge and duplicate-triggered ACKs, at most `challengeAckLimit` a second. */
   private sendAckRateLimited(): void {
-    const now = this.host.clock.now();
-    if (now - this.challengeWindowStart >= 1000) {
-      this.challengeWindowStart = now;
-      this.challengeAcks = 0;
-    }
-    if (this.challengeAcks >= this.host.options.challengeAckLimit) {
-      this.host.stats.challengeAcksSuppressed++;
-      return;
-    }
-    this.challengeAcks++;
-    this.sendAck();
+    if (this.challengeAckLimit.allow(this.host.clock.now())) this.sendAck();
+    else this.host.stats.challengeAcksSuppressed++;
   }
 
-  private sendReset(seq: number): void {
+  /**
+   * A reset: the answer to `unacceptable`, an ACK for something we never sent (RFC 9293
+   * §3.10.7.3, §3.10.7.4), or else the end of this connection (ABORT, §3.10.5), at SND.MAX with
+   * RCV.NXT acknowledged.
+   */
+  private sendReset(unacceptable?: TcpRepr): void {
     this.host.stats.resetsSent++;
-    const repr: TcpRepr = {
-      sourcePort: this.localPort,
-      destinationPort: this.remotePort,
-      sequence: seq,
-      acknowledgment: this.rcvNxt,
-      flags: TcpFlag.RST | TcpFlag.ACK,
-      window: 0,
-      payload: new Uint8Array(0),
-    };
-    this.send(TcpRepr.toBytes(repr, this.localAddress, this.remoteAddress));
-  }
-
-  /** <SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK (RFC 9293 §3.10.7.3/§3.10.7.4). */
-  private sendResetFor(ack: number): void {
-    this.host.stats.resetsSent++;
-    const repr: TcpRepr = {
-      sourcePort: this.localPort,
-      destinationPort: this.remotePort,
-      sequence: ack,
-      acknowledgment: 0,
-      flags: TcpFlag.RST,
-      window: 0,
-      payload: new Uint8Array(0),
-    };
-    this.send(TcpRepr.toBytes(repr, this.localAddress, this.remoteAddress));
+    this.send(
+      unacceptable
+        ? resetReplyTo(unacceptable, this.localAddress, this.remoteAddress)
+        : resetSegment(this.localAddress, this.localPort, this.remoteAddress, this.remotePort, this.sndMax, this.rcvNxt),
+    );
   }
 
   // ===================================================================================
@@ -1547,16 +1363,16 @@ export class TcpConnection implements ConnectionId {
         return;
       }
       this.retransmits++;
-      this.rto = Math.min(this.rto * 2, o.maxRto);
-      this.rttSeq = undefined;
+      this.rtt.backoff();
+      this.rtt.forgetTimed();
       this.host.stats.retransmittedSegments++;
       this.sendSynSegment();
-      this.retransmitTimer.arm(this.rto);
+      this.retransmitTimer.arm(this.rtt.rto);
       return;
     }
     if (this.sndUna === this.sndMax) return;
     if (this.retransmits >= o.maxRetransmissions) {
-      this.sendReset(this.sndMax);
+      this.sendReset();
       this.fail(this.softError ?? 'ETIMEDOUT');
       return;
     }
@@ -1565,17 +1381,17 @@ export class TcpConnection implements ConnectionId {
     if (this.retransmits === 0) this.cc.onRetransmitTimeout(flight, this.host.clock.now());
     else this.cc.setCwnd(this.sendMss);
     this.retransmits++;
-    this.rto = Math.min(this.rto * 2, o.maxRto);
-    this.rttSeq = undefined;
+    this.rtt.backoff();
+    this.rtt.forgetTimed();
     this.abandonRecovery();
     // RFC 2018 §8: the receiver may have reneged; forget SACK state after a timeout.
-    this.scoreboard = [];
-    this.highRxt = this.sndUna;
+    this.scoreboard.clear();
+    this.scoreboard.highRxt = this.sndUna;
     // Go back to SND.UNA and resend from there as the window allows.
     this.sndNxt = this.sndUna;
     this.host.stats.retransmittedSegments++;
     if (!this.sendNewDataIgnoringWindow()) this.transmit(this.sndUna, 0, TcpFlag.ACK);
-    this.retransmitTimer.arm(this.rto);
+    this.retransmitTimer.arm(this.rtt.rto);
   }
 
   /** The RTO retransmission goes out even if the peer's window has since closed (it is already in flight). */
@@ -1603,7 +1419,7 @@ export class TcpConnection implements ConnectionId {
     const o = this.host.options;
     if (this.sndWnd > 0 || !canSendData(this.state)) return;
     if (this.unansweredProbes >= o.maxRetransmissions) {
-      this.sendReset(this.sndMax);
+      this.sendReset();
       this.fail('ETIMEDOUT');
       return;
     }
@@ -1615,10 +1431,7 @@ export class TcpConnection implements ConnectionId {
       // The probe byte is not in flight (no RTO, no duplicate ACKs), but an ACK covering it is valid.
       this.probeEnd = seqAdd(this.sndNxt, 1);
     } else if (this.finQueued && !this.finSent()) {
-      this.transmit(this.sndNxt, 0, TcpFlag.ACK | TcpFlag.FIN);
-      this.sndNxt = seqAdd(this.sndNxt, 1);
-      this.sndMax = seqMax(this.sndMax, this.sndNxt);
-      this.armRetransmit();
+      this.sendFin();
       return;
     }
     this.persistBackoff++;
@@ -1646,7 +1459,7 @@ export class TcpConnection implements ConnectionId {
       return;
     }
     if (this.keepAliveProbesSent >= o.keepAliveProbes) {
-      this.sendReset(this.sndMax);
+      this.sendReset();
       this.fail('ETIMEDOUT');
       return;
     }
@@ -1672,10 +1485,10 @@ export class TcpConnection implements ConnectionId {
       if (seqLt(quotedSeq, this.sndUna) || seqGt(quotedSeq, this.sndMax)) return;
       if (kind === 'fragmentation-needed') {
         // RFC 1191: lower the MSS to fit the next hop, then resend what was in flight.
-        const mss = nextHopMtu - 40;
+        const mss = nextHopMtu - IPV4_TCP_HEADERS;
         if (nextHopMtu >= 68 && mss < this.peerMss) {
           this.peerMss = mss;
-          this.sendMss = Math.max(1, mss - (this.timestampsEnabled ? TIMESTAMP_OPTION_LENGTH : 0));
+          this.sendMss = sendMssFor(mss, this.timestampsEnabled);
           this.cc.setMss(this.sendMss);
           // Everything in flight was sent too big for the path and is gone: go back to SND.UNA
           // and send it all again in the new size, as far as cwnd allows — not one segment then
@@ -1686,7 +1499,7 @@ export class TcpConnection implements ConnectionId {
           if (this.sndUna !== this.sndMax) {
             this.abandonRecovery();
             this.sndNxt = this.sndUna;
-            this.rttSeq = undefined;
+            this.rtt.forgetTimed();
             this.output();
           }
         }
@@ -1705,25 +1518,37 @@ export class TcpConnection implements ConnectionId {
   // RTT (RFC 6298 §2)
   // ===================================================================================
 
-  private sampleRtt(rtt: number): void {
-    if (!(rtt >= 0)) return;
-    this.cc.onRttSample?.(rtt, this.host.clock.now());
-    const o = this.host.options;
-    if (this.srtt === undefined) {
-      this.srtt = rtt;
-      this.rttvar = rtt / 2;
-    } else {
-      // RFC 6298 §2.3: alpha = 1/8, beta = 1/4.
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rtt);
-      this.srtt = 0.875 * this.srtt + 0.125 * rtt;
-    }
-    // RFC 6298 §2.3 with clock granularity G = 1 ms, K = 4; clamped to [minRto, maxRto].
-    this.rto = Math.min(o.maxRto, Math.max(o.minRto, this.srtt + Math.max(1, 4 * this.rttvar)));
+  /**
+   * The RTT sample an acknowledgment gives: with timestamps, the echo of any ACK (RFC 7323 §4.1);
+   * else the timed segment's round trip, if this ACK covers it (RFC 6298 §3, Karn's algorithm).
+   */
+  private sampleAck(ack: number, timestamp: TcpTimestamp | undefined): void {
+    const now = this.host.clock.now();
+    let rtt: number | undefined;
+    if (this.timestampsEnabled && timestamp && timestamp.echo !== 0) {
+      rtt = timestampRtt(this.tsval(), timestamp.echo);
+      this.rtt.forgetTimed();
+    } else rtt = this.rtt.timedRoundTrip(ack, now);
+    if (rtt !== undefined && this.rtt.sample(rtt)) this.cc.onRttSample?.(rtt, now);
   }
 
-  /** RFC 7323 §5.4: a 1 ms timestamp clock with a random per-connection offset. */
-  timestampNow(): number {
-    return (Math.floor(this.host.clock.now()) + this.timestampOffset) >>> 0;
+  /** Smoothed round-trip time (ms), undefined before the first sample. */
+  get srtt(): number | undefined {
+    return this.rtt.srtt;
+  }
+
+  get rttvar(): number {
+    return this.rtt.rttvar;
+  }
+
+  /** The retransmission timeout (ms). */
+  get rto(): number {
+    return this.rtt.rto;
+  }
+
+  /** Our TSval now: the connection's timestamp clock (RFC 7323 §5.4). */
+  private tsval(): number {
+    return timestampClock(this.host.clock.now(), this.timestampOffset);
   }
 
   // ===================================================================================
@@ -1745,7 +1570,7 @@ export class TcpConnection implements ConnectionId {
     this.delayedAckTimer.stop();
     this.keepAliveTimer.stop();
     this.closeTimer.stop();
-    this.outOfOrder = [];
+    this.outOfOrder.clear();
     if (!this.pendingError) this.pendingClosed = true;
     this.host.released(this);
   }
@@ -1796,8 +1621,8 @@ export class TcpConnection implements ConnectionId {
   }
 
   /** Which timer runs, for netstat (the Linux "timer" column). */
-  timerInfo(): { timer: 'retransmit' | 'persist' | 'keepalive' | 'time-wait' | 'fin-wait-2' | 'delayed-ack' | 'off'; remaining: number } {
-    const pick = (name: 'retransmit' | 'persist' | 'keepalive' | 'delayed-ack', t: RearmableTimer) =>
+  timerInfo(): { timer: TcpTimerName; remaining: number } {
+    const pick = (name: TcpTimerName, t: RearmableTimer) =>
       t.armed ? { timer: name, remaining: t.remaining() ?? 0 } : undefined;
     if (this.closeTimer.armed) return { timer: this.state === 'TIME-WAIT' ? 'time-wait' : 'fin-wait-2', remaining: this.closeTimer.remaining() ?? 0 };
     return (

@@ -32,8 +32,8 @@ export interface TcpOptions {
   /**
    * Floor of the computed RTO. RFC 6298 §2.4 says it SHOULD be 1 s; that value guards against
    * spurious timeouts when the RTT estimate is young or the peer holds its ACK, and costs a second
-   * of silence every time a retransmission itself is lost or a tail segment gets no duplicate ACKs —
-   * on a 10 Mbit/s, 40 ms RTT path with 2 % loss that is most of the gap to Linux. Default 300 ms:
+   * of silence every time a retransmission itself is lost or a tail segment gets no duplicate ACKs,
+   * which on a lossy path dominates the transfer time. Default 300 ms:
    * above a peer's 200 ms delayed ACK (Linux, BSD, spinet) plus a LAN round trip, so a lone segment
    * whose ACK is held does not time out spuriously — the hazard the RFC's 1 s avoids. Linux gets the
    * same margin from RTO ≥ SRTT + 200 ms (TCP_RTO_MIN); smoltcp keeps 1 s, picoTCP uses 70 ms,

@@ -4,12 +4,26 @@ import type { Clock } from '../time/clock.js';
 import type { Random } from '../time/random.js';
 import { randomBelow } from '../time/random.js';
 import type { IcmpErrorInfo, IpReceiveInfo, IpSendResult, IpSender, RouteChoice, TransportProtocol } from '../ip/types.js';
-import { TCP_PROTOCOL, TcpFlag, TcpPacket, TcpParseError, TcpRepr, sequenceLength } from '../wire/tcp.js';
-import { TcpConnection, connectionKey, windowScaleFor, type ConnectionHost, type TcpConnectionEvents, type TcpErrorCode, type TcpState } from './connection.js';
+import { TCP_PROTOCOL, TcpFlag, TcpPacket, TcpParseError, TcpRepr } from '../wire/tcp.js';
+import { ETHERNET_HEADER_LENGTH } from '../wire/ethernet.js';
+import {
+  TcpConnection,
+  connectionKey,
+  windowScaleFor,
+  type ConnectionHost,
+  type TcpConnectionEvents,
+  type TcpErrorCode,
+  type TcpState,
+  type TcpTimerName,
+} from './connection.js';
 import { TupleHasher } from './isn.js';
 import { resolveTcpOptions, type TcpOptions } from './options.js';
 import { seqAdd, seqGt } from './seq.js';
 import { createTcpStats, type TcpStats } from './stats.js';
+import { resetReplyTo } from './reset.js';
+import { RateLimit } from './rate-limit.js';
+import { IPV4_TCP_HEADERS, TIMESTAMP_OPTION_LENGTH, localMssFor } from './mss.js';
+import { timestampClock } from './rtt.js';
 import { countDrop } from '../stats/counters.js';
 import type { SocketRow } from '../stats/rows.js';
 
@@ -46,7 +60,7 @@ export interface TcpSocketRow {
   readonly sendQueue: number;
   /** Bytes received and not yet read by the application (Recv-Q); for LISTEN the accept-queue length. */
   readonly receiveQueue: number;
-  readonly timer: 'retransmit' | 'persist' | 'keepalive' | 'time-wait' | 'fin-wait-2' | 'delayed-ack' | 'off';
+  readonly timer: TcpTimerName;
   /** Milliseconds until that timer fires. */
   readonly timerRemaining: number;
   readonly retransmits: number;
@@ -110,8 +124,7 @@ export class Tcp implements TransportProtocol {
   private readonly parents = new Map<TcpConnection, TcpListener>();
   private readonly hasher: TupleHasher;
   private readonly host: ConnectionHost;
-  private resetsThisSecond = 0;
-  private resetWindowStart = -Infinity;
+  private readonly resetLimit: RateLimit;
 
   constructor(
     readonly ip: IpSender,
@@ -121,6 +134,7 @@ export class Tcp implements TransportProtocol {
   ) {
     this.options = resolveTcpOptions(options);
     this.hasher = new TupleHasher(random);
+    this.resetLimit = new RateLimit(this.options.resetRateLimit);
     this.host = {
       clock,
       options: this.options,
@@ -394,14 +408,14 @@ export class Tcp implements TransportProtocol {
     const counter = Math.floor(now / COOKIE_PERIOD) & 0x1f;
     const iss = this.cookie(info.destination, seg.destinationPort, info.source, seg.sourcePort, seg.sequence, counter, mssIndex);
     const route = this.ip.route(info.source);
-    const localMss = Math.min(this.options.maxSegmentSize, (route?.mtu ?? 576) - 40);
+    const localMss = localMssFor(this.options.maxSegmentSize, route?.mtu);
     const withTimestamps = this.options.timestamps && seg.timestamp !== undefined;
     const windowScale = withTimestamps && this.options.windowScaling && seg.windowScale !== undefined ? windowScaleFor(this.options.receiveBufferSize) : undefined;
     const sack = withTimestamps && this.options.sack && seg.sackPermitted === true;
     let tsval = 0;
     if (withTimestamps) {
       const bits = (seg.windowScale !== undefined && windowScale !== undefined ? seg.windowScale : COOKIE_NO_WSCALE) | (sack ? COOKIE_SACK_BIT : 0);
-      const clock = this.timestampClock(info.destination, seg.destinationPort, info.source, seg.sourcePort);
+      const clock = timestampClock(now, this.timestampOffset(info.destination, seg.destinationPort, info.source, seg.sourcePort));
       // Never ahead of the connection's timestamp clock, or our next segments would fail the peer's PAWS.
       tsval = ((clock & ~COOKIE_TS_MASK) | bits) >>> 0;
       if (((tsval - clock) | 0) > 0) tsval = (tsval - (COOKIE_TS_MASK + 1)) >>> 0;
@@ -469,7 +483,7 @@ export class Tcp implements TransportProtocol {
 
   private newConnection(localAddress: Ipv4Address, localPort: number, remoteAddress: Ipv4Address, remotePort: number, route: RouteChoice | undefined, iss?: number): TcpConnection {
     const now = this.clock.now();
-    const localMss = Math.max(1, Math.min(this.options.maxSegmentSize, (route?.mtu ?? 576) - 40));
+    const localMss = localMssFor(this.options.maxSegmentSize, route?.mtu);
     return new TcpConnection(this.host, {
       localAddress,
       localPort,
@@ -486,25 +500,20 @@ export class Tcp implements TransportProtocol {
    * The most the receive window offers for a connection over `route`: the configured buffer
    * size, or less where the interface's NIC declares a small buffer of its own — the
    * ENC28J60's ring behind a serial bridge holds three full-size frames, and a peer that sends
-   * more than that at LAN speed loses the rest to ring overflow, then waits for retransmission
-   * (192 KiB LAN→board through the simulated Uno at 2 Mbaud: 30 overflows, 16 retransmissions).
-   * A full segment costs its payload + TCP/IP headers with timestamps (52) + Ethernet (14) + the
+   * more than that at LAN speed loses the rest to ring overflow, then waits for retransmission.
+   * A full segment costs its payload + TCP/IP headers with timestamps + Ethernet header + the
    * NIC's own per-frame overhead; the window offers as many whole segments as fit, at least one.
    */
   private receiveWindowFor(route: RouteChoice | undefined, localMss: number): number {
     const nicBuffer = route?.receiveBuffer;
     if (!nicBuffer) return this.options.receiveBufferSize;
-    const segments = Math.max(1, Math.floor(nicBuffer.bytes / (localMss + 52 + 14 + nicBuffer.frameOverhead)));
+    const segments = Math.max(1, Math.floor(nicBuffer.bytes / (localMss + IPV4_TCP_HEADERS + TIMESTAMP_OPTION_LENGTH + ETHERNET_HEADER_LENGTH + nicBuffer.frameOverhead)));
     return Math.min(this.options.receiveBufferSize, segments * localMss);
   }
 
   /** RFC 7323 §5.4: a per-connection timestamp offset from a keyed hash (stateless, so cookies can predict it). */
   private timestampOffset(la: Ipv4Address, lp: number, ra: Ipv4Address, rp: number): number {
     return this.hasher.hash(la, lp, ra, rp, 0x74737661);
-  }
-
-  private timestampClock(la: Ipv4Address, lp: number, ra: Ipv4Address, rp: number): number {
-    return (Math.floor(this.clock.now()) + this.timestampOffset(la, lp, ra, rp)) >>> 0;
   }
 
   private findListener(address: Ipv4Address, port: number): TcpListener | undefined {
@@ -551,29 +560,12 @@ export class Tcp implements TransportProtocol {
   /** RFC 9293 §3.10.7.1: the reset for a segment that matches nothing; never for a RST. Rate-limited. */
   private replyReset(info: IpReceiveInfo, seg: TcpRepr): void {
     if (seg.flags & TcpFlag.RST) return;
-    const now = this.clock.now();
-    if (now - this.resetWindowStart >= 1000) {
-      this.resetWindowStart = now;
-      this.resetsThisSecond = 0;
-    }
-    if (this.resetsThisSecond >= this.options.resetRateLimit) {
+    if (!this.resetLimit.allow(this.clock.now())) {
       this.stats.resetsRateLimited++;
       return;
     }
-    this.resetsThisSecond++;
     this.stats.resetsSent++;
-    const hasAck = (seg.flags & TcpFlag.ACK) !== 0;
-    const repr: TcpRepr = {
-      sourcePort: seg.destinationPort,
-      destinationPort: seg.sourcePort,
-      // If ACK: <SEQ=SEG.ACK><CTL=RST>; else <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-      sequence: hasAck ? seg.acknowledgment : 0,
-      acknowledgment: hasAck ? 0 : seqAdd(seg.sequence, sequenceLength(seg.flags, seg.payload.length)),
-      flags: hasAck ? TcpFlag.RST : TcpFlag.RST | TcpFlag.ACK,
-      window: 0,
-      payload: new Uint8Array(0),
-    };
-    this.sendSegment(info.destination, info.source, TcpRepr.toBytes(repr, info.destination, info.source));
+    this.sendSegment(info.destination, info.source, resetReplyTo(seg, info.destination, info.source));
   }
 }
 
