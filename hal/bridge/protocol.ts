@@ -1,8 +1,9 @@
 /**
  * The serial bridge protocol, version 2 (docs/bridge-protocol.md): framing (COBS + CRC-16), frame
  * layouts in both directions and the command stream. Pure: bytes in, values out; no I/O, no time.
- * The host (hal/bridge/bridge-hal.ts), the TypeScript board model (boards/sim/model-board.ts) and
- * the tests share it; the sketch (boards/bridge/bridge.ino) is its C twin.
+ * The host (hal/bridge/session.ts, reliable-link.ts), the TypeScript board model
+ * (boards/sim/model-board.ts) and the tests share it; the sketch (boards/bridge/bridge.ino) is its
+ * C twin.
  */
 
 export const PROTOCOL_VERSION = 2;
@@ -11,8 +12,8 @@ export const MIN_PROTOCOL_VERSION = 1;
 /** Largest chunk of command stream or read data in one frame: the board checks each before acting. */
 export const MAX_PAYLOAD = 64;
 /**
- * Largest DATA payload a board sends (read data; the sketch's DATA_PAYLOAD). Boards before
- * 2026-12 sent at most 64; a host takes any length a frame can carry.
+ * Largest DATA payload the sketch sends (read data; its DATA_PAYLOAD). A sketch built before
+ * 2026-12 sends at most 64, so a host takes any length a frame can carry.
  */
 export const DATA_PAYLOAD = 112;
 /** COBS delimiter: only ever ends a frame. */
