@@ -115,7 +115,7 @@ export function macKey(bytes: Uint8Array, offset = 0): number {
   return (
     bytes[offset]! * 0x10000000000 +
     bytes[offset + 1]! * 0x100000000 +
-    // (>>> binds looser than +: without these parentheses the whole sum was cut to 32 bits)
+    // (>>> binds looser than +: without these parentheses it would cut the whole sum to 32 bits)
     (((bytes[offset + 2]! << 24) | (bytes[offset + 3]! << 16) | (bytes[offset + 4]! << 8) | bytes[offset + 5]!) >>> 0)
   );
 }
