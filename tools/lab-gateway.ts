@@ -13,7 +13,7 @@ import { startTcpService } from '../src/app/services/tcp.js';
 import { stackDatagrams } from '../src/app/stack-adapter.js';
 import { DhcpServer } from '../src/app/dhcp/server.js';
 import { DnsAuthoritativeServer } from '../src/app/dns/server.js';
-import { DNS_DEFAULTS } from '../src/app/dns/tunables.js';
+import { DNS_DEFAULTS } from '../src/app/dns/options.js';
 import { startStatusPage } from '../src/app/services/status-page.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { createNet, type Net } from '../src/socket/net.js';

@@ -2,7 +2,7 @@ import type { Stack } from '../stack/stack.js';
 import { formatIpv4, parseIpv4, type Ipv4Address } from '../wire/address.js';
 import { DhcpClient, type DhcpClientOptions } from './dhcp/client.js';
 import { DnsResolver, type DnsResolverOptions } from './dns/resolver.js';
-import { DNS_DEFAULTS } from './dns/tunables.js';
+import { DNS_DEFAULTS } from './dns/options.js';
 import { createTcpQuery } from './dns/tcp-framing.js';
 import type { LookupFunction, Net } from '../socket/net.js';
 import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, NeighbourWait, SocketError } from './transport.js';

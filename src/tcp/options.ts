@@ -121,7 +121,7 @@ export interface TcpOptions {
   ttl: number;
 }
 
-export const DEFAULT_TCP_OPTIONS: Readonly<TcpOptions> = Object.freeze({
+export const TCP_DEFAULTS: Readonly<TcpOptions> = Object.freeze({
   maxSegmentSize: 1460,
   defaultPeerMss: 536,
   sendBufferSize: 64 * 1024,
@@ -157,5 +157,5 @@ export const DEFAULT_TCP_OPTIONS: Readonly<TcpOptions> = Object.freeze({
 });
 
 export function resolveTcpOptions(overrides: Partial<TcpOptions> = {}): TcpOptions {
-  return { ...DEFAULT_TCP_OPTIONS, ...overrides };
+  return { ...TCP_DEFAULTS, ...overrides };
 }

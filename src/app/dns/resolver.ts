@@ -5,7 +5,7 @@ import { formatIpv4, tryParseIpv4, type Ipv4Address } from '../../wire/address.j
 import type { DatagramFactory, DatagramSocket, SocketError } from '../transport.js';
 import { DnsCache } from './cache.js';
 import { dnsError, type DnsErrorCode } from './errors.js';
-import { DNS_DEFAULTS } from './tunables.js';
+import { DNS_DEFAULTS } from './options.js';
 import { countDrop } from '../../stats/counters.js';
 import {
   DNS_CLASS_IN,

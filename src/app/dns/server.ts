@@ -1,6 +1,6 @@
 import { parseIpv4, type Ipv4Address } from '../../wire/address.js';
 import type { DatagramFactory, DatagramPeer, DatagramSocket } from '../transport.js';
-import { DNS_DEFAULTS } from './tunables.js';
+import { DNS_DEFAULTS } from './options.js';
 import { countDrop } from '../../stats/counters.js';
 import { DnsStreamDeframer, frameDnsMessage } from './tcp-framing.js';
 import {
