@@ -39,18 +39,30 @@
 
 // ---- options (the one place for tunables) --------------------------------------------------
 
-#if defined(__AVR_ATmega2560__)
-static const uint8_t PIN_CS = 53;     // SS: must be an output for SPI master mode anyway
+// Chip select and the SD card's select come from the board definition (boards/<board>.json
+// `pins.cs`, `pins.sdCs`; build.sh passes them): Ethernet shields put CS on D10 on the Uno and
+// the Mega alike, and their SD card slot on D4. The SD card's CS is driven high (deselected) from
+// boot, so a card in the slot never answers on MISO while the Ethernet chip does. -1: no SD slot.
+#ifndef BRIDGE_CS_PIN
+#define BRIDGE_CS_PIN 10
+#endif
+#ifndef BRIDGE_SD_CS_PIN
+#define BRIDGE_SD_CS_PIN 4
+#endif
+static const uint8_t PIN_CS = BRIDGE_CS_PIN;
+static const int8_t PIN_SD_CS = BRIDGE_SD_CS_PIN;
 static const uint8_t PIN_RESET = 9;
+static const uint8_t PIN_INT = 2;     // INT0 on the 328P, INT4 on the 2560 (the ISR below is wired to it)
+#if defined(__AVR_ATmega2560__)
 #define RING_BITS 12                  // 4 KiB receive ring of 8 KiB RAM
 #define UART_RX_VECTOR USART0_RX_vect
+#define INT_VECTOR INT4_vect
 #else
-static const uint8_t PIN_CS = 10;     // SS
-static const uint8_t PIN_RESET = 9;
 #define RING_BITS 10                  // 1 KiB receive ring of 2 KiB RAM
 #define UART_RX_VECTOR USART_RX_vect
+#define INT_VECTOR INT0_vect
 #endif
-static const uint8_t PIN_INT = 2;     // INT0 on the 328P, INT4 on the 2560
+static_assert(BRIDGE_CS_PIN != 2 && BRIDGE_CS_PIN != 9 && BRIDGE_CS_PIN != BRIDGE_SD_CS_PIN, "CS must be a pin of its own");
 #define RING_SIZE (1u << RING_BITS)
 #define RING_MASK (RING_SIZE - 1)
 // Credit: less than the ring's capacity (RING_SIZE - 1), so the ISR never finds it full.
@@ -76,7 +88,7 @@ enum {
   C_SPI = 0x10,
   C_PIN_MODE = 0x20, C_DIGITAL_WRITE = 0x21, C_DIGITAL_READ = 0x22, C_ANALOG_READ = 0x23,
   C_PWM_WRITE = 0x24, C_PIN_REPORT = 0x25,
-  C_CHIP_RESET = 0x30, C_PING = 0x31, C_SET_BAUD = 0x32, C_SET_FILL = 0x33,
+  C_CHIP_RESET = 0x30, C_PING = 0x31, C_SET_BAUD = 0x32, C_SET_FILL = 0x33, C_STATS = 0x34,
   C_ARM = 0x40, C_DISARM = 0x41, C_RUN = 0x42,
 };
 enum { S_OK = 0, S_EBADCMD = 1, S_EINVAL = 2, S_EBUSY = 3, S_EUNSUPPORTED = 4 };
@@ -86,8 +98,8 @@ enum { A_QUIET = 0x01 };                       // ARM options
 enum { EV_INT = 1, EV_PIN = 2 };
 // SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events, programs, short headers,
 // idle fill (SET_FILL), transaction delays (flag DELAY), command pairs (flag PAIRS), ended DATA
-// frames (HELLO option)
-#define CAPS 0x3FFF
+// frames (HELLO option), line statistics (STATS)
+#define CAPS 0x7FFF
 
 // ---- CRC-16/MCRF4XX, table-driven ---------------------------------------------------------------
 
@@ -125,15 +137,21 @@ __attribute__((always_inline)) static inline uint16_t crcUpdate(uint16_t crc, ui
 extern "C" {
 __attribute__((used, externally_visible)) uint8_t ring[RING_SIZE];
 __attribute__((used, externally_visible)) uint8_t *volatile ringIn = ring;  // next slot; the ISR's
-}
 static uint16_t ringTail;            // main loop only (the ISR never looks: see the credit rule)
-static uint16_t consumed;            // bytes taken out of the ring, mod 2^16 (the credit report)
+
+// Bytes the UART lost (data overrun: a third byte finished while two waited, ATmega328P datasheet
+// §20.11.2 DORn) and bytes it received with a bad stop bit (FEn: noise, or a sender at another
+// rate), counted by the ISR below; the main loop takes them from here.
+__attribute__((used, externally_visible)) volatile uint8_t rxOverruns;
+__attribute__((used, externally_visible)) volatile uint8_t rxFrameErrors;
+}
 
 // At 2 Mbaud a byte lands every 80 cycles. The C version of this ISR took ≈85 (twelve pushes), so
-// it fell behind even with the 2-byte hardware FIFO; this one takes ≈46 with the vector jump: it
+// it fell behind even with the 2-byte hardware FIFO; this one takes ≈50 with the vector jump: it
 // keeps a pointer, not an index (no address arithmetic, one register pair fewer to save). It has
 // no "ring full" check: the credit rule (WINDOW < RING_SIZE) keeps the ring from filling, and a
-// host that breaks it gets CRC errors, not a crash.
+// host that breaks it gets CRC errors, not a crash. UCSR0A's error flags belong to the byte at the
+// head of the FIFO, so they are read before UDR0; a set one costs a detour, a clear one 4 cycles.
 ISR(UART_RX_VECTOR, ISR_NAKED) {
   asm volatile(
       "push r24\n\t"
@@ -141,7 +159,10 @@ ISR(UART_RX_VECTOR, ISR_NAKED) {
       "push r24\n\t"
       "push r30\n\t"
       "push r31\n\t"
-      "lds r30, ringIn\n\t"
+      "lds r24, %[ucsra]\n\t"
+      "andi r24, %[errors]\n\t"
+      "brne 2f\n\t"
+      "3: lds r30, ringIn\n\t"
       "lds r31, ringIn+1\n\t"
       "lds r24, %[udr]\n\t"             // UDR0 read exactly once: each read pops the FIFO
       "st Z+, r24\n\t"
@@ -158,7 +179,19 @@ ISR(UART_RX_VECTOR, ISR_NAKED) {
       "pop r24\n\t"
       "out __SREG__, r24\n\t"
       "pop r24\n\t"
-      "reti\n\t" ::[udr] "i"(_SFR_MEM_ADDR(UDR0)),
+      "reti\n\t"
+      "2: sbrs r24, %[dor]\n\t"
+      "rjmp 4f\n\t"
+      "lds r30, rxOverruns\n\t"
+      "inc r30\n\t"
+      "sts rxOverruns, r30\n\t"
+      "4: sbrs r24, %[fe]\n\t"
+      "rjmp 3b\n\t"
+      "lds r30, rxFrameErrors\n\t"
+      "inc r30\n\t"
+      "sts rxFrameErrors, r30\n\t"
+      "rjmp 3b\n\t" ::[udr] "i"(_SFR_MEM_ADDR(UDR0)),
+      [ucsra] "i"(_SFR_MEM_ADDR(UCSR0A)), [errors] "M"(_BV(DOR0) | _BV(FE0)), [dor] "I"(DOR0), [fe] "I"(FE0),
       [size] "i"(RING_SIZE));
 }
 
@@ -170,6 +203,37 @@ static inline uint16_t ringHead() {
 
 static uint32_t currentBaud;
 
+// UBRR for `baud` with U2X (the Arduino core's formula) and whether the rate it gives is within 2 %
+// of `baud`. A receiver samples each bit in the middle of its 8 (U2X) samples, so the two ends
+// together may differ by about ±2 % before bits at a frame's end slip (ATmega328P datasheet §20.8.3,
+// Table 20-3: ±2.0 % recommended for 8 data bits at U2X). 1 and 2 Mbaud are exact at 16 MHz;
+// 460800 would give 500000 (+8.5 %) and 1.5 M 2 M (+33 %): refused.
+static uint16_t ubrrFor(uint32_t baud) { return (uint16_t)((F_CPU / 4 / baud - 1) / 2); }
+static bool baudMakeable(uint32_t baud) {
+  if (baud < 2400 || baud > F_CPU / 8) return false;
+  uint32_t made = F_CPU / 8 / ((uint32_t)ubrrFor(baud) + 1);
+  uint32_t off = made > baud ? made - baud : baud - made;
+  return off * 50 <= baud;
+}
+
+// Line statistics (STATS): overruns and framing errors since boot, from the ISR's 8-bit counts. A
+// byte the UART lost was sent by the host and counted against its credit: it is counted here as
+// consumed, so the credit does not shrink by it (one per overrun: the ISR keeps the FIFO from
+// overrunning twice in a row; a second byte lost in the same overrun leaks until the next HELLO).
+static uint16_t consumed;            // bytes taken out of the ring (or lost), mod 2^16 (the credit report)
+static uint8_t overrunsSeen, frameErrorsSeen;
+static uint16_t overrunTotal, frameErrorTotal;
+
+static void takeLineErrors() {
+  uint8_t o = rxOverruns, f = rxFrameErrors;
+  uint8_t lost = o - overrunsSeen;
+  overrunsSeen = o;
+  overrunTotal += lost;
+  consumed += lost;
+  frameErrorTotal += (uint8_t)(f - frameErrorsSeen);
+  frameErrorsSeen = f;
+}
+
 static void uartBegin(uint32_t baud) {
   currentBaud = baud;
   // Off first: a rate change re-enables the transmitter cleanly (and avr8js only marks UDR empty
@@ -177,7 +241,7 @@ static void uartBegin(uint32_t baud) {
   UCSR0B = 0;
   // U2X formula of the Arduino core: 1 and 2 Mbaud are exact at 16 MHz.
   UCSR0A = _BV(U2X0);
-  UBRR0 = (uint16_t)((F_CPU / 4 / baud - 1) / 2);
+  UBRR0 = ubrrFor(baud);
   UCSR0C = _BV(UCSZ01) | _BV(UCSZ00);  // 8N1
   UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
 }
@@ -208,10 +272,21 @@ static void txDrain() {
 }
 
 // Block for at least `us` microseconds (CHIP_RESET, a transaction's DELAY) while replies keep
-// going out. micros() counts in 4 µs steps, so one step more makes `us` a floor.
+// going out. Timer 0 ticks every 4 µs (the core's init(): fast PWM, clk/64) and wraps every
+// 1.024 ms; its overflow interrupt (millis) is off, because at ≈100 cycles it held the UART's
+// receive ISR off past the two-byte FIFO at 2 Mbaud. So the ticks are counted here, polled far more
+// often than they wrap; the tick under way may be almost over, so one more makes `us` a floor.
 __attribute__((noinline)) static void waitPumping(uint32_t us) {
-  us += 4;
-  for (uint32_t start = micros(); micros() - start < us;) txPump();
+  uint32_t ticks = (us + 3) / 4 + 1;
+  uint8_t last = TCNT0;
+  for (;;) {
+    txPump();
+    uint8_t now = TCNT0;
+    uint8_t passed = now - last;
+    last = now;
+    if (passed >= ticks) return;
+    ticks -= passed;
+  }
 }
 
 // Idle fill (SET_FILL): zeros after each burst of frames, sent only from the idle loop (txIdle),
@@ -255,15 +330,36 @@ static inline void chipDeselect() {
   }
 }
 
-static volatile uint8_t intEdges;
-static void onIntEdge() { intEdges++; }
 static volatile uint8_t *intPort;  // input register of PIN_INT (digitalRead costs ≈60 cycles)
 static uint8_t intMask;
 static inline uint8_t intAsserted() { return (*intPort & intMask) ? 0 : 1; }  // active low
 
+// INT edges. The external interrupt only sets bit 0 of GPIOR0 (sbi leaves SREG alone: no saves, 13
+// cycles with entry and vector jump; attachInterrupt's ISR took ≈90, enough with the UART's to
+// overrun its FIFO at 2 Mbaud). The main loop turns the flag into the edge count: one edge if the
+// level moved since it last looked, two (a pulse) if it did not. Several pulses between two looks
+// count as one, as the host only needs to know that something happened.
+ISR(INT_VECTOR, ISR_NAKED) {
+  asm volatile("sbi %[gpior], 0\n\treti" ::[gpior] "I"(_SFR_IO_ADDR(GPIOR0)));
+}
+static uint8_t intEdges;
+static uint8_t edgeLevel;  // the level when edges were last counted
+#define INT_FLAGGED() (GPIOR0 & 1)
+
+static uint8_t countEdges() {
+  if (INT_FLAGGED()) {
+    GPIOR0 &= ~1;  // cleared before the level is read: an edge in between flags again
+    uint8_t level = intAsserted();
+    intEdges += level != edgeLevel ? 1 : 2;
+    edgeLevel = level;
+  }
+  return intEdges;
+}
+
 static bool reservedPin(uint8_t pin) {
+  // SS stays an output whatever CS is: as an input pulled low it would drop SPI to slave mode.
   return pin == 0 || pin == 1 || pin == PIN_CS || pin == PIN_INT || pin == PIN_RESET ||
-         pin == MOSI || pin == MISO || pin == SCK;
+         pin == MOSI || pin == MISO || pin == SCK || pin == SS || (PIN_SD_CS >= 0 && pin == (uint8_t)PIN_SD_CS);
 }
 
 // ---- frames out ------------------------------------------------------------------------------
@@ -466,7 +562,42 @@ static void endAnswer(uint8_t status) {
 }
 
 static uint8_t sessions;
+
+// resetCause: MCUSR as it was at reset. Both stock bootloaders clear MCUSR before the sketch runs
+// (optiboot 4.4, the Uno's and Nano's: `MCUSR = 0` first thing; the Mega's stk500v2 likewise), and
+// optiboot from version 6 on hands the value over in r2 instead. So the sketch takes MCUSR and r2
+// before the C runtime runs (.init3: after the stack is set, before anything can use r2), and
+// reports MCUSR if a bootloader left it, else r2 if it holds an MCUSR value, else 0 (unknown).
+// The code is built with r2 reserved (-ffixed-r2) and sets it to 0xFF, no MCUSR value, so after a
+// warm reset through a bootloader that passes nothing, r2 does not pass off a stale value as one.
+// A power-on reset (whose flag a bootloader may have cleared) is told apart by a marker in RAM
+// that no reset clears but losing power does.
+extern "C" {
+__attribute__((used, externally_visible, section(".noinit"))) uint8_t bootMcusr;
+__attribute__((used, externally_visible, section(".noinit"))) uint8_t bootR2;
+__attribute__((used, externally_visible, section(".noinit"))) uint16_t warmMarker;
+}
+__attribute__((naked, used, section(".init3"))) static void captureResetFlags() {
+  asm volatile(
+      "sts bootR2, r2\n\t"
+      "in r24, %[mcusr]\n\t"
+      "sts bootMcusr, r24\n\t"
+      "out %[mcusr], __zero_reg__\n\t"
+      "ldi r24, 0xFF\n\t"
+      "mov r2, r24\n\t" ::[mcusr] "I"(_SFR_IO_ADDR(MCUSR))
+      : "r24");
+}
+#define MCUSR_FLAGS (_BV(PORF) | _BV(EXTRF) | _BV(BORF) | _BV(WDRF))
+#define WARM 0x5A17
 static uint8_t resetCause;
+
+static void takeResetCause() {
+  uint8_t cause = bootMcusr & MCUSR_FLAGS;
+  if (!cause && bootR2 && !(bootR2 & ~MCUSR_FLAGS)) cause = bootR2;
+  if (warmMarker != WARM) cause |= _BV(PORF);  // RAM lost its content: the power was off
+  warmMarker = WARM;
+  resetCause = cause;
+}
 
 static_assert(15 + sizeof(BRIDGE_BOARD) - 1 <= CTL_PAYLOAD, "HELLO must fit the control frame buffer");
 
@@ -524,7 +655,7 @@ static void sendEvent(uint8_t kind, uint8_t a, uint8_t b) {
 }
 
 static void pollEvents() {
-  uint8_t edges = intEdges;
+  uint8_t edges = countEdges();
   uint8_t level = intAsserted();
   if (edges != reportedIntEdges || level != reportedIntLevel) {
     reportedIntEdges = edges;
@@ -557,7 +688,7 @@ static uint8_t batchStatus;     // its DONE status: EINVAL once a reference was 
 __attribute__((optimize("no-tree-switch-conversion"))) static uint8_t argsFor(uint8_t command) {
   switch (command) {
     case C_SPI: case C_PING: case C_DISARM: case C_RUN: return 1;
-    case C_DIGITAL_READ: case C_ANALOG_READ: case C_SET_FILL: return 2;
+    case C_DIGITAL_READ: case C_ANALOG_READ: case C_SET_FILL: case C_STATS: return 2;
     case C_PIN_MODE: case C_DIGITAL_WRITE: case C_PWM_WRITE: case C_PIN_REPORT: case C_CHIP_RESET:
     case C_ARM:
       return 3;
@@ -698,7 +829,7 @@ __attribute__((always_inline)) static inline void skipByte() {
 // the host's SPI commands take. The caller makes sure no command is in progress and CS is
 // released (section 3.2).
 static void runProgram() {
-  runEdges = intEdges;
+  runEdges = countEdges();
   startBatch(programId);
   // The same steps as the command stream takes, but a whole header or write at a time: the
   // program is all in RAM (a run of small transactions: 33 → 15 µs each).
@@ -830,7 +961,7 @@ static void runCommand() {
       break;
     case C_SET_BAUD: {
       uint32_t baud = args[1] | (uint32_t)args[2] << 8 | (uint32_t)args[3] << 16 | (uint32_t)args[4] << 24;
-      if (baud < 2400 || baud > F_CPU / 8) {
+      if (!baudMakeable(baud)) {
         status = S_EINVAL;
         break;
       }
@@ -846,6 +977,12 @@ static void runCommand() {
     case C_SET_FILL:
       fillCount = args[1];
       value = fillCount;
+      break;
+    case C_STATS:
+      takeLineErrors();
+      if (args[1] == 0) value = overrunTotal;
+      else if (args[1] == 1) value = frameErrorTotal;
+      else status = S_EINVAL;
       break;
     default:
       status = pinCommand(args[1], &value);
@@ -1005,8 +1142,18 @@ static void endFrame() {
 // ---- main ------------------------------------------------------------------------------------
 
 void setup() {
-  resetCause = MCUSR;
-  MCUSR = 0;
+  takeResetCause();
+  // millis() is not used (waitPumping counts timer 0 itself): its ≈100-cycle overflow ISR would
+  // hold the UART's receive ISR off past the FIFO at 2 Mbaud.
+  TIMSK0 &= ~_BV(TOIE0);
+  if (PIN_SD_CS >= 0) {
+    digitalWrite(PIN_SD_CS, HIGH);  // latch high first: the SD card is never selected
+    pinMode(PIN_SD_CS, OUTPUT);
+  }
+  if (SS != PIN_CS) {
+    digitalWrite(SS, HIGH);  // SPI master mode needs SS as an output (or an input held high)
+    pinMode(SS, OUTPUT);
+  }
   // Output latch high first (pull-up), then output: CS never glitches low at boot.
   digitalWrite(PIN_CS, HIGH);
   pinMode(PIN_CS, OUTPUT);
@@ -1022,14 +1169,27 @@ void setup() {
   pinMode(PIN_INT, INPUT_PULLUP);
   intPort = portInputRegister(digitalPinToPort(PIN_INT));
   intMask = digitalPinToBitMask(PIN_INT);
-  attachInterrupt(digitalPinToInterrupt(PIN_INT), onIntEdge, CHANGE);
+  // Any change of the INT pin sets the flag (ATmega328P §13.2.1 EICRA ISC0 = 01; ATmega2560 §15.2.2
+  // EICRB ISC4 = 01), a stale flag from before is cleared first.
+#if defined(__AVR_ATmega2560__)
+  EICRB = (EICRB & ~(_BV(ISC41) | _BV(ISC40))) | _BV(ISC40);
+  EIFR = _BV(INTF4);
+  EIMSK |= _BV(INT4);
+#else
+  EICRA = (EICRA & ~(_BV(ISC01) | _BV(ISC00))) | _BV(ISC00);
+  EIFR = _BV(INTF0);
+  EIMSK |= _BV(INT0);
+#endif
+  GPIOR0 = 0;
+  edgeLevel = intAsserted();
   reportedIntEdges = intEdges;
-  reportedIntLevel = intAsserted();
+  reportedIntLevel = edgeLevel;
   uartBegin(BRIDGE_BAUD);
   sendHello();
 }
 
 void loop() {
+  takeLineErrors();
   for (;;) {
     uint16_t head = ringHead();
     uint16_t tail = ringTail;
@@ -1053,12 +1213,11 @@ void loop() {
   if (betweenFrames && (consumed != reportedConsumed || expectedSeq != reportedSeq)) sendFrame(ctl, B_ACK, 0, 0);
   pollEvents();
   // The ring has been looked at (host commands first); now the program, if a run is due.
-  if (armed && state == ST_OP && !selected && (runDue || intEdges != runEdges)) runProgram();
+  if (armed && state == ST_OP && !selected && (runDue || countEdges() != runEdges)) runProgram();
   // Nothing else to do this pass: keep the line fed until the transmit ring is drained or there
   // is work (a host byte, an INT edge, a run due). One pass of this loop takes longer than a
   // character at 2 Mbaud (5 µs): a pump per pass left the line idle about half the time.
   uint8_t *in = ringIn;
-  uint8_t edges = intEdges;
-  while (txTail != txCommit && ringIn == in && intEdges == edges && !(armed && (runDue || intEdges != runEdges))) txPump();
+  while (txTail != txCommit && ringIn == in && !INT_FLAGGED() && !(armed && (runDue || intEdges != runEdges))) txPump();
   txIdle();
 }

@@ -17,9 +17,15 @@ if [ "$mode" = "--check" ]; then
   cp "$here/bridge.ino" "$here/Makefile" "$work/"
 fi
 status=0
+# The board definition's pins: CS, and the SD card's CS (null: none, -1 to the sketch).
+pin() {
+  node -e 'const p = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).pins; const v = p[process.argv[2]]; process.stdout.write(String(v ?? -1))' "$here/../$1.json" "$2"
+}
 for board in $boards; do
-  make -s -C "$work" BOARD="$board" >"$work/make-$board.log" 2>&1 || { cat "$work/make-$board.log" >&2; exit 1; }
-  built="$work/build/$board-1000000/bridge.hex"
+  cs=$(pin "$board" cs)
+  sd=$(pin "$board" sdCs)
+  make -s -C "$work" BOARD="$board" BRIDGE_CS_PIN="$cs" BRIDGE_SD_CS_PIN="$sd" >"$work/make-$board.log" 2>&1 || { cat "$work/make-$board.log" >&2; exit 1; }
+  built="$work/build/$board-1000000-cs$cs-sd$sd/bridge.hex"
   if [ "$mode" = "--check" ]; then
     if cmp -s "$built" "$here/$board.hex"; then echo "$board: identical"; else echo "$board: DIFFERS"; status=1; fi
   else

@@ -38,6 +38,7 @@ export const Command = {
   PING: 0x31,
   SET_BAUD: 0x32,
   SET_FILL: 0x33,
+  STATS: 0x34,
   ARM: 0x40,
   DISARM: 0x41,
   RUN: 0x42,
@@ -56,6 +57,7 @@ export const COMMAND_ARGUMENT_BYTES: Readonly<Record<number, number>> = {
   [Command.CHIP_RESET]: 3,
   [Command.SET_BAUD]: 5,
   [Command.SET_FILL]: 2,
+  [Command.STATS]: 2,
   [Command.ARM]: 3,
   [Command.DISARM]: 1,
   [Command.RUN]: 1,
@@ -99,7 +101,11 @@ export const Capability = {
   DELAYS: 1 << 11,
   PAIRS: 1 << 12,
   END_FRAMES: 1 << 13,
+  STATS: 1 << 14,
 } as const;
+
+/** STATS counters (caps bit 14): the board's UART receive overruns (DOR) and framing errors (FE). */
+export const StatsCounter = { RX_OVERRUNS: 0, RX_FRAME_ERRORS: 1 } as const;
 
 /** Options a host HELLO asks for (its one payload byte; none: all off). */
 export const HostHelloOption = {

@@ -20,7 +20,7 @@ export const UNO_LAYOUT: PinLayout = {
   analogPins: [14, 15, 16, 17, 18, 19],
   analogOnlyPins: [],
   pwmPins: [3, 5, 6, 9, 10, 11],
-  reservedPins: [0, 1, 2, 9, 10, 11, 12, 13],
+  reservedPins: [0, 1, 2, 4, 9, 10, 11, 12, 13],
 };
 
 export const NANO_LAYOUT: PinLayout = {
@@ -37,7 +37,7 @@ export const MEGA2560_LAYOUT: PinLayout = {
   analogPins: Array.from({ length: 16 }, (_, i) => 54 + i),
   analogOnlyPins: [],
   pwmPins: [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 44, 45, 46],
-  reservedPins: [0, 1, 2, 9, 50, 51, 52, 53],
+  reservedPins: [0, 1, 2, 4, 9, 10, 50, 51, 52, 53],
 };
 
 /** The layout whose pin count matches (the bridge HELLO reports the count). */

@@ -78,13 +78,17 @@ describe('bridge HAL against the sketch in avr8js', () => {
     expect(seen).toEqual([true, false]);
   });
 
-  it('drives the spare pins: output, input with pull-up and change reports, analog, PWM; refuses CS', async () => {
+  it('drives the spare pins: output, input with pull-up and change reports, analog, PWM; refuses CS and the SD card select', async () => {
     const { hal, board } = await start();
-    await hal.gpio.pinMode(4, 'output');
-    await hal.gpio.digitalWrite(4, 1);
+    await hal.gpio.pinMode(8, 'output');
+    await hal.gpio.digitalWrite(8, 1);
+    expect(board.pins.level(8)).toBe('high');
+    await hal.gpio.digitalWrite(8, 0);
+    expect(board.pins.level(8)).toBe('low');
+    // D4 selects a shield's SD card: held high from boot, and not the host's to drive.
     expect(board.pins.level(4)).toBe('high');
-    await hal.gpio.digitalWrite(4, 0);
-    expect(board.pins.level(4)).toBe('low');
+    await expect(hal.gpio.digitalWrite(4, 0)).rejects.toMatchObject({ code: 'EINVAL' });
+    expect(board.pins.level(4)).toBe('high');
     const changes: [number, number][] = [];
     hal.gpio.onPinChange((pin, value) => changes.push([pin, value]));
     await hal.gpio.pinMode(7, 'input-pullup');
