@@ -19,7 +19,6 @@ import {
   CPU,
   PinState,
   adcConfig,
-  avrInstruction,
   portBConfig,
   portCConfig,
   portDConfig,
@@ -33,6 +32,7 @@ import type { Clock } from '../../src/time/clock.js';
 import type { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { SimulatedMcu } from '../bootloader/auto-reset.js';
 import { parseIntelHex, programMemory } from '../bootloader/intel-hex.js';
+import { honestInterruptTiming, type InterruptTiming } from './avr-timing.js';
 import type { SpiChip } from './chip.js';
 
 export const AVR_CLOCK_HZ = 16_000_000;
@@ -65,7 +65,8 @@ interface Pins {
   readonly ports: readonly [AVRIOPort, AVRIOPort, AVRIOPort]; // B, C, D
   readonly usart: AVRUSART;
   readonly adc: AVRADC;
-  readonly receiver: { offer(byte: number): boolean };
+  readonly receiver: ReceiveFifo;
+  readonly timing: InterruptTiming;
 }
 
 /** Arduino pin → [port index in Pins.ports, bit]. ATmega328P "standard" variant. */
@@ -88,35 +89,59 @@ const PWM_OUTPUTS: Readonly<Record<number, readonly [number, number, number]>> =
 
 export const ATMEGA328P_PIN_COUNT = 20;
 
+/** UCSR0A's receive error flags (ATmega328P datasheet §20.11.2). */
+const UCSRA_FE = 0x10;
+const UCSRA_DOR = 0x08;
+
+export interface ReceiveFifo {
+  /** Start shifting a byte in; false while the shift register is busy (or the receiver is off). */
+  offer(byte: number): boolean;
+  /** Bytes lost because both FIFO places were taken when the next one finished. */
+  overruns: number;
+  /** Fault injection: the next byte is lost as in an overrun (DOR set), whatever the FIFO holds. */
+  loseNext: number;
+}
+
 /**
  * The ATmega328P receiver has a two-byte FIFO behind UDR plus the shift register (datasheet
  * §20.7.4): an ISR may start up to two character times late without losing a byte, which is what
  * lets a 16 MHz AVR take 2 Mbaud while timer and pin-change interrupts run. avr8js 0.21 keeps one
  * byte and overwrites it. This models the FIFO: `offer` starts shifting a byte in (false while the
- * shift register is busy); a byte arriving at a full FIFO is lost (data overrun), as on silicon.
+ * shift register is busy); a byte finishing at a full FIFO is lost and sets DOR, which reads set
+ * in UCSR0A until UDR0 is next read (§20.11.2: "valid until the receive buffer (UDRn) is read").
  */
-function modelReceiveFifo(cpu: CPU, usart: AVRUSART, onShiftFree: () => void): { offer(byte: number): boolean; overruns: number } {
+function modelReceiveFifo(cpu: CPU, usart: AVRUSART, onShiftFree: () => void): ReceiveFifo {
   type Interrupt = Parameters<CPU['setInterruptFlag']>[0];
   const internals = usart as unknown as { RXC: Interrupt; cyclesPerChar: number };
   const fifo: number[] = [];
   let shifting = false;
-  const state = {
+  let overrun = false;
+  const state: ReceiveFifo = {
     overruns: 0,
+    loseNext: 0,
     offer(byte: number): boolean {
       if (shifting || !usart.rxEnable) return false;
       shifting = true;
       cpu.addClockEvent(() => {
         shifting = false;
-        if (fifo.length < 2) fifo.push(byte);
-        else state.overruns++;
-        cpu.setInterruptFlag(internals.RXC);
+        if (fifo.length < 2 && state.loseNext === 0) {
+          fifo.push(byte);
+        } else {
+          if (state.loseNext > 0) state.loseNext--;
+          state.overruns++;
+          overrun = true;
+        }
+        if (fifo.length > 0) cpu.setInterruptFlag(internals.RXC);
         onShiftFree();
       }, internals.cyclesPerChar);
       return true;
     },
   };
-  cpu.readHooks[usart0Config.UDR] = () => {
+  const { UCSRA, UDR } = usart0Config;
+  cpu.readHooks[UCSRA] = () => (cpu.data[UCSRA]! & ~(UCSRA_FE | UCSRA_DOR)) | (overrun ? UCSRA_DOR : 0);
+  cpu.readHooks[UDR] = () => {
     const byte = fifo.shift() ?? 0;
+    overrun = false;
     if (fifo.length > 0) cpu.setInterruptFlag(internals.RXC);
     else cpu.clearInterrupt(internals.RXC);
     return byte;
@@ -229,7 +254,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
       const miso = this.chipSelected ? this.options.chip.spiExchange(mosi) & 0xff : 0xff;
       cpu.addClockEvent(() => spi.completeTransfer(miso), spi.transferCycles);
     };
-    this.pins = { cpu, ports, usart, adc, receiver };
+    this.pins = { cpu, ports, usart, adc, receiver, timing: honestInterruptTiming(cpu) };
     this.baseMs = this.options.clock.now();
     this.rxQueue.length = 0;
     for (const port of ports) port.addListener(() => this.onPortWrite());
@@ -329,6 +354,16 @@ export class AvrBridgeMcu implements SimulatedMcu {
     return this.pins?.cpu;
   }
 
+  /** Bytes the UART lost since the last reset (its two-byte FIFO full: data overrun). */
+  get uartOverruns(): number {
+    return this.pins?.receiver.overruns ?? 0;
+  }
+
+  /** Fault injection: the UART loses the next `count` bytes from the host, as in an overrun. */
+  loseReceivedBytes(count = 1): void {
+    if (this.pins) this.pins.receiver.loseNext += count;
+  }
+
   /** USART baud rate the sketch configured. */
   get baudRate(): number | undefined {
     return this.pins?.usart.baudRate;
@@ -414,7 +449,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
   }
 
   private execute(pins: Pins, endCycle: number): void {
-    const { cpu } = pins;
+    const { cpu, timing } = pins;
     const start = cpu.cycles;
     const cpuStart = process.cpuUsage();
     this.pumpRx();
@@ -424,8 +459,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
     const yieldOnFrameEnd = !this.options.realtime;
     this.sliceEnd = endCycle;
     while (cpu.cycles < this.sliceEnd && this.pins === pins) {
-      avrInstruction(cpu);
-      cpu.tick();
+      timing.step();
       if (this.frameSent && yieldOnFrameEnd) break;
     }
     this.totalCycles += cpu.cycles - start;
