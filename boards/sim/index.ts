@@ -81,6 +81,8 @@ export interface SimulatedBoard {
   readonly faults: {
     corruptNext(direction: Direction, count?: number, afterBytes?: number): void;
     dropNext(direction: Direction, count?: number): void;
+    /** The host takes nothing from the port for `ms` (the USB-serial chip's buffers fill). */
+    stallHost(ms: number): void;
     setRandom(direction: Direction, faults: LinkFaults | undefined): void;
     /** Press the reset button. */
     resetBoard(): void;
@@ -200,6 +202,7 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions): Prom
     faults: {
       corruptNext: (direction, count, afterBytes) => link.corruptNext(direction, count, afterBytes),
       dropNext: (direction, count) => link.dropNext(direction, count),
+      stallHost: (ms) => link.stallHost(ms),
       setRandom: (direction, faults) => link.setFaults(direction, faults),
       resetBoard: () => mcu.run(),
       vanishPort: (vanishOptions = {}) => {

@@ -11,6 +11,16 @@
  * - `ideal`: no buffering.
  * Host → board, every model adds one USB frame (1 ms). The UART byte rate is the board's: avr8js
  * paces its USART at the configured baud; the model board consumes instantly.
+ *
+ * Host stalls (`stallHost`: the host takes no IN packets for a while). The 16U2's stock firmware
+ * (Arduino-usbserial.c, LUFA's LightweightRingBuff.h and CDCClassDevice.c, in arduino-core-avr's
+ * firmwares/atmegaxxu2) buffers board → host bytes in a 128-byte ring that its USART receive ISR
+ * fills with no full check, so a byte that finds the ring full overwrites an unread one; its main
+ * loop moves bytes from the ring into the one 64-byte IN endpoint bank, and for a bank the host
+ * does not take it waits up to 100 ms (USB_STREAM_TIMEOUT_MS) for the byte it already took out of
+ * the ring, then drops that byte and tries again on the next 4.096 ms tick. Meanwhile it moves
+ * nothing from host to board. So a stalled host loses what the board sends beyond about 192 bytes,
+ * as on a real Uno; an FTDI chip's buffers are modelled without limit.
  */
 import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import type { Random } from '../../src/time/random.js';
@@ -27,11 +37,17 @@ export interface LinkModel {
   readonly latencyTimerMs?: number;
   /** Flush at once when this many bytes are buffered. */
   readonly flushBytes: number;
+  /** Board → host ring; a byte arriving at a full one overwrites the oldest (no full check). */
+  readonly ringBytes?: number;
+  /** The USB IN endpoint's bank, filled from the ring; a stalled host leaves it full. */
+  readonly bankBytes?: number;
+  /** How long the firmware waits for a full bank before it drops the byte in hand. */
+  readonly sendTimeoutMs?: number;
 }
 
 export const LINK_MODELS = {
   ideal: { name: 'ideal', hostToBoardMs: 0, flushBytes: 1 },
-  '16u2': { name: '16u2', hostToBoardMs: 1, flushGridMs: 4.096, flushBytes: 97 },
+  '16u2': { name: '16u2', hostToBoardMs: 1, flushGridMs: 4.096, flushBytes: 97, ringBytes: 128, bankBytes: 64, sendTimeoutMs: 100 },
   ftdi: { name: 'ftdi', hostToBoardMs: 1, latencyTimerMs: 16, flushBytes: 62 },
   'ftdi-1ms': { name: 'ftdi-1ms', hostToBoardMs: 1, latencyTimerMs: 1, flushBytes: 62 },
 } as const satisfies Record<string, LinkModel>;
@@ -52,6 +68,8 @@ export interface LinkStats {
   boardToHostBytes: number;
   corrupted: number;
   dropped: number;
+  /** Board → host bytes the USB-serial chip lost while the host stalled (ring overrun, send timeout). */
+  overflowed: number;
 }
 
 /** The board side as the link sees it (both boards implement it). */
@@ -61,11 +79,17 @@ export interface LinkTarget extends SerialTarget {
 }
 
 export class SerialLink {
-  readonly stats: LinkStats = { hostToBoardBytes: 0, boardToHostBytes: 0, corrupted: 0, dropped: 0 };
+  readonly stats: LinkStats = { hostToBoardBytes: 0, boardToHostBytes: 0, corrupted: 0, dropped: 0, overflowed: 0 };
   /** False while the port is unplugged. */
   present = true;
   private buffer: number[] = [];
   private flushTimer: TimerHandle | undefined;
+  /** The host takes no IN packets before this time (stallHost). */
+  private stalledUntil = -Infinity;
+  /** Bytes in the USB IN bank, waiting for the stalled host. */
+  private bank: number[] = [];
+  /** The firmware waits (until `until`) to put `byte` into the full bank; nothing else moves. */
+  private sending: { byte: number; until: number; timer: TimerHandle } | undefined;
   private readonly hostListeners = new Set<(bytes: Uint8Array) => void>();
   private readonly presenceListeners = new Set<(present: boolean) => void>();
   private readonly faults: Partial<Record<Direction, LinkFaults>> = {};
@@ -95,8 +119,28 @@ export class SerialLink {
     const out = this.applyFaults('host-to-board', bytes);
     this.stats.hostToBoardBytes += out.length;
     if (out.length === 0) return;
-    this.clock.schedule(this.model.hostToBoardMs, () => {
+    // While the firmware waits on a full IN bank it moves nothing towards the board either.
+    const blockedMs = this.sending ? this.sending.until - this.clock.now() : 0;
+    this.clock.schedule(Math.max(this.model.hostToBoardMs, blockedMs), () => {
       if (this.present) this.target.write(out);
+    });
+  }
+
+  /** The host takes no data from the port for `ms` (a busy or suspended host). */
+  stallHost(ms: number): void {
+    this.stalledUntil = Math.max(this.stalledUntil, this.clock.now() + ms);
+    this.clock.schedule(ms, () => {
+      if (this.clock.now() < this.stalledUntil) return;
+      // The host reads again: the bank goes first, then the firmware's byte in hand, then the rest.
+      const bank = this.bank;
+      this.bank = [];
+      if (this.sending) {
+        this.sending.timer.cancel();
+        bank.push(this.sending.byte);
+        this.sending = undefined;
+      }
+      if (bank.length > 0) this.deliver(bank);
+      this.flush();
     });
   }
 
@@ -133,6 +177,9 @@ export class SerialLink {
     if (!this.present) return;
     this.present = false;
     this.buffer = [];
+    this.bank = [];
+    this.sending?.timer.cancel();
+    this.sending = undefined;
     this.flushTimer?.cancel();
     if (options.powerOff) this.target.powerOff?.();
     for (const listener of this.presenceListeners) listener(false);
@@ -147,6 +194,7 @@ export class SerialLink {
 
   close(): void {
     this.flushTimer?.cancel();
+    this.sending?.timer.cancel();
     this.unsubscribe();
   }
 
@@ -156,8 +204,45 @@ export class SerialLink {
     if (!this.present) return;
     const out = this.applyFaults('board-to-host', bytes);
     this.stats.boardToHostBytes += out.length;
-    for (const b of out) this.buffer.push(b);
+    const ringBytes = this.model.ringBytes ?? Infinity;
+    for (const b of out) {
+      if (this.buffer.length >= ringBytes) {
+        this.buffer.shift();
+        this.stats.overflowed++;
+      }
+      this.buffer.push(b);
+    }
+    if (this.sending) return;
     if (this.buffer.length >= this.model.flushBytes) return this.flush();
+    this.scheduleFlush();
+  }
+
+  private flush(): void {
+    this.flushTimer?.cancel();
+    if (this.buffer.length === 0 || !this.present || this.sending) return;
+    if (this.clock.now() < this.stalledUntil) return this.fillBank();
+    const bytes = this.buffer;
+    this.buffer = [];
+    this.deliver(bytes);
+  }
+
+  /** The host does not read: the ring drains into the bank, and the firmware blocks on the byte after. */
+  private fillBank(): void {
+    const bankBytes = this.model.bankBytes ?? Infinity;
+    while (this.buffer.length > 0 && this.bank.length < bankBytes) this.bank.push(this.buffer.shift()!);
+    if (this.buffer.length === 0) return;
+    const timeoutMs = this.model.sendTimeoutMs ?? Infinity;
+    const byte = this.buffer.shift()!;
+    const timer = this.clock.schedule(timeoutMs, () => {
+      // Timed out: the byte in hand is gone; the next tick tries again.
+      this.sending = undefined;
+      this.stats.overflowed++;
+      this.scheduleFlush();
+    });
+    this.sending = { byte, until: this.clock.now() + timeoutMs, timer };
+  }
+
+  private scheduleFlush(): void {
     if (this.flushTimer?.pending) return;
     const { flushGridMs, latencyTimerMs } = this.model;
     let delay = 0;
@@ -166,12 +251,9 @@ export class SerialLink {
     this.flushTimer = this.clock.schedule(delay, () => this.flush());
   }
 
-  private flush(): void {
-    this.flushTimer?.cancel();
-    if (this.buffer.length === 0 || !this.present) return;
-    const bytes = Uint8Array.from(this.buffer);
-    this.buffer = [];
-    for (const listener of this.hostListeners) listener(bytes);
+  private deliver(bytes: number[]): void {
+    const out = Uint8Array.from(bytes);
+    for (const listener of this.hostListeners) listener(out);
   }
 
   private applyFaults(direction: Direction, bytes: Uint8Array): Uint8Array {
