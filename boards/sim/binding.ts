@@ -45,6 +45,7 @@ export class SimulatedPortBinding implements BindingPortInterface {
         if (!present) this.fail(errorWith('simulated port vanished', { code: 'EIO' }));
       }),
     );
+    registration.onBaudRate?.(options.baudRate);
     link.hostOpen(registration.resetOnOpen);
   }
 

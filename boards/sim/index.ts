@@ -14,7 +14,8 @@ import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { BridgeHal, type BridgeHalOptions } from '../../hal/bridge/bridge-hal.js';
-import { idleFillFor } from '../../hal/bridge/options.js';
+import { BRIDGE_DEFAULTS, idleFillFor } from '../../hal/bridge/options.js';
+import { receiveAt, sendAt } from '../bootloader/uart-line.js';
 import { AutoResetBoard } from '../bootloader/auto-reset.js';
 import { PtyBridge, type SerialTarget } from '../bootloader/pty.js';
 import { AvrBridgeMcu, type PinLevel } from './avr-board.js';
@@ -101,6 +102,15 @@ const BOARD_PINS: Record<SimulatedBoardName, { cs: number; int: number; reset: n
   nano: { cs: 10, int: 2, reset: 9, link: 'ftdi' },
 };
 
+function ratesMatch(a: number, b: number): boolean {
+  return Math.abs(a - b) / Math.max(a, b) < 0.02;
+}
+
+/** `bytes` sent back to back at `from` baud as a UART at `to` baud reads them (framing errors kept). */
+function misread(bytes: Uint8Array, from: number, to: number): Uint8Array {
+  return Uint8Array.from(receiveAt(sendAt(0, from, bytes), from, to), (c) => c.byte);
+}
+
 export function committedHexPath(board: string): string {
   return fileURLToPath(new URL(`../bridge/${board}.hex`, import.meta.url));
 }
@@ -154,9 +164,18 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions): Prom
     chipClock.onSchedule = (atMs) => mcu.endSliceBy(atMs);
   }
   const autoReset = options.bootloader ? new AutoResetBoard(mcu, { clock }) : undefined;
+  // The host's port rate against the sketch's UART rate: when they differ (a board that reset to
+  // its compiled-in rate after SET_BAUD), each side reads the other's bytes as garbage.
+  let hostBaud: number = BRIDGE_DEFAULTS.baudRate;
+  const line = (bytes: Uint8Array, from: number, to: number | undefined) => (to === undefined || ratesMatch(from, to) ? bytes : misread(bytes, from, to));
   const target: LinkTarget = autoReset
     ? { open: () => autoReset.open(), write: (b) => autoReset.write(b), onData: (l) => autoReset.onData(l), powerOff: () => autoReset.powerOff() }
-    : { open: () => mcu.run(), write: (b) => mcu.receive(b), onData: (l) => mcu.onTransmit(l), powerOff: () => mcu.powerOff() };
+    : {
+        open: () => mcu.run(),
+        write: (b) => mcu.receive(line(b, hostBaud, mcu.baudRate)),
+        onData: (l) => mcu.onTransmit((b) => l(line(b, mcu.baudRate ?? hostBaud, hostBaud))),
+        powerOff: () => mcu.powerOff(),
+      };
   const linkModel = typeof options.linkModel === 'object' ? options.linkModel : LINK_MODELS[options.linkModel ?? layout.link];
   const link = new SerialLink(clock, target, linkModel);
   if (!realtime) {
@@ -175,7 +194,7 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions): Prom
   const path = options.path ?? '/dev/ttySPINET0';
   const resetOnOpen = options.resetOnOpen ?? true;
   const binding = new SimulatedBinding();
-  binding.register(path, link, { resetOnOpen });
+  binding.register(path, link, { resetOnOpen, onBaudRate: (baud) => (hostBaud = baud) });
   // Plugged in = powered: the sketch runs before anyone opens the port.
   if (autoReset) autoReset.powerOn();
   else mcu.run();
@@ -191,7 +210,8 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions): Prom
     chip,
     emulator: chip,
     link,
-    openHal: (halOptions = {}) => BridgeHal.open({ path, binding, clock, ...halOptions, idleFill: halOptions.idleFill ?? idleFillFor(linkModel.name) }),
+    openHal: (halOptions = {}) =>
+      BridgeHal.open({ path, binding, clock, ...(resetOnOpen ? {} : { bootWaitMs: 0 }), ...halOptions, idleFill: halOptions.idleFill ?? idleFillFor(linkModel.name) }),
     pins: {
       level: (pin) => mcu.pinLevel(pin),
       setInput: (pin, high) => mcu.setInput(pin, high),

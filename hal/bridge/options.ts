@@ -16,9 +16,18 @@ export const BRIDGE_DEFAULTS = {
   retransmitMs: 150,
   /** Retransmissions without ack progress before the host resynchronises with HELLO. */
   retransmitLimit: 6,
-  /** HELLO resend period while connecting/resynchronising (optiboot holds the UART for ≈1 s). */
+  /** HELLO resend period while connecting/resynchronising. */
   helloRetryMs: 250,
-  /** Give up on a board that does not answer HELLO within this (covers a bootloader's 1 s). */
+  /**
+   * After opening a port that resets the board (DTR), the host sends nothing until the sketch's
+   * boot HELLO arrives or this long has passed: a bootloader listens first and reads the host's
+   * bytes as its own commands (optiboot may erase a flash page, the Mega's stk500v2 never starts
+   * the sketch while bytes keep coming). Optiboot starts the sketch 1.4 s after a reset (LED
+   * flashes, then its 1 s watchdog), stk500v2 0.8 s after (both measured in simavr with Debian's
+   * bootloaders, test/flash/bootloaders.test.ts). 0: HELLO at once, for a board that does not reset.
+   */
+  bootWaitMs: 2_500,
+  /** Give up on a board that does not answer HELLO within this after opening (the boot wait included). */
   openTimeoutMs: 5_000,
   /** Reopen period after the port vanished. */
   reconnectMs: 500,

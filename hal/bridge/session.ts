@@ -48,6 +48,9 @@ import {
 } from './protocol.js';
 import { ReliableLink, type LinkStats } from './reliable-link.js';
 
+/** HELLOs unanswered at a SET_BAUD rate before the host goes back to the compiled-in rate. */
+const BAUD_FALLBACK_ATTEMPTS = 4;
+
 export interface BridgeSessionOptions {
   /** Serial port, e.g. /dev/ttyACM0 (or a simulated board's path with its `binding`). */
   readonly path: string;
@@ -60,6 +63,8 @@ export interface BridgeSessionOptions {
   readonly retransmitMs?: number;
   readonly retransmitLimit?: number;
   readonly helloRetryMs?: number;
+  /** After opening the port, wait this long for the board's boot HELLO before saying HELLO (BRIDGE_DEFAULTS.bootWaitMs). */
+  readonly bootWaitMs?: number;
   readonly openTimeoutMs?: number;
   readonly reconnectMs?: number;
   readonly maxRetries?: number;
@@ -212,6 +217,7 @@ export class BridgeSession {
       retransmitMs: options.retransmitMs ?? BRIDGE_DEFAULTS.retransmitMs,
       retransmitLimit: options.retransmitLimit ?? BRIDGE_DEFAULTS.retransmitLimit,
       helloRetryMs: options.helloRetryMs ?? BRIDGE_DEFAULTS.helloRetryMs,
+      bootWaitMs: options.bootWaitMs ?? BRIDGE_DEFAULTS.bootWaitMs,
       openTimeoutMs: options.openTimeoutMs ?? BRIDGE_DEFAULTS.openTimeoutMs,
       reconnectMs: options.reconnectMs ?? BRIDGE_DEFAULTS.reconnectMs,
       maxRetries: options.maxRetries ?? BRIDGE_DEFAULTS.maxRetries,
@@ -280,7 +286,7 @@ export class BridgeSession {
     await this.openPort();
     await new Promise<void>((resolve, reject) => {
       this.connectWaiter = { resolve, reject };
-      this.startHello();
+      this.startHello(this.settings.bootWaitMs);
     });
   }
 
@@ -608,10 +614,20 @@ export class BridgeSession {
 
   // ---- HELLO, resync, reconnect -------------------------------------------------------------------
 
-  private startHello(): void {
+  /**
+   * HELLO now, and again every helloRetryMs. `quietMs` after opening the port: the board may have
+   * just reset into its bootloader, which would take HELLO for its own commands, so the first goes
+   * only when the sketch's boot HELLO has come (onHello) or the bootloader's time is up.
+   */
+  private startHello(quietMs = 0): void {
     this.helloDeadline = this.clock.now() + this.settings.openTimeoutMs;
-    this.sendHello();
+    this.helloAttempts = 0;
+    this.helloTimer?.cancel();
+    if (quietMs > 0) this.helloTimer = this.clock.schedule(quietMs, () => this.sendHello());
+    else this.sendHello();
   }
+
+  private helloAttempts = 0;
 
   private sendHello(): void {
     this.helloTimer?.cancel();
@@ -625,6 +641,13 @@ export class BridgeSession {
       }
       this.linkDown('board does not answer HELLO');
       return;
+    }
+    this.helloAttempts++;
+    if (this.helloAttempts === BAUD_FALLBACK_ATTEMPTS + 1 && this.baud !== this.settings.baudRate) {
+      // No answer at the rate SET_BAUD chose: the board may have reset (brown-out, reset button)
+      // and be back at its compiled-in rate, where its boot HELLO went unheard. Listen there.
+      this.baud = this.settings.baudRate;
+      this.port.update({ baudRate: this.baud }, () => {});
     }
     // Each HELLO proposes a fresh stream origin; only the reply echoing the latest one counts,
     // so a HELLO that crossed the boot HELLO (or a slow reply) cannot restart a live stream. The
@@ -751,6 +774,9 @@ export class BridgeSession {
       this.connectWaiter = undefined;
     }
     void this.closePort();
+    // The port is opened again at the sketch's compiled-in rate: the board resets when it is (DTR),
+    // or lost power with it, and starts at that rate whatever SET_BAUD said.
+    this.baud = this.settings.baudRate;
     if (wasUp) this.emit({ type: 'link-lost', reason });
     this.scheduleReconnect();
   }
@@ -764,7 +790,7 @@ export class BridgeSession {
           if (this.state !== 'down') return;
           this.stats.reconnects++;
           this.state = 'connecting';
-          this.startHello();
+          this.startHello(this.settings.bootWaitMs);
         },
         () => this.scheduleReconnect(),
       );

@@ -6,9 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { BridgeHal } from '../../hal/bridge/bridge-hal.js';
-import type { SpiTransaction } from '../../hal/contract.js';
+import type { SpiTransaction } from '../../src/drivers/hal.js';
 import { LINK_MODELS, SerialLink, type LinkTarget } from '../../boards/sim/serial-link.js';
-import { createSimulatedBoard, SpiMemoryChip, type SimulatedBoard } from '../../boards/sim/index.js';
+import { createSimulatedBoard, type SimulatedBoard } from '../../boards/sim/index.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 
 /** A board side that sends what the test tells it to. */
 function fakeBoard(): LinkTarget & { send(bytes: number[]): void } {

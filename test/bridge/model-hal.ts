@@ -51,7 +51,7 @@ export async function openModelHal(options: ModelHalOptions = {}): Promise<Model
   binding.register(PATH, link, { resetOnOpen });
   if (!resetOnOpen) board.open(); // powered by USB before the port opens
   const driver = driveVirtualClock(clock);
-  const hal = await BridgeHal.open({ path: PATH, binding, clock, baudRate: 1_000_000, ...(options.isRetryable ? { isRetryable: options.isRetryable } : {}) });
+  const hal = await BridgeHal.open({ path: PATH, binding, clock, baudRate: 1_000_000, ...(resetOnOpen ? {} : { bootWaitMs: 0 }), ...(options.isRetryable ? { isRetryable: options.isRetryable } : {}) });
   return { clock, chip, board, link, hal, driver, commands };
 }
 

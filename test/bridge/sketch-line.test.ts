@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { BridgeHal } from '../../hal/bridge/bridge-hal.js';
 import { BoardFrame, Command, Status, StatsCounter, encodeCommand, encodeSetBaud } from '../../hal/bridge/protocol.js';
-import { createSimulatedBoard, SpiMemoryChip, type SimulatedBoard } from '../../boards/sim/index.js';
+import { createSimulatedBoard, type SimulatedBoard } from '../../boards/sim/index.js';
+import { SpiMemoryChip } from './spi-memory-chip.js';
 import { RawHost } from './raw-host.js';
 
 let board: SimulatedBoard | undefined;
