@@ -1,6 +1,7 @@
 /**
  * Which pins can do what, per board, and which the bridge keeps for itself (UART 0/1, the chip's
- * INT on 2, its RESET on 9, SPI and CS) — the same lists as boards/<board>.json `reservedPins`.
+ * INT on 2, its RESET on 9, SPI, CS, SS and the SD card select on 4) — the same lists as
+ * boards/<board>.json `reservedPins`.
  */
 export interface PinLayout {
   readonly name: string;
