@@ -3,7 +3,7 @@
  * buffering, and faults. It sits in front of any `SerialTarget` (the avr8js board, the
  * TypeScript model) and is what the serialport binding (binding.ts) and the pty talk to.
  *
- * Latency model (board → host is the slow direction, /work/shared/reference/bridge-and-avr.md §2.3):
+ * Latency model (board → host is the slow direction; Arduino-usbserial.c, FTDI AN232B-04):
  * - `16u2` (Uno/Mega stock firmware): bytes wait for a 4.096 ms timer tick, or go at once when
  *   more than 96 are buffered;
  * - `ftdi` (FT232R, latency timer 16 ms default; `ftdi-1ms` tuned): a 62-byte packet goes when
