@@ -108,3 +108,13 @@ export function receiveAt(sent: readonly SentCharacter[], senderBaud: number, re
 export function receiveMatched(sent: readonly SentCharacter[], baud: number): ReceivedCharacter[] {
   return sent.map((c) => ({ endUs: c.startUs + 9.5e6 / baud, byte: c.byte, fe: false }));
 }
+
+/** Two UARTs within 2 % of each other read each other's characters as sent (datasheet §20.8.3). */
+export function ratesMatch(a: number, b: number): boolean {
+  return Math.abs(a - b) / Math.max(a, b) < 0.02;
+}
+
+/** `bytes` sent back to back at `from` baud as a UART at `to` baud reads them (framing errors kept). */
+export function misread(bytes: Iterable<number>, from: number, to: number): Uint8Array {
+  return Uint8Array.from(receiveAt(sendAt(0, from, bytes), from, to), (c) => c.byte);
+}

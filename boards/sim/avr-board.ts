@@ -32,6 +32,7 @@ import type { Clock } from '../../src/time/clock.js';
 import type { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { SimulatedMcu } from '../bootloader/auto-reset.js';
 import { parseIntelHex, programMemory } from '../bootloader/intel-hex.js';
+import { misread, ratesMatch } from '../bootloader/uart-line.js';
 import { honestInterruptTiming, type InterruptTiming } from './avr-timing.js';
 import type { SpiChip } from './chip.js';
 
@@ -195,8 +196,9 @@ function modelTransmitBuffer(cpu: CPU, usart: AVRUSART, emit: (byte: number) => 
 
 export class AvrBridgeMcu implements SimulatedMcu {
   readonly flash: Uint16Array;
-  /** Host bytes waiting for the USART receiver. */
+  /** Host bytes waiting for the USART receiver, and the rate each was sent at (0: the board's). */
   private readonly rxQueue: number[] = [];
+  private readonly rxRates: number[] = [];
   private readonly txListeners = new Set<(bytes: Uint8Array) => void>();
   private readonly pinListeners = new Set<(pin: number, level: PinLevel) => void>();
   private pins: Pins | undefined;
@@ -257,6 +259,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
     this.pins = { cpu, ports, usart, adc, receiver, timing: honestInterruptTiming(cpu) };
     this.baseMs = this.options.clock.now();
     this.rxQueue.length = 0;
+    this.rxRates.length = 0;
     for (const port of ports) port.addListener(() => this.onPortWrite());
     for (const [pin, high] of this.inputs) this.applyInput(pin, high);
     this.driveInterrupt();
@@ -271,13 +274,21 @@ export class AvrBridgeMcu implements SimulatedMcu {
   halt(): void {
     this.pins = undefined;
     this.rxQueue.length = 0;
+    this.rxRates.length = 0;
     if (this.chipSelected) this.options.chip.spiDeselect();
     this.chipSelected = false;
   }
 
-  receive(bytes: Uint8Array): void {
+  /**
+   * Host → USART RX. `senderBaud`: the rate the host sends at; a byte that reaches the receiver
+   * while the sketch's UART runs at another rate is read as the receiver reads it (uart-line.ts).
+   */
+  receive(bytes: Uint8Array, senderBaud = 0): void {
     if (!this.pins) return;
-    for (const b of bytes) this.rxQueue.push(b);
+    for (const b of bytes) {
+      this.rxQueue.push(b);
+      this.rxRates.push(senderBaud);
+    }
     this.pumpRx();
     // Real time: run the CPU up to now at once rather than at the next pacing tick, so a request
     // is not kept waiting up to TICK_MS before the sketch sees it (a real board would be at it).
@@ -471,7 +482,21 @@ export class AvrBridgeMcu implements SimulatedMcu {
 
   private pumpRx(): void {
     const pins = this.pins;
-    if (pins && this.rxQueue.length > 0 && pins.receiver.offer(this.rxQueue[0]!)) this.rxQueue.shift();
+    if (!pins || this.rxQueue.length === 0) return;
+    const from = this.rxRates[0]!;
+    const to = pins.usart.baudRate;
+    if (from > 0 && !ratesMatch(from, to)) {
+      // Decided as the byte reaches the receiver: the sketch may have switched rates since it was sent.
+      const read = misread([this.rxQueue.shift()!], from, to);
+      this.rxRates.shift();
+      this.rxQueue.unshift(...read);
+      this.rxRates.unshift(...read.map(() => 0));
+      if (this.rxQueue.length === 0) return;
+    }
+    if (pins.receiver.offer(this.rxQueue[0]!)) {
+      this.rxQueue.shift();
+      this.rxRates.shift();
+    }
   }
 
   private transmit(byte: number): void {

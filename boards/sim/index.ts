@@ -15,7 +15,7 @@ import { RealClock } from '../../src/time/real-clock.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { BridgeHal, type BridgeHalOptions } from '../../hal/bridge/bridge-hal.js';
 import { BRIDGE_DEFAULTS, idleFillFor } from '../../hal/bridge/options.js';
-import { receiveAt, sendAt } from '../bootloader/uart-line.js';
+import { misread, ratesMatch } from '../bootloader/uart-line.js';
 import { AutoResetBoard } from '../bootloader/auto-reset.js';
 import { PtyBridge, type SerialTarget } from '../bootloader/pty.js';
 import { AvrBridgeMcu, type PinLevel } from './avr-board.js';
@@ -102,15 +102,6 @@ const BOARD_PINS: Record<SimulatedBoardName, { cs: number; int: number; reset: n
   nano: { cs: 10, int: 2, reset: 9, link: 'ftdi' },
 };
 
-function ratesMatch(a: number, b: number): boolean {
-  return Math.abs(a - b) / Math.max(a, b) < 0.02;
-}
-
-/** `bytes` sent back to back at `from` baud as a UART at `to` baud reads them (framing errors kept). */
-function misread(bytes: Uint8Array, from: number, to: number): Uint8Array {
-  return Uint8Array.from(receiveAt(sendAt(0, from, bytes), from, to), (c) => c.byte);
-}
-
 export function committedHexPath(board: string): string {
   return fileURLToPath(new URL(`../bridge/${board}.hex`, import.meta.url));
 }
@@ -172,7 +163,7 @@ export async function createSimulatedBoard(options: SimulatedBoardOptions): Prom
     ? { open: () => autoReset.open(), write: (b) => autoReset.write(b), onData: (l) => autoReset.onData(l), powerOff: () => autoReset.powerOff() }
     : {
         open: () => mcu.run(),
-        write: (b) => mcu.receive(line(b, hostBaud, mcu.baudRate)),
+        write: (b) => mcu.receive(b, hostBaud),
         onData: (l) => mcu.onTransmit((b) => l(line(b, mcu.baudRate ?? hostBaud, hostBaud))),
         powerOff: () => mcu.powerOff(),
       };

@@ -41,6 +41,9 @@ describe('bridge sketch: the UART at 2 Mbaud', () => {
     board = await createSimulatedBoard({ board: 'uno', clock, chip, linkModel: 'ideal', ...(hexPath ? { hexPath } : {}) });
     hal = await board.openHal({ retransmitMs: 50 });
     await hal.setBaud(2_000_000);
+    // The board switches two character times after its DONE; the ideal link has no USB frame (1 ms)
+    // to cover that, so wait one before sending at the new rate.
+    await hal.delay(1);
     // An INT storm: the external interrupt fires every 12 µs (≈ 2.4 characters), so it meets the
     // UART's receive ISR back to back again and again.
     let level = false;
