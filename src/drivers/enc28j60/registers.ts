@@ -1,9 +1,11 @@
 /**
- * ENC28J60 registers, bits and SPI opcodes (DS39662E; chips.md §1.1–1.4).
+ * ENC28J60 chip facts: registers, bits, SPI opcodes, buffer layout and timings (datasheet
+ * DS39662E, "DS-ENC" below, with its section or page; silicon errata DS80349C by item number).
+ * docs/enc28j60.md collects them with their sources.
  *
- * A register is encoded as LNX-ENC does it: address in bits 4:0, bank in bits 6:5, and bit 7 set
- * for MAC/MII registers, which RCR reads with a dummy byte first. Addresses 0x1B–0x1F are the
- * same in every bank.
+ * A register is encoded in one number: address in bits 4:0, bank in bits 6:5, and bit 7 set for
+ * MAC/MII registers, which RCR reads with a dummy byte first (DS-ENC Figure 4-4). Addresses
+ * 0x1B–0x1F are the same in every bank (DS-ENC Table 3-1).
  */
 const MAC_MII = 0x80;
 const bank = (n: number, address: number, macMii = false) => address | (n << 5) | (macMii ? MAC_MII : 0);
@@ -64,7 +66,7 @@ export const MIRDL = bank(2, 0x18, true);
 export const MIRDH = bank(2, 0x19, true);
 
 // Bank 3. The station address is stored "byte-backward": MAADR5 holds the first octet on the wire
-// (DS-ENC Table 3-1; LNX-ENC `enc28j60_set_hw_macaddr`).
+// (DS-ENC Table 3-1).
 export const MAADR1 = bank(3, 0x00, true);
 export const MAADR0 = bank(3, 0x01, true);
 export const MAADR3 = bank(3, 0x02, true);
@@ -108,6 +110,7 @@ export const ECON1_RXRST = 0x40;
 export const ECON1_TXRTS = 0x08;
 export const ECON1_RXEN = 0x04;
 export const ECON1_BSEL = 0x03;
+export const ECON1_BSEL0 = 0x01;
 export const ERXFCON_UCEN = 0x80;
 export const ERXFCON_CRCEN = 0x20;
 export const ERXFCON_MCEN = 0x02;
@@ -128,9 +131,49 @@ export const PHSTAT2_LSTAT = 0x0400;
 export const PHIE_PGEIE = 0x0002;
 export const PHIE_PLNKIE = 0x0010;
 
+/**
+ * Values read back when nothing drives MISO: a floating line reads 0xFF, one pulled low 0x00.
+ * Three registers that all read one of them mean no chip answers.
+ */
+export const MISO_FLOATING = 0xff;
+export const MISO_LOW = 0x00;
+
+// ---- Buffer memory (DS-ENC §3.2) ----
+
+/** The buffer memory shared by the receive ring and the transmit buffers: 0x0000–0x1FFF (p.17). */
+export const BUFFER_BYTES = 0x2000;
+/** In front of every received packet: next packet pointer (2) and receive status vector (4) (§7.2.2, p.43). */
+export const RX_HEADER_BYTES = 6;
+/** The frame check sequence the chip keeps after every received frame; the RSV byte count includes it (p.43). */
+export const FCS_BYTES = 4;
+/** The per-packet control byte written at ETXST, in front of a frame to send (§7.1, p.39). */
+export const TX_CONTROL_BYTES = 1;
+/** The transmit status vector the chip writes after a sent frame, at ETXND + 1 (§7.1, p.40–41). */
+export const TSV_BYTES = 7;
 /** RSV bit 23 (status byte 0, bit 7): received OK (DS-ENC Table 7-3). */
 export const RSV_RECEIVED_OK = 0x0080;
-/** Known EREVID values: B1, B4, B5, B7 (B7 kept 0x06, chips.md §1.4). */
+
+// ---- Timings ----
+
+/**
+ * After power-up or a RESET pulse the oscillator start-up timer holds the chip 300 µs; until
+ * ESTAT.CLKRDY is set only an ESTAT read works (DS-ENC §2.2).
+ */
+export const OSCILLATOR_STARTUP_MS = 0.3;
+/** Leaving power-save mode (ECON2.PWRSV cleared) takes 300 µs before SRC works (errata #19). */
+export const POWER_SAVE_EXIT_MS = 0.3;
+
+// ---- Recommended MAC settings (DS-ENC §6.5) ----
+
+/** MABBIPG, the back-to-back inter-packet gap: 0x15 in full duplex, 0x12 in half duplex. */
+export const MABBIPG_FULL_DUPLEX = 0x15;
+export const MABBIPG_HALF_DUPLEX = 0x12;
+/** MAIPGL, the non-back-to-back inter-packet gap: 0x12 in either mode. */
+export const MAIPGL_DEFAULT = 0x12;
+/** MAIPGH: 0x0C in half duplex; unused (0) in full duplex. */
+export const MAIPGH_HALF_DUPLEX = 0x0c;
+
+/** Known EREVID values: B1, B4, B5, B7 (rev. B7 silicon reads 0x06, one above B5). */
 export const KNOWN_REVISIONS: ReadonlyMap<number, string> = new Map([
   [0x02, 'B1'],
   [0x04, 'B4'],
