@@ -6,15 +6,15 @@ export interface Enc28j60Options {
    * Last byte of the RX ring; the ring starts at 0x0000 (errata #5). Must be odd (errata #14).
    * 0x13FF leaves 5 KB for reception (3 full frames) and 3 KB for two transmit buffers of 1.5 KB
    * (frame + control byte + TSV each). With `txBuffers: 1`, 0x19FF gives the ring 6.5 KB (4+ full
-   * frames), the layout of LNX-ENC.
+   * frames) and one transmit buffer.
    */
   rxEnd: number;
   /**
    * Transmit buffers after the ring. With two, a frame is written into one while the other is on
    * the wire, and over a slow link the next send follows the previous one without waiting for its
-   * answer (see `txFollowMarginMs`): board→LAN TCP through the simulated Uno went from 72.4 to
-   * 78.4 KiB/s at 1 Mbaud (0.82 → 0.89 of the raw serial rate), full-size frames over the mock
-   * bridge model from 46.8 to 56.8 a second (the link's limit).
+   * answer (see `txFollowMarginMs`), so the serial link never idles between frames: full-size
+   * frames go out at the link's limit over the mock bridge model, and board→LAN TCP through the
+   * simulated Uno at 1 Mbaud reaches 0.89 of the raw serial rate (0.82 with one buffer).
    */
   txBuffers: 1 | 2;
   /**
@@ -26,9 +26,24 @@ export interface Enc28j60Options {
    * would be retransmitted, counted as 'tx-preempted').
    */
   txFollowMarginMs: number;
-  /** Full duplex: MACON3.FULDPX + PHCON1.PDPXMD. The chip cannot negotiate (chips.md §1.10). */
+  /**
+   * Send batches out at once, when each follows the previous one before its answer (see
+   * `txFollowMarginMs`): two — the frame on the wire and the one written behind it into the other
+   * buffer — where the HAL cannot delay a transaction on the board.
+   */
+  txSendsAhead: number;
+  /**
+   * The same where it can (SpiDevice.transactionDelays): each send's TXRST waits on the board for
+   * its predecessor's wire time, so the frame two sends back is off the wire before its buffer is
+   * written again and any number could follow; four keep a 4 ms turnaround busy with small frames.
+   */
+  txSendsAheadWithDelays: number;
+  /**
+   * Full duplex: MACON3.FULDPX + PHCON1.PDPXMD (DS-ENC §6.6). The chip has no auto-negotiation,
+   * so the other end must be set to full duplex by hand too.
+   */
   fullDuplex: boolean;
-  /** PHLCON: LEDA link status, LEDB TX/RX activity, stretched pulses (LNX-ENC 0x3476). */
+  /** PHLCON: LEDA link status, LEDB TX/RX activity, stretched pulses (DS-ENC, PHLCON register). */
   phyLedConfig: number;
   /** MAMXFL: 1518 = 1514-byte frame + FCS; longer frames are dropped by the chip. */
   maxFrameLength: number;
@@ -37,13 +52,15 @@ export interface Enc28j60Options {
    * counted; drop-tail). Over the serial bridge a full-size frame takes ≈ 17–27 ms to reach the
    * chip, so 64 frames are ≈ 1–1.7 s of queue: a ping behind a TCP transfer waits that long, and it
    * is past TCP's 1 s minimum RTO (RFC 6298 §2.4). 8 (≈ 0.2 s, still several times the link's
-   * bandwidth-delay product) once stalled spinet's TCP for good; since TCP's SND.MAX fix and RFC
-   * 3042 limited transmit it recovers (1 MiB echo through the simulated Uno on a VirtualClock:
-   * 36.5 s with 157 tail drops at 8, against 27.2 s at 64). 64 is kept for throughput; set it lower
-   * where latency behind bulk traffic matters more.
+   * bandwidth-delay product) bounds that wait, but TCP loses more to tail drops (1 MiB echo through
+   * the simulated Uno on a VirtualClock: 36.5 s with 157 tail drops at 8, 27.2 s at 64). 64 favours
+   * throughput; set it lower where latency behind bulk traffic matters more.
    */
   txQueueLimit: number;
-  /** Retransmissions after TXERIF (late collision, errata #13): 16 like LNX-ENC and EtherCard. */
+  /**
+   * Retransmissions after TXERIF (a false late collision in half duplex, errata #13). 16, as the
+   * Linux and EtherCard drivers allow: a false collision is rare, so 16 in a row mean a real fault.
+   */
   txMaxRetries: number;
   /**
    * A transmission that has not finished after this long is stuck (errata #12): reset the
@@ -62,8 +79,10 @@ export interface Enc28j60Options {
    */
   txRunCheckDelayMs: number;
   /**
-   * Safety-net poll for missed INT edges (zephyr PR#82529) and for a chip reset underneath, which
-   * silently disables interrupts. One small batch per period when idle.
+   * Safety-net poll for a missed INT edge (the line is edge-triggered: a flag raised while another
+   * holds INT low gives no new edge) and for a chip reset underneath, which silently disables
+   * interrupts; PKTIF, behind INT for received packets, is unreliable too (errata #6). One small
+   * batch per period when idle.
    */
   pollIntervalMs: number;
   /**
@@ -72,12 +91,17 @@ export interface Enc28j60Options {
    * (MISO stuck low) uses them all, then start() reports ENODEV.
    */
   clockReadyAttempts: number;
-  /** After SRC wait this long; CLKRDY is set early (errata #2: ≥1 ms; LNX-ENC waits 2 ms). */
+  /** After SRC wait this long; CLKRDY is set too early (errata #2: ≥ 1 ms); 2 ms leaves a margin. */
   resetDelayMs: number;
-  /** Wait before reading MIRD or issuing the next MII write (MISTAT.BUSY lasts 10.24 µs). */
+  /** Wait before reading MIRD or issuing the next MII write (MISTAT.BUSY lasts 10.24 µs, DS-ENC §3.3). */
   miiDelayMs: number;
-  /** After a HAL error, wait this long before re-initialising (doubles up to 1 s). */
+  /** After a HAL error, wait this long before re-initialising (doubled after each failure). */
   errorBackoffMs: number;
+  /**
+   * The cap on that doubling: a board that is gone is retried once a second, soon enough that
+   * the link comes back without a person noticing the wait, seldom enough not to load the HAL.
+   */
+  errorBackoffMaxMs: number;
   /** Release ring space (write ERXRDPT) at least when this fraction of the ring is consumed. */
   rxReleaseFraction: number;
   /**
@@ -89,8 +113,8 @@ export interface Enc28j60Options {
    * 104 covers ARP (64 with FCS), TCP ACKs with options (≤ 82) and an ICMP echo with the default
    * 56-byte payload (102): the frames latency depends on. It is kept that small because an unused
    * byte is not free: the Uno sketch returns ≈ 53 KiB/s (≈ 19 µs a byte), and on the Uno's 16U2,
-   * which flushes every 4.096 ms, a service reply 30 bytes longer missed its flush and cost a
-   * whole period (measured with 128: ping p50 16.0 ms against 11.9 ms with 104, TCP board→LAN −8 %).
+   * which flushes every 4.096 ms, a service reply 30 bytes longer misses its flush and costs a
+   * whole period (at 128: ping p50 16.0 ms against 11.9 ms at 104, TCP board→LAN 8 % slower).
    */
   rxReadAheadBytes: number;
   /**
@@ -106,6 +130,8 @@ export const ENC28J60_DEFAULTS: Enc28j60Options = {
   rxEnd: 0x13ff,
   txBuffers: 2,
   txFollowMarginMs: 0.1,
+  txSendsAhead: 2,
+  txSendsAheadWithDelays: 4,
   fullDuplex: true,
   phyLedConfig: 0x3476,
   maxFrameLength: 1518,
@@ -119,6 +145,7 @@ export const ENC28J60_DEFAULTS: Enc28j60Options = {
   resetDelayMs: 2,
   miiDelayMs: 0.015,
   errorBackoffMs: 10,
+  errorBackoffMaxMs: 1000,
   rxReleaseFraction: 0.25,
   rxReadAheadBytes: 104,
   rxProgram: true,
