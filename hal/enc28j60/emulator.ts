@@ -7,10 +7,11 @@ import { EMU_PHY, EMU_REGISTERS, isMacMiiRegister, type EmuRegisterName } from '
 /**
  * A register-accurate ENC28J60 (rev. B7) as an SPI slave, byte by byte.
  *
- * Faithful to DS39662E and the B7 errata (DS80349C) where a driver could notice; see
- * /work/shared/reference/chips.md §1 for every fact and §1.12 for the decisions taken where the
- * sources disagree. `strict` turns misuse that real silicon punishes (often silently) into
- * reported violations, so a driver that passes here in strict mode works on the chip.
+ * Faithful to the datasheet (DS39662E, "DS-ENC") and the B7 silicon errata (DS80349C items by
+ * number) where a driver could notice; docs/enc28j60.md lists the facts with their sources, the
+ * choices made where sources disagree, and which errata are modelled. `strict` turns misuse that
+ * real silicon punishes (often silently) into reported violations, so a driver that passes here
+ * in strict mode works on the chip.
  *
  * Time: the emulator schedules on the injected Clock (MII busy, transmit wire time, oscillator
  * start-up). A whole SPI batch executes at one instant of that clock.
@@ -23,7 +24,7 @@ export interface Enc28j60EmulatorOptions {
   /** Report driver misuse that the silicon punishes (see class comment). */
   strict?: boolean;
   onStrictViolation?: (message: string) => void;
-  /** EREVID value: 0x06 is rev. B7 (chips.md §1.4). */
+  /** EREVID value: 0x06 is rev. B7. */
   revision?: number;
   label?: string;
   /**
@@ -48,10 +49,13 @@ export interface Enc28j60EmulatorStats {
   spiCommands: number;
 }
 
-/** Faults a test can queue for the next transmissions. */
+/**
+ * Faults a test can queue for the next transmissions: a late collision (what errata #13's false
+ * collisions look like), too many collisions, or a transmitter that stalls (errata #12).
+ */
 export type TxFault = 'late-collision' | 'excessive-collisions' | 'stall';
 
-// ---- Bits (DS-ENC §3, chips.md §1.4) -------------------------------------------------------
+// ---- Bits (DS-ENC §3) ---------------------------------------------------------------------
 const EIE_INTIE = 0x80;
 const EIR_PKTIF = 0x40, EIR_DMAIF = 0x20, EIR_LINKIF = 0x10, EIR_TXIF = 0x08, EIR_TXERIF = 0x02, EIR_RXERIF = 0x01;
 const EIR_HOST_WRITABLE = EIR_DMAIF | EIR_TXIF | EIR_TXERIF | EIR_RXERIF;
@@ -199,7 +203,8 @@ export class Enc28j60Emulator {
         s.done = true;
         const mac = isMacMiiRegister(s.bank, s.address);
         if (mac) {
-          // DS-ENC §4.2.5. Silicon applies it in practice (chips.md §1.12 #1); strict reports it.
+          // DS-ENC §4.2.5 forbids it, yet silicon applies it (drivers that set MACON3 bits with
+          // BFS work on real chips), so the emulator does too; strict reports it.
           this.violation(`${s.kind.toUpperCase()} on MAC/MII register ${this.regName(s.bank, s.address)} (DS-ENC §4.2.5: use WCR)`);
         }
         const old = this.readRegisterRaw(s.bank, s.address);
@@ -384,7 +389,7 @@ export class Enc28j60Emulator {
 
   private get eir(): number {
     let eir = this.eirLatched;
-    if (this.packetCount > 0) eir |= EIR_PKTIF;
+    if (this.packetCount > 0) eir |= EIR_PKTIF; // follows EPKTCNT exactly; silicon's does not (errata #6)
     const phie = this.phy[EMU_PHY.PHIE]!;
     if (phie & PHIE_PGEIE && this.phy[EMU_PHY.PHIR]! & PHIR_PGIF) eir |= EIR_LINKIF;
     return eir;
@@ -470,7 +475,8 @@ export class Enc28j60Emulator {
       if ((address & 1) === 1) value &= 0x1f; // 13-bit pointers
       this.banked[index] = value;
       if (address === 0x08 || address === 0x09) {
-        // chips.md §1.12 #6: ERXST writes also move the write pointer (errata #5 is applied at RXEN).
+        // ERXST writes also move the internal write pointer; errata #5 (it may become 0 instead)
+        // is applied at RXEN.
         this.rxWritePointer = this.reg16('ERXSTL');
       }
       return;
@@ -508,7 +514,7 @@ export class Enc28j60Emulator {
     const rising = value & ~old;
     const falling = old & ~value;
     if (rising & ECON1_TXRST) {
-      // Transmit logic held in reset: anything in flight is abandoned.
+      // Transmit logic held in reset: anything in flight is abandoned, a stall ends (errata #12).
       this.txTimer?.cancel();
       this.txTimer = undefined;
       this.txStalled = false;
@@ -516,7 +522,7 @@ export class Enc28j60Emulator {
       this.econ1 &= ~ECON1_TXRTS;
     }
     if (rising & ECON1_RXRST) {
-      // Receive logic reset: reception stops and the pointer/counter restart (LNX-ENC recovery).
+      // Receive logic reset: reception stops, the write pointer and EPKTCNT restart.
       this.econ1 &= ~ECON1_RXEN;
       this.rxWritePointer = this.reg16('ERXSTL');
       this.packetCount = 0;
@@ -732,6 +738,7 @@ export class Enc28j60Emulator {
         this.stats.txAborted++;
         this.txNeedsReset = true;
         this.estatLatched |= ESTAT_TXABRT;
+        // ESTAT.LATECOL is unreliable on silicon (errata #15); here it is always set.
         if (fault === 'late-collision') this.estatLatched |= ESTAT_LATECOL;
         this.eirLatched |= EIR_TXERIF | EIR_TXIF;
       } else {
@@ -758,7 +765,7 @@ export class Enc28j60Emulator {
     let b3 = 0;
     if (wire.length >= 6 && wire[0]! & 1) b3 |= wire[0] === 0xff ? 0x02 : 0x01; // broadcast / multicast
     if (o.fault === 'excessive-collisions') b3 |= 0x10;
-    if (o.fault === 'late-collision') b3 |= 0x20; // TSV bit 29
+    if (o.fault === 'late-collision') b3 |= 0x20; // TSV bit 29: late collision (false ones: errata #13)
     if (o.giant) b3 |= 0x40;
     tsv[3] = b3;
     const onWire = bytesWithFcs + PREAMBLE_SFD_BYTES;
@@ -901,6 +908,7 @@ export class Enc28j60Emulator {
       const pointer = (crc32(data, 0, 6) >>> 23) & 0x3f;
       results.push((this.banked[32 + (pointer >> 3)]! >> (pointer & 7)) & 1 ? true : false);
     }
+    // Exact: silicon's pattern match lets some other frames through too (errata #18).
     if (erxfcon & ERXFCON_PMEN) results.push(this.matchesPattern(data));
     if (erxfcon & ERXFCON_MPEN) results.push(this.isMagicPacket(data));
     return erxfcon & ERXFCON_ANDOR ? results.every(Boolean) : results.some(Boolean);

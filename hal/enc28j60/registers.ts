@@ -1,5 +1,5 @@
 /**
- * The ENC28J60 register map as the emulator sees it (DS-ENC Table 3-1/3-2, chips.md §1.3).
+ * The ENC28J60 register map as the emulator sees it (DS39662E Table 3-1/3-2).
  *
  * Deliberately independent of the driver's own table (src/drivers/enc28j60/registers.ts): the
  * emulator is the oracle the driver is tested against, so a wrong address in one must not be

@@ -503,7 +503,8 @@ export class Enc28j60Nic implements Nic {
    * read EIR, the reset sentinel and EPKTCNT, then speculatively the packet at `nextPacket`: its
    * header and, after an interrupt, the first `rxReadAheadBytes` of it. The batch cannot branch on
    * EPKTCNT, so those bytes are read whether or not a packet is there; EPKTCNT, read just before,
-   * says how many of them are valid. A frame that fits is delivered from this batch alone.
+   * says how many of them are valid (never EIR.PKTIF, which is unreliable: errata #6). A frame
+   * that fits is delivered from this batch alone.
    */
   private planService(batch: CommandBatch, seq: number): ResultHandler {
     const fromInterrupt = this.interruptPending || this.hal.interrupt.asserted;

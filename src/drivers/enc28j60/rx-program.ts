@@ -10,11 +10,12 @@ import { isPlausibleHeader, packetSpan, parseRxHeader, type RxHeader } from './r
 
 /**
  * What the board runs when INT falls (and again while packets wait): 35 bytes with the bridge's
- * short headers. It reads EPKTCNT (bank 1) and comes back to bank 0, then stops unless a packet
- * waits; else it reads ERDPT (where the packet starts: a run whose answer was lost on the link
- * shows as a gap), the 6-byte header and then exactly the byte count the header gives, rounded
- * up to even, so ERDPT ends on the next packet (AUTOINC wraps it in the ring, DS-ENC §4.2.2), and
- * PKTDEC. The driver releases the ring (ERXRDPT) itself: that write depends on the header.
+ * short headers. It reads EPKTCNT (bank 1; never PKTIF, which is unreliable: errata #6) and comes
+ * back to bank 0, then stops unless a packet waits; else it reads ERDPT (where the packet starts:
+ * a run whose answer was lost on the link shows as a gap), the 6-byte header and then exactly the
+ * byte count the header gives, rounded up to even, so ERDPT ends on the next packet (AUTOINC
+ * wraps it in the ring, DS-ENC §4.2.2), and PKTDEC. The driver releases the ring (ERXRDPT)
+ * itself: that write depends on the header.
  */
 export function receiveProgram(maxFrameLength: number): SpiTransaction[] {
   const cap = maxFrameLength + (maxFrameLength & 1);
