@@ -21,7 +21,8 @@ import {
 import { ENC28J60_DEFAULTS, type Enc28j60Options } from './options.js';
 import * as R from './registers.js';
 import { parseRun, receiveProgram } from './rx-program.js';
-import { frameLength, isPlausibleHeader, packetSpan, parseRxHeader, receivedOk, releasePointer, ringAdvance, ringDistance, type RxHeader } from './rx-ring.js';
+import { RingReader } from './rx-reader.js';
+import { receivedOk, type RxHeader } from './rx-ring.js';
 import { ETHERNET_MTU, MAX_FRAME_BYTES, TxScheduler, type ResultHandler } from './tx-scheduler.js';
 
 export { Enc28j60Error, type Enc28j60ErrorCode } from './init.js';
@@ -52,8 +53,9 @@ export { Enc28j60Error, type Enc28j60ErrorCode } from './init.js';
  * checks what arrives, releases ring space (ERXRDPT) and clears flags. Every batch then ends in
  * bank 0, the bank the program assumes.
  *
- * Bring-up and the other sequences that wait on their own answers are in init.ts; the ring
- * arithmetic in rx-ring.ts. This class wires them: the work loop, timers, errors, receive batches.
+ * Bring-up and the other sequences that wait on their own answers are in init.ts; the model of
+ * the receive ring and its reads in rx-reader.ts, its arithmetic in rx-ring.ts. This class wires
+ * them: the work loop, timers, errors, the interrupt service and the receive program's runs.
  */
 
 export interface Enc28j60NicConfig {
@@ -76,18 +78,6 @@ type Recovery = 'none' | 'rx-reset' | 'reinit';
 /** The work loop: not running, running, or running and asked to look again when this step ends. */
 type PumpState = 'idle' | 'running' | 'again';
 
-const EMPTY = new Uint8Array(0);
-
-/** `a` then `b`, copying only when both hold bytes. */
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  if (b.length === 0) return a;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
 export class Enc28j60Nic implements Nic {
   readonly name: string;
   readonly mac: MacAddress;
@@ -100,11 +90,9 @@ export class Enc28j60Nic implements Nic {
   private readonly hal: Hal;
   private readonly clock: Clock;
   private readonly options: Enc28j60Options;
-  /** ERXND: the ring runs from 0 to here. */
-  private readonly ringEnd: number;
-  private readonly ringSize: number;
   private readonly counters: NicStats = emptyNicStats();
   private readonly tx: TxScheduler;
+  private readonly ring: RingReader;
   private readonly chip: ChipAccess;
   private handlers: NicHandlers | undefined;
 
@@ -142,24 +130,6 @@ export class Enc28j60Nic implements Nic {
   /** Program mode: ring space taken by runs is to be released (ERXRDPT) with the next batch. */
   private releaseDue = false;
 
-  // Receive ring model.
-  /** Start of the oldest packet in the ring not yet taken. */
-  private nextPacket = 0;
-  /** ERDPT as it will be after every batch built so far (AUTOINC wraps it within the ring). */
-  private erdpt = 0;
-  /** Bytes from `nextPacket` on already read: the start of a packet that did not fit. */
-  private readAhead = EMPTY;
-  /** The header at the start of `readAhead`, once it has been read whole. */
-  private header: RxHeader | undefined;
-  /** ERXWRPT at the last ring read (where complete packets end), if it looked sane. */
-  private rxWritePointer: number | undefined;
-  /** Complete packets from `nextPacket` on, by the last EPKTCNT read. */
-  private knownPending = 0;
-  /** Packets taken whose PKTDEC is still to be sent (with the next batch). */
-  private pendingDecrements = 0;
-  /** Ring bytes taken but not yet released by moving ERXRDPT. */
-  private unreleased = 0;
-
   private multicastJoined = 0;
 
   private pollTimer: TimerHandle | undefined;
@@ -175,14 +145,12 @@ export class Enc28j60Nic implements Nic {
     this.options = { ...ENC28J60_DEFAULTS, ...config.options };
     const rxEnd = this.options.rxEnd;
     if ((rxEnd & 1) === 0) throw new RangeError('rxEnd must be odd (ENC28J60 errata #14)');
-    this.ringEnd = rxEnd;
-    this.ringSize = rxEnd + 1;
     // Each frame in the ring: its header before it, FCS, pad to even.
     this.capabilities = {
       maxFrameSize: MAX_FRAME_BYTES,
       multicastFilter: false,
       rxCrcCheck: true,
-      receiveBuffer: { bytes: this.ringSize, frameOverhead: R.RX_HEADER_BYTES + R.FCS_BYTES + 1 },
+      receiveBuffer: { bytes: rxEnd + 1, frameOverhead: R.RX_HEADER_BYTES + R.FCS_BYTES + 1 },
     };
     this.tx = new TxScheduler({
       clock: this.clock,
@@ -191,6 +159,13 @@ export class Enc28j60Nic implements Nic {
       counters: this.counters,
       count: (event) => this.count(event),
       rearm: () => this.armWakeTimer(),
+    });
+    this.ring = new RingReader(rxEnd, this.options, {
+      take: (header, frame) => this.take(header, frame),
+      corrupt: () => this.ringCorrupt(),
+      lost: () => {
+        this.pollPending = true;
+      },
     });
     this.chip = { hal: this.hal, options: this.options, bank: this.bank, newBatch: () => this.newBatch() };
     this.errorBackoff = this.options.errorBackoffMs;
@@ -299,7 +274,7 @@ export class Enc28j60Nic implements Nic {
     const linkUp = await configureChip(this.chip, { mac: this.mac, txStart: this.tx.txStart, filter: this.receiveFilter() });
     this.tx.chipConfigured();
 
-    this.resetRingModel();
+    this.ring.reset();
     this.intieCleared = false;
     this.eirToClear = 0;
     this.filterDirty = false;
@@ -404,20 +379,22 @@ export class Enc28j60Nic implements Nic {
         receives = true;
         runAfter = true;
       }
-      endProgramService = (this.releaseDue && this.unreleased > 0) || this.eirToClear !== 0;
+      endProgramService = (this.releaseDue && this.ring.holdsSpace) || this.eirToClear !== 0;
     } else if (!this.rxBatchOut) {
       if (this.filterDirty) {
         batch.write(R.ERXFCON, this.receiveFilter());
         this.filterDirty = false;
       }
-      if (this.knownPending > 0) {
-        handlers.push(this.planReceive(batch));
+      if (this.ring.knownPending > 0) {
+        const read = this.ring.planRead(batch);
+        if (read.last) this.appendServiceEnd(batch);
+        handlers.push(read.handle);
         receives = true;
       } else if (this.interruptPending || this.pollPending) {
         handlers.push(this.planService(batch, seq));
         readsEir = true;
         receives = true;
-      } else if (this.pendingDecrements > 0 || this.unreleased > 0 || this.intieCleared || this.eirToClear) {
+      } else if (this.ring.holdsTaken || this.intieCleared || this.eirToClear) {
         endService = true;
       }
     }
@@ -511,162 +488,19 @@ export class Enc28j60Nic implements Nic {
     this.interruptPending = false;
     this.pollPending = false;
     // Bank 0 work first (ERDPT, ERXRDPT), so the batch ends in bank 1 where reads continue (EPKTCNT).
-    this.prepareRingRead(batch, this.nextPacket);
+    this.ring.prepare(batch, this.ring.nextPacket);
     if (fromInterrupt && !this.intieCleared) {
       batch.bitClear(R.EIE, R.EIE_INTIE);
       this.intieCleared = true;
     }
     const flags = this.planFlagsRead(batch, seq);
     // The poll usually finds nothing: it reads the header only and leaves the link quiet.
-    const read = this.readRing(batch, this.nextPacket, R.RX_HEADER_BYTES + (fromInterrupt ? this.options.rxReadAheadBytes : 0));
+    const read = this.ring.read(batch, this.ring.nextPacket, R.RX_HEADER_BYTES + (fromInterrupt ? this.options.rxReadAheadBytes : 0));
     return (r) => {
       if (!flags(r)) return;
       read.noteWritePointer(r);
-      this.absorb(read.data(r), r[read.countAt]!);
+      this.ring.absorb(read.data(r), r[read.countAt]!);
     };
-  }
-
-  /**
-   * Continue reading the packet at `nextPacket` where the last read stopped. When its header is
-   * known the read finishes it (frame + FCS + pad), so the same batch decrements EPKTCNT and, when
-   * it is the last packet known, releases the ring and ends the service; the read goes on past it
-   * speculatively: the next header, and `rxReadAheadBytes` more when another packet is known to wait.
-   */
-  private planReceive(batch: CommandBatch): ResultHandler {
-    const held = this.readAhead;
-    const start = ringAdvance(this.nextPacket, held.length, this.ringEnd);
-    const header = this.header;
-    const more = this.knownPending >= 2;
-    const lookahead = R.RX_HEADER_BYTES + (more ? this.options.rxReadAheadBytes : 0);
-    this.prepareRingRead(batch, start);
-    if (!header) {
-      // Only part of the header arrived with the last read.
-      const length = Math.max(R.RX_HEADER_BYTES - held.length + this.options.rxReadAheadBytes, this.bytesCompleteFrom(start));
-      const read = this.readRing(batch, start, length, true);
-      return (r) => {
-        const count = r[read.countAt]!;
-        read.noteWritePointer(r);
-        if (count === 0) this.lostPackets();
-        else this.absorb(read.data(r), count);
-      };
-    }
-    const size = packetSpan(header.byteCount);
-    const rest = size - held.length;
-    // Every packet the chip had completed when the last batch read ERXWRPT comes in this one read
-    // (then the next header, to know whether another completed meanwhile): past the first
-    // two, a burst of frames costs one round trip, not one each. (The interrupt service does not
-    // read ERXWRPT: an isolated frame would pay for it.)
-    const complete = more ? this.bytesCompleteFrom(start) : 0;
-    const read = this.readRing(batch, start, Math.max(rest + lookahead, complete > rest ? complete + R.RX_HEADER_BYTES : 0), more);
-    batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
-    this.nextPacket = header.next;
-    this.unreleased += size;
-    this.readAhead = EMPTY;
-    this.header = undefined;
-    this.knownPending--;
-    if (!more) this.appendServiceEnd(batch);
-    else if (this.releaseNeeded()) this.releaseRing(batch);
-    return (r) => {
-      const count = r[read.countAt]!;
-      read.noteWritePointer(r);
-      if (count === 0) {
-        this.lostPackets();
-        return;
-      }
-      const data = read.data(r);
-      const frame = concat(held.subarray(R.RX_HEADER_BYTES), data.subarray(0, rest)).subarray(0, frameLength(header));
-      this.take(header, frame);
-      this.absorb(data.subarray(rest), count - 1);
-    };
-  }
-
-  /** Before a ring read: point ERDPT at `start`, release the ring if due, PKTDEC what was taken. */
-  private prepareRingRead(batch: CommandBatch, start: number): void {
-    if (this.erdpt !== start) batch.write16(R.ERDPTL, start);
-    if (this.releaseNeeded()) this.releaseRing(batch);
-    this.decrementTaken(batch);
-  }
-
-  /** Enough of the ring is held to release it without waiting for the end of the service. */
-  private releaseNeeded(): boolean {
-    return this.unreleased >= this.ringSize * this.options.rxReleaseFraction;
-  }
-
-  /**
-   * EPKTCNT, then an RBM of `length` bytes from ERDPT (= `start`). The chip finished writing every
-   * packet EPKTCNT counts before the RBM began, so those packets' bytes in the read are valid.
-   */
-  private readRing(batch: CommandBatch, start: number, length: number, withWritePointer = false) {
-    // ERXWRPT first (still in bank 0), when more packets wait: where the chip's complete packets
-    // end, for sizing the next read. It is two reads, so a packet completing between them can
-    // tear it; it is never trusted for validity, which EPKTCNT (one register) decides.
-    const writeLowAt = withWritePointer ? batch.read(R.ERXWRPTL) : -1;
-    const writeHighAt = withWritePointer ? batch.read(R.ERXWRPTH) : -1;
-    const countAt = batch.read(R.EPKTCNT);
-    const dataAt = batch.readBuffer(length);
-    this.erdpt = ringAdvance(start, length, this.ringEnd);
-    return {
-      countAt,
-      data: (r: Uint8Array) => r.subarray(dataAt, dataAt + length),
-      noteWritePointer: (r: Uint8Array) => {
-        if (!withWritePointer) {
-          this.rxWritePointer = undefined;
-          return;
-        }
-        const pointer = r[writeLowAt]! | (r[writeHighAt]! << 8);
-        this.rxWritePointer = pointer <= this.ringEnd ? pointer : undefined;
-      },
-    };
-  }
-
-  /**
-   * Ring bytes read from where `readAhead` ends; `count` packets from `nextPacket` on are complete.
-   * Every complete packet among them is taken (its PKTDEC and ring release go with the next
-   * batch); what is held of a partial one waits for the next read; bytes past the last counted
-   * packet are not trusted.
-   */
-  private absorb(bytes: Uint8Array, count: number): void {
-    const buffer = concat(this.readAhead, bytes);
-    let at = 0;
-    let taken = 0;
-    this.header = undefined;
-    while (taken < count && buffer.length - at >= R.RX_HEADER_BYTES) {
-      const header = parseRxHeader(buffer, at);
-      if (!isPlausibleHeader(header, this.nextPacket, this.ringEnd, this.options.maxFrameLength)) {
-        this.ringCorrupt();
-        this.readAhead = EMPTY;
-        this.knownPending = 0;
-        return;
-      }
-      const size = packetSpan(header.byteCount);
-      if (at + size > buffer.length) {
-        this.header = header;
-        break;
-      }
-      this.take(header, buffer.subarray(at + R.RX_HEADER_BYTES, at + R.RX_HEADER_BYTES + frameLength(header)));
-      this.pendingDecrements++;
-      this.unreleased += size;
-      this.nextPacket = header.next;
-      at += size;
-      taken++;
-    }
-    this.knownPending = count - taken;
-    this.readAhead = this.knownPending > 0 ? buffer.slice(at) : EMPTY;
-  }
-
-  /** Ring bytes from `start` to the last ERXWRPT seen: complete packets (0 when unknown). */
-  private bytesCompleteFrom(start: number): number {
-    const pointer = this.rxWritePointer;
-    if (pointer === undefined) return 0;
-    return ringDistance(start, pointer, this.ringEnd);
-  }
-
-  /** A read found EPKTCNT at 0 where we knew of packets: a reset underneath or lost state. */
-  private lostPackets(): void {
-    this.knownPending = 0;
-    this.readAhead = EMPTY;
-    this.header = undefined;
-    this.pollPending = true;
   }
 
   /**
@@ -699,29 +533,12 @@ export class Enc28j60Nic implements Nic {
     }
   }
 
-  /** One PKTDEC per packet taken since the last batch (DS-ENC §7.2.4). */
-  private decrementTaken(batch: CommandBatch): void {
-    for (; this.pendingDecrements > 0; this.pendingDecrements--) batch.bitSet(R.ECON2, R.ECON2_PKTDEC);
-  }
-
-  /** ERXRDPT just behind `nextPacket`, odd (errata #14): the ring before it is free again. */
-  private releaseRing(batch: CommandBatch): void {
-    batch.write16(R.ERXRDPTL, releasePointer(this.nextPacket, this.ringEnd));
-    this.unreleased = 0;
-  }
-
   /**
    * Decrement and release what was taken, clear the flags we saw and set INTIE again: the
-   * datasheet's end of interrupt service (DS-ENC §12). ERDPT goes back to `nextPacket` here, off
-   * the path of the next service (which would otherwise rewind it first).
+   * datasheet's end of interrupt service (DS-ENC §12).
    */
   private appendServiceEnd(batch: CommandBatch): void {
-    this.decrementTaken(batch);
-    if (this.unreleased > 0) this.releaseRing(batch);
-    if (this.erdpt !== this.nextPacket) {
-      batch.write16(R.ERDPTL, this.nextPacket);
-      this.erdpt = this.nextPacket;
-    }
+    this.ring.finishService(batch);
     if (this.eirToClear) {
       batch.bitClear(R.EIR, this.eirToClear);
       this.eirToClear = 0;
@@ -764,18 +581,6 @@ export class Enc28j60Nic implements Nic {
     };
   }
 
-  /** The ring as RXRST or SRC leaves it: empty, ERDPT at 0, EPKTCNT 0. */
-  private resetRingModel(): void {
-    this.rxWritePointer = undefined;
-    this.nextPacket = 0;
-    this.erdpt = 0;
-    this.readAhead = EMPTY;
-    this.header = undefined;
-    this.knownPending = 0;
-    this.pendingDecrements = 0;
-    this.unreleased = 0;
-  }
-
   /** The recovery for a corrupt ring: RXRST and the ring as initialised (init.ts). */
   private async resetReceiver(): Promise<void> {
     this.count('rx-reset');
@@ -785,7 +590,7 @@ export class Enc28j60Nic implements Nic {
     await this.disarmProgram();
     await resetReceiveRing(this.chip, rearm ? 0 : undefined);
     if (this.recovery === 'rx-reset') this.recovery = 'none';
-    this.resetRingModel();
+    this.ring.reset();
     this.releaseDue = false;
     if (rearm) await this.armProgram();
     this.pollPending = true;
@@ -843,7 +648,7 @@ export class Enc28j60Nic implements Nic {
 
   /** One run's bytes: EIR, EPKTCNT and, when a packet waited, ERDPT, its header and its frame. */
   private absorbRun(r: Uint8Array): void {
-    const run = parseRun(r, this.ringEnd, this.options.maxFrameLength);
+    const run = parseRun(r, this.options.rxEnd, this.options.maxFrameLength);
     if (run.kind === 'malformed') {
       this.count('rx-run-malformed');
       return;
@@ -860,13 +665,11 @@ export class Enc28j60Nic implements Nic {
     const { header } = run;
     // A run answer lost on the link (CRC) took its frame with it: the board had read it and
     // decremented EPKTCNT. The ring is still consistent; the frame is a drop like any other.
-    if (run.start !== this.nextPacket) countDrop(this.counters.drops, 'rx-run-lost');
+    if (run.start !== this.ring.nextPacket) countDrop(this.counters.drops, 'rx-run-lost');
     this.take(header, run.frame);
-    this.unreleased += ringDistance(this.nextPacket, header.next, this.ringEnd);
-    this.nextPacket = header.next;
-    this.erdpt = header.next;
+    this.ring.takenByProgram(header.next);
     // Release at the end of a burst (EPKTCNT was 1), or when a share of the ring is held.
-    if (run.packetCount === 1 || this.releaseNeeded()) this.releaseDue = true;
+    if (run.packetCount === 1 || this.ring.releaseNeeded()) this.releaseDue = true;
   }
 
   /** The safety-net poll in program mode: the reset sentinel and EIR; the program runs right after. */
@@ -878,7 +681,7 @@ export class Enc28j60Nic implements Nic {
 
   /** Release what the runs took and clear the flags seen (ERDPT belongs to the program). */
   private appendProgramServiceEnd(batch: CommandBatch): void {
-    if (this.releaseDue && this.unreleased > 0) this.releaseRing(batch);
+    if (this.releaseDue && this.ring.holdsSpace) this.ring.release(batch);
     this.releaseDue = false;
     if (this.eirToClear) {
       batch.bitClear(R.EIR, this.eirToClear);
@@ -933,7 +736,7 @@ export class Enc28j60Nic implements Nic {
   private scheduleReinit(reason: string): void {
     this.count(reason);
     this.needRecovery('reinit');
-    this.knownPending = 0;
+    this.ring.forgetPending();
     this.kick();
   }
 
@@ -944,7 +747,7 @@ export class Enc28j60Nic implements Nic {
     const code = error instanceof HalError || error instanceof Enc28j60Error ? error.code : 'internal';
     this.count(`error-${code}`);
     this.needRecovery('reinit');
-    this.knownPending = 0;
+    this.ring.forgetPending();
     this.initNotBefore = this.clock.now() + this.errorBackoff;
     this.errorBackoff = Math.min(this.errorBackoff * 2, this.options.errorBackoffMaxMs);
     if (!(error instanceof HalError) && !(error instanceof Enc28j60Error)) this.lastInternalError = error;
