@@ -1,8 +1,10 @@
 import { HalError, type Hal } from '../hal.js';
-import type { Clock, TimerHandle } from '../../time/clock.js';
+import type { Clock } from '../../time/clock.js';
+import { RearmableTimer } from '../../time/timer.js';
 import { emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
 import { countDrop } from '../../stats/counters.js';
 import { ETHERNET_HEADER_LENGTH } from '../../wire/ethernet.js';
+import { FCS_BYTES } from '../../wire/wire-time.js';
 import { formatMac, type MacAddress } from '../../wire/address.js';
 import { BankTracker, CommandBatch } from './batch.js';
 import {
@@ -132,15 +134,18 @@ export class Enc28j60Nic implements Nic {
 
   private multicastJoined = 0;
 
-  private pollTimer: TimerHandle | undefined;
-  private wakeTimer: TimerHandle | undefined;
-  private wakeAt = Infinity;
+  /** The safety-net poll (pollIntervalMs). */
+  private readonly pollTimer: RearmableTimer;
+  /** The next time the loop must look without being kicked: a transmission's end, the error backoff. */
+  private readonly wakeTimer: RearmableTimer;
   private unsubscribers: (() => void)[] = [];
 
   constructor(config: Enc28j60NicConfig) {
     this.hal = config.hal;
     this.clock = config.clock;
     this.mac = Uint8Array.from(config.mac);
+    this.pollTimer = new RearmableTimer(this.clock, () => this.onPoll());
+    this.wakeTimer = new RearmableTimer(this.clock, () => this.kick());
     this.name = config.name ?? `enc28j60-${formatMac(this.mac)}`;
     this.options = { ...ENC28J60_DEFAULTS, ...config.options };
     const rxEnd = this.options.rxEnd;
@@ -150,7 +155,7 @@ export class Enc28j60Nic implements Nic {
       maxFrameSize: MAX_FRAME_BYTES,
       multicastFilter: false,
       rxCrcCheck: true,
-      receiveBuffer: { bytes: rxEnd + 1, frameOverhead: R.RX_HEADER_BYTES + R.FCS_BYTES + 1 },
+      receiveBuffer: { bytes: rxEnd + 1, frameOverhead: R.RX_HEADER_BYTES + FCS_BYTES + 1 },
     };
     this.tx = new TxScheduler({
       clock: this.clock,
@@ -211,7 +216,7 @@ export class Enc28j60Nic implements Nic {
         }
       }),
     );
-    this.schedulePoll();
+    this.pollTimer.arm(this.options.pollIntervalMs);
     if (this.hal.interrupt.asserted) this.interruptPending = true;
     this.kick();
   }
@@ -219,8 +224,8 @@ export class Enc28j60Nic implements Nic {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    this.pollTimer?.cancel();
-    this.wakeTimer?.cancel();
+    this.pollTimer.stop();
+    this.wakeTimer.stop();
     for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
     try {
       await this.disarmProgram();
@@ -701,15 +706,13 @@ export class Enc28j60Nic implements Nic {
 
   // ---- Timers and errors ----------------------------------------------------------------------
 
-  private schedulePoll(): void {
-    this.pollTimer = this.clock.schedule(this.options.pollIntervalMs, () => {
-      if (!this.running) return;
-      this.schedulePoll();
-      if (this.rxBatchOut) return; // a service or ring read is out: it sees what a poll would
-      // Safety net: a missed INT edge, or a chip reset underneath (interrupts silently off).
-      this.pollPending = true;
-      this.kick();
-    });
+  private onPoll(): void {
+    if (!this.running) return;
+    this.pollTimer.arm(this.options.pollIntervalMs);
+    if (this.rxBatchOut) return; // a service or ring read is out: it sees what a poll would
+    // Safety net: a missed INT edge, or a chip reset underneath (interrupts silently off).
+    this.pollPending = true;
+    this.kick();
   }
 
   /** Wake the loop when the transmit side next needs it (tx-scheduler.ts wakeTime()). */
@@ -718,14 +721,10 @@ export class Enc28j60Nic implements Nic {
     if (at !== undefined) this.wakeAtTime(at);
   }
 
+  /** Wake the loop at `at`, unless it is to wake sooner already. */
   private wakeAtTime(at: number): void {
-    if (this.wakeTimer?.pending && this.wakeAt <= at) return;
-    this.wakeTimer?.cancel();
-    this.wakeAt = at;
-    this.wakeTimer = this.clock.schedule(at - this.clock.now(), () => {
-      this.wakeAt = Infinity;
-      this.kick();
-    });
+    if (this.wakeTimer.armed && this.wakeTimer.deadline <= at) return;
+    this.wakeTimer.arm(at - this.clock.now());
   }
 
   /** A recovery is due; re-initialisation takes the place of a receiver reset (see Recovery). */

@@ -144,8 +144,6 @@ export const MISO_LOW = 0x00;
 export const BUFFER_BYTES = 0x2000;
 /** In front of every received packet: next packet pointer (2) and receive status vector (4) (§7.2.2, p.43). */
 export const RX_HEADER_BYTES = 6;
-/** The frame check sequence the chip keeps after every received frame; the RSV byte count includes it (p.43). */
-export const FCS_BYTES = 4;
 /** The per-packet control byte written at ETXST, in front of a frame to send (§7.1, p.39). */
 export const TX_CONTROL_BYTES = 1;
 /** The transmit status vector the chip writes after a sent frame, at ETXND + 1 (§7.1, p.40–41). */

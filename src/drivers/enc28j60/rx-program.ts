@@ -1,6 +1,6 @@
 import type { SpiTransaction } from '../hal.js';
 import * as R from './registers.js';
-import { isPlausibleHeader, packetSpan, parseRxHeader, type RxHeader } from './rx-ring.js';
+import { frameLength, isPlausibleHeader, packetSpan, parseRxHeader, type RxHeader } from './rx-ring.js';
 
 /**
  * Receive by program (SpiDevice.arm, docs/bridge-protocol.md §3.2): what the board runs when INT
@@ -62,5 +62,5 @@ export function parseRun(r: Uint8Array, ringEnd: number, maxFrameLength: number)
   const sane = isPlausibleHeader(header, start, ringEnd, maxFrameLength) && r.length === RUN_PACKET_AT + packetSpan(header.byteCount);
   if (!sane) return { kind: 'corrupt', eir };
   const frameAt = RUN_PACKET_AT + R.RX_HEADER_BYTES;
-  return { kind: 'packet', eir, packetCount, start, header, frame: r.subarray(frameAt, frameAt + header.byteCount - R.FCS_BYTES) };
+  return { kind: 'packet', eir, packetCount, start, header, frame: r.subarray(frameAt, frameAt + frameLength(header)) };
 }

@@ -1,5 +1,6 @@
 import { ETHERNET_HEADER_LENGTH } from '../../wire/ethernet.js';
-import { FCS_BYTES, RSV_RECEIVED_OK, RX_HEADER_BYTES } from './registers.js';
+import { FCS_BYTES } from '../../wire/wire-time.js';
+import { RSV_RECEIVED_OK, RX_HEADER_BYTES } from './registers.js';
 
 /**
  * The receive ring as the driver sees it: pure arithmetic on the chip's circular receive buffer
@@ -16,7 +17,7 @@ import { FCS_BYTES, RSV_RECEIVED_OK, RX_HEADER_BYTES } from './registers.js';
 export interface RxHeader {
   /** Next packet pointer: where the chip writes the packet after this one. */
   next: number;
-  /** RSV bits 15:0: the frame's length on the wire, its FCS included. */
+  /** RSV bits 15:0: the frame's length on the wire, its FCS included (DS-ENC p.43). */
   byteCount: number;
   /** RSV bits 31:16 (received OK, CRC error, multicast, …). */
   status: number;
