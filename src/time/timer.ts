@@ -2,7 +2,7 @@ import type { Clock, TimerHandle } from './clock.js';
 
 /**
  * One re-armable timer on the injected clock, for every timer the stack keeps re-arming (TCP's
- * retransmission, persist, delayed-ACK, keepalive and close timers; a socket's idle timeout).
+ * retransmission, persist, delayed-ACK, keepalive and close timers; a socket's idle timeout; the ENC28J60 driver's safety-net poll and wake-ups).
  * Pushing the deadline later (the retransmission timer restarted on every ACK) does not
  * reschedule: the pending callback notices the moved deadline and sleeps the rest. `cancel` only
  * disarms: the delayed-ACK timer, armed by one segment and cancelled by the ACK the next one
