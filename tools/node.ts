@@ -185,7 +185,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
 
     const stack = new Stack({ clock, random, ...(str(values, 'hostname') ? { hostname: str(values, 'hostname') } : {}) });
     const iface = stack.addInterface(nic);
-    const tcp = new Tcp(stack.ip, clock, random);
+    const tcp = new Tcp(stack.ip, clock, random, {}, stack.containment);
     stack.registerTransport(tcp);
     // Names resolve through spinet's resolver, and a truncated DNS reply is asked again over spinet's TCP.
     // (The lookup runs only once a connection is made, after `dns` below exists.)

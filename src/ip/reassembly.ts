@@ -105,7 +105,10 @@ export class Reassembler {
       if (datagram.totalLength !== undefined && datagram.totalLength !== end) return this.reject(datagram, 'fragment-inconsistent-length');
       datagram.totalLength = end;
     }
-    if (datagram.totalLength !== undefined && end > datagram.totalLength) return this.reject(datagram, 'fragment-beyond-end');
+    // Past the end: this fragment, or (when this one is the last) one already held — the list is
+    // sorted and without overlaps, so its last fragment ends furthest.
+    const furthest = Math.max(end, datagram.fragments.at(-1)?.end ?? 0);
+    if (datagram.totalLength !== undefined && furthest > datagram.totalLength) return this.reject(datagram, 'fragment-beyond-end');
 
     // Insert in order; any overlap that is not an exact duplicate poisons the datagram.
     const list = datagram.fragments;
