@@ -32,6 +32,8 @@ export interface StackOptions {
   ipReassemblyMaxBytes: number;
   /** Datagrams under reassembly at once (lwIP bounds by pbufs: IP_REASS_MAX_PBUFS 10). */
   ipReassemblyMaxDatagrams: number;
+  /** Pieces one datagram may arrive in; more discards it. A 64 KiB datagram over Ethernet is 45 fragments; 64 leaves room for smaller MTUs on the path while bounding a flood of 8-byte pieces (FreeBSD's maxfragsperpacket is 16). */
+  ipReassemblyMaxFragments: number;
   /** Send ICMP time exceeded (code 1) when reassembly times out and fragment 0 was received (RFC 1122 §3.3.2: SHOULD). */
   ipReassemblyTimeExceeded: boolean;
   /** Verify received IPv4/ICMP/UDP checksums (off only for fuzzing, like smoltcp under cfg(fuzzing)). */
@@ -72,6 +74,7 @@ export const DEFAULT_OPTIONS: Readonly<StackOptions> = Object.freeze({
   ipReassemblyTimeoutMs: 15_000,
   ipReassemblyMaxBytes: 2 * 65_535,
   ipReassemblyMaxDatagrams: 8,
+  ipReassemblyMaxFragments: 64,
   ipReassemblyTimeExceeded: true,
   verifyChecksums: true,
 

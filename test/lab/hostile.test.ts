@@ -36,9 +36,9 @@ frames = [
   e/IP(src='${LAB_HOST_ADDRESS}', dst=us)/UDP(sport=0, dport=7)/Raw(b'port zero'),
   e/IP(src=us, dst=us)/UDP(sport=7, dport=7)/Raw(b'loop'),
   e/IP(src=us, dst=us)/TCP(sport=80, dport=80, flags='S', seq=1000),
-  e/IP(src='${LAB_HOST_ADDRESS}', dst=us, proto=17, id=9, flags='MF', frag=0)/Raw(b'A'*8),
-  e/IP(src='${LAB_HOST_ADDRESS}', dst=us, proto=17, id=9, flags='MF', frag=3)/Raw(b'B'*8),
-  e/IP(src='${LAB_HOST_ADDRESS}', dst=us, proto=17, id=9, frag=2)/Raw(b'C'*8),
+  e/IP(src='${LAB_HOST_ADDRESS}', dst=us, proto=17, id=9, flags='MF', frag=0)/Raw(b'A'*48),
+  e/IP(src='${LAB_HOST_ADDRESS}', dst=us, proto=17, id=9, flags='MF', frag=18)/Raw(b'B'*48),
+  e/IP(src='${LAB_HOST_ADDRESS}', dst=us, proto=17, id=9, frag=12)/Raw(b'C'*48),
   e/IP(src='${LAB_HOST_ADDRESS}', dst=us)/UDP(sport=4000, dport=5000)/Raw(b'throw'),
 ]
 sendp(frames, iface='${ifname}', verbose=False)

@@ -3,11 +3,12 @@ import { startUdpService } from '../../src/app/services/udp.js';
 import { Tcp } from '../../src/tcp/tcp.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { IpProtocol } from '../../src/wire/ipv4.js';
+import { parseMac } from '../../src/wire/address.js';
 import { TcpFlag, TcpRepr } from '../../src/wire/tcp.js';
 import { createNet } from '../../src/socket/net.js';
 import { createDgram } from '../../src/socket/dgram.js';
 import { Containment } from '../../src/stats/containment.js';
-import { echoRequest, flush, ip, ipv4Frame, lanOf, macOf, scripted, udpDatagram } from './helpers.js';
+import { echoRequest, flush, ip, ipv4Frame, ipv4Of, lanOf, macOf, scripted, udpDatagram } from './helpers.js';
 import { runFor } from '../tcp/net-harness.js';
 
 /**
@@ -54,11 +55,11 @@ describe('single frames that used to hang or crash the stack', () => {
   it('when the last fragment arrives, fragments already held past the new total length drop the datagram (no RangeError)', async () => {
     const { clock, nic, stack } = await guarded();
     const fragment = (offset: number, more: boolean) =>
-      ipv4Frame(PEER, macOf(1), { source: '10.0.0.2', destination: US, protocol: IpProtocol.UDP, identification: 9, fragmentOffset: offset, moreFragments: more }, new Uint8Array(8).fill(offset));
+      ipv4Frame(PEER, macOf(1), { source: '10.0.0.2', destination: US, protocol: IpProtocol.UDP, identification: 9, fragmentOffset: offset, moreFragments: more }, new Uint8Array(48).fill(offset));
     nic.inject(fragment(0, true));
-    nic.inject(fragment(24, true));
-    // The last fragment says the payload is 24 bytes: 0–8, (hole 8–16), 16–24 — and 24–32 is beyond it.
-    expect(() => nic.inject(fragment(16, false))).not.toThrow();
+    nic.inject(fragment(144, true));
+    // The last fragment says the payload is 144 bytes: 0–48, (hole 48–96), 96–144 — and 144–192 is beyond it.
+    expect(() => nic.inject(fragment(96, false))).not.toThrow();
     expect(stack.counters().ipv4.dropped['fragment-beyond-end']).toBe(1);
     expect(stack.reassemblyBytesHeld).toBe(0);
     clock.advance(30_000);
@@ -135,5 +136,159 @@ describe('exceptions in handlers stop at the layer boundary', () => {
     expect(received.join('')).toBe('onetwo');
     expect(serverTcp.stats.callbackExceptions).toBe(1);
     expect(reported).toEqual(['a TCP socket callback']);
+  });
+});
+
+describe('IPv4 fragments in every layout: one answer each, counted', () => {
+  /** An echo request of `size` bytes, cut as `pieces` ([offset, length, more?]); `more` defaults to "not the end". */
+  function cut(size: number, pieces: [offset: number, length: number, more?: boolean][], identification = 77) {
+    // Bytes past the echo, for pieces that run past its end.
+    const bytes = new Uint8Array(size + 256);
+    bytes.set(echoRequest(5, 1, new Uint8Array(size - 8).map((_, i) => i)));
+    return pieces.map(([offset, length, more]) =>
+      ipv4Frame(PEER, macOf(1), { source: '10.0.0.2', destination: US, protocol: IpProtocol.ICMP, identification, fragmentOffset: offset, moreFragments: more ?? offset + length < size }, bytes.subarray(offset, offset + length)),
+    );
+  }
+
+  async function send(frames: Uint8Array[], options = {}) {
+    const s = await scripted(options);
+    s.stack.arp.addStatic(1, '10.0.0.2', PEER);
+    for (const f of frames) expect(() => s.nic.inject(f)).not.toThrow();
+    return { ...s, replies: s.nic.take(), dropped: s.stack.counters().ipv4.dropped };
+  }
+
+  it.each([
+    ['in order', [[0, 400], [400, 400], [800, 200]]],
+    ['in reverse', [[800, 200], [400, 400], [0, 400]]],
+    ['last first, then the middle, then the first', [[800, 200], [0, 400], [400, 400]]],
+    ['with an empty last fragment', [[0, 504], [504, 496, true], [1000, 0, false]]],
+  ] as const)('reassembles and answers when the pieces come %s', async (_, pieces) => {
+    const { replies, stack } = await send(cut(1000, pieces.map((p) => [...p])));
+    expect(replies).toHaveLength(1);
+    expect(ipv4Of(replies[0]!).totalLength).toBe(1020);
+    expect(stack.reassemblyBytesHeld).toBe(0);
+  });
+
+  it.each([
+    ['starts inside the previous one', [[0, 400], [392, 408], [800, 200]], 'fragment-overlap'],
+    ['ends inside the next one', [[400, 400], [0, 408], [800, 200]], 'fragment-overlap'],
+    ['covers a held one', [[400, 400], [0, 800], [800, 200]], 'fragment-overlap'],
+    ['lies inside a held one', [[0, 800], [400, 200], [800, 200]], 'fragment-overlap'],
+    ['shares a start but not an end with a held one', [[0, 400], [0, 800], [800, 200]], 'fragment-overlap'],
+    ['overlaps the last fragment', [[800, 200], [400, 408], [0, 400]], 'fragment-overlap'],
+    ['runs past the total length the last one gave', [[800, 200], [1000, 48, true], [0, 400]], 'fragment-beyond-end'],
+    ['is a second last fragment that disagrees', [[800, 200], [400, 400, false], [0, 400]], 'fragment-inconsistent-length'],
+    ['is a tiny piece that is not the last (RFC 791: 68 octets pass whole)', [[0, 40, true], [40, 960]], 'fragment-tiny'],
+    ['is a non-last piece not a multiple of 8', [[0, 404, true], [404, 596]], 'fragment-bad-length'],
+  ] as const)('drops the whole datagram, fragments still to come included, when a fragment %s', async (_, pieces, reason) => {
+    const { replies, stack, dropped } = await send(cut(1000, pieces.map((p) => [...p])));
+    expect(replies).toEqual([]);
+    expect(dropped[reason]).toBe(1);
+    expect(stack.reassemblyBytesHeld).toBe(0);
+  });
+
+  it('ignores an exact duplicate (counted) and still completes', async () => {
+    const { replies, dropped } = await send(cut(1000, [[0, 504], [0, 504], [504, 496], [504, 496]]));
+    expect(replies).toHaveLength(1);
+    expect(dropped['fragment-duplicate']).toBe(1);
+  });
+
+  it('drops a datagram cut into more pieces than ipReassemblyMaxFragments', async () => {
+    const pieces: [number, number][] = Array.from({ length: 20 }, (_, i) => [i * 48, 48]);
+    const fine = await send(cut(960, pieces), { ipReassemblyMaxFragments: 20 });
+    expect(fine.replies).toHaveLength(1);
+    const { replies, dropped, stack } = await send(cut(960, pieces), { ipReassemblyMaxFragments: 19 });
+    expect(replies).toEqual([]);
+    expect(dropped['fragment-too-many']).toBe(1);
+    expect(stack.reassemblyBytesHeld).toBe(0);
+  });
+
+  it('holds no more than ipReassemblyMaxBytes: the oldest datagram is evicted, the newest completes', async () => {
+    const frames = [
+      ...cut(3000, [[0, 1480]], 1),
+      ...cut(3000, [[0, 1480]], 2),
+      ...cut(3000, [[0, 1480]], 3),
+      ...cut(3000, [[1480, 1480], [2960, 40]], 3),
+    ];
+    const { replies, dropped, stack } = await send(frames, { ipReassemblyMaxBytes: 4000 });
+    expect(dropped['reassembly-evicted']).toBe(2);
+    // The 3000-byte reply, in three fragments.
+    expect(replies.map((f) => ipv4Of(f).fragmentOffset)).toEqual([0, 1480, 2960]);
+    expect(stack.reassemblyBytesHeld).toBe(0);
+  });
+
+  it('holds at most ipReassemblyMaxDatagrams at once: a flood of first fragments evicts the oldest', async () => {
+    const flood = Array.from({ length: 40 }, (_, id) => cut(1000, [[0, 496]], id)[0]!);
+    const { dropped, stack } = await send(flood, { ipReassemblyMaxDatagrams: 8 });
+    expect(dropped['reassembly-evicted']).toBe(32);
+    expect(stack.reassemblyBytesHeld).toBe(8 * 496);
+  });
+
+  it('copies fragment data: a held fragment does not keep its whole receive buffer alive', async () => {
+    const { clock, nic, stack } = await scripted();
+    const frame = cut(1000, [[0, 496]])[0]!;
+    const buffer = new Uint8Array(65536);
+    buffer.set(frame, 1000);
+    nic.inject(buffer.subarray(1000, 1000 + frame.length));
+    buffer.fill(0xee);
+    nic.inject(cut(1000, [[496, 504]])[0]!);
+    expect(stack.counters().icmp.received).toBe(1);
+    clock.advance(1);
+    expect(stack.counters().icmp.dropped).toEqual({});
+  });
+});
+
+describe('martian filtering (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7): never answered, each class counted', () => {
+  const ping = (source: string, destination = US) => ipv4Frame(PEER, macOf(1), { source, destination, protocol: IpProtocol.ICMP }, echoRequest(1, 1, new Uint8Array(8)));
+
+  it.each([
+    ['one of our own addresses', US, 'martian-source-own'],
+    ['our second address', '10.0.1.1', 'martian-source-own'],
+    ['loopback', '127.0.0.1', 'martian-source-loopback'],
+    ['a host on "this network" (0/8)', '0.1.2.3', 'martian-source-this-network'],
+    ['0.0.0.0 to a unicast address', '0.0.0.0', 'martian-source-this-network'],
+    ['multicast', '224.0.0.9', 'martian-source-multicast'],
+    ['the limited broadcast', '255.255.255.255', 'martian-source-broadcast'],
+    ["our subnet's directed broadcast", '10.0.0.255', 'martian-source-broadcast'],
+    ['class E', '240.0.0.1', 'martian-source-class-e'],
+  ])('drops a datagram from %s (%s)', async (_, source, reason) => {
+    const { nic, stack, iface } = await guarded();
+    iface.addAddress('10.0.1.1', 24);
+    nic.take();
+    nic.inject(ping(source));
+    expect(nic.take()).toEqual([]);
+    expect(stack.counters().ipv4.dropped).toEqual({ [reason]: 1 });
+    expect(stack.counters().icmp.received).toBe(0);
+  });
+
+  it.each([
+    ['loopback', '127.0.0.1', 'martian-destination-loopback'],
+    ['0.0.0.0', '0.0.0.0', 'martian-destination-this-network'],
+  ])('drops a datagram to %s that came from the wire', async (_, destination, reason) => {
+    const { nic, stack } = await guarded();
+    nic.inject(ping('10.0.0.2', destination));
+    expect(nic.take()).toEqual([]);
+    expect(stack.counters().ipv4.dropped).toEqual({ [reason]: 1 });
+  });
+
+  it('accepts 0.0.0.0 to the limited broadcast: a host without an address yet (DHCP, RFC 2131 §4.1)', async () => {
+    const { nic, stack } = await guarded();
+    const server = stack.createUdpSocket();
+    const got: string[] = [];
+    server.on('message', (_m, rinfo: { address: string }) => got.push(rinfo.address));
+    server.bind(67);
+    await flush();
+    nic.inject(ipv4Frame(PEER, parseMac('ff:ff:ff:ff:ff:ff'), { source: '0.0.0.0', destination: '255.255.255.255', protocol: IpProtocol.UDP }, udpDatagram('0.0.0.0', '255.255.255.255', 68, 67, new Uint8Array(8))));
+    expect(got).toEqual(['0.0.0.0']);
+    expect(stack.counters().ipv4.dropped).toEqual({});
+  });
+
+  it('still talks to itself over loopback (the filter is for the wire only)', async () => {
+    const { clock, stack } = await guarded();
+    const toUs = stack.ping(US, { timeoutMs: 100 });
+    const toLoopback = stack.ping('127.0.0.1', { timeoutMs: 100 });
+    clock.advance(1);
+    await expect(toUs).resolves.toMatchObject({ from: US });
+    await expect(toLoopback).resolves.toMatchObject({ from: '127.0.0.1' });
   });
 });
