@@ -235,6 +235,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
         client.on('conflict', (address: number) => progress(`DHCP: ${formatIpv4(address)} is already in use on the LAN — declined, asking again`));
         client.on('state', (to) => to === 'REBOOTING' && previousLease && progress(`DHCP: REQUEST for ${formatIpv4(previousLease.address)} (INIT-REBOOT), waiting for the server to confirm…`));
         client.on('nak', (message) => progress(`DHCP: the server refused${message ? ` (${message})` : ''} — starting over`));
+        client.on('refused', (reason, address, server) => progress(`DHCP: ${server === undefined ? 'a server' : formatIpv4(server)} offers ${formatIpv4(address)}, which cannot be used (${reason}) — refused`));
         client.once('bound', (l) => {
           timer.cancel();
           resolve(l);

@@ -273,7 +273,7 @@ describe('martian filtering (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7): never answer
 
   it('accepts 0.0.0.0 to the limited broadcast: a host without an address yet (DHCP, RFC 2131 §4.1)', async () => {
     const { nic, stack } = await guarded();
-    const server = stack.createUdpSocket();
+    const server = createDgram(stack.udp).createSocket();
     const got: string[] = [];
     server.on('message', (_m, rinfo: { address: string }) => got.push(rinfo.address));
     server.bind(67);
