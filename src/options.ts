@@ -16,6 +16,18 @@ export interface StackOptions {
   arpMaxRequests: number;
   /** Packets (a fragmented datagram counts once) queued per unresolved neighbour; oldest dropped first (lwIP ARP_QUEUE_LEN 3). */
   arpQueueLength: number;
+  /**
+   * A learned entry is not given another MAC within this long of its last update (Linux's
+   * neigh locktime, 1 s): when a spoofer races the real host's reply, the first answer stands.
+   */
+  arpLocktimeMs: number;
+  /**
+   * An entry used within this long is in active use and is never evicted to make room for a new
+   * neighbour; with none to evict, the new one is refused (counted). Linux's forced GC spares
+   * entries updated in the last 5 s the same way: a flood of new neighbours (a SYN flood from
+   * spoofed on-link addresses) cannot push out the gateway or a live peer.
+   */
+  arpActiveUseMs: number;
   /** RFC 5227 §1.1: PROBE_WAIT 1 s, PROBE_NUM 3, PROBE_MIN 1 s, PROBE_MAX 2 s, ANNOUNCE_WAIT 2 s. */
   arpProbeWaitMs: number;
   arpProbeCount: number;
@@ -64,6 +76,8 @@ export const DEFAULT_OPTIONS: Readonly<StackOptions> = Object.freeze({
   arpRequestIntervalMs: 1_000,
   arpMaxRequests: 5,
   arpQueueLength: 3,
+  arpLocktimeMs: 1_000,
+  arpActiveUseMs: 5_000,
   arpProbeWaitMs: 1_000,
   arpProbeCount: 3,
   arpProbeMinMs: 1_000,

@@ -3,12 +3,12 @@ import { startUdpService } from '../../src/app/services/udp.js';
 import { Tcp } from '../../src/tcp/tcp.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { IpProtocol } from '../../src/wire/ipv4.js';
-import { parseMac } from '../../src/wire/address.js';
+import { formatMac, MAC_ZERO, parseMac } from '../../src/wire/address.js';
 import { TcpFlag, TcpRepr } from '../../src/wire/tcp.js';
 import { createNet } from '../../src/socket/net.js';
 import { createDgram } from '../../src/socket/dgram.js';
 import { Containment } from '../../src/stats/containment.js';
-import { echoRequest, flush, ip, ipv4Frame, ipv4Of, lanOf, macOf, scripted, udpDatagram } from './helpers.js';
+import { arpFrame, arpOf, echoRequest, flush, ip, ipv4Frame, ipv4Of, lanOf, macOf, scripted, udpDatagram } from './helpers.js';
 import { runFor } from '../tcp/net-harness.js';
 
 /**
@@ -290,5 +290,96 @@ describe('martian filtering (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7): never answer
     clock.advance(1);
     await expect(toUs).resolves.toMatchObject({ from: US });
     await expect(toLoopback).resolves.toMatchObject({ from: '127.0.0.1' });
+  });
+});
+
+describe('ARP against a hostile LAN', () => {
+  const SPOOFER = macOf(0x66);
+  /** Resolve 10.0.0.2 → PEER by asking (a solicited reply). */
+  async function resolvedPeer(options = {}) {
+    const s = await scripted(options);
+    const socket = s.stack.createUdpSocket();
+    socket.send('x', 9, '10.0.0.2');
+    await flush();
+    s.nic.take();
+    s.nic.inject(arpFrame(2, PEER, '10.0.0.2', macOf(1), US));
+    s.nic.take();
+    return { ...s, socket };
+  }
+  const destinationOf = async (s: Awaited<ReturnType<typeof resolvedPeer>>) => {
+    s.socket.send('y', 9, '10.0.0.2');
+    await flush();
+    const frames = s.nic.take().filter((f) => f[12] === 0x08 && f[13] === 0x00);
+    return formatMac(frames.at(-1)!.subarray(0, 6));
+  };
+
+  it('an unsolicited reply with another MAC within the locktime (1 s) does not replace a confirmed entry; later it may (RFC 826 merge)', async () => {
+    const s = await resolvedPeer();
+    s.clock.advance(500);
+    s.nic.inject(arpFrame(2, SPOOFER, '10.0.0.2', macOf(1), US));
+    expect(s.stack.counters().arp.dropped['locktime']).toBe(1);
+    expect(await destinationOf(s)).toBe(formatMac(PEER));
+    s.clock.advance(1_000);
+    s.nic.inject(arpFrame(2, SPOOFER, '10.0.0.2', macOf(1), US));
+    expect(await destinationOf(s)).toBe(formatMac(SPOOFER));
+  });
+
+  it('the same MAC again within the locktime simply confirms the entry', async () => {
+    const s = await resolvedPeer();
+    s.nic.inject(arpFrame(2, PEER, '10.0.0.2', macOf(1), US));
+    expect(s.stack.counters().arp.dropped['locktime']).toBeUndefined();
+  });
+
+  it.each([
+    ['a group MAC', parseMac('01:00:5e:00:00:01'), '10.0.0.7', 'bad-sender-mac'],
+    ['the broadcast MAC', parseMac('ff:ff:ff:ff:ff:ff'), '10.0.0.7', 'bad-sender-mac'],
+    ['a loopback address', SPOOFER, '127.0.0.1', 'bad-sender'],
+    ['a 0/8 address', SPOOFER, '0.0.0.9', 'bad-sender'],
+    ['a class E address', SPOOFER, '250.0.0.1', 'bad-sender'],
+  ])('a sender with %s is never learned', async (_, mac, senderIp, reason) => {
+    const { nic, stack } = await scripted();
+    nic.inject(arpFrame(1, mac, senderIp, MAC_ZERO, US));
+    expect(stack.arp.entries()).toEqual([]);
+    expect(nic.take()).toEqual([]);
+    expect(stack.counters().arp.dropped[reason]).toBe(1);
+  });
+
+  it('a flood of new neighbours (pings from 1000 spoofed on-link sources) does not evict the peer in active use', async () => {
+    const s = await resolvedPeer({ arpCacheSize: 16 });
+    let requestsForPeer = 0;
+    for (let i = 0; i < 1000; i++) {
+      const spoofed = `10.0.0.${10 + (i % 240)}`;
+      s.nic.inject(ipv4Frame(SPOOFER, macOf(1), { source: spoofed, destination: US, protocol: IpProtocol.ICMP, identification: i }, echoRequest(1, i, new Uint8Array(8))));
+      if (i % 20 === 0) {
+        expect(await destinationOf(s)).toBe(formatMac(PEER));
+      }
+      requestsForPeer += s.nic.take().filter((f) => f[12] === 0x08 && f[13] === 0x06 && arpOf(f).targetIp === ip('10.0.0.2')).length;
+      s.clock.advance(10);
+    }
+    expect(requestsForPeer).toBe(0);
+    expect(s.stack.arp.entries().length).toBeLessThanOrEqual(16);
+    expect(s.stack.counters().arp.dropped['cache-full-evicted']).toBeGreaterThan(900);
+  });
+
+  it('with every entry in active use, a new neighbour is refused (counted), not swapped in', async () => {
+    const { nic, stack, clock } = await scripted({ arpCacheSize: 2 });
+    const socket = stack.createUdpSocket();
+    for (const [host, mac] of [['10.0.0.2', PEER], ['10.0.0.3', SPOOFER]] as const) {
+      socket.send('x', 9, host);
+      await flush();
+      nic.inject(arpFrame(2, mac, host, macOf(1), US));
+    }
+    clock.advance(100);
+    const failures: string[] = [];
+    socket.send('z', 9, '10.0.0.4', (error) => error && failures.push(error.code));
+    await flush();
+    expect(failures).toEqual(['ENOBUFS']);
+    expect(stack.counters().arp.dropped['cache-full']).toBe(1);
+    expect(stack.arp.entries().map((e) => e.address).sort()).toEqual(['10.0.0.2', '10.0.0.3']);
+    // Idle past arpActiveUseMs, the entries may go again.
+    clock.advance(5_000);
+    socket.send('z', 9, '10.0.0.4');
+    await flush();
+    expect(stack.arp.entries().map((e) => e.address)).toContain('10.0.0.4');
   });
 });
