@@ -298,7 +298,7 @@ describe('ARP against a hostile LAN', () => {
   /** Resolve 10.0.0.2 → PEER by asking (a solicited reply). */
   async function resolvedPeer(options = {}) {
     const s = await scripted(options);
-    const socket = s.stack.createUdpSocket();
+    const socket = createDgram(s.stack.udp).createSocket();
     socket.send('x', 9, '10.0.0.2');
     await flush();
     s.nic.take();
@@ -363,7 +363,7 @@ describe('ARP against a hostile LAN', () => {
 
   it('with every entry in active use, a new neighbour is refused (counted), not swapped in', async () => {
     const { nic, stack, clock } = await scripted({ arpCacheSize: 2 });
-    const socket = stack.createUdpSocket();
+    const socket = createDgram(stack.udp).createSocket();
     for (const [host, mac] of [['10.0.0.2', PEER], ['10.0.0.3', SPOOFER]] as const) {
       socket.send('x', 9, host);
       await flush();
