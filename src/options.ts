@@ -16,6 +16,18 @@ export interface StackOptions {
   arpMaxRequests: number;
   /** Packets (a fragmented datagram counts once) queued per unresolved neighbour; oldest dropped first (lwIP ARP_QUEUE_LEN 3). */
   arpQueueLength: number;
+  /**
+   * A learned entry is not given another MAC within this long of its last update (Linux's
+   * neigh locktime, 1 s): when a spoofer races the real host's reply, the first answer stands.
+   */
+  arpLocktimeMs: number;
+  /**
+   * An entry used within this long is in active use and is never evicted to make room for a new
+   * neighbour; with none to evict, the new one is refused (counted). Linux's forced GC spares
+   * entries updated in the last 5 s the same way: a flood of new neighbours (a SYN flood from
+   * spoofed on-link addresses) cannot push out the gateway or a live peer.
+   */
+  arpActiveUseMs: number;
   /** RFC 5227 §1.1: PROBE_WAIT 1 s, PROBE_NUM 3, PROBE_MIN 1 s, PROBE_MAX 2 s, ANNOUNCE_WAIT 2 s. */
   arpProbeWaitMs: number;
   arpProbeCount: number;
@@ -32,6 +44,8 @@ export interface StackOptions {
   ipReassemblyMaxBytes: number;
   /** Datagrams under reassembly at once (lwIP bounds by pbufs: IP_REASS_MAX_PBUFS 10). */
   ipReassemblyMaxDatagrams: number;
+  /** Pieces one datagram may arrive in; more discards it. A 64 KiB datagram over Ethernet is 45 fragments; 64 leaves room for smaller MTUs on the path while bounding a flood of 8-byte pieces (FreeBSD's maxfragsperpacket is 16). */
+  ipReassemblyMaxFragments: number;
   /** Send ICMP time exceeded (code 1) when reassembly times out and fragment 0 was received (RFC 1122 §3.3.2: SHOULD). */
   ipReassemblyTimeExceeded: boolean;
   /** Verify received IPv4/ICMP/UDP checksums (off only for fuzzing, like smoltcp under cfg(fuzzing)). */
@@ -62,6 +76,8 @@ export const DEFAULT_OPTIONS: Readonly<StackOptions> = Object.freeze({
   arpRequestIntervalMs: 1_000,
   arpMaxRequests: 5,
   arpQueueLength: 3,
+  arpLocktimeMs: 1_000,
+  arpActiveUseMs: 5_000,
   arpProbeWaitMs: 1_000,
   arpProbeCount: 3,
   arpProbeMinMs: 1_000,
@@ -72,6 +88,7 @@ export const DEFAULT_OPTIONS: Readonly<StackOptions> = Object.freeze({
   ipReassemblyTimeoutMs: 15_000,
   ipReassemblyMaxBytes: 2 * 65_535,
   ipReassemblyMaxDatagrams: 8,
+  ipReassemblyMaxFragments: 64,
   ipReassemblyTimeExceeded: true,
   verifyChecksums: true,
 

@@ -38,7 +38,7 @@ export class LabGateway {
     const nic = new VirtualNic(options.lan, LAB_GATEWAY_MAC, 'gateway0');
     const stack = new Stack({ clock: options.clock, random: options.random, hostname: 'gateway' });
     const iface = stack.addInterface(nic);
-    const tcp = new Tcp(stack.ip, options.clock, options.random);
+    const tcp = new Tcp(stack.ip, options.clock, options.random, {}, stack.containment);
     stack.registerTransport(tcp);
     const net = createNet(tcp);
     await stack.start();

@@ -185,7 +185,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
 
     const stack = new Stack({ clock, random, ...(str(values, 'hostname') ? { hostname: str(values, 'hostname') } : {}) });
     const iface = stack.addInterface(nic);
-    const tcp = new Tcp(stack.ip, clock, random);
+    const tcp = new Tcp(stack.ip, clock, random, {}, stack.containment);
     stack.registerTransport(tcp);
     // Names resolve through spinet's resolver, and a truncated DNS reply is asked again over spinet's TCP.
     // (The lookup runs only once a connection is made, after `dns` below exists.)
@@ -235,6 +235,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
         client.on('conflict', (address: number) => progress(`DHCP: ${formatIpv4(address)} is already in use on the LAN — declined, asking again`));
         client.on('state', (to) => to === 'REBOOTING' && previousLease && progress(`DHCP: REQUEST for ${formatIpv4(previousLease.address)} (INIT-REBOOT), waiting for the server to confirm…`));
         client.on('nak', (message) => progress(`DHCP: the server refused${message ? ` (${message})` : ''} — starting over`));
+        client.on('refused', (reason, address, server) => progress(`DHCP: ${server === undefined ? 'a server' : formatIpv4(server)} offers ${formatIpv4(address)}, which cannot be used (${reason}) — refused`));
         client.once('bound', (l) => {
           timer.cancel();
           resolve(l);

@@ -5,9 +5,10 @@ import { IcmpPacket, IcmpRepr, isIcmpErrorType, parseQuotedDatagram } from '../w
 import { IpProtocol } from '../wire/ipv4.js';
 import type { StackOptions } from '../options.js';
 import type { LayerCounters } from '../stats/counters.js';
+import type { Containment } from '../stats/containment.js';
 import { systemError, type SystemError } from './errno.js';
 import type { IcmpErrorReporter } from './ipv4.js';
-import type { IcmpErrorKind, IpReceiveInfo, IpSender, TransportProtocol } from './types.js';
+import type { IcmpErrorInfo, IcmpErrorKind, IpReceiveInfo, IpSender, TransportProtocol } from './types.js';
 
 /**
  * ICMPv4 (RFC 792, RFC 1122 §3.2.2): echo reply, the ping API, errors we send (rate-limited,
@@ -74,6 +75,7 @@ export class IcmpLayer implements TransportProtocol, IcmpErrorReporter {
     private readonly counters: LayerCounters,
     private readonly ip: IpSender,
     private readonly transportFor: (protocol: number) => TransportProtocol | undefined,
+    private readonly containment: Containment,
   ) {
     this.tokens = options.icmpErrorBurst;
     this.lastRefill = clock.now();
@@ -145,7 +147,7 @@ export class IcmpLayer implements TransportProtocol, IcmpErrorReporter {
       this.counters.drop('error-no-transport');
       return;
     }
-    transport.icmpError({
+    const error: IcmpErrorInfo = {
       kind,
       type,
       code,
@@ -155,7 +157,13 @@ export class IcmpLayer implements TransportProtocol, IcmpErrorReporter {
       protocol: original.protocol,
       originalTransportHeader: quoted.transportHeader,
       nextHopMtu,
-    });
+    };
+    try {
+      transport.icmpError(error);
+    } catch (thrown) {
+      this.counters.drop('transport-threw');
+      this.containment.caught(`ICMP error delivery to protocol ${original.protocol}`, thrown);
+    }
   }
 
   // ------------------------------------------------------------------ errors we send

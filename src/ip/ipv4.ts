@@ -7,6 +7,8 @@ import { allocateFrame } from '../link/frame-allocator.js';
 import type { NetInterface } from '../link/interface.js';
 import type { StackOptions } from '../options.js';
 import type { LayerCounters } from '../stats/counters.js';
+import type { Containment } from '../stats/containment.js';
+import { martianDestination, martianSource } from './martian.js';
 import { Reassembler } from './reassembly.js';
 import type { RouteTable } from './routes.js';
 import type { IpReceiveInfo, IpSender, IpSendOptions, IpSendResult, RouteChoice, TransportProtocol } from './types.js';
@@ -45,6 +47,7 @@ export class Ipv4Layer implements IpSender {
   private identification: number;
   private icmp: IcmpErrorReporter | undefined;
   readonly reassembler: Reassembler;
+  private readonly isOwnAddress = (address: Ipv4Address): boolean => this.isLocalAddress(address);
 
   constructor(
     private readonly clock: Clock,
@@ -55,6 +58,7 @@ export class Ipv4Layer implements IpSender {
     private readonly interfaceByIndex: (index: number) => NetInterface | undefined,
     private readonly routes: RouteTable,
     private readonly arp: ArpLayer,
+    private readonly containment: Containment,
   ) {
     this.identification = initialIdentification & 0xffff;
     this.reassembler = new Reassembler(clock, options, counters, (first) => {
@@ -91,9 +95,9 @@ export class Ipv4Layer implements IpSender {
     }
     const source = packet.source;
     const destination = packet.destination;
-    // RFC 1122 §3.2.1.3: a source that is broadcast or multicast is discarded silently.
-    if (source === IPV4_BROADCAST || isMulticastIpv4(source) || iface.isDirectedBroadcast(source)) {
-      c.drop('bad-source');
+    const martian = martianSource(source, destination, iface, this.isOwnAddress) ?? martianDestination(destination);
+    if (martian !== undefined) {
+      c.drop(martian);
       return;
     }
     let broadcast = linkBroadcast;
@@ -134,7 +138,15 @@ export class Ipv4Layer implements IpSender {
       this.icmp?.reportError(3, 2, info.quote, broadcast);
       return;
     }
-    const result = transport.receive(info, packet.payload);
+    let result: ReturnType<TransportProtocol['receive']>;
+    try {
+      result = transport.receive(info, packet.payload);
+    } catch (error) {
+      // The transport (or a handler above it) failed on this datagram: drop it here, keep going.
+      this.counters.drop('transport-threw');
+      this.containment.caught(`IPv4 delivery to protocol ${protocol}`, error);
+      return;
+    }
     if (result === 'unreachable') this.icmp?.reportError(3, 3, info.quote, broadcast);
   }
 

@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../time/clock.js';
 import { randomBelow, type Random } from '../time/random.js';
-import { formatIpv4, formatMac, IPV4_BROADCAST, MAC_BROADCAST, MAC_ZERO, macEquals, type Ipv4Address, type MacAddress } from '../wire/address.js';
+import { formatIpv4, formatMac, isMulticastMac, MAC_BROADCAST, MAC_ZERO, macEquals, type Ipv4Address, type MacAddress } from '../wire/address.js';
 import { ArpOperation, ArpPacket, ArpRepr, ARP_PACKET_LENGTH } from '../wire/arp.js';
 import { ETHERNET_HEADER_LENGTH, EthernetRepr, EtherType, writeEthernetDestination } from '../wire/ethernet.js';
 import type { StackOptions } from '../options.js';
@@ -14,7 +14,9 @@ import type { NetInterface } from './interface.js';
  * ARP (RFC 826) and address conflict detection (RFC 5227), in the manner of lwIP's etharp.c:
  * a bounded neighbour cache, a bounded queue of frames per unresolved neighbour, at most one
  * request per second per address, give-up after N requests, and re-request of in-use entries
- * shortly before they expire.
+ * shortly before they expire. Against a hostile LAN: a confirmed entry keeps its MAC for
+ * `arpLocktimeMs` (Linux's locktime), a sender that no host can be is never learned, and an entry
+ * in active use is never evicted for a new neighbour (`arpActiveUseMs`).
  */
 
 interface Neighbour {
@@ -24,7 +26,11 @@ interface Neighbour {
   state: NeighbourState;
   /** When a reachable entry stops being valid. */
   expiresAt: number;
+  /** When its MAC was last learned or confirmed. */
+  updatedAt: number;
   lastUsedAt: number;
+  /** When we last sent through it (what "in active use" means: learning from a request is no use). */
+  lastSentAt: number;
   lastRequestAt: number;
   requestsSent: number;
   /** Frames waiting for resolution; an element is one datagram (several frames if fragmented). */
@@ -83,6 +89,7 @@ export class ArpLayer {
     const now = this.clock.now();
     if (entry !== undefined && entry.mac !== undefined) {
       entry.lastUsedAt = now;
+      entry.lastSentAt = now;
       if (entry.state === 'reachable' && now >= entry.expiresAt - this.options.arpRefreshBeforeExpiryMs) this.refresh(iface, entry, now);
       return this.transmitAll(iface, frames, entry.mac);
     }
@@ -92,6 +99,7 @@ export class ArpLayer {
       return 'queued';
     }
     const fresh = this.insert(iface.index, nextHop, now);
+    if (fresh === undefined) return 'dropped';
     this.enqueue(fresh, frames);
     this.sendRequest(iface, fresh, now);
     return 'queued';
@@ -154,15 +162,21 @@ export class ArpLayer {
 
   // ---------------------------------------------------------------- cache
 
-  private insert(ifIndex: number, ip: Ipv4Address, now: number): Neighbour {
-    if (this.cache.size >= this.options.arpCacheSize) this.evictLeastRecentlyUsed();
+  /** A new incomplete entry, or undefined when the cache is full of entries that may not go. */
+  private insert(ifIndex: number, ip: Ipv4Address, now: number): Neighbour | undefined {
+    if (this.cache.size >= this.options.arpCacheSize && !this.evictLeastRecentlyUsed(now)) {
+      this.counters.drop('cache-full');
+      return undefined;
+    }
     const entry: Neighbour = {
       ifIndex,
       ip,
       mac: undefined,
       state: 'incomplete',
       expiresAt: Infinity,
+      updatedAt: -Infinity,
       lastUsedAt: now,
+      lastSentAt: -Infinity,
       lastRequestAt: -Infinity,
       requestsSent: 0,
       queue: [],
@@ -172,17 +186,23 @@ export class ArpLayer {
     return entry;
   }
 
-  /** Scan for the oldest use: eviction is rare and the cache small, so the hot path pays nothing. */
-  private evictLeastRecentlyUsed(): void {
+  /**
+   * Make room: evict the entry used longest ago, never a static one nor a resolved one in active
+   * use. Returns false when there is none. A scan: eviction is rare and the cache small, so the
+   * hot path pays nothing.
+   */
+  private evictLeastRecentlyUsed(now: number): boolean {
     let victim: Neighbour | undefined;
     for (const entry of this.cache.values()) {
       if (entry.state === 'static') continue;
+      if (entry.state === 'reachable' && now - entry.lastSentAt < this.options.arpActiveUseMs) continue;
       if (victim === undefined || entry.lastUsedAt < victim.lastUsedAt) victim = entry;
     }
-    if (victim === undefined) return;
+    if (victim === undefined) return false;
     if (victim.queue.length > 0) this.counters.drop('evicted-queue', victim.queue.length);
     this.counters.drop('cache-full-evicted');
     this.delete(victim);
+    return true;
   }
 
   private delete(entry: Neighbour): void {
@@ -196,6 +216,12 @@ export class ArpLayer {
   private learn(iface: NetInterface, entry: Neighbour, mac: MacAddress): void {
     const now = this.clock.now();
     if (entry.state === 'static') return;
+    if (entry.mac !== undefined && !macEquals(entry.mac, 0, mac) && now - entry.updatedAt < this.options.arpLocktimeMs) {
+      // Linux's locktime: a different MAC so soon after the last update is a race, not a move.
+      this.counters.drop('locktime');
+      return;
+    }
+    entry.updatedAt = now;
     entry.mac = mac.slice();
     entry.state = 'reachable';
     entry.expiresAt = now + this.options.arpEntryLifetimeMs;
@@ -204,6 +230,7 @@ export class ArpLayer {
     entry.timer = this.clock.schedule(this.options.arpEntryLifetimeMs, () => this.expire(entry));
     const queue = entry.queue;
     entry.queue = [];
+    if (queue.length > 0) entry.lastSentAt = now;
     for (const frames of queue) this.transmitAll(iface, frames, entry.mac);
   }
 
@@ -224,7 +251,9 @@ export class ArpLayer {
       mac: mac.slice(),
       state: 'static',
       expiresAt: Infinity,
+      updatedAt: this.clock.now(),
       lastUsedAt: this.clock.now(),
+      lastSentAt: -Infinity,
       lastRequestAt: -Infinity,
       requestsSent: 0,
       queue: [],
@@ -285,7 +314,14 @@ export class ArpLayer {
       this.counters.drop('own-mac');
       return;
     }
-    if (senderIp === IPV4_BROADCAST || (senderIp >>> 28 === 0xe)) {
+    // No host has a group MAC or is at 0/8 (but 0.0.0.0, a probe), 127/8, multicast, class E or
+    // the broadcast (RFC 1122 §3.2.1.3): learning one would send unicast to many, or to nobody.
+    const senderNet = senderIp >>> 24;
+    if (isMulticastMac(senderMac, 0)) {
+      this.counters.drop('bad-sender-mac');
+      return;
+    }
+    if ((senderNet === 0 && senderIp !== 0) || senderNet === 127 || senderNet >= 224) {
       this.counters.drop('bad-sender');
       return;
     }

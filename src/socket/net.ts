@@ -214,11 +214,20 @@ export class Socket extends Duplex {
     this.remoteAddress = formatIpv4(connection.remoteAddress);
     this.remotePort = connection.remotePort;
     this.remoteFamily = 'IPv4';
+    // These run the application's handlers ('data', 'connect', write callbacks…) from inside TCP's
+    // receive path and timers: what they throw stops here.
+    const guarded = <A extends unknown[]>(handler: (...args: A) => void) => (...args: A) => {
+      try {
+        handler(...args);
+      } catch (error) {
+        this.context.tcp.contain('a TCP socket callback', error);
+      }
+    };
     connection.events = {
-      onConnect: () => this.onConnect(),
-      onReadable: () => this.pull(),
-      onWritable: () => this.continueWrite(),
-      onError: (code) => this.onEngineError(code),
+      onConnect: guarded(() => this.onConnect()),
+      onReadable: guarded(() => this.pull()),
+      onWritable: guarded(() => this.continueWrite()),
+      onError: guarded((code: TcpErrorCode) => this.onEngineError(code)),
     };
     if (this.noDelayWanted !== undefined) connection.setNoDelay(this.noDelayWanted);
     if (this.keepAliveWanted) connection.setKeepAlive(this.keepAliveWanted.enable, this.keepAliveWanted.delay || undefined);
@@ -483,7 +492,13 @@ export class Server extends EventEmitter {
     }
     this.listener = result;
     this.listening = true;
-    result.onConnection = () => this.acceptAll();
+    result.onConnection = () => {
+      try {
+        this.acceptAll();
+      } catch (error) {
+        this.context.tcp.contain("a TCP server's connection listener", error);
+      }
+    };
     process.nextTick(() => this.emit('listening'));
     return this;
   }

@@ -16,6 +16,7 @@ import { createCounters, type NamedCounters, type StackCounters, type StackCount
 import type { ArpEntryRow, InterfaceRow, SocketRow, StackTables } from '../stats/rows.js';
 import { formatCounters, formatTables } from './tables.js';
 import { systemError } from '../ip/errno.js';
+import { Containment, type ContainedErrorReport } from '../stats/containment.js';
 
 /**
  * The stack: interfaces, ARP, IPv4, ICMP and UDP composed around an injected clock and random
@@ -28,6 +29,11 @@ export interface StackConfig {
   readonly random: Random;
   readonly options?: Partial<StackOptions>;
   readonly hostname?: string;
+  /**
+   * Where the first exception contained at each layer boundary is reported (default: one line on
+   * stderr with its stack trace). Every one is counted as a drop of the layer that caught it.
+   */
+  readonly reportContained?: ContainedErrorReport;
 }
 
 export type StackEvent =
@@ -106,6 +112,8 @@ export class Stack extends EventEmitter {
   readonly arp: ArpApi;
   readonly ip: IpSender;
   readonly udp: UdpLayer;
+  /** Exceptions stopped at layer boundaries (pass it to a Tcp, so TCP's sockets report the same way). */
+  readonly containment: Containment;
 
   private readonly interfaceList: NetInterface[] = [];
   private readonly counterSet: StackCounters = createCounters();
@@ -122,6 +130,7 @@ export class Stack extends EventEmitter {
     this.random = config.random;
     this.options = resolveOptions(config.options);
     this.hostname = config.hostname ?? 'spinet';
+    this.containment = new Containment(config.reportContained);
     const c = this.counterSet;
     const byIndex = (index: number) => this.interfaceList.find((i) => i.index === index);
     this.routes = new RouteTable((index) => byIndex(index)?.linkUp ?? false);
@@ -132,12 +141,12 @@ export class Stack extends EventEmitter {
     this.arpLayer = new ArpLayer(this.clock, this.random, this.options, c.arp, this.ethernet, byIndex, {
       conflict: (conflict) => {
         const event: StackEvent = { type: 'arp-conflict', interfaceIndex: conflict.interfaceIndex, address: formatIpv4(conflict.address), mac: formatMac(conflict.mac) };
-        this.arp.emit('conflict', event);
-        this.emit('event', event);
+        this.notify(event, this.arp, 'conflict');
+        this.notify(event);
       },
       unresolved: (interfaceIndex, address, dropped) => {
         this.icmp.neighbourUnreachable(address);
-        this.emit('event', { type: 'neighbour-unreachable', interfaceIndex, address: formatIpv4(address), dropped } satisfies StackEvent);
+        this.notify({ type: 'neighbour-unreachable', interfaceIndex, address: formatIpv4(address), dropped });
       },
     });
     this.arp = new ArpApi(this.arpLayer, (index) => {
@@ -145,9 +154,9 @@ export class Stack extends EventEmitter {
       if (!iface) throw Object.assign(new RangeError(`No interface ${index}`), { code: 'ERR_INVALID_ARG_VALUE' });
       return iface;
     });
-    this.ipv4 = new Ipv4Layer(this.clock, this.random.u32(), this.options, c.ipv4, () => this.interfaceList, byIndex, this.routes, this.arpLayer);
+    this.ipv4 = new Ipv4Layer(this.clock, this.random.u32(), this.options, c.ipv4, () => this.interfaceList, byIndex, this.routes, this.arpLayer, this.containment);
     this.ip = this.ipv4;
-    this.icmp = new IcmpLayer(this.clock, this.random, this.options, c.icmp, this.ipv4, (p) => this.ipv4.transportFor(p));
+    this.icmp = new IcmpLayer(this.clock, this.random, this.options, c.icmp, this.ipv4, (p) => this.ipv4.transportFor(p), this.containment);
     this.ipv4.setIcmpReporter(this.icmp);
     this.ipv4.register(this.icmp);
     this.udp = new UdpLayer(this.ipv4, this.random, this.options, c.udp, {
@@ -165,7 +174,7 @@ export class Stack extends EventEmitter {
       leaveGroup: (group, index) => {
         for (const iface of this.interfaceList) if (index === undefined || iface.index === index) iface.leaveMulticast(group);
       },
-    });
+    }, this.containment);
     this.ipv4.register(this.udp);
     this.registerSocketTable('udp', () => this.udp.rows());
   }
@@ -184,12 +193,25 @@ export class Stack extends EventEmitter {
       addressRemoved: (i, address) => this.addressRemoved(i, address),
     });
     this.interfaceList.push(iface);
+    // The boundary with the NIC: whatever a layer above fails to contain stops here, so it never
+    // reaches a driver (which might take it for a chip failure), the LAN or a TAP relay.
     nic.attach({
-      receive: (frame) => this.ethernet.input(iface, frame),
+      receive: (frame) => {
+        try {
+          this.ethernet.input(iface, frame);
+        } catch (error) {
+          this.counterSet.ethernet.drop('layer-threw');
+          this.containment.caught('the receive path', error);
+        }
+      },
       linkChange: (up) => {
-        if (up) for (const a of iface.addresses) this.arpLayer.announce(iface, a.address);
-        else this.arpLayer.flushInterface(iface.index);
-        this.emit('event', { type: up ? 'link-up' : 'link-down', interfaceIndex: iface.index } satisfies StackEvent);
+        try {
+          if (up) for (const a of iface.addresses) this.arpLayer.announce(iface, a.address);
+          else this.arpLayer.flushInterface(iface.index);
+        } catch (error) {
+          this.containment.caught('a link change', error);
+        }
+        this.notify({ type: up ? 'link-up' : 'link-down', interfaceIndex: iface.index });
       },
     });
     return iface;
@@ -201,7 +223,7 @@ export class Stack extends EventEmitter {
     }
     // RFC 5227 §2.3: announce the address (also refreshes neighbours' stale caches).
     if (iface.linkUp) this.arpLayer.announce(iface, address.address);
-    this.emit('event', { type: 'address-added', interfaceIndex: iface.index, address: formatIpv4(address.address), prefixLength: address.prefixLength } satisfies StackEvent);
+    this.notify({ type: 'address-added', interfaceIndex: iface.index, address: formatIpv4(address.address), prefixLength: address.prefixLength });
   }
 
   private addressRemoved(iface: NetInterface, address: InterfaceAddress): void {
@@ -209,7 +231,16 @@ export class Stack extends EventEmitter {
     if (!stillCovered && address.prefixLength < 32) {
       this.routes.remove({ destination: address.address, prefixLength: address.prefixLength, interfaceIndex: iface.index });
     }
-    this.emit('event', { type: 'address-removed', interfaceIndex: iface.index, address: formatIpv4(address.address), prefixLength: address.prefixLength } satisfies StackEvent);
+    this.notify({ type: 'address-removed', interfaceIndex: iface.index, address: formatIpv4(address.address), prefixLength: address.prefixLength });
+  }
+
+  /** Emit to the application's listeners; what they throw is contained (these run inside the receive path). */
+  private notify(event: StackEvent, emitter: EventEmitter = this, name = 'event'): void {
+    try {
+      emitter.emit(name, event);
+    } catch (error) {
+      this.containment.caught(`a '${name}' listener`, error);
+    }
   }
 
   async start(): Promise<void> {

@@ -26,6 +26,8 @@ export interface TcpStats {
   synCookiesSent: number;
   synCookiesAccepted: number;
   synCookiesRejected: number;
+  /** Exceptions thrown by the application's socket callbacks, stopped at TCP's boundary (stats/containment.ts). */
+  callbackExceptions: number;
   /** Dropped segments by reason. */
   dropped: {
     malformed: number;
@@ -67,6 +69,7 @@ export function createTcpStats(): TcpStats {
     synCookiesSent: 0,
     synCookiesAccepted: 0,
     synCookiesRejected: 0,
+    callbackExceptions: 0,
     dropped: {
       malformed: 0,
       badChecksum: 0,

@@ -26,6 +26,7 @@ import { IPV4_TCP_HEADERS, TIMESTAMP_OPTION_LENGTH, localMssFor } from './mss.js
 import { timestampClock } from './rtt.js';
 import { countDrop } from '../stats/counters.js';
 import type { SocketRow } from '../stats/rows.js';
+import { Containment } from '../stats/containment.js';
 
 export interface TcpConnectOptions {
   readonly remoteAddress: Ipv4Address;
@@ -131,6 +132,8 @@ export class Tcp implements TransportProtocol {
     readonly clock: Clock,
     private readonly random: Random,
     options: Partial<TcpOptions> = {},
+    /** Where exceptions from socket callbacks are reported (pass the stack's: `stack.containment`). */
+    private readonly containment: Containment = new Containment(),
   ) {
     this.options = resolveTcpOptions(options);
     this.hasher = new TupleHasher(random);
@@ -264,6 +267,12 @@ export class Tcp implements TransportProtocol {
       });
     }
     return rows;
+  }
+
+  /** The application's code, called from a connection's or listener's event, threw: count it, report the first. */
+  contain(site: string, error: unknown): void {
+    this.stats.callbackExceptions++;
+    this.containment.caught(site, error);
   }
 
   /** Live connections (including TIME-WAIT and half-open ones). */

@@ -1,12 +1,21 @@
 import type { Clock, TimerHandle } from './clock.js';
+import { Containment } from '../stats/containment.js';
 
 /** The one place in src/ that reads the machine's time and sets real timers. */
 export class RealClock implements Clock {
   private readonly origin = performance.now();
   private readonly epochAtOrigin = Date.now();
 
+  /**
+   * What a timer's callback throws stops at the clock (a timer is the event loop's way into the
+   * stack: an exception there would end the process): counted and reported once.
+   */
+  readonly containment: Containment;
+
   /** `unref`: the clock's timers alone do not keep the process alive (for libraries embedding a stack). */
-  constructor(private readonly options: { unref?: boolean } = {}) {}
+  constructor(private readonly options: { unref?: boolean; containment?: Containment } = {}) {
+    this.containment = options.containment ?? new Containment();
+  }
 
   now(): number {
     return performance.now() - this.origin;
@@ -36,7 +45,11 @@ export class RealClock implements Clock {
         return;
       }
       pending = false;
-      callback();
+      try {
+        callback();
+      } catch (error) {
+        this.containment.caught('a timer', error);
+      }
     };
     arm(Math.max(0, delayMs));
     return {

@@ -1,24 +1,48 @@
 import type { Clock, TimerHandle } from './clock.js';
 
+/** A timer in the heap; `index` is its place there (-1 once it fired or was cancelled). */
 interface VirtualTimer extends TimerHandle {
   at: number;
   seq: number;
   callback: () => void;
-  cancelled: boolean;
-  fired: boolean;
+  index: number;
+}
+
+/** More timer callbacks ran in one advance than `callbackLimit` allows: a timer loop. */
+export class RunawayTimersError extends Error {
+  constructor(
+    readonly limit: number,
+    readonly at: number,
+  ) {
+    super(`VirtualClock: more than ${limit} timer callbacks in one advance (virtual time ${at} ms): a timer loop`);
+    this.name = 'RunawayTimersError';
+  }
 }
 
 /**
  * A clock that only moves when a test (or benchmark) moves it. Timers fire in time order and,
  * for equal times, in the order they were scheduled — so every run is the same run.
+ *
+ * A cancelled timer leaves the heap at once (each timer knows its heap index), so a flood that
+ * arms and cancels timers holds only the live ones.
  */
 export class VirtualClock implements Clock {
   private current: number;
   private sequence = 0;
   // Binary min-heap on (at, seq).
-  private heap: VirtualTimer[] = [];
+  private readonly heap: VirtualTimer[] = [];
+  /** Timer callbacks run so far (a fuzzer's or a soak's progress figure). */
+  callbacksRun = 0;
+  /**
+   * When set, an advance that runs more callbacks than this throws RunawayTimersError instead of
+   * looping for ever: how a test or fuzzer reports input that makes the stack answer itself.
+   */
+  callbackLimit: number | undefined;
 
-  constructor(start = 0, private readonly epochOriginMs = Date.UTC(2026, 0, 1)) {
+  constructor(
+    start = 0,
+    private readonly epochOriginMs = Date.UTC(2026, 0, 1),
+  ) {
     this.current = start;
   }
 
@@ -31,17 +55,18 @@ export class VirtualClock implements Clock {
   }
 
   schedule(delayMs: number, callback: () => void): TimerHandle {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const clock = this;
     const timer: VirtualTimer = {
       at: this.current + Math.max(0, delayMs),
       seq: this.sequence++,
       callback,
-      cancelled: false,
-      fired: false,
+      index: -1,
       cancel() {
-        this.cancelled = true;
+        if (this.index >= 0) clock.remove(this.index);
       },
       get pending() {
-        return !this.cancelled && !this.fired;
+        return this.index >= 0;
       },
     };
     this.push(timer);
@@ -50,13 +75,17 @@ export class VirtualClock implements Clock {
 
   /** Time of the next live timer, or undefined when none is pending. */
   nextDeadline(): number | undefined {
-    this.dropCancelled();
     return this.heap[0]?.at;
   }
 
   /** Number of live timers. */
   get pendingCount(): number {
-    return this.heap.filter((t) => !t.cancelled).length;
+    return this.heap.length;
+  }
+
+  /** Timer entries the clock holds in memory: the live ones only (a soak's leak figure). */
+  get heldTimers(): number {
+    return this.heap.length;
   }
 
   /** Move time forward by `ms`, firing every timer that falls due, in order. */
@@ -65,14 +94,11 @@ export class VirtualClock implements Clock {
   }
 
   advanceTo(target: number): void {
+    let run = 0;
     for (;;) {
-      this.dropCancelled();
       const next = this.heap[0];
       if (!next || next.at > target) break;
-      this.pop();
-      this.current = Math.max(this.current, next.at);
-      next.fired = true;
-      next.callback();
+      this.fire(next, ++run);
     }
     this.current = Math.max(this.current, target);
   }
@@ -84,14 +110,11 @@ export class VirtualClock implements Clock {
   async advanceAsync(ms: number): Promise<void> {
     const target = this.current + ms;
     await flushMicrotasks();
+    let run = 0;
     for (;;) {
-      this.dropCancelled();
       const next = this.heap[0];
       if (!next || next.at > target) break;
-      this.pop();
-      this.current = Math.max(this.current, next.at);
-      next.fired = true;
-      next.callback();
+      this.fire(next, ++run);
       await flushMicrotasks();
     }
     this.current = Math.max(this.current, target);
@@ -108,45 +131,76 @@ export class VirtualClock implements Clock {
     }
   }
 
-  private dropCancelled(): void {
-    while (this.heap.length > 0 && this.heap[0]!.cancelled) this.pop();
+  private fire(timer: VirtualTimer, run: number): void {
+    if (this.callbackLimit !== undefined && run > this.callbackLimit) throw new RunawayTimersError(this.callbackLimit, this.current);
+    this.remove(0);
+    this.current = Math.max(this.current, timer.at);
+    this.callbacksRun++;
+    timer.callback();
   }
 
   private less(a: VirtualTimer, b: VirtualTimer): boolean {
     return a.at < b.at || (a.at === b.at && a.seq < b.seq);
   }
 
-  private push(timer: VirtualTimer): void {
-    const h = this.heap;
-    h.push(timer);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[parent]!)) break;
-      [h[i], h[parent]] = [h[parent]!, h[i]!];
-      i = parent;
-    }
+  private place(timer: VirtualTimer, i: number): void {
+    this.heap[i] = timer;
+    timer.index = i;
   }
 
-  private pop(): VirtualTimer | undefined {
+  private push(timer: VirtualTimer): void {
+    this.place(timer, this.heap.length);
+    this.siftUp(timer.index);
+  }
+
+  /** Take the timer at heap index `i` out (fired or cancelled). */
+  private remove(i: number): void {
     const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
-        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
+    const removed = h[i]!;
+    removed.index = -1;
+    const last = h.pop()!;
+    if (i === h.length) return;
+    this.place(last, i);
+    if (!this.siftUp(i)) this.siftDown(i);
+  }
+
+  /** Returns whether the timer at `i` moved. */
+  private siftUp(i: number): boolean {
+    const h = this.heap;
+    const timer = h[i]!;
+    let moved = false;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(timer, h[parent]!)) break;
+      this.place(h[parent]!, i);
+      i = parent;
+      moved = true;
     }
-    return top;
+    this.place(timer, i);
+    return moved;
+  }
+
+  private siftDown(i: number): void {
+    const h = this.heap;
+    const timer = h[i]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      let best = timer;
+      if (l < h.length && this.less(h[l]!, best)) {
+        m = l;
+        best = h[l]!;
+      }
+      if (r < h.length && this.less(h[r]!, best)) {
+        m = r;
+        best = h[r]!;
+      }
+      if (m === i) break;
+      this.place(best, i);
+      i = m;
+    }
+    this.place(timer, i);
   }
 }
 

@@ -6,6 +6,7 @@ import type { IcmpErrorInfo, IpReceiveInfo, IpSender, IpSendResult, TransportPro
 import type { StackOptions } from '../options.js';
 import type { LayerCounters } from '../stats/counters.js';
 import type { SocketRow } from '../stats/rows.js';
+import type { Containment } from '../stats/containment.js';
 
 /**
  * UDP (RFC 768, lwIP udp.c): a table of endpoints ("PCBs") by local port, demultiplexing with
@@ -53,6 +54,7 @@ export class UdpLayer implements TransportProtocol {
     private readonly options: StackOptions,
     private readonly counters: LayerCounters,
     readonly interfaces: UdpInterfaces,
+    private readonly containment: Containment,
   ) {}
 
   // ------------------------------------------------------------------ binding
@@ -131,7 +133,7 @@ export class UdpLayer implements TransportProtocol {
       for (const endpoint of [...list]) {
         if (this.score(endpoint, info, sourcePort) < 0) continue;
         delivered++;
-        endpoint.onMessage(data, info.source, sourcePort, info);
+        this.deliver(endpoint, data, info, sourcePort);
       }
       if (delivered === 0) {
         c.drop('no-socket');
@@ -152,8 +154,18 @@ export class UdpLayer implements TransportProtocol {
       c.drop('no-socket');
       return 'unreachable';
     }
-    best.onMessage(data, info.source, sourcePort, info);
+    this.deliver(best, data, info, sourcePort);
     return 'delivered';
+  }
+
+  /** The socket's handlers run the application's code: what they throw stops here. */
+  private deliver(endpoint: UdpEndpoint, data: Uint8Array, info: IpReceiveInfo, sourcePort: number): void {
+    try {
+      endpoint.onMessage(data, info.source, sourcePort, info);
+    } catch (error) {
+      this.counters.drop('socket-threw');
+      this.containment.caught('a UDP socket message handler', error);
+    }
   }
 
   /** -1: no match; otherwise higher is more specific (connected > bound address > pinned > wildcard). */
@@ -191,7 +203,12 @@ export class UdpLayer implements TransportProtocol {
       return;
     }
     this.counters.drop(`icmp-${error.kind}`);
-    target.onIcmpError(error);
+    try {
+      target.onIcmpError(error);
+    } catch (thrown) {
+      this.counters.drop('socket-threw');
+      this.containment.caught('a UDP socket ICMP error handler', thrown);
+    }
   }
 
   // ------------------------------------------------------------------ output

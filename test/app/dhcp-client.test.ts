@@ -613,3 +613,116 @@ describe('RFC 2131 §4.4.6 DHCPRELEASE on clean shutdown', () => {
     expect(host.address).toBe(parseIpv4('192.0.2.100'));
   });
 });
+
+describe('a misbehaving server: unusable leases are refused, counted and backed off from', () => {
+  const ACK_OR_OFFER = (m: DhcpMessage) => (typeOf(m) === DhcpMessageType.DISCOVER ? DhcpMessageType.OFFER : DhcpMessageType.ACK);
+
+  it.each([
+    ['0.0.0.7', {}, 'unusable-address'],
+    ['127.0.0.1', {}, 'unusable-address'],
+    ['224.0.0.5', {}, 'unusable-address'],
+    ['240.0.0.5', {}, 'unusable-address'],
+    ['255.255.255.255', {}, 'unusable-address'],
+    ['192.0.2.0', {}, 'address-is-network'],
+    ['192.0.2.255', {}, 'address-is-broadcast'],
+    ['192.0.2.1', {}, 'address-is-server'],
+    ['192.0.2.150', { routers: [parseIpv4('192.0.2.150')] }, 'address-is-router'],
+    ['192.0.2.150', { routers: [parseIpv4('192.0.2.255')] }, 'unusable-router'],
+    ['192.0.2.150', { routers: [parseIpv4('224.0.0.1')] }, 'unusable-router'],
+    ['192.0.2.150', { leaseTime: 0 }, 'zero-lease'],
+  ] as const)('an offer of %s (%o) is ignored (%s); a usable offer from another server is taken', async (address, options, reason) => {
+    scriptedServer((m) => ({ type: ACK_OR_OFFER(m), yiaddr: parseIpv4(address), options }));
+    const { c } = client();
+    const refused: string[] = [];
+    c.on('refused', (r) => refused.push(r));
+    await clock.advanceAsync(100);
+    expect(c.state).toBe('SELECTING');
+    expect(refused).toEqual([reason]);
+    expect(c.stats.drops[`refused-${reason}`]).toBe(1);
+    server({}, SERVER2);
+    await clock.advanceAsync(20 * S);
+    expect(c.state).toBe('BOUND');
+    expect(c.lease!.serverIdentifier).toBe(SERVER2);
+    expect(fromClient().some((m) => typeOf(m) === DhcpMessageType.DECLINE)).toBe(false);
+  });
+
+  it('an offer from a server identifying itself by an unusable address is ignored', async () => {
+    scriptedServer((m) => ({ type: ACK_OR_OFFER(m), options: { serverIdentifier: parseIpv4('127.0.0.1') } }));
+    const { c } = client();
+    await clock.advanceAsync(100);
+    expect(c.stats.drops['refused-unusable-server']).toBe(1);
+    expect(c.state).toBe('SELECTING');
+  });
+
+  it('an ACK for an unusable address (the offer was fine) is declined, never configured, and the restarts back off: 10, 20, 40 … s up to 5 min', async () => {
+    scriptedServer((m) => (typeOf(m) === DhcpMessageType.DISCOVER ? { type: DhcpMessageType.OFFER } : { type: DhcpMessageType.ACK, yiaddr: parseIpv4('192.0.2.255') }));
+    const { c } = client();
+    const waits: number[] = [];
+    c.on('waiting', (ms) => waits.push(ms));
+    clock.callbackLimit = 10_000;
+    await clock.advanceAsync(3_600 * S);
+    expect(waits.slice(0, 7)).toEqual([10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000]);
+    expect(host.configLog).toEqual([]);
+    const declines = fromClient().filter((m) => typeOf(m) === DhcpMessageType.DECLINE);
+    expect(declines.length).toBe(waits.length);
+    expect(declines[0]!.options).toMatchObject({ requestedAddress: parseIpv4('192.0.2.255'), serverIdentifier: SERVER });
+    // An hour of a hostile server costs a handful of exchanges, not a loop.
+    expect(waits.length).toBeLessThan(20);
+  });
+
+  it('an ACK with a zero-length lease is refused without a DECLINE (the address is not at fault) and backed off from', async () => {
+    scriptedServer((m) => (typeOf(m) === DhcpMessageType.DISCOVER ? { type: DhcpMessageType.OFFER } : { type: DhcpMessageType.ACK, options: { leaseTime: 0 } }));
+    const { c } = client();
+    const waits: number[] = [];
+    c.on('waiting', (ms) => waits.push(ms));
+    await clock.advanceAsync(100 * S);
+    // Refused at 0, 10, 30 and 70 s.
+    expect(waits).toEqual([10_000, 20_000, 40_000, 80_000]);
+    expect(c.stats.drops['refused-zero-lease']).toBe(4);
+    expect(fromClient().some((m) => typeOf(m) === DhcpMessageType.DECLINE)).toBe(false);
+    expect(host.configLog).toEqual([]);
+  });
+
+  it('a 1-second lease is used as 20 s (the floor): renewals every 10 s, not twice a second', async () => {
+    scriptedServer((m) => ({ type: ACK_OR_OFFER(m), options: { leaseTime: 1 } }));
+    const { c } = client();
+    await clock.advanceAsync(100);
+    expect(c.lease).toMatchObject({ leaseTimeS: 20, renewalTimeS: 10, rebindingTimeS: 17.5 });
+    const requests = () => fromClient().filter((m) => typeOf(m) === DhcpMessageType.REQUEST).length;
+    const before = requests();
+    await clock.advanceAsync(60 * S);
+    expect(requests() - before).toBeLessThanOrEqual(6);
+    expect(c.state).toBe('BOUND');
+  });
+
+  it('a server that NAKs every REQUEST is asked again after a back-off that doubles to a minute, not at wire speed', async () => {
+    scriptedServer((m) => (typeOf(m) === DhcpMessageType.DISCOVER ? { type: DhcpMessageType.OFFER } : { type: DhcpMessageType.NAK, options: { leaseTime: undefined } }));
+    const { c } = client();
+    const waits: number[] = [];
+    c.on('waiting', (ms) => waits.push(ms));
+    clock.callbackLimit = 10_000;
+    await clock.advanceAsync(600 * S);
+    expect(waits.slice(0, 9)).toEqual([0, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000]);
+    expect(c.stats.received['DHCPNAK']).toBeLessThan(20);
+  });
+
+  it('while RENEWING, an ACK with an unusable lease is ignored and the lease in force runs on', async () => {
+    let acks = 0;
+    scriptedServer((m) => (typeOf(m) === DhcpMessageType.DISCOVER ? { type: DhcpMessageType.OFFER } : acks++ === 0 ? { type: DhcpMessageType.ACK } : { type: DhcpMessageType.ACK, options: { routers: [parseIpv4('0.0.0.0')] } }));
+    const { c } = client();
+    await clock.advanceAsync(100);
+    const lease = c.lease;
+    await clock.advanceAsync(301 * S);
+    expect(c.stats.drops['refused-unusable-router']).toBe(1);
+    expect(c.state).toBe('RENEWING');
+    expect(c.lease).toBe(lease);
+    expect(fromClient().some((m) => typeOf(m) === DhcpMessageType.DECLINE)).toBe(false);
+  });
+
+  it('DNS servers no host can be (loopback, multicast, 0.0.0.0) are left out of the lease', async () => {
+    scriptedServer((m) => ({ type: ACK_OR_OFFER(m), options: { dnsServers: [parseIpv4('127.0.0.1'), parseIpv4('192.0.2.53'), parseIpv4('0.0.0.0'), parseIpv4('239.1.1.1')] } }));
+    const { c } = client();
+    await clock.advanceAsync(100);
+    expect(c.lease!.dnsServers).toEqual([parseIpv4('192.0.2.53')]);
+  });
+});

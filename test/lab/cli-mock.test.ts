@@ -8,11 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, skipLabUnless, waitFor } from './netns.js';
+import { LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, skipLabUnless, startSpinetIn } from './netns.js';
 
-const SPINET = fileURLToPath(new URL('../../tools/spinet.mjs', import.meta.url));
 const run = promisify(execFile);
 const skip = await skipLabUnless(['ping', 'socat']);
 // The lab's naming pattern, so a namespace left by a killed run is removed by the next createLab().
@@ -50,26 +48,15 @@ describe.skipIf(skip)('spinet run --board mock --chip enc28j60 with the kernel a
   });
 
   it('is pinged by the kernel, echoes UDP to socat (fragmented too), and exits 0 on SIGINT with its tables', async () => {
-    spinet = spawn(
-      'ip',
-      ['netns', 'exec', NETNS, process.execPath, SPINET, 'run', '--board', 'mock', '--chip', 'enc28j60',
-        '--lan', 'tap:spm0', '--tap-addr', `${LAB_HOST_ADDRESS}/24`, '--ip', `${LAB_STACK_ADDRESS}/24`, '--serve', 'echo:7'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let output = '';
-    spinet.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    spinet.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = new Promise<number | null>((resolve) => spinet!.on('exit', (code) => resolve(code)));
+    const started = await startSpinetIn(NETNS, ['run', '--board', 'mock', '--chip', 'enc28j60',
+      '--lan', 'tap:spm0', '--tap-addr', `${LAB_HOST_ADDRESS}/24`, '--ip', `${LAB_STACK_ADDRESS}/24`, '--serve', 'echo:7']);
+    spinet = started.child;
     const child = spinet;
-    await waitFor(() => {
-      if (child.exitCode !== null) throw new Error(`spinet exited (${child.exitCode}) before it was up:\n${output}`);
-      return /up: .*Ctrl-C to stop/.test(output);
-    }, 30_000, `spinet up:\n${output}`);
-    expect(output).toMatch(/ENC28J60 driver → mock HAL → emulated ENC28J60/);
-    expect(output).toMatch(/LAN: TAP device spm0 \(Linux side 192\.0\.2\.1\/24\)/);
+    expect(started.output()).toMatch(/ENC28J60 driver → mock HAL → emulated ENC28J60/);
+    expect(started.output()).toMatch(/LAN: TAP device spm0 \(Linux side 192\.0\.2\.1\/24\)/);
 
     const ping = await inNetns('ping', ['-c', '3', '-i', '0.2', '-W', '2', LAB_STACK_ADDRESS]);
-    expect(ping.stdout.toString(), output).toMatch(/3 packets transmitted, 3 received/);
+    expect(ping.stdout.toString(), started.output()).toMatch(/3 packets transmitted, 3 received/);
 
     // UDP echo (RFC 862) from socat: a line, then a datagram the kernel fragments and the stack
     // reassembles through the chip's receive ring, echoed back in fragments.
@@ -80,15 +67,15 @@ describe.skipIf(skip)('spinet run --board mock --chip enc28j60 with the kernel a
     expect(bigEcho.stdout.equals(big), `${bigEcho.stdout.length} bytes back; ${bigEcho.stderr}`).toBe(true);
 
     child.kill('SIGINT');
-    expect(await exited, output).toBe(0);
-    expect(output).toMatch(/SIGINT: shutting down/);
+    expect(await started.exited, started.output()).toBe(0);
+    expect(started.output()).toMatch(/SIGINT: shutting down/);
     // 3 pings, 1 + 3 fragments of UDP each way, and ARP: all through the chip.
-    const row = /Interfaces\n.*\n1 +eth0 +02:5e:00:00:00:0a +1500 +up +192\.0\.2\.10\/24 +(\d+) +(\d+)/.exec(output);
-    expect(row, output).not.toBeNull();
+    const row = /Interfaces\n.*\n1 +eth0 +02:5e:00:00:00:0a +1500 +up +192\.0\.2\.10\/24 +(\d+) +(\d+)/.exec(started.output());
+    expect(row, started.output()).not.toBeNull();
     expect(Number(row![1])).toBeGreaterThanOrEqual(7);
     expect(Number(row![2])).toBeGreaterThanOrEqual(7);
-    expect(output).toMatch(/ARP cache\n.*\n192\.0\.2\.1 /);
-    expect(output).not.toMatch(/driver misuse/);
+    expect(started.output()).toMatch(/ARP cache\n.*\n192\.0\.2\.1 /);
+    expect(started.output()).not.toMatch(/driver misuse/);
     // socat took the TAP down with it.
     const links = await inNetns('ip', ['-o', 'link']);
     expect(links.stdout.toString()).not.toContain('spm0');

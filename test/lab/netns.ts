@@ -1,5 +1,6 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { TapAttachment, findExecutable, tapUnavailableReason } from '../../hal/lan/tap.js';
 
@@ -181,4 +182,36 @@ export async function waitFor<T>(predicate: () => T | undefined | false | Promis
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** The interpreter scapy was installed for (Debian's python3-scapy: /usr/bin/python3), from its launcher. */
+export async function scapyPython(): Promise<string | undefined> {
+  const launcher = await findExecutable('scapy');
+  if (!launcher) return undefined;
+  const shebang = /^#!\s*(\S+)/.exec((await readFile(launcher, 'utf8')).split('\n', 1)[0] ?? '');
+  return shebang?.[1] ?? 'python3';
+}
+
+const SPINET = fileURLToPath(new URL('../../tools/spinet.mjs', import.meta.url));
+
+export interface SpinetProcess {
+  readonly child: ChildProcess;
+  /** stdout and stderr so far. */
+  output(): string;
+  /** Its exit code, once it exits. */
+  readonly exited: Promise<number | null>;
+}
+
+/** `spinet ARGS` inside `netns`, resolved once it prints that it is up (rejected if it exits first). */
+export async function startSpinetIn(netns: string, args: readonly string[]): Promise<SpinetProcess> {
+  const child = spawn('ip', ['netns', 'exec', netns, process.execPath, SPINET, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`spinet exited (${child.exitCode}) before it was up:\n${output}`);
+    return /up: .*Ctrl-C to stop/.test(output);
+  }, 30_000, `spinet up:\n${output}`);
+  return { child, output: () => output, exited };
 }

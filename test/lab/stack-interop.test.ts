@@ -1,7 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readFile } from 'node:fs/promises';
-import { findExecutable } from '../../hal/lan/tap.js';
-import { createLab, skipLabUnless, waitFor, LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, type Lab } from './netns.js';
+import { createLab, scapyPython, skipLabUnless, waitFor, LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, type Lab } from './netns.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
 import { Stack } from '../../src/stack/stack.js';
 import { createDgram, type UdpSocket } from '../../src/socket/dgram.js';
@@ -154,13 +152,6 @@ describe.skipIf(skip).each(BOARDS)('spinet stack ⇄ Linux kernel over a TAP ($n
   });
 });
 
-/** The interpreter scapy was installed for (Debian's python3-scapy: /usr/bin/python3), from its launcher. */
-async function scapyPython(): Promise<string | undefined> {
-  const launcher = await findExecutable('scapy');
-  if (!launcher) return undefined;
-  const shebang = /^#!\s*(\S+)/.exec((await readFile(launcher, 'utf8')).split('\n', 1)[0] ?? '');
-  return shebang?.[1] ?? 'python3';
-}
 const python = await scapyPython();
 if (!python && !skip) console.warn('scapy tests skipped: scapy is not installed (apt-get install python3-scapy)');
 

@@ -46,9 +46,11 @@ describe('ARP resolution (RFC 826)', () => {
   });
 
   it('updates an existing entry from any ARP packet of that sender (the RFC 826 merge), e.g. a gratuitous ARP after a NIC swap', async () => {
-    const { nic, stack } = await scripted();
+    const { clock, nic, stack } = await scripted();
     nic.inject(arpFrame(1, PEER, '10.0.0.2', MAC_ZERO, '10.0.0.1'));
     nic.take();
+    // (A NIC swap takes longer than the 1 s locktime.)
+    clock.advance(1_000);
     const newMac = macOf(0x33);
     nic.inject(arpFrame(1, newMac, '10.0.0.2', MAC_ZERO, '10.0.0.2'));
     expect(stack.arp.lookup(1, '10.0.0.2')).toBe(formatMac(newMac));

@@ -1,7 +1,7 @@
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
-import { Stack } from '../../src/stack/stack.js';
+import { Stack, type StackConfig } from '../../src/stack/stack.js';
 import type { StackOptions } from '../../src/options.js';
 import { emptyNicStats, type Nic, type NicHandlers, type NicStats } from '../../src/link/nic.js';
 import { parseIpv4, parseMac, type MacAddress } from '../../src/wire/address.js';
@@ -91,10 +91,10 @@ export async function lanOf(count: number, options: Partial<StackOptions> = {}) 
 }
 
 /** One stack on a ScriptedNic at 10.0.0.1/24 (MAC :01); the test plays every other host. */
-export async function scripted(options: Partial<StackOptions> = {}) {
+export async function scripted(options: Partial<StackOptions> = {}, config: Pick<StackConfig, 'reportContained'> = {}) {
   const clock = new VirtualClock();
   const nic = new ScriptedNic(macOf(1));
-  const stack = new Stack({ clock, random: new SeededRandom(7), options });
+  const stack = new Stack({ clock, random: new SeededRandom(7), options, ...config });
   const iface = stack.addInterface(nic);
   await stack.start();
   iface.addAddress('10.0.0.1', 24);

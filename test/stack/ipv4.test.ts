@@ -183,7 +183,7 @@ describe('IPv4 input', () => {
   it('drops datagrams from a broadcast or multicast source (RFC 1122 §3.2.1.3)', async () => {
     const { nic, stack } = await scripted();
     nic.inject(ipv4Frame(PEER, macOf(1), { source: '224.0.0.9', destination: '10.0.0.1', protocol: 1 }, echoRequest(1, 1, new Uint8Array(8))));
-    expect(stack.counters().ipv4.dropped['bad-source']).toBe(1);
+    expect(stack.counters().ipv4.dropped['martian-source-multicast']).toBe(1);
   });
 
   it('sends with TTL 64 by default and the ttl asked for; reports the TTL of the reply', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../src/time/virtual-clock.js';
+import { RunawayTimersError, VirtualClock } from '../../src/time/virtual-clock.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { SeededRandom } from '../../src/time/random.js';
 
@@ -28,6 +28,36 @@ describe('VirtualClock', () => {
     clock.advance(10);
     expect(fired).toBe(false);
     expect(clock.nextDeadline()).toBeUndefined();
+  });
+
+  it('drops a cancelled timer at once: a flood of arm-and-cancel leaves only the live timers', () => {
+    const clock = new VirtualClock();
+    const live = Array.from({ length: 300 }, (_, i) => clock.schedule(1_000 + i, () => undefined));
+    // A SYN flood's worth of retransmission timers, each cancelled by the next event.
+    for (let i = 0; i < 50_000; i++) clock.schedule(60_000 + (i % 977), () => undefined).cancel();
+    expect(clock.pendingCount).toBe(300);
+    expect(clock.heldTimers).toBe(300);
+    for (const t of live.slice(0, 100)) t.cancel();
+    expect(clock.heldTimers).toBe(200);
+    expect(clock.nextDeadline()).toBe(1_100);
+  });
+
+  it('keeps time order when timers are cancelled from the middle of the heap', () => {
+    const clock = new VirtualClock();
+    const fired: number[] = [];
+    const timers = Array.from({ length: 200 }, (_, i) => clock.schedule((i * 7919) % 1000, () => fired.push((i * 7919) % 1000)));
+    for (let i = 0; i < 200; i += 3) timers[i]!.cancel();
+    clock.advance(1000);
+    const expected = timers.map((_, i) => (i * 7919) % 1000).filter((_, i) => i % 3 !== 0).sort((a, b) => a - b);
+    expect(fired).toEqual(expected);
+  });
+
+  it('with a callback limit, a timer that keeps re-arming itself at the same instant throws instead of hanging', () => {
+    const clock = new VirtualClock();
+    clock.callbackLimit = 1000;
+    const again = () => void clock.schedule(0, again);
+    clock.schedule(0, again);
+    expect(() => clock.advance(1)).toThrow(RunawayTimersError);
   });
 
   it('runs timers scheduled by timers within the same advance', () => {

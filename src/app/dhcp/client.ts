@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from '../../time/clock.js';
 import { randomBelow, randomUnit, type Random } from '../../time/random.js';
-import { IPV4_BROADCAST, macEquals, prefixMask, type Ipv4Address } from '../../wire/address.js';
+import { IPV4_BROADCAST, macEquals, type Ipv4Address } from '../../wire/address.js';
 import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, NeighbourWait } from '../transport.js';
 import { DHCP_DEFAULTS } from './tunables.js';
 import { countByName, countDrop } from '../../stats/counters.js';
+import { isUsableUnicast, leaseMask, leaseRefusal, type LeaseRefusal } from './lease-check.js';
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -136,6 +137,8 @@ export interface DhcpClientEvents {
   expired: [lease: DhcpLease];
   nak: [message: string | undefined, server: Ipv4Address | undefined];
   conflict: [address: Ipv4Address];
+  /** An OFFER or ACK whose lease cannot be used (lease-check.ts): ignored, or declined and backed off from. */
+  refused: [reason: LeaseRefusal, address: Ipv4Address, server: Ipv4Address | undefined];
   released: [lease: DhcpLease];
 }
 
@@ -156,6 +159,8 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   private retransmitTimer: TimerHandle | undefined;
   private readonly leaseTimers: TimerHandle[] = [];
   private readonly clientIdentifier: Uint8Array;
+  /** NAKs and refused leases since the last bind: what the back-off before starting over grows with. */
+  private failures = 0;
 
   constructor(private readonly options: DhcpClientOptions) {
     super();
@@ -317,14 +322,34 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
 
   private decline(ack: DhcpMessage, why: string): void {
     countDrop(this.stats.drops, 'declined-conflict');
-    // RFC 2131 §4.4.1 / Table 5: DECLINE carries the address and the server, ciaddr 0, its own xid.
+    this.sendDecline(ack, why);
+    this.emit('conflict', ack.yiaddr);
+    this.enterInit(DHCP_DEFAULTS.declineRestartDelayMs);
+  }
+
+  /** RFC 2131 §4.4.1 / Table 5: DECLINE carries the address and the server, ciaddr 0, its own xid. */
+  private sendDecline(ack: DhcpMessage, why: string): void {
     this.send(
       DhcpMessageType.DECLINE,
       { requestedAddress: ack.yiaddr, serverIdentifier: ack.options.serverIdentifier, message: why },
       { xid: this.options.random.u32(), secs: 0, broadcast: false },
     );
-    this.emit('conflict', ack.yiaddr);
-    this.enterInit(DHCP_DEFAULTS.declineRestartDelayMs);
+  }
+
+  /**
+   * An ACK whose lease cannot be used (lease-check.ts). While a lease is in force (RENEWING,
+   * REBINDING) it is ignored: the lease runs on and the client asks again. Otherwise an address
+   * no host may hold is declined, so the server takes it out of its pool (RFC 2131 §4.3.3), and
+   * the client starts over after a back-off that doubles with every refusal since the last bind.
+   */
+  private refuseAck(ack: DhcpMessage, reason: LeaseRefusal): void {
+    countDrop(this.stats.drops, `refused-${reason}`);
+    this.emit('refused', reason, ack.yiaddr, ack.options.serverIdentifier);
+    if (this.currentState === 'RENEWING' || this.currentState === 'REBINDING') return;
+    if (reason.startsWith('address-') || reason === 'unusable-address') this.sendDecline(ack, `unusable lease: ${reason}`);
+    this.failures++;
+    const backoff = DHCP_DEFAULTS.declineRestartDelayMs * 2 ** Math.min(this.failures - 1, 16);
+    this.enterInit(Math.min(backoff, DHCP_DEFAULTS.refusedLeaseBackoffMaxMs));
   }
 
   private bind(ack: DhcpMessage): void {
@@ -333,6 +358,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     this.cancelTimers();
     if (previous && previous.address !== lease.address) this.unconfigure(previous);
     this.currentLease = lease;
+    this.failures = 0;
     const { config } = this.options;
     config.setAddress(lease.address, lease.prefixLength);
     config.setRouter(lease.routers[0]);
@@ -417,6 +443,14 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
         if (type !== DhcpMessageType.OFFER) return unexpected();
         // RFC 2131 §4.3.1: an offer names the server and an address.
         if (m.yiaddr === 0 || m.options.serverIdentifier === undefined) return countDrop(this.stats.drops, 'bad-offer');
+        {
+          // An unusable offer is ignored: another server may offer better (RFC 2131 §4.4.1).
+          const refusal = leaseRefusal(m);
+          if (refusal !== undefined) {
+            this.emit('refused', refusal, m.yiaddr, m.options.serverIdentifier);
+            return countDrop(this.stats.drops, `refused-${refusal}`);
+          }
+        }
         countByName(this.stats.received, name);
         return this.enterRequesting(m);
       case 'REQUESTING':
@@ -443,15 +477,20 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     if (m.options.messageType === DhcpMessageType.NAK) {
       countByName(this.stats.received, name);
       this.emit('nak', m.options.message, m.options.serverIdentifier);
-      // RFC 2131 §3.1 step 5 / §4.4.5: NAK → drop the address and start over. The random startup
-      // wait keeps a server that NAKs everything from making us loop at wire speed.
+      // RFC 2131 §3.1 step 5 / §4.4.5: NAK → drop the address and start over: after the random
+      // startup wait the first time, then after a back-off that doubles with each NAK since the
+      // last bind, so a server that NAKs everything cannot make us loop at wire speed.
       const { min, max } = this.options.startupDelayMs ?? DHCP_DEFAULTS.startupDelayMs;
-      return this.enterInit(min + randomBelow(this.options.random, Math.max(0, max - min) + 1));
+      const backoff = this.failures === 0 ? 0 : Math.min(DHCP_DEFAULTS.nakBackoffInitialMs * 2 ** Math.min(this.failures - 1, 16), DHCP_DEFAULTS.nakBackoffMaxMs);
+      this.failures++;
+      return this.enterInit(min + randomBelow(this.options.random, Math.max(0, max - min) + 1) + backoff);
     }
     // RFC 2131 Table 3: an ACK to a REQUEST carries the lease time and the server identifier.
     if (m.options.leaseTime === undefined || m.options.serverIdentifier === undefined) return countDrop(this.stats.drops, 'incomplete-ack');
     if (m.yiaddr === 0) return countDrop(this.stats.drops, 'incomplete-ack');
     countByName(this.stats.received, name);
+    const refusal = leaseRefusal(m);
+    if (refusal !== undefined) return this.refuseAck(m, refusal);
     if (this.currentState === 'RENEWING' || this.currentState === 'REBINDING') {
       // The address is already probed and in use; a different one is probed like a new lease.
       if (m.yiaddr === this.currentLease?.address) return this.bind(m);
@@ -461,20 +500,21 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
 
   private leaseFrom(ack: DhcpMessage): DhcpLease {
     const o = ack.options;
-    const leaseTimeS = o.leaseTime!;
+    // A lease shorter than the floor is taken as the floor: renewing every few seconds is no lease.
+    const leaseTimeS = Math.max(o.leaseTime!, DHCP_DEFAULTS.leaseTimeFloorS);
     // Servers send T1 ≥ T2 or T2 ≥ lease now and then (smoltcp #1029): fall back to RFC 2131 §4.4.5.
     let rebindingTimeS = o.rebindingTime !== undefined && o.rebindingTime > 0 && o.rebindingTime < leaseTimeS ? o.rebindingTime : leaseTimeS * DHCP_DEFAULTS.rebindingFraction;
     let renewalTimeS = o.renewalTime !== undefined && o.renewalTime > 0 && o.renewalTime < rebindingTimeS ? o.renewalTime : leaseTimeS * DHCP_DEFAULTS.renewalFraction;
     if (renewalTimeS >= rebindingTimeS) renewalTimeS = rebindingTimeS / 2;
     if (leaseTimeS === INFINITE_LEASE) rebindingTimeS = renewalTimeS = INFINITE_LEASE;
-    const subnetMask = o.subnetMask !== undefined && maskToPrefixLength(o.subnetMask) !== undefined ? o.subnetMask : classfulMask(ack.yiaddr);
+    const subnetMask = leaseMask(ack);
     const startedAt = this.requestSentAt ?? this.options.clock.now();
     return {
       address: ack.yiaddr,
       subnetMask,
       prefixLength: maskToPrefixLength(subnetMask)!,
       routers: o.routers ?? [],
-      dnsServers: o.dnsServers ?? [],
+      dnsServers: (o.dnsServers ?? []).filter(isUsableUnicast),
       ...(o.domainName !== undefined && { domainName: o.domainName }),
       serverIdentifier: o.serverIdentifier!,
       leaseTimeS,
@@ -550,11 +590,4 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     this.leaseTimers.length = 0;
   }
 
-}
-
-/** RFC 791 classes, for a server that sends no subnet mask (RFC 2131 leaves the client to cope). */
-function classfulMask(address: Ipv4Address): Ipv4Address {
-  if (address >>> 31 === 0) return prefixMask(8);
-  if (address >>> 30 === 0b10) return prefixMask(16);
-  return prefixMask(24);
 }

@@ -44,6 +44,22 @@ export const DHCP_DEFAULTS = {
   releaseNeighbourWaitMs: 1_000,
   /** …and then for the NIC to put it on the wire (a serial-bridged chip takes milliseconds). */
   releaseLingerMs: 100,
+  /**
+   * A lease shorter than this is used as this long (dhcpcd's DHCP_MIN_LEASE, 20 s): a server
+   * handing out 1-second leases would otherwise have the client renewing twice a second. A
+   * zero-length lease is refused (lease-check.ts).
+   */
+  leaseTimeFloorS: 20,
+  /**
+   * After a refused ACK (lease-check.ts) the client waits declineRestartDelayMs, doubling with each
+   * refusal since its last bind, up to this: a server that keeps handing out unusable leases
+   * costs one exchange every 5 minutes.
+   */
+  refusedLeaseBackoffMaxMs: 300_000,
+  /** After the second NAK in a row the restart waits this, doubling per NAK (after dhcpcd's NAK back-off)… */
+  nakBackoffInitialMs: 1_000,
+  /** …up to a minute (dhcpcd's NAKOFF_MAX, 60 s). */
+  nakBackoffMaxMs: 60_000,
   /** RFC 2132 §9.10: the smallest maximum message size a client may announce; avoids fragmentation. */
   maxMessageSize: 576,
   /** Ask servers to broadcast replies: before the address is configured our IP layer drops unicast to it (RFC 2131 §4.1). */

@@ -14,10 +14,23 @@ export function chargenLine(offset: number): string {
   return line + '\r\n';
 }
 
+/**
+ * Source ports a service does not answer. 0: RFC 768 — the sender expects no reply. The small
+ * services' own ports: a datagram spoofed "from" one service to another (echo ↔ chargen, echo ↔
+ * echo on two hosts) would make them answer each other for ever — CERT CA-1996-01, CVE-1999-0103;
+ * BSD inetd refuses these ports the same way.
+ */
+const UNANSWERED_PORTS: ReadonlySet<number> = new Set([0, 7, 9, 13, 19, 37]);
+
+export function isAnswerable(port: number): boolean {
+  return !UNANSWERED_PORTS.has(port);
+}
+
 export function startUdpService(stack: Stack, service: UdpServiceName, port: number): Promise<UdpSocket> {
   const socket = createDgram(stack.udp).createSocket();
   let chargenOffset = 0;
   socket.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => {
+    if (!isAnswerable(rinfo.port)) return;
     if (service === 'echo') socket.send(msg, rinfo.port, rinfo.address);
     else if (service === 'chargen') {
       // RFC 864: answer each datagram with a random-length (here: one line) datagram of characters.
