@@ -23,6 +23,9 @@ export interface JobResult {
   readonly heapUsed?: number;
 }
 
+/** How long a worker may take to load before its first input. */
+const BOOT_ALLOWANCE_MS = 60_000;
+
 export function runWatched(job: Omit<WorkerJob, 'shared'>, options: { hangMs?: number; onProgress?: (inputs: number) => void } = {}): Promise<JobResult> {
   const shared = new SharedArrayBuffer(12 + SHARED_INPUT_BYTES);
   const header = new Int32Array(shared, 0, 3);
@@ -47,7 +50,9 @@ export function runWatched(job: Omit<WorkerJob, 'shared'>, options: { hangMs?: n
         lastChange = Date.now();
         return;
       }
-      if (Date.now() - lastChange < hangMs) return;
+      // Until the first input the worker is still loading (tsx, the stack): a slow, loaded machine
+      // is not a hang, so the boot gets its own, longer allowance.
+      if (Date.now() - lastChange < (beat === 0 ? Math.max(hangMs, BOOT_ALLOWANCE_MS) : hangMs)) return;
       const length = Atomics.load(header, 2);
       const input = Buffer.from(new Uint8Array(shared, 12, length)).toString('hex');
       const index = Atomics.load(header, 1);
