@@ -24,12 +24,13 @@ import {
  * misuse that silicon punishes (or that corrupts data) into reported violations, so a driver that
  * passes here in strict mode works on the chip.
  *
- * Time. The chip keeps its own time, `chipNow()`: the injected clock, or later while SPI bytes are
- * clocked — each byte takes 8 SPI clocks (`spiClockHz`), and a board-side wait between
- * transactions (spiDelay) takes its length. Everything the chip does by itself (accepting a
- * command, its effect a little later, a frame on the wire, a frame arriving at 100 Mbit/s, the end
- * of a reset) is an event at a chip time, applied as soon as the chip's time passes it: between two
- * bytes of an SPI frame if need be, so a 16-bit register read byte by byte can tear as on silicon.
+ * Time. The chip keeps its own time, `chipNow()`: the injected clock plus the time SPI has taken —
+ * each byte 8 SPI clocks (`spiClockHz`), a board-side wait between transactions (spiDelay) its
+ * length — because a batch lands at one instant of the clock (the mock HAL) while on the chip its
+ * bytes follow each other. Everything the chip does by itself (accepting a command, its effect a
+ * little later, a frame on the wire, a frame arriving at 100 Mbit/s, the end of a reset) is an
+ * event at a chip time, applied as soon as the chip's time passes it: between two bytes of an SPI
+ * frame if need be, so a 16-bit register read byte by byte can tear as on silicon.
  */
 
 export interface W5500EmulatorOptions {
@@ -77,11 +78,13 @@ export type W5500Fault =
   /** The next command is never accepted: Sn_CR keeps reading it until the chip is reset. */
   | { kind: 'stuck-command' }
   /**
-   * The next read of socket 0's received size (Sn_RX_RSR or Sn_RX_WR) or transmit state (Sn_TX_FSR
-   * or Sn_TX_RD) straddles a change: the high byte is read before the next frame is stored (or the
-   * transmission in progress ends), the low byte after.
+   * The next read of one of socket 0's changing 16-bit registers straddles a change: its high byte
+   * is read before the next frame is stored (Sn_RX_RSR, Sn_RX_WR) or the transmission in progress
+   * ends (Sn_TX_FSR, Sn_TX_RD), its low byte after.
    */
-  | { kind: 'tear'; side: 'rx' | 'tx' };
+  | { kind: 'tear'; register: TornRegister };
+
+export type TornRegister = 'Sn_RX_RSR' | 'Sn_RX_WR' | 'Sn_TX_FSR' | 'Sn_TX_RD';
 
 /** MISO when the chip does not answer: floating high, or held low. */
 export type MisoMode = 'normal' | 'zeros' | 'ones';
@@ -244,7 +247,8 @@ export class W5500Emulator {
   private readonly rxMemory = new Uint8Array(TOTAL_KB * 1024);
 
   // Time and events.
-  private spiTime = 0;
+  /** How far the chip's time is ahead of the clock: the SPI bytes and board-side waits so far. */
+  private spiAheadMs = 0;
   private readonly events: ChipEvent[] = [];
   private eventSeq = 0;
   private processing = false;
@@ -262,6 +266,11 @@ export class W5500Emulator {
   /** The host pulsed RSTn (its accesses before PLL lock are misuse); a power glitch is not the host's doing. */
   private resetByHost = false;
   private notReadyReported = false;
+  /**
+   * The chip reset without the host's doing and the host has not yet looked (read an Sn_SR, or
+   * reset the chip itself): what it does meanwhile follows a state that is gone, not misuse.
+   */
+  private resetUnseen = false;
 
   // PHY and cable.
   private port: LanPort | undefined;
@@ -289,8 +298,7 @@ export class W5500Emulator {
   private stuckNextCommand = false;
   /** A command that will never be accepted (the stuck-command fault): writes over it are the fault's doing. */
   private stuckSocket: number | undefined;
-  private tearRx = false;
-  private tearTx = false;
+  private tear: TornRegister | undefined;
   private readonly heldFrames: Uint8Array[] = [];
   private heldCompletion: (() => void) | undefined;
 
@@ -303,7 +311,6 @@ export class W5500Emulator {
     this.rxWireTime = options.rxWireTime ?? false;
     this.autonegotiationMs = options.autonegotiationMs ?? 1;
     this.version = options.version ?? VERSION;
-    this.spiTime = this.clock.now();
     this.resetCommon();
     // Powered long ago: the PHY has its link as soon as a cable is plugged in.
     this.linkAt = this.clock.now();
@@ -311,14 +318,14 @@ export class W5500Emulator {
 
   // ---- Time -------------------------------------------------------------------------------------
 
-  /** The chip's time: the clock's, or later while SPI bytes are being clocked. */
+  /** The chip's time: the clock's, plus the time SPI has taken. */
   chipNow(): number {
-    return Math.max(this.spiTime, this.clock.now());
+    return this.clock.now() + this.spiAheadMs;
   }
 
   /** A board-side wait between transactions (SpiSlave.spiDelay): time passes on the chip. */
   spiDelay(us: number): void {
-    this.spiTime = this.chipNow() + us / 1000;
+    this.spiAheadMs += us / 1000;
     this.processDue();
   }
 
@@ -362,7 +369,7 @@ export class W5500Emulator {
     this.timer = undefined;
     this.timerAt = next;
     if (next === Infinity) return;
-    this.timer = this.clock.schedule(Math.max(0, next - this.clock.now()), () => {
+    this.timer = this.clock.schedule(Math.max(0, next - this.chipNow()), () => {
       this.timer = undefined;
       this.timerAt = Infinity;
       this.processDue();
@@ -381,7 +388,7 @@ export class W5500Emulator {
 
   spiExchange(mosi: number): number {
     if (!this.selected) return 0xff; // SCSn high: MISO is high impedance
-    this.spiTime = this.chipNow() + this.byteMs;
+    this.spiAheadMs += this.byteMs;
     this.processDue();
     if (this.miso === 'zeros') return 0x00;
     if (this.miso === 'ones') return 0xff;
@@ -598,14 +605,16 @@ export class W5500Emulator {
     switch (offset) {
       case 0x01: return socket.command;
       case 0x02: return socket.ir;
-      case 0x03: return socket.sr;
-      case 0x20: return this.pointerHigh(socket, 'tx', this.freeSize(socket));
+      case 0x03:
+        this.resetUnseen = false;
+        return socket.sr;
+      case 0x20: return this.highByte(socket, 'Sn_TX_FSR', this.freeSize(socket));
       case 0x21: return this.freeSize(socket) & 0xff;
-      case 0x22: return this.pointerHigh(socket, 'tx', socket.txRead);
+      case 0x22: return this.highByte(socket, 'Sn_TX_RD', socket.txRead);
       case 0x23: return socket.txRead & 0xff;
-      case 0x26: return this.pointerHigh(socket, 'rx', socket.received);
+      case 0x26: return this.highByte(socket, 'Sn_RX_RSR', socket.received);
       case 0x27: return socket.received & 0xff;
-      case 0x2a: return this.pointerHigh(socket, 'rx', socket.rxWrite);
+      case 0x2a: return this.highByte(socket, 'Sn_RX_WR', socket.rxWrite);
       case 0x2b: return socket.rxWrite & 0xff;
     }
     if (offset >= SOCKET_SPACE) return 0x00;
@@ -613,19 +622,17 @@ export class W5500Emulator {
   }
 
   /** The high byte of a changing 16-bit value; a `tear` fault lets the change land right after it. */
-  private pointerHigh(socket: Socket, side: 'rx' | 'tx', value: number): number {
-    const high = value >> 8;
-    if (socket.index === 0 && side === 'rx' && this.tearRx) {
-      this.tearRx = false;
+  private highByte(socket: Socket, register: TornRegister, value: number): number {
+    if (socket.index !== 0 || this.tear !== register) return value >> 8;
+    this.tear = undefined;
+    if (register === 'Sn_RX_RSR' || register === 'Sn_RX_WR') {
       for (const frame of this.heldFrames.splice(0)) this.storeFrame(frame);
-    }
-    if (socket.index === 0 && side === 'tx' && this.tearTx && this.heldCompletion) {
-      this.tearTx = false;
+    } else {
       const complete = this.heldCompletion;
       this.heldCompletion = undefined;
-      complete();
+      complete?.();
     }
-    return high;
+    return value >> 8;
   }
 
   private freeSize(socket: Socket): number {
@@ -841,7 +848,7 @@ export class W5500Emulator {
     t.event = this.at(duration + INTERFRAME_GAP_BYTES * this.wireMsPerByte, () => {
       t.event = undefined;
       const complete = () => this.completeTransmission(socket, t, frame, length);
-      if (socket.index === 0 && this.tearTx) this.heldCompletion = complete;
+      if (socket.index === 0 && (this.tear === 'Sn_TX_FSR' || this.tear === 'Sn_TX_RD')) this.heldCompletion = complete;
       else complete();
     });
   }
@@ -875,7 +882,7 @@ export class W5500Emulator {
       this.stats.rxDroppedLinkDown++;
       return;
     }
-    if (this.tearRx) {
+    if (this.tear === 'Sn_RX_RSR' || this.tear === 'Sn_RX_WR') {
       this.heldFrames.push(Uint8Array.from(frame));
       return;
     }
@@ -998,6 +1005,7 @@ export class W5500Emulator {
 
   /** MR.RST: every register back to its reset value; MR reads 0x80 until it is done. The PHY keeps its link. */
   private softReset(): void {
+    this.resetUnseen = false;
     this.resetCommon();
     this.resetUntil = this.chipNow() + SOFT_RESET_MS;
     this.common[0] = 0;
@@ -1018,6 +1026,7 @@ export class W5500Emulator {
     this.resetUntil = -Infinity;
     this.readyAt = this.chipNow() + PLL_LOCK_MS;
     this.resetByHost = byHost;
+    this.resetUnseen = !byHost;
     this.phyInReset = false;
     this.restartNegotiation(PLL_LOCK_MS);
   }
@@ -1149,8 +1158,7 @@ export class W5500Emulator {
         this.stuckNextCommand = true;
         return;
       case 'tear':
-        if (fault.side === 'rx') this.tearRx = true;
-        else this.tearTx = true;
+        this.tear = fault.register;
         return;
     }
   }
@@ -1234,7 +1242,7 @@ export class W5500Emulator {
   }
 
   private violation(message: string): void {
-    if (!this.strict) return;
+    if (!this.strict || this.resetUnseen) return;
     const text = `[${this.label} @${this.chipNow().toFixed(4)}ms] ${message}`;
     this.strictViolations.push(text);
     this.onStrictViolation?.(text);

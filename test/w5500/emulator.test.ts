@@ -164,6 +164,18 @@ describe('W5500 emulator: common registers (DS-W §4.1)', () => {
     expect(chip.strictViolations).toEqual([]);
   });
 
+  it('after a reset the host did not cause, what it does from the old state is not misuse until it has looked at Sn_SR', () => {
+    const { chip, spi } = w5500Lab();
+    spi.openMacraw();
+    chip.powerCycle();
+    spi.settle(1.1);
+    spi.write(S0_TX, 0, [1, 2, 3]); // the host still thinks socket 0 is open
+    expect(chip.strictViolations).toEqual([]);
+    expect(spi.read8(S0, 0x0003)).toBe(0x00);
+    spi.write(S0_TX, 0, [1, 2, 3]);
+    expect(chip.strictViolations).toEqual([expect.stringMatching(/S0 TX buffer accessed while the socket is closed/)]);
+  });
+
   it('RSTn: the chip does not answer until its PLL has locked (1 ms); the host touching it earlier is reported, a power glitch is not the host\'s doing', () => {
     const { chip, spi } = bareChip();
     spi.write(COMMON, 0x0009, [...OWN]);
@@ -408,7 +420,7 @@ describe('W5500 emulator: MACRAW receive (DS-W §4.2, chips.md §2.5)', () => {
     const { chip, spi, peer } = w5500Lab();
     spi.openMacraw();
     for (let i = 0; i < 4; i++) peer.transmit(makeFrame(OWN, PEER, 60, i)); // RSR 248 = 0x00F8
-    chip.injectFault({ kind: 'tear', side: 'rx' });
+    chip.injectFault({ kind: 'tear', register: 'Sn_RX_RSR' });
     peer.transmit(makeFrame(OWN, PEER, 60, 4)); // held until the read: RSR becomes 310 = 0x0136
     expect(chip.heldFrameCount).toBe(1);
     const torn = spi.read16(S0, 0x0026);

@@ -23,13 +23,9 @@ export class W5500Probe {
     readonly clock?: VirtualClock,
   ) {}
 
-  /**
-   * Let `ms` pass on the chip: the clock first catches up with the chip's own time, which runs
-   * ahead of it while SPI bytes are clocked (1 µs each at 8 MHz), then moves `ms` further.
-   */
+  /** Let `ms` pass (on the clock, and so on the chip). */
   settle(ms = 0.1): void {
-    const clock = this.clock!;
-    clock.advanceTo(Math.max(clock.now(), this.chip.chipNow()) + ms);
+    this.clock!.advance(ms);
   }
 
   /** One frame: the bytes MISO returned for every byte clocked, header included. */
