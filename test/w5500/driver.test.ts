@@ -100,6 +100,8 @@ describe.each([
       if (gotB.subarray(n).some((byte) => byte !== 0) || gotA.subarray(n).some((byte) => byte !== 0)) mismatches++;
     }
     expect(mismatches).toBe(0);
+    // The last frames count as sent once Sn_TX_RD has been read past them (a check after their wire time).
+    await b.until(() => a.board.nic.stats().txFrames === sizes.length && c.board.nic.stats().txFrames === sizes.length, 50, stepMs);
     for (const station of [a, c]) {
       expect(station.board.nic.stats().txFrames).toBe(sizes.length);
       expect(station.board.nic.stats().rxFrames).toBe(sizes.length);

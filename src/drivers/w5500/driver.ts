@@ -68,26 +68,11 @@ type ResultHandler = (result: Uint8Array) => void;
 const SOCKET = 0;
 /** All 16 KB of each buffer to socket 0. */
 const BUFFER_BYTES = R.TOTAL_BUFFER_KB * 1024;
-/** Sn_TX_RD, Sn_TX_WR, Sn_RX_RSR, Sn_RX_RD, Sn_RX_WR: one read of 10 bytes from Sn_TX_RD. */
-const POINTERS_BYTES = 10;
 /** Sn_CR, Sn_IR, Sn_SR: one read of 3 bytes from Sn_CR. */
 const STATUS_BYTES = 3;
 /** Smallest length header: the 2 header bytes and an Ethernet header. */
 const MIN_RECORD = R.MACRAW_HEADER_BYTES + 14;
 const MAX_RECORD = R.MACRAW_HEADER_BYTES + R.MACRAW_MAX_FRAME;
-
-interface Pointers {
-  txRead: number;
-  txWrite: number;
-  received: number;
-  rxRead: number;
-  rxWrite: number;
-}
-
-function pointersAt(r: Uint8Array, at: number): Pointers {
-  const u16 = (i: number) => (r[at + i]! << 8) | r[at + i + 1]!;
-  return { txRead: u16(0), txWrite: u16(2), received: u16(4), rxRead: u16(6), rxWrite: u16(8) };
-}
 
 /** Preamble+SFD, FCS and inter-frame gap around a frame padded to 60: its time on the wire. */
 function wireTimeMs(frameLength: number, mbps: number): number {
@@ -373,13 +358,14 @@ export class W5500Nic implements Nic {
     const batch = new FrameBatch();
     batch.writeSocket(SOCKET, R.Sn_IR, [0xff]);
     batch.writeCommon(R.SIMR, [this.options.interruptLine ? 0x01 : 0x00]);
-    const pointersAt0 = batch.readSocket(SOCKET, R.Sn_TX_RD, POINTERS_BYTES);
+    // Sn_TX_RD, Sn_TX_WR, then (past Sn_RX_RSR) Sn_RX_RD: where OPEN put them.
+    const pointersAt = batch.readSocket(SOCKET, R.Sn_TX_RD, 8);
     const phyAt = batch.readCommon(R.PHYCFGR, 1);
     const r = await this.hal.spi.transfer(batch.finish());
-    const p = pointersAt(r, pointersAt0);
-    this.txRead = p.txRead;
-    this.txWrite = p.txWrite;
-    this.rxRead = p.rxRead;
+    const u16 = (at: number) => (r[pointersAt + at]! << 8) | r[pointersAt + at + 1]!;
+    this.txRead = u16(0);
+    this.txWrite = u16(2);
+    this.rxRead = u16(6);
     this.rxWrite = undefined;
     this.rxRecheck = true;
     this.commandNotAccepted = 0;
@@ -466,7 +452,7 @@ export class W5500Nic implements Nic {
         receives = true;
       }
     }
-    const tx = this.planTransmit(batch);
+    const tx = this.planTransmit(batch) ?? this.planTxCheck(batch);
     if (tx) handlers.push(tx);
     if (batch.isEmpty) {
       this.armWakeTimer();
@@ -508,7 +494,7 @@ export class W5500Nic implements Nic {
   }
 
   private serviceDue(): boolean {
-    if (this.pollPending || this.rxRecheck || this.txCheckPending) return true;
+    if (this.pollPending || this.rxRecheck) return true;
     // An edge whose level is gone was a frame an earlier read already took.
     return this.interruptPending && (this.hal.interrupt.asserted || !this.options.interruptLine);
   }
@@ -516,31 +502,35 @@ export class W5500Nic implements Nic {
   // ---- Receive --------------------------------------------------------------------------------
 
   /**
-   * Service (INTn, poll, a re-read): clear RECV first, so any frame stored after this point raises
-   * INTn again, then the pointers twice, the socket's status and PHYCFGR.
+   * Service (INTn, a re-read after a torn one, the poll): clear RECV first, so any frame stored
+   * after this point raises INTn again, then Sn_RX_WR twice (and Sn_TX_RD twice while frames are
+   * in flight). The poll also reads the socket's status and the link; after an edge the read that
+   * follows reads the status.
    */
   private planService(batch: FrameBatch): ResultHandler {
+    const poll = this.pollPending || !this.options.interruptLine;
     this.interruptPending = false;
     this.pollPending = false;
     this.rxRecheck = false;
-    this.txCheckPending = false;
-    this.txCheckedAt = this.clock.now();
-    const status = this.planStatus(batch);
+    const status = poll ? this.planStatus(batch) : () => true;
     batch.writeSocket(SOCKET, R.Sn_IR, [R.Sn_IR_RECV]);
-    const pointers = this.planPointers(batch);
-    const phyAt = batch.readCommon(R.PHYCFGR, 1);
+    const rxWrite = this.planRxWrite(batch);
+    const txRead = this.txInFlight.length > 0 ? this.planTxRead(batch) : undefined;
+    const phyAt = poll ? batch.readCommon(R.PHYCFGR, 1) : -1;
     return (r) => {
       if (!status(r)) return;
-      this.noteLink(r[phyAt]!);
-      pointers(r);
+      if (poll) this.noteLink(r[phyAt]!);
+      txRead?.(r);
+      rxWrite(r);
     };
   }
 
   /**
    * Read every byte received since Sn_RX_RD in one transaction: whole frames, each behind its
-   * length (chips.md §2.5). Sn_RX_RD moves past them and RECV frees the space in the same batch —
-   * a bad header found in them later is then already flushed. Then the pointers again, for the
-   * frames that came meanwhile.
+   * length (DS-W §5, MACRAW). Sn_RX_RD moves past them and RECV frees the space in the same batch
+   * (with RECV's clear in the same SPI frame: Sn_CR and Sn_IR are neighbours) — a bad header found
+   * in them later is then already flushed. Then Sn_RX_WR again, for the frames that came meanwhile,
+   * and the socket's status.
    */
   private planRead(batch: FrameBatch): ResultHandler {
     const start = this.rxRead;
@@ -549,14 +539,13 @@ export class W5500Nic implements Nic {
     const dataAt = batch.readRx(SOCKET, start, length);
     this.rxRead = (start + length) & 0xffff;
     batch.writeSocket16(SOCKET, R.Sn_RX_RD, this.rxRead);
-    batch.command(SOCKET, R.Sn_CR_RECV);
-    batch.writeSocket(SOCKET, R.Sn_IR, [R.Sn_IR_RECV]);
-    const pointers = this.planPointers(batch);
+    batch.writeSocket(SOCKET, R.Sn_CR, [R.Sn_CR_RECV, R.Sn_IR_RECV]);
+    const rxWrite = this.planRxWrite(batch);
     const status = this.planStatus(batch);
     return (r) => {
       if (!status(r)) return;
       this.absorb(r.subarray(dataAt, dataAt + length));
-      pointers(r);
+      rxWrite(r);
     };
   }
 
@@ -595,30 +584,54 @@ export class W5500Nic implements Nic {
   }
 
   /**
-   * The pointers twice (Sn_TX_RD … Sn_RX_WR, 10 bytes each): a 16-bit register can change between
-   * its two bytes (DS-W p.55: "read all 16-bits twice or more until getting the same value").
+   * Sn_RX_WR twice: a 16-bit register can change between its two bytes (DS-W p.55: "read all
+   * 16-bits twice or more until getting the same value"); Sn_RX_RSR is Sn_RX_WR − Sn_RX_RD, and
+   * Sn_RX_WR does not depend on when RECV's update of the chip's read pointer lands.
    */
-  private planPointers(batch: FrameBatch): (r: Uint8Array) => void {
-    const firstAt = batch.readSocket(SOCKET, R.Sn_TX_RD, POINTERS_BYTES);
-    const secondAt = batch.readSocket(SOCKET, R.Sn_TX_RD, POINTERS_BYTES);
+  private planRxWrite(batch: FrameBatch): (r: Uint8Array) => void {
+    const firstAt = batch.readSocket(SOCKET, R.Sn_RX_WR, 2);
+    const secondAt = batch.readSocket(SOCKET, R.Sn_RX_WR, 2);
     return (r) => {
-      const a = pointersAt(r, firstAt);
-      const b = pointersAt(r, secondAt);
-      if (a.txRead === b.txRead) this.noteTxRead(b.txRead);
-      if (a.rxWrite !== b.rxWrite) {
+      const first = (r[firstAt]! << 8) | r[firstAt + 1]!;
+      const rxWrite = (r[secondAt]! << 8) | r[secondAt + 1]!;
+      if (first !== rxWrite) {
         this.count('rx-pointer-reread');
         this.rxRecheck = true;
         return;
       }
-      // Whole frames since our Sn_RX_RD: never more than the buffer, never more than the chip's
-      // own count (RSR counts from its read pointer, which a RECV moves a little later).
-      const available = (b.rxWrite - this.rxRead) & 0xffff;
-      if (available > BUFFER_BYTES || available > b.received) {
+      // Whole frames since our Sn_RX_RD: never more than the buffer holds.
+      if (((rxWrite - this.rxRead) & 0xffff) > BUFFER_BYTES) {
         this.count('rx-pointer-insane');
         this.reopenReason ??= 'rx-pointer-reopen';
         return;
       }
-      this.rxWrite = b.rxWrite;
+      this.rxWrite = rxWrite;
+    };
+  }
+
+  /** Sn_TX_RD twice; when the reads agree, every frame it has passed is sent. */
+  private planTxRead(batch: FrameBatch): (r: Uint8Array) => void {
+    this.txCheckPending = false;
+    this.txCheckedAt = this.clock.now();
+    const firstAt = batch.readSocket(SOCKET, R.Sn_TX_RD, 2);
+    const secondAt = batch.readSocket(SOCKET, R.Sn_TX_RD, 2);
+    return (r) => {
+      const first = (r[firstAt]! << 8) | r[firstAt + 1]!;
+      const txRead = (r[secondAt]! << 8) | r[secondAt + 1]!;
+      if (first === txRead) this.noteTxRead(txRead);
+    };
+  }
+
+  /** A completion check with no receive work to ride on: Sn_TX_RD twice, the status and the link. */
+  private planTxCheck(batch: FrameBatch): ResultHandler | undefined {
+    if (!this.txCheckPending || this.txBatchesOut > 0 || this.txInFlight.length === 0) return undefined;
+    const status = this.planStatus(batch);
+    const txRead = this.planTxRead(batch);
+    const phyAt = batch.readCommon(R.PHYCFGR, 1);
+    return (r) => {
+      if (!status(r)) return;
+      this.noteLink(r[phyAt]!);
+      txRead(r);
     };
   }
 
@@ -688,8 +701,8 @@ export class W5500Nic implements Nic {
   }
 
   /**
-   * Write the frame at Sn_TX_WR, move Sn_TX_WR past it, SEND (DS-W p.54–55), then read how far
-   * the chip has sent, the socket's status and the link.
+   * Write the frame at Sn_TX_WR, move Sn_TX_WR past it, SEND (DS-W p.54–55), then read the
+   * socket's status and how far the chip has sent.
    */
   private planSend(batch: FrameBatch, delayUs: number): ResultHandler {
     const frame = this.txQueue.shift()!;
@@ -702,11 +715,9 @@ export class W5500Nic implements Nic {
     this.txInFlight.push(record);
     const status = this.planStatus(batch);
     const txReadAt = batch.readSocket(SOCKET, R.Sn_TX_RD, 2);
-    const phyAt = batch.readCommon(R.PHYCFGR, 1);
     return (r) => {
       record.answeredAt = this.clock.now();
       if (!status(r)) return;
-      this.noteLink(r[phyAt]!);
       // Read right after the SEND: it shows earlier frames sent, not this one (a single read
       // can tear; noteTxRead only trusts a value within what is in flight).
       this.noteTxRead((r[txReadAt]! << 8) | r[txReadAt + 1]!);
