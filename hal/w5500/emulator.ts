@@ -827,7 +827,7 @@ export class W5500Emulator {
     const t: Transmission = { end };
     socket.transmitting = t;
     if (socket.txStuck || !this.linkUp) {
-      // "TX never completes when the link drops" (esp-idf; chips.md §3.2): no SEND_OK, TX_RD stays.
+      // "TX never completes when the link drops" (esp-idf#6233; docs/w5500.md): no SEND_OK, TX_RD stays.
       socket.txStuck = true;
       this.stats.txFramesLost++;
       return;
@@ -1093,7 +1093,7 @@ export class W5500Emulator {
     return this.cableUp && this.port !== undefined && !this.phyInReset && !this.negotiated.powerDown && this.chipNow() >= this.linkAt;
   }
 
-  /** The link changed: a frame on the wire is lost and the transmitter sticks (chips.md §3.2). */
+  /** The link changed: a frame on the wire is lost and the transmitter sticks (esp-idf#6233). */
   private noteLink(): void {
     const up = this.linkUp;
     if (up === this.reportedLink) return;

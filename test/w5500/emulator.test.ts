@@ -309,7 +309,7 @@ describe('W5500 emulator: sockets, buffers and pointers (DS-W §3.3, §4.2)', ()
   });
 });
 
-describe('W5500 emulator: MACRAW receive (DS-W §4.2, chips.md §2.5)', () => {
+describe('W5500 emulator: MACRAW receive (DS-W §4.2; docs/w5500.md, MACRAW)', () => {
   it('stores each frame as a 2-byte big-endian length counting itself, then the frame without FCS, padded to 60; RSR and RX_WR grow by it', () => {
     const { chip, spi, peer } = w5500Lab();
     spi.openMacraw();

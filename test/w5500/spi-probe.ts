@@ -15,7 +15,7 @@ export const socketRx = (n: number) => 4 * n + 3;
 
 /**
  * Byte-level SPI access to a W5500 emulator for unit tests: each call is one SPI frame (SCSn low,
- * offset, control byte, data, SCSn high), exactly as the datasheet draws it (DS-W Figure 3).
+ * offset, control byte, data, SCSn high), exactly as the datasheet draws it (DS-W §2.2).
  */
 export class W5500Probe {
   constructor(

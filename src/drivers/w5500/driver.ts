@@ -271,7 +271,7 @@ export class W5500Nic implements Nic {
     return R.Sn_MR_MACRAW | R.Sn_MR_MFEN | R.Sn_MR_MIP6B;
   }
 
-  // ---- Initialisation (DS-W §4, chips.md §2.2, §2.5–2.6) --------------------------------------
+  // ---- Initialisation (DS-W §4; docs/w5500.md, Initialisation) ------------------------------
 
   private async initialise(): Promise<void> {
     const o = this.options;
@@ -350,7 +350,7 @@ export class W5500Nic implements Nic {
   }
 
   /**
-   * OPEN socket 0 in MACRAW (chips.md §2.5): Sn_CR reads 0 once accepted, Sn_SR turns 0x42 a little
+   * OPEN socket 0 in MACRAW (DS-W §4.2 Sn_CR): Sn_CR reads 0 once accepted, Sn_SR turns 0x42 a little
    * later. Then the pointers OPEN set, INTn on (SIMR), and the link.
    */
   private async openSocket(): Promise<void> {
@@ -527,7 +527,7 @@ export class W5500Nic implements Nic {
 
   /**
    * Read every byte received since Sn_RX_RD in one transaction: whole frames, each behind its
-   * length (DS-W §5, MACRAW). Sn_RX_RD moves past them and RECV frees the space in the same batch
+   * length (docs/w5500.md, MACRAW). Sn_RX_RD moves past them and RECV frees the space in the same batch
    * (with RECV's clear in the same SPI frame: Sn_CR and Sn_IR are neighbours) — a bad header found
    * in them later is then already flushed. Then Sn_RX_WR again, for the frames that came meanwhile,
    * and the socket's status.

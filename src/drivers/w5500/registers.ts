@@ -7,7 +7,7 @@
  * registers are big-endian (the first address holds the high byte).
  */
 
-// ---- SPI frame (DS-W §2.2, Figure 3; control phase §2.2.2, Table 1–3) --------------------------
+// ---- SPI frame (DS-W §2.2; the control phase §2.2.2) --------------------------------------------
 
 /** Bits 7:3 of the control byte: Block Select (BSB). */
 export const BSB_COMMON = 0x00;
@@ -27,10 +27,10 @@ export const OM_FDM2 = 0x02;
 export const OM_FDM4 = 0x03;
 /** Bytes before the data phase: offset high, offset low, control. */
 export const FRAME_HEADER_BYTES = 3;
-/** What MISO carries while the three header bytes are clocked (chips.md §2.1, ZEPHYR-W5500). */
+/** What MISO carries while the three header bytes are clocked (ZEPHYR-W5500; docs/w5500.md). */
 export const HEADER_ECHO = Uint8Array.of(0x01, 0x02, 0x03);
 
-// ---- Common register block (DS-W §3.1 Figure 18, §4.1) ------------------------------------------
+// ---- Common register block (DS-W §3.1, §4.1) ----------------------------------------------------
 
 export const MR = 0x0000;
 export const GAR = 0x0001; // 4 bytes
@@ -78,7 +78,7 @@ export const RTR_RESET = 0x07d0;
 /** RCR's reset value (§4.1 RCR). */
 export const RCR_RESET = 0x08;
 
-// ---- Socket register block (DS-W §3.2 Figure 19, §4.2) -------------------------------------------
+// ---- Socket register block (DS-W §3.2, §4.2) -----------------------------------------------------
 
 export const Sn_MR = 0x0000;
 export const Sn_CR = 0x0001;
@@ -137,7 +137,7 @@ export const BUFFER_SIZES_KB: readonly number[] = [0, 1, 2, 4, 8, 16];
 export const TOTAL_BUFFER_KB = 16;
 
 /**
- * MACRAW receive format (§5, chips.md §2.5): a 2-byte big-endian length that counts itself, then
+ * MACRAW receive format (docs/w5500.md, MACRAW): a 2-byte big-endian length that counts itself, then
  * the frame from the destination MAC to the end of the payload, without FCS.
  */
 export const MACRAW_HEADER_BYTES = 2;
