@@ -103,6 +103,16 @@ describe('W5500 emulator: the SPI frame (DS-W §2.2–2.4)', () => {
 });
 
 describe('W5500 emulator: common registers (DS-W §4.1)', () => {
+  it('IMR and SIMR hold what is written; IR is write-1-to-clear (writing 1s to a clear IR leaves it clear)', () => {
+    const { chip, spi } = bareChip();
+    spi.write(COMMON, 0x0016, [0xf0]);
+    spi.write(COMMON, 0x0018, [0x81]);
+    spi.write(COMMON, 0x0015, [0xff]);
+    expect(spi.read(COMMON, 0x0015, 4)).toEqual([0x00, 0xf0, 0x00, 0x81]);
+    expect(chip.interruptAsserted).toBe(false);
+    expect(chip.strictViolations).toEqual([]);
+  });
+
   it('comes out of reset with the datasheet values: RTR 0x07D0, RCR 8, PTIMER 0x28, PMRU 0xFFFF, PHYCFGR 1011 1xxx, VERSIONR 4', () => {
     const { chip, spi } = bareChip();
     expect(spi.read8(COMMON, 0x0000)).toBe(0x00);
@@ -464,6 +474,21 @@ describe('W5500 emulator: MACRAW transmit (DS-W §4.2 Sn_TX_*, SEND, SEND_OK)', 
     expect(spi.read8(S0, 0x0002) & 0x10).toBe(0x10);
     expect(spi.read16(S0, 0x0022)).toBe(42);
     expect(spi.read16(S0, 0x0020)).toBe(16384);
+    expect(chip.strictViolations).toEqual([]);
+  });
+
+  it('Sn_TX_FSR can tear too: a frame finishing between its two byte reads', () => {
+    const { chip, spi } = w5500Lab();
+    spi.openMacraw();
+    for (let i = 0; i < 3; i++) {
+      send(spi, makeFrame(PEER, OWN, 1000, i));
+      spi.settle(1);
+    }
+    chip.injectFault({ kind: 'tear', register: 'Sn_TX_FSR' });
+    send(spi, makeFrame(PEER, OWN, 1000, 3)); // TX_RD 3000 → 4000; FSR 16384 − 1000 = 0x3C18 → 0x4000
+    spi.settle(1); // the frame is off the wire, its completion held until the read
+    expect(spi.read16(S0, 0x0020)).toBe(0x3c00); // high byte before (0x3C), low byte after (0x00)
+    expect([spi.read16(S0, 0x0020), spi.read16(S0, 0x0020)]).toEqual([0x4000, 0x4000]);
     expect(chip.strictViolations).toEqual([]);
   });
 

@@ -118,7 +118,7 @@ export class W5500Nic implements Nic {
   private rxRecheck = false;
   /** A check of Sn_TX_RD is due (a frame's completion, or its timeout). */
   private txCheckPending = false;
-  /** When the last service batch that reads Sn_TX_RD was built. */
+  /** When a batch reading Sn_TX_RD twice was last built. */
   private txCheckedAt = -Infinity;
   private inFlightBatches = 0;
   private rxBatchOut = false;
