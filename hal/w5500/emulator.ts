@@ -1,5 +1,6 @@
 import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import type { LanPort, VirtualLan } from '../lan/switch.js';
+import { FCS_BYTES, INTERFRAME_GAP_BYTES, MIN_FRAME_BYTES, PREAMBLE_SFD_BYTES, byteTimeMs } from '../../src/wire/wire-time.js';
 import {
   COMMON,
   COMMON_READ_ONLY,
@@ -102,7 +103,6 @@ const VERSION = 0x04;
 const BUFFER_SIZES = new Set([0, 1, 2, 4, 8, 16]);
 const TOTAL_KB = 16;
 const MAX_FRAME = 1514;
-const MIN_FRAME = 60;
 
 // ---- Timing: datasheet figures, and the emulator's decisions where it gives none (docs/w5500.md) ----
 /** Sn_CR reads the command until the chip accepts it (decision: 1 µs). */
@@ -115,8 +115,6 @@ const SOFT_RESET_MS = 1;
 const PLL_LOCK_MS = 1;
 /** INTLEVEL's wait unit: 4 PLL clocks of 150 MHz (DS-W §4.1 INTLEVEL). */
 const IAWT_UNIT_MS = 4 / 150_000;
-/** Preamble + SFD, FCS, inter-frame gap around every frame on the wire. */
-const PREAMBLE_BYTES = 8, FCS_BYTES = 4, INTERFRAME_GAP_BYTES = 12;
 
 interface ChipEvent {
   at: number;
@@ -834,9 +832,9 @@ export class W5500Emulator {
     }
     if (length === 0) this.violation(`SEND on S${socket.index} with nothing written (TX_WR = TX_RD = 0x${end.toString(16)})`);
     if (length > MAX_FRAME) this.violation(`SEND of ${length} bytes on S${socket.index}: MACRAW sends one frame of at most ${MAX_FRAME} bytes and does not segment (DS-W §4.2 Sn_MSSR)`);
-    const frame = new Uint8Array(Math.max(length, MIN_FRAME));
+    const frame = new Uint8Array(Math.max(length, MIN_FRAME_BYTES));
     for (let i = 0; i < length; i++) frame[i] = this.txMemory[this.txIndex(socket, (socket.txRead + i) & 0xffff)]!;
-    const duration = (PREAMBLE_BYTES + frame.length + FCS_BYTES) * this.wireMsPerByte;
+    const duration = (PREAMBLE_SFD_BYTES + frame.length + FCS_BYTES) * this.wireMsPerByte;
     if (this.dropLinkMidTx !== undefined) {
       const downMs = this.dropLinkMidTx;
       this.dropLinkMidTx = undefined;
@@ -896,8 +894,8 @@ export class W5500Emulator {
       return;
     }
     let data = frame;
-    if (data.length < MIN_FRAME) {
-      data = new Uint8Array(MIN_FRAME);
+    if (data.length < MIN_FRAME_BYTES) {
+      data = new Uint8Array(MIN_FRAME_BYTES);
       data.set(frame);
     }
     if (data.length > MAX_FRAME) {
@@ -1074,7 +1072,7 @@ export class W5500Emulator {
   }
 
   private get wireMsPerByte(): number {
-    return this.negotiated.mbps === 100 ? 0.00008 : 0.0008;
+    return byteTimeMs(this.negotiated.mbps);
   }
 
   private restartNegotiation(afterMs: number): void {
@@ -1115,7 +1113,7 @@ export class W5500Emulator {
         if (!this.rxWireTime) return this.receiveFrame(frame);
         const now = this.chipNow();
         const start = Math.max(now, this.rxWireFreeAt);
-        const end = start + (PREAMBLE_BYTES + Math.max(frame.length, MIN_FRAME) + FCS_BYTES) * this.wireMsPerByte;
+        const end = start + (PREAMBLE_SFD_BYTES + Math.max(frame.length, MIN_FRAME_BYTES) + FCS_BYTES) * this.wireMsPerByte;
         this.rxWireFreeAt = end + INTERFRAME_GAP_BYTES * this.wireMsPerByte;
         const copy = Uint8Array.from(frame);
         this.at(end - now, () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
 import { makeFrame } from './spi-helpers.js';
-import { createMockEnc28j60Board } from '../../hal/mock/enc28j60-board.js';
+import { createMockEnc28j60Board } from '../../tools/boards.js';
 
 let current: Bench | undefined;
 afterEach(() => {

@@ -1,4 +1,4 @@
-import { createMockW5500Board, type MockW5500Board, type MockW5500BoardOptions } from '../../hal/mock/w5500-board.js';
+import { createMockW5500Board, type MockW5500Board, type MockW5500BoardOptions } from '../../tools/boards.js';
 import type { LinkModel } from '../../hal/mock/mock-hal.js';
 import type { W5500Options } from '../../src/drivers/w5500/options.js';
 import { virtualBench, type VirtualBench } from '../support/virtual-bench.js';

@@ -1,4 +1,4 @@
-import type { SpiTransaction } from '../../../hal/contract.js';
+import type { SpiTransaction } from '../hal.js';
 import { BSB_COMMON, CONTROL_WRITE, OM_VDM, Sn_CR, bsbSocketRegisters, bsbSocketRx, bsbSocketTx } from './registers.js';
 
 /**

@@ -1,7 +1,10 @@
-import { HalError, type Hal } from '../../../hal/contract.js';
-import type { Clock, TimerHandle } from '../../time/clock.js';
-import { countDrop, emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
+import { HalError, type Hal } from '../hal.js';
+import type { Clock } from '../../time/clock.js';
+import { RearmableTimer } from '../../time/timer.js';
+import { emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
+import { countDrop } from '../../stats/counters.js';
 import { formatMac, type MacAddress } from '../../wire/address.js';
+import { INTERFRAME_GAP_BYTES, byteTimeMs, frameWireTimeMs } from '../../wire/wire-time.js';
 import { WorkLoop } from '../work-loop.js';
 import { FrameBatch } from './batch.js';
 import { W5500_DEFAULTS, type W5500Options } from './options.js';
@@ -74,9 +77,9 @@ const STATUS_BYTES = 3;
 const MIN_RECORD = R.MACRAW_HEADER_BYTES + 14;
 const MAX_RECORD = R.MACRAW_HEADER_BYTES + R.MACRAW_MAX_FRAME;
 
-/** Preamble+SFD, FCS and inter-frame gap around a frame padded to 60: its time on the wire. */
+/** A frame's time on the wire at the negotiated speed, and the gap before the next one. */
 function wireTimeMs(frameLength: number, mbps: number): number {
-  return ((8 + Math.max(frameLength, 60) + 4 + 12) * 8) / (mbps * 1000);
+  return frameWireTimeMs(frameLength, mbps) + INTERFRAME_GAP_BYTES * byteTimeMs(mbps);
 }
 
 export class W5500Nic implements Nic {
@@ -148,9 +151,8 @@ export class W5500Nic implements Nic {
   /** A frame was in flight when the link went down: the transmitter may be stuck (open the socket again). */
   private txSuspect = false;
 
-  private pollTimer: TimerHandle | undefined;
-  private wakeTimer: TimerHandle | undefined;
-  private wakeAt = Infinity;
+  private readonly pollTimer: RearmableTimer;
+  private readonly wakeTimer: RearmableTimer;
   private unsubscribers: (() => void)[] = [];
 
   constructor(config: W5500NicConfig) {
@@ -160,6 +162,8 @@ export class W5500Nic implements Nic {
     this.name = config.name ?? `w5500-${formatMac(this.mac)}`;
     this.options = { ...W5500_DEFAULTS, ...config.options };
     this.errorBackoff = this.options.errorBackoffMs;
+    this.pollTimer = new RearmableTimer(this.clock, () => this.onPoll());
+    this.wakeTimer = new RearmableTimer(this.clock, () => this.onWake());
   }
 
   get linkUp(): boolean {
@@ -209,8 +213,8 @@ export class W5500Nic implements Nic {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    this.pollTimer?.cancel();
-    this.wakeTimer?.cancel();
+    this.pollTimer.stop();
+    this.wakeTimer.stop();
     for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
     try {
       const batch = new FrameBatch();
@@ -220,7 +224,7 @@ export class W5500Nic implements Nic {
     } catch {
       // Best effort: the chip may already be gone.
     }
-    for (const _frame of this.txQueue.splice(0)) countDrop(this.counters, 'stopped');
+    for (const _frame of this.txQueue.splice(0)) countDrop(this.counters.drops, 'stopped');
     this.txInFlight.length = 0;
     this.setLink(false);
   }
@@ -229,15 +233,15 @@ export class W5500Nic implements Nic {
 
   transmit(frame: Uint8Array): boolean {
     if (frame.length < 14 || frame.length > this.capabilities.maxFrameSize) {
-      countDrop(this.counters, 'bad-length');
+      countDrop(this.counters.drops, 'bad-length');
       return false;
     }
     if (!this.running || !this.up) {
-      countDrop(this.counters, 'link-down');
+      countDrop(this.counters.drops, 'link-down');
       return false;
     }
     if (this.txQueue.length >= this.options.txQueueLimit) {
-      countDrop(this.counters, 'tx-queue-full');
+      countDrop(this.counters.drops, 'tx-queue-full');
       return false;
     }
     this.txQueue.push(frame);
@@ -559,7 +563,7 @@ export class W5500Nic implements Nic {
     while (at < data.length) {
       const length = data.length - at >= 2 ? (data[at]! << 8) | data[at + 1]! : 0;
       if (length < MIN_RECORD || length > MAX_RECORD || at + length > data.length) {
-        countDrop(this.counters, 'rx-bad-header');
+        countDrop(this.counters.drops, 'rx-bad-header');
         this.count('rx-flush');
         if (++this.badHeaderStreak >= this.options.badHeaderReopenAfter) this.reopenReason ??= 'rx-reopen';
         return;
@@ -758,7 +762,7 @@ export class W5500Nic implements Nic {
   private requeueInFlight(): void {
     const unsent = this.txInFlight.splice(0).map((record) => record.frame);
     if (this.up) this.txQueue.unshift(...unsent);
-    else for (const _frame of unsent) countDrop(this.counters, 'link-down');
+    else for (const _frame of unsent) countDrop(this.counters.drops, 'link-down');
   }
 
   // ---- Link (PHYCFGR, DS-W §4.1) --------------------------------------------------------------
@@ -774,7 +778,7 @@ export class W5500Nic implements Nic {
   private setLink(up: boolean): void {
     if (up === this.up) return;
     this.up = up;
-    if (!up) for (const _ of this.txQueue.splice(0)) countDrop(this.counters, 'link-down');
+    if (!up) for (const _ of this.txQueue.splice(0)) countDrop(this.counters.drops, 'link-down');
     this.count(up ? 'link-up' : 'link-down');
     this.handlers?.linkChange(up);
   }
@@ -782,14 +786,15 @@ export class W5500Nic implements Nic {
   // ---- Timers and errors ----------------------------------------------------------------------
 
   private schedulePoll(): void {
-    const period = this.options.interruptLine ? this.options.pollIntervalMs : this.options.noInterruptPollMs;
-    this.pollTimer = this.clock.schedule(period, () => {
-      if (!this.running) return;
-      this.schedulePoll();
-      if (this.rxBatchOut) return; // a receive batch is out: it sees what a poll would
-      this.pollPending = true;
-      this.work.kick();
-    });
+    this.pollTimer.arm(this.options.interruptLine ? this.options.pollIntervalMs : this.options.noInterruptPollMs);
+  }
+
+  private onPoll(): void {
+    if (!this.running) return;
+    this.schedulePoll();
+    if (this.rxBatchOut) return; // a receive batch is out: it sees what a poll would
+    this.pollPending = true;
+    this.work.kick();
   }
 
   /** When a check of Sn_TX_RD is due: the last frame's completion, or the oldest one's timeout. */
@@ -811,14 +816,15 @@ export class W5500Nic implements Nic {
     if (at !== Infinity && at > this.clock.now()) this.wakeAtTime(at);
   }
 
+  /** Look again at `at` (the earliest of the times asked for). */
   private wakeAtTime(at: number): void {
-    if (this.wakeTimer?.pending && this.wakeAt <= at) return;
-    this.wakeTimer?.cancel();
-    this.wakeAt = at;
-    this.wakeTimer = this.clock.schedule(at - this.clock.now(), () => {
-      this.wakeAt = Infinity;
-      this.work.kick();
-    });
+    if (this.wakeTimer.armed && this.wakeTimer.deadline <= at) return;
+    this.wakeTimer.arm(at - this.clock.now());
+  }
+
+  private onWake(): void {
+    if (this.txInFlight.length > 0 && this.clock.now() >= this.txCheckAt()) this.txCheckPending = true;
+    this.work.kick();
   }
 
   private scheduleReinit(reason: string): void {
