@@ -1,16 +1,18 @@
 import { VirtualLan, VirtualNic } from '../hal/lan/switch.js';
-import { createMockEnc28j60Board, type MockEnc28j60Board } from '../tools/boards.js';
-import { bridgeLinkModel, type SpiLogTotals } from '../hal/mock/mock-hal.js';
+import { createMockEnc28j60Board, createMockW5500Board, type MockBoardOptions } from '../tools/boards.js';
+import { bridgeLinkModel, type MockHal, type SpiLogTotals } from '../hal/mock/mock-hal.js';
+import type { Nic } from '../src/link/nic.js';
 import { VirtualClock } from '../src/time/virtual-clock.js';
 import { parseMac } from '../src/wire/address.js';
 import { makeFrame as frame } from '../test/enc28j60/spi-helpers.js';
 import type { Benchmark, Measurement } from './harness.js';
 
 /**
- * The ENC28J60 driver over the mock HAL with the serial bridge's link model
- * (`bridgeLinkModel`: 1 Mbaud ≈ 100,000 bytes/s each way, the bridge protocol's framing, a fixed
- * USB turnaround per batch), on a VirtualClock: every figure is virtual time and the same on
- * every run and machine. The emulated chip is in strict mode; a misuse report fails the benchmark.
+ * Each chip's driver — the ENC28J60's and the W5500's, side by side in one run — over the mock HAL
+ * with the serial bridge's link model (`bridgeLinkModel`: 1 Mbaud ≈ 100,000 bytes/s each way, the
+ * bridge protocol's framing, a fixed USB turnaround per batch), on a VirtualClock: every figure is
+ * virtual time and the same on every run and machine. The emulated chip is in strict mode; a
+ * misuse report fails the benchmark.
  *
  * Throughput figures carry the limit the link model allows as their `baseline` (so `ratio` is
  * the fraction of it achieved): the link bytes the driver spent per frame, in the busier
@@ -27,9 +29,54 @@ const STEP_MS = 0.25;
 const MAC = parseMac('02:5e:00:00:00:0a');
 const PEER_MAC = parseMac('02:5e:00:00:00:99');
 
+/** A chip's mock board, as the benchmarks drive it. */
+interface BoardUnderTest {
+  hal: MockHal;
+  nic: Nic;
+  /** Another frame of `size` bytes fits the chip's receive buffer now (the sender keeps at most `depth` waiting). */
+  rxRoom(size: number, depth: number): boolean;
+  /** Frames the chip had to drop for want of room. */
+  rxDropped(): number;
+}
+
+interface ChipUnderTest {
+  readonly name: 'enc28j60' | 'w5500';
+  open(options: MockBoardOptions & { driverOptions?: { pollIntervalMs: number } }): BoardUnderTest;
+}
+
+const CHIPS: readonly ChipUnderTest[] = [
+  {
+    name: 'enc28j60',
+    open(options) {
+      const board = createMockEnc28j60Board(options);
+      const chip = board.emulator;
+      return {
+        ...board,
+        // With the receive program a frame is counted out of EPKTCNT when the board has read it,
+        // but its space comes back only with the driver's release.
+        rxRoom: (size, depth) => chip.pendingPackets < depth && chip.receiveRingFree >= 6 + size + 4 + ((size + 4) & 1),
+        rxDropped: () => chip.stats.rxDroppedOverflow,
+      };
+    },
+  },
+  {
+    name: 'w5500',
+    open(options) {
+      const board = createMockW5500Board(options);
+      const chip = board.emulator;
+      return {
+        ...board,
+        // Each frame behind its 2-byte length in the 16 KB buffer.
+        rxRoom: (size, depth) => chip.peekSocket(0, 'Sn_RX_RSR') + size + 2 <= Math.min(16384, depth * (size + 2)),
+        rxDropped: () => chip.stats.rxDroppedFull,
+      };
+    },
+  },
+];
+
 interface Rig {
   clock: VirtualClock;
-  board: MockEnc28j60Board;
+  board: BoardUnderTest;
   peer: VirtualNic;
   /** Frames the driver delivered / the peer received. */
   counts: { received: number; peerReceived: number };
@@ -37,11 +84,11 @@ interface Rig {
   snapshot(): { log: SpiLogTotals; at: number };
 }
 
-async function rig(turnaroundMs: number, options: { poll?: boolean } = {}): Promise<Rig> {
+async function rig(chip: ChipUnderTest, turnaroundMs: number, options: { poll?: boolean } = {}): Promise<Rig> {
   const clock = new VirtualClock();
   const lan = new VirtualLan(clock);
   const violations: string[] = [];
-  const board = createMockEnc28j60Board({
+  const board = chip.open({
     clock,
     lan,
     mac: MAC,
@@ -83,29 +130,27 @@ interface Window {
 }
 
 /**
- * Receive at saturation: the sender keeps `depth` frames waiting in the chip's ring, never more,
- * and never more than the ring has room for (with the receive program, a frame is counted out of
- * EPKTCNT when the board has read it, but its space comes back only with the driver's release).
+ * Receive at saturation: the sender keeps `depth` frames waiting in the chip's buffer, never more,
+ * and never more than it has room for.
  */
-async function receiveSaturated(turnaroundMs: number, size: number): Promise<Window> {
-  const r = await rig(turnaroundMs);
+async function receiveSaturated(chip: ChipUnderTest, turnaroundMs: number, size: number): Promise<Window> {
+  const r = await rig(chip, turnaroundMs);
   const depth = size > 1000 ? 2 : 16;
-  const ringBytes = 6 + size + 4 + ((size + 4) & 1);
   let seed = 0;
   const feed = () => {
-    while (r.board.emulator.pendingPackets < depth && r.board.emulator.receiveRingFree >= ringBytes) r.peer.transmit(frame(MAC, PEER_MAC, size, seed++));
+    while (r.board.rxRoom(size, depth)) r.peer.transmit(frame(MAC, PEER_MAC, size, seed++));
   };
   await r.run(200, feed);
   const before = r.snapshot();
   const received = r.counts.received;
   await r.run(WINDOW_MS, feed);
-  if (r.board.emulator.stats.rxDroppedOverflow > 0) throw new Error('receive benchmark overflowed the ring: lower the depth');
+  if (r.board.rxDropped() > 0) throw new Error(`${chip.name} receive benchmark overflowed the chip's buffer: lower the depth`);
   return { frames: r.counts.received - received, seconds: (r.clock.now() - before.at) / 1000, totals: r.board.hal.log.since(before.log) };
 }
 
 /** Transmit at saturation: the driver's queue never runs dry (8 frames handed over, not yet out). */
-async function transmitSaturated(turnaroundMs: number, size: number): Promise<Window> {
-  const r = await rig(turnaroundMs);
+async function transmitSaturated(chip: ChipUnderTest, turnaroundMs: number, size: number): Promise<Window> {
+  const r = await rig(chip, turnaroundMs);
   let sent = 0;
   const feed = () => {
     while (sent - r.counts.peerReceived < 8) {
@@ -130,8 +175,8 @@ const RX_BURST = 3;
  * in bursts (as many as the ring holds) or one at a time (40 ms apart), and frames sent back to
  * back or one at a time.
  */
-async function perFrameCosts(turnaroundMs: number, size: number, kind: 'rx-burst' | 'rx-single' | 'tx-burst' | 'tx-single', frames = 100) {
-  const r = await rig(turnaroundMs, { poll: false });
+async function perFrameCosts(chip: ChipUnderTest, turnaroundMs: number, size: number, kind: 'rx-burst' | 'rx-single' | 'tx-burst' | 'tx-single', frames = 100) {
+  const r = await rig(chip, turnaroundMs, { poll: false });
   const before = r.snapshot();
   if (kind === 'rx-burst') {
     for (let burst = 0; burst < frames / RX_BURST; burst++) {
@@ -157,18 +202,18 @@ async function perFrameCosts(turnaroundMs: number, size: number, kind: 'rx-burst
   }
   await r.run(ISOLATED_MS);
   const moved = kind.startsWith('rx') ? r.counts.received : r.counts.peerReceived;
-  if (moved !== frames) throw new Error(`${kind}: ${moved} of ${frames} frames arrived`);
+  if (moved !== frames) throw new Error(`${chip.name} ${kind}: ${moved} of ${frames} frames arrived`);
   const totals = r.board.hal.log.since(before.log);
   return { roundTrips: totals.roundTrips / frames, spiEfficiency: (frames * size) / totals.bytesWritten, overheadBytes: (totals.bytesWritten - frames * size) / frames };
 }
 
-function throughput(direction: 'RX' | 'TX', turnaroundMs: number, size: number, w: Window): Measurement[] {
+function throughput(chip: ChipUnderTest, direction: 'RX' | 'TX', turnaroundMs: number, size: number, w: Window): Measurement[] {
   const perFrameUp = w.totals.linkBytesUp / w.frames;
   const perFrameDown = w.totals.linkBytesDown / w.frames;
   const busier = Math.max(perFrameUp, perFrameDown);
   const limit = LINK_BYTES_PER_SECOND / busier;
   const rate = w.frames / w.seconds;
-  const label = `enc28j60 ${direction} ${size} B frames, bridge 1 Mbaud ${turnaroundMs} ms`;
+  const label = `${chip.name} ${direction} ${size} B frames, bridge 1 Mbaud ${turnaroundMs} ms`;
   const note =
     `baseline = link limit: ${busier.toFixed(0)} link bytes/frame ${perFrameDown > perFrameUp ? 'board→host' : 'host→board'} ` +
     `(other way ${Math.min(perFrameUp, perFrameDown).toFixed(0)}) at ${LINK_BYTES_PER_SECOND} B/s; ` +
@@ -179,32 +224,32 @@ function throughput(direction: 'RX' | 'TX', turnaroundMs: number, size: number, 
   ];
 }
 
-export const benchmarks: Benchmark[] = [
+export const benchmarks: Benchmark[] = CHIPS.flatMap((chip): Benchmark[] => [
   {
-    name: 'enc28j60-throughput',
+    name: `${chip.name}-throughput`,
     async run() {
       const out: Measurement[] = [];
       for (const turnaroundMs of [1, 4]) {
         for (const size of [FULL_FRAME, MIN_FRAME]) {
-          out.push(...throughput('RX', turnaroundMs, size, await receiveSaturated(turnaroundMs, size)));
-          out.push(...throughput('TX', turnaroundMs, size, await transmitSaturated(turnaroundMs, size)));
+          out.push(...throughput(chip, 'RX', turnaroundMs, size, await receiveSaturated(chip, turnaroundMs, size)));
+          out.push(...throughput(chip, 'TX', turnaroundMs, size, await transmitSaturated(chip, turnaroundMs, size)));
         }
       }
       return out;
     },
   },
   {
-    name: 'enc28j60-batching',
+    name: `${chip.name}-batching`,
     async run() {
       const out: Measurement[] = [];
       for (const turnaroundMs of [1, 4]) {
         const costs = {
-          'rx-burst': await perFrameCosts(turnaroundMs, FULL_FRAME, 'rx-burst', 33 * RX_BURST),
-          'rx-single': await perFrameCosts(turnaroundMs, FULL_FRAME, 'rx-single'),
-          'tx-burst': await perFrameCosts(turnaroundMs, FULL_FRAME, 'tx-burst'),
-          'tx-single': await perFrameCosts(turnaroundMs, FULL_FRAME, 'tx-single'),
+          'rx-burst': await perFrameCosts(chip, turnaroundMs, FULL_FRAME, 'rx-burst', 33 * RX_BURST),
+          'rx-single': await perFrameCosts(chip, turnaroundMs, FULL_FRAME, 'rx-single'),
+          'tx-burst': await perFrameCosts(chip, turnaroundMs, FULL_FRAME, 'tx-burst'),
+          'tx-single': await perFrameCosts(chip, turnaroundMs, FULL_FRAME, 'tx-single'),
         };
-        const label = (what: string) => `enc28j60 ${what}, ${FULL_FRAME} B, ${turnaroundMs} ms turnaround`;
+        const label = (what: string) => `${chip.name} ${what}, ${FULL_FRAME} B, ${turnaroundMs} ms turnaround`;
         // The driver issue's targets: 1 round trip per frame when several wait (plus the one
         // interrupt service that finds them), ≤ 2 otherwise, ≤ 2 per transmitted frame.
         out.push({ name: label(`RX round trips/frame, bursts of ${RX_BURST}`), value: costs['rx-burst'].roundTrips, unit: 'round trip', limit: 1 + 1 / RX_BURST, higherIsBetter: false });
@@ -224,4 +269,4 @@ export const benchmarks: Benchmark[] = [
       return out;
     },
   },
-];
+]);

@@ -1,7 +1,7 @@
 /**
- * `--board`: what sits between the stack and the cable.
+ * `--board`: what sits between the stack and the cable; `--chip`: the Ethernet chip on it.
  *   virtual  a NIC straight on the LAN (no chip)
- *   mock     the ENC28J60 driver → mock HAL → emulated ENC28J60 (in-process)
+ *   mock     the chip's driver → mock HAL → emulated chip (in-process): ENC28J60 or W5500
  *   sim      the ENC28J60 driver → bridge HAL → the real bridge sketch in avr8js → emulated ENC28J60
  *   serial   the ENC28J60 driver → bridge HAL → a real board on --port
  * Every board is composed here, above the adapters (hal/, boards/) and the core (src/) they plug
@@ -12,21 +12,35 @@ import type { Nic } from '../src/link/nic.js';
 import type { MacAddress } from '../src/wire/address.js';
 import { Enc28j60Nic } from '../src/drivers/enc28j60/driver.js';
 import type { Enc28j60Options } from '../src/drivers/enc28j60/options.js';
+import { W5500Nic } from '../src/drivers/w5500/driver.js';
+import type { W5500Options } from '../src/drivers/w5500/options.js';
 import { VirtualNic, type VirtualLan } from '../hal/lan/switch.js';
 import { Enc28j60Emulator } from '../hal/enc28j60/emulator.js';
-import { MockHal, type LinkModel } from '../hal/mock/mock-hal.js';
+import { W5500Emulator, type W5500EmulatorOptions } from '../hal/w5500/emulator.js';
+import { MockHal, type InterruptSource, type LinkModel, type SpiSlave } from '../hal/mock/mock-hal.js';
 import type { SimulatedBoard, SimulatedBoardOptions } from '../boards/sim/index.js';
 import { UsageError } from './options.js';
 
-/** `--board` and what goes with it, checked: a real board has its port and speed. */
-export type BoardChoice = { readonly kind: 'virtual' | 'mock' | 'sim' } | { readonly kind: 'serial'; readonly port: string; readonly baudRate: number };
+/** The Ethernet chips spinet drives. */
+export const CHIPS = ['enc28j60', 'w5500'] as const;
+export type Chip = (typeof CHIPS)[number];
+
+/** `--board` and what goes with it, checked: a real board has its port and speed, a mock board its chip. */
+export type BoardChoice =
+  | { readonly kind: 'virtual' | 'sim' }
+  | { readonly kind: 'mock'; readonly chip: Chip }
+  | { readonly kind: 'serial'; readonly port: string; readonly baudRate: number };
 
 /** Check `--board`, `--chip`, `--port`, `--baud` (usage errors) before anything is opened. */
 export function checkBoardOptions(options: { board?: string | undefined; chip?: string | undefined; port?: string | undefined; baud?: string | undefined }): BoardChoice {
   const kind = options.board ?? 'virtual';
   if (kind !== 'virtual' && kind !== 'mock' && kind !== 'sim' && kind !== 'serial') throw new UsageError(`--board must be virtual, mock, sim or serial, not '${kind}'`);
   const chip = options.chip ?? 'enc28j60';
-  if (kind !== 'virtual' && chip !== 'enc28j60') throw new UsageError(`--chip ${chip} is not supported (supported: enc28j60)`);
+  if (!(CHIPS as readonly string[]).includes(chip)) throw new UsageError(`--chip must be ${CHIPS.join(' or ')}, not '${chip}'`);
+  if (chip === 'w5500' && (kind === 'sim' || kind === 'serial')) {
+    throw new UsageError(`--chip w5500 runs on --board mock for now: the bridge sketch (--board ${kind}) drives an ENC28J60 only`);
+  }
+  if (kind === 'mock') return { kind, chip: chip as Chip };
   if (kind !== 'serial') return { kind };
   if (!options.port) throw new UsageError('--board serial needs --port PATH (e.g. /dev/ttyACM0)');
   const baudRate = options.baud ? Number(options.baud) : 1_000_000;
@@ -53,24 +67,8 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
       const nic = new VirtualNic(options.lan, options.mac, 'virtual0');
       return { nic, description: 'virtual NIC (no chip)', close: () => nic.stop() };
     }
-    case 'mock': {
-      const board = createMockEnc28j60Board({
-        clock: options.clock,
-        lan: options.lan,
-        mac: options.mac,
-        name: 'enc28j60',
-        onStrictViolation: (message) => options.progress(`enc28j60 emulator: driver misuse: ${message}`),
-      });
-      return {
-        nic: board.nic,
-        description: 'ENC28J60 driver → mock HAL → emulated ENC28J60',
-        close: async () => {
-          await board.nic.stop();
-          board.emulator.unplug();
-          await board.hal.close();
-        },
-      };
-    }
+    case 'mock':
+      return openMockBoard(choice.chip, options);
     case 'sim': {
       options.progress('board: starting the simulated Uno (bridge sketch in avr8js, emulated ENC28J60)…');
       const sim = await createSimulatedEnc28j60Board({ board: 'uno', clock: options.clock, lan: options.lan, mac: options.mac });
@@ -107,7 +105,38 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
   }
 }
 
-export interface MockEnc28j60BoardOptions {
+/** `--board mock`: the chip's driver over the mock HAL, the emulated chip strict (a driver misuse is printed). */
+async function openMockBoard(chip: Chip, options: BoardOptions): Promise<OpenBoard> {
+  const common = {
+    clock: options.clock,
+    lan: options.lan,
+    mac: options.mac,
+    name: chip,
+    onStrictViolation: (message: string) => options.progress(`${chip} emulator: driver misuse: ${message}`),
+  };
+  const board = chip === 'w5500' ? createMockW5500Board(common) : createMockEnc28j60Board(common);
+  const name = chip === 'w5500' ? 'W5500' : 'ENC28J60';
+  return {
+    nic: board.nic,
+    description: `${name} driver → mock HAL → emulated ${name}`,
+    close: async () => {
+      await board.nic.stop();
+      board.emulator.unplug();
+      await board.hal.close();
+    },
+  };
+}
+
+/** What a mock board needs from an emulated chip: its SPI side, its pins, and its cable. */
+export interface EmulatedChip extends SpiSlave, InterruptSource {
+  /** The reset line was pulsed (released now). */
+  hardReset(): void;
+  plugInto(lan: VirtualLan): void;
+  unplug(): void;
+}
+
+/** A mock board of any chip, as the CLI, the tests and the benchmarks set one up. */
+export interface MockBoardOptions {
   clock: Clock;
   lan: VirtualLan;
   mac: MacAddress;
@@ -117,45 +146,69 @@ export interface MockEnc28j60BoardOptions {
   maxProgramBytes?: number;
   /** The mock board honours SpiTransaction.delayUs (MockHalOptions.transactionDelays): default true. */
   transactionDelays?: boolean;
+  /** The chip's interrupt pin reaches the board (default true); false: a module whose INT is not wired. */
+  interruptWired?: boolean;
   /** Emulator strict mode (driver misuse reported); default true. */
   strict?: boolean;
   onStrictViolation?: (message: string) => void;
-  driverOptions?: Partial<Enc28j60Options>;
   name?: string;
 }
 
-export interface MockEnc28j60Board {
+export interface MockBoard<Chip extends EmulatedChip, Driver> {
   hal: MockHal;
-  emulator: Enc28j60Emulator;
-  nic: Enc28j60Nic;
+  emulator: Chip;
+  nic: Driver;
 }
 
-/**
- * `--board mock`: an emulated ENC28J60 on the virtual LAN behind the mock HAL, with the driver on
- * top. Call `nic.start()` to bring it up.
- */
-export function createMockEnc28j60Board(options: MockEnc28j60BoardOptions): MockEnc28j60Board {
-  const name = options.name ?? 'enc28j60';
-  const emulator = new Enc28j60Emulator({
-    clock: options.clock,
-    strict: options.strict ?? true,
-    onStrictViolation: options.onStrictViolation,
-    mac: options.mac,
-    label: name,
-  });
+/** `emulator` on the virtual LAN behind the mock HAL, with the driver `driver` makes on top. */
+function createMockBoard<Chip extends EmulatedChip, Driver>(options: MockBoardOptions, name: string, emulator: Chip, driver: (hal: MockHal) => Driver): MockBoard<Chip, Driver> {
   emulator.plugInto(options.lan);
   const hal = new MockHal({
     clock: options.clock,
     slave: emulator,
-    interrupt: emulator,
+    interrupt: options.interruptWired === false ? undefined : emulator,
     reset: emulator,
     linkModel: options.linkModel,
     maxProgramBytes: options.maxProgramBytes,
     transactionDelays: options.transactionDelays,
     name: `mock:${name}`,
   });
-  const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions });
-  return { hal, emulator, nic };
+  return { hal, emulator, nic: driver(hal) };
+}
+
+export interface MockEnc28j60BoardOptions extends MockBoardOptions {
+  driverOptions?: Partial<Enc28j60Options>;
+}
+
+export type MockEnc28j60Board = MockBoard<Enc28j60Emulator, Enc28j60Nic>;
+
+/**
+ * `--board mock --chip enc28j60`: an emulated ENC28J60 on the virtual LAN behind the mock HAL,
+ * with the driver on top. Call `nic.start()` to bring it up.
+ */
+export function createMockEnc28j60Board(options: MockEnc28j60BoardOptions): MockEnc28j60Board {
+  const name = options.name ?? 'enc28j60';
+  const emulator = new Enc28j60Emulator({ clock: options.clock, strict: options.strict ?? true, onStrictViolation: options.onStrictViolation, mac: options.mac, label: name });
+  return createMockBoard(options, name, emulator, (hal) => new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions }));
+}
+
+export interface MockW5500BoardOptions extends MockBoardOptions {
+  /** The emulator's timing (SPI clock, wire time, auto-negotiation). */
+  chip?: Pick<W5500EmulatorOptions, 'spiClockHz' | 'rxWireTime' | 'autonegotiationMs'>;
+  driverOptions?: Partial<W5500Options>;
+}
+
+export type MockW5500Board = MockBoard<W5500Emulator, W5500Nic>;
+
+/**
+ * `--board mock --chip w5500`: an emulated W5500 on the virtual LAN behind the mock HAL, with the
+ * driver on top. Call `nic.start()` to bring it up.
+ */
+export function createMockW5500Board(options: MockW5500BoardOptions): MockW5500Board {
+  const name = options.name ?? 'w5500';
+  const emulator = new W5500Emulator({ clock: options.clock, strict: options.strict ?? true, onStrictViolation: options.onStrictViolation, label: name, ...options.chip });
+  const driverOptions = { ...(options.interruptWired === false ? { interruptLine: false } : {}), ...options.driverOptions };
+  return createMockBoard(options, name, emulator, (hal) => new W5500Nic({ hal, clock: options.clock, mac: options.mac, name, options: driverOptions }));
 }
 
 /**

@@ -2,7 +2,7 @@
  * spinet — the command line. Each command is a small function over the library; the option table
  * in options.ts is the one source of both parsing and --help.
  */
-import { formatOptions, NODE_OPTIONS, parseCommandLine, UsageError, type OptionSpec } from './options.js';
+import { CHIP_OPTION, formatOptions, NODE_OPTIONS, parseCommandLine, UsageError, type OptionSpec } from './options.js';
 
 interface Command {
   readonly summary: string;
@@ -23,9 +23,10 @@ const SERVE_OPTION: OptionSpec = {
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'the built-in demo: a simulated Uno with an ENC28J60 on a simulated LAN (what `npm start` runs)',
-    usage: 'spinet start [--board sim|mock|virtual] [--http-port N] [--echo-port N]',
+    usage: 'spinet start [--board sim|mock|virtual] [--chip enc28j60|w5500] [--http-port N] [--echo-port N]',
     options: [
       { name: 'board', type: 'string', value: 'KIND', default: 'sim', help: 'sim (the real sketch in an AVR emulator), mock or virtual' },
+      CHIP_OPTION,
       { name: 'http-port', type: 'string', value: 'N', default: '8080', help: 'local 127.0.0.1 port forwarded to the board\'s status page (0: any free port)' },
       { name: 'echo-port', type: 'string', value: 'N', default: '8007', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (0: any free port)' },
       { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file' },

@@ -14,10 +14,13 @@ export interface OptionSpec {
   readonly short?: string;
 }
 
+/** `--chip`: shared by the node commands and `start`. */
+export const CHIP_OPTION: OptionSpec = { name: 'chip', type: 'string', value: 'CHIP', default: 'enc28j60', help: 'Ethernet chip behind the board: enc28j60 (mock, sim, serial) or w5500 (mock)' };
+
 /** Where the stack runs and what its cable plugs into: shared by run, ping, get, resolve. */
 export const NODE_OPTIONS: readonly OptionSpec[] = [
   { name: 'board', type: 'string', value: 'KIND', default: 'virtual', help: 'virtual (a NIC straight on the LAN), mock (driver → mock HAL → emulated chip), sim (the bridge sketch in an AVR emulator), serial (a real board on --port)' },
-  { name: 'chip', type: 'string', value: 'CHIP', default: 'enc28j60', help: 'Ethernet chip behind the board (mock, sim, serial): enc28j60' },
+  CHIP_OPTION,
   { name: 'port', type: 'string', value: 'PATH', help: 'serial port of a real board (--board serial), e.g. /dev/ttyUSB0' },
   { name: 'baud', type: 'string', value: 'N', help: "serial speed (default: the board definition's, 1000000)" },
   { name: 'lan', type: 'string', value: 'LAN', default: 'sim', help: 'sim (built-in LAN with a gateway node at 192.0.2.1 serving DHCP, DNS, ping) or tap:IFNAME (a Linux TAP device, needs root)' },

@@ -35,6 +35,12 @@ export interface SpiSlave {
   spiSelect(): void;
   spiExchange(mosi: number): number;
   spiDeselect(): void;
+  /**
+   * Optional: a board-side wait (SpiTransaction.delayUs) before the next transaction, for a chip
+   * that keeps its own time between SPI events (the W5500 emulator); the batch still lands at one
+   * instant of the clock.
+   */
+  spiDelay?(us: number): void;
 }
 
 export interface InterruptSource {
@@ -504,6 +510,7 @@ export class MockHal implements Hal {
         }
       }
       delayUs += t.delayUs ?? 0;
+      if (t.delayUs) this.slave.spiDelay?.(t.delayUs);
       let read = t.read ?? 0;
       if (t.readLengthFrom !== undefined) {
         const computed = computedReadLength(t.readLengthFrom, held(), read);

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { labUnavailableReason } from '../lab/netns.js';
+import { execInNetns, labUnavailableReason } from '../lab/netns.js';
 
 const SPINET = fileURLToPath(new URL('../../tools/spinet.mjs', import.meta.url));
 const run = promisify(execFile);
@@ -21,22 +21,7 @@ if (reason) console.warn(`test/cli/cli-lab.test.ts: ${reason}`);
 let ns = '';
 let dir = '';
 
-function inNs(command: string, args: string[], input?: Buffer, timeoutMs = 60_000): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr });
-    });
-    child.stdin.on('error', () => undefined); // EPIPE if the command exits before reading
-    child.stdin.end(input ?? '');
-  });
-}
+const inNs = (command: string, args: string[], input?: Buffer, timeoutMs = 60_000) => execInNetns(ns, command, args, input, timeoutMs);
 
 function spinetInNs(args: string[]): { child: ChildProcess; output: () => string; exit: Promise<number | null>; waitFor(p: RegExp, ms: number): Promise<void> } {
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SPINET, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -130,6 +130,12 @@ describe('spinet CLI: usage', () => {
     const noPort = await finished(['run', '--board', 'serial']);
     expect(noPort.code).toBe(2);
     expect(noPort.stderr).toMatch(/--port/);
+    const badChip = await finished(['run', '--board', 'mock', '--chip', 'rtl8019']);
+    expect(badChip.code).toBe(2);
+    expect(badChip.stderr).toMatch(/--chip must be enc28j60 or w5500, not 'rtl8019'/);
+    const w5500OnSim = await finished(['run', '--board', 'sim', '--chip', 'w5500']);
+    expect(w5500OnSim.code).toBe(2);
+    expect(w5500OnSim.stderr).toMatch(/--chip w5500 runs on --board mock for now/);
   });
 
   it('checks the addressing options before bringing anything up: usage errors (exit 2) that say what to change', async () => {
@@ -265,9 +271,10 @@ describe('spinet ping on the built-in LAN', () => {
   });
 });
 
-async function startAndExercise(board: string, echoBytes: number): Promise<void> {
-  const run = spinet(['start', '--board', board, '--http-port', '0', '--echo-port', '0']);
+async function startAndExercise(board: string, echoBytes: number, chip?: string): Promise<void> {
+  const run = spinet(['start', '--board', board, ...(chip ? ['--chip', chip] : []), '--http-port', '0', '--echo-port', '0']);
   try {
+    if (chip === 'w5500') await run.waitFor(/board: W5500 driver → mock HAL → emulated W5500, MAC 02:5e:00:00:00:0a, link up/, 20_000);
     await run.waitFor(/DHCP: bound 192\.0\.2\.1\d\d\/24 from 192\.0\.2\.1, router 192\.0\.2\.1, DNS 192\.0\.2\.1/, 60_000);
     await run.waitFor(/DNS: gateway\.lan → 192\.0\.2\.1/, 20_000);
     await run.waitFor(/ping 192\.0\.2\.1: seq=3 64 bytes ttl=64 time=/, 20_000);
@@ -295,6 +302,10 @@ async function startAndExercise(board: string, echoBytes: number): Promise<void>
 describe('spinet start (npm start)', () => {
   it('on the mock ENC28J60: lease, name, ping, status page and a 256 KiB echo through 127.0.0.1, clean Ctrl-C', async () => {
     await startAndExercise('mock', 256 * 1024);
+  }, 120_000);
+
+  it('on the mock W5500 (--chip w5500): the same', async () => {
+    await startAndExercise('mock', 256 * 1024, 'w5500');
   }, 120_000);
 
   it('on the simulated Uno (the committed sketch in avr8js): the same, with a 256 KiB echo', async () => {

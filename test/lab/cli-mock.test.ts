@@ -6,32 +6,17 @@
  * /dev/net/tun, socat, ip, ping.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, skipLabUnless, startSpinetIn } from './netns.js';
+import { LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, execInNetns, skipLabUnless, startSpinetIn } from './netns.js';
 
 const run = promisify(execFile);
 const skip = await skipLabUnless(['ping', 'socat']);
 // The lab's naming pattern, so a namespace left by a killed run is removed by the next createLab().
 const NETNS = `spinet-lab-${process.pid}-900`;
 
-function inNetns(command: string, args: readonly string[], input: Uint8Array | string = ''): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', NETNS, command, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr });
-    });
-    child.stdin.on('error', () => undefined); // EPIPE if the command exits before reading
-    child.stdin.end(input);
-  });
-}
+const inNetns = (command: string, args: readonly string[], input?: Uint8Array | string) => execInNetns(NETNS, command, args, input);
 
 describe.skipIf(skip)('spinet run --board mock --chip enc28j60 with the kernel as the peer', () => {
   let spinet: ChildProcess | undefined;

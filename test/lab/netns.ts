@@ -173,6 +173,27 @@ export async function createLab(options: { ifname?: string; hostAddress?: string
   };
 }
 
+/**
+ * Run a command in a namespace that is not a Lab's (one a CLI under test makes its TAP in), with
+ * `input` on its stdin; stdout as bytes. Killed after `timeoutMs`; never throws.
+ */
+export function execInNetns(netns: string, command: string, args: readonly string[], input: Uint8Array | string = '', timeoutMs = 30_000): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', netns, command, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr });
+    });
+    child.stdin.on('error', () => undefined); // EPIPE if the command exits before reading
+    child.stdin.end(input);
+  });
+}
+
 /** Poll `predicate` (real time) until it holds or `timeoutMs` passes. */
 export async function waitFor<T>(predicate: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;

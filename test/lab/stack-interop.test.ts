@@ -10,7 +10,7 @@ import { CaptureNic } from '../../src/capture/capture.js';
 import { TextLogSink } from '../../src/capture/text-log.js';
 import type { Clock } from '../../src/time/clock.js';
 import type { Nic } from '../../src/link/nic.js';
-import { createMockEnc28j60Board } from '../../tools/boards.js';
+import { createMockEnc28j60Board, createMockW5500Board } from '../../tools/boards.js';
 
 /**
  * spinet against the Linux kernel: the stack on a NIC on a VirtualLan bridged to a TAP in a
@@ -18,8 +18,8 @@ import { createMockEnc28j60Board } from '../../tools/boards.js';
  * implementation; if it and spinet understand each other, both sides followed the RFCs.
  *
  * Every suite runs once per board (`--board` in the CLI): the stack straight on a VirtualNic, and
- * the stack on the ENC28J60 driver → mock HAL → emulated ENC28J60 (strict: any driver misuse the
- * chip would punish fails the suite).
+ * the stack on each chip's driver → mock HAL → emulated chip, ENC28J60 and W5500 (strict: any
+ * driver misuse the chip would punish fails the suite).
  */
 const skip = await skipLabUnless(['ping', 'socat', 'ss']);
 const OUR_MAC = parseMac('02:00:00:00:5e:0a');
@@ -45,14 +45,20 @@ const BOARDS: readonly { name: string; open(clock: Clock, lan: VirtualLan): Boar
       return { nic, violations: [], padsShortFrames: false, close: () => nic.stop() };
     },
   },
-  {
-    name: 'ENC28J60 driver → mock HAL → emulator',
-    open(clock, lan) {
+  ...(
+    [
+      ['ENC28J60 driver → mock HAL → emulator', createMockEnc28j60Board],
+      ['W5500 driver → mock HAL → emulator', createMockW5500Board],
+    ] as const
+  ).map(([name, createBoard]) => ({
+    name,
+    open(clock: Clock, lan: VirtualLan): BoardUnderTest {
       const violations: string[] = [];
-      const board = createMockEnc28j60Board({ clock, lan, mac: OUR_MAC, name: 'spinet0', strict: true, onStrictViolation: (m) => violations.push(m) });
+      const board = createBoard({ clock, lan, mac: OUR_MAC, name: 'spinet0', strict: true, onStrictViolation: (m) => violations.push(m) });
       return {
         nic: board.nic,
         violations,
+        // Both chips take frames from a real cable, which the sender's MAC padded to 60 bytes.
         padsShortFrames: true,
         close: async () => {
           await board.nic.stop();
@@ -61,7 +67,7 @@ const BOARDS: readonly { name: string; open(clock: Clock, lan: VirtualLan): Boar
         },
       };
     },
-  },
+  })),
 ];
 
 describe.skipIf(skip).each(BOARDS)('spinet stack ⇄ Linux kernel over a TAP ($name)', (boardType) => {

@@ -1,6 +1,6 @@
 import { afterAll, onTestFinished as after, beforeAll, describe, expect, it } from 'vitest';
-import { createHash } from 'node:crypto';
-import { createLab, skipLabUnless, waitFor, LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, type Lab } from './netns.js';
+import { createLab, skipLabUnless, waitFor, LAB_STACK_ADDRESS, type Lab } from './netns.js';
+import { digest, echoThroughKernel, pattern } from './kernel-echo.js';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
 import { Stack } from '../../src/stack/stack.js';
 import { Tcp } from '../../src/tcp/tcp.js';
@@ -40,33 +40,6 @@ async function setUp(impair?: (nic: VirtualNic, clock: RealClock) => ImpairedNic
   await stack.start();
   return { lab, stack, nic, net: createNet(tcp) };
 }
-
-/** Write `data` to a kernel echo server (socat PIPE on :8080) and collect the echo. */
-async function echoThroughKernel(lab: Lab, net: Net, data: Uint8Array): Promise<Buffer> {
-  // -b 4096 (≤ PIPE_BUF): socat reads and writes its one pipe itself, and a larger block can
-  // block it on the full pipe it alone drains — the kernel then shows a zero window for good.
-  lab.spawn('socat', ['-b', '4096', 'TCP4-LISTEN:8080,bind=192.0.2.1,reuseaddr', 'PIPE']);
-  await waitFor(async () => (await lab.exec('ss', ['-Hltn', 'sport = :8080'])).stdout.includes('8080'), 5_000, 'socat on :8080');
-  const received: Buffer[] = [];
-  let receivedBytes = 0;
-  const socket = net.createConnection(8080, LAB_HOST_ADDRESS);
-  const done = new Promise<void>((resolve, reject) => {
-    socket.on('data', (chunk: Buffer) => {
-      received.push(Buffer.from(chunk));
-      receivedBytes += chunk.length;
-      if (receivedBytes >= data.length) resolve();
-    });
-    socket.on('error', reject);
-  });
-  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-  socket.write(Buffer.from(data));
-  await done;
-  socket.end();
-  return Buffer.concat(received);
-}
-
-const digest = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-const pattern = (length: number) => new Uint8Array(length).map((_, i) => (i * 31 + (i >>> 10)) & 0xff);
 
 describe.skipIf(skip)('spinet TCP ⇄ Linux kernel TCP over a TAP', () => {
   let lab: Lab;

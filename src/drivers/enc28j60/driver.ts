@@ -1,6 +1,7 @@
 import { HalError, type Hal } from '../hal.js';
 import type { Clock } from '../../time/clock.js';
 import { RearmableTimer } from '../../time/timer.js';
+import { WorkLoop } from '../work-loop.js';
 import { emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
 import { countDrop } from '../../stats/counters.js';
 import { ETHERNET_HEADER_LENGTH } from '../../wire/ethernet.js';
@@ -77,9 +78,6 @@ export type Enc28j60Events = Record<string, number>;
  */
 type Recovery = 'none' | 'rx-reset' | 'reinit';
 
-/** The work loop: not running, running, or running and asked to look again when this step ends. */
-type PumpState = 'idle' | 'running' | 'again';
-
 export class Enc28j60Nic implements Nic {
   readonly name: string;
   readonly mac: MacAddress;
@@ -104,7 +102,7 @@ export class Enc28j60Nic implements Nic {
   private up = false;
 
   // Work.
-  private pump: PumpState = 'idle';
+  private readonly work = new WorkLoop(() => this.step(), (error) => this.onError(error));
   private recovery: Recovery = 'none';
   /** Re-initialisation after a HAL error waits until then (see errorBackoffMs). */
   private initNotBefore = 0;
@@ -123,8 +121,6 @@ export class Enc28j60Nic implements Nic {
   private inFlightBatches = 0;
   /** A receive-chain batch (service or ring read) is out: the next one is built from its answer. */
   private rxBatchOut = false;
-  /** Result handlers are running (see step()). */
-  private handling = false;
   /** Bumped when the chip is re-initialised or its ring reset: answers from before are stale. */
   private epoch = 0;
   /** Receive is the board's program (options.rxProgram on a HAL with SpiDevice.arm). */
@@ -302,34 +298,7 @@ export class Enc28j60Nic implements Nic {
   // ---- The work loop --------------------------------------------------------------------------
 
   private kick(): void {
-    if (this.handling) return; // the handlers' caller kicks when they are done
-    if (this.pump !== 'idle') {
-      this.pump = 'again';
-      return;
-    }
-    this.pump = 'running';
-    void this.runPump();
-  }
-
-  private async runPump(): Promise<void> {
-    try {
-      for (;;) {
-        this.pump = 'running';
-        let didWork: boolean;
-        try {
-          didWork = await this.step();
-        } catch (error) {
-          this.onError(error);
-          didWork = false;
-        }
-        // A kick() during the step asked for another look (TypeScript narrows `pump` across await).
-        if (!didWork && (this.pump as PumpState) !== 'again') return;
-      }
-    } finally {
-      // Idle in the same turn the loop ends: a kick() in any later microtask starts a new pump
-      // (a `.finally()` on the caller's side would run a turn later, losing a kick in between).
-      this.pump = 'idle';
-    }
+    this.work.kick();
   }
 
   /** Build and run one batch of whatever is due. False when there is nothing to do now. */
@@ -445,14 +414,9 @@ export class Enc28j60Nic implements Nic {
         if (epoch === this.epoch) {
           // A handler hands frames to the stack, which may transmit (and kick) at once: no batch
           // may be built from the half-updated ring model meanwhile.
-          this.handling = true;
-          try {
+          this.work.handle(() => {
             for (const handle of handlers) handle(result);
-          } catch (error) {
-            this.onError(error);
-          } finally {
-            this.handling = false;
-          }
+          });
         }
         this.kick();
       },
@@ -640,14 +604,7 @@ export class Enc28j60Nic implements Nic {
 
   private onProgramRun(result: Uint8Array, epoch: number): void {
     if (epoch !== this.epoch || !this.programArmed) return; // from before a reset of the ring or chip
-    this.handling = true;
-    try {
-      this.absorbRun(result);
-    } catch (error) {
-      this.onError(error);
-    } finally {
-      this.handling = false;
-    }
+    this.work.handle(() => this.absorbRun(result));
     this.kick();
   }
 

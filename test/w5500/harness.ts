@@ -1,0 +1,47 @@
+import { createMockW5500Board, type MockW5500Board, type MockW5500BoardOptions } from '../../tools/boards.js';
+import type { LinkModel } from '../../hal/mock/mock-hal.js';
+import type { W5500Options } from '../../src/drivers/w5500/options.js';
+import { virtualBench, type VirtualBench } from '../support/virtual-bench.js';
+
+export { MAC_PEER } from '../support/virtual-bench.js';
+export const MAC_A = Uint8Array.of(0x02, 0x5e, 0x00, 0x00, 0x00, 0x0a);
+export const MAC_B = Uint8Array.of(0x02, 0x5e, 0x00, 0x00, 0x00, 0x0b);
+
+/** A serial bridge at 1 Mbaud with 1 ms turnaround (a USB-serial Arduino, roughly). */
+export const BRIDGE_LINK: LinkModel = { bytesPerSecond: 100_000, turnaroundMs: 1 };
+
+export interface Station {
+  board: MockW5500Board;
+  received: Uint8Array[];
+  links: boolean[];
+}
+
+export type StationOptions = Omit<MockW5500BoardOptions, 'clock' | 'lan' | 'mac' | 'name' | 'onStrictViolation' | 'strict'>;
+
+export interface Bench extends VirtualBench {
+  station(mac: Uint8Array, name: string, options?: StationOptions): Station;
+}
+
+/** `defaults`: driver options every station gets (a station's own options win). */
+export function bench(defaults: Partial<W5500Options> = {}): Bench {
+  const b = virtualBench();
+  return {
+    ...b,
+    station(mac, name, options = {}) {
+      const board = createMockW5500Board({
+        ...options,
+        clock: b.clock,
+        lan: b.lan,
+        mac,
+        name,
+        driverOptions: { ...defaults, ...options.driverOptions },
+        strict: true,
+        onStrictViolation: (message) => b.violations.push(message),
+      });
+      const received: Uint8Array[] = [];
+      const links: boolean[] = [];
+      board.nic.attach({ receive: (frame) => received.push(Uint8Array.from(frame)), linkChange: (up) => links.push(up) });
+      return { board, received, links };
+    },
+  };
+}
