@@ -128,7 +128,7 @@ async function dnsBenchmarks(): Promise<Measurement[]> {
 // ---------------------------------------------------------------------------------------------
 // DHCP: link-up → BOUND
 
-/** RFC 5227 probing in 0.6 s instead of 4–7 s (src/app/dhcp/tunables.ts). */
+/** RFC 5227 probing in 0.6 s instead of 4–7 s (src/app/dhcp/options.ts). */
 const QUICK_PROBE: Partial<StackOptions> = { arpProbeWaitMs: 0, arpProbeMinMs: 200, arpProbeMaxMs: 200, arpAnnounceWaitMs: 200 };
 
 type ClientVariant = { readonly stackOptions?: Partial<StackOptions>; readonly client: Partial<DhcpClientOptions> };

@@ -69,7 +69,7 @@ export interface StackOptions {
   udpEphemeralPortMax: number;
 }
 
-export const DEFAULT_OPTIONS: Readonly<StackOptions> = Object.freeze({
+export const STACK_DEFAULTS: Readonly<StackOptions> = Object.freeze({
   arpCacheSize: 32,
   arpEntryLifetimeMs: 300_000,
   arpRefreshBeforeExpiryMs: 30_000,
@@ -103,5 +103,5 @@ export const DEFAULT_OPTIONS: Readonly<StackOptions> = Object.freeze({
 });
 
 export function resolveOptions(partial: Partial<StackOptions> | undefined): StackOptions {
-  return { ...DEFAULT_OPTIONS, ...partial };
+  return { ...STACK_DEFAULTS, ...partial };
 }

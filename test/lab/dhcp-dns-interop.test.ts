@@ -22,7 +22,7 @@ import { createStackDhcpClient, createStackResolver, stackDatagrams } from '../.
  *    and DhcpServer.
  */
 
-/** RFC 5227 probing in a fraction of a second (src/app/dhcp/tunables.ts says how and when): for the clients after the first. */
+/** RFC 5227 probing in a fraction of a second (src/app/dhcp/options.ts says how and when): for the clients after the first. */
 const QUICK_PROBE: Partial<StackOptions> = { arpProbeWaitMs: 0, arpProbeMinMs: 200, arpProbeMaxMs: 200, arpAnnounceWaitMs: 200 };
 
 async function stackOn(lan: VirtualLan, clock: RealClock, mac: string, options: { hostname?: string; options?: Partial<StackOptions> } = {}): Promise<Stack> {

@@ -3,7 +3,7 @@ import type { Clock, TimerHandle } from '../../time/clock.js';
 import { randomBelow, randomUnit, type Random } from '../../time/random.js';
 import { IPV4_BROADCAST, macEquals, type Ipv4Address } from '../../wire/address.js';
 import type { ArpProbe, DatagramFactory, DatagramPeer, DatagramSocket, InterfaceConfigSink, NeighbourWait } from '../transport.js';
-import { DHCP_DEFAULTS } from './tunables.js';
+import { DHCP_DEFAULTS } from './options.js';
 import { countByName, countDrop } from '../../stats/counters.js';
 import { isUsableUnicast, leaseMask, leaseRefusal, type LeaseRefusal } from './lease-check.js';
 import {

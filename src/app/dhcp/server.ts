@@ -1,7 +1,7 @@
 import type { Clock } from '../../time/clock.js';
 import { formatMac, IPV4_BROADCAST, parseMac, prefixMask, sameSubnet, toIpv4Address, type Ipv4Address } from '../../wire/address.js';
 import type { DatagramFactory, DatagramPeer, DatagramSocket } from '../transport.js';
-import { DHCP_DEFAULTS } from './tunables.js';
+import { DHCP_DEFAULTS } from './options.js';
 import { countByName, countDrop } from '../../stats/counters.js';
 import {
   BOOTREPLY,
