@@ -58,8 +58,12 @@ export type Direction = 'host-to-board' | 'board-to-host';
 
 /** Random faults on the wire, per direction (probabilities per byte). */
 export interface LinkFaults {
+  /** A bit flipped in the byte. */
   readonly corrupt?: number;
+  /** The byte lost. */
   readonly drop?: number;
+  /** A random byte inserted after it (noise read as a start bit). */
+  readonly insert?: number;
   readonly random: Random;
 }
 
@@ -70,6 +74,8 @@ export interface LinkStats {
   dropped: number;
   /** Board → host bytes the USB-serial chip lost while the host stalled (ring overrun, send timeout). */
   overflowed: number;
+  /** Random bytes the line added (LinkFaults.insert). */
+  inserted: number;
 }
 
 /** The board side as the link sees it (both boards implement it). */
@@ -79,7 +85,7 @@ export interface LinkTarget extends SerialTarget {
 }
 
 export class SerialLink {
-  readonly stats: LinkStats = { hostToBoardBytes: 0, boardToHostBytes: 0, corrupted: 0, dropped: 0, overflowed: 0 };
+  readonly stats: LinkStats = { hostToBoardBytes: 0, boardToHostBytes: 0, corrupted: 0, dropped: 0, overflowed: 0, inserted: 0 };
   /** False while the port is unplugged. */
   present = true;
   private buffer: number[] = [];
@@ -279,6 +285,10 @@ export class SerialLink {
         continue;
       }
       out.push(b);
+      if (faults?.insert && randomUnit(faults.random) < faults.insert) {
+        this.stats.inserted++;
+        out.push(faults.random.u32() & 0xff);
+      }
     }
     return Uint8Array.from(out);
   }

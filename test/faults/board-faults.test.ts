@@ -1,0 +1,132 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SeededRandom } from '../../src/time/random.js';
+import { EthernetRepr, EtherType } from '../../src/wire/ethernet.js';
+import { parseMac } from '../../src/wire/address.js';
+import { BOARD_ADDRESS, echoThroughBoard, faultyBoard, pattern, type EchoResult, type FaultyBoard } from './board.js';
+
+/**
+ * Faults on the board path at stated rates, each under a 64 KiB TCP echo from a peer on the LAN
+ * through the board (test/faults/board.ts): the echo must come back byte-exact while the faults
+ * strike, at every rate up to where the link is unusable; at that rate the transfer may stall, but
+ * once the faults stop the board answers ping and the next transfer is byte-exact. The figures
+ * (simulated seconds per transfer at each rate) are printed, and kept in RELIABILITY.md.
+ */
+const KIB64 = 64 * 1024;
+let b: FaultyBoard | undefined;
+const figures: string[] = [];
+
+afterEach(async () => {
+  await b?.close();
+  b = undefined;
+});
+
+/** After the faults: ping answers and another transfer is byte-exact. */
+async function expectRecovered(board: FaultyBoard): Promise<void> {
+  const pinged = await board.peer.stack.ping(BOARD_ADDRESS, { timeoutMs: 5_000 });
+  expect(pinged.from).toBe(BOARD_ADDRESS);
+  const again = await echoThroughBoard(board, pattern(KIB64, 99), { limitMs: 60_000 });
+  expect(again).toMatchObject({ ok: true, bytes: KIB64 });
+  // Nothing the faults did reached the stack as an exception.
+  expect(board.stack.containment.total).toBe(0);
+}
+
+function record(name: string, rate: number | string, result: EchoResult): void {
+  const line = `${name} ${rate}: ${result.ok ? `byte-exact in ${result.simulatedSeconds.toFixed(2)} s simulated` : `${result.error} after ${result.bytes} bytes`}`;
+  figures.push(line);
+  console.log(line);
+}
+
+describe('the board path under faults at stated rates (64 KiB TCP echo each)', () => {
+  const serial = [
+    ['bit errors', 'corrupt', 11],
+    ['lost bytes', 'drop', 21],
+    ['inserted bytes', 'insert', 31],
+  ] as const;
+
+  for (const [name, kind, seed] of serial) {
+    it.each([1e-5, 1e-4])(`serial ${name} at %s per byte both ways: byte-exact`, async (rate) => {
+      b = await faultyBoard(3);
+      b.link.setFaults('host-to-board', { [kind]: rate, random: new SeededRandom(seed) });
+      b.link.setFaults('board-to-host', { [kind]: rate, random: new SeededRandom(seed + 1) });
+      const result = await echoThroughBoard(b, pattern(KIB64, 1), { limitMs: 120_000 });
+      record(`serial ${name}`, rate, result);
+      expect(result).toMatchObject({ ok: true, bytes: KIB64 });
+      b.link.setFaults('host-to-board', undefined);
+      b.link.setFaults('board-to-host', undefined);
+      await expectRecovered(b);
+    });
+  }
+
+  it('serial bit errors at 1e-3 per byte make the link unusable; once they stop the board recovers', async () => {
+    b = await faultyBoard(3);
+    b.link.setFaults('host-to-board', { corrupt: 1e-3, random: new SeededRandom(11) });
+    b.link.setFaults('board-to-host', { corrupt: 1e-3, random: new SeededRandom(12) });
+    const result = await echoThroughBoard(b, pattern(KIB64, 1), { limitMs: 20_000 });
+    record('serial bit errors', 1e-3, result);
+    // Byte-exact or not at all: a transfer that gets through is the data sent.
+    if (result.bytes >= KIB64) expect(result.ok).toBe(true);
+    b.link.setFaults('host-to-board', undefined);
+    b.link.setFaults('board-to-host', undefined);
+    await expectRecovered(b);
+  });
+
+  it.each([1e-5, 1e-4])('SPI read errors at %s per byte read: byte-exact', async (rate) => {
+    b = await faultyBoard(4);
+    b.spi.readErrorRate = rate;
+    const result = await echoThroughBoard(b, pattern(KIB64, 2), { limitMs: 120_000 });
+    record('SPI read errors', rate, result);
+    expect(result).toMatchObject({ ok: true, bytes: KIB64 });
+    expect(b.spi.stats.corrupted).toBeGreaterThan(0);
+    b.spi.readErrorRate = 0;
+    await expectRecovered(b);
+  });
+
+  const midTransfer: [string, (board: FaultyBoard) => void][] = [
+    ['a board reset', (board) => board.board.reboot()],
+    ['the port unplugged (board powered off) for 300 ms', (board) => {
+      board.link.vanish({ powerOff: true });
+      board.clock.schedule(300, () => {
+        board.board.open();
+        board.link.reappear();
+      });
+    }],
+    ['a chip reset (RESET pin)', (board) => board.chip.hardReset()],
+    ['the Ethernet link down for 500 ms', (board) => {
+      board.chip.setLinkUp(false);
+      board.clock.schedule(500, () => board.chip.setLinkUp(true));
+    }],
+    ['a flood of 200 full-size frames that overflows the receive ring', (board) => flood(board, 200)],
+  ];
+
+  it.each(midTransfer)('%s in the middle of the transfer: byte-exact, then recovered', async (_name, strike) => {
+    b = await faultyBoard(5);
+    const board = b;
+    let struck = false;
+    const result = await echoThroughBoard(board, pattern(KIB64, 3), {
+      limitMs: 120_000,
+      during: (received) => {
+        if (!struck && received >= KIB64 / 3) {
+          struck = true;
+          strike(board);
+        }
+      },
+    });
+    record(_name, 'once', result);
+    expect(struck).toBe(true);
+    expect(result).toMatchObject({ ok: true, bytes: KIB64 });
+    await expectRecovered(board);
+  });
+
+  it('prints the figures', () => {
+    console.log(`board-path faults:\n  ${figures.join('\n  ')}`);
+    expect(figures.length).toBeGreaterThan(0);
+  });
+});
+
+/** Frames to the board's MAC at LAN speed, from a station that says nothing else. */
+function flood(board: FaultyBoard, count: number): void {
+  const port = board.lan.plug({ label: 'flooder', deliver: () => undefined });
+  const frame = new Uint8Array(1514);
+  EthernetRepr.emit({ destination: parseMac('02:5e:00:00:00:0a'), source: parseMac('02:66:00:00:00:01'), etherType: EtherType.IPV4 }, frame);
+  for (let i = 0; i < count; i++) port.send(frame);
+}
