@@ -171,6 +171,7 @@ export class StackUnderFire {
   /** Frames seen on the LAN (the victim's and the peer's), newest last. */
   private readonly seen: Uint8Array[] = [];
   private readonly transfers = new Set<Transfer>();
+  private readonly echoChecks = new Set<Transfer>();
   private readonly connections = new Set<TcpConnection>();
   private completed = 0;
   private verified = 0;
@@ -237,6 +238,9 @@ export class StackUnderFire {
       for (let c = listener.accept(); c; c = listener.accept()) {
         const connection = c;
         const pending: Uint8Array[] = [];
+        // The victim checks what it is sent too, so a corruption is pinned to the side it happened on.
+        const inbound = new Transfer(`victim's echo of ${connection.remotePort}`, Infinity);
+        this.echoChecks.add(inbound);
         const flush = () => {
           while (pending.length > 0) {
             const head = pending[0]!;
@@ -252,7 +256,12 @@ export class StackUnderFire {
         };
         connection.events = {
           onReadable: () => {
-            while (connection.readableLength > 0) pending.push(connection.read(16 * 1024));
+            while (connection.readableLength > 0) {
+              const data = connection.read(16 * 1024);
+              inbound.check(data);
+              pending.push(data);
+            }
+            if (connection.endOfStream) this.echoChecks.delete(inbound);
             flush();
           },
           onWritable: flush,
@@ -356,6 +365,12 @@ export class StackUnderFire {
 
   /** Build the frame an attack stands for, against what the attacker has seen. */
   realize(attack: Attack): Uint8Array {
+    const frame = this.build(attack);
+    this.blind(frame);
+    return frame;
+  }
+
+  private build(attack: Attack): Uint8Array {
     const family = FAMILIES[attack.family]!;
     const { a, b, c, d } = attack;
     const seen = this.seen.length > 0 ? this.seen[attack.pick % this.seen.length]! : new Uint8Array(60);
@@ -366,10 +381,11 @@ export class StackUnderFire {
       case 'edited': {
         const frame = applyEdits(seen, attack.edits);
         if (frame.length >= 14) frame.set(VICTIM_MAC, 0);
-        if (attack.fix) {
-          this.blind(frame);
-          fixChecksums(frame);
-        }
+        // Blinded before the checksums are made right; without that, edits that cancel in the
+        // internet checksum (two flips of one bit in opposite directions) would keep a replayed
+        // segment with its sniffed sequence number valid — an on-path attack.
+        this.blind(frame);
+        if (attack.fix) fixChecksums(frame);
         return frame;
       }
       case 'spoofed-ip': {
@@ -427,12 +443,13 @@ export class StackUnderFire {
         const onLive = connection !== undefined;
         // A live connection's tuple, with a sequence number no blind attacker would hit: a quarter
         // of the sequence space away from what the victim's side expects next.
-        const expected = onLive ? (connection.localAddress === VICTIM ? connection.rcvNxt : connection.sndNxt) : 0;
+        const victimSide = connection?.localAddress === VICTIM;
+        const expected = onLive ? (victimSide ? connection.rcvNxt : connection.sndNxt) : 0;
         const sequence = onLive ? (expected + 0x40000000 + (a & 0xffff)) >>> 0 : a;
-        const from = onLive ? connection.remoteAddress : d & 1 ? PEER : source;
+        const from = onLive ? (victimSide ? connection.remoteAddress : connection.localAddress) : d & 1 ? PEER : source;
         const segment = tcp(from, VICTIM, {
-          sourcePort: onLive ? (connection.localAddress === VICTIM ? connection.remotePort : connection.localPort) : [80, 7, 9, d][d % 4]!,
-          destinationPort: onLive ? (connection.localAddress === VICTIM ? connection.localPort : connection.remotePort) : [7, 9, 80, c][(c >>> 9) % 4]!,
+          sourcePort: onLive ? (victimSide ? connection.remotePort : connection.localPort) : [80, 7, 9, d][d % 4]!,
+          destinationPort: onLive ? (victimSide ? connection.localPort : connection.remotePort) : [7, 9, 80, c][(c >>> 9) % 4]!,
           sequence,
           acknowledgment: b,
           flags,
@@ -477,19 +494,28 @@ export class StackUnderFire {
   }
 
   /**
-   * A frame whose checksums are about to be made right: a TCP segment's sequence moves a quarter
-   * of the space away (out of any window), and an ARP packet stops speaking for the peer.
+   * Keep the attacker blind: a TCP segment the victim would take as one of a live connection's
+   * (its tuple, and a sequence number within 16 MiB of what the victim expects next) has its
+   * sequence moved a quarter of the space away — whatever edits made it, even ones that cancel in
+   * the checksum. And an ARP packet stops speaking for the peer.
    */
   private blind(frame: Uint8Array): void {
     if (frame.length >= 42 && frame[12] === 0x08 && frame[13] === 0x06 && readU32(frame, 28) === PEER) {
       frame[31] = frame[31]! ^ 0x80;
       return;
     }
-    if (frame.length < 14 + 20 + 20 || frame[12] !== 0x08 || frame[13] !== 0x00 || frame[23] !== IpProtocol.TCP) return;
-    const headerLength = (frame[14]! & 0x0f) * 4;
-    const at = 14 + headerLength + 4;
-    if (at + 4 > frame.length) return;
-    frame[at] = frame[at]! ^ 0x40;
+    if (frame.length < 14 + 20 || frame[12] !== 0x08 || frame[13] !== 0x00) return;
+    const packet = Ipv4Packet.check(frame.subarray(14));
+    if (!packet.ok || packet.protocol !== IpProtocol.TCP || packet.isFragment) return;
+    const at = 14 + packet.headerLength;
+    if (at + 8 > frame.length) return;
+    const sourcePort = (frame[at]! << 8) | frame[at + 1]!;
+    const destinationPort = (frame[at + 2]! << 8) | frame[at + 3]!;
+    const connection = this.victimTcp.findConnection(packet.destination, destinationPort, packet.source, sourcePort);
+    if (!connection) return;
+    const sequence = readU32(frame, at + 4);
+    const distance = (sequence - connection.rcvNxt) | 0;
+    if (Math.abs(distance) < 1 << 24) frame[at + 4] = frame[at + 4]! ^ 0x40;
   }
 
   /** The same for a quoted TCP header: an ICMP error about a sequence no blind attacker knows is dropped. */
@@ -524,6 +550,7 @@ export class StackUnderFire {
         );
     }
     for (const t of this.transfers) if (t.failure) throw new FuzzInvariantError(t.failure);
+    for (const t of this.echoChecks) if (t.failure) throw new FuzzInvariantError(t.failure);
   }
 
   /** Counters consistent, state bounded. Cheap enough to run every few hundred inputs. */
