@@ -19,11 +19,13 @@ const NO_BLOCKS: readonly SackBlock[] = [];
  * handed back in order once RCV.NXT reaches them, and described as the SACK blocks RFC 2018 §4
  * asks for. Positions are sequence numbers modulo 2^32 (`seq.ts`), so wraparound is invisible.
  *
- * Overlap, in one place: bytes already held stay as they are; a new segment keeps only what it
- * adds. Where it starts inside a held segment, it is cut to begin where that one ends; held
- * segments it covers whole are replaced by it, and one it reaches into is cut to begin where it
- * ends. A correct peer resends the same bytes at the same sequence numbers, so which copy is
- * kept only matters for memory. At most `limit` segments are held; the receive window bounds their bytes.
+ * Overlap, in one place and the same in every layout: the first copy of a byte wins. A new
+ * segment keeps only the bytes no held segment has — the part before a held one, the gaps
+ * between held ones, the part after — so whatever arrives later cannot change what is queued (an
+ * attacker's overlapping segment rewrites nothing; RFC 9293 leaves the choice open, and BSD's
+ * reassembly keeps the earlier copy of what precedes the new segment). The receive path applies
+ * the same rule to in-order data reaching into held bytes (connection.ts). At most `limit`
+ * segments are held; the receive window bounds their bytes.
  */
 export class Assembler {
   private segments: HeldSegment[] = [];
@@ -43,41 +45,45 @@ export class Assembler {
   }
 
   /**
-   * Hold `data`, which starts at `seq` (beyond RCV.NXT; non-empty). The bytes are copied. Returns
-   * 'duplicate' when a held segment covers it all, 'full' when `limit` segments are held already
-   * (nothing is kept), else 'stored'.
+   * Hold what `data` (starting at `seq`, beyond RCV.NXT) adds: the bytes no held segment has, as
+   * pieces in the gaps (copied). Returns 'duplicate' when held segments cover it all, 'full' when
+   * its pieces would take more than `limit` segments (nothing is kept), else 'stored'.
    */
   insert(seq: number, data: Uint8Array): AssemblerInsert {
     if (data.length === 0) return 'duplicate';
     const queue = this.segments;
-    let start = seq;
-    let bytes = data;
-    for (const s of queue) {
-      const sEnd = seqAdd(s.seq, s.data.length);
-      if (seqLe(s.seq, start) && seqGe(sEnd, seqAdd(start, bytes.length))) {
-        this.noteArrival(seq);
-        return 'duplicate';
-      }
-      if (seqLe(s.seq, start) && seqGt(sEnd, start)) {
-        bytes = bytes.subarray(seqDiff(sEnd, start));
-        start = sEnd;
-      }
+    const end = seqAdd(seq, data.length);
+    // Held segments are sorted and disjoint: walk those that end after `seq`, collecting the gaps.
+    let i = 0;
+    while (i < queue.length && seqLe(seqAdd(queue[i]!.seq, queue[i]!.data.length), seq)) i++;
+    const pieces: { at: number; seq: number; end: number }[] = [];
+    let cursor = seq;
+    let at = i;
+    for (; at < queue.length && seqLt(cursor, end); at++) {
+      const held = queue[at]!;
+      if (seqGe(held.seq, end)) break;
+      if (seqLt(cursor, held.seq)) pieces.push({ at, seq: cursor, end: held.seq });
+      const heldEnd = seqAdd(held.seq, held.data.length);
+      if (seqGt(heldEnd, cursor)) cursor = heldEnd;
     }
-    if (queue.length >= this.limit) return 'full';
-    const end = seqAdd(start, bytes.length);
-    let i = queue.length;
-    while (i > 0 && seqGt(queue[i - 1]!.seq, start)) i--;
-    // Held segments the new one covers whole give way; the first it reaches into is cut.
-    let covered = 0;
-    while (i + covered < queue.length && seqLe(seqAdd(queue[i + covered]!.seq, queue[i + covered]!.data.length), end)) covered++;
-    queue.splice(i, covered, { seq: start, data: bytes.slice() });
-    const next = queue[i + 1];
-    if (next && seqLt(next.seq, end)) {
-      next.data = next.data.subarray(seqDiff(end, next.seq));
-      next.seq = end;
+    if (seqLt(cursor, end)) pieces.push({ at, seq: cursor, end });
+    if (pieces.length === 0) {
+      this.noteArrival(seq);
+      return 'duplicate';
     }
-    this.noteArrival(start);
+    if (queue.length + pieces.length > this.limit) return 'full';
+    // Insert from the last piece back, so the earlier positions stay right.
+    for (let p = pieces.length - 1; p >= 0; p--) {
+      const piece = pieces[p]!;
+      queue.splice(piece.at, 0, { seq: piece.seq, data: data.slice(seqDiff(piece.seq, seq), seqDiff(piece.end, seq)) });
+    }
+    this.noteArrival(seq);
     return 'stored';
+  }
+
+  /** Where the first held segment starts, if any is held. */
+  get firstHeld(): number | undefined {
+    return this.segments[0]?.seq;
   }
 
   /**

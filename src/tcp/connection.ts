@@ -330,8 +330,12 @@ export class TcpConnection implements ConnectionId {
 
   private applyPeerSynOptions(syn: PeerSynOptions, window: number): void {
     const o = this.host.options;
-    this.peerMss = Math.min(syn.maxSegmentSize ?? o.defaultPeerMss, this.localMss);
-    if (this.peerMss < 1) this.peerMss = 1;
+    let announced = syn.maxSegmentSize ?? o.defaultPeerMss;
+    if (announced < o.minPeerMss) {
+      announced = o.minPeerMss;
+      this.host.stats.peerMssRaised++;
+    }
+    this.peerMss = Math.max(1, Math.min(announced, this.localMss));
     this.timestampsEnabled = this.offerTimestamps && syn.timestamp !== undefined;
     if (this.timestampsEnabled && syn.timestamp) {
       this.tsRecent = syn.timestamp.value;
@@ -951,6 +955,11 @@ export class TcpConnection implements ConnectionId {
     }
 
     if (seq === this.rcvNxt) {
+      // In-order data that reaches into bytes already held stops where they start: the first copy
+      // of a byte wins here as in the assembler, and the held bytes follow from there.
+      const finAt = seqAdd(seq, data.length);
+      const held = this.outOfOrder.firstHeld;
+      if (held !== undefined && seqLt(held, finAt)) data = data.subarray(0, seqDiff(held, seq));
       if (data.length > 0) {
         this.queueReceived(data);
         this.rcvNxt = seqAdd(this.rcvNxt, data.length);
@@ -964,7 +973,7 @@ export class TcpConnection implements ConnectionId {
         }
         if (this.segmentsSinceAck >= this.host.options.ackEverySegments) this.ackNow = true;
       }
-      if (fin) this.pendingFin = seqAdd(seq, data.length);
+      if (fin) this.pendingFin = finAt;
     } else {
       // Out of order: keep it (bounded), and ACK at once so the sender sees the hole (RFC 5681 §4.2).
       if (data.length > 0 && this.outOfOrder.insert(seq, data) === 'full') countDrop(this.host.stats.dropped, 'outOfOrderFull');
@@ -1484,9 +1493,12 @@ export class TcpConnection implements ConnectionId {
     this.run(() => {
       if (seqLt(quotedSeq, this.sndUna) || seqGt(quotedSeq, this.sndMax)) return;
       if (kind === 'fragmentation-needed') {
-        // RFC 1191: lower the MSS to fit the next hop, then resend what was in flight.
-        const mss = nextHopMtu - IPV4_TCP_HEADERS;
-        if (nextHopMtu >= 68 && mss < this.peerMss) {
+        // RFC 1191: lower the MSS to fit the next hop, then resend what was in flight. A next-hop
+        // MTU below the floor is used as the floor (0: a router too old to say, ignored).
+        if (nextHopMtu === 0) return;
+        if (nextHopMtu < this.host.options.minPathMtu) this.host.stats.pathMtuRaised++;
+        const mss = Math.max(nextHopMtu, this.host.options.minPathMtu) - IPV4_TCP_HEADERS;
+        if (mss < this.peerMss) {
           this.peerMss = mss;
           this.sendMss = sendMssFor(mss, this.timestampsEnabled);
           this.cc.setMss(this.sendMss);

@@ -16,6 +16,18 @@ export interface TcpOptions {
    * MSS assumed when the peer sends no MSS option: 536 (RFC 9293 §3.7.1 MUST-15, RFC 1122 §4.2.2.6).
    */
   defaultPeerMss: number;
+  /**
+   * The smallest MSS taken from a peer's SYN; a smaller one is raised to it. 48, Linux's
+   * tcp_min_snd_mss since CVE-2019-11479: a peer announcing MSS 1 would have us cut every byte
+   * sent into its own segment (40 bytes of headers, a retransmission-queue and SACK entry each).
+   */
+  minPeerMss: number;
+  /**
+   * The smallest path MTU taken from an ICMP "fragmentation needed" (RFC 1191); a smaller one is
+   * used as this. 552, Linux's min_pmtu (512 bytes of data + 40 of headers): RFC 1191 allows 68,
+   * and an unauthenticated ICMP message saying so would shrink a connection's segments to 28 bytes.
+   */
+  minPathMtu: number;
   /** Send buffer per connection. 64 KiB keeps a 10 Mbit/s × 50 ms path full. */
   sendBufferSize: number;
   /** Receive buffer per connection: the most we advertise. 64 KiB, as Linux's initial rmem. */
@@ -124,6 +136,8 @@ export interface TcpOptions {
 export const TCP_DEFAULTS: Readonly<TcpOptions> = Object.freeze({
   maxSegmentSize: 1460,
   defaultPeerMss: 536,
+  minPeerMss: 48,
+  minPathMtu: 552,
   sendBufferSize: 64 * 1024,
   receiveBufferSize: 64 * 1024,
   windowScaling: true,

@@ -28,6 +28,10 @@ export interface TcpStats {
   synCookiesRejected: number;
   /** Exceptions thrown by the application's socket callbacks, stopped at TCP's boundary (stats/containment.ts). */
   callbackExceptions: number;
+  /** A peer's SYN announced an MSS below minPeerMss, raised to it. */
+  peerMssRaised: number;
+  /** An ICMP "fragmentation needed" gave a path MTU below minPathMtu, used as minPathMtu. */
+  pathMtuRaised: number;
   /** Dropped segments by reason. */
   dropped: {
     malformed: number;
@@ -41,6 +45,8 @@ export interface TcpStats {
     acceptQueueFull: number;
     synQueueFull: number;
     broadcast: number;
+    /** Our address and port on both sides (a LAND attack, RFC 4987 §4.1). */
+    land: number;
   };
 }
 
@@ -70,6 +76,8 @@ export function createTcpStats(): TcpStats {
     synCookiesAccepted: 0,
     synCookiesRejected: 0,
     callbackExceptions: 0,
+    peerMssRaised: 0,
+    pathMtuRaised: 0,
     dropped: {
       malformed: 0,
       badChecksum: 0,
@@ -82,6 +90,7 @@ export function createTcpStats(): TcpStats {
       acceptQueueFull: 0,
       synQueueFull: 0,
       broadcast: 0,
+      land: 0,
     },
   };
 }

@@ -308,6 +308,12 @@ export class Tcp implements TransportProtocol {
       else countDrop(this.stats.dropped, 'malformed');
       return 'dropped';
     }
+    // RFC 4987 §4.1 (LAND): our address and port on both sides would have a half-open connection
+    // answer its own SYN-ACK. IPv4 already drops our own address from a wire; this is the rest.
+    if (info.source >>> 0 === info.destination >>> 0 && seg.sourcePort === seg.destinationPort) {
+      countDrop(this.stats.dropped, 'land');
+      return 'dropped';
+    }
     let connection = this.lastConnection;
     if (
       connection === undefined ||

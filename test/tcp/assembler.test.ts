@@ -76,19 +76,38 @@ describe('the assembler: overlap', () => {
     expect(drain(assembler, 200)).toEqual([stream(200, 300), marked(300, 350)]);
   });
 
-  it('held segments a new one covers whole give way to it; one it reaches into is cut to begin where it ends', () => {
+  it('a segment covering held ones and reaching into another adds only the gaps between them: the held bytes stay (the first copy wins)', () => {
     const assembler = new Assembler(64);
     assembler.insert(200, stream(200, 250));
     assembler.insert(300, stream(300, 350));
     assembler.insert(380, stream(380, 450));
     expect(assembler.insert(150, marked(150, 400))).toBe('stored');
-    expect(assembler.count).toBe(2);
-    expect(drain(assembler, 150)).toEqual([marked(150, 400), stream(400, 450)]);
+    expect(assembler.count).toBe(6);
+    expect(drain(assembler, 150)).toEqual([marked(150, 200), stream(200, 250), marked(250, 300), stream(300, 350), marked(350, 380), stream(380, 450)]);
+  });
+
+  it('in every layout the first copy of a byte wins: any arrival order of overlapping copies hands back the first copy of each byte', () => {
+    const BASE = 5000;
+    const copy = fc.tuple(fc.integer({ min: BASE + 1, max: BASE + 300 }), fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 255 }));
+    fc.assert(
+      fc.property(fc.array(copy, { minLength: 1, maxLength: 20 }), (copies) => {
+        const assembler = new Assembler(1000);
+        const first = new Map<number, number>();
+        for (const [seq, n, mark] of copies) {
+          assembler.insert(seq, new Uint8Array(n).fill(mark));
+          for (let x = seq; x < seq + n; x++) if (!first.has(x)) first.set(x, mark);
+        }
+        let next = BASE + 1;
+        while (!first.has(next) && next < BASE + 400) next++;
+        const got = drain(assembler, next).flatMap((chunk) => [...chunk]);
+        return got.every((b, i) => b === first.get(next + i));
+      }),
+    );
   });
 });
 
 describe('the assembler: bounds', () => {
-  it('holds at most `limit` segments; beyond, a new one is refused whole', () => {
+  it('holds at most `limit` segments; beyond, a new one is refused whole (also one whose gaps would need more)', () => {
     const assembler = new Assembler(2);
     assembler.insert(200, stream(200, 210));
     assembler.insert(300, stream(300, 310));
