@@ -17,6 +17,8 @@ export class FaultySpiChip implements SpiChip {
   readonly stats: SpiFaultStats = { exchanged: 0, corrupted: 0 };
   /** Probability per byte read that one bit comes back flipped (0: a clean bus). */
   readErrorRate = 0;
+  /** A deliberate edit of each byte read (a test's targeted corruption), after the random one. */
+  tamper: ((miso: number) => number) | undefined;
 
   constructor(
     readonly inner: SpiChip,
@@ -32,11 +34,13 @@ export class FaultySpiChip implements SpiChip {
   }
 
   spiExchange(mosi: number): number {
-    const miso = this.inner.spiExchange(mosi);
+    let miso = this.inner.spiExchange(mosi);
     this.stats.exchanged++;
-    if (this.readErrorRate === 0 || randomUnit(this.random) >= this.readErrorRate) return miso;
-    this.stats.corrupted++;
-    return miso ^ (1 << (this.random.u32() & 7));
+    if (this.readErrorRate > 0 && randomUnit(this.random) < this.readErrorRate) {
+      this.stats.corrupted++;
+      miso ^= 1 << (this.random.u32() & 7);
+    }
+    return this.tamper ? this.tamper(miso) : miso;
   }
 
   spiDeselect(): void {

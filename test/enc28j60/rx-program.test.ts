@@ -34,6 +34,13 @@ describe('ENC28J60 receive program: a run\'s answer', () => {
     expect(run.kind === 'packet' && Array.from(run.frame)).toEqual(Array.from(frame));
   });
 
+  it('gives the FCS as read after the frame, least significant byte first (IEEE 802.3 §3.2.9), for the driver to check', () => {
+    const bytes = answer({ start: 0x0100, frame, count: 1 });
+    bytes.set([0x78, 0x56, 0x34, 0x12], 10 + frame.length);
+    const run = parseRun(bytes, ERXND, MAMXFL);
+    expect(run.kind === 'packet' && run.fcs).toBe(0x12345678);
+  });
+
   it('follows a packet across the end of the ring', () => {
     const run = parseRun(answer({ start: 0x13e0, frame }), ERXND, MAMXFL);
     expect(run).toMatchObject({ kind: 'packet', header: { next: (0x13e0 + 72) % 0x1400 } });

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/time/random.js';
 import { EthernetRepr, EtherType } from '../../src/wire/ethernet.js';
 import { parseMac } from '../../src/wire/address.js';
+import { createDgram } from '../../src/socket/dgram.js';
 import { BOARD_ADDRESS, echoThroughBoard, faultyBoard, pattern, type EchoResult, type FaultyBoard } from './board.js';
 
 /**
@@ -129,4 +130,56 @@ function flood(board: FaultyBoard, count: number): void {
   const frame = new Uint8Array(1514);
   EthernetRepr.emit({ destination: parseMac('02:5e:00:00:00:0a'), source: parseMac('02:66:00:00:00:01'), etherType: EtherType.IPV4 }, frame);
   for (let i = 0; i < count; i++) port.send(frame);
+}
+
+describe('the FCS of each received frame, read over SPI and checked by the driver', () => {
+  /**
+   * Two bit flips on SPI that cancel in the internet checksum: the high byte of one 16-bit word
+   * goes up by one where the high byte of the next word but one goes down by one. The payload
+   * marks where: AB CD, then 00 00 01 01.
+   */
+  function cancellingFlips(): (miso: number) => number {
+    let previous = [0, 0];
+    let k = -1;
+    let done = false;
+    return (miso) => {
+      let out = miso;
+      if (k < 0 && !done && previous[0] === 0xab && previous[1] === 0xcd) k = 0;
+      if (k === 0 && miso === 0x00) out = 0x01;
+      if (k === 2 && miso === 0x01) {
+        out = 0x00;
+        done = true;
+      }
+      if (k >= 0) k = k === 2 ? -1 : k + 1;
+      previous = [previous[1]!, miso];
+      return out;
+    };
+  }
+
+  it('a frame whose payload was changed on SPI so that its UDP checksum still holds is a counted drop, not data', async () => {
+    b = await faultyBoard(6);
+    const received: number[][] = [];
+    const socket = createDgram(b.stack.udp).createSocket();
+    socket.on('message', (m: Buffer) => received.push([...m.subarray(0, 6)]));
+    socket.bind(5000);
+    const sender = createDgram(b.peer.stack.udp).createSocket();
+    const payload = Uint8Array.of(0xab, 0xcd, 0x00, 0x00, 0x01, 0x01, ...new Uint8Array(40));
+    // Warm ARP on both sides, then corrupt the next datagram on its way out of the chip.
+    await b.peer.stack.ping(BOARD_ADDRESS, { timeoutMs: 2_000 });
+    b.spi.tamper = cancellingFlips();
+    sender.send(payload, 5000, BOARD_ADDRESS);
+    await waitVirtual(b, 200);
+    b.spi.tamper = undefined;
+    expect(received).toEqual([]);
+    expect(b.nic.stats().drops['rx-bad-fcs']).toBe(1);
+    sender.send(payload, 5000, BOARD_ADDRESS);
+    await waitVirtual(b, 200);
+    expect(received).toEqual([[0xab, 0xcd, 0x00, 0x00, 0x01, 0x01]]);
+  });
+});
+
+/** Let `ms` of virtual time pass (the harness drives the clock as fast as the event loop turns). */
+async function waitVirtual(board: FaultyBoard, ms: number): Promise<void> {
+  const end = board.clock.now() + ms;
+  while (board.clock.now() < end) await new Promise<void>((resolve) => setImmediate(resolve));
 }

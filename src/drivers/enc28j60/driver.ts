@@ -6,6 +6,7 @@ import { emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type N
 import { countDrop } from '../../stats/counters.js';
 import { ETHERNET_HEADER_LENGTH } from '../../wire/ethernet.js';
 import { FCS_BYTES } from '../../wire/wire-time.js';
+import { crc32 } from '../../wire/crc32.js';
 import { formatMac, type MacAddress } from '../../wire/address.js';
 import { BankTracker, CommandBatch } from './batch.js';
 import {
@@ -162,7 +163,7 @@ export class Enc28j60Nic implements Nic {
       rearm: () => this.armWakeTimer(),
     });
     this.ring = new RingReader(rxEnd, this.options, {
-      take: (header, frame) => this.take(header, frame),
+      take: (header, frame, fcs) => this.take(header, frame, fcs),
       corrupt: () => this.ringCorrupt(),
       lost: () => {
         this.pollPending = true;
@@ -481,15 +482,24 @@ export class Enc28j60Nic implements Nic {
     this.needRecovery('rx-reset');
   }
 
-  /** Hand a received frame (without its FCS) to the stack, or count why not. */
-  private take(header: RxHeader, frame: Uint8Array): void {
-    if (receivedOk(header)) {
-      this.counters.rxFrames++;
-      this.counters.rxBytes += frame.length;
-      this.deliver(frame);
-    } else {
+  /**
+   * Hand a received frame (without its FCS) to the stack, or count why not. The chip checked the
+   * FCS on the wire; checked again here, it covers the frame's way from the chip's buffer to us —
+   * SPI and the serial link — where a flipped bit would otherwise reach the stack as data whenever
+   * it cancels out in the IP and TCP checksums (two flips can).
+   */
+  private take(header: RxHeader, frame: Uint8Array, fcs: number): void {
+    if (!receivedOk(header)) {
       countDrop(this.counters.drops, 'rx-bad-frame');
+      return;
     }
+    if (crc32(frame) !== fcs) {
+      countDrop(this.counters.drops, 'rx-bad-fcs');
+      return;
+    }
+    this.counters.rxFrames++;
+    this.counters.rxBytes += frame.length;
+    this.deliver(frame);
   }
 
   private deliver(frame: Uint8Array): void {
@@ -628,7 +638,7 @@ export class Enc28j60Nic implements Nic {
     // A run answer lost on the link (CRC) took its frame with it: the board had read it and
     // decremented EPKTCNT. The ring is still consistent; the frame is a drop like any other.
     if (run.start !== this.ring.nextPacket) countDrop(this.counters.drops, 'rx-run-lost');
-    this.take(header, run.frame);
+    this.take(header, run.frame, run.fcs);
     this.ring.takenByProgram(header.next);
     // Release at the end of a burst (EPKTCNT was 1), or when a share of the ring is held.
     if (run.packetCount === 1 || this.ring.releaseNeeded()) this.releaseDue = true;

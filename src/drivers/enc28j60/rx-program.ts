@@ -1,6 +1,6 @@
 import type { SpiTransaction } from '../hal.js';
 import * as R from './registers.js';
-import { frameLength, isPlausibleHeader, packetSpan, parseRxHeader, type RxHeader } from './rx-ring.js';
+import { frameLength, isPlausibleHeader, packetSpan, parseRxHeader, storedFcs, type RxHeader } from './rx-ring.js';
 
 /**
  * Receive by program (SpiDevice.arm, docs/bridge-protocol.md §3.2): what the board runs when INT
@@ -44,8 +44,8 @@ export type RunResult =
   | { kind: 'empty'; eir: number }
   /** A packet whose header does not fit where it was read: the ring is corrupt. */
   | { kind: 'corrupt'; eir: number }
-  /** A packet read at `start`: `frame` is without its FCS. */
-  | { kind: 'packet'; eir: number; packetCount: number; start: number; header: RxHeader; frame: Uint8Array };
+  /** A packet read at `start`: `frame` is without its FCS, `fcs` the FCS as read. */
+  | { kind: 'packet'; eir: number; packetCount: number; start: number; header: RxHeader; frame: Uint8Array; fcs: number };
 
 /**
  * A run's answer against the ring (ERXND `ringEnd`) and MAMXFL: the packet must start where ERDPT
@@ -62,5 +62,5 @@ export function parseRun(r: Uint8Array, ringEnd: number, maxFrameLength: number)
   const sane = isPlausibleHeader(header, start, ringEnd, maxFrameLength) && r.length === RUN_PACKET_AT + packetSpan(header.byteCount);
   if (!sane) return { kind: 'corrupt', eir };
   const frameAt = RUN_PACKET_AT + R.RX_HEADER_BYTES;
-  return { kind: 'packet', eir, packetCount, start, header, frame: r.subarray(frameAt, frameAt + frameLength(header)) };
+  return { kind: 'packet', eir, packetCount, start, header, frame: r.subarray(frameAt, frameAt + frameLength(header)), fcs: storedFcs(r, frameAt, header) };
 }

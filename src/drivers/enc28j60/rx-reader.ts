@@ -1,7 +1,7 @@
 import type { CommandBatch } from './batch.js';
 import type { Enc28j60Options } from './options.js';
 import * as R from './registers.js';
-import { frameLength, isPlausibleHeader, packetSpan, parseRxHeader, releasePointer, ringAdvance, ringDistance, type RxHeader } from './rx-ring.js';
+import { frameLength, isPlausibleHeader, packetSpan, parseRxHeader, releasePointer, ringAdvance, ringDistance, storedFcs, type RxHeader } from './rx-ring.js';
 
 /**
  * The driver's model of the receive ring, and the batch commands that walk it: where the next
@@ -16,8 +16,8 @@ import { frameLength, isPlausibleHeader, packetSpan, parseRxHeader, releasePoint
 
 /** What the reader needs from the driver. */
 export interface RingReaderHooks {
-  /** A complete packet: its header, and its frame without the FCS. */
-  take(header: RxHeader, frame: Uint8Array): void;
+  /** A complete packet: its header, its frame without the FCS, and the FCS as read. */
+  take(header: RxHeader, frame: Uint8Array, fcs: number): void;
   /** A header that cannot be where it was read: the ring needs a receiver reset. */
   corrupt(): void;
   /** A read found EPKTCNT at 0 where packets were known: a reset underneath or lost state. */
@@ -189,8 +189,8 @@ export class RingReader {
         return;
       }
       const data = read.data(r);
-      const frame = concat(held.subarray(R.RX_HEADER_BYTES), data.subarray(0, rest)).subarray(0, frameLength(header));
-      this.hooks.take(header, frame);
+      const packet = concat(held.subarray(R.RX_HEADER_BYTES), data.subarray(0, rest));
+      this.hooks.take(header, packet.subarray(0, frameLength(header)), storedFcs(packet, 0, header));
       this.absorb(data.subarray(rest), count - 1);
     };
     return { handle, last: !more };
@@ -220,7 +220,8 @@ export class RingReader {
         this.header = header;
         break;
       }
-      this.hooks.take(header, buffer.subarray(at + R.RX_HEADER_BYTES, at + R.RX_HEADER_BYTES + frameLength(header)));
+      const frameAt = at + R.RX_HEADER_BYTES;
+      this.hooks.take(header, buffer.subarray(frameAt, frameAt + frameLength(header)), storedFcs(buffer, frameAt, header));
       this.pendingDecrements++;
       this.unreleased += size;
       this.nextPacket = header.next;

@@ -49,6 +49,15 @@ export function frameLength(header: RxHeader): number {
 }
 
 /**
+ * The FCS the chip stored after a frame that starts at `at` (its four bytes least significant
+ * first, as they went on the wire, IEEE 802.3 §3.2.9).
+ */
+export function storedFcs(bytes: Uint8Array, at: number, header: RxHeader): number {
+  const i = at + frameLength(header);
+  return (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) >>> 0;
+}
+
+/**
  * Ring bytes a packet takes: header, frame and FCS, and the pad byte the chip adds after an odd
  * count so that the next packet starts on an even address (DS-ENC p.43).
  */
