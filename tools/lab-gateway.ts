@@ -34,7 +34,8 @@ export class LabGateway {
     private readonly closers: (() => void)[],
   ) {}
 
-  static async start(options: { clock: Clock; random: Random; lan: VirtualLan }): Promise<LabGateway> {
+  /** `leaseTimeS`: the DHCP lease it hands out (default an hour; the soak uses short ones, to renew often). */
+  static async start(options: { clock: Clock; random: Random; lan: VirtualLan; leaseTimeS?: number }): Promise<LabGateway> {
     const nic = new VirtualNic(options.lan, LAB_GATEWAY_MAC, 'gateway0');
     const stack = new Stack({ clock: options.clock, random: options.random, hostname: 'gateway' });
     const iface = stack.addInterface(nic);
@@ -57,7 +58,7 @@ export class LabGateway {
       router: LAB_GATEWAY_ADDRESS,
       dnsServers: [LAB_GATEWAY_ADDRESS],
       domainName: 'lan',
-      leaseTimeS: 3600,
+      leaseTimeS: options.leaseTimeS ?? 3600,
       interfaceIndex: iface.index,
       // The only server on this LAN, and a new one every run: a board asking again for the address
       // it remembers (--lease-file, INIT-REBOOT) gets it rather than silence.
