@@ -46,8 +46,6 @@ const VICTIM_MAC = parseMac('02:00:00:00:00:01');
 const PEER_MAC = parseMac('02:00:00:00:00:02');
 const ATTACKER_MAC = parseMac('02:00:00:00:00:66');
 const BROADCAST_MAC = parseMac('ff:ff:ff:ff:ff:ff');
-/** The smallest path MTU TCP takes from ICMP (RFC 1191 §3: 68 is legal; Linux's min_pmtu is 552). */
-const PATH_MTU_FLOOR = 552;
 
 function readU32(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
@@ -410,9 +408,9 @@ export class StackUnderFire {
         const type = [3, 3, 3, 11, 12, 4, 5][b % 7]!;
         const code = type === 3 ? [0, 1, 2, 3, 4, 13][c % 6]! : c % 3;
         const mtu = [0, 68, 296, 552, 576, 1006, 1280, 1492, d][d % 9]!;
-        // A path MTU a router could really report is news about the path, not an attack on the
-        // connection: that one quotes the real sequence number.
-        const quoted = this.quoteOfOurs(attack.pick, a, !(type === 3 && code === 4 && mtu >= PATH_MTU_FLOOR));
+        // A path MTU is news about the path, which TCP takes down to its floor (552), not an
+        // attack on the connection: that one quotes the real sequence number, whatever the MTU.
+        const quoted = this.quoteOfOurs(attack.pick, a, !(type === 3 && code === 4));
         const repr = type === 3 ? { type: 'destination-unreachable' as const, code, nextHopMtu: mtu, quote: quoted } : type === 11 ? { type: 'time-exceeded' as const, code, quote: quoted } : type === 12 ? { type: 'parameter-problem' as const, code, pointer: d & 0xff, quote: quoted } : { type: 'other' as const, rawType: type, code, rest: a, data: quoted };
         return ipv4Frame(VICTIM_MAC, ATTACKER_MAC, { source: b & 8 ? PEER : source, destination: VICTIM, protocol: IpProtocol.ICMP }, icmp(repr));
       }
