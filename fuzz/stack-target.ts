@@ -511,6 +511,15 @@ export class StackUnderFire {
     const destinationPort = (frame[at + 2]! << 8) | frame[at + 3]!;
     const connection = this.victimTcp.findConnection(packet.destination, destinationPort, packet.source, sourcePort);
     if (!connection) return;
+    if (connection.state === 'SYN-SENT') {
+      // Before the handshake ends the victim knows no sequence number of the peer's; all it checks
+      // is that the ACK is ISS + 1 (RFC 9293 §3.10.7.3). A frame replayed from the wire carries it
+      // (a SYN-ACK sniffed before it reached the victim, on a busy LAN): on-path knowledge, so the
+      // acknowledgment is moved a quarter of the space away instead.
+      const acknowledgment = readU32(frame, at + 8);
+      if (Math.abs((acknowledgment - connection.sndNxt) | 0) < 1 << 24) frame[at + 8] = frame[at + 8]! ^ 0x40;
+      return;
+    }
     const sequence = readU32(frame, at + 4);
     const distance = (sequence - connection.rcvNxt) | 0;
     if (Math.abs(distance) < 1 << 24) frame[at + 4] = frame[at + 4]! ^ 0x40;
