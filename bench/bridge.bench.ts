@@ -3,9 +3,10 @@
  * as avr8js goes): spinet's Stack+TCP on Enc28j60Nic → BridgeHal → the committed sketch in avr8js
  * → the emulated ENC28J60 → a VirtualLan with a second spinet stack as the peer.
  *
- * - TCP goodput board→LAN and LAN→board at 1 and 2 Mbaud, on an ideal USB link and on the Uno's
- *   16U2 (4 ms flush grid), as a ratio of the bridge's raw byte rate measured in the same run
- *   (pipelined 1500-byte buffer writes or reads: what the serial link + sketch can carry at all).
+ * - TCP goodput board→LAN and LAN→board at 1 and 2 Mbaud, with the Uno's 16U2 (4 ms flush grid)
+ *   and a Nano's FTDI/CH340 (16 ms latency timer, 62-byte packets) as the USB-serial chip, as a
+ *   ratio of the bridge's raw byte rate measured in the same run (pipelined 1500-byte buffer
+ *   writes or reads: what the serial link + sketch can carry at all) and of the line rate.
  * - Ping RTT through the board next to the serialization limit of the same frames (the echo
  *   request's and reply's bytes at the serial line rate, and on the 10 Mbit/s wire: the chip is
  *   store-and-forward both ways).
@@ -94,11 +95,16 @@ async function bridgeFigures(): Promise<Measurement[]> {
   let cyclesTotal = 0;
   let wallTotal = 0;
   for (const baud of [1_000_000, 2_000_000]) {
-    for (const link of ['ideal', '16u2'] as const) {
+    // The Uno's 16U2 and a Nano's FTDI/CH340 timing (the link models of boards/sim/serial-link.ts).
+    for (const link of ['16u2', 'ftdi'] as const) {
       const setup = await setUp(baud, link);
       const { clock, node, peer } = setup;
       const tag = `${baud / 1e6} Mbaud, ${link}`;
-      const limit = link === 'ideal' ? 0.85 : 0.75;
+      const limit = 0.75;
+      // The aims against the line itself (issue #17): raw host→board ≥ 85 % of it; TCP goodput
+      // ≥ 0.88 of it at 1 Mbaud and ≥ 0.80 at 2 Mbaud; ping ≤ 1.4× / 1.6× its serialization.
+      const goodputAim = baud === 1_000_000 ? 0.88 : 0.8;
+      const pingAim = baud === 1_000_000 ? 1.4 : 1.6;
       const wall0 = performance.now();
       const cycles0 = node.board.mcu.totalCycles;
       const emu0 = node.board.mcu.executeCpuMs;
@@ -114,9 +120,12 @@ async function bridgeFigures(): Promise<Measurement[]> {
       wallTotal += wall;
       const line = baud / 10;
       out.push({ name: `bridge raw host→board (${tag})`, value: rawOut / 1024, unit: 'KiB/s', note: `${((100 * rawOut) / line).toFixed(0)}% of the ${line / 1000} kB/s line` });
+      out.push({ name: `bridge raw host→board ÷ line (${tag})`, value: rawOut / line, unit: '×', limit: 0.85, note: `the line: ${line / 1000} kB/s (10 bits a byte)` });
       out.push({ name: `bridge raw board→host (${tag})`, value: rawIn / 1024, unit: 'KiB/s', note: `${((100 * rawIn) / line).toFixed(0)}% of the line` });
       out.push({ name: `TCP goodput board→LAN (${tag})`, value: up / 1024, unit: 'KiB/s', baseline: rawOut / 1024, ratio: up / rawOut, limit: (limit * rawOut) / 1024, note: `ratio to raw; ${((100 * up) / line).toFixed(0)}% of the line` });
       out.push({ name: `TCP goodput LAN→board (${tag})`, value: down / 1024, unit: 'KiB/s', baseline: rawIn / 1024, ratio: down / rawIn, limit: (limit * rawIn) / 1024, note: `ratio to raw; ${((100 * down) / line).toFixed(0)}% of the line` });
+      out.push({ name: `TCP goodput board→LAN ÷ line (${tag})`, value: up / line, unit: '×', limit: goodputAim });
+      out.push({ name: `TCP goodput LAN→board ÷ line (${tag})`, value: down / line, unit: '×', limit: goodputAim });
       const cpuMs = (cpu.user + cpu.system) / 1000;
       const mb = (2 * TRANSFER + 24 * 1500) / 1e6;
       out.push({ name: `host CPU per MB moved (${tag})`, value: (cpuMs - emulatorMs) / mb, unit: 'ms/MB', note: `without the emulator; with it ${(cpuMs / mb).toFixed(0)} ms/MB` });
@@ -129,7 +138,7 @@ async function bridgeFigures(): Promise<Measurement[]> {
       // and SFD + frame + FCS at 10 Mbit/s.
       const serialization = (2 * ICMP_FRAME * 10 * 1000) / baud + 2 * frameWireTimeMs(ICMP_FRAME);
       const median = percentile(rtts, 50);
-      out.push({ name: `ping RTT through the board (${tag}), p50`, value: median, unit: 'ms', baseline: serialization, ratio: median / serialization, limit: 1.3 * serialization, higherIsBetter: false, note: `serialization limit of the two ${ICMP_FRAME}-byte frames over the serial line and the wire ${serialization.toFixed(2)} ms; p99 ${percentile(rtts, 99).toFixed(2)} ms` });
+      out.push({ name: `ping RTT through the board (${tag}), p50`, value: median, unit: 'ms', baseline: serialization, ratio: median / serialization, limit: pingAim * serialization, higherIsBetter: false, note: `serialization limit of the two ${ICMP_FRAME}-byte frames over the serial line and the wire ${serialization.toFixed(2)} ms; p99 ${percentile(rtts, 99).toFixed(2)} ms` });
       await tearDown(setup);
     }
   }
