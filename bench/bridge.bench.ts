@@ -313,7 +313,11 @@ async function hostCpuOverPty(): Promise<Measurement[]> {
         higherIsBetter: false,
         note: `${note}; baseline: the same between two stacks in one process`,
       });
+      // What the host spends while nothing moves (timers, the driver's poll, the board's idle
+      // reports): every second a transfer lasts costs this much whatever its bytes.
+      const idle = await cpuOf(() => new Promise((resolve) => setTimeout(resolve, 3_000)));
       return [
+        { name: `host CPU while idle (${tag})`, value: idle.cpuMs / idle.seconds, unit: 'ms/s', note: `3 s with the port open and nothing to send; load average ${loadavg()[0]!.toFixed(1)}` },
         figure('to the LAN', bridge.toLan, baseline.toLan, bridge.notes.toLan),
         figure('from the LAN', bridge.fromLan, baseline.fromLan, bridge.notes.fromLan),
         figure('ping-pong', bridge.pingPong, baseline.pingPong, bridge.notes.pingPong),
