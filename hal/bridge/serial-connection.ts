@@ -12,6 +12,10 @@
  * for what it is good at — locking the port, setting raw mode, the rate and DTR — and the two share
  * the terminal's settings, which belong to the device, not to a descriptor.
  *
+ * libuv writes a terminal that is not a pseudo-terminal until the kernel took every byte (it
+ * retries on EAGAIN): harmless here, because the link never has more than the board's receive
+ * window (about a kilobyte) unconsumed, far below what a USB-serial driver buffers.
+ *
  * Elsewhere (Windows, a simulated board's binding) the connection is serialport's stream.
  */
 import { closeSync, constants, openSync } from 'node:fs';
