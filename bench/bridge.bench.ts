@@ -3,9 +3,10 @@
  * as avr8js goes): spinet's Stack+TCP on Enc28j60Nic → BridgeHal → the committed sketch in avr8js
  * → the emulated ENC28J60 → a VirtualLan with a second spinet stack as the peer.
  *
- * - TCP goodput board→LAN and LAN→board at 1 and 2 Mbaud, on an ideal USB link and on the Uno's
- *   16U2 (4 ms flush grid), as a ratio of the bridge's raw byte rate measured in the same run
- *   (pipelined 1500-byte buffer writes or reads: what the serial link + sketch can carry at all).
+ * - TCP goodput board→LAN and LAN→board at 1 and 2 Mbaud, with the Uno's 16U2 (4 ms flush grid)
+ *   and a Nano's FTDI/CH340 (16 ms latency timer, 62-byte packets) as the USB-serial chip, as a
+ *   ratio of the bridge's raw byte rate measured in the same run (pipelined 1500-byte buffer
+ *   writes or reads: what the serial link + sketch can carry at all) and of the line rate.
  * - Ping RTT through the board next to the serialization limit of the same frames (the echo
  *   request's and reply's bytes at the serial line rate, and on the 10 Mbit/s wire: the chip is
  *   store-and-forward both ways).
@@ -13,16 +14,16 @@
  * - The emulator's speed: simulated AVR cycles per wall second.
  */
 import { VirtualClock } from '../src/time/virtual-clock.js';
-import { VirtualLan } from '../hal/lan/switch.js';
+import { VirtualLan, VirtualNic } from '../hal/lan/switch.js';
 import { startTcpService } from '../src/app/services/tcp.js';
 import type { LinkModelName } from '../boards/sim/index.js';
-import { BOARD_ADDRESS, BOARD_MAC, PEER_ADDRESS, createPeer, createSimNode, echo, sha256, startStack, testPattern, type SimNode, type StackNode } from '../test/bridge/sim-node.js';
+import { BOARD_ADDRESS, BOARD_MAC, PEER_ADDRESS, createPeer, createSimNode, startStack, testPattern, type SimNode, type StackNode } from '../test/bridge/sim-node.js';
 import type { Net } from '../src/socket/net.js';
 import { frameWireTimeMs } from '../src/wire/wire-time.js';
 import { percentile, type Benchmark, type Measurement } from './harness.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RealClock } from '../src/time/real-clock.js';
@@ -94,11 +95,16 @@ async function bridgeFigures(): Promise<Measurement[]> {
   let cyclesTotal = 0;
   let wallTotal = 0;
   for (const baud of [1_000_000, 2_000_000]) {
-    for (const link of ['ideal', '16u2'] as const) {
+    // The Uno's 16U2 and a Nano's FTDI/CH340 timing (the link models of boards/sim/serial-link.ts).
+    for (const link of ['16u2', 'ftdi'] as const) {
       const setup = await setUp(baud, link);
       const { clock, node, peer } = setup;
       const tag = `${baud / 1e6} Mbaud, ${link}`;
-      const limit = link === 'ideal' ? 0.85 : 0.75;
+      const limit = 0.75;
+      // The aims against the line itself (issue #17): raw host→board ≥ 85 % of it; TCP goodput
+      // ≥ 0.88 of it at 1 Mbaud and ≥ 0.80 at 2 Mbaud; ping ≤ 1.4× / 1.6× its serialization.
+      const goodputAim = baud === 1_000_000 ? 0.88 : 0.8;
+      const pingAim = baud === 1_000_000 ? 1.4 : 1.6;
       const wall0 = performance.now();
       const cycles0 = node.board.mcu.totalCycles;
       const emu0 = node.board.mcu.executeCpuMs;
@@ -114,9 +120,12 @@ async function bridgeFigures(): Promise<Measurement[]> {
       wallTotal += wall;
       const line = baud / 10;
       out.push({ name: `bridge raw host→board (${tag})`, value: rawOut / 1024, unit: 'KiB/s', note: `${((100 * rawOut) / line).toFixed(0)}% of the ${line / 1000} kB/s line` });
+      out.push({ name: `bridge raw host→board ÷ line (${tag})`, value: rawOut / line, unit: '×', limit: 0.85, note: `the line: ${line / 1000} kB/s (10 bits a byte)` });
       out.push({ name: `bridge raw board→host (${tag})`, value: rawIn / 1024, unit: 'KiB/s', note: `${((100 * rawIn) / line).toFixed(0)}% of the line` });
       out.push({ name: `TCP goodput board→LAN (${tag})`, value: up / 1024, unit: 'KiB/s', baseline: rawOut / 1024, ratio: up / rawOut, limit: (limit * rawOut) / 1024, note: `ratio to raw; ${((100 * up) / line).toFixed(0)}% of the line` });
       out.push({ name: `TCP goodput LAN→board (${tag})`, value: down / 1024, unit: 'KiB/s', baseline: rawIn / 1024, ratio: down / rawIn, limit: (limit * rawIn) / 1024, note: `ratio to raw; ${((100 * down) / line).toFixed(0)}% of the line` });
+      out.push({ name: `TCP goodput board→LAN ÷ line (${tag})`, value: up / line, unit: '×', limit: goodputAim });
+      out.push({ name: `TCP goodput LAN→board ÷ line (${tag})`, value: down / line, unit: '×', limit: goodputAim });
       const cpuMs = (cpu.user + cpu.system) / 1000;
       const mb = (2 * TRANSFER + 24 * 1500) / 1e6;
       out.push({ name: `host CPU per MB moved (${tag})`, value: (cpuMs - emulatorMs) / mb, unit: 'ms/MB', note: `without the emulator; with it ${(cpuMs / mb).toFixed(0)} ms/MB` });
@@ -129,7 +138,7 @@ async function bridgeFigures(): Promise<Measurement[]> {
       // and SFD + frame + FCS at 10 Mbit/s.
       const serialization = (2 * ICMP_FRAME * 10 * 1000) / baud + 2 * frameWireTimeMs(ICMP_FRAME);
       const median = percentile(rtts, 50);
-      out.push({ name: `ping RTT through the board (${tag}), p50`, value: median, unit: 'ms', baseline: serialization, ratio: median / serialization, limit: 1.3 * serialization, higherIsBetter: false, note: `serialization limit of the two ${ICMP_FRAME}-byte frames over the serial line and the wire ${serialization.toFixed(2)} ms; p99 ${percentile(rtts, 99).toFixed(2)} ms` });
+      out.push({ name: `ping RTT through the board (${tag}), p50`, value: median, unit: 'ms', baseline: serialization, ratio: median / serialization, limit: pingAim * serialization, higherIsBetter: false, note: `serialization limit of the two ${ICMP_FRAME}-byte frames over the serial line and the wire ${serialization.toFixed(2)} ms; p99 ${percentile(rtts, 99).toFixed(2)} ms` });
       await tearDown(setup);
     }
   }
@@ -149,13 +158,132 @@ async function idleSpeed(): Promise<Measurement[]> {
   return [{ name: 'avr8js speed, sketch idle', value: rate / 1e6, unit: 'M cycles/s', note: `${(rate / 16e6).toFixed(2)}× a 16 MHz Uno (driver polls every 100 ms)` }];
 }
 
+/** CPU (ms, this process, all threads) and wall time (s) of `run`. */
+async function cpuOf<T>(run: () => Promise<T>): Promise<{ cpuMs: number; seconds: number; result: T }> {
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  const result = await run();
+  const cpu = process.cpuUsage(cpu0);
+  return { cpuMs: (cpu.user + cpu.system) / 1000, seconds: (performance.now() - wall0) / 1000, result };
+}
+
+/** Send `length` bytes to the discard service (port 9) at `host`; resolves once the peer has all of them (FIN acked). */
+function sendTo(net: Net, host: string, length: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(9, host);
+    socket.on('error', reject);
+    socket.on('connect', () => socket.end(Buffer.from(testPattern(length, 5))));
+    socket.on('close', () => resolve());
+    socket.resume();
+  });
+}
+
+/** Read `length` bytes from the chargen service (port 19) at `host`. */
+function receiveFrom(net: Net, host: string, length: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(19, host);
+    let received = 0;
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received >= length) {
+        socket.destroy();
+        resolve();
+      }
+    });
+  });
+}
+
+/** `count` exchanges of `size` bytes with the echo service (port 7) at `host`, one at a time. */
+function pingPong(net: Net, host: string, count: number, size: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(7, host);
+    const message = Buffer.from(testPattern(size, 7));
+    let done = 0;
+    let pending = 0;
+    socket.on('error', reject);
+    socket.on('connect', () => {
+      pending = size;
+      socket.write(message);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      pending -= chunk.length;
+      if (pending > 0) return;
+      if (++done === count) {
+        socket.destroy();
+        resolve();
+        return;
+      }
+      pending = size;
+      socket.write(message);
+    });
+  });
+}
+
+const HOST_CPU_BULK = 192 << 10;
+const PING_PONG_COUNT = 300;
+const PING_PONG_SIZE = 64;
+
+interface HostCpuFigures {
+  /** ms of CPU per MB: to the LAN, from the LAN, ping-pong (payload both ways). */
+  toLan: number;
+  fromLan: number;
+  pingPong: number;
+  notes: { toLan: string; fromLan: string; pingPong: string };
+}
+
+/** The three traffic shapes from `net` to the services at `host`, with this process's CPU for each. */
+async function hostCpuFigures(net: Net, host: string): Promise<HostCpuFigures> {
+  const bulkMb = HOST_CPU_BULK / 1e6;
+  const pingMb = (2 * PING_PONG_COUNT * PING_PONG_SIZE) / 1e6;
+  const rate = (seconds: number) => `${(HOST_CPU_BULK / 1024 / seconds).toFixed(1)} KiB/s`;
+  const load = () => `load average ${loadavg()[0]!.toFixed(1)}`;
+  // Warm-up: the JIT compiles the path before anything is counted.
+  await sendTo(net, host, 32 << 10);
+  await receiveFrom(net, host, 32 << 10);
+  await pingPong(net, host, 20, PING_PONG_SIZE);
+  const to = await cpuOf(() => sendTo(net, host, HOST_CPU_BULK));
+  const from = await cpuOf(() => receiveFrom(net, host, HOST_CPU_BULK));
+  const ping = await cpuOf(() => pingPong(net, host, PING_PONG_COUNT, PING_PONG_SIZE));
+  const share = (m: { cpuMs: number; seconds: number }) => `${((100 * m.cpuMs) / 1000 / m.seconds).toFixed(0)}% of a core`;
+  return {
+    toLan: to.cpuMs / bulkMb,
+    fromLan: from.cpuMs / bulkMb,
+    pingPong: ping.cpuMs / pingMb,
+    notes: {
+      toLan: `${HOST_CPU_BULK >> 10} KiB at ${rate(to.seconds)}, ${share(to)}; ${load()}`,
+      fromLan: `${HOST_CPU_BULK >> 10} KiB at ${rate(from.seconds)}, ${share(from)}; ${load()}`,
+      pingPong: `${PING_PONG_COUNT} exchanges of ${PING_PONG_SIZE} B, ${((1000 * ping.cpuMs) / PING_PONG_COUNT).toFixed(0)} µs of CPU and ${((1000 * ping.seconds) / PING_PONG_COUNT).toFixed(2)} ms each; ${load()}`,
+    },
+  };
+}
+
+/** The same traffic between two spinet stacks on a VirtualLan in this process, on the real clock: the stack alone, both ends of it. */
+async function stackOnlyCpu(): Promise<HostCpuFigures> {
+  const clock = new RealClock();
+  const lan = new VirtualLan(clock);
+  const a = await startStack(clock, new CryptoRandom(), new VirtualNic(lan, BOARD_MAC, 'a0'), BOARD_ADDRESS);
+  const b = await createPeer(clock, lan, new CryptoRandom());
+  const servers = await Promise.all([startTcpService(b.net, 'discard', 9), startTcpService(b.net, 'chargen', 19), startTcpService(b.net, 'echo', 7)]);
+  try {
+    await a.stack.ping(PEER_ADDRESS, { timeoutMs: 1_000 });
+    return await hostCpuFigures(a.net, PEER_ADDRESS);
+  } finally {
+    for (const server of servers) server.close();
+    await a.stack.stop();
+    await b.stack.stop();
+  }
+}
+
 /**
  * The host controller's own CPU, as a real deployment runs it: the simulated Uno in another
  * process (`spinet sim --pty`, real time, 16U2 link model), and here only what the host runs —
- * serialport's native binding on the pseudo-terminal, BridgeHal, the ENC28J60 driver, the stack
- * and TCP — echoing 256 KiB through the board to the simulated LAN's gateway (TCP echo on port 7).
+ * the serial port (a TTY stream on the event loop), BridgeHal, the ENC28J60 driver, the stack and
+ * TCP — moving data to the simulated LAN's gateway (discard), from it (chargen) and in small
+ * exchanges (echo), each next to the same traffic between two stacks in this process.
  */
 async function hostCpuOverPty(): Promise<Measurement[]> {
+  const baseline = await stackOnlyCpu();
   const dir = mkdtempSync(join(tmpdir(), 'spinet-bench-'));
   const ptyPath = join(dir, 'uno');
   const child = spawn(process.execPath, [SPINET, 'sim', '--pty', ptyPath], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -174,22 +302,25 @@ async function hostCpuOverPty(): Promise<Measurement[]> {
     const node = await startStack(clock, new CryptoRandom(), nic, BOARD_ADDRESS);
     try {
       await node.stack.ping(PEER_ADDRESS, { timeoutMs: 5_000 });
-      const data = testPattern(256 << 10, 3);
-      const cpu0 = process.cpuUsage();
-      const wall0 = performance.now();
-      const echoed = await echo(node.net, 7, PEER_ADDRESS, data);
-      const cpu = process.cpuUsage(cpu0);
-      const seconds = (performance.now() - wall0) / 1000;
-      if (sha256(echoed) !== sha256(data)) throw new Error('the echo came back different');
-      const mb = (2 * data.length) / 1e6;
-      const cpuMs = (cpu.user + cpu.system) / 1000;
+      const bridge = await hostCpuFigures(node.net, PEER_ADDRESS);
+      const tag = 'board in another process over a PTY, 1 Mbaud, 16u2';
+      const figure = (what: string, value: number, base: number, note: string): Measurement => ({
+        name: `host CPU per MB ${what} (${tag})`,
+        value,
+        unit: 'ms/MB',
+        baseline: base,
+        limit: 100,
+        higherIsBetter: false,
+        note: `${note}; baseline: the same between two stacks in one process`,
+      });
+      // What the host spends while nothing moves (timers, the driver's poll, the board's idle
+      // reports): every second a transfer lasts costs this much whatever its bytes.
+      const idle = await cpuOf(() => new Promise((resolve) => setTimeout(resolve, 3_000)));
       return [
-        {
-          name: 'host CPU per MB moved, board in another process over a PTY (1 Mbaud, 16u2)',
-          value: cpuMs / mb,
-          unit: 'ms/MB',
-          note: `256 KiB TCP echo each way in ${seconds.toFixed(1)} s real time (${((2 * data.length) / 1024 / seconds).toFixed(1)} KiB/s both ways together); host process ${((100 * cpuMs) / 1000 / seconds).toFixed(0)}% of one core`,
-        },
+        { name: `host CPU while idle (${tag})`, value: idle.cpuMs / idle.seconds, unit: 'ms/s', note: `3 s with the port open and nothing to send; load average ${loadavg()[0]!.toFixed(1)}` },
+        figure('to the LAN', bridge.toLan, baseline.toLan, bridge.notes.toLan),
+        figure('from the LAN', bridge.fromLan, baseline.fromLan, bridge.notes.fromLan),
+        figure('ping-pong', bridge.pingPong, baseline.pingPong, bridge.notes.pingPong),
       ];
     } finally {
       await node.stack.stop();

@@ -1,6 +1,6 @@
 /**
  * The gateway node of the built-in simulated LAN (`--lan sim`, `npm start`): a second spinet
- * stack at 192.0.2.1 that answers ping, runs UDP and TCP echo (port 7), serves DHCP and DNS (UDP and TCP) to the board, and an HTTP status page on port 80 — lab
+ * stack at 192.0.2.1 that answers ping, runs UDP and TCP echo (port 7), TCP discard (9) and chargen (19), serves DHCP and DNS (UDP and TCP) to the board, and an HTTP status page on port 80 — lab
  * equipment, so the whole path works with no hardware, no root and no real network.
  */
 import type { Clock } from '../src/time/clock.js';
@@ -47,6 +47,9 @@ export class LabGateway {
     const echo = await startUdpService(stack, 'echo', 7);
     // TCP echo too: a peer for TCP through the board with nothing but the simulated LAN.
     const tcpEcho = await startTcpService(net, 'echo', 7);
+    // A sink and a source: one direction at a time through the board (bench/bridge.bench.ts).
+    const tcpDiscard = await startTcpService(net, 'discard', 9);
+    const tcpChargen = await startTcpService(net, 'chargen', 19);
     const transport = stackDatagrams(stack);
     const dhcp = new DhcpServer({
       transport,
@@ -76,7 +79,7 @@ export class LabGateway {
     dns.start();
     // DNS over TCP too, where a resolver asks again when a reply did not fit in 512 octets (RFC 7766).
     const dnsTcp = net.createServer((socket) => dns.serveStream(socket));
-    const closers = [() => echo.close(), () => void tcpEcho.close(), () => dhcp.close(), () => dns.close(), () => void dnsTcp.close()];
+    const closers = [() => echo.close(), () => void tcpEcho.close(), () => void tcpDiscard.close(), () => void tcpChargen.close(), () => dhcp.close(), () => dns.close(), () => void dnsTcp.close()];
     const gateway = new LabGateway(stack, nic, dhcp, net, closers);
     try {
       await new Promise<void>((resolve, reject) => {

@@ -14,11 +14,11 @@
  *
  * The HAL façade (bridge-hal.ts) turns SpiDevice, the lines and Gpio into requests.
  */
-import { SerialPortStream } from '@serialport/stream';
 import type { BindingInterface } from './serialport-types.js';
-import { SerialPort } from 'serialport';
+import { openSerialConnection, type SerialConnection } from './serial-connection.js';
 import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import { RealClock } from '../../src/time/real-clock.js';
+import { RearmableTimer } from '../../src/time/timer.js';
 import { HalError, type HalErrorCode, type HalEvent, type SpiTransaction } from '../../src/drivers/hal.js';
 import { BRIDGE_DEFAULTS, idleFillForBoard } from './options.js';
 import {
@@ -167,7 +167,7 @@ export class BridgeSession {
   private readonly settings: Required<Omit<BridgeSessionOptions, 'binding' | 'clock' | 'path'>>;
   private baud: number;
   private state: SessionState = 'connecting';
-  private port: SerialPortStream | undefined;
+  private port: SerialConnection | undefined;
   private readonly decoder: FrameDecoder;
   private readonly link: ReliableLink;
   private readonly eventListeners = new Set<(event: HalEvent) => void>();
@@ -178,7 +178,8 @@ export class BridgeSession {
   private inflight: Request[] = [];
   private nextId = 0;
   private packScheduled = false;
-  private headTimer: TimerHandle | undefined;
+  /** The oldest request's reply deadline; re-armed on every reply, so it sleeps on rather than rescheduling. */
+  private readonly headTimer: RearmableTimer;
   private probing = false;
 
   // Programs: the one the host wants armed, and the answer of the run arriving now.
@@ -211,6 +212,7 @@ export class BridgeSession {
     private readonly signals: BoardSignals,
   ) {
     this.clock = options.clock ?? new RealClock();
+    this.headTimer = new RearmableTimer(this.clock, () => this.onHeadTimeout());
     this.settings = {
       baudRate: options.baudRate ?? BRIDGE_DEFAULTS.baudRate,
       requestTimeoutMs: options.requestTimeoutMs ?? BRIDGE_DEFAULTS.requestTimeoutMs,
@@ -308,7 +310,7 @@ export class BridgeSession {
       barrier: true,
       onDone: async () => {
         this.baud = baud;
-        await new Promise<void>((resolve, reject) => this.port?.update({ baudRate: baud }, (error) => (error ? reject(error) : resolve())));
+        await this.port?.setBaud(baud);
       },
     });
   }
@@ -409,14 +411,14 @@ export class BridgeSession {
   }
 
   private armHeadTimer(): void {
-    this.headTimer?.cancel();
     const head = this.inflight[0];
-    if (!head || this.state !== 'ready') return;
-    this.headTimer = this.clock.schedule(head.budgetMs, () => this.onHeadTimeout(head));
+    if (!head || this.state !== 'ready') return this.headTimer.cancel();
+    this.headTimer.arm(head.budgetMs);
   }
 
-  private onHeadTimeout(head: Request): void {
-    if (this.inflight[0] !== head || this.state !== 'ready') return;
+  private onHeadTimeout(): void {
+    const head = this.inflight[0];
+    if (!head || this.state !== 'ready') return;
     // Still waiting for credit or acks: the link's resend timer owns that case.
     if (head.lastFrame >= this.link.acknowledged) return this.armHeadTimer();
     this.stats.timeouts++;
@@ -588,28 +590,33 @@ export class BridgeSession {
 
   private async openPort(): Promise<void> {
     const { path, binding } = this.options;
-    const port = binding
-      ? new SerialPortStream({ binding, path, baudRate: this.baud, autoOpen: false })
-      : new SerialPort({ path, baudRate: this.baud, autoOpen: false });
-    await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
+    const port: SerialConnection = await openSerialConnection(
+      { path, baudRate: this.baud, ...(binding ? { binding } : {}) },
+      {
+        data: (bytes) => {
+          if (this.port !== port) return;
+          this.stats.bytesReceived += bytes.length;
+          // What these frames let go out (acks advanced, credit returned, requests the replies
+          // unblock, once their promise reactions have run) leaves in one write.
+          this.link.hold();
+          try {
+            this.decoder.push(bytes);
+          } finally {
+            queueMicrotask(() => this.link.release());
+          }
+        },
+        lost: (reason) => {
+          if (this.port === port) this.linkDown(reason);
+        },
+      },
+    );
     this.port = port;
-    port.on('data', (data: Buffer) => {
-      if (this.port !== port) return;
-      this.stats.bytesReceived += data.length;
-      this.decoder.push(new Uint8Array(data.buffer, data.byteOffset, data.length));
-    });
-    port.on('close', () => {
-      if (this.port === port) this.linkDown('serial port closed');
-    });
-    port.on('error', (error: Error) => {
-      if (this.port === port && !port.isOpen) this.linkDown(`serial port error: ${error.message}`);
-    });
   }
 
   private async closePort(): Promise<void> {
     const port = this.port;
     this.port = undefined;
-    if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+    if (port?.isOpen) await port.close();
   }
 
   // ---- HELLO, resync, reconnect -------------------------------------------------------------------
@@ -647,7 +654,7 @@ export class BridgeSession {
       // No answer at the rate SET_BAUD chose: the board may have reset (brown-out, reset button)
       // and be back at its compiled-in rate, where its boot HELLO went unheard. Listen there.
       this.baud = this.settings.baudRate;
-      this.port.update({ baudRate: this.baud }, () => {});
+      this.port.setBaud(this.baud).catch(() => {});
     }
     // Each HELLO proposes a fresh stream origin; only the reply echoing the latest one counts,
     // so a HELLO that crossed the boot HELLO (or a slow reply) cannot restart a live stream. The
@@ -658,7 +665,7 @@ export class BridgeSession {
     while (this.link.couldAck(this.helloSeq));
     // Ask for ended DATA frames (a request's DONE in its last DATA frame, caps bit 13): a board
     // without them ignores the option.
-    this.port.write(Buffer.from(encodeHostHello(this.helloSeq, HostHelloOption.END_FRAMES)));
+    this.port.write(encodeHostHello(this.helloSeq, HostHelloOption.END_FRAMES));
     this.helloTimer = this.clock.schedule(this.settings.helloRetryMs, () => this.sendHello());
   }
 
@@ -758,7 +765,7 @@ export class BridgeSession {
     this.state = 'resyncing';
     this.afterOldStreamAck = false;
     this.oldStreamReported = false;
-    this.headTimer?.cancel();
+    this.headTimer.cancel();
     this.link.stop();
     this.startHello();
   }
@@ -806,7 +813,7 @@ export class BridgeSession {
   }
 
   private cancelTimers(): void {
-    this.headTimer?.cancel();
+    this.headTimer.stop();
     this.link.stop();
     this.helloTimer?.cancel();
   }
