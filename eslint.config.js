@@ -23,7 +23,7 @@ const coreStaysInside = [1, 2, 3, 4, 5].map((depth) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'boards/**/build/**', '**/*.hex', 'coverage/**', 'tmp/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'boards/**/build/**', '**/*.hex', 'coverage/**', 'tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
