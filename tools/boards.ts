@@ -9,6 +9,7 @@
  */
 import type { Clock } from '../src/time/clock.js';
 import type { Nic } from '../src/link/nic.js';
+import type { Gpio } from '../src/drivers/hal.js';
 import type { MacAddress } from '../src/wire/address.js';
 import { Enc28j60Nic } from '../src/drivers/enc28j60/driver.js';
 import type { Enc28j60Options } from '../src/drivers/enc28j60/options.js';
@@ -58,10 +59,13 @@ export interface BoardOptions {
 export interface OpenBoard {
   readonly nic: Nic;
   readonly description: string;
+  /** The board's spare pins (sim and serial: the bridge sketch's GPIO commands), for johnny-five. */
+  readonly gpio?: Gpio;
   close(): Promise<void>;
 }
 
-export async function openBoard(choice: BoardChoice, options: BoardOptions): Promise<OpenBoard> {
+/** Bring up the board `choice` names, its cable in `options.lan` (a serial board's is a real cable). */
+export async function connectBoard(choice: BoardChoice, options: BoardOptions): Promise<OpenBoard> {
   switch (choice.kind) {
     case 'virtual': {
       const nic = new VirtualNic(options.lan, options.mac, 'virtual0');
@@ -77,6 +81,7 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
       return {
         nic,
         description: `simulated Uno (avr8js) over ${sim.path} → ENC28J60 emulator`,
+        gpio: hal.gpio,
         close: async () => {
           await nic.stop();
           await hal.close();
@@ -96,6 +101,7 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
       return {
         nic,
         description: `${hal.name} → ENC28J60`,
+        gpio: hal.gpio,
         close: async () => {
           await nic.stop();
           await hal.close();

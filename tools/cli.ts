@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * spinet — the command line. Each command is a small function over the library; the option table
  * in options.ts is the one source of both parsing and --help.
@@ -27,8 +28,8 @@ const COMMANDS: Record<string, Command> = {
     options: [
       { name: 'board', type: 'string', value: 'KIND', default: 'sim', help: 'sim (the real sketch in an AVR emulator), mock or virtual' },
       CHIP_OPTION,
-      { name: 'http-port', type: 'string', value: 'N', default: '8080', help: 'local 127.0.0.1 port forwarded to the board\'s status page (0: any free port)' },
-      { name: 'echo-port', type: 'string', value: 'N', default: '8007', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (0: any free port)' },
+      { name: 'http-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s status page (default 8080, or a free one when 8080 is taken; 0: any free port)' },
+      { name: 'echo-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (default 8007, or a free one when 8007 is taken; 0: any free port)' },
       { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file' },
       { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stderr: text, json or none' },
     ],

@@ -15,7 +15,7 @@ import { createCaptureSinks } from '../src/capture/sinks.js';
 import { VirtualLan } from '../hal/lan/switch.js';
 import { parseLanSpec, TapAttachment } from '../hal/lan/tap.js';
 import { LabGateway, LAB_GATEWAY_ADDRESS } from './lab-gateway.js';
-import { checkBoardOptions, openBoard, type BoardChoice } from './boards.js';
+import { checkBoardOptions, connectBoard, type BoardChoice } from './boards.js';
 import { UsageError } from './options.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { createNet, type Net } from '../src/socket/net.js';
@@ -23,6 +23,13 @@ import { createStackDhcpClient, createStackResolver, resolverLookup } from '../s
 import type { DnsResolver } from '../src/app/dns/resolver.js';
 import type { DhcpClient, DhcpLease, RememberedLease } from '../src/app/dhcp/client.js';
 import { readLeaseFile, writeLeaseFile } from './lease-file.js';
+import { Agent as HttpAgent, type AgentOptions } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createServer, type Socket as NodeSocket } from 'node:net';
+import { createDgram, type Dgram } from '../src/socket/dgram.js';
+import type { StackTables, TransportCountersReport } from '../src/stack/stack.js';
+import type { StackCountersSnapshot } from '../src/stats/counters.js';
+import { SpinetIO } from '../hal/johnny-five/spinet-io.js';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -42,13 +49,56 @@ export interface SpinetNode {
   readonly tcp: Tcp;
   /** node:net over spinet's TCP, resolving names through `dns`. */
   readonly net: Net;
+  /** node:dgram over spinet's UDP. */
+  readonly dgram: Dgram;
+  /** Names through spinet's resolver, promises like node:dns's `dns.promises` (lookup, resolve4, …). */
   readonly dns: DnsResolver;
+  /** An http.Agent whose connections are spinet TCP sockets: `http.get(url, { agent: node.agent })`. */
+  readonly agent: HttpAgent;
+  /**
+   * The johnny-five IO plugin over the board's spare pins (`new five.Board({ io: node.io })`):
+   * boards with the bridge sketch (sim, serial) only; made on first use.
+   */
+  readonly io: SpinetIO;
+  /** The stack's tables (interfaces, ARP, routes, sockets) and counters, as plain data. */
+  stats(): SpinetStats;
+  /**
+   * On the built-in LAN: a 127.0.0.1 listener (port `localPort`, default any free one) whose every
+   * connection reaches the board's TCP `port` through the gateway node, so a browser or curl on
+   * this machine can talk to what the board serves.
+   */
+  forward(port: number, localPort?: number): Promise<Forward>;
   readonly dhcp?: DhcpClient;
   /** Tear down in order: stack, capture (flushed), board, LAN attachments. */
   close(): Promise<void>;
 }
 
 export type Progress = (message: string) => void;
+
+export interface Forward {
+  /** The local port (127.0.0.1) that is forwarded. */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface SpinetStats extends StackTables {
+  readonly counters: StackCountersSnapshot;
+  readonly transports: TransportCountersReport;
+}
+
+/** http.Agent over spinet's TCP: node:http pools and reuses these connections as its own. */
+export class SpinetHttpAgent extends HttpAgent {
+  constructor(
+    private readonly net: Net,
+    options?: AgentOptions,
+  ) {
+    super(options);
+  }
+
+  override createConnection(options: { host?: string | null; port?: number | null }, _callback?: unknown): Duplex {
+    return this.net.createConnection({ host: options.host ?? 'localhost', port: options.port ?? 80 }) as unknown as Duplex;
+  }
+}
 
 function usage<T>(parse: () => T): T {
   try {
@@ -171,7 +221,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       progress(`LAN: TAP device ${lanSpec.ifname}${tapAddr ? ` (Linux side ${tapAddr})` : ''}`);
     }
 
-    const board = await openBoard(checked.board, { clock, lan, mac, progress });
+    const board = await connectBoard(checked.board, { clock, lan, mac, progress });
     cleanups.push(() => board.close());
 
     const { log, pcap } = checked;
@@ -251,11 +301,68 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       );
     }
 
-    return { clock, stack, iface, nic, lan, tcp, net, dns, ...(dhcp ? { dhcp } : {}), ...(gateway ? { gateway } : {}), ...(tap ? { tap } : {}), close };
+    const dgram = createDgram(stack.udp);
+    const agent = new SpinetHttpAgent(net, { keepAlive: true });
+    cleanups.push(() => agent.destroy());
+    let io: SpinetIO | undefined;
+    const gpio = board.gpio;
+    cleanups.push(() => io?.close());
+    const forwards = new Set<Forward>();
+    cleanups.push(async () => void (await Promise.all([...forwards].map((f) => f.close()))));
+    const forward = async (port: number, localPort = 0): Promise<Forward> => {
+      const address = iface.addresses[0];
+      if (!gateway || !address) throw Object.assign(new Error('forwarding needs the built-in LAN (lan: sim) and an address'), { code: 'ERR_NO_FORWARD' });
+      const f = await forwardPort(gateway.net, localPort, formatIpv4(address.address), port);
+      const tracked: Forward = { port: f.port, close: () => (forwards.delete(tracked), f.close()) };
+      forwards.add(tracked);
+      return tracked;
+    };
+    const stats = (): SpinetStats => ({ ...stack.tables(), counters: stack.counters(), transports: stack.transportCounters() });
+    return {
+      clock, stack, iface, nic, lan, tcp, net, dgram, dns, agent, stats, forward,
+      get io(): SpinetIO {
+        if (!gpio) throw Object.assign(new Error(`this board has no pins for johnny-five (${board.description}): use board 'sim' or a real board`), { code: 'ERR_NO_GPIO' });
+        io ??= new SpinetIO({ gpio, clock });
+        return io;
+      },
+      ...(dhcp ? { dhcp } : {}), ...(gateway ? { gateway } : {}), ...(tap ? { tap } : {}), close,
+    };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/** A 127.0.0.1 listener whose every connection is piped into a spinet connection to host:port. */
+async function forwardPort(net: Net, localPort: number, host: string, port: number): Promise<Forward> {
+  const open = new Set<NodeSocket>();
+  const server = createServer({ allowHalfOpen: true }, (local) => {
+    open.add(local);
+    const remote = net.createConnection({ host, port });
+    local.pipe(remote);
+    remote.pipe(local);
+    const finish = () => {
+      open.delete(local);
+      local.destroy();
+      remote.destroy();
+    };
+    local.on('error', finish);
+    remote.on('error', finish);
+    local.on('close', finish);
+    remote.on('close', finish);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(localPort, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 /**
