@@ -44,6 +44,11 @@ export default tseslint.config(
         { object: 'Date', property: 'now', message: 'Use the injected Clock (src/time).' }],
     },
   },
+  {
+    // The examples and build scripts are plain Node programs.
+    files: ['examples/**/*.mjs', 'scripts/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', Buffer: 'readonly' } },
+  },
   ...coreStaysInside,
   {
     // Wire code is pure: bytes in, views and reprs out, nothing from any other layer.

@@ -54,9 +54,9 @@ const COMMANDS: Record<string, Command> = {
     run: async (v, p) => (await import('./commands/ping.js')).ping(v, p),
   },
   get: {
-    summary: 'HTTP GET through spinet; the body goes to stdout',
-    usage: 'spinet get URL [options]',
-    options: NODE_OPTIONS,
+    summary: 'HTTP(S) GET through spinet; the body goes to stdout',
+    usage: 'spinet get URL [--ca FILE] [options]',
+    options: [...NODE_OPTIONS, { name: 'ca', type: 'string', value: 'FILE', help: 'with https://: also trust this CA certificate (PEM), e.g. a private CA' }],
     run: async (v, p) => (await import('./commands/get.js')).get(v, p),
   },
   resolve: {

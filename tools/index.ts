@@ -10,7 +10,7 @@
  */
 import { openNode, type Progress, type SpinetNode, type Values } from './node.js';
 
-export type { SpinetNode, SpinetStats, SpinetHttpAgent } from './node.js';
+export type { SpinetNode, SpinetStats, SpinetHttpAgent, SpinetHttpsAgent, Forward } from './node.js';
 export type { Net, Socket, Server } from '../src/socket/net.js';
 export type { Dgram, UdpSocket } from '../src/socket/dgram.js';
 export type { DnsResolver, LookupAddress } from '../src/app/dns/resolver.js';
@@ -61,7 +61,33 @@ export interface OpenBoardOptions {
  * that cannot be opened rejects with Node's code (ENOENT, EACCES, ETIMEDOUT) and what to do.
  */
 export function openBoard(options: OpenBoardOptions = {}): Promise<SpinetNode> {
-  return openNode(boardValues(options), options.onProgress);
+  return openNode(boardValues({ ...fromEnvironment(options), ...options }), options.onProgress);
+}
+
+/**
+ * What the environment says when the options do not: SPINET_PORT (a real board; it takes its
+ * address by DHCP unless SPINET_IP gives one), SPINET_BOARD, SPINET_CHIP, SPINET_LAN,
+ * SPINET_TAP_ADDR, SPINET_IP, SPINET_GATEWAY — so one program runs on the simulated board in CI and
+ * on the real one at the desk.
+ */
+function fromEnvironment(options: OpenBoardOptions): OpenBoardOptions {
+  const env = process.env;
+  const chosen = options.board !== undefined || options.port !== undefined;
+  const port = chosen ? undefined : env.SPINET_PORT || undefined;
+  const board = chosen || port ? undefined : env.SPINET_BOARD || undefined;
+  const ip = options.ip ?? (env.SPINET_IP || undefined);
+  const real = (options.board ?? (options.port ?? port ? 'serial' : board)) === 'serial';
+  return {
+    ...(port ? { port } : {}),
+    ...(board ? { board: board as OpenBoardOptions['board'] } : {}),
+    ...(env.SPINET_CHIP ? { chip: env.SPINET_CHIP as OpenBoardOptions['chip'] } : {}),
+    ...(env.SPINET_LAN ? { lan: env.SPINET_LAN } : {}),
+    ...(env.SPINET_TAP_ADDR ? { tapAddress: env.SPINET_TAP_ADDR } : {}),
+    ...(ip ? { ip } : {}),
+    ...(env.SPINET_GATEWAY ? { gateway: env.SPINET_GATEWAY } : {}),
+    // A real board on a real LAN has no address of its own to assume: ask DHCP.
+    ...(real && !ip && options.dhcp === undefined ? { dhcp: true } : {}),
+  };
 }
 
 /** The options as the command line's values: both go through one composition (tools/node.ts). */

@@ -25,7 +25,9 @@ import type { DhcpClient, DhcpLease, RememberedLease } from '../src/app/dhcp/cli
 import { readLeaseFile, writeLeaseFile } from './lease-file.js';
 import { Agent as HttpAgent, type AgentOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createServer, type Socket as NodeSocket } from 'node:net';
+import { createServer, isIP, type Socket as NodeSocket } from 'node:net';
+import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { createDgram, type Dgram } from '../src/socket/dgram.js';
 import type { StackTables, TransportCountersReport } from '../src/stack/stack.js';
 import type { StackCountersSnapshot } from '../src/stats/counters.js';
@@ -56,6 +58,11 @@ export interface SpinetNode {
   /** An http.Agent whose connections are spinet TCP sockets: `http.get(url, { agent: node.agent })`. */
   readonly agent: HttpAgent;
   /**
+   * An https.Agent whose connections are Node's TLS over spinet TCP sockets, the certificate
+   * checked as https.get checks it (`ca` for a private CA): `https.get(url, { agent: node.httpsAgent({ ca }) })`.
+   */
+  httpsAgent(options?: HttpsAgentOptions): HttpsAgent;
+  /**
    * The johnny-five IO plugin over the board's spare pins (`new five.Board({ io: node.io })`):
    * boards with the bridge sketch (sim, serial) only; made on first use.
    */
@@ -84,6 +91,22 @@ export interface Forward {
 export interface SpinetStats extends StackTables {
   readonly counters: StackCountersSnapshot;
   readonly transports: TransportCountersReport;
+}
+
+/** https.Agent over spinet's TCP: Node's TLS on a spinet socket, with the usual certificate check. */
+export class SpinetHttpsAgent extends HttpsAgent {
+  constructor(
+    private readonly net: Net,
+    options?: HttpsAgentOptions,
+  ) {
+    super(options);
+  }
+
+  override createConnection(options: ConnectionOptions & { host?: string | null; port?: number | null }, _callback?: unknown): Duplex {
+    const host = options.host ?? 'localhost';
+    const socket = this.net.createConnection({ host, port: options.port ?? 443 }) as unknown as Duplex;
+    return tlsConnect({ ...options, host, socket, servername: options.servername ?? (isIP(host) ? undefined : host) });
+  }
 }
 
 /** http.Agent over spinet's TCP: node:http pools and reuses these connections as its own. */
@@ -189,8 +212,11 @@ export function checkNodeOptions(values: Values): {
 }
 
 export async function openNode(values: Values, progress: Progress = () => undefined): Promise<SpinetNode> {
-  const clock = new RealClock();
+  // The clock's timers alone do not hold the process (a connection in TIME-WAIT after close() must
+  // not keep a program running for a minute); an open node does, as an open serial port would.
+  const clock = new RealClock({ unref: true });
   const random = new CryptoRandom();
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   const cleanups: (() => Promise<void> | void)[] = [];
   const close = async () => {
     for (const cleanup of cleanups.reverse()) {
@@ -201,6 +227,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       }
     }
     cleanups.length = 0;
+    clearInterval(keepAlive);
   };
 
   try {
@@ -303,7 +330,13 @@ export async function openNode(values: Values, progress: Progress = () => undefi
 
     const dgram = createDgram(stack.udp);
     const agent = new SpinetHttpAgent(net, { keepAlive: true });
-    cleanups.push(() => agent.destroy());
+    const httpsAgents: HttpsAgent[] = [];
+    cleanups.push(() => [agent, ...httpsAgents].forEach((a) => a.destroy()));
+    const httpsAgent = (options?: HttpsAgentOptions): HttpsAgent => {
+      const made = new SpinetHttpsAgent(net, { keepAlive: true, ...options });
+      httpsAgents.push(made);
+      return made;
+    };
     let io: SpinetIO | undefined;
     const gpio = board.gpio;
     cleanups.push(() => io?.close());
@@ -319,7 +352,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     };
     const stats = (): SpinetStats => ({ ...stack.tables(), counters: stack.counters(), transports: stack.transportCounters() });
     return {
-      clock, stack, iface, nic, lan, tcp, net, dgram, dns, agent, stats, forward,
+      clock, stack, iface, nic, lan, tcp, net, dgram, dns, agent, httpsAgent, stats, forward,
       get io(): SpinetIO {
         if (!gpio) throw Object.assign(new Error(`this board has no pins for johnny-five (${board.description}): use board 'sim' or a real board`), { code: 'ERR_NO_GPIO' });
         io ??= new SpinetIO({ gpio, clock });
