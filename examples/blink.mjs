@@ -9,7 +9,7 @@ await new Promise((resolve) => board.once('ready', resolve));
 const led = new five.Led(8);
 led.blink(250);
 for (let i = 1; i <= 5; i++) {
-  const reply = await node.stack.ping('192.0.2.1', { timeoutMs: 3000 }).catch((error) => ({ error }));
+  const reply = await node.stack.ping('192.0.2.1', { timeoutMs: 5000 }).catch((error) => ({ error }));
   console.log(reply.error ? `ping ${i}: ${reply.error.code}` : `ping ${i} while blinking: ${reply.rttMs.toFixed(1)} ms`);
   await new Promise((resolve) => setTimeout(resolve, 500));
 }

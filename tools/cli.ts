@@ -3,6 +3,7 @@
  * spinet — the command line. Each command is a small function over the library; the option table
  * in options.ts is the one source of both parsing and --help.
  */
+import { readFileSync } from 'node:fs';
 import { CHIP_OPTION, formatOptions, NODE_OPTIONS, parseCommandLine, UsageError, type OptionSpec } from './options.js';
 
 interface Command {
@@ -97,7 +98,7 @@ function mainHelp(): string {
   return [
     'spinet — a host-driven TCP/IP stack for the ENC28J60 over a serial SPI bridge',
     '',
-    'Usage: spinet COMMAND [options]      spinet COMMAND --help',
+    'Usage: spinet COMMAND [options]      spinet COMMAND --help      spinet --version',
     '',
     'Commands:',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
@@ -108,15 +109,32 @@ function commandHelp(name: string, command: Command): string {
   return [`Usage: ${command.usage}`, '', command.summary + '.', ...(command.details ? ['', command.details] : []), '', 'Options:', formatOptions(command.options)].join('\n');
 }
 
+/** spinet's version, from the package.json above this file (tools/ in a checkout, dist/tools/ installed). */
+function version(): string {
+  for (let dir = new URL('./', import.meta.url); dir.pathname !== '/'; dir = new URL('../', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'spinet') return pkg.version ?? 'unknown';
+    } catch {
+      // not here: one folder up
+    }
+  }
+  return 'unknown';
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    console.log(`spinet ${version()}`);
+    return 0;
+  }
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     console.log(mainHelp());
     return name ? 0 : 1;
   }
   const command = COMMANDS[name];
   if (!command) {
-    console.error(`spinet: unknown command '${name}'\n\n${mainHelp()}`);
+    console.error(`spinet: unknown command '${name}' (see \`spinet --help\`)`);
     return 2;
   }
   try {
@@ -125,10 +143,13 @@ export async function main(argv: string[]): Promise<number> {
       console.log(commandHelp(name, command));
       return 0;
     }
+    // SPINET_PORT stands for --port (a real board) where the command takes one and none was given.
+    const envPort = process.env.SPINET_PORT;
+    if (envPort && values.port === undefined && command.options.some((o) => o.name === 'port') && (values.board === undefined || values.board === 'serial' || name === 'flash')) values.port = envPort;
     return await command.run(values, positionals);
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`spinet ${name}: ${error.message}\n\n${commandHelp(name, command)}`);
+      console.error(`spinet ${name}: ${error.message} (see \`spinet ${name} --help\`)`);
       return 2;
     }
     const e = error as Error & { code?: string };
