@@ -22,6 +22,8 @@ const SERVE_OPTION: OptionSpec = {
   help: 'run a service (repeatable): echo:7 (UDP and TCP), discard:9, chargen:19, http:80 (status page)',
 };
 
+const JSON_OPTION: OptionSpec = { name: 'json', type: 'boolean', help: 'print the result as one JSON object on stdout' };
+
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'the built-in demo: a simulated Uno with an ENC28J60 on a simulated LAN (what `npm start` runs)',
@@ -32,7 +34,7 @@ const COMMANDS: Record<string, Command> = {
       { name: 'http-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s status page (default 8080, or a free one when 8080 is taken; 0: any free port)' },
       { name: 'echo-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (default 8007, or a free one when 8007 is taken; 0: any free port)' },
       { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file' },
-      { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stderr: text, json or none' },
+      { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stdout: text, json or none' },
     ],
     details: 'The board takes a DHCP lease from a gateway node on the simulated LAN, resolves the gateway by name,\npings it, and serves its status page and TCP echo, forwarded to 127.0.0.1. No hardware, no root.',
     run: async (v) => (await import('./commands/start.js')).start(v),
@@ -40,7 +42,7 @@ const COMMANDS: Record<string, Command> = {
   run: {
     summary: 'run the stack on a board until Ctrl-C',
     usage: 'spinet run [options]',
-    options: [...NODE_OPTIONS, SERVE_OPTION],
+    options: [...NODE_OPTIONS, SERVE_OPTION, { name: 'json', type: 'boolean', help: 'print the tables at exit as one JSON object' }],
     run: async (v) => (await import('./commands/run.js')).run(v),
   },
   ping: {
@@ -51,6 +53,7 @@ const COMMANDS: Record<string, Command> = {
       { name: 'count', short: 'c', type: 'string', value: 'N', default: '4', help: 'number of echo requests' },
       { name: 'size', short: 's', type: 'string', value: 'BYTES', default: '56', help: 'payload size (above the MTU the datagram is fragmented)' },
       { name: 'interval', short: 'i', type: 'string', value: 'SEC', default: '1', help: 'seconds between requests' },
+      JSON_OPTION,
     ],
     run: async (v, p) => (await import('./commands/ping.js')).ping(v, p),
   },
@@ -63,7 +66,7 @@ const COMMANDS: Record<string, Command> = {
   resolve: {
     summary: 'resolve a name through the board\'s DNS resolver',
     usage: 'spinet resolve NAME [options]',
-    options: NODE_OPTIONS,
+    options: [...NODE_OPTIONS, JSON_OPTION],
     run: async (v, p) => (await import('./commands/resolve.js')).resolve(v, p),
   },
   sim: {
@@ -143,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(commandHelp(name, command));
       return 0;
     }
+    if (values.pcap === '-' && name !== 'run') throw new UsageError(`--pcap - streams the capture to stdout, where spinet ${name} prints its result: use --pcap FILE (or spinet run --pcap -)`);
     // SPINET_PORT stands for --port (a real board) where the command takes one and none was given.
     const envPort = process.env.SPINET_PORT;
     if (envPort && values.port === undefined && command.options.some((o) => o.name === 'port') && (values.board === undefined || values.board === 'serial' || name === 'flash')) values.port = envPort;

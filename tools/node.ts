@@ -12,6 +12,7 @@ import { formatIpv4, formatMac, isMulticastIpv4, isMulticastMac, parseCidr, pars
 import { closeSync, openSync } from 'node:fs';
 import { CaptureNic } from '../src/capture/capture.js';
 import { createCaptureSinks } from '../src/capture/sinks.js';
+import type { ByteSink } from '../src/capture/pcapng.js';
 import { VirtualLan } from '../hal/lan/switch.js';
 import { parseLanSpec, TapAttachment } from '../hal/lan/tap.js';
 import { LabGateway, LAB_GATEWAY_ADDRESS } from './lab-gateway.js';
@@ -167,7 +168,7 @@ export function checkNodeOptions(values: Values): {
   const log = str(values, 'log') ?? 'none';
   if (log !== 'none' && log !== 'text' && log !== 'json') throw new UsageError(`--log must be text, json or none, not '${log}'`);
   const pcap = str(values, 'pcap');
-  if (pcap) {
+  if (pcap && pcap !== '-') {
     // Fail now, not silently at the end: the capture file must be writable.
     try {
       closeSync(openSync(pcap, 'w'));
@@ -254,10 +255,16 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     const { log, pcap } = checked;
     let nic: Nic = board.nic;
     if (log !== 'none' || pcap) {
-      const capture = new CaptureNic(board.nic, clock, createCaptureSinks({ log, ...(pcap ? { pcapPath: pcap } : {}) }));
+      // The frame log is the output (stdout, nothing else in it but the command's own result); with
+      // --pcap - stdout is the pcapng stream (spinet run --pcap - | wireshark -k -i -) and the log
+      // moves to stderr.
+      const toStdout = pcap === '-';
+      const writeLine = (line: string) => void (toStdout ? process.stderr : process.stdout).write(line + '\n');
+      const sinks = createCaptureSinks({ log, writeLine, ...(pcap && !toStdout ? { pcapPath: pcap } : {}), ...(toStdout ? { pcapSink: stdoutSink() } : {}) });
+      const capture = new CaptureNic(board.nic, clock, sinks);
       cleanups.push(() => capture.closeSinks());
       nic = capture;
-      if (pcap) progress(`capture: every frame to ${pcap} (pcapng)`);
+      if (pcap) progress(`capture: every frame to ${toStdout ? 'stdout' : pcap} (pcapng)`);
     }
 
     const stack = new Stack({ clock, random, ...(str(values, 'hostname') ? { hostname: str(values, 'hostname') } : {}) });
@@ -364,6 +371,14 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     await close();
     throw error;
   }
+}
+
+/** The pcapng stream to stdout (`--pcap -`); closing flushes it, stdout itself stays open. */
+function stdoutSink(): ByteSink {
+  return {
+    write: (bytes) => void process.stdout.write(bytes),
+    flush: () => new Promise<void>((resolve) => process.stdout.write('', () => resolve())),
+  };
 }
 
 /** A 127.0.0.1 listener whose every connection is piped into a spinet connection to host:port. */

@@ -45,10 +45,12 @@ export async function sim(values: Values): Promise<number> {
     const board = await createSimulatedEnc28j60Board({ board: boardName, clock, lan, mac, bootloader: Boolean(values.bootloader) });
     cleanups.push(() => board.stop());
     await board.servePty(ptyPath);
+    // Listening for Ctrl-C before saying so: a signal right after the lines still shuts down cleanly.
+    const interrupted = untilInterrupted();
     console.error(`simulated ${boardName} (bridge sketch in avr8js, emulated ENC28J60) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
     console.log(`try: spinet run --board serial --port ${ptyPath} --dhcp --serve http:80`);
     console.error('Ctrl-C to stop.');
-    const signal = await untilInterrupted();
+    const signal = await interrupted;
     console.error(`\n${signal}: stopping the simulated board`);
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup();

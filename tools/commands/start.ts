@@ -43,11 +43,13 @@ export async function start(values: Values): Promise<number> {
     for (const s of services.describe()) say(`board ${boardIp}: serving ${s}`);
     const http = await forwardTo(node, 80, httpPort, values['http-port'] === undefined, say);
     const echo = await forwardTo(node, 7, echoPort, values['echo-port'] === undefined, say);
+    // Listening for Ctrl-C before saying so: a signal right after the lines still shuts down cleanly.
+    const interrupted = untilInterrupted();
     console.log(`spinet is up: the simulated board is ${boardIp} on the simulated LAN.`);
     console.log(`  status page:  curl http://127.0.0.1:${http.port}/`);
     console.log(`  TCP echo:     socat - TCP:127.0.0.1:${echo.port}`);
     console.log('Ctrl-C to stop.');
-    const signal = await untilInterrupted();
+    const signal = await interrupted;
     say(`\n${signal}: shutting down (closing connections, releasing the DHCP lease)`);
     await Promise.all([http, echo].map((f) => f.close()));
     await services.close();
