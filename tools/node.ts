@@ -243,7 +243,10 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       progress(`LAN: built-in simulated LAN, gateway ${formatIpv4(LAB_GATEWAY_ADDRESS)} (DHCP, DNS "gateway.${gateway.domain}", ping, echo, HTTP)`);
     } else if (lanSpec.kind === 'tap') {
       const tapAddr = str(values, 'tap-addr');
-      tap = await TapAttachment.open({ ifname: lanSpec.ifname, ...(tapAddr ? { address: tapAddr } : {}) });
+      // SPINET_TUN_DEVICE: the TUN clone device where it is not /dev/net/tun (a container's, or one
+      // the user may open when /dev/net/tun is root's only).
+      const tunDevice = process.env.SPINET_TUN_DEVICE;
+      tap = await TapAttachment.open({ ifname: lanSpec.ifname, ...(tapAddr ? { address: tapAddr } : {}), ...(tunDevice ? { tunDevice } : {}) });
       tap.attachTo(lan);
       cleanups.push(() => tap!.close());
       progress(`LAN: TAP device ${lanSpec.ifname}${tapAddr ? ` (Linux side ${tapAddr})` : ''}`);
