@@ -34,7 +34,7 @@ const COMMANDS: Record<string, Command> = {
       { name: 'http-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s status page (default 8080, or a free one when 8080 is taken; 0: any free port)' },
       { name: 'echo-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (default 8007, or a free one when 8007 is taken; 0: any free port)' },
       { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file' },
-      { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stdout: text, json or none' },
+      { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stderr: text, json or none' },
     ],
     details: 'The board takes a DHCP lease from a gateway node on the simulated LAN, resolves the gateway by name,\npings it, and serves its status page and TCP echo, forwarded to 127.0.0.1. No hardware, no root.',
     run: async (v) => (await import('./commands/start.js')).start(v),

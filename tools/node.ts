@@ -212,7 +212,7 @@ export function checkNodeOptions(values: Values): {
   return { board, lanSpec, mac, log, ...(pcap ? { pcap } : {}), config: { address, prefixLength, text, ...(gateway !== undefined ? { gateway } : {}), dns } };
 }
 
-export async function openNode(values: Values, progress: Progress = () => undefined): Promise<SpinetNode> {
+export async function openNode(values: Values, progress: Progress = () => undefined, options: { readonly logToStdout?: boolean } = {}): Promise<SpinetNode> {
   // The clock's timers alone do not hold the process (a connection in TIME-WAIT after close() must
   // not keep a program running for a minute); an open node does, as an open serial port would.
   const clock = new RealClock({ unref: true });
@@ -258,11 +258,12 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     const { log, pcap } = checked;
     let nic: Nic = board.nic;
     if (log !== 'none' || pcap) {
-      // The frame log is the output (stdout, nothing else in it but the command's own result); with
-      // --pcap - stdout is the pcapng stream (spinet run --pcap - | wireshark -k -i -) and the log
-      // moves to stderr.
+      // The frame log goes to stderr beside the progress, or (spinet run) to stdout as the
+      // command's output, so that --log json is pure JSON lines there; with --pcap - stdout is the
+      // pcapng stream (spinet run --pcap - | wireshark -k -i -) and the log stays on stderr.
       const toStdout = pcap === '-';
-      const writeLine = (line: string) => void (toStdout ? process.stderr : process.stdout).write(line + '\n');
+      const logStream = options.logToStdout && !toStdout ? process.stdout : process.stderr;
+      const writeLine = (line: string) => void logStream.write(line + '\n');
       const sinks = createCaptureSinks({ log, writeLine, ...(pcap && !toStdout ? { pcapPath: pcap } : {}), ...(toStdout ? { pcapSink: stdoutSink() } : {}) });
       const capture = new CaptureNic(board.nic, clock, sinks);
       cleanups.push(() => capture.closeSinks());

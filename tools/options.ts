@@ -32,7 +32,7 @@ export const NODE_OPTIONS: readonly OptionSpec[] = [
   { name: 'hostname', type: 'string', value: 'NAME', help: 'host name sent in DHCP requests' },
   { name: 'lease-file', type: 'string', value: 'PATH', help: 'with --dhcp: remember the lease in PATH and ask for it again at the next start (INIT-REBOOT); the lease is then kept, not released, on Ctrl-C' },
   { name: 'mac', type: 'string', value: 'MAC', help: 'MAC address (default: a fixed locally administered one)' },
-  { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stdout (stderr with --pcap -): text, json (JSON lines) or none' },
+  { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame: text, json (JSON lines) or none; to stderr, and for spinet run to stdout (stderr with --pcap -)' },
   { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file (open it in Wireshark); - for stdout: spinet run --pcap - | wireshark -k -i -' },
 ];
 

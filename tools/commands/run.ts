@@ -3,7 +3,8 @@ import { startServices } from '../services.js';
 
 /** `spinet run`: bring the board up, start the services, print state; Ctrl-C shuts down cleanly. */
 export async function run(values: Values): Promise<number> {
-  const node = await openNode(values, (m) => console.error(m));
+  // The frame log is run's output: stdout (JSON lines alone with --log json); progress on stderr.
+  const node = await openNode(values, (m) => console.error(m), { logToStdout: true });
   try {
     const services = await startServices(node.stack, node.net, (values.serve as string[] | undefined) ?? []);
     for (const s of services.describe()) console.error(`serving ${s}`);
