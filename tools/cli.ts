@@ -82,6 +82,16 @@ const COMMANDS: Record<string, Command> = {
     ],
     run: async (v) => (await import('./commands/sim.js')).sim(v),
   },
+  ports: {
+    summary: 'list serial ports (USB vendor:product) and which answer as a spinet bridge, with its protocol version',
+    usage: 'spinet ports [PATH…] [--json]',
+    options: [
+      JSON_OPTION,
+      { name: 'timeout', type: 'string', value: 'SEC', default: '4', help: 'how long to wait for each port\'s bridge HELLO' },
+    ],
+    details: 'Ports come from serialport\'s SerialPort.list(), or are the PATHs given. Each is opened to ask for the\nbridge sketch, which resets an Arduino as any serial monitor does. Exit 0 when a bridge answered.',
+    run: async (v, p) => (await import('./commands/ports.js')).ports(v, p),
+  },
   flash: {
     summary: 'build (when a toolchain is present) and upload the bridge sketch with avrdude',
     usage: 'spinet flash --board uno --port PATH [--dry-run]',
@@ -150,6 +160,8 @@ export async function main(argv: string[]): Promise<number> {
     // SPINET_PORT stands for --port (a real board) where the command takes one and none was given.
     const envPort = process.env.SPINET_PORT;
     if (envPort && values.port === undefined && command.options.some((o) => o.name === 'port') && (values.board === undefined || values.board === 'serial' || name === 'flash')) values.port = envPort;
+    // --port auto: the one port where the bridge sketch answers.
+    if (values.port === 'auto' && name !== 'flash') values.port = await (await import('./commands/ports.js')).autoPort();
     return await command.run(values, positionals);
   } catch (error) {
     if (error instanceof UsageError) {

@@ -21,7 +21,7 @@ export const CHIP_OPTION: OptionSpec = { name: 'chip', type: 'string', value: 'C
 export const NODE_OPTIONS: readonly OptionSpec[] = [
   { name: 'board', type: 'string', value: 'KIND', help: 'virtual (a NIC straight on the LAN), mock (driver → mock HAL → emulated chip), sim (the bridge sketch in an AVR emulator), serial (a real board on --port); default: serial with --port (or SPINET_PORT), else virtual' },
   CHIP_OPTION,
-  { name: 'port', type: 'string', value: 'PATH', help: 'serial port of a real board, e.g. /dev/ttyACM0 (implies --board serial; SPINET_PORT in the environment stands for it)' },
+  { name: 'port', type: 'string', value: 'PATH', help: 'serial port of a real board, e.g. /dev/ttyACM0, or auto: the one where the bridge sketch answers (implies --board serial; SPINET_PORT in the environment stands for it)' },
   { name: 'baud', type: 'string', value: 'N', help: "serial speed (default: the board definition's, 1000000)" },
   { name: 'lan', type: 'string', value: 'LAN', default: 'sim', help: 'sim (built-in LAN with a gateway node at 192.0.2.1 serving DHCP, DNS, ping) or tap:IFNAME (a Linux TAP device, needs root)' },
   { name: 'tap-addr', type: 'string', value: 'A/N', help: 'with --lan tap:IF, give the Linux side of the TAP this address' },
