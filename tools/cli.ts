@@ -168,8 +168,10 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`spinet ${name}: ${error.message} (see \`spinet ${name} --help\`)`);
       return 2;
     }
-    const e = error as Error & { code?: string };
-    console.error(`spinet ${name}: ${e.code ? `${e.code}: ` : ''}${e.message}`);
+    const e = error as Error & { code?: string; hint?: unknown };
+    // One line: the cause, and what to do when the error knows (a FlashError's hint).
+    const hint = typeof e.hint === 'string' && !e.message.includes(e.hint) ? `: ${e.hint}` : '';
+    console.error(`spinet ${name}: ${e.code ? `${e.code}: ` : ''}${e.message}${hint}`);
     if (process.env.SPINET_DEBUG) console.error(e.stack);
     return 1;
   }

@@ -82,6 +82,28 @@ describe('spinet: --port means a real board', () => {
   });
 });
 
+describe('spinet: a missing Debian tool', () => {
+  // spinet's own node by its full path; the tools it starts are looked up on an empty PATH.
+  const withoutTools = { PATH: '/nonexistent' };
+
+  it('spinet sim --pty without socat: one line with the install command, exit 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spinet-nosocat-'));
+    try {
+      const result = await spinet(['sim', '--pty', join(dir, 'uno')], withoutTools);
+      expect(result.code).toBe(1);
+      expect(lastLine(result.stderr)).toBe('spinet sim: ENOENT: socat not found: install it (sudo apt-get install socat), it makes the pseudo-terminal');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('spinet flash without avrdude: one line with the install command, exit 1', async () => {
+    const result = await spinet(['flash', '--port', '/dev/null', '--no-build'], withoutTools);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('spinet flash: ENOENT: avrdude is not installed: sudo apt-get install avrdude\n');
+  });
+});
+
 describe('spinet sim --pty', () => {
   it('never replaces an existing file or a live link', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'spinet-pty-'));
