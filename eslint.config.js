@@ -23,7 +23,7 @@ const coreStaysInside = [1, 2, 3, 4, 5].map((depth) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'boards/**/build/**', '**/*.hex', 'coverage/**', 'tmp/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'boards/**/build/**', '**/*.hex', 'coverage/**', 'tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -43,6 +43,11 @@ export default tseslint.config(
       'no-restricted-properties': ['error',
         { object: 'Date', property: 'now', message: 'Use the injected Clock (src/time).' }],
     },
+  },
+  {
+    // The examples and build scripts are plain Node programs.
+    files: ['examples/**/*.mjs', 'scripts/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', Buffer: 'readonly' } },
   },
   ...coreStaysInside,
   {

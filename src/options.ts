@@ -12,7 +12,7 @@ export interface StackOptions {
   arpRefreshBeforeExpiryMs: number;
   /** At most one request per address per this interval (smoltcp: ≤ 1/s; RFC 1122 §2.3.2.1 asks for rate limiting). */
   arpRequestIntervalMs: number;
-  /** Requests sent for an unresolved address before its queued packets are dropped (lwIP ARP_MAXPENDING 5, FreeRTOS+TCP 5). */
+  /** Requests sent for an unresolved address before its queued packets are dropped and its users told EHOSTUNREACH (Linux: mcast_solicit 3, one a second, so connect() fails after ~3 s). */
   arpMaxRequests: number;
   /** Packets (a fragmented datagram counts once) queued per unresolved neighbour; oldest dropped first (lwIP ARP_QUEUE_LEN 3). */
   arpQueueLength: number;
@@ -74,7 +74,7 @@ export const STACK_DEFAULTS: Readonly<StackOptions> = Object.freeze({
   arpEntryLifetimeMs: 300_000,
   arpRefreshBeforeExpiryMs: 30_000,
   arpRequestIntervalMs: 1_000,
-  arpMaxRequests: 5,
+  arpMaxRequests: 3,
   arpQueueLength: 3,
   arpLocktimeMs: 1_000,
   arpActiveUseMs: 5_000,

@@ -9,6 +9,7 @@
  */
 import type { Clock } from '../src/time/clock.js';
 import type { Nic } from '../src/link/nic.js';
+import type { Gpio } from '../src/drivers/hal.js';
 import type { MacAddress } from '../src/wire/address.js';
 import { Enc28j60Nic } from '../src/drivers/enc28j60/driver.js';
 import type { Enc28j60Options } from '../src/drivers/enc28j60/options.js';
@@ -33,7 +34,9 @@ export type BoardChoice =
 
 /** Check `--board`, `--chip`, `--port`, `--baud` (usage errors) before anything is opened. */
 export function checkBoardOptions(options: { board?: string | undefined; chip?: string | undefined; port?: string | undefined; baud?: string | undefined }): BoardChoice {
-  const kind = options.board ?? 'virtual';
+  // --port means a real board: it implies --board serial, and contradicts any other board.
+  const kind = options.board ?? (options.port !== undefined ? 'serial' : 'virtual');
+  if (options.port !== undefined && kind !== 'serial') throw new UsageError(`--port is a real board's serial port, and --board ${kind} has none: drop --port (or --board ${kind})`);
   if (kind !== 'virtual' && kind !== 'mock' && kind !== 'sim' && kind !== 'serial') throw new UsageError(`--board must be virtual, mock, sim or serial, not '${kind}'`);
   const chip = options.chip ?? 'enc28j60';
   if (!(CHIPS as readonly string[]).includes(chip)) throw new UsageError(`--chip must be ${CHIPS.join(' or ')}, not '${chip}'`);
@@ -58,10 +61,13 @@ export interface BoardOptions {
 export interface OpenBoard {
   readonly nic: Nic;
   readonly description: string;
+  /** The board's spare pins (sim and serial: the bridge sketch's GPIO commands), for johnny-five. */
+  readonly gpio?: Gpio;
   close(): Promise<void>;
 }
 
-export async function openBoard(choice: BoardChoice, options: BoardOptions): Promise<OpenBoard> {
+/** Bring up the board `choice` names, its cable in `options.lan` (a serial board's is a real cable). */
+export async function connectBoard(choice: BoardChoice, options: BoardOptions): Promise<OpenBoard> {
   switch (choice.kind) {
     case 'virtual': {
       const nic = new VirtualNic(options.lan, options.mac, 'virtual0');
@@ -77,6 +83,7 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
       return {
         nic,
         description: `simulated Uno (avr8js) over ${sim.path} → ENC28J60 emulator`,
+        gpio: hal.gpio,
         close: async () => {
           await nic.stop();
           await hal.close();
@@ -96,6 +103,7 @@ export async function openBoard(choice: BoardChoice, options: BoardOptions): Pro
       return {
         nic,
         description: `${hal.name} → ENC28J60`,
+        gpio: hal.gpio,
         close: async () => {
           await nic.stop();
           await hal.close();
@@ -230,11 +238,15 @@ export async function createSimulatedEnc28j60Board(options: Omit<SimulatedBoardO
   });
 }
 
-/** The three ways opening a real board fails, said so that the user knows what to do next. */
+/** The ways opening a real board fails, said so that the user knows what to do next. */
 export function explainOpenError(error: unknown, port: string, baudRate: number): Error {
   const e = error as Error & { code?: string };
   const text = `${e.code ?? ''} ${e.message}`;
   const wrap = (code: string, message: string) => Object.assign(new Error(message), { code, cause: error });
+  if (/Inappropriate ioctl|ENOTTY/i.test(text)) return wrap('ENOTTY', `${port} is not a serial port: give the board's port, e.g. /dev/ttyACM0 (spinet ports lists them)`);
+  if (/Cannot lock port|Resource temporarily unavailable|EBUSY/i.test(text)) {
+    return wrap('EBUSY', `${port} is held by another program (a serial monitor, another spinet, ModemManager?): close it and try again (fuser -v ${port} shows who)`);
+  }
   if (/ENOENT|No such file/i.test(text)) return wrap('ENOENT', `no such port ${port}: is the board plugged in? (ls /dev/ttyACM* /dev/ttyUSB*)`);
   if (/EACCES|Permission denied/i.test(text)) return wrap('EACCES', `permission denied on ${port}: add yourself to the dialout group (sudo usermod -aG dialout $USER) and log in again`);
   if (/ETIMEDOUT|timed? ?out|no answer|HELLO/i.test(text)) {

@@ -1,7 +1,9 @@
+#!/usr/bin/env node
 /**
  * spinet — the command line. Each command is a small function over the library; the option table
  * in options.ts is the one source of both parsing and --help.
  */
+import { readFileSync } from 'node:fs';
 import { CHIP_OPTION, formatOptions, NODE_OPTIONS, parseCommandLine, UsageError, type OptionSpec } from './options.js';
 
 interface Command {
@@ -20,6 +22,8 @@ const SERVE_OPTION: OptionSpec = {
   help: 'run a service (repeatable): echo:7 (UDP and TCP), discard:9, chargen:19, http:80 (status page)',
 };
 
+const JSON_OPTION: OptionSpec = { name: 'json', type: 'boolean', help: 'print the result as one JSON object on stdout' };
+
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'the built-in demo: a simulated Uno with an ENC28J60 on a simulated LAN (what `npm start` runs)',
@@ -27,8 +31,8 @@ const COMMANDS: Record<string, Command> = {
     options: [
       { name: 'board', type: 'string', value: 'KIND', default: 'sim', help: 'sim (the real sketch in an AVR emulator), mock or virtual' },
       CHIP_OPTION,
-      { name: 'http-port', type: 'string', value: 'N', default: '8080', help: 'local 127.0.0.1 port forwarded to the board\'s status page (0: any free port)' },
-      { name: 'echo-port', type: 'string', value: 'N', default: '8007', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (0: any free port)' },
+      { name: 'http-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s status page (default 8080, or a free one when 8080 is taken; 0: any free port)' },
+      { name: 'echo-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (default 8007, or a free one when 8007 is taken; 0: any free port)' },
       { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file' },
       { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stderr: text, json or none' },
     ],
@@ -38,7 +42,7 @@ const COMMANDS: Record<string, Command> = {
   run: {
     summary: 'run the stack on a board until Ctrl-C',
     usage: 'spinet run [options]',
-    options: [...NODE_OPTIONS, SERVE_OPTION],
+    options: [...NODE_OPTIONS, SERVE_OPTION, { name: 'json', type: 'boolean', help: 'print the tables at exit as one JSON object' }],
     run: async (v) => (await import('./commands/run.js')).run(v),
   },
   ping: {
@@ -49,19 +53,20 @@ const COMMANDS: Record<string, Command> = {
       { name: 'count', short: 'c', type: 'string', value: 'N', default: '4', help: 'number of echo requests' },
       { name: 'size', short: 's', type: 'string', value: 'BYTES', default: '56', help: 'payload size (above the MTU the datagram is fragmented)' },
       { name: 'interval', short: 'i', type: 'string', value: 'SEC', default: '1', help: 'seconds between requests' },
+      JSON_OPTION,
     ],
     run: async (v, p) => (await import('./commands/ping.js')).ping(v, p),
   },
   get: {
-    summary: 'HTTP GET through spinet; the body goes to stdout',
-    usage: 'spinet get URL [options]',
-    options: NODE_OPTIONS,
+    summary: 'HTTP(S) GET through spinet; the body goes to stdout',
+    usage: 'spinet get URL [--ca FILE] [options]',
+    options: [...NODE_OPTIONS, { name: 'ca', type: 'string', value: 'FILE', help: 'with https://: also trust this CA certificate (PEM), e.g. a private CA' }],
     run: async (v, p) => (await import('./commands/get.js')).get(v, p),
   },
   resolve: {
     summary: 'resolve a name through the board\'s DNS resolver',
     usage: 'spinet resolve NAME [options]',
-    options: NODE_OPTIONS,
+    options: [...NODE_OPTIONS, JSON_OPTION],
     run: async (v, p) => (await import('./commands/resolve.js')).resolve(v, p),
   },
   sim: {
@@ -76,6 +81,16 @@ const COMMANDS: Record<string, Command> = {
       { name: 'bootloader', type: 'boolean', help: 'emulate optiboot for 1 s after each open, so avrdude (spinet flash) can upload' },
     ],
     run: async (v) => (await import('./commands/sim.js')).sim(v),
+  },
+  ports: {
+    summary: 'list serial ports (USB vendor:product) and which answer as a spinet bridge, with its protocol version',
+    usage: 'spinet ports [PATH…] [--json]',
+    options: [
+      JSON_OPTION,
+      { name: 'timeout', type: 'string', value: 'SEC', default: '4', help: 'how long to wait for each port\'s bridge HELLO' },
+    ],
+    details: 'Ports come from serialport\'s SerialPort.list(), or are the PATHs given. Each is opened to ask for the\nbridge sketch, which resets an Arduino as any serial monitor does. Exit 0 when a bridge answered.',
+    run: async (v, p) => (await import('./commands/ports.js')).ports(v, p),
   },
   flash: {
     summary: 'build (when a toolchain is present) and upload the bridge sketch with avrdude',
@@ -96,7 +111,7 @@ function mainHelp(): string {
   return [
     'spinet — a host-driven TCP/IP stack for the ENC28J60 over a serial SPI bridge',
     '',
-    'Usage: spinet COMMAND [options]      spinet COMMAND --help',
+    'Usage: spinet COMMAND [options]      spinet COMMAND --help      spinet --version',
     '',
     'Commands:',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
@@ -107,15 +122,32 @@ function commandHelp(name: string, command: Command): string {
   return [`Usage: ${command.usage}`, '', command.summary + '.', ...(command.details ? ['', command.details] : []), '', 'Options:', formatOptions(command.options)].join('\n');
 }
 
+/** spinet's version, from the package.json above this file (tools/ in a checkout, dist/tools/ installed). */
+function version(): string {
+  for (let dir = new URL('./', import.meta.url); dir.pathname !== '/'; dir = new URL('../', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'spinet') return pkg.version ?? 'unknown';
+    } catch {
+      // not here: one folder up
+    }
+  }
+  return 'unknown';
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    console.log(`spinet ${version()}`);
+    return 0;
+  }
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     console.log(mainHelp());
     return name ? 0 : 1;
   }
   const command = COMMANDS[name];
   if (!command) {
-    console.error(`spinet: unknown command '${name}'\n\n${mainHelp()}`);
+    console.error(`spinet: unknown command '${name}' (see \`spinet --help\`)`);
     return 2;
   }
   try {
@@ -124,14 +156,22 @@ export async function main(argv: string[]): Promise<number> {
       console.log(commandHelp(name, command));
       return 0;
     }
+    if (values.pcap === '-' && name !== 'run') throw new UsageError(`--pcap - streams the capture to stdout, where spinet ${name} prints its result: use --pcap FILE (or spinet run --pcap -)`);
+    // SPINET_PORT stands for --port (a real board) where the command takes one and none was given.
+    const envPort = process.env.SPINET_PORT;
+    if (envPort && values.port === undefined && command.options.some((o) => o.name === 'port') && (values.board === undefined || values.board === 'serial' || name === 'flash')) values.port = envPort;
+    // --port auto: the one port where the bridge sketch answers.
+    if (values.port === 'auto' && name !== 'flash') values.port = await (await import('./commands/ports.js')).autoPort();
     return await command.run(values, positionals);
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`spinet ${name}: ${error.message}\n\n${commandHelp(name, command)}`);
+      console.error(`spinet ${name}: ${error.message} (see \`spinet ${name} --help\`)`);
       return 2;
     }
-    const e = error as Error & { code?: string };
-    console.error(`spinet ${name}: ${e.code ? `${e.code}: ` : ''}${e.message}`);
+    const e = error as Error & { code?: string; hint?: unknown };
+    // One line: the cause, and what to do when the error knows (a FlashError's hint).
+    const hint = typeof e.hint === 'string' && !e.message.includes(e.hint) ? `: ${e.hint}` : '';
+    console.error(`spinet ${name}: ${e.code ? `${e.code}: ` : ''}${e.message}${hint}`);
     if (process.env.SPINET_DEBUG) console.error(e.stack);
     return 1;
   }

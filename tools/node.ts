@@ -12,10 +12,11 @@ import { formatIpv4, formatMac, isMulticastIpv4, isMulticastMac, parseCidr, pars
 import { closeSync, openSync } from 'node:fs';
 import { CaptureNic } from '../src/capture/capture.js';
 import { createCaptureSinks } from '../src/capture/sinks.js';
+import type { ByteSink } from '../src/capture/pcapng.js';
 import { VirtualLan } from '../hal/lan/switch.js';
 import { parseLanSpec, TapAttachment } from '../hal/lan/tap.js';
 import { LabGateway, LAB_GATEWAY_ADDRESS } from './lab-gateway.js';
-import { checkBoardOptions, openBoard, type BoardChoice } from './boards.js';
+import { checkBoardOptions, connectBoard, type BoardChoice } from './boards.js';
 import { UsageError } from './options.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { createNet, type Net } from '../src/socket/net.js';
@@ -23,6 +24,15 @@ import { createStackDhcpClient, createStackResolver, resolverLookup } from '../s
 import type { DnsResolver } from '../src/app/dns/resolver.js';
 import type { DhcpClient, DhcpLease, RememberedLease } from '../src/app/dhcp/client.js';
 import { readLeaseFile, writeLeaseFile } from './lease-file.js';
+import { Agent as HttpAgent, type AgentOptions } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createServer, isIP, type Socket as NodeSocket } from 'node:net';
+import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { createDgram, type Dgram } from '../src/socket/dgram.js';
+import type { StackTables, TransportCountersReport } from '../src/stack/stack.js';
+import type { StackCountersSnapshot } from '../src/stats/counters.js';
+import { SpinetIO } from '../hal/johnny-five/spinet-io.js';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -42,13 +52,77 @@ export interface SpinetNode {
   readonly tcp: Tcp;
   /** node:net over spinet's TCP, resolving names through `dns`. */
   readonly net: Net;
+  /** node:dgram over spinet's UDP. */
+  readonly dgram: Dgram;
+  /** Names through spinet's resolver, promises like node:dns's `dns.promises` (lookup, resolve4, …). */
   readonly dns: DnsResolver;
+  /** An http.Agent whose connections are spinet TCP sockets: `http.get(url, { agent: node.agent })`. */
+  readonly agent: HttpAgent;
+  /**
+   * An https.Agent whose connections are Node's TLS over spinet TCP sockets, the certificate
+   * checked as https.get checks it (`ca` for a private CA): `https.get(url, { agent: node.httpsAgent({ ca }) })`.
+   */
+  httpsAgent(options?: HttpsAgentOptions): HttpsAgent;
+  /**
+   * The johnny-five IO plugin over the board's spare pins (`new five.Board({ io: node.io })`):
+   * boards with the bridge sketch (sim, serial) only; made on first use.
+   */
+  readonly io: SpinetIO;
+  /** The stack's tables (interfaces, ARP, routes, sockets) and counters, as plain data. */
+  stats(): SpinetStats;
+  /**
+   * On the built-in LAN: a 127.0.0.1 listener (port `localPort`, default any free one) whose every
+   * connection reaches the board's TCP `port` through the gateway node, so a browser or curl on
+   * this machine can talk to what the board serves.
+   */
+  forward(port: number, localPort?: number): Promise<Forward>;
   readonly dhcp?: DhcpClient;
   /** Tear down in order: stack, capture (flushed), board, LAN attachments. */
   close(): Promise<void>;
 }
 
 export type Progress = (message: string) => void;
+
+export interface Forward {
+  /** The local port (127.0.0.1) that is forwarded. */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface SpinetStats extends StackTables {
+  readonly counters: StackCountersSnapshot;
+  readonly transports: TransportCountersReport;
+}
+
+/** https.Agent over spinet's TCP: Node's TLS on a spinet socket, with the usual certificate check. */
+export class SpinetHttpsAgent extends HttpsAgent {
+  constructor(
+    private readonly net: Net,
+    options?: HttpsAgentOptions,
+  ) {
+    super(options);
+  }
+
+  override createConnection(options: ConnectionOptions & { host?: string | null; port?: number | null }, _callback?: unknown): Duplex {
+    const host = options.host ?? 'localhost';
+    const socket = this.net.createConnection({ host, port: options.port ?? 443 }) as unknown as Duplex;
+    return tlsConnect({ ...options, host, socket, servername: options.servername ?? (isIP(host) ? undefined : host) });
+  }
+}
+
+/** http.Agent over spinet's TCP: node:http pools and reuses these connections as its own. */
+export class SpinetHttpAgent extends HttpAgent {
+  constructor(
+    private readonly net: Net,
+    options?: AgentOptions,
+  ) {
+    super(options);
+  }
+
+  override createConnection(options: { host?: string | null; port?: number | null }, _callback?: unknown): Duplex {
+    return this.net.createConnection({ host: options.host ?? 'localhost', port: options.port ?? 80 }) as unknown as Duplex;
+  }
+}
 
 function usage<T>(parse: () => T): T {
   try {
@@ -94,7 +168,7 @@ export function checkNodeOptions(values: Values): {
   const log = str(values, 'log') ?? 'none';
   if (log !== 'none' && log !== 'text' && log !== 'json') throw new UsageError(`--log must be text, json or none, not '${log}'`);
   const pcap = str(values, 'pcap');
-  if (pcap) {
+  if (pcap && pcap !== '-') {
     // Fail now, not silently at the end: the capture file must be writable.
     try {
       closeSync(openSync(pcap, 'w'));
@@ -138,9 +212,12 @@ export function checkNodeOptions(values: Values): {
   return { board, lanSpec, mac, log, ...(pcap ? { pcap } : {}), config: { address, prefixLength, text, ...(gateway !== undefined ? { gateway } : {}), dns } };
 }
 
-export async function openNode(values: Values, progress: Progress = () => undefined): Promise<SpinetNode> {
-  const clock = new RealClock();
+export async function openNode(values: Values, progress: Progress = () => undefined, options: { readonly logToStdout?: boolean } = {}): Promise<SpinetNode> {
+  // The clock's timers alone do not hold the process (a connection in TIME-WAIT after close() must
+  // not keep a program running for a minute); an open node does, as an open serial port would.
+  const clock = new RealClock({ unref: true });
   const random = new CryptoRandom();
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   const cleanups: (() => Promise<void> | void)[] = [];
   const close = async () => {
     for (const cleanup of cleanups.reverse()) {
@@ -151,6 +228,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       }
     }
     cleanups.length = 0;
+    clearInterval(keepAlive);
   };
 
   try {
@@ -165,22 +243,32 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       progress(`LAN: built-in simulated LAN, gateway ${formatIpv4(LAB_GATEWAY_ADDRESS)} (DHCP, DNS "gateway.${gateway.domain}", ping, echo, HTTP)`);
     } else if (lanSpec.kind === 'tap') {
       const tapAddr = str(values, 'tap-addr');
-      tap = await TapAttachment.open({ ifname: lanSpec.ifname, ...(tapAddr ? { address: tapAddr } : {}) });
+      // SPINET_TUN_DEVICE: the TUN clone device where it is not /dev/net/tun (a container's, or one
+      // the user may open when /dev/net/tun is root's only).
+      const tunDevice = process.env.SPINET_TUN_DEVICE;
+      tap = await TapAttachment.open({ ifname: lanSpec.ifname, ...(tapAddr ? { address: tapAddr } : {}), ...(tunDevice ? { tunDevice } : {}) });
       tap.attachTo(lan);
       cleanups.push(() => tap!.close());
       progress(`LAN: TAP device ${lanSpec.ifname}${tapAddr ? ` (Linux side ${tapAddr})` : ''}`);
     }
 
-    const board = await openBoard(checked.board, { clock, lan, mac, progress });
+    const board = await connectBoard(checked.board, { clock, lan, mac, progress });
     cleanups.push(() => board.close());
 
     const { log, pcap } = checked;
     let nic: Nic = board.nic;
     if (log !== 'none' || pcap) {
-      const capture = new CaptureNic(board.nic, clock, createCaptureSinks({ log, ...(pcap ? { pcapPath: pcap } : {}) }));
+      // The frame log goes to stderr beside the progress, or (spinet run) to stdout as the
+      // command's output, so that --log json is pure JSON lines there; with --pcap - stdout is the
+      // pcapng stream (spinet run --pcap - | wireshark -k -i -) and the log stays on stderr.
+      const toStdout = pcap === '-';
+      const logStream = options.logToStdout && !toStdout ? process.stdout : process.stderr;
+      const writeLine = (line: string) => void logStream.write(line + '\n');
+      const sinks = createCaptureSinks({ log, writeLine, ...(pcap && !toStdout ? { pcapPath: pcap } : {}), ...(toStdout ? { pcapSink: stdoutSink() } : {}) });
+      const capture = new CaptureNic(board.nic, clock, sinks);
       cleanups.push(() => capture.closeSinks());
       nic = capture;
-      if (pcap) progress(`capture: every frame to ${pcap} (pcapng)`);
+      if (pcap) progress(`capture: every frame to ${toStdout ? 'stdout' : pcap} (pcapng)`);
     }
 
     const stack = new Stack({ clock, random, ...(str(values, 'hostname') ? { hostname: str(values, 'hostname') } : {}) });
@@ -251,11 +339,82 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       );
     }
 
-    return { clock, stack, iface, nic, lan, tcp, net, dns, ...(dhcp ? { dhcp } : {}), ...(gateway ? { gateway } : {}), ...(tap ? { tap } : {}), close };
+    const dgram = createDgram(stack.udp);
+    const agent = new SpinetHttpAgent(net, { keepAlive: true });
+    const httpsAgents: HttpsAgent[] = [];
+    cleanups.push(() => [agent, ...httpsAgents].forEach((a) => a.destroy()));
+    const httpsAgent = (options?: HttpsAgentOptions): HttpsAgent => {
+      const made = new SpinetHttpsAgent(net, { keepAlive: true, ...options });
+      httpsAgents.push(made);
+      return made;
+    };
+    let io: SpinetIO | undefined;
+    const gpio = board.gpio;
+    cleanups.push(() => io?.close());
+    const forwards = new Set<Forward>();
+    cleanups.push(async () => void (await Promise.all([...forwards].map((f) => f.close()))));
+    const forward = async (port: number, localPort = 0): Promise<Forward> => {
+      const address = iface.addresses[0];
+      if (!gateway || !address) throw Object.assign(new Error('forwarding needs the built-in LAN (lan: sim) and an address'), { code: 'ERR_NO_FORWARD' });
+      const f = await forwardPort(gateway.net, localPort, formatIpv4(address.address), port);
+      const tracked: Forward = { port: f.port, close: () => (forwards.delete(tracked), f.close()) };
+      forwards.add(tracked);
+      return tracked;
+    };
+    const stats = (): SpinetStats => ({ ...stack.tables(), counters: stack.counters(), transports: stack.transportCounters() });
+    return {
+      clock, stack, iface, nic, lan, tcp, net, dgram, dns, agent, httpsAgent, stats, forward,
+      get io(): SpinetIO {
+        if (!gpio) throw Object.assign(new Error(`this board has no pins for johnny-five (${board.description}): use board 'sim' or a real board`), { code: 'ERR_NO_GPIO' });
+        io ??= new SpinetIO({ gpio, clock });
+        return io;
+      },
+      ...(dhcp ? { dhcp } : {}), ...(gateway ? { gateway } : {}), ...(tap ? { tap } : {}), close,
+    };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/** The pcapng stream to stdout (`--pcap -`); closing flushes it, stdout itself stays open. */
+function stdoutSink(): ByteSink {
+  return {
+    write: (bytes) => void process.stdout.write(bytes),
+    flush: () => new Promise<void>((resolve) => process.stdout.write('', () => resolve())),
+  };
+}
+
+/** A 127.0.0.1 listener whose every connection is piped into a spinet connection to host:port. */
+async function forwardPort(net: Net, localPort: number, host: string, port: number): Promise<Forward> {
+  const open = new Set<NodeSocket>();
+  const server = createServer({ allowHalfOpen: true }, (local) => {
+    open.add(local);
+    const remote = net.createConnection({ host, port });
+    local.pipe(remote);
+    remote.pipe(local);
+    const finish = () => {
+      open.delete(local);
+      local.destroy();
+      remote.destroy();
+    };
+    local.on('error', finish);
+    remote.on('error', finish);
+    local.on('close', finish);
+    remote.on('close', finish);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(localPort, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 /**

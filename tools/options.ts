@@ -19,9 +19,9 @@ export const CHIP_OPTION: OptionSpec = { name: 'chip', type: 'string', value: 'C
 
 /** Where the stack runs and what its cable plugs into: shared by run, ping, get, resolve. */
 export const NODE_OPTIONS: readonly OptionSpec[] = [
-  { name: 'board', type: 'string', value: 'KIND', default: 'virtual', help: 'virtual (a NIC straight on the LAN), mock (driver → mock HAL → emulated chip), sim (the bridge sketch in an AVR emulator), serial (a real board on --port)' },
+  { name: 'board', type: 'string', value: 'KIND', help: 'virtual (a NIC straight on the LAN), mock (driver → mock HAL → emulated chip), sim (the bridge sketch in an AVR emulator), serial (a real board on --port); default: serial with --port (or SPINET_PORT), else virtual' },
   CHIP_OPTION,
-  { name: 'port', type: 'string', value: 'PATH', help: 'serial port of a real board (--board serial), e.g. /dev/ttyUSB0' },
+  { name: 'port', type: 'string', value: 'PATH', help: 'serial port of a real board, e.g. /dev/ttyACM0, or auto: the one where the bridge sketch answers (implies --board serial; SPINET_PORT in the environment stands for it)' },
   { name: 'baud', type: 'string', value: 'N', help: "serial speed (default: the board definition's, 1000000)" },
   { name: 'lan', type: 'string', value: 'LAN', default: 'sim', help: 'sim (built-in LAN with a gateway node at 192.0.2.1 serving DHCP, DNS, ping) or tap:IFNAME (a Linux TAP device, needs root)' },
   { name: 'tap-addr', type: 'string', value: 'A/N', help: 'with --lan tap:IF, give the Linux side of the TAP this address' },
@@ -32,8 +32,8 @@ export const NODE_OPTIONS: readonly OptionSpec[] = [
   { name: 'hostname', type: 'string', value: 'NAME', help: 'host name sent in DHCP requests' },
   { name: 'lease-file', type: 'string', value: 'PATH', help: 'with --dhcp: remember the lease in PATH and ask for it again at the next start (INIT-REBOOT); the lease is then kept, not released, on Ctrl-C' },
   { name: 'mac', type: 'string', value: 'MAC', help: 'MAC address (default: a fixed locally administered one)' },
-  { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stderr: text, json or none' },
-  { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file (open it in Wireshark)' },
+  { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame: text, json (JSON lines) or none; to stderr, and for spinet run to stdout (stderr with --pcap -)' },
+  { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file (open it in Wireshark); - for stdout: spinet run --pcap - | wireshark -k -i -' },
 ];
 
 export const HELP_OPTION: OptionSpec = { name: 'help', short: 'h', type: 'boolean', help: 'show this help' };
@@ -52,7 +52,10 @@ export function parseCommandLine(args: string[], specs: readonly OptionSpec[]): 
     for (const spec of specs) if (withDefaults[spec.name] === undefined && spec.default !== undefined) withDefaults[spec.name] = spec.default;
     return { values: withDefaults, positionals };
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    const e = error as Error & { code?: string };
+    // node:util's own text is a paragraph; the option is all the user needs to see.
+    const unknown = /^Unknown option '([^']+)'/.exec(e.message);
+    throw new UsageError(unknown ? `unknown option ${unknown[1]}` : e.message);
   }
 }
 

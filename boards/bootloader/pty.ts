@@ -106,8 +106,11 @@ export class PtyBridge {
     );
     this.socat = socat;
     const opensBefore = this.opens;
-    socat.once('error', (error) => {
-      this.failure = error;
+    socat.once('error', (error: Error & { code?: string }) => {
+      this.failure =
+        error.code === 'ENOENT'
+          ? Object.assign(new Error('socat not found: install it (sudo apt-get install socat), it makes the pseudo-terminal'), { code: 'ENOENT', cause: error })
+          : error;
     });
     socat.once('exit', (code) => {
       if (this.socat === socat) this.socat = undefined;

@@ -16,7 +16,7 @@ import { parseCidr } from '../../src/wire/address.js';
  *
  *   kernel ⇄ TAP ⇄ socat ⇄ UDP 127.0.0.1 ⇄ TapAttachment ⇄ LanEndpoint / VirtualLan
  *
- * The TAP is not persistent: it disappears with socat, which we stop on close(), on process exit,
+ * A TAP spinet creates is not persistent: it disappears with socat, which we stop on close(), on process exit,
  * on SIGINT/SIGTERM, and (through `setpriv --pdeathsig`) even when this process is killed.
  * With `netns`, socat creates the TAP under a temporary name in our namespace (so the UDP relay
  * stays on our loopback); we then move it into the namespace and rename it there.
@@ -30,13 +30,15 @@ export interface TapOptions {
   readonly netns?: string;
   /** MTU of the Linux side (default: the kernel's, 1500). */
   readonly mtu?: number;
+  /** The TUN/TAP clone device (default /dev/net/tun). */
+  readonly tunDevice?: string;
   /** Path of socat (default: found on PATH). */
   readonly socatPath?: string;
   /** How long socat may take to bring the TAP up (default 5 s). */
   readonly startTimeoutMs?: number;
 }
 
-export type TapErrorCode = 'EPERM' | 'ENOENT' | 'EEXIST' | 'EINVAL' | 'ETIMEDOUT' | 'EIO' | 'ENETDOWN';
+export type TapErrorCode = 'EACCES' | 'EPERM' | 'ENOENT' | 'EEXIST' | 'EINVAL' | 'ETIMEDOUT' | 'EIO' | 'ENETDOWN';
 
 export class TapError extends Error {
   constructor(
@@ -141,6 +143,45 @@ async function ip(netns: string | undefined, ...args: string[]): Promise<string>
     const stderr = String((error as { stderr?: string }).stderr ?? (error as Error).message).trim();
     throw new TapError(/permission|not permitted/i.test(stderr) ? 'EPERM' : 'EIO', `ip ${full.join(' ')}: ${stderr}`);
   }
+}
+
+/**
+ * The relay for a persistent TAP, as socat's TUN ⇄ UDP4-DATAGRAM does it: TUNSETIFF with
+ * IFF_TAP | IFF_NO_PI (linux/if_tun.h; allowed to the TAP's owner), then each frame one datagram
+ * to 127.0.0.1:ours from 127.0.0.1:relay, and each datagram from ours one frame. Arguments:
+ * clone device, interface name, our port, the relay's port.
+ */
+const PERSISTENT_TAP_RELAY = `
+import fcntl, os, select, socket, struct, sys
+dev, name, ours, mine = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+tun = os.open(dev, os.O_RDWR)
+fcntl.ioctl(tun, 0x400454ca, struct.pack('16sH', name.encode(), 0x0002 | 0x1000))
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.bind(('127.0.0.1', mine))
+while True:
+    ready, _, _ = select.select([tun, udp], [], [])
+    if tun in ready:
+        udp.sendto(os.read(tun, 65536), ('127.0.0.1', ours))
+    if udp in ready:
+        data, peer = udp.recvfrom(65536)
+        if peer == ('127.0.0.1', ours):
+            os.write(tun, data)
+`;
+
+/** A file of /sys/class/net/IF, trimmed; undefined when it is not there. */
+function readSys(ifname: string, file: string): string | undefined {
+  try {
+    return readFileSync(`/sys/class/net/${ifname}/${file}`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** `ifname` exists and is a TUN/TAP device made persistent (`ip tuntap add`): tun_flags has IFF_PERSIST. */
+function persistentTap(ifname: string): boolean {
+  const flags = readSys(ifname, 'tun_flags');
+  // IFF_TAP 0x0002, IFF_PERSIST 0x0800 (linux/if_tun.h).
+  return flags !== undefined && (Number(flags) & 0x0802) === 0x0802;
 }
 
 async function linkExists(netns: string | undefined, ifname: string): Promise<boolean> {
@@ -263,10 +304,15 @@ export class TapAttachment implements LanEndpoint {
     });
   }
 
-  /** Create the TAP (and its socat) and wait until frames can flow. */
+  /**
+   * Create the TAP (and its socat) and wait until frames can flow — or, when `ifname` is a
+   * persistent TAP that already exists (`ip tuntap add dev IF mode tap user $USER`, once, as root),
+   * attach to it as its owner, with no privilege at all.
+   */
   static async open(options: TapOptions): Promise<TapAttachment> {
     checkIfname(options.ifname);
     const address = options.address === undefined ? undefined : parseTapAddress(options.address);
+    if (options.netns === undefined && persistentTap(options.ifname)) return TapAttachment.attach(options);
     const unavailable = await tapUnavailableReason(options.socatPath);
     if (unavailable) throw unavailable;
     const netns = options.netns;
@@ -276,6 +322,52 @@ export class TapAttachment implements LanEndpoint {
     }
     // In a namespace, create under a name unused here, then move and rename.
     const createName = netns ? `sptap${process.pid % 100_000}x${temporaryNameCounter++}`.slice(0, 15) : options.ifname;
+    const tap = await TapAttachment.startSocat(options, createName, true);
+    try {
+      if (netns) {
+        await ip(undefined, 'link', 'set', 'dev', createName, 'netns', netns);
+        await ip(netns, 'link', 'set', 'dev', createName, 'name', options.ifname);
+      }
+      if (options.mtu !== undefined) await ip(netns, 'link', 'set', 'dev', options.ifname, 'mtu', String(options.mtu));
+      // Moving to another namespace takes the interface down; iff-up covered only the first one.
+      await ip(netns, 'link', 'set', 'dev', options.ifname, 'up');
+      if (address) await ip(netns, 'addr', 'add', options.address!, 'dev', options.ifname);
+    } catch (error) {
+      await tap.close();
+      throw error;
+    }
+    return tap;
+  }
+
+  /**
+   * An existing persistent TAP: opened by its owner through socat, without CAP_NET_ADMIN. The
+   * administrator made it, brings it up and gives it its address; spinet changes nothing on it,
+   * and it stays when spinet exits.
+   */
+  private static async attach(options: TapOptions): Promise<TapAttachment> {
+    const { ifname } = options;
+    if (options.address !== undefined || options.mtu !== undefined) {
+      throw new TapError('EINVAL', `${ifname} is an existing persistent TAP: spinet does not configure it; give its address as root (sudo ip addr add A/N dev ${ifname}) and drop --tap-addr`);
+    }
+    const owner = readSys(ifname, 'owner');
+    const uid = process.getuid?.() ?? 0;
+    if (uid !== 0 && owner !== undefined && owner !== '-1' && Number(owner) !== uid) {
+      throw new TapError('EPERM', `TAP ${ifname} belongs to uid ${owner}, not to you (uid ${uid}): sudo ip tuntap del dev ${ifname} mode tap && sudo ip tuntap add dev ${ifname} mode tap user $USER`);
+    }
+    const tun = options.tunDevice ?? '/dev/net/tun';
+    try {
+      await access(tun, constants.R_OK | constants.W_OK);
+    } catch {
+      throw new TapError('EACCES', `${tun} cannot be opened for reading and writing: sudo chmod 0666 ${tun} (or load the tun module: modprobe tun)`);
+    }
+    if (!(await findExecutable('python3'))) throw new TapError('ENOENT', 'python3 not found: install it (sudo apt-get install python3), spinet uses it to open a persistent TAP without privileges');
+    if ((Number(readSys(ifname, 'flags') ?? '1') & 1) === 0) throw new TapError('ENETDOWN', `TAP ${ifname} is down: sudo ip link set ${ifname} up`);
+    return TapAttachment.startSocat(options, ifname, false);
+  }
+
+  /** socat on TAP `createName`, relaying to a UDP socket of ours; resolved once frames can flow. */
+  private static async startSocat(options: TapOptions, createName: string, create: boolean): Promise<TapAttachment> {
+    const netns = options.netns;
 
     // socat relays over 127.0.0.1 in *this* namespace: in a fresh one (ip netns add) lo is down.
     if (!loopbackUp()) throw new TapError('ENETDOWN', 'the loopback interface is down in this network namespace, and spinet relays TAP frames over 127.0.0.1: ip link set lo up');
@@ -283,13 +375,17 @@ export class TapAttachment implements LanEndpoint {
     const ourPort = socket.address().port;
     const socatPort = await freeUdpPort();
     const socatArgs = [
-      'TUN,tun-type=tap,iff-no-pi,iff-up,tun-name=' + createName,
+      `TUN,tun-type=tap,iff-no-pi,iff-up,${options.tunDevice ? `tun-device=${options.tunDevice},` : ''}tun-name=${createName}`,
       `UDP4-DATAGRAM:127.0.0.1:${ourPort},bind=127.0.0.1:${socatPort}`,
     ];
-    const socatPath = (await findExecutable(options.socatPath ?? 'socat'))!;
+    // socat sets the interface flags (SIOCSIFFLAGS) whatever its options, which needs
+    // CAP_NET_ADMIN: on a persistent TAP its owner opens, the same relay is a few lines of python3.
+    const relayArgs = ['-c', PERSISTENT_TAP_RELAY, options.tunDevice ?? '/dev/net/tun', createName, String(ourPort), String(socatPort)];
+    const socatPath = create ? (await findExecutable(options.socatPath ?? 'socat'))! : (await findExecutable('python3'))!;
     const setpriv = await findExecutable('setpriv');
     // setpriv --pdeathsig: socat dies with us even if we are SIGKILLed (no exit hook runs then).
-    const [command, args] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', socatPath, ...socatArgs]] : [socatPath, socatArgs];
+    const relay = create ? socatArgs : relayArgs;
+    const [command, args] = setpriv ? [setpriv, ['--pdeathsig', 'TERM', socatPath, ...relay]] : [socatPath, relay];
     // With pdeathsig guarding against leaks, socat gets its own process group: a Ctrl-C in the
     // terminal goes to us alone, and the TAP stays up while we shut down gracefully (a DHCPRELEASE,
     // FINs) before close() stops it.
@@ -310,18 +406,11 @@ export class TapAttachment implements LanEndpoint {
       for (;;) {
         if (spawnError) throw new TapError('ENOENT', `Cannot start socat: ${spawnError.message}`);
         if (exited !== undefined) throw new TapError('EIO', `socat failed to open TAP ${createName} (${exited}): ${tap.stderrTail.trim() || 'no message'}`);
-        if (existsSync(`/sys/class/net/${createName}`) && (await udpBound(socatPort))) break;
+        // A persistent TAP's carrier comes on when socat holds it (and the fd is ours).
+        if (existsSync(`/sys/class/net/${createName}`) && (create || readSys(createName, 'carrier') === '1') && (await udpBound(socatPort))) break;
         if (Date.now() > deadline) throw new TapError('ETIMEDOUT', `socat did not bring TAP ${createName} up within ${options.startTimeoutMs ?? 5_000} ms: ${tap.stderrTail.trim()}`);
         await sleep(10);
       }
-      if (netns) {
-        await ip(undefined, 'link', 'set', 'dev', createName, 'netns', netns);
-        await ip(netns, 'link', 'set', 'dev', createName, 'name', options.ifname);
-      }
-      if (options.mtu !== undefined) await ip(netns, 'link', 'set', 'dev', options.ifname, 'mtu', String(options.mtu));
-      // Moving to another namespace takes the interface down; iff-up covered only the first one.
-      await ip(netns, 'link', 'set', 'dev', options.ifname, 'up');
-      if (address) await ip(netns, 'addr', 'add', options.address!, 'dev', options.ifname);
     } catch (error) {
       await tap.close();
       throw error;

@@ -74,6 +74,11 @@ export class Ipv4Layer implements IpSender {
     this.transports[transport.protocol] = transport;
   }
 
+  /** ARP gave up on `nextHop`: tell every transport (see TransportProtocol.neighbourUnreachable). */
+  neighbourUnreachable(nextHop: Ipv4Address): void {
+    for (const transport of this.transports) transport?.neighbourUnreachable?.(nextHop);
+  }
+
   transportFor(protocol: number): TransportProtocol | undefined {
     return this.transports[protocol];
   }

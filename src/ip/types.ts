@@ -58,6 +58,12 @@ export interface TransportProtocol {
   receive(info: IpReceiveInfo, payload: Uint8Array): 'delivered' | 'unreachable' | 'dropped';
   /** An ICMP error that quotes one of our datagrams of this protocol. */
   icmpError?(error: IcmpErrorInfo): void;
+  /**
+   * ARP gave up on `nextHop` (no reply to its requests): what is sent through it cannot arrive. As
+   * Linux does, a connection still opening fails with EHOSTUNREACH rather than waiting out its SYN
+   * retransmissions.
+   */
+  neighbourUnreachable?(nextHop: Ipv4Address): void;
 }
 
 export interface IpSendOptions {

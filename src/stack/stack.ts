@@ -146,6 +146,7 @@ export class Stack extends EventEmitter {
       },
       unresolved: (interfaceIndex, address, dropped) => {
         this.icmp.neighbourUnreachable(address);
+        this.ipv4.neighbourUnreachable(address);
         this.notify({ type: 'neighbour-unreachable', interfaceIndex, address: formatIpv4(address), dropped });
       },
     });

@@ -1526,6 +1526,17 @@ export class TcpConnection implements ConnectionId {
     });
   }
 
+  /**
+   * ARP could not resolve the next hop to the peer: an opening connection fails with EHOSTUNREACH
+   * (Linux's connect() after its ARP retries, ~3 s); a synchronized one keeps it as its soft error.
+   */
+  neighbourUnreachable(): void {
+    this.run(() => {
+      if (this.state === 'SYN-SENT') this.fail('EHOSTUNREACH');
+      else this.softError = 'EHOSTUNREACH';
+    });
+  }
+
   // ===================================================================================
   // RTT (RFC 6298 §2)
   // ===================================================================================

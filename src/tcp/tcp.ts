@@ -345,6 +345,12 @@ export class Tcp implements TransportProtocol {
     return 'delivered';
   }
 
+  neighbourUnreachable(nextHop: Ipv4Address): void {
+    for (const connection of [...this.connections.values()]) {
+      if (this.ip.route(connection.remoteAddress)?.nextHop === nextHop) connection.neighbourUnreachable();
+    }
+  }
+
   icmpError(error: IcmpErrorInfo): void {
     const quoted = TcpPacket.quotedPortsAndSequence(error.originalTransportHeader);
     if (!quoted) return;

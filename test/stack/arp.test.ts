@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { formatIpv4, formatMac, MAC_ZERO } from '../../src/wire/address.js';
 import { arpFrame, arpOf, flush, ip, ipv4Of, isArpReply, isArpRequest, isIpv4, lanOf, macOf, scripted, sniff } from './helpers.js';
 import { createDgram } from '../../src/socket/dgram.js';
+import { createNet } from '../../src/socket/net.js';
+import { Tcp } from '../../src/tcp/tcp.js';
+import { SeededRandom } from '../../src/time/random.js';
 
 const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 const PEER = macOf(0x22);
@@ -97,6 +100,32 @@ describe('ARP resolution (RFC 826)', () => {
     expect(stack.counters().arp.dropped['unresolved']).toBe(1);
     expect(events).toContainEqual({ type: 'neighbour-unreachable', interfaceIndex: 1, address: '10.0.0.2', dropped: 1 });
     expect(stack.arp.entries()).toEqual([]);
+  });
+
+  it('fails a TCP connect to an on-link host that never answers ARP with EHOSTUNREACH after the 3 requests (~3 s, as Linux), not a SYN timeout', async () => {
+    const { clock, nic, stack } = await scripted();
+    const tcp = new Tcp(stack.ip, clock, new SeededRandom(3));
+    stack.registerTransport(tcp);
+    const requests: number[] = [];
+    const original = nic.transmit.bind(nic);
+    nic.transmit = (f) => {
+      if (isArpRequest(f)) requests.push(clock.now());
+      return original(f);
+    };
+    const client = createNet(tcp).createConnection(80, '10.0.0.2');
+    let failed: { code?: string; at: number } | undefined;
+    client.on('error', (error: Error & { code?: string }) => (failed = { code: error.code, at: clock.now() }));
+    await flush();
+    // The socket reports its error on a later tick, as node:net's do.
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+    clock.advance(2_999);
+    await settle();
+    expect(failed).toBeUndefined();
+    clock.advance(1);
+    await settle();
+    expect(requests).toEqual([0, 1000, 2000]);
+    expect(failed).toEqual({ code: 'EHOSTUNREACH', at: 3000 });
+    expect(stack.tables().sockets.filter((s) => s.protocol === 'tcp')).toEqual([]);
   });
 
   it('given an entry about to expire that is in use, it re-requests it by unicast before expiry and keeps it alive', async () => {

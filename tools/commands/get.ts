@@ -1,9 +1,11 @@
-import { request, type RequestOptions } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { openNode, type Values } from '../node.js';
 import { UsageError } from '../options.js';
 
-/** `spinet get URL`: Node's own http client, its connection a spinet TCP socket; body to stdout. */
+/** `spinet get URL`: Node's own http(s) client, its connection a spinet TCP socket; body to stdout. */
 export async function get(values: Values, positionals: string[]): Promise<number> {
   const text = positionals[0];
   if (!text) throw new UsageError('which URL? spinet get http://HOST[:PORT]/PATH');
@@ -13,20 +15,27 @@ export async function get(values: Values, positionals: string[]): Promise<number
   } catch {
     throw new UsageError(`not a URL: ${text}`);
   }
-  if (url.protocol !== 'http:') throw new UsageError(`only http:// URLs (spinet has no TLS): ${text}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`only http:// and https:// URLs: ${text}`);
+  const secure = url.protocol === 'https:';
+  const caFile = typeof values.ca === 'string' ? values.ca : undefined;
+  if (caFile && !secure) throw new UsageError('--ca is for https:// URLs');
+  let ca: Buffer | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile);
+    } catch (error) {
+      throw new UsageError(`--ca ${caFile}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    }
+  }
   const node = await openNode(values, (m) => console.error(m));
   try {
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request(
-        {
-          host: url.hostname,
-          port: url.port ? Number(url.port) : 80,
-          path: url.pathname + url.search,
-          headers: { host: url.host, 'user-agent': 'spinet' },
-          // No `agent`: with one (even `agent: false`, which makes a fresh Agent) node:http would
-          // dial through the Agent's own net.createConnection — the host's network, not spinet.
-          createConnection: () => node.net.createConnection({ host: url.hostname, port: url.port ? Number(url.port) : 80 }) as unknown as Duplex,
-        } as unknown as RequestOptions,
+      // Node's own clients over spinet's agents: TLS (and its certificate check, with --ca's CA
+      // added to Node's) runs on a spinet socket exactly as it would on a kernel one.
+      const agent = secure ? node.httpsAgent(ca ? { ca: [...rootCertificates, ca.toString()] } : {}) : node.agent;
+      const req = (secure ? httpsRequest : request)(
+        url,
+        { agent, headers: { 'user-agent': 'spinet' } },
         (res) => {
           console.error(`HTTP/${res.httpVersion} ${res.statusCode} ${res.statusMessage}`);
           res.on('data', (chunk: Buffer) => process.stdout.write(chunk));

@@ -1,6 +1,9 @@
 import { openNode, untilInterrupted, type Values } from '../node.js';
 import { UsageError } from '../options.js';
-import { tryParseIpv4 } from '../../src/wire/address.js';
+import { formatIpv4, tryParseIpv4 } from '../../src/wire/address.js';
+
+/** ping(8)'s words for the errors the host itself reports. */
+const UNREACHABLE: Readonly<Record<string, string>> = { EHOSTUNREACH: 'Destination Host Unreachable', ENETUNREACH: 'Destination Net Unreachable' };
 import type { PingResult } from '../../src/ip/icmp.js';
 
 /**
@@ -25,7 +28,12 @@ export async function ping(values: Values, positionals: string[]): Promise<numbe
     interrupted = true;
   });
   const rtts: number[] = [];
+  const replies: ({ seq: number; bytes: number; from: string; ttl: number; timeMs: number } | { seq: number; error: string })[] = [];
+  const json = values.json === true;
+  let errors = 0;
   let sent = 0;
+  let resolved: string | undefined;
+  const source = node.iface.addresses[0] ? formatIpv4(node.iface.addresses[0].address) : '0.0.0.0';
   try {
     let address = host;
     if (tryParseIpv4(host) === undefined) {
@@ -34,10 +42,12 @@ export async function ping(values: Values, positionals: string[]): Promise<numbe
       } catch (error) {
         const e = error as Error & { code?: string };
         console.error(`spinet ping: ${host}: ${e.code ?? e.message}`);
+        if (json) console.log(JSON.stringify({ host, error: e.code ?? e.message }));
         return 1;
       }
     }
-    console.log(`PING ${host}${address !== host ? ` (${address})` : ''}: ${size} data bytes`);
+    resolved = address;
+    if (!json) console.log(`PING ${host}${address !== host ? ` (${address})` : ''}: ${size} data bytes`);
     const outstanding: Promise<void>[] = [];
     for (let seq = 1; seq <= count && !interrupted; seq++) {
       sent++;
@@ -46,10 +56,20 @@ export async function ping(values: Values, positionals: string[]): Promise<numbe
           (reply: PingResult) => {
             if (interrupted) return;
             rtts.push(reply.rttMs);
-            console.log(`${reply.bytes} bytes from ${reply.from}: icmp_seq=${seq} ttl=${reply.ttl} time=${reply.rttMs.toFixed(3)} ms`);
+            replies.push({ seq, bytes: reply.bytes, from: reply.from, ttl: reply.ttl, timeMs: reply.rttMs });
+            if (!json) console.log(`${reply.bytes} bytes from ${reply.from}: icmp_seq=${seq} ttl=${reply.ttl} time=${reply.rttMs.toFixed(3)} ms`);
           },
           (error: Error & { code?: string }) => {
-            if (!interrupted) console.log(`from ${address}: icmp_seq=${seq} ${error.code ?? error.message}`);
+            if (interrupted) return;
+            const code = error.code ?? error.message;
+            if (code !== 'ETIMEDOUT') errors++;
+            replies.push({ seq, error: code });
+            if (json) return;
+            // As iputils ping prints the errors the host itself reports (ARP gave up: "From <our
+            // address> … Destination Host Unreachable"); a bare timeout, like its, prints nothing.
+            const unreachable = UNREACHABLE[code];
+            if (unreachable) console.log(`From ${source} icmp_seq=${seq} ${unreachable}`);
+            else if (code !== 'ETIMEDOUT') console.log(`From ${source} icmp_seq=${seq} ${code}`);
           },
         ),
       );
@@ -61,8 +81,12 @@ export async function ping(values: Values, positionals: string[]): Promise<numbe
     await node.close();
   }
   const loss = sent ? ((sent - rtts.length) / sent) * 100 : 0;
+  if (json) {
+    console.log(JSON.stringify({ host, address: resolved ?? host, transmitted: sent, received: rtts.length, errors, lossPercent: loss, replies: replies.sort((a, b) => a.seq - b.seq) }));
+    return rtts.length ? 0 : 1;
+  }
   console.log(`--- ${host} ping statistics ---`);
-  console.log(`${sent} packets transmitted, ${rtts.length} received, ${loss.toFixed(0)}% packet loss`);
+  console.log(`${sent} packets transmitted, ${rtts.length} received, ${errors ? `+${errors} errors, ` : ''}${loss.toFixed(0)}% packet loss`);
   if (rtts.length) {
     const min = Math.min(...rtts);
     const max = Math.max(...rtts);

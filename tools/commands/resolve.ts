@@ -14,7 +14,8 @@ export async function resolve(values: Values, positionals: string[]): Promise<nu
       console.error(`asking ${node.stack.dnsServers.map(formatIpv4).join(', ')}`);
     }
     const addresses = await node.dns.lookup(name, { all: true });
-    for (const a of addresses) console.log(`${name}\t${a.family === 4 ? 'A' : 'AAAA'}\t${a.address}`);
+    if (values.json === true) console.log(JSON.stringify({ name, addresses }));
+    else for (const a of addresses) console.log(`${name}\t${a.family === 4 ? 'A' : 'AAAA'}\t${a.address}`);
     return addresses.length ? 0 : 1;
   } finally {
     await node.close();

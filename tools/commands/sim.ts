@@ -5,6 +5,7 @@ import { VirtualLan } from '../../hal/lan/switch.js';
 import { parseLanSpec, TapAttachment } from '../../hal/lan/tap.js';
 import { LabGateway } from '../lab-gateway.js';
 import { DEFAULT_MAC, untilInterrupted, type Values } from '../node.js';
+import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { UsageError } from '../options.js';
 
 /**
@@ -15,6 +16,7 @@ import { UsageError } from '../options.js';
 export async function sim(values: Values): Promise<number> {
   const ptyPath = values.pty as string | undefined;
   if (!ptyPath) throw new UsageError('where? spinet sim --pty PATH (e.g. /tmp/spinet-uno)');
+  refuseToReplace(ptyPath);
   const boardName = (values['board-def'] as string | undefined) ?? 'uno';
   if (boardName !== 'uno' && boardName !== 'nano') throw new UsageError(`--board-def ${boardName}: only uno and nano can be simulated (avr8js models the ATmega328P)`);
   let mac: Uint8Array;
@@ -43,13 +45,32 @@ export async function sim(values: Values): Promise<number> {
     const board = await createSimulatedEnc28j60Board({ board: boardName, clock, lan, mac, bootloader: Boolean(values.bootloader) });
     cleanups.push(() => board.stop());
     await board.servePty(ptyPath);
+    // Listening for Ctrl-C before saying so: a signal right after the lines still shuts down cleanly.
+    const interrupted = untilInterrupted();
     console.error(`simulated ${boardName} (bridge sketch in avr8js, emulated ENC28J60) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
     console.log(`try: spinet run --board serial --port ${ptyPath} --dhcp --serve http:80`);
     console.error('Ctrl-C to stop.');
-    const signal = await untilInterrupted();
+    const signal = await interrupted;
     console.error(`\n${signal}: stopping the simulated board`);
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup();
   }
   return 0;
+}
+
+/**
+ * The pty's link never replaces a file (socat's link= would): only a link left by an earlier run,
+ * pointing at a pseudo-terminal that no longer exists, is taken over.
+ */
+function refuseToReplace(path: string): void {
+  let target: string;
+  try {
+    const stat = lstatSync(path);
+    if (!stat.isSymbolicLink()) throw new UsageError(`--pty ${path} exists and is not a link this command made; it is never replaced: pick a path that does not exist`);
+    target = readlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (!target.startsWith('/dev/pts/') || existsSync(target)) throw new UsageError(`--pty ${path} exists (a link to ${target}); it is never replaced: pick a path that does not exist`);
 }

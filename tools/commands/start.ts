@@ -1,9 +1,10 @@
-import { createServer, type Server as NodeServer, type Socket as NodeSocket } from 'node:net';
-import { openNode, untilInterrupted, type Values } from '../node.js';
+import { openNode, untilInterrupted, type Forward, type SpinetNode, type Values } from '../node.js';
 import { startServices } from '../services.js';
 import { UsageError } from '../options.js';
 import { formatIpv4 } from '../../src/wire/address.js';
-import type { Net } from '../../src/socket/net.js';
+
+const DEFAULT_HTTP_PORT = '8080';
+const DEFAULT_ECHO_PORT = '8007';
 
 /**
  * `spinet start` (what `npm start` runs): the whole user workflow with no hardware. A simulated Uno
@@ -15,14 +16,12 @@ import type { Net } from '../../src/socket/net.js';
  * bridge → driver → the board's spinet stack.
  */
 export async function start(values: Values): Promise<number> {
-  const httpPort = parsePort(values['http-port'], 'http-port');
-  const echoPort = parsePort(values['echo-port'], 'echo-port');
+  const httpPort = parsePort(values['http-port'] ?? DEFAULT_HTTP_PORT, 'http-port');
+  const echoPort = parsePort(values['echo-port'] ?? DEFAULT_ECHO_PORT, 'echo-port');
   const board = (values.board as string | undefined) ?? 'sim';
   const say = (m: string) => console.error(m);
   const t0 = Date.now();
   const node = await openNode({ ...values, board, lan: 'sim', dhcp: true }, (m) => say(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${m}`));
-  const forwards: NodeServer[] = [];
-  const open = new Set<NodeSocket>();
   try {
     const address = node.iface.addresses[0];
     if (!address) throw new Error('the board has no address after DHCP');
@@ -42,24 +41,20 @@ export async function start(values: Values): Promise<number> {
 
     const services = await startServices(node.stack, node.net, ['http:80', 'echo:7'], () => ({ board: String(board), lease: boardIp }));
     for (const s of services.describe()) say(`board ${boardIp}: serving ${s}`);
-    const gatewayNet = node.gateway!.net;
-    forwards.push(await forward(gatewayNet, httpPort, boardIp, 80, open));
-    forwards.push(await forward(gatewayNet, echoPort, boardIp, 7, open));
-    const [http, echo] = forwards.map((f) => (f.address() as { port: number }).port);
+    const http = await forwardTo(node, 80, httpPort, values['http-port'] === undefined, say);
+    const echo = await forwardTo(node, 7, echoPort, values['echo-port'] === undefined, say);
+    // Listening for Ctrl-C before saying so: a signal right after the lines still shuts down cleanly.
+    const interrupted = untilInterrupted();
     console.log(`spinet is up: the simulated board is ${boardIp} on the simulated LAN.`);
-    console.log(`  status page:  curl http://127.0.0.1:${http}/`);
-    console.log(`  TCP echo:     socat - TCP:127.0.0.1:${echo}`);
+    console.log(`  status page:  curl http://127.0.0.1:${http.port}/`);
+    console.log(`  TCP echo:     socat - TCP:127.0.0.1:${echo.port}`);
     console.log('Ctrl-C to stop.');
-    const signal = await untilInterrupted();
+    const signal = await interrupted;
     say(`\n${signal}: shutting down (closing connections, releasing the DHCP lease)`);
-    for (const socket of open) socket.destroy();
-    await Promise.all(forwards.map((f) => new Promise((r) => f.close(() => r(undefined)))));
-    forwards.length = 0;
+    await Promise.all([http, echo].map((f) => f.close()));
     await services.close();
     console.log(node.stack.formatTables());
   } finally {
-    for (const socket of open) socket.destroy();
-    for (const f of forwards) f.close();
     await node.close();
   }
   return 0;
@@ -71,26 +66,20 @@ function parsePort(value: unknown, name: string): number {
   return port;
 }
 
-/** A 127.0.0.1 listener whose every connection is piped into a spinet connection to host:port. */
-async function forward(net: Net, localPort: number, host: string, port: number, open: Set<NodeSocket>): Promise<NodeServer> {
-  const server = createServer({ allowHalfOpen: true }, (local) => {
-    open.add(local);
-    const remote = net.createConnection({ host, port });
-    local.pipe(remote);
-    remote.pipe(local);
-    const finish = () => {
-      open.delete(local);
-      local.destroy();
-      remote.destroy();
-    };
-    local.on('error', finish);
-    remote.on('error', finish);
-    local.on('close', finish);
-    remote.on('close', finish);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: Error & { code?: string }) => reject(e.code === 'EADDRINUSE' ? new UsageError(`127.0.0.1:${localPort} is in use; pick another with --http-port/--echo-port (0: any free port)`) : e));
-    server.listen(localPort, '127.0.0.1', () => resolve());
-  });
-  return server;
+/**
+ * Forward 127.0.0.1:`localPort` to the board's `port`. A default port that is taken (another
+ * spinet, a dev server) is not an error: any free port is taken instead, and said so; a port the
+ * user chose that is taken is a usage error naming the option.
+ */
+async function forwardTo(node: SpinetNode, port: number, localPort: number, defaulted: boolean, say: (m: string) => void): Promise<Forward> {
+  try {
+    return await node.forward(port, localPort);
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'EADDRINUSE') throw error;
+    const option = port === 80 ? 'http-port' : 'echo-port';
+    if (!defaulted) throw new UsageError(`127.0.0.1:${localPort} is in use; pick another with --${option} (0: any free port)`);
+    const f = await node.forward(port, 0);
+    say(`127.0.0.1:${localPort} is in use (--${option}'s default): forwarding 127.0.0.1:${f.port} instead`);
+    return f;
+  }
 }
