@@ -17,7 +17,7 @@ function setup() {
 }
 
 describe('ENC28J60 driver: bring-up', () => {
-  it('initialises per the datasheet and errata: ring at 0, odd ERXRDPT, MAADR order, full duplex, LEDs, interrupts', async () => {
+  it('initialises per the datasheet and errata: ring at 0, odd ERXRDPT, MAADR order, half duplex with HDLDIS, LEDs, interrupts', async () => {
     const b = setup();
     const a = b.station(MAC_A, 'a');
     await b.settle(a.board.nic.start());
@@ -29,8 +29,12 @@ describe('ENC28J60 driver: bring-up', () => {
     expect(chip.peek16('ERXRDPTL') & 1).toBe(1);
     expect(chip.peek16('ETXSTL')).toBe(0x1400);
     expect(chip.macAddress).toEqual(MAC_A);
-    expect(chip.peek('MACON3') & 0x01).toBe(0x01);
-    expect(chip.peekPhy('PHCON1') & 0x0100).toBe(0x0100);
+    // Half duplex by default: the chip cannot auto-negotiate, and an auto-negotiating switch port
+    // falls back to half duplex (DS-ENC §9.0); HDLDIS keeps our own frames out (errata #9).
+    expect(chip.peek('MACON3') & 0x01).toBe(0);
+    expect(chip.peekPhy('PHCON1') & 0x0100).toBe(0);
+    expect(chip.peekPhy('PHCON2') & 0x0100).toBe(0x0100);
+    expect(chip.peek('MACON4')).toBe(0x40);
     expect(chip.peekPhy('PHLCON')).toBe(0x3476);
     expect(chip.peek('ERXFCON')).toBe(0xa1);
     expect(chip.peek('EIE')).toBe(0x80 | 0x40 | 0x10 | 0x01);
@@ -156,7 +160,32 @@ describe.each([
       await b.until(() => a.received.length === 1, 50);
     });
 
-    it('accepts multicast only after joinMulticast (ERXFCON.MCEN), broadcast always', async () => {
+    it('in full duplex (the option, for a switch port forced to full) sets FULDPX, PDPXMD and PAUSE, and frames flow without a strict report', async () => {
+    const b = setup();
+    const a = b.station(MAC_A, 'a', { driverOptions: { fullDuplex: true }, chip: { linkPartner: 'full-duplex' } });
+    const peer = b.peer();
+    await b.settle(a.board.nic.start());
+    const chip = a.board.emulator;
+    expect(chip.peek('MACON3') & 0x01).toBe(0x01);
+    expect(chip.peekPhy('PHCON1') & 0x0100).toBe(0x0100);
+    expect(chip.peek('MACON1') & 0x0c).toBe(0x0c); // TXPAUS | RXPAUS
+    for (let i = 0; i < 5; i++) a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, 500, i));
+    await b.until(() => peer.received.length === 5, 200);
+    expect(b.violations).toEqual([]);
+  });
+
+  it('in full duplex against an auto-negotiating switch port (half duplex), the strict chip reports the mismatch', async () => {
+    const b = setup();
+    const a = b.station(MAC_A, 'a', { driverOptions: { fullDuplex: true } });
+    const peer = b.peer();
+    await b.settle(a.board.nic.start());
+    a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, 100, 1));
+    await b.until(() => peer.received.length === 1, 200);
+    expect(b.violations.join()).toMatch(/duplex mismatch/);
+    b.violations.length = 0;
+  });
+
+  it('accepts multicast only after joinMulticast (ERXFCON.MCEN), broadcast always', async () => {
       const b = setup();
       const a = b.station(MAC_A, 'a');
       const peer = b.peer();

@@ -14,10 +14,16 @@ import * as R from './registers.js';
  *
  * A send is one batch: the frame into a transmit buffer, a TXRST pulse (errata #12), ETXST/ETXND,
  * TXRTS (DS-ENC §7.1). Its outcome (EIR.TXIF, TXERIF) is read by whatever batch runs after its
- * wire time: the next send (which reads EIR just before its TXRST), an interrupt service or
- * receive-program run, or a small completion check. With two buffers a send may follow the
- * previous one before that one's answer is back, when its TXRST is certain to come after the
- * previous frame is off the wire.
+ * wire time: an interrupt service or receive-program run, or a small completion check.
+ *
+ * A transmission is settled by the chip's status, never by the clock: in half duplex (the
+ * default) the MAC defers to traffic coming in and backs off after collisions, and in full duplex a
+ * PAUSE frame holds it, so a frame may take any time to leave. The next send goes only once TXIF
+ * or TXERIF has been read for the previous one; its wire time only says when to look first.
+ * Where the wire time does bound it — full duplex, no PAUSE seen — a send may instead follow the
+ * previous one before its answer is back, with two buffers, when its TXRST is certain to come after
+ * the previous frame is off the wire; that send reads EIR just before its TXRST, and a frame found
+ * cut short there (a PAUSE held it) goes again and ends that shortcut for good.
  */
 
 /** Ethernet's IP MTU (RFC 894): the largest payload of one frame. */
@@ -111,6 +117,11 @@ export class TxScheduler {
   private startHigh = -1;
   /** Transmit batches out (sends, completion checks). */
   private batchesOut = 0;
+  /**
+   * Wait for TXIF/TXERIF before each send (see the class comment): always in half duplex, and in
+   * full duplex once a frame was found still going after its wire time.
+   */
+  private settleByStatus: boolean;
   /** Of those, completion checks. */
   private checksOut = 0;
 
@@ -122,6 +133,7 @@ export class TxScheduler {
     this.counters = config.counters;
     checkTxLayout(this.options.rxEnd, this.options.txBuffers);
     this.txStart = this.options.rxEnd + 1;
+    this.settleByStatus = !this.options.fullDuplex;
   }
 
   /** Queue a frame; false (and a counted drop) when the queue is full. */
@@ -210,6 +222,7 @@ export class TxScheduler {
     const now = this.clock.now();
     const previous = this.inFlight;
     if (this.batchesOut > 0) {
+      if (this.settleByStatus) return undefined; // the send waits for the answer that settles the last one
       // Only a completion check is out (its answer can sit behind a long run or read): a frame
       // to send need not wait for it once the previous one's wire time is over — the send reads
       // EIR before its TXRST anyway.
@@ -227,8 +240,10 @@ export class TxScheduler {
       return this.planSend(batch, seq, previous, beforeFrame, delayUs);
     }
     const due = !previous || now >= previous.doneBy!;
-    if (this.queue.length > 0 && linkUp && due) return this.planSend(batch, seq, previous, beforeFrame);
-    if (previous && due && !context.batchReadsEir && now >= this.checkAt(previous, context.programArmed)) {
+    if (this.queue.length > 0 && linkUp && (this.settleByStatus ? !previous : due)) return this.planSend(batch, seq, previous, beforeFrame);
+    // With a frame waiting behind it, the check goes as soon as the wire time is over.
+    const checkDue = previous && (this.settleByStatus && this.queue.length > 0 ? previous.doneBy! : this.checkAt(previous, context.programArmed));
+    if (previous && due && !context.batchReadsEir && now >= checkDue!) {
       const eirAt = batch.read(R.EIR);
       return { kind: 'check', handle: (r) => this.resolve(previous, r[eirAt]!, 'checked') };
     }
@@ -334,7 +349,10 @@ export class TxScheduler {
       this.counters.txFrames++;
       this.counters.txBytes += tx.item.frame.length;
     } else if (how === 'preempted') {
+      // Our TXRST cut it short: it took longer than its wire time (a PAUSE frame held it). From
+      // here on, each send waits for the last one's status.
       tx.resolved = true;
+      this.settleByStatus = true;
       this.retransmit(tx.item, 'tx-preempted');
     } else if (how === 'checked' && tx.startedBy !== undefined) {
       const elapsed = this.clock.now() - tx.startedBy;
@@ -343,7 +361,9 @@ export class TxScheduler {
         tx.resolved = true;
         this.retransmit(tx.item, 'tx-timeout');
       } else {
-        tx.doneBy = this.clock.now() + Math.min(Math.max(1, elapsed), this.options.txTimeoutMs - elapsed);
+        // Still going (deferred, backing off, paused): look again in a while, sooner while the
+        // delay is short (half-duplex deferral is a frame time or two).
+        tx.doneBy = this.clock.now() + Math.min(Math.max(this.options.txRecheckMs, elapsed), this.options.txTimeoutMs - elapsed);
       }
     }
     if (tx.resolved) {
