@@ -77,6 +77,20 @@ const COMMANDS: Record<string, Command> = {
     ],
     run: async (v) => (await import('./commands/sim.js')).sim(v),
   },
+  doctor: {
+    summary: 'check a real board\'s wiring step by step and say what to fix',
+    usage: 'spinet doctor --port PATH [--baud N] [--json]',
+    options: [
+      { name: 'port', type: 'string', value: 'PATH', help: 'serial port of the board, e.g. /dev/ttyACM0' },
+      { name: 'baud', type: 'string', value: 'N', help: 'serial speed (default 1000000)' },
+      { name: 'json', type: 'boolean', help: 'print the checks as JSON' },
+    ],
+    details:
+      'In order, stopping at the first failure: the board answers (else: flash it); SPI reads the ENC28J60\'s\n' +
+      'EREVID (all 0xFF or 0x00 names MISO, CS, power); buffer memory patterns read back (names SCK/MOSI with\n' +
+      'the error rate); INT falls when the chip raises it; the reset line resets it; the PHY sees a link.',
+    run: async (v) => (await import('./commands/doctor.js')).doctor(v),
+  },
   flash: {
     summary: 'build (when a toolchain is present) and upload the bridge sketch with avrdude',
     usage: 'spinet flash --board uno --port PATH [--dry-run]',

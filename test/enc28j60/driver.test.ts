@@ -177,7 +177,7 @@ describe.each([
 
   it('in full duplex against an auto-negotiating switch port (half duplex), the strict chip reports the mismatch', async () => {
     const b = setup();
-    const a = b.station(MAC_A, 'a', { driverOptions: { fullDuplex: true } });
+    const a = b.station(MAC_A, 'a', { driverOptions: { fullDuplex: true }, chip: { linkPartner: 'auto-negotiating' } });
     const peer = b.peer();
     await b.settle(a.board.nic.start());
     a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, 100, 1));

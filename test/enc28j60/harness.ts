@@ -34,7 +34,8 @@ export function bench(defaults: Partial<Enc28j60Options> = {}): Bench {
         name,
         linkModel: options.linkModel,
         driverOptions: { ...defaults, ...options.driverOptions },
-        chip: options.chip,
+        // A driver set to full duplex is on a switch port forced to full duplex, unless a test says otherwise.
+        chip: { ...(options.driverOptions?.fullDuplex ?? defaults.fullDuplex ? { linkPartner: 'full-duplex' as const } : {}), ...options.chip },
         strict: true,
         onStrictViolation: (message) => b.violations.push(message),
       });
