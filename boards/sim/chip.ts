@@ -10,4 +10,9 @@ export interface SpiChip {
   readonly interruptAsserted: boolean;
   onInterruptChange(listener: (asserted: boolean) => void): () => void;
   hardReset(): void;
+  /**
+   * Optional: the board reports how the bus itself was driven wrong (SPI mode, bit order, chip
+   * select raised mid-byte or too soon); a strict chip passes it on with its own reports.
+   */
+  reportBusViolation?(message: string): void;
 }

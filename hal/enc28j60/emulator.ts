@@ -1502,6 +1502,11 @@ export class Enc28j60Emulator {
     return this.isReady();
   }
 
+  /** A misuse of the SPI bus seen by the board driving it (boards/sim/chip.ts), reported as ours. */
+  reportBusViolation(message: string): void {
+    this.violation(`SPI bus: ${message}`);
+  }
+
   private violation(message: string): void {
     if (!this.strict) return;
     const text = `[${this.label} @${this.clock.now().toFixed(4)}ms] ${message}`;
