@@ -177,6 +177,8 @@ function createMockBoard<Chip extends EmulatedChip, Driver>(options: MockBoardOp
     linkModel: options.linkModel,
     maxProgramBytes: options.maxProgramBytes,
     transactionDelays: options.transactionDelays,
+    // The chip's events fall between a batch's bytes, as on a board (the bridge's concurrency).
+    bytesOverTime: true,
     name: `mock:${name}`,
   });
   return { hal, emulator, nic: driver(hal) };

@@ -236,6 +236,17 @@ describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simu
     expect(f.overheadBytes).toBeLessThanOrEqual(22.5);
   });
 
+  it('in half duplex, transmits back-to-back frames in one round trip each: a send stages the next frame and reads EIR after it', async () => {
+    const { totals, a } = await measured(async ({ b, a, peer }) => {
+      for (let i = 0; i < FRAMES; i++) a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, SIZE, i));
+      await b.until(() => peer.received.length === FRAMES, 2_000, 1);
+      await b.run(10, 1);
+    }, WHOLE_BURST_QUEUED);
+    const f = perFrame(totals, FRAMES, FRAMES * SIZE);
+    expect(f.roundTrips).toBeLessThanOrEqual(1 + 2 / FRAMES);
+    expect(a.board.nic.events['tx-preempted']).toBeUndefined();
+  });
+
   it('keeps several batches in flight when traffic flows both ways', async () => {
     const { totals, a, peer } = await measured(async ({ b, a, peer }) => {
       for (let i = 0; i < FRAMES; i++) {
