@@ -84,11 +84,14 @@ const COMMANDS: Record<string, Command> = {
       { name: 'port', type: 'string', value: 'PATH', help: 'serial port of the board, e.g. /dev/ttyACM0' },
       { name: 'baud', type: 'string', value: 'N', help: 'serial speed (default 1000000)' },
       { name: 'json', type: 'boolean', help: 'print the checks as JSON' },
+      { name: 'mac', type: 'string', value: 'MAC', help: 'station address for the DHCP check (default 02:5e:00:00:00:0a)' },
+      { name: 'no-network', type: 'boolean', help: 'stop after the link check (no DHCP lease, no ping)' },
     ],
     details:
       'In order, stopping at the first failure: the board answers (else: flash it); SPI reads the ENC28J60\'s\n' +
       'EREVID (all 0xFF or 0x00 names MISO, CS, power); buffer memory patterns read back (names SCK/MOSI with\n' +
-      'the error rate); INT falls when the chip raises it; the reset line resets it; the PHY sees a link.',
+      'the error rate); INT falls when the chip raises it; the reset line resets it; the PHY sees a link;\n' +
+      'then the driver and stack take a DHCP lease and ping the gateway it names.',
     run: async (v) => (await import('./commands/doctor.js')).doctor(v),
   },
   flash: {

@@ -4,6 +4,13 @@
  * §4, Table 4-1), not through the driver, so a fault shows as what it is: a wire, not a timeout.
  */
 import type { Hal } from '../src/drivers/hal.js';
+import type { Clock } from '../src/time/clock.js';
+import type { Random } from '../src/time/random.js';
+import { formatIpv4, type MacAddress } from '../src/wire/address.js';
+import { Enc28j60Nic } from '../src/drivers/enc28j60/driver.js';
+import { Stack } from '../src/stack/stack.js';
+import { createStackDhcpClient } from '../src/app/stack-adapter.js';
+import type { DhcpLease } from '../src/app/dhcp/client.js';
 
 export interface DoctorCheck {
   readonly name: string;
@@ -24,6 +31,11 @@ export interface DoctorOptions {
   readonly board?: { name: string; version: number };
   /** Rounds of 256-byte patterns written to and read back from the buffer memory. */
   readonly memoryRounds?: number;
+  /**
+   * The last check: bring the driver and a stack up on the board, take a DHCP lease and ping the
+   * gateway it names. Left out, the checks end at the link.
+   */
+  readonly network?: { readonly clock: Clock; readonly random: Random; readonly mac: MacAddress; readonly leaseTimeoutMs?: number };
 }
 
 // SPI opcodes and registers (DS-ENC Table 3-1, 4-1). Kept here: the doctor must not depend on the
@@ -150,7 +162,48 @@ export async function diagnoseEnc28j60(hal: Hal, options: DoctorOptions = {}): P
     return report();
   }
   done({ name: 'link', ok: true, detail: 'the PHY sees a link (10BASE-T)' });
+  if (options.network) await checkNetwork(hal, options.network, done);
   return report();
+}
+
+/** DHCP, then a ping of the lease's router, through the real driver and stack. */
+async function checkNetwork(hal: Hal, network: NonNullable<DoctorOptions['network']>, done: (check: DoctorCheck) => boolean): Promise<void> {
+  const { clock, random, mac } = network;
+  const nic = new Enc28j60Nic({ hal, clock, mac, name: 'enc28j60' });
+  const stack = new Stack({ clock, random });
+  const iface = stack.addInterface(nic);
+  try {
+    await stack.start();
+    const client = createStackDhcpClient(stack, iface.index, { startupDelayMs: { min: 0, max: 0 } });
+    const lease = await new Promise<DhcpLease | undefined>((resolve) => {
+      const timer = clock.schedule(network.leaseTimeoutMs ?? 30_000, () => resolve(undefined));
+      client.once('bound', (l) => {
+        timer.cancel();
+        resolve(l);
+      });
+      client.start();
+    });
+    client.stop({ release: true });
+    if (!lease) {
+      done({ name: 'dhcp', ok: false, detail: `no DHCP lease within ${((network.leaseTimeoutMs ?? 30_000) / 1000).toFixed(0)} s`, fix: 'frames do not get through, or the LAN has no DHCP server: check the switch port and that a DHCP server (the router) is on' });
+      return;
+    }
+    done({ name: 'dhcp', ok: true, detail: `leased ${formatIpv4(lease.address)}/${lease.prefixLength} from ${formatIpv4(lease.serverIdentifier)}` });
+    const router = lease.routers[0];
+    if (router === undefined) {
+      done({ name: 'ping', ok: true, detail: 'the lease names no router: nothing to ping' });
+      return;
+    }
+    try {
+      const reply = await stack.ping(router);
+      done({ name: 'ping', ok: true, detail: `the gateway ${formatIpv4(router)} answered in ${reply.rttMs.toFixed(1)} ms` });
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? String(error);
+      done({ name: 'ping', ok: false, detail: `no answer from the gateway ${formatIpv4(router)} (${code})`, fix: 'the gateway does not answer ping, or frames are lost: try another switch port or cable' });
+    }
+  } finally {
+    await stack.stop();
+  }
 }
 
 /** 256 bytes per round: alternating bits, walking ones, then a counter and a mixed pattern. */

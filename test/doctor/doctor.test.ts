@@ -56,6 +56,22 @@ describe('spinet doctor on a mock board', () => {
     b.expectNoViolations();
   });
 
+  it('with a network check, takes a DHCP lease and pings the gateway through the driver; names a LAN without DHCP', async () => {
+    const { LabGateway } = await import('../../tools/lab-gateway.js');
+    const withGateway = board('none');
+    const gateway = await LabGateway.start({ clock: withGateway.b.clock, random: new SeededRandom(3), lan: withGateway.b.lan });
+    const network = { clock: withGateway.b.clock, random: new SeededRandom(4), mac: Uint8Array.of(2, 0x5e, 0, 0, 0, 0x0a), leaseTimeoutMs: 10_000 };
+    const report = await withGateway.b.settle(diagnoseEnc28j60(withGateway.hal, { network }), 30_000);
+    expect(report.checks.slice(-2).map((c) => [c.name, c.ok])).toEqual([['dhcp', true], ['ping', true]]);
+    expect(report.checks.at(-1)!.detail).toMatch(/gateway 192\.0\.2\.1 answered/);
+    withGateway.b.expectNoViolations();
+    await gateway.stop();
+
+    const without = board('none');
+    const lonely = await without.b.settle(diagnoseEnc28j60(without.hal, { network: { ...network, clock: without.b.clock } }), 30_000);
+    expect(lonely.checks.at(-1)).toMatchObject({ name: 'dhcp', ok: false, fix: expect.stringMatching(/DHCP server/) });
+  });
+
   it.each([
     ['miso-cut', 'spi', /0xFF.*MISO floats/, /MISO wire, the chip select/],
     ['miso-stuck-low', 'spi', /0x00.*held low/, /short to ground/],

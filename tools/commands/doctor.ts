@@ -2,7 +2,9 @@ import { RealClock } from '../../src/time/real-clock.js';
 import { explainOpenError } from '../boards.js';
 import { diagnoseEnc28j60, formatDoctorReport, type DoctorReport } from '../doctor.js';
 import { UsageError } from '../options.js';
-import type { Values } from '../node.js';
+import { DEFAULT_MAC, type Values } from '../node.js';
+import { CryptoRandom } from '../../src/time/random.js';
+import { parseMac } from '../../src/wire/address.js';
 
 /**
  * `spinet doctor --port PATH`: open the board, then check the ENC28J60's wiring step by step
@@ -16,9 +18,10 @@ export async function doctor(values: Values): Promise<number> {
   const json = values.json === true;
   const print = (report: DoctorReport) => console.log(json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
   const { openBridgeHal } = await import('../../hal/bridge/bridge-hal.js');
+  const clock = new RealClock();
   let hal;
   try {
-    hal = await openBridgeHal({ path: port, baudRate, clock: new RealClock(), idleFill: 'auto' });
+    hal = await openBridgeHal({ path: port, baudRate, clock, idleFill: 'auto' });
   } catch (error) {
     const explained = explainOpenError(error, port, baudRate) as Error & { code?: string };
     // No answer: no sketch (or the wrong speed). A missing port or a permission: the message says what to do.
@@ -28,7 +31,9 @@ export async function doctor(values: Values): Promise<number> {
   }
   try {
     const hello = hal.hello;
-    const report = await diagnoseEnc28j60(hal, hello ? { board: { name: hello.name, version: hello.version } } : {});
+    const mac = parseMac((values.mac as string | undefined) ?? DEFAULT_MAC);
+    const network = values['no-network'] === true ? undefined : { clock, random: new CryptoRandom(), mac };
+    const report = await diagnoseEnc28j60(hal, { ...(hello ? { board: { name: hello.name, version: hello.version } } : {}), ...(network ? { network } : {}) });
     print(report);
     return report.ok ? 0 : 1;
   } finally {
