@@ -278,7 +278,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
     for (const [pin, high] of this.inputs) this.applyInput(pin, high);
     this.driveInterrupt();
     this.pinSnapshot = this.readPins();
-    if (this.chipSelected) this.options.chip.spiDeselect();
+    if (this.chipSelected) this.releaseChipSelect();
     this.chipSelected = false;
     this.spiTransferEnd = -Infinity; // the new CPU counts cycles from 0
     this.resetLow = false;
@@ -290,7 +290,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
     this.pins = undefined;
     this.rxQueue.length = 0;
     this.rxRates.length = 0;
-    if (this.chipSelected) this.options.chip.spiDeselect();
+    if (this.chipSelected) this.releaseChipSelect();
     this.chipSelected = false;
   }
 
@@ -555,6 +555,12 @@ export class AvrBridgeMcu implements SimulatedMcu {
     if (wrongMode) miso = (miso >> 1) | 0x80;
     if (spcr & SPCR_DORD) miso = reverseBits(miso);
     return miso;
+  }
+
+  /** The board reset or stopped with CS low: the pin floats high, ending whatever command was on. */
+  private releaseChipSelect(): void {
+    if (this.options.chip.spiAbort) this.options.chip.spiAbort();
+    else this.options.chip.spiDeselect();
   }
 
   private onPortWrite(): void {

@@ -15,4 +15,10 @@ export interface SpiChip {
    * select raised mid-byte or too soon); a strict chip passes it on with its own reports.
    */
   reportBusViolation?(message: string): void;
+  /**
+   * Optional: chip select released because the board reset or lost power in the middle of a
+   * command. The chip sees CS rise as always; a strict chip does not hold the cut short command
+   * against the driver.
+   */
+  spiAbort?(): void;
 }

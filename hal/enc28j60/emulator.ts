@@ -317,6 +317,13 @@ export class Enc28j60Emulator {
     this.spi = { kind: 'idle' };
   }
 
+  /** CS released by a board reset mid-command: SRC still executes, nothing is reported. */
+  spiAbort(): void {
+    if (this.heldInReset || this.poweredOff) return;
+    if (this.spi.kind === 'src') this.softReset();
+    this.spi = { kind: 'idle' };
+  }
+
   private decodeOpcode(byte: number): number {
     this.stats.spiCommands++;
     const opcode = byte >> 5;

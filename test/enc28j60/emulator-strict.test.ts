@@ -324,6 +324,26 @@ describe('ENC28J60 emulator: register and filter details (DS-ENC)', () => {
     expect(chip.strictViolations.join()).toMatch(/MIREGADR written while MICMD.MIISCAN is set/);
   });
 
+  it('a command cut short by the board resetting (spiAbort) is not held against the driver; the same cut by the driver is', () => {
+    const { chip } = chipOnLan({ rxWireTime: false });
+    chip.spiSelect();
+    chip.spiExchange(0xa0 | 0x1f); // BFC ECON1 BSEL
+    chip.spiExchange(0x03);
+    chip.spiDeselect();
+    chip.spiSelect();
+    chip.spiExchange(0x80 | 0x1f);
+    chip.spiExchange(0x02); // bank 2
+    chip.spiDeselect();
+    chip.spiSelect();
+    chip.spiExchange(0x00); // RCR MACON1: a dummy byte, then the value
+    chip.spiAbort();
+    expect(chip.strictViolations).toEqual([]);
+    chip.spiSelect();
+    chip.spiExchange(0x00);
+    chip.spiDeselect();
+    expect(chip.strictViolations.join()).toMatch(/without the MAC\/MII dummy byte/);
+  });
+
   it('a read of an unimplemented PHY register is reported (Table 3-3)', () => {
     const { clock, chip, spi } = chipOnLan({ rxWireTime: false });
     spi.startPhyRead(0x05);
