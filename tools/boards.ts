@@ -16,7 +16,7 @@ import type { Enc28j60Options } from '../src/drivers/enc28j60/options.js';
 import { W5500Nic } from '../src/drivers/w5500/driver.js';
 import type { W5500Options } from '../src/drivers/w5500/options.js';
 import { VirtualNic, type VirtualLan } from '../hal/lan/switch.js';
-import { Enc28j60Emulator } from '../hal/enc28j60/emulator.js';
+import { Enc28j60Emulator, type Enc28j60EmulatorOptions } from '../hal/enc28j60/emulator.js';
 import { W5500Emulator, type W5500EmulatorOptions } from '../hal/w5500/emulator.js';
 import { MockHal, type InterruptSource, type LinkModel, type SpiSlave } from '../hal/mock/mock-hal.js';
 import type { SimulatedBoard, SimulatedBoardOptions } from '../boards/sim/index.js';
@@ -77,7 +77,13 @@ export async function connectBoard(choice: BoardChoice, options: BoardOptions): 
       return openMockBoard(choice.chip, options);
     case 'sim': {
       options.progress('board: starting the simulated Uno (bridge sketch in avr8js, emulated ENC28J60)…');
-      const sim = await createSimulatedEnc28j60Board({ board: 'uno', clock: options.clock, lan: options.lan, mac: options.mac });
+      const sim = await createSimulatedEnc28j60Board({
+        board: 'uno',
+        clock: options.clock,
+        lan: options.lan,
+        mac: options.mac,
+        onStrictViolation: (message) => options.progress(`enc28j60 emulator: misuse: ${message}`),
+      });
       const hal = await sim.openHal();
       const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
       return {
@@ -179,12 +185,16 @@ function createMockBoard<Chip extends EmulatedChip, Driver>(options: MockBoardOp
     linkModel: options.linkModel,
     maxProgramBytes: options.maxProgramBytes,
     transactionDelays: options.transactionDelays,
+    // The chip's events fall between a batch's bytes, as on a board (the bridge's concurrency).
+    bytesOverTime: true,
     name: `mock:${name}`,
   });
   return { hal, emulator, nic: driver(hal) };
 }
 
 export interface MockEnc28j60BoardOptions extends MockBoardOptions {
+  /** The emulator's surroundings: the link partner's duplex, wire timing, errata rates. */
+  chip?: Pick<Enc28j60EmulatorOptions, 'linkPartner' | 'rxWireTime' | 'random' | 'pktifMissRate'>;
   driverOptions?: Partial<Enc28j60Options>;
 }
 
@@ -196,7 +206,7 @@ export type MockEnc28j60Board = MockBoard<Enc28j60Emulator, Enc28j60Nic>;
  */
 export function createMockEnc28j60Board(options: MockEnc28j60BoardOptions): MockEnc28j60Board {
   const name = options.name ?? 'enc28j60';
-  const emulator = new Enc28j60Emulator({ clock: options.clock, strict: options.strict ?? true, onStrictViolation: options.onStrictViolation, mac: options.mac, label: name });
+  const emulator = new Enc28j60Emulator({ clock: options.clock, strict: options.strict ?? true, onStrictViolation: options.onStrictViolation, mac: options.mac, label: name, ...options.chip });
   return createMockBoard(options, name, emulator, (hal) => new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions }));
 }
 
@@ -223,15 +233,25 @@ export function createMockW5500Board(options: MockW5500BoardOptions): MockW5500B
  * `--board sim`: the simulated board (boards/sim/) with an emulated ENC28J60 on its SPI bus,
  * plugged into `lan`. The bridge HAL and the driver are the caller's (`board.openHal()`).
  */
-export async function createSimulatedEnc28j60Board(options: Omit<SimulatedBoardOptions, 'chip'> & { readonly lan?: VirtualLan; readonly mac?: MacAddress }): Promise<SimulatedBoard> {
+export interface SimulatedEnc28j60BoardOptions extends Omit<SimulatedBoardOptions, 'chip'> {
+  readonly lan?: VirtualLan;
+  readonly mac?: MacAddress;
+  /** The chip is strict (always): every misuse of it by the sketch or driver is passed here. */
+  readonly onStrictViolation?: (message: string) => void;
+  /** The emulator's surroundings (link partner, errata rates). */
+  readonly chipOptions?: Pick<Enc28j60EmulatorOptions, 'linkPartner' | 'random' | 'pktifMissRate'>;
+}
+
+export async function createSimulatedEnc28j60Board(options: SimulatedEnc28j60BoardOptions): Promise<SimulatedBoard> {
   // Loaded on demand: avr8js and serialport only for the boards that need them.
   const { createSimulatedBoard } = await import('../boards/sim/index.js');
-  const { lan, mac, ...board } = options;
+  const { lan, mac, onStrictViolation, chipOptions, ...board } = options;
   return createSimulatedBoard({
     ...board,
     chip: (clock) => {
-      // Frames reach the chip at 10 Mbit/s, as through a switch: the board's timing is the point here.
-      const emulator = new Enc28j60Emulator({ clock, mac, rxWireTime: true });
+      // Frames reach the chip at 10 Mbit/s, as through a switch: the board's timing is the point
+      // here. Strict: this is the path with real concurrency between the board and the chip.
+      const emulator = new Enc28j60Emulator({ clock, mac, rxWireTime: true, strict: true, onStrictViolation, ...chipOptions });
       if (lan) emulator.plugInto(lan);
       return emulator;
     },

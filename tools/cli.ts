@@ -92,6 +92,23 @@ const COMMANDS: Record<string, Command> = {
     details: 'Ports come from serialport\'s SerialPort.list(), or are the PATHs given. Each is opened to ask for the\nbridge sketch, which resets an Arduino as any serial monitor does. Exit 0 when a bridge answered.',
     run: async (v, p) => (await import('./commands/ports.js')).ports(v, p),
   },
+  doctor: {
+    summary: 'check a real board\'s wiring step by step and say what to fix',
+    usage: 'spinet doctor --port PATH [--baud N] [--json]',
+    options: [
+      { name: 'port', type: 'string', value: 'PATH', help: 'serial port of the board, e.g. /dev/ttyACM0' },
+      { name: 'baud', type: 'string', value: 'N', help: 'serial speed (default 1000000)' },
+      { name: 'json', type: 'boolean', help: 'print the checks as JSON' },
+      { name: 'mac', type: 'string', value: 'MAC', help: 'station address for the DHCP check (default 02:5e:00:00:00:0a)' },
+      { name: 'no-network', type: 'boolean', help: 'stop after the link check (no DHCP lease, no ping)' },
+    ],
+    details:
+      'In order, stopping at the first failure: the board answers (else: flash it); SPI reads the ENC28J60\'s\n' +
+      'EREVID (all 0xFF or 0x00 names MISO, CS, power); buffer memory patterns read back (names SCK/MOSI with\n' +
+      'the error rate); INT falls when the chip raises it; the reset line resets it; the PHY sees a link;\n' +
+      'then the driver and stack take a DHCP lease and ping the gateway it names.',
+    run: async (v) => (await import('./commands/doctor.js')).doctor(v),
+  },
   flash: {
     summary: 'build (when a toolchain is present) and upload the bridge sketch with avrdude',
     usage: 'spinet flash --board uno --port PATH [--dry-run]',

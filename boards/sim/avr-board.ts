@@ -38,6 +38,17 @@ import type { SpiChip } from './chip.js';
 
 export const AVR_CLOCK_HZ = 16_000_000;
 const CYCLES_PER_MS = AVR_CLOCK_HZ / 1000;
+/** SPCR (ATmega328P datasheet §19.5.1): its data address and bits. */
+const SPCR_ADDRESS = 0x4c;
+const SPCR_DORD = 0x20, SPCR_CPOL = 0x08, SPCR_CPHA = 0x04;
+/** 210 ns of chip-select hold after the last SPI clock, in 16 MHz cycles (rounded up). */
+const CS_HOLD_CYCLES = Math.ceil(0.21e-6 * AVR_CLOCK_HZ);
+
+function reverseBits(byte: number): number {
+  let out = 0;
+  for (let i = 0; i < 8; i++) if (byte & (1 << i)) out |= 0x80 >> i;
+  return out;
+}
 /** Virtual mode: longest CPU run between two looks at the event loop. */
 const SLICE_CYCLES = 8_000;
 /** After bytes reached the host: this many event-loop turns of HOST_TURN_CYCLES (5 µs) each. */
@@ -204,6 +215,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
   private pins: Pins | undefined;
   private pinSnapshot: PinLevel[] = [];
   private chipSelected = false;
+  /** The cycle the SPI byte in progress (or the last one) ends at. */
+  private spiTransferEnd = -Infinity;
   private resetLow = false;
   private baseMs = 0;
   private running = false;
@@ -253,7 +266,8 @@ export class AvrBridgeMcu implements SimulatedMcu {
     modelTransmitBuffer(cpu, usart, (byte) => this.transmit(byte));
     const receiver = modelReceiveFifo(cpu, usart, () => this.pumpRx());
     spi.onByte = (mosi) => {
-      const miso = this.chipSelected ? this.options.chip.spiExchange(mosi) & 0xff : 0xff;
+      const miso = this.chipSelected ? this.exchangeAsWired(cpu, mosi) : 0xff;
+      this.spiTransferEnd = cpu.cycles + spi.transferCycles;
       cpu.addClockEvent(() => spi.completeTransfer(miso), spi.transferCycles);
     };
     this.pins = { cpu, ports, usart, adc, receiver, timing: honestInterruptTiming(cpu) };
@@ -264,8 +278,9 @@ export class AvrBridgeMcu implements SimulatedMcu {
     for (const [pin, high] of this.inputs) this.applyInput(pin, high);
     this.driveInterrupt();
     this.pinSnapshot = this.readPins();
-    if (this.chipSelected) this.options.chip.spiDeselect();
+    if (this.chipSelected) this.releaseChipSelect();
     this.chipSelected = false;
+    this.spiTransferEnd = -Infinity; // the new CPU counts cycles from 0
     this.resetLow = false;
     this.start();
   }
@@ -275,7 +290,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
     this.pins = undefined;
     this.rxQueue.length = 0;
     this.rxRates.length = 0;
-    if (this.chipSelected) this.options.chip.spiDeselect();
+    if (this.chipSelected) this.releaseChipSelect();
     this.chipSelected = false;
   }
 
@@ -518,9 +533,47 @@ export class AvrBridgeMcu implements SimulatedMcu {
     this.pins.ports[port].setPin(bit, high);
   }
 
+  /**
+   * One byte through the SPI as SPCR sets it up. The ENC28J60 takes mode 0,0 only, most
+   * significant bit first (DS39662E §4.1); with DORD the chip sees the byte bit-reversed, and with
+   * CPOL or CPHA it samples each bit half a clock off: a byte shifted by one. Either is reported.
+   */
+  private exchangeAsWired(cpu: CPU, mosi: number): number {
+    const spcr = cpu.data[SPCR_ADDRESS]!;
+    const report = (message: string) => this.options.chip.reportBusViolation?.(message);
+    let out = mosi;
+    if (spcr & SPCR_DORD) {
+      report('SPCR.DORD set: the ENC28J60 shifts the most significant bit first');
+      out = reverseBits(out);
+    }
+    const wrongMode = (spcr & (SPCR_CPOL | SPCR_CPHA)) !== 0;
+    if (wrongMode) {
+      report(`SPI mode ${(spcr >> 2) & 3} (SPCR.CPOL/CPHA): the ENC28J60 takes mode 0 only`);
+      out = (out << 1) & 0xff;
+    }
+    let miso = this.options.chip.spiExchange(out) & 0xff;
+    if (wrongMode) miso = (miso >> 1) | 0x80;
+    if (spcr & SPCR_DORD) miso = reverseBits(miso);
+    return miso;
+  }
+
+  /** The board reset or stopped with CS low: the pin floats high, ending whatever command was on. */
+  private releaseChipSelect(): void {
+    if (this.options.chip.spiAbort) this.options.chip.spiAbort();
+    else this.options.chip.spiDeselect();
+  }
+
   private onPortWrite(): void {
     this.pullUpFloatingInputs();
     const selected = this.pinLevel(this.csPin) === 'low';
+    if (selected !== this.chipSelected && !selected && this.pins) {
+      // CS must stay low until the last bit is clocked, and ≥ 210 ns after it for a MAC/MII
+      // register (DS39662E Table 16-6, t_CSH); the sketch's shortest path (SPIF poll, then the
+      // port write) takes longer, so less is a bug.
+      const cycles = this.pins.cpu.cycles;
+      if (cycles < this.spiTransferEnd) this.options.chip.reportBusViolation?.(`chip select raised mid-byte (${this.spiTransferEnd - cycles} cycles before the last clock)`);
+      else if (cycles - this.spiTransferEnd < CS_HOLD_CYCLES) this.options.chip.reportBusViolation?.(`chip select raised ${cycles - this.spiTransferEnd} cycles after the last clock (< 210 ns hold)`);
+    }
     if (selected !== this.chipSelected) {
       this.chipSelected = selected;
       if (selected) this.options.chip.spiSelect();

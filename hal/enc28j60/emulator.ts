@@ -1,5 +1,6 @@
 import type { Clock, TimerHandle } from '../../src/time/clock.js';
 import type { LanPort, VirtualLan } from '../lan/switch.js';
+import { randomBelow, SeededRandom, type Random } from '../../src/time/random.js';
 import { crc32 } from '../../src/wire/crc32.js';
 import { ETHERNET_MS_PER_BYTE, FCS_BYTES, frameWireTimeMs, INTERFRAME_GAP_BYTES, PREAMBLE_SFD_BYTES } from '../../src/wire/wire-time.js';
 import { EMU_PHY, EMU_REGISTERS, isMacMiiRegister, type EmuRegisterName } from './registers.js';
@@ -33,6 +34,48 @@ export interface Enc28j60EmulatorOptions {
    * timing); the driver's unit tests keep frames arriving at once, so a flood is a flood.
    */
   rxWireTime?: boolean;
+  /**
+   * The far end of the cable. The ENC28J60 cannot auto-negotiate, so an auto-negotiating switch
+   * port falls back to half duplex by parallel detection (DS-ENC §9.0); only a port forced to full
+   * duplex runs full. Default: an auto-negotiating port (half duplex), as on a typical LAN.
+   */
+  linkPartner?: LinkPartner;
+  /** Randomness for collision backoff and the errata modelled by chance (seeded in tests). */
+  random?: Random;
+  /**
+   * Errata #6: the fraction of stored packets whose PKTIF (and so INT) is not raised although
+   * EPKTCNT counts them. 0 by default; the driver's tests turn it up.
+   */
+  pktifMissRate?: number;
+  /** Errata #18: the fraction of frames failing the pattern-match filter that it lets through anyway. */
+  patternMatchLeakRate?: number;
+}
+
+export type LinkPartner = 'auto-negotiating' | 'full-duplex' | 'half-duplex';
+
+/** A transmission the MAC holds (TXRTS set) until it is on the wire and done. */
+interface PendingTransmit {
+  end: number;
+  wire: Uint8Array;
+  bytesWithFcs: number;
+  fcsOk: boolean;
+  fault: TxFault | undefined;
+  giant: boolean;
+  collisions: number;
+  deferred: boolean;
+  /** Bytes put on the wire so far, collided attempts included (TSV bits 47:32). */
+  wireBytes: number;
+}
+
+/** A frame on the receive wire (rxWireTime): the chip has it once its last bit is in. */
+interface RxOnWire {
+  start: number;
+  end: number;
+  frame: Uint8Array;
+  cable: number;
+  /** Garbled by a collision: it never reaches the receive filter. */
+  lost: boolean;
+  timer: TimerHandle;
 }
 
 /** Counters for tests: what the chip did with frames, independent of any driver. */
@@ -46,6 +89,12 @@ export interface Enc28j60EmulatorStats {
   txFramesSent: number;
   txAborted: number;
   txFramesLost: number;
+  /** Collisions on the wire (both sides' frames garbled), any duplex. */
+  collisions: number;
+  /** Transmitted frames the PHY looped back into the receiver (half duplex without HDLDIS, errata #9). */
+  rxLoopedBack: number;
+  /** PAUSE frames that held the transmitter. */
+  pauseFramesHonoured: number;
   spiCommands: number;
 }
 
@@ -65,7 +114,17 @@ const ECON2_AUTOINC = 0x80, ECON2_PKTDEC = 0x40, ECON2_PWRSV = 0x20;
 const ECON1_TXRST = 0x80, ECON1_RXRST = 0x40, ECON1_DMAST = 0x20, ECON1_CSUMEN = 0x10, ECON1_TXRTS = 0x08, ECON1_RXEN = 0x04;
 const ERXFCON_UCEN = 0x80, ERXFCON_ANDOR = 0x40, ERXFCON_CRCEN = 0x20, ERXFCON_PMEN = 0x10;
 const ERXFCON_MPEN = 0x08, ERXFCON_HTEN = 0x04, ERXFCON_MCEN = 0x02, ERXFCON_BCEN = 0x01;
-const MACON1_MARXEN = 0x01;
+const MACON1_MARXEN = 0x01, MACON1_PASSALL = 0x02, MACON1_RXPAUS = 0x04;
+const PHCON2_HDLDIS = 0x0100;
+const ESTAT_RXBUSY = 0x04;
+/** The slot time, 512 bit times: a collision later than this is a late one (IEEE 802.3 §4.2.3.2.3). */
+const SLOT_MS = 64 * 0.0008;
+/** Two starts closer than this collide (propagation on a short cable). */
+const COLLISION_WINDOW_MS = 0.0008;
+/** The jam after a collision: 32 bits. */
+const JAM_BYTES = 4;
+/** A PAUSE quantum: 512 bit times (IEEE 802.3 Annex 31B). */
+const PAUSE_QUANTUM_MS = 64 * 0.0008;
 const MACON3_TXCRCEN = 0x10, MACON3_HFRMEN = 0x04, MACON3_FULDPX = 0x01;
 const MICMD_MIISCAN = 0x02, MICMD_MIIRD = 0x01;
 const MISTAT_NVALID = 0x04, MISTAT_SCAN = 0x02, MISTAT_BUSY = 0x01;
@@ -99,7 +158,8 @@ export class Enc28j60Emulator {
   readonly strictViolations: string[] = [];
   readonly stats: Enc28j60EmulatorStats = {
     rxFramesStored: 0, rxFilteredOut: 0, rxDroppedRxDisabled: 0, rxDroppedOverflow: 0, rxDroppedTooLong: 0,
-    rxDroppedLinkDown: 0, txFramesSent: 0, txAborted: 0, txFramesLost: 0, spiCommands: 0,
+    rxDroppedLinkDown: 0, txFramesSent: 0, txAborted: 0, txFramesLost: 0, collisions: 0, rxLoopedBack: 0,
+    pauseFramesHonoured: 0, spiCommands: 0,
   };
   /** Every frame the chip put on the wire (padded, without FCS), for tests. */
   readonly transmitted: Uint8Array[] = [];
@@ -138,6 +198,26 @@ export class Enc28j60Emulator {
   private txNeedsReset = false; // errata #12: after an abort, TXRTS without TXRST stalls
   private txStalled = false;
   private readonly txFaults: TxFault[] = [];
+  private txPending: PendingTransmit | undefined;
+  /** When the last transmission left the wire (the inter-packet gap counts from here). */
+  private txIdleAt = -Infinity;
+  private txWireEnd = -Infinity;
+  private txWireStart = -Infinity;
+  /** A PAUSE frame holds the transmitter until then. */
+  private pausedUntil = 0;
+  private duplexMismatchReported = false;
+  private readonly linkPartner: LinkPartner;
+  private readonly random: Random;
+  private readonly pktifMissRate: number;
+  private readonly patternMatchLeakRate: number;
+  /** Errata #6: packets stored while PKTIF failed to rise; PKTIF shows again once a later one sets it. */
+  private pktifMissed = false;
+  /** RSV bit 16: a packet was dropped since the last one stored. */
+  private dropEventSinceLast = false;
+  /** RESET pin held low / power off: the chip does nothing and SO floats. */
+  private heldInReset = false;
+  private poweredOff = false;
+  private readonly rxOnWire: RxOnWire[] = [];
   private dmaTimer: TimerHandle | undefined;
 
   private cableUp = true;
@@ -158,6 +238,10 @@ export class Enc28j60Emulator {
     this.burnedInMac = options.mac;
     this.label = options.label ?? 'enc28j60';
     this.rxWireTime = options.rxWireTime ?? false;
+    this.linkPartner = options.linkPartner ?? 'auto-negotiating';
+    this.random = options.random ?? new SeededRandom(0x2860);
+    this.pktifMissRate = options.pktifMissRate ?? 0;
+    this.patternMatchLeakRate = options.patternMatchLeakRate ?? 0;
     this.resetRegisters();
     this.resetPhy();
     // The chip has been powered long before the host talks to it: oscillator already stable.
@@ -167,11 +251,13 @@ export class Enc28j60Emulator {
   // ---- SPI slave ----------------------------------------------------------------------------
 
   spiSelect(): void {
+    if (this.heldInReset || this.poweredOff) return;
     if (this.spi.kind !== 'idle') this.finishCommand();
     this.spi = { kind: 'opcode' };
   }
 
   spiExchange(mosi: number): number {
+    if (this.heldInReset || this.poweredOff) return 0xff; // in reset or unpowered, SO floats
     const s = this.spi;
     switch (s.kind) {
       case 'idle':
@@ -226,7 +312,15 @@ export class Enc28j60Emulator {
   }
 
   spiDeselect(): void {
+    if (this.heldInReset || this.poweredOff) return;
     this.finishCommand();
+    this.spi = { kind: 'idle' };
+  }
+
+  /** CS released by a board reset mid-command: SRC still executes, nothing is reported. */
+  spiAbort(): void {
+    if (this.heldInReset || this.poweredOff) return;
+    if (this.spi.kind === 'src') this.softReset();
     this.spi = { kind: 'idle' };
   }
 
@@ -306,6 +400,41 @@ export class Enc28j60Emulator {
     this.updateInterrupt();
   }
 
+  /**
+   * The RESET pin held low (`true`) or released. While low the chip is held in reset: it ignores
+   * SPI (SO floats), receives and sends nothing and releases INT; on release it starts like after
+   * power-up (the oscillator start-up timer, DS-ENC §2.2, §11.1).
+   */
+  setResetPin(low: boolean): void {
+    if (low === this.heldInReset) return;
+    this.heldInReset = low;
+    if (low) this.enterReset();
+    else this.hardReset();
+  }
+
+  /**
+   * Power off (`false`) or on. Power loss resets everything, the PHY with it, and the buffer memory
+   * is not kept: it comes back as noise.
+   */
+  setPower(on: boolean): void {
+    if (on === !this.poweredOff) return;
+    this.poweredOff = !on;
+    if (!on) {
+      this.enterReset();
+      return;
+    }
+    for (let i = 0; i < BUFFER_SIZE; i++) this.buffer[i] = randomBelow(this.random, 256);
+    this.hardReset();
+  }
+
+  private enterReset(): void {
+    this.cancelTimers();
+    this.resetRegisters();
+    this.resetPhy();
+    this.spi = { kind: 'idle' };
+    this.updateInterrupt();
+  }
+
   private softReset(): void {
     if (this.econ2 & ECON2_PWRSV) {
       this.violation('SRC while ECON2.PWRSV is set is ignored by the chip (errata #19)');
@@ -325,6 +454,7 @@ export class Enc28j60Emulator {
     this.dmaTimer?.cancel();
     this.miiTimer = this.txTimer = this.dmaTimer = undefined;
     this.miiBusyUntil = 0;
+    this.txPending = undefined;
   }
 
   private resetRegisters(): void {
@@ -354,6 +484,10 @@ export class Enc28j60Emulator {
     this.packetCount = 0;
     this.txNeedsReset = false;
     this.txStalled = false;
+    this.pausedUntil = 0;
+    this.pktifMissed = false;
+    this.dropEventSinceLast = false;
+    this.duplexMismatchReported = false;
   }
 
   private resetPhy(): void {
@@ -389,7 +523,8 @@ export class Enc28j60Emulator {
 
   private get eir(): number {
     let eir = this.eirLatched;
-    if (this.packetCount > 0) eir |= EIR_PKTIF; // follows EPKTCNT exactly; silicon's does not (errata #6)
+    // PKTIF follows EPKTCNT, except after a packet whose PKTIF failed to rise (errata #6).
+    if (this.packetCount > 0 && !this.pktifMissed) eir |= EIR_PKTIF;
     const phie = this.phy[EMU_PHY.PHIE]!;
     if (phie & PHIE_PGEIE && this.phy[EMU_PHY.PHIR]! & PHIR_PGIF) eir |= EIR_LINKIF;
     return eir;
@@ -397,8 +532,10 @@ export class Enc28j60Emulator {
 
   /** Register value as RCR returns it, with side effects of reading (none on this chip but MIRD scan). */
   private readRegister(bank: number, address: number): number {
-    if (bank === 2 && (address === 0x18 || address === 0x19) && this.clock.now() < this.miiBusyUntil) {
-      this.violation('MIRD read while MISTAT.BUSY is set (wait 10.24 µs, DS-ENC §3.3.1)');
+    if (bank === 2 && (address === 0x18 || address === 0x19)) {
+      if (this.clock.now() < this.miiBusyUntil) this.violation('MIRD read while MISTAT.BUSY is set (wait 10.24 µs, DS-ENC §3.3.1)');
+      else if (this.reg('MICMD') & MICMD_MIIRD) this.violation('MIRD read with MICMD.MIIRD still set (DS-ENC §3.3.1: clear MIIRD first)');
+      if (this.reg('MICMD') & MICMD_MIISCAN) this.latchMird(this.readPhy(this.reg('MIREGADR') & 0x1f));
     }
     return this.readRegisterRaw(bank, address);
   }
@@ -410,6 +547,7 @@ export class Enc28j60Emulator {
       case 0x1d: {
         let estat = this.estatLatched;
         if (this.interruptLevel) estat |= ESTAT_INT;
+        if (this.receiving) estat |= ESTAT_RXBUSY;
         if (this.readyAfterSrc || this.isReady()) estat |= ESTAT_CLKRDY; // errata #2: early after SRC
         return estat;
       }
@@ -422,7 +560,11 @@ export class Enc28j60Emulator {
     if (bank === 1 && address === 0x19) return this.packetCount;
     if (bank === 3 && address === 0x0a) {
       let mistat = this.banked[3 * 32 + 0x0a]! & (MISTAT_NVALID | MISTAT_SCAN);
-      if (this.clock.now() < this.miiBusyUntil) mistat |= MISTAT_BUSY;
+      if (mistat & MISTAT_NVALID && this.clock.now() >= this.miiBusyUntil) {
+        mistat &= ~MISTAT_NVALID; // the first scan has completed
+        this.banked[3 * 32 + 0x0a] = mistat;
+      }
+      if (this.clock.now() < this.miiBusyUntil || mistat & MISTAT_SCAN) mistat |= MISTAT_BUSY; // scanning keeps the MII busy
       return mistat;
     }
     return this.banked[bank * 32 + address]!;
@@ -485,10 +627,17 @@ export class Enc28j60Emulator {
       this.violation('EPKTCNT is read-only (use ECON2.PKTDEC)');
       return;
     }
+    if (bank === 1 && address === 0x18 && this.econ1 & ECON1_RXEN && value !== this.banked[index]) {
+      // A filter change takes effect in the middle of whatever frame is coming in.
+      this.violation('ERXFCON changed while ECON1.RXEN is set (DS-ENC §8: disable reception before changing the filters)');
+    }
     if (bank === 2) {
       if (address === 0x18 || address === 0x19) return; // MIRD is read-only
       if ((address === 0x16 || address === 0x17 || address === 0x12) && this.clock.now() < this.miiBusyUntil) {
         this.violation(`${this.regName(bank, address)} written while MISTAT.BUSY is set (DS-ENC §3.3)`);
+      }
+      if ((address === 0x17 || address === 0x14 || (address === 0x12 && value & MICMD_MIIRD)) && this.reg('MICMD') & MICMD_MIISCAN) {
+        this.violation(`${this.regName(bank, address)} written while MICMD.MIISCAN is set (DS-ENC §3.3.3: stop the scan first)`);
       }
       this.banked[index] = value;
       if (address === 0x12) this.writeMicmd(value);
@@ -503,6 +652,7 @@ export class Enc28j60Emulator {
     if (value & ECON2_PKTDEC) {
       if (this.packetCount > 0) this.packetCount--;
       else this.violation('ECON2.PKTDEC with EPKTCNT already 0');
+      if (this.packetCount === 0) this.pktifMissed = false;
       this.updateInterrupt();
     }
     this.econ2 = value & ~ECON2_PKTDEC;
@@ -513,10 +663,16 @@ export class Enc28j60Emulator {
     this.econ1 = value;
     const rising = value & ~old;
     const falling = old & ~value;
+    if (falling & ECON1_TXRST) {
+      // Errata #12: clearing TXRST can set TXERIF; the driver clears the flags after the pulse.
+      this.eirLatched |= EIR_TXERIF;
+      this.updateInterrupt();
+    }
     if (rising & ECON1_TXRST) {
       // Transmit logic held in reset: anything in flight is abandoned, a stall ends (errata #12).
       this.txTimer?.cancel();
       this.txTimer = undefined;
+      this.txPending = undefined;
       this.txStalled = false;
       this.txNeedsReset = false;
       this.econ1 &= ~ECON1_TXRTS;
@@ -537,15 +693,16 @@ export class Enc28j60Emulator {
         this.violation(`RXEN with ERXST 0x${erxst.toString(16)} (errata #5: the receive buffer must start at 0x0000)`);
         if (this.rxWritePointer === erxst) this.rxWritePointer = 0;
       }
-      if (erxnd <= erxst) this.violation(`RXEN with ERXND 0x${erxnd.toString(16)} ≤ ERXST 0x${erxst.toString(16)}`);
+      if (erxnd === erxst) this.violation(`RXEN with ERXND 0x${erxnd.toString(16)} = ERXST: no ring`);
       const erxrdpt = this.reg16('ERXRDPTL');
-      if (erxrdpt < erxst || erxrdpt > erxnd) this.violation(`RXEN with ERXRDPT 0x${erxrdpt.toString(16)} outside the ring`);
+      if (!this.inReceiveRing(erxrdpt)) this.violation(`RXEN with ERXRDPT 0x${erxrdpt.toString(16)} outside the ring`);
     }
     if (value & ECON1_RXRST) this.econ1 &= ~ECON1_RXEN;
-    if (falling & ECON1_TXRTS && this.txTimer) {
+    if (falling & ECON1_TXRTS && this.txPending) {
       // Host cancelled the transmission (DS-ENC §7.1).
-      this.txTimer.cancel();
+      this.txTimer?.cancel();
       this.txTimer = undefined;
+      this.txPending = undefined;
       this.stats.txAborted++;
     }
     if (rising & ECON1_TXRTS) {
@@ -568,7 +725,9 @@ export class Enc28j60Emulator {
       });
     }
     if (value & MICMD_MIISCAN) {
+      // Scan: the PHY register is read again and again; MIRD is valid once the first read ends.
       this.banked[3 * 32 + 0x0a] |= MISTAT_SCAN | MISTAT_NVALID;
+      this.miiBusyUntil = this.clock.now() + MII_BUSY_MS;
       this.latchMird(this.readPhy(regAddress));
     } else {
       this.banked[3 * 32 + 0x0a] &= ~(MISTAT_SCAN | MISTAT_NVALID);
@@ -610,7 +769,16 @@ export class Enc28j60Emulator {
         this.updateInterrupt();
         return value;
       }
+      case EMU_PHY.PHCON1:
+      case EMU_PHY.PHID1:
+      case EMU_PHY.PHID2:
+      case EMU_PHY.PHCON2:
+      case EMU_PHY.PHIE:
+      case EMU_PHY.PHLCON:
+        return this.phy[address]!;
       default:
+        // DS-ENC Table 3-3 lists nine PHY registers; what the others read is not documented.
+        this.violation(`MII read of unimplemented PHY register 0x${address.toString(16)} (DS-ENC Table 3-3)`);
         return this.phy[address]!;
     }
   }
@@ -692,7 +860,8 @@ export class Enc28j60Emulator {
     let huge: boolean;
     if (control & CTRL_POVERRIDE) {
       padTo = control & CTRL_PPADEN ? 60 : 0;
-      appendCrc = (control & CTRL_PCRCEN) !== 0 || padTo > 0;
+      // PPADEN without PCRCEN pads and appends nothing: the last 4 bytes are checked as the FCS (p.39).
+      appendCrc = (control & CTRL_PCRCEN) !== 0;
       huge = (control & CTRL_PHUGEEN) !== 0;
     } else {
       const padcfg = macon3 >> 5;
@@ -728,50 +897,217 @@ export class Enc28j60Emulator {
     const bytesWithFcs = wire.length + FCS_BYTES;
     const maxFrame = this.reg16('MAMXFLL') | (this.reg('MAMXFLH') << 8);
     const giant = !huge && bytesWithFcs > maxFrame;
-    const duration = (PREAMBLE_SFD_BYTES + bytesWithFcs) * ETHERNET_MS_PER_BYTE;
+    this.txPending = { end, wire, bytesWithFcs, fcsOk, fault, giant, collisions: 0, deferred: false, wireBytes: 0 };
+    this.attemptTransmit();
+  }
+
+  /**
+   * Start the pending frame when the MAC may: after the inter-packet gap (MABBIPG) behind the last
+   * one, not while a PAUSE frame holds the transmitter (full duplex with MACON1.RXPAUS), and in half
+   * duplex not while the receive wire carries a frame (deferral, IEEE 802.3 §4.2.3.2.1).
+   */
+  private attemptTransmit(): void {
+    const tx = this.txPending;
+    if (!tx) return;
+    const now = this.clock.now();
+    let at = Math.max(now, this.txIdleAt + this.interPacketGapMs, this.pausedUntil);
+    if (!this.macFullDuplex) {
+      for (const frame of this.rxOnWire) {
+        if (!frame.lost && frame.start <= at && at < frame.end + this.interPacketGapMs) {
+          at = frame.end + this.interPacketGapMs;
+          tx.deferred = true;
+        }
+      }
+    }
+    if (at > now) {
+      this.txTimer = this.clock.schedule(at - now, () => {
+        this.txTimer = undefined;
+        this.attemptTransmit();
+      });
+      return;
+    }
+    this.beginTransmit(tx, now);
+  }
+
+  private beginTransmit(tx: PendingTransmit, now: number): void {
+    const duration = (PREAMBLE_SFD_BYTES + tx.bytesWithFcs) * ETHERNET_MS_PER_BYTE;
+    const end = now + duration;
+    const linkFull = this.linkFullDuplex;
+    const macFull = this.macFullDuplex;
+    if (this.linkUp && macFull !== linkFull && !this.duplexMismatchReported) {
+      this.duplexMismatchReported = true;
+      this.violation(
+        `duplex mismatch: the chip runs ${macFull ? 'full' : 'half'} duplex, the link partner ${linkFull ? 'full' : 'half'} ` +
+          '(the ENC28J60 cannot auto-negotiate; an auto-negotiating switch port falls back to half duplex, DS-ENC §9.0)',
+      );
+    }
+    let collisionAt: number | undefined;
+    let lostOnWire = false;
+    if (this.rxWireTime && this.linkUp && !tx.fault) {
+      for (let i = 0; i < this.rxOnWire.length; i++) {
+        const frame = this.rxOnWire[i]!;
+        if (frame.lost || frame.end <= now || frame.start >= end) continue;
+        if (frame.start <= now) {
+          // A frame already coming in: a half-duplex MAC deferred to it, so only a full-duplex MAC
+          // gets here. A half-duplex partner sees a collision: our frame is garbled, and its own
+          // goes again after ours when still in its slot time, else is lost (a late collision).
+          if (linkFull) continue;
+          lostOnWire = true;
+          if (now - frame.start < SLOT_MS) this.shiftRxFrom(i, end + this.interPacketGapMs);
+          else frame.lost = true;
+          this.stats.collisions++;
+          break;
+        }
+        if (!linkFull) {
+          // A half-duplex partner senses our carrier and defers (a start at the same instant collides).
+          if (frame.start - now < COLLISION_WINDOW_MS && !macFull) collisionAt = frame.start;
+          else this.shiftRxFrom(i, end + this.interPacketGapMs);
+          if (collisionAt !== undefined) this.shiftRxFrom(i, end + this.interPacketGapMs + SLOT_MS);
+          break;
+        }
+        if (macFull) continue; // both full duplex: the two directions are independent
+        // Our half-duplex MAC hears the full-duplex partner transmit over us: a collision; the
+        // partner does not back off, so its frame is garbled for us.
+        collisionAt = frame.start;
+        frame.lost = true;
+        break;
+      }
+    }
+    this.txWireStart = now;
+    if (collisionAt !== undefined) {
+      this.collide(tx, collisionAt);
+      return;
+    }
+    this.txWireEnd = end;
+    tx.wireBytes += PREAMBLE_SFD_BYTES + tx.bytesWithFcs;
     this.txTimer = this.clock.schedule(duration, () => {
       this.txTimer = undefined;
-      const aborted = fault === 'late-collision' || fault === 'excessive-collisions' || giant;
-      this.writeTsv(end, wire, bytesWithFcs, { aborted, fault, giant });
+      this.finishTransmit(tx, 0, tx.fault === 'late-collision' || tx.fault === 'excessive-collisions' ? tx.fault : undefined, lostOnWire);
+    });
+  }
+
+  /**
+   * A collision `at` (now or later) with the transmission that went on the wire at txWireStart:
+   * jam, then back off and try again, unless it came after the slot time (a late collision) or
+   * MACLCON1's retransmissions are used up: then the frame is aborted (DS-ENC §6.5, Table 7-1).
+   */
+  private collide(tx: PendingTransmit, at: number): void {
+    this.txTimer?.cancel();
+    this.txTimer = undefined;
+    tx.collisions++;
+    this.stats.collisions++;
+    const intoFrame = at - this.txWireStart;
+    const jamEnd = at + JAM_BYTES * ETHERNET_MS_PER_BYTE;
+    tx.wireBytes += Math.ceil(intoFrame / ETHERNET_MS_PER_BYTE) + JAM_BYTES;
+    this.txWireEnd = jamEnd;
+    const late = intoFrame >= SLOT_MS;
+    const retryMax = this.reg('MACLCON1') & 0x0f;
+    const now = this.clock.now();
+    if (late || tx.collisions > retryMax) {
+      this.finishTransmit(tx, jamEnd - now, late ? 'late-collision' : 'excessive-collisions');
+      return;
+    }
+    // Truncated binary exponential backoff (IEEE 802.3 §4.2.3.2.5).
+    const slots = randomBelow(this.random, 2 ** Math.min(tx.collisions, 10));
+    this.txTimer = this.clock.schedule(jamEnd - now + slots * SLOT_MS, () => {
+      this.txTimer = undefined;
+      this.attemptTransmit();
+    });
+  }
+
+  private finishTransmit(tx: PendingTransmit, extraMs: number, abort: TxFault | undefined, lostOnWire = false): void {
+    const finish = () => {
+      this.txTimer = undefined;
+      this.txPending = undefined;
+      this.txIdleAt = this.clock.now();
+      const aborted = abort !== undefined || tx.giant;
+      this.writeTsv(tx, { aborted, abort });
       this.econ1 &= ~ECON1_TXRTS;
       if (aborted) {
         this.stats.txAborted++;
         this.txNeedsReset = true;
         this.estatLatched |= ESTAT_TXABRT;
-        // ESTAT.LATECOL is unreliable on silicon (errata #15); here it is always set.
-        if (fault === 'late-collision') this.estatLatched |= ESTAT_LATECOL;
+        // ESTAT.LATECOL is unreliable on silicon (errata #15): the emulator leaves it clear, so a
+        // driver must go by TSV bit 29.
         this.eirLatched |= EIR_TXERIF | EIR_TXIF;
       } else {
         this.eirLatched |= EIR_TXIF;
         this.stats.txFramesSent++;
-        if (this.recordTransmitted) this.transmitted.push(wire);
-        if (this.port && this.linkUp && fcsOk && wire.length >= 14) this.port.send(wire);
+        if (this.recordTransmitted) this.transmitted.push(tx.wire);
+        if (this.port && this.linkUp && tx.fcsOk && tx.wire.length >= 14 && !lostOnWire) this.port.send(tx.wire);
         else this.stats.txFramesLost++;
+        // Errata #9: in half duplex the PHY loops transmitted frames back to the receiver unless
+        // PHCON2.HDLDIS is set.
+        if (!this.macFullDuplex && !(this.phy[EMU_PHY.PHCON2]! & PHCON2_HDLDIS) && this.linkUp && tx.fcsOk) {
+          this.stats.rxLoopedBack++;
+          this.receiveFrame(Uint8Array.from(tx.wire));
+        }
       }
       this.updateInterrupt();
-    });
+    };
+    if (extraMs > 0) this.txTimer = this.clock.schedule(extraMs, finish);
+    else finish();
   }
 
-  private writeTsv(end: number, wire: Uint8Array, bytesWithFcs: number, o: { aborted: boolean; fault?: TxFault; giant: boolean }): void {
+  /** The frames on the receive wire from `index` on start no earlier than `at` (the partner deferred). */
+  private shiftRxFrom(index: number, at: number): void {
+    let t = at;
+    for (let i = index; i < this.rxOnWire.length; i++) {
+      const frame = this.rxOnWire[i]!;
+      if (frame.start >= t) break;
+      const length = frame.end - frame.start;
+      frame.start = t;
+      frame.end = t + length;
+      frame.timer.cancel();
+      frame.timer = this.clock.schedule(frame.end - this.clock.now(), () => this.rxFrameEnded(frame));
+      t = frame.end + INTERFRAME_GAP_BYTES * ETHERNET_MS_PER_BYTE;
+    }
+    this.rxWireFreeAt = Math.max(this.rxWireFreeAt, t);
+  }
+
+  /** MACON3.FULDPX: the MAC's duplex (the PHY's, PHCON1.PDPXMD, must agree: DS-ENC §6.6). */
+  private get macFullDuplex(): boolean {
+    return (this.reg('MACON3') & MACON3_FULDPX) !== 0;
+  }
+
+  /** The link's duplex: the partner's, which the chip cannot negotiate (DS-ENC §9.0). */
+  private get linkFullDuplex(): boolean {
+    return this.linkPartner === 'full-duplex';
+  }
+
+  /**
+   * MABBIPG as a gap: nibble times minus 3 in full duplex, minus 6 in half (DS-ENC §6.5: 0x15 and
+   * 0x12 both give the 9.6 µs of IEEE 802.3).
+   */
+  private get interPacketGapMs(): number {
+    const nibbles = this.reg('MABBIPG') + (this.macFullDuplex ? 3 : 6);
+    return nibbles * (ETHERNET_MS_PER_BYTE / 2);
+  }
+
+  private writeTsv(tx: PendingTransmit, o: { aborted: boolean; abort?: TxFault }): void {
+    const { wire, bytesWithFcs, end } = tx;
     const tsv = new Uint8Array(7);
     const count = o.aborted ? Math.min(bytesWithFcs, 64) : bytesWithFcs;
     tsv[0] = count & 0xff;
     tsv[1] = count >> 8;
-    let b2 = 0;
-    if (o.fault === 'excessive-collisions') b2 |= 0x0f; // collision count
-    if (o.giant) b2 |= 0x40; // length out of range
+    let b2 = Math.min(tx.collisions, 15);
+    if (o.abort === 'excessive-collisions') b2 |= 0x0f; // collision count
+    // Bit 22, length out of range: the type/length field is over 1500, as on every Ethernet II frame.
+    if (tx.giant || (wire.length >= 14 && ((wire[12]! << 8) | wire[13]!) > 1500)) b2 |= 0x40;
     if (!o.aborted) b2 |= 0x80; // done
     tsv[2] = b2;
     let b3 = 0;
-    if (wire.length >= 6 && wire[0]! & 1) b3 |= wire[0] === 0xff ? 0x02 : 0x01; // broadcast / multicast
-    if (o.fault === 'excessive-collisions') b3 |= 0x10;
-    if (o.fault === 'late-collision') b3 |= 0x20; // TSV bit 29: late collision (false ones: errata #13)
-    if (o.giant) b3 |= 0x40;
+    if (wire.length >= 6 && wire[0]! & 1) b3 |= isBroadcast(wire) ? 0x02 : 0x01; // broadcast / multicast
+    if (tx.deferred) b3 |= 0x04; // bit 26: packet defer
+    if (o.abort === 'excessive-collisions') b3 |= 0x10;
+    if (o.abort === 'late-collision') b3 |= 0x20; // TSV bit 29: late collision (false ones: errata #13)
+    if (tx.giant) b3 |= 0x40;
     tsv[3] = b3;
-    const onWire = bytesWithFcs + PREAMBLE_SFD_BYTES;
+    const onWire = Math.max(tx.wireBytes, o.aborted ? 0 : bytesWithFcs + PREAMBLE_SFD_BYTES);
     tsv[4] = onWire & 0xff;
     tsv[5] = onWire >> 8;
-    tsv[6] = 0;
+    const type = wire.length >= 14 ? (wire[12]! << 8) | wire[13]! : 0;
+    tsv[6] = (type === 0x8808 ? 0x01 : 0) | (type === 0x8808 && wire[14] === 0 && wire[15] === 1 ? 0x02 : 0) | (type === 0x8100 ? 0x08 : 0);
     for (let i = 0; i < 7; i++) this.buffer[(end + 1 + i) & 0x1fff] = tsv[i]!;
   }
 
@@ -830,6 +1166,7 @@ export class Enc28j60Emulator {
     if (this.dmaTimer && this.econ1 & ECON1_CSUMEN) {
       // Errata #17: a DMA checksum in progress aborts the packet being received.
       this.stats.rxDroppedOverflow++;
+      this.dropEventSinceLast = true;
       return;
     }
     let data = frame;
@@ -837,59 +1174,119 @@ export class Enc28j60Emulator {
       data = new Uint8Array(60);
       data.set(frame);
     }
-    const crcOk = !options.badCrc;
-    if (!this.passesFilter(data, crcOk)) {
-      this.stats.rxFilteredOut++;
-      return;
-    }
-    const byteCount = data.length + 4;
+    let crcOk = !options.badCrc;
+    const fcs = crc32(data) ^ (options.badCrc ? 0xffffffff : 0);
+    let byteCount = data.length + 4;
     const maxFrame = this.reg16('MAMXFLL') | (this.reg('MAMXFLH') << 8);
+    let stored = data;
     if (!(this.reg('MACON3') & MACON3_HFRMEN) && byteCount > maxFrame) {
+      // Reception is aborted once MAMXFL bytes are in (MACON3.HFRMEN clear): what is kept is the
+      // start of the frame, with no valid CRC — so CRCEN filters it out.
       this.stats.rxDroppedTooLong++;
+      crcOk = false;
+      byteCount = maxFrame;
+      stored = data.subarray(0, Math.max(0, maxFrame - 4));
+    }
+    if (this.isPauseFrame(data)) {
+      // A PAUSE frame holds our transmitter (full duplex, MACON1.RXPAUS: DS-ENC §6.5); it is
+      // stored only with MACON1.PASSALL.
+      if (this.macFullDuplex && this.reg('MACON1') & MACON1_RXPAUS && crcOk) {
+        const quanta = (data[16]! << 8) | data[17]!;
+        this.pausedUntil = this.clock.now() + quanta * PAUSE_QUANTUM_MS;
+        this.stats.pauseFramesHonoured++;
+      }
+      if (!(this.reg('MACON1') & MACON1_PASSALL)) return;
+    }
+    if (!this.passesFilter(data, crcOk)) {
+      if (stored !== data) this.dropEventSinceLast = true; // the aborted frame
+      else this.stats.rxFilteredOut++;
       return;
     }
     const erxst = this.reg16('ERXSTL');
     const erxnd = this.reg16('ERXNDL');
-    const ringSize = erxnd - erxst + 1;
+    const ringSize = this.receiveRingSize;
     const needed = 6 + byteCount + (byteCount & 1);
     const write = this.rxWritePointer;
-    const free = this.receiveRingFree;
-    if (needed > free || this.packetCount >= 255 || ringSize <= 0) {
+    // Errata #14: with an even ERXRDPT the chip can write over unread packets.
+    const erxrdptEven = (this.reg16('ERXRDPTL') & 1) === 0;
+    const free = erxrdptEven ? ringSize - 1 : this.receiveRingFree;
+    if (needed > free || this.packetCount >= 255 || ringSize <= 1) {
       this.stats.rxDroppedOverflow++;
+      this.dropEventSinceLast = true;
       this.eirLatched |= EIR_RXERIF;
       this.updateInterrupt();
       return;
     }
-    const fcs = crc32(data) ^ (options.badCrc ? 0xffffffff : 0);
     let p = write;
     const put = (b: number) => {
       this.buffer[p] = b;
-      p = p === erxnd ? erxst : (p + 1) & 0x1fff;
+      p = this.ringNext(p, erxst, erxnd);
     };
-    let nextPointer = write + needed;
-    if (nextPointer > erxnd) nextPointer = erxst + (nextPointer - erxnd - 1);
+    let nextPointer = write;
+    for (let i = 0; i < needed; i++) nextPointer = this.ringNext(nextPointer, erxst, erxnd);
     const status = this.receiveStatus(data, crcOk);
     put(nextPointer & 0xff); put(nextPointer >> 8);
     put(byteCount & 0xff); put(byteCount >> 8);
     put(status & 0xff); put(status >> 8);
-    for (const b of data) put(b);
-    put(fcs & 0xff); put((fcs >>> 8) & 0xff); put((fcs >>> 16) & 0xff); put(fcs >>> 24);
+    for (const b of stored) put(b);
+    if (stored === data) {
+      put(fcs & 0xff); put((fcs >>> 8) & 0xff); put((fcs >>> 16) & 0xff); put(fcs >>> 24);
+    }
     this.rxWritePointer = nextPointer;
     this.packetCount++;
     this.stats.rxFramesStored++;
+    // Errata #6: PKTIF (and with it INT) sometimes fails to rise for a packet EPKTCNT counts.
+    const missed = this.pktifMissRate > 0 && randomBelow(this.random, 1_000_000) < this.pktifMissRate * 1_000_000;
+    this.pktifMissed = missed && (this.packetCount === 1 || this.pktifMissed);
     this.updateInterrupt();
+  }
+
+  /** The address after `p` in the receive ring: ERXND wraps to ERXST, 0x1FFF to 0 (a ring may span it). */
+  private ringNext(p: number, erxst: number, erxnd: number): number {
+    return p === erxnd ? erxst : (p + 1) & 0x1fff;
+  }
+
+  private inReceiveRing(address: number): boolean {
+    const erxst = this.reg16('ERXSTL');
+    const erxnd = this.reg16('ERXNDL');
+    return erxst <= erxnd ? address >= erxst && address <= erxnd : address >= erxst || address <= erxnd;
+  }
+
+  /** Bytes in the receive ring; ERXST > ERXND is a ring across 0x1FFF → 0, which the chip allows. */
+  private get receiveRingSize(): number {
+    const erxst = this.reg16('ERXSTL');
+    const erxnd = this.reg16('ERXNDL');
+    return ((erxnd - erxst + BUFFER_SIZE) & 0x1fff) + 1;
+  }
+
+  /** IEEE 802.3 Annex 31B: MAC control (0x8808), opcode 1, to the reserved group or to us. */
+  private isPauseFrame(data: Uint8Array): boolean {
+    if (data.length < 18 || data[12] !== 0x88 || data[13] !== 0x08 || data[14] !== 0x00 || data[15] !== 0x01) return false;
+    const reserved = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x01];
+    return reserved.every((b, i) => data[i] === b) || this.matchesOwnMac(data);
+  }
+
+  /** A frame is coming in on the wire now (ESTAT.RXBUSY). */
+  private get receiving(): boolean {
+    const now = this.clock.now();
+    return this.rxOnWire.some((f) => !f.lost && f.start <= now && now < f.end) && (this.econ1 & ECON1_RXEN) !== 0;
   }
 
   /** RSV bits 31:16 (DS-ENC Table 7-3). */
   private receiveStatus(data: Uint8Array, crcOk: boolean): number {
     let status = 0;
+    if (this.dropEventSinceLast) status |= 1 << 0; // bit 16: a packet was dropped since the last one
+    this.dropEventSinceLast = false;
     if (!crcOk) status |= 1 << 4; // bit 20: CRC error
     const typeLength = (data[12]! << 8) | data[13]!;
     if (typeLength > 1500) status |= 1 << 6; // bit 22: length out of range (a type field)
     else if (typeLength + 14 > data.length) status |= 1 << 5; // bit 21: length check error
     if (crcOk) status |= 1 << 7; // bit 23: received OK
     if (data[0]! & 1) status |= isBroadcast(data) ? 1 << 9 : 1 << 8; // bits 25/24
-    if (typeLength === 0x8808) status |= 1 << 11; // control frame
+    if (typeLength === 0x8808) {
+      status |= 1 << 11; // bit 27: control frame
+      status |= this.isPauseFrame(data) ? 1 << 12 : 1 << 13; // bit 28: PAUSE; bit 29: unknown opcode
+    }
     if (typeLength === 0x8100) status |= 1 << 14; // VLAN
     return status;
   }
@@ -903,13 +1300,17 @@ export class Enc28j60Emulator {
     const results: boolean[] = [];
     if (erxfcon & ERXFCON_UCEN) results.push(this.matchesOwnMac(data));
     if (erxfcon & ERXFCON_BCEN) results.push(isBroadcast(data));
-    if (erxfcon & ERXFCON_MCEN) results.push((data[0]! & 1) === 1 && !isBroadcast(data));
+    // MCEN takes every group address, broadcast (all ones) among them (DS-ENC §8.3).
+    if (erxfcon & ERXFCON_MCEN) results.push((data[0]! & 1) === 1);
     if (erxfcon & ERXFCON_HTEN) {
       const pointer = (crc32(data, 0, 6) >>> 23) & 0x3f;
       results.push((this.banked[32 + (pointer >> 3)]! >> (pointer & 7)) & 1 ? true : false);
     }
-    // Exact: silicon's pattern match lets some other frames through too (errata #18).
-    if (erxfcon & ERXFCON_PMEN) results.push(this.matchesPattern(data));
+    // Errata #18: silicon's pattern match lets some other frames through too.
+    if (erxfcon & ERXFCON_PMEN) {
+      const leak = this.patternMatchLeakRate > 0 && randomBelow(this.random, 1_000_000) < this.patternMatchLeakRate * 1_000_000;
+      results.push(this.matchesPattern(data) || leak);
+    }
     if (erxfcon & ERXFCON_MPEN) results.push(this.isMagicPacket(data));
     return erxfcon & ERXFCON_ANDOR ? results.every(Boolean) : results.some(Boolean);
   }
@@ -982,16 +1383,34 @@ export class Enc28j60Emulator {
       deliver: (frame) => {
         if (!this.rxWireTime) return this.receiveFrame(frame);
         const now = this.clock.now();
-        const start = Math.max(now, this.rxWireFreeAt);
+        let start = Math.max(now, this.rxWireFreeAt);
+        // A half-duplex partner defers to a frame we are sending.
+        if (!this.linkFullDuplex && this.txWireEnd > start) start = this.txWireEnd + INTERFRAME_GAP_BYTES * ETHERNET_MS_PER_BYTE;
         const end = start + frameWireTimeMs(frame.length);
+        // A full-duplex partner does not: our half-duplex MAC sees a collision, and its frame is garbled.
+        const collides = this.linkFullDuplex && !this.macFullDuplex && this.txPending !== undefined && this.txWireStart <= start && start < this.txWireEnd;
         this.rxWireFreeAt = end + INTERFRAME_GAP_BYTES * ETHERNET_MS_PER_BYTE;
-        const copy = Uint8Array.from(frame);
-        this.clock.schedule(end - now, () => {
-          if (cable === this.cables) this.receiveFrame(copy);
-        });
+        const entry: RxOnWire = { start, end, frame: Uint8Array.from(frame), cable, lost: false, timer: undefined as unknown as TimerHandle };
+        entry.timer = this.clock.schedule(end - now, () => this.rxFrameEnded(entry));
+        this.rxOnWire.push(entry);
+        if (collides) {
+          entry.lost = true;
+          this.collide(this.txPending!, start);
+        }
       },
     });
     if (this.linkUp !== wasUp) this.linkChanged();
+  }
+
+  private rxFrameEnded(entry: RxOnWire): void {
+    const at = this.rxOnWire.indexOf(entry);
+    if (at >= 0) this.rxOnWire.splice(at, 1);
+    if (entry.cable !== this.cables || this.heldInReset || this.poweredOff) return;
+    if (entry.lost) {
+      this.dropEventSinceLast = true;
+      return;
+    }
+    this.receiveFrame(entry.frame);
   }
 
   unplug(): void {
@@ -1076,17 +1495,23 @@ export class Enc28j60Emulator {
 
   /** Free bytes in the receive ring (DS-ENC Equation 7-1); the byte at ERXRDPT is never written. */
   get receiveRingFree(): number {
+    const size = this.receiveRingSize;
     const erxst = this.reg16('ERXSTL');
-    const erxnd = this.reg16('ERXNDL');
-    const write = this.rxWritePointer;
-    const read = this.reg16('ERXRDPTL');
-    if (write > read) return erxnd - erxst - (write - read);
-    if (write === read) return erxnd - erxst;
+    // Positions within the ring, so a ring across 0x1FFF → 0 counts the same way.
+    const write = (this.rxWritePointer - erxst + BUFFER_SIZE) & 0x1fff;
+    const read = (this.reg16('ERXRDPTL') - erxst + BUFFER_SIZE) & 0x1fff;
+    if (write > read) return size - 1 - (write - read);
+    if (write === read) return size - 1;
     return read - write - 1;
   }
 
   get ready(): boolean {
     return this.isReady();
+  }
+
+  /** A misuse of the SPI bus seen by the board driving it (boards/sim/chip.ts), reported as ours. */
+  reportBusViolation(message: string): void {
+    this.violation(`SPI bus: ${message}`);
   }
 
   private violation(message: string): void {

@@ -31,6 +31,9 @@ import type { Clock } from '../../src/time/clock.js';
  */
 
 /** What the mock needs from an emulated chip: the byte-level SPI slave and its pins. */
+/** Within a long transaction, the chip's own events may fall between pieces of this many bytes. */
+const SPI_STEP_BYTES = 32;
+
 export interface SpiSlave {
   spiSelect(): void;
   spiExchange(mosi: number): number;
@@ -222,6 +225,13 @@ export interface MockHalOptions {
   /** Called when the reset line is released after a pulse. */
   reset?: { hardReset(): void };
   linkModel?: LinkModel;
+  /**
+   * Clock a batch's bytes over its SPI time (with a link model), so that the chip's own events
+   * fall between them, as on a board: a frame lands, a transmission ends, ERXWRPT moves while a
+   * batch runs. Off: the batch's effects land at once when its last byte is clocked. The mock
+   * boards (tools/boards.ts) turn it on.
+   */
+  bytesOverTime?: boolean;
   name?: string;
   logCapacity?: number;
   /**
@@ -285,6 +295,7 @@ export class MockHal implements Hal {
   private readonly linkModel: LinkModel | undefined;
   private readonly maxProgramBytes: number;
   private readonly transactionDelays: boolean;
+  private readonly bytesOverTime: boolean;
   /** The link model's SPI clock (LinkModel.spiBytesPerSecond, default 1e6). */
   private get spiBytesPerSecond(): number {
     return this.linkModel?.spiBytesPerSecond ?? 1e6;
@@ -317,6 +328,7 @@ export class MockHal implements Hal {
     this.linkModel = options.linkModel;
     this.maxProgramBytes = options.maxProgramBytes ?? DEFAULT_MAX_PROGRAM_BYTES;
     this.transactionDelays = options.transactionDelays ?? true;
+    this.bytesOverTime = options.bytesOverTime ?? false;
     this.name = options.name ?? 'mock';
     this.log = new SpiLog(options.logCapacity);
     const spiBytesPerSecond = this.spiBytesPerSecond;
@@ -459,12 +471,18 @@ export class MockHal implements Hal {
     this.requestIssued();
     return new Promise<Uint8Array>((resolve, reject) => {
       this.sendCommand(entry.linkBytesUp, (chipFree) => {
-        // The chip is busy for the batch's SPI time and delays; its effects land (atomically) at the end.
-        this.at(this.clock.now() + this.spiMs(bytesWritten) + delayUs / 1000, () => {
+        // The chip is busy for the batch's SPI time and delays. With `bytesOverTime` its bytes are
+        // clocked over that time, so the chip's own events (a frame landing, a transmission
+        // ending, ERXWRPT moving) fall between them as on the board; else its effects land at
+        // once at the end. Either way the answer is complete at the end.
+        const startedAt = this.clock.now();
+        const endsAt = startedAt + this.spiMs(bytesWritten) + delayUs / 1000;
+        const executes = () => (!fault || fault.executed) && this.linkLost === undefined;
+        const finish = (execution: Execution | undefined) => {
           entry.executedAt = this.clock.now();
           let result: Uint8Array | undefined;
-          if ((!fault || fault.executed) && this.linkLost === undefined) {
-            result = this.execute(batch).reads;
+          if (execution && this.linkLost === undefined) {
+            result = execution.reads;
             // A level the host did not clear gives no edge: let the program look (§3.2).
             if (this.program && this.interruptSource?.interruptAsserted) this.runDue = true;
           }
@@ -480,17 +498,56 @@ export class MockHal implements Hal {
             if (code) reject(new HalError(code, code === 'ELINKLOST' ? `link lost: ${lost ?? 'injected'}` : `injected ${code}`));
             else resolve(result ?? new Uint8Array(bytesRead));
           });
-        });
+        };
+        if (!this.bytesOverTime) this.at(endsAt, () => finish(executes() ? this.execute(batch) : undefined));
+        else if (!executes()) this.at(endsAt, () => finish(undefined));
+        else this.executeOverTime(batch, startedAt, (execution) => this.at(endsAt, () => finish(execution)));
       });
     });
+  }
+
+  /**
+   * Clock `batch` through the slave from `startedAt` on, each piece at the time its first byte is
+   * clocked (the link model's SPI clock, plus delays), then `done` with the whole execution.
+   */
+  private executeOverTime(batch: readonly SpiTransaction[], startedAt: number, done: (execution: Execution) => void): void {
+    const steps = this.executeSteps(batch);
+    const step = () => {
+      for (;;) {
+        const next = steps.next();
+        if (next.done) {
+          done(next.value);
+          return;
+        }
+        const at = startedAt + next.value;
+        if (at > this.clock.now()) {
+          this.clock.schedule(at - this.clock.now(), step);
+          return;
+        }
+      }
+    };
+    step();
+  }
+
+  /** Clock `batch` through the slave at one instant (programs: the board runs them in one go). */
+  private execute(batch: readonly SpiTransaction[]): Execution {
+    const steps = this.executeSteps(batch);
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+    }
   }
 
   /**
    * Clock `batch` through the slave. IF and LENGTH (programs) refer to the batch's read bytes while
    * the board still holds them: read, and no more than 64 read so far (bridge-protocol.md §3).
    */
-  private execute(batch: readonly SpiTransaction[]): Execution {
+  private *executeSteps(batch: readonly SpiTransaction[]): Generator<number, Execution> {
     const reads = new Uint8Array(batchReadLength(batch));
+    // Where in the batch's time the next byte is clocked (ms): yielded before each transaction and
+    // every SPI_STEP_BYTES within a long one.
+    const offset = () => this.spiMs(spiBytes + clocked) + delayUs / 1000;
+    let clocked = 0;
     let o = 0;
     let spiBytes = 0;
     let delayUs = 0;
@@ -511,6 +568,8 @@ export class MockHal implements Hal {
       }
       delayUs += t.delayUs ?? 0;
       if (t.delayUs) this.slave.spiDelay?.(t.delayUs);
+      clocked = 0;
+      yield offset();
       let read = t.read ?? 0;
       if (t.readLengthFrom !== undefined) {
         const computed = computedReadLength(t.readLengthFrom, held(), read);
@@ -523,9 +582,14 @@ export class MockHal implements Hal {
         for (const byte of t.write) {
           const miso = this.slave.spiExchange(byte);
           if (t.duplex) reads[o++] = miso;
+          if (++clocked % SPI_STEP_BYTES === 0) yield offset();
         }
       }
-      for (let i = 0; i < read; i++) reads[o++] = this.slave.spiExchange(0x00);
+      for (let i = 0; i < read; i++) {
+        reads[o++] = this.slave.spiExchange(0x00);
+        if (++clocked % SPI_STEP_BYTES === 0) yield offset();
+      }
+      clocked = 0;
       spiBytes += (t.write?.length ?? 0) + read;
       transactions++;
       if (!t.keepSelected) {

@@ -18,7 +18,8 @@ import { Enc28j60Nic } from '../../src/drivers/enc28j60/driver.js';
 import { CaptureNic, type CaptureSink } from '../../src/capture/capture.js';
 import type { BridgeHal, BridgeHalOptions } from '../../hal/bridge/bridge-hal.js';
 import type { LinkModel, LinkModelName, SimulatedBoard } from '../../boards/sim/index.js';
-import { createSimulatedEnc28j60Board } from '../../tools/boards.js';
+import { createSimulatedEnc28j60Board, type SimulatedEnc28j60BoardOptions } from '../../tools/boards.js';
+import type { Enc28j60Options } from '../../src/drivers/enc28j60/options.js';
 
 export const BOARD_ADDRESS = '192.0.2.10';
 export const PEER_ADDRESS = '192.0.2.1';
@@ -35,6 +36,8 @@ export interface SimNode extends StackNode {
   readonly hal: BridgeHal;
   readonly nic: Enc28j60Nic;
   readonly capture?: CaptureNic;
+  /** Misuse of the strict chip so far (close() fails when there is any). */
+  readonly violations: readonly string[];
   close(): Promise<void>;
 }
 
@@ -56,12 +59,24 @@ export async function createSimNode(options: {
   captureSinks?: CaptureSink[];
   hal?: Partial<BridgeHalOptions>;
   tcp?: Partial<TcpOptions>;
+  driverOptions?: Partial<Enc28j60Options>;
+  chipOptions?: SimulatedEnc28j60BoardOptions['chipOptions'];
 }): Promise<SimNode> {
   const { clock, lan } = options;
-  const board = await createSimulatedEnc28j60Board({ board: 'uno', clock, lan, mac: BOARD_MAC, linkModel: options.linkModel ?? '16u2' });
+  // The chip is strict: a misuse by the sketch or the driver fails the test at close().
+  const violations: string[] = [];
+  const board = await createSimulatedEnc28j60Board({
+    board: 'uno',
+    clock,
+    lan,
+    mac: BOARD_MAC,
+    linkModel: options.linkModel ?? '16u2',
+    onStrictViolation: (message) => violations.push(message),
+    chipOptions: options.chipOptions,
+  });
   const hal = await board.openHal(options.hal);
   if (options.baudRate && options.baudRate !== 1_000_000) await hal.setBaud(options.baudRate);
-  const nic = new Enc28j60Nic({ hal, clock, mac: BOARD_MAC, name: 'enc28j60' });
+  const nic = new Enc28j60Nic({ hal, clock, mac: BOARD_MAC, name: 'enc28j60', options: options.driverOptions });
   const capture = options.captureSinks ? new CaptureNic(nic, clock, options.captureSinks) : undefined;
   const node = await startStack(clock, options.random ?? new SeededRandom(10), capture ?? nic, BOARD_ADDRESS, options.tcp);
   return {
@@ -69,12 +84,14 @@ export async function createSimNode(options: {
     board,
     hal,
     nic,
+    violations,
     ...(capture ? { capture } : {}),
     close: async () => {
       await node.stack.stop();
       await capture?.closeSinks();
       await hal.close();
       await board.stop();
+      if (violations.length > 0) throw new Error(`ENC28J60 strict violations:\n${violations.join('\n')}`);
     },
   };
 }

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAC_A, MAC_B, MAC_PEER, bench, type Bench } from './harness.js';
+import { BRIDGE_LINK, MAC_A, MAC_B, MAC_PEER, bench, type Bench } from './harness.js';
 import { makeFrame } from './spi-helpers.js';
+import { ENC28J60_DEFAULTS } from '../../src/drivers/enc28j60/options.js';
 
 let current: Bench | undefined;
 afterEach(() => {
@@ -17,7 +18,7 @@ function setup() {
 }
 
 describe('ENC28J60 driver: bring-up', () => {
-  it('initialises per the datasheet and errata: ring at 0, odd ERXRDPT, MAADR order, full duplex, LEDs, interrupts', async () => {
+  it('initialises per the datasheet and errata: ring at 0, odd ERXRDPT, MAADR order, half duplex with HDLDIS, LEDs, interrupts', async () => {
     const b = setup();
     const a = b.station(MAC_A, 'a');
     await b.settle(a.board.nic.start());
@@ -29,8 +30,12 @@ describe('ENC28J60 driver: bring-up', () => {
     expect(chip.peek16('ERXRDPTL') & 1).toBe(1);
     expect(chip.peek16('ETXSTL')).toBe(0x1400);
     expect(chip.macAddress).toEqual(MAC_A);
-    expect(chip.peek('MACON3') & 0x01).toBe(0x01);
-    expect(chip.peekPhy('PHCON1') & 0x0100).toBe(0x0100);
+    // Half duplex by default: the chip cannot auto-negotiate, and an auto-negotiating switch port
+    // falls back to half duplex (DS-ENC §9.0); HDLDIS keeps our own frames out (errata #9).
+    expect(chip.peek('MACON3') & 0x01).toBe(0);
+    expect(chip.peekPhy('PHCON1') & 0x0100).toBe(0);
+    expect(chip.peekPhy('PHCON2') & 0x0100).toBe(0x0100);
+    expect(chip.peek('MACON4')).toBe(0x40);
     expect(chip.peekPhy('PHLCON')).toBe(0x3476);
     expect(chip.peek('ERXFCON')).toBe(0xa1);
     expect(chip.peek('EIE')).toBe(0x80 | 0x40 | 0x10 | 0x01);
@@ -156,7 +161,32 @@ describe.each([
       await b.until(() => a.received.length === 1, 50);
     });
 
-    it('accepts multicast only after joinMulticast (ERXFCON.MCEN), broadcast always', async () => {
+    it('in full duplex (the option, for a switch port forced to full) sets FULDPX, PDPXMD and PAUSE, and frames flow without a strict report', async () => {
+    const b = setup();
+    const a = b.station(MAC_A, 'a', { driverOptions: { fullDuplex: true }, chip: { linkPartner: 'full-duplex' } });
+    const peer = b.peer();
+    await b.settle(a.board.nic.start());
+    const chip = a.board.emulator;
+    expect(chip.peek('MACON3') & 0x01).toBe(0x01);
+    expect(chip.peekPhy('PHCON1') & 0x0100).toBe(0x0100);
+    expect(chip.peek('MACON1') & 0x0c).toBe(0x0c); // TXPAUS | RXPAUS
+    for (let i = 0; i < 5; i++) a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, 500, i));
+    await b.until(() => peer.received.length === 5, 200);
+    expect(b.violations).toEqual([]);
+  });
+
+  it('in full duplex against an auto-negotiating switch port (half duplex), the strict chip reports the mismatch', async () => {
+    const b = setup();
+    const a = b.station(MAC_A, 'a', { driverOptions: { fullDuplex: true }, chip: { linkPartner: 'auto-negotiating' } });
+    const peer = b.peer();
+    await b.settle(a.board.nic.start());
+    a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, 100, 1));
+    await b.until(() => peer.received.length === 1, 200);
+    expect(b.violations.join()).toMatch(/duplex mismatch/);
+    b.violations.length = 0;
+  });
+
+  it('accepts multicast only after joinMulticast (ERXFCON.MCEN), broadcast always', async () => {
       const b = setup();
       const a = b.station(MAC_A, 'a');
       const peer = b.peer();
@@ -191,5 +221,40 @@ describe.each([
       expect(a.board.nic.events['receive-handler-threw']).toBe(3);
       expect(a.board.nic.events['chip-reset']).toBeUndefined();
     });
+  });
+});
+
+describe('ENC28J60 driver: transmissions settled by the chip (TXIF), not by the clock', () => {
+  it('in half duplex, a frame deferred behind a long burst coming in is waited for, not cut short by the next TXRST', async () => {
+    const b = bench();
+    const a = b.station(MAC_A, 'a', { linkModel: BRIDGE_LINK, chip: { rxWireTime: true } });
+    const peer = b.peer();
+    await b.settle(a.board.nic.start());
+    // 30 full-size frames hold the wire for 37 ms (the ring overflows: those are counted drops);
+    // the chip defers each of ours until the burst is over.
+    for (let i = 0; i < 30; i++) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 1514, i));
+    await b.run(0.5);
+    for (let i = 0; i < 4; i++) a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, 1514, 100 + i));
+    await b.until(() => peer.received.length === 4, 2_000);
+    expect(a.board.nic.events['tx-preempted']).toBeUndefined();
+    b.expectNoViolations();
+  });
+
+  it('in full duplex, a PAUSE frame holding the transmitter cuts short only the sends already out, then sends wait for TXIF', async () => {
+    const b = bench();
+    const a = b.station(MAC_A, 'a', { linkModel: BRIDGE_LINK, driverOptions: { fullDuplex: true }, chip: { linkPartner: 'full-duplex' } });
+    const peer = b.peer();
+    await b.settle(a.board.nic.start());
+    const pause = new Uint8Array(60);
+    pause.set([0x01, 0x80, 0xc2, 0x00, 0x00, 0x01], 0);
+    pause.set(MAC_PEER, 6);
+    pause.set([0x88, 0x08, 0x00, 0x01, 0xff, 0xff], 12); // 65535 quanta: 3.36 s
+    a.board.emulator.receiveFrame(pause);
+    for (let i = 0; i < 12; i++) a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, 1514, i));
+    await b.until(() => peer.received.length === 12, 5_000);
+    // The first cut shows the wire is held; only sends out before its answer are cut too.
+    expect(a.board.nic.events['tx-preempted'] ?? 0).toBeLessThanOrEqual(ENC28J60_DEFAULTS.txSendsAheadWithDelays);
+    expect(a.board.nic.stats().drops).toEqual({});
+    b.expectNoViolations();
   });
 });

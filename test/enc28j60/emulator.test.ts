@@ -15,7 +15,9 @@ const TX_START = 0x1a00;
 function configuredChip(options: { rxEnd?: number; fullDuplex?: boolean; rxWireTime?: boolean } = {}) {
   const clock = new VirtualClock();
   const lan = new VirtualLan(clock);
-  const chip = new Enc28j60Emulator({ clock, strict: true, rxWireTime: options.rxWireTime ?? false });
+  // The far end runs the chip's duplex: a port forced to full duplex, or an auto-negotiating one (half).
+  const linkPartner = options.fullDuplex === false ? 'auto-negotiating' : 'full-duplex';
+  const chip = new Enc28j60Emulator({ clock, strict: true, rxWireTime: options.rxWireTime ?? false, linkPartner });
   chip.plugInto(lan);
   const peer = new VirtualNic(lan, PEER);
   const received: Uint8Array[] = [];

@@ -1,6 +1,7 @@
 import { createMockEnc28j60Board, type MockEnc28j60Board } from '../../tools/boards.js';
 import type { LinkModel } from '../../hal/mock/mock-hal.js';
 import type { Enc28j60Options } from '../../src/drivers/enc28j60/options.js';
+import type { MockEnc28j60BoardOptions } from '../../tools/boards.js';
 import { virtualBench, type VirtualBench } from '../support/virtual-bench.js';
 
 export { MAC_PEER } from '../support/virtual-bench.js';
@@ -17,7 +18,7 @@ export interface Station {
 }
 
 export interface Bench extends VirtualBench {
-  station(mac: Uint8Array, name: string, options?: { linkModel?: LinkModel; driverOptions?: Partial<Enc28j60Options> }): Station;
+  station(mac: Uint8Array, name: string, options?: { linkModel?: LinkModel; driverOptions?: Partial<Enc28j60Options>; chip?: MockEnc28j60BoardOptions['chip'] }): Station;
 }
 
 /** `defaults`: driver options every station gets (a station's own options win). */
@@ -33,6 +34,8 @@ export function bench(defaults: Partial<Enc28j60Options> = {}): Bench {
         name,
         linkModel: options.linkModel,
         driverOptions: { ...defaults, ...options.driverOptions },
+        // A driver set to full duplex is on a switch port forced to full duplex, unless a test says otherwise.
+        chip: { ...(options.driverOptions?.fullDuplex ?? defaults.fullDuplex ? { linkPartner: 'full-duplex' as const } : {}), ...options.chip },
         strict: true,
         onStrictViolation: (message) => b.violations.push(message),
       });

@@ -136,6 +136,24 @@ describe('mock HAL', () => {
     expect(resetAt).toBe(5);
   });
 
+  it('with bytesOverTime, clocks a batch over its SPI time: the chip sees its bytes at their own instants, events can fall between them', async () => {
+    const timesOf = async (bytesOverTime: boolean) => {
+      const clock = new VirtualClock();
+      const times: number[] = [];
+      const slave: SpiSlave = { spiSelect() {}, spiDeselect() {}, spiExchange: () => (times.push(clock.now()), 0) };
+      const hal = new MockHal({ clock, slave, linkModel: { bytesPerSecond: 100_000, turnaroundMs: 1, spiBytesPerSecond: 1e6 }, bytesOverTime });
+      const done = hal.spi.transfer([{ write: new Uint8Array(1000) }, { write: Uint8Array.of(1), read: 1 }]);
+      clock.advance(100);
+      await done;
+      return times;
+    };
+    const over = await timesOf(true);
+    // 1002 bytes at 1 MB/s: the last one about 1 ms after the first.
+    expect(over[over.length - 1]! - over[0]!).toBeCloseTo(1.0, 1);
+    const atOnce = await timesOf(false);
+    expect(atOnce[atOnce.length - 1]! - atOnce[0]!).toBe(0);
+  });
+
   describe('transaction delays (SpiTransaction.delayUs)', () => {
     const linkModel = { bytesPerSecond: 1000, turnaroundMs: 2, batchOverheadBytes: 0, transactionOverheadBytes: 0, spiBytesPerSecond: 1e9 };
 

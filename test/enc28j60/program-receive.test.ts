@@ -24,7 +24,10 @@ function board(b: Bench, maxProgramBytes?: number, transactionDelays?: boolean) 
     maxProgramBytes,
     transactionDelays,
     onStrictViolation: (message) => b.violations.push(message),
-    driverOptions: { pollIntervalMs: 1e9 },
+    // Full duplex on a port forced to full: the wire time bounds a frame, so sends may follow
+    // before their answers (the send-ahead these tests measure).
+    chip: { linkPartner: 'full-duplex' },
+    driverOptions: { pollIntervalMs: 1e9, fullDuplex: true },
   });
   const received: Uint8Array[] = [];
   station.nic.attach({ receive: (frame) => received.push(Uint8Array.from(frame)), linkChange: () => {} });

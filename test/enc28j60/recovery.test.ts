@@ -198,7 +198,9 @@ describe.each([
   });
 
   it('given a stuck transmitter with more frames queued, the next send (TXRST first) frees it and nothing is lost', async () => {
-    const ctx = await started();
+    // Full duplex: a send follows the stuck one after its wire time (in half duplex it waits for
+    // TXIF and the stall takes txTimeoutMs, as the test before this one shows).
+    const ctx = await started({ fullDuplex: true });
     const { b, peer, nic, chip } = ctx;
     chip.injectTxFault('stall');
     for (let i = 0; i < 5; i++) nic.transmit(makeFrame(MAC_PEER, MAC_A, 300, i));

@@ -296,6 +296,18 @@ export class Enc28j60Nic implements Nic {
     return receiveFilter(this.multicastJoined > 0);
   }
 
+  /**
+   * The new receive filter, with reception stopped around it: the datasheet changes the filters
+   * only while ECON1.RXEN is clear (DS-ENC §8), since a change lands in the middle of a frame
+   * coming in. A frame arriving in those few SPI bytes is missed, as on any filter change.
+   */
+  private appendFilterRewrite(batch: CommandBatch): void {
+    batch.bitClear(R.ECON1, R.ECON1_RXEN);
+    batch.write(R.ERXFCON, this.receiveFilter());
+    batch.bitSet(R.ECON1, R.ECON1_RXEN);
+    this.filterDirty = false;
+  }
+
   // ---- The work loop --------------------------------------------------------------------------
 
   private kick(): void {
@@ -344,10 +356,7 @@ export class Enc28j60Nic implements Nic {
       // write, so they never wait for an answer (a poll's may sit behind a long run's stream);
       // only the poll itself is one at a time.
       this.interruptPending = false; // the program answers the line
-      if (this.filterDirty) {
-        batch.write(R.ERXFCON, this.receiveFilter());
-        this.filterDirty = false;
-      }
+      if (this.filterDirty) this.appendFilterRewrite(batch);
       if (this.pollPending && !this.rxBatchOut) {
         handlers.push(this.planProgramPoll(batch, seq));
         readsEir = true;
@@ -356,10 +365,7 @@ export class Enc28j60Nic implements Nic {
       }
       endProgramService = (this.releaseDue && this.ring.holdsSpace) || this.eirToClear !== 0;
     } else if (!this.rxBatchOut) {
-      if (this.filterDirty) {
-        batch.write(R.ERXFCON, this.receiveFilter());
-        this.filterDirty = false;
-      }
+      if (this.filterDirty) this.appendFilterRewrite(batch);
       if (this.ring.knownPending > 0) {
         const read = this.ring.planRead(batch);
         if (read.last) this.appendServiceEnd(batch);

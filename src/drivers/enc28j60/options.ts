@@ -39,8 +39,12 @@ export interface Enc28j60Options {
    */
   txSendsAheadWithDelays: number;
   /**
-   * Full duplex: MACON3.FULDPX + PHCON1.PDPXMD (DS-ENC §6.6). The chip has no auto-negotiation,
-   * so the other end must be set to full duplex by hand too.
+   * Full duplex: MACON3.FULDPX + PHCON1.PDPXMD, with PAUSE frames honoured and sent (MACON1.RXPAUS,
+   * TXPAUS) (DS-ENC §6.5, §6.6). Off by default: the chip cannot auto-negotiate, so a switch port
+   * that auto-negotiates (nearly all do) falls back to half duplex by parallel detection
+   * (DS-ENC §9.0), and a chip set to full duplex against it loses frames to collisions the port
+   * sees and the chip ignores. Turn it on only where the switch port is forced to 10 Mbit/s full
+   * duplex. Half duplex sets PHCON2.HDLDIS (errata #9), MACON4.DEFER and the half-duplex gaps.
    */
   fullDuplex: boolean;
   /** PHLCON: LEDA link status, LEDB TX/RX activity, stretched pulses (DS-ENC, PHLCON register). */
@@ -69,6 +73,12 @@ export interface Enc28j60Options {
   txTimeoutMs: number;
   /** Extra slack added to the computed wire time before checking a transmission is done. */
   txCompletionSlackMs: number;
+  /**
+   * A completion check that finds the frame still going looks again after this long at least (then
+   * after as long as it has taken so far): in half duplex a frame waits for one coming in (up to
+   * 1.2 ms) and backs off after a collision (slots of 51.2 µs).
+   */
+  txRecheckMs: number;
   /**
    * With the receive program armed, the standalone completion check of a transmission waits this
    * much longer than its wire time: the EIR every program run reads settles it first whenever a
@@ -132,13 +142,14 @@ export const ENC28J60_DEFAULTS: Enc28j60Options = {
   txFollowMarginMs: 0.1,
   txSendsAhead: 2,
   txSendsAheadWithDelays: 4,
-  fullDuplex: true,
+  fullDuplex: false,
   phyLedConfig: 0x3476,
   maxFrameLength: 1518,
   txQueueLimit: 64,
   txMaxRetries: 16,
   txTimeoutMs: 500,
   txCompletionSlackMs: 0.02,
+  txRecheckMs: 0.5,
   txRunCheckDelayMs: 10,
   pollIntervalMs: 100,
   clockReadyAttempts: 10,

@@ -14,10 +14,16 @@ import * as R from './registers.js';
  *
  * A send is one batch: the frame into a transmit buffer, a TXRST pulse (errata #12), ETXST/ETXND,
  * TXRTS (DS-ENC §7.1). Its outcome (EIR.TXIF, TXERIF) is read by whatever batch runs after its
- * wire time: the next send (which reads EIR just before its TXRST), an interrupt service or
- * receive-program run, or a small completion check. With two buffers a send may follow the
- * previous one before that one's answer is back, when its TXRST is certain to come after the
- * previous frame is off the wire.
+ * wire time: an interrupt service or receive-program run, or a small completion check.
+ *
+ * A transmission is settled by the chip's status, never by the clock: in half duplex (the
+ * default) the MAC defers to traffic coming in and backs off after collisions, and in full duplex a
+ * PAUSE frame holds it, so a frame may take any time to leave. The next send goes only once TXIF
+ * or TXERIF has been read for the previous one; its wire time only says when to look first.
+ * Where the wire time does bound it — full duplex, no PAUSE seen — a send may instead follow the
+ * previous one before its answer is back, with two buffers, when its TXRST is certain to come after
+ * the previous frame is off the wire; that send reads EIR just before its TXRST, and a frame found
+ * cut short there (a PAUSE held it) goes again and ends that shortcut for good.
  */
 
 /** Ethernet's IP MTU (RFC 894): the largest payload of one frame. */
@@ -111,6 +117,13 @@ export class TxScheduler {
   private startHigh = -1;
   /** Transmit batches out (sends, completion checks). */
   private batchesOut = 0;
+  /**
+   * Wait for TXIF/TXERIF before each send (see the class comment): always in half duplex, and in
+   * full duplex once a frame was found still going after its wire time.
+   */
+  private settleByStatus: boolean;
+  /** A frame written into the buffer not in use, to be started by the next send (settling by status). */
+  private staged: { item: TxItem; buffer: number } | undefined;
   /** Of those, completion checks. */
   private checksOut = 0;
 
@@ -122,6 +135,7 @@ export class TxScheduler {
     this.counters = config.counters;
     checkTxLayout(this.options.rxEnd, this.options.txBuffers);
     this.txStart = this.options.rxEnd + 1;
+    this.settleByStatus = !this.options.fullDuplex;
   }
 
   /** Queue a frame; false (and a counted drop) when the queue is full. */
@@ -136,6 +150,7 @@ export class TxScheduler {
 
   /** Drop every queued frame, counted under `reason`. */
   dropQueued(reason: string): void {
+    this.unstage();
     for (const _item of this.queue.splice(0)) countDrop(this.counters.drops, reason);
   }
 
@@ -143,11 +158,24 @@ export class TxScheduler {
   forgetSent(): void {
     this.unresolved.length = 0;
     this.inFlight = undefined;
+    this.unstage();
+  }
+
+  /** A frame waits to be sent: queued, or staged in a transmit buffer. */
+  private get waiting(): boolean {
+    return this.queue.length > 0 || this.staged !== undefined;
+  }
+
+  /** A staged frame back to the head of the queue (its buffer will be written again). */
+  private unstage(): void {
+    if (this.staged) this.queue.unshift(this.staged.item);
+    this.staged = undefined;
   }
 
   /** Frames the chip may not have sent (re-initialisation): back to the head of the queue, in order. */
   requeueInFlight(): void {
     for (const tx of this.unresolved) tx.resolved = true;
+    this.unstage();
     this.queue.unshift(...this.unresolved.splice(0).map((tx) => tx.item));
     this.inFlight = undefined;
   }
@@ -177,7 +205,7 @@ export class TxScheduler {
     if (this.batchesOut > 0) return undefined;
     const tx = this.inFlight;
     if (tx?.doneBy === undefined || tx.resolved) return undefined;
-    return this.queue.length > 0 ? tx.doneBy : this.checkAt(tx, programArmed);
+    return this.waiting ? tx.doneBy : this.checkAt(tx, programArmed);
   }
 
   /**
@@ -210,6 +238,7 @@ export class TxScheduler {
     const now = this.clock.now();
     const previous = this.inFlight;
     if (this.batchesOut > 0) {
+      if (this.settleByStatus) return undefined; // the send waits for the answer that settles the last one
       // Only a completion check is out (its answer can sit behind a long run or read): a frame
       // to send need not wait for it once the previous one's wire time is over — the send reads
       // EIR before its TXRST anyway.
@@ -227,8 +256,10 @@ export class TxScheduler {
       return this.planSend(batch, seq, previous, beforeFrame, delayUs);
     }
     const due = !previous || now >= previous.doneBy!;
-    if (this.queue.length > 0 && linkUp && due) return this.planSend(batch, seq, previous, beforeFrame);
-    if (previous && due && !context.batchReadsEir && now >= this.checkAt(previous, context.programArmed)) {
+    if (this.waiting && linkUp && (this.settleByStatus ? !previous : due)) return this.planSend(batch, seq, previous, beforeFrame);
+    // With a frame waiting behind it, the check goes as soon as the wire time is over.
+    const checkDue = previous && (this.settleByStatus && this.waiting ? previous.doneBy! : this.checkAt(previous, context.programArmed));
+    if (previous && due && !context.batchReadsEir && now >= checkDue!) {
       const eirAt = batch.read(R.EIR);
       return { kind: 'check', handle: (r) => this.resolve(previous, r[eirAt]!, 'checked') };
     }
@@ -266,16 +297,20 @@ export class TxScheduler {
    * to finish in. `beforeFrame` goes ahead of the frame's bytes either way.
    */
   private planSend(batch: CommandBatch, seq: number, previous: TxInFlight | undefined, beforeFrame: () => void, delayUs = 0): TxPlan {
-    const item = this.queue.shift()!;
+    // A frame staged by the last send is in the other buffer already: only the registers go now.
+    const staged = this.staged;
+    this.staged = undefined;
+    const item = staged?.item ?? this.queue.shift()!;
     // With two buffers: the one used last again if its frame is known to have gone (ETXST stays),
     // else the other — the last one may be on the wire, or stuck there (errata #12) until this
     // batch's TXRST; the one before it was released by the previous send's TXRST.
     const reuse = this.unresolved.length === 0 && this.lastSent;
-    const buffer = this.options.txBuffers === 2 ? (reuse ? this.lastBuffer : 1 - this.lastBuffer) : 0;
+    const buffer = staged?.buffer ?? (this.options.txBuffers === 2 ? (reuse ? this.lastBuffer : 1 - this.lastBuffer) : 0);
     this.lastBuffer = buffer;
     this.lastSent = false;
     const start = this.txStart + buffer * TX_BUFFER_STRIDE;
     const writeFrame = () => {
+      if (staged) return;
       batch.write16(R.EWRPTL, start);
       batch.writeBuffer([0x00], item.frame); // control byte 0: padding and CRC per MACON3
     };
@@ -305,6 +340,11 @@ export class TxScheduler {
     const sending: TxInFlight = { item, seq, resolved: false };
     this.inFlight = sending;
     this.unresolved.push(sending);
+    // Settling by status, the next frame goes into the other buffer now, while this one is on the
+    // wire (that buffer's frame is done: this send waited for it), and EIR is read after it: the
+    // write takes about as long as this frame's time on the wire, so the answer usually settles it
+    // and the next send is registers only — one round trip a frame, nothing assumed about time.
+    const stageAt = this.settleByStatus ? this.stageNext(batch, 1 - buffer) : -1;
     return {
       kind: 'send',
       handle: (r) => {
@@ -312,9 +352,21 @@ export class TxScheduler {
         const now = this.clock.now();
         sending.startedBy = now;
         sending.doneBy = now + frameWireTimeMs(item.frame.length) + this.options.txCompletionSlackMs;
+        if (stageAt >= 0) this.resolve(sending, r[stageAt]!, 'observed');
         this.config.rearm();
       },
     };
+  }
+
+  /** The next queued frame into `buffer` (two buffers only), then an EIR read: its offset, or -1. */
+  private stageNext(batch: CommandBatch, buffer: number): number {
+    const next = this.queue[0];
+    if (this.options.txBuffers !== 2 || !next) return -1;
+    this.queue.shift();
+    this.staged = { item: next, buffer };
+    batch.write16(R.EWRPTL, this.txStart + buffer * TX_BUFFER_STRIDE);
+    batch.writeBuffer([0x00], next.frame);
+    return batch.read(R.EIR);
   }
 
   /**
@@ -334,7 +386,10 @@ export class TxScheduler {
       this.counters.txFrames++;
       this.counters.txBytes += tx.item.frame.length;
     } else if (how === 'preempted') {
+      // Our TXRST cut it short: it took longer than its wire time (a PAUSE frame held it). From
+      // here on, each send waits for the last one's status.
       tx.resolved = true;
+      this.settleByStatus = true;
       this.retransmit(tx.item, 'tx-preempted');
     } else if (how === 'checked' && tx.startedBy !== undefined) {
       const elapsed = this.clock.now() - tx.startedBy;
@@ -343,7 +398,9 @@ export class TxScheduler {
         tx.resolved = true;
         this.retransmit(tx.item, 'tx-timeout');
       } else {
-        tx.doneBy = this.clock.now() + Math.min(Math.max(1, elapsed), this.options.txTimeoutMs - elapsed);
+        // Still going (deferred, backing off, paused): look again in a while, sooner while the
+        // delay is short (half-duplex deferral is a frame time or two).
+        tx.doneBy = this.clock.now() + Math.min(Math.max(this.options.txRecheckMs, elapsed), this.options.txTimeoutMs - elapsed);
       }
     }
     if (tx.resolved) {
@@ -356,6 +413,7 @@ export class TxScheduler {
 
   private retransmit(item: TxItem, reason: string): void {
     this.config.count(reason);
+    this.unstage(); // it goes after the frame sent again
     item.retries++;
     if (item.retries > this.options.txMaxRetries) {
       countDrop(this.counters.drops, reason);
