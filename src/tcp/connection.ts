@@ -1164,6 +1164,14 @@ export class TcpConnection implements ConnectionId {
     this.host.stats.retransmittedSegments++;
     const sent = this.transmit(seq, length, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
     this.rtt.forgetTimed();
+    // A resend filled from the queue (less than a segment was in flight) carries bytes never sent
+    // before: they are sent now, or their ACK would be taken for one of unsent data and dropped
+    // (RFC 9293 §3.10.7.4) while the peer, holding them, never acknowledges less — a stall.
+    const end = seqAdd(seq, sent + (fin ? 1 : 0));
+    if (seqLt(this.sndMax, end)) {
+      if (this.sndNxt === this.sndMax) this.sndNxt = end;
+      this.sndMax = end;
+    }
     if (track && this.inRecovery && this.sackEnabled && sent > 0) {
       this.recoveryRetransmissions = [...this.recoveryRetransmissions, { seq, end: seqAdd(seq, sent), sentBefore: this.sndMax }];
     }

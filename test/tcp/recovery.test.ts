@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { F, SegmentHarness } from './harness.js';
 import { PEER_ISN, PLAIN, bytes, passiveOpen } from './segment-helpers.js';
+import { seqLe } from '../../src/tcp/seq.js';
 
 const MSS = 1460;
 
@@ -21,6 +22,27 @@ describe('TCP loss recovery on the virtual clock', () => {
     expect(conn.sndUna).toBe(iss + 1101);
     expect(conn.sendQueueLength).toBe(0);
     expect(conn.timerInfo().timer).toBe('off');
+    expect(h.tcp.stats.dropped.ackUnsent).toBe(0);
+  });
+
+  it('given less than a segment in flight and more queued, a fast retransmit may carry the queued bytes, and their ACK is accepted', () => {
+    const h = new SegmentHarness(PLAIN);
+    const { conn, iss } = passiveOpen(h);
+    conn.write(bytes(100));
+    expect(h.takeOne()).toMatchObject({ sequence: iss + 1, payload: bytes(100) });
+    conn.write(bytes(1000));
+    expect(h.take()).toEqual([]);
+    const duplicate = () => h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: iss + 1 });
+    duplicate();
+    duplicate();
+    duplicate();
+    // The resend is one segment from SND.UNA, filled from the queue: 100 bytes sent before, 1000 new.
+    const resend = h.take().find((s) => s.sequence === iss + 1);
+    expect(resend).toBeDefined();
+    const end = iss + 1 + resend!.payload.length;
+    expect(seqLe(end, conn.sndMax)).toBe(true);
+    h.inject({ flags: F.ACK, sequence: PEER_ISN + 1, acknowledgment: end });
+    expect(conn.sndUna).toBe(end);
     expect(h.tcp.stats.dropped.ackUnsent).toBe(0);
   });
 
