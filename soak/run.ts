@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   const lan = new VirtualLan(clock);
   const gateway = await LabGateway.start({ clock, random: new SeededRandom(2), lan, leaseTimeS: Number(values.lease) });
   const mac = parseMac('02:5e:00:00:00:0a');
-  const board = await connectBoard(boardKind === 'mock' ? { kind: 'mock', chip: 'enc28j60' } : { kind: 'sim' }, { clock, lan, mac, progress: (m) => console.log(m) });
+  const board = await connectBoard(boardKind === 'mock' ? { kind: 'mock', chip: 'enc28j60' } : { kind: 'sim', chip: 'enc28j60' }, { clock, lan, mac, progress: (m) => console.log(m) });
   // The avr8js board moves the clock itself; the mock board needs a driver.
   const driver = boardKind === 'mock' ? driveVirtualClock(clock) : undefined;
   const stack = new Stack({ clock, random, hostname: 'soak' });

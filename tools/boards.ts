@@ -2,8 +2,8 @@
  * `--board`: what sits between the stack and the cable; `--chip`: the Ethernet chip on it.
  *   virtual  a NIC straight on the LAN (no chip)
  *   mock     the chip's driver → mock HAL → emulated chip (in-process): ENC28J60 or W5500
- *   sim      the ENC28J60 driver → bridge HAL → the real bridge sketch in avr8js → emulated ENC28J60
- *   serial   the ENC28J60 driver → bridge HAL → a real board on --port
+ *   sim      the chip's driver → bridge HAL → the real bridge sketch in avr8js → emulated ENC28J60 or W5500
+ *   serial   the chip's driver → bridge HAL → a real board on --port (the chip found by probing: --chip auto)
  * Every board is composed here, above the adapters (hal/, boards/) and the core (src/) they plug
  * into: the CLI, the tests and the benchmarks take their boards from this file.
  */
@@ -20,17 +20,26 @@ import { Enc28j60Emulator, type Enc28j60EmulatorOptions } from '../hal/enc28j60/
 import { W5500Emulator, type W5500EmulatorOptions } from '../hal/w5500/emulator.js';
 import { MockHal, type InterruptSource, type LinkModel, type SpiSlave } from '../hal/mock/mock-hal.js';
 import type { SimulatedBoard, SimulatedBoardOptions } from '../boards/sim/index.js';
+import type { Hal } from '../src/drivers/hal.js';
+import { probeChip } from '../src/drivers/probe.js';
 import { UsageError } from './options.js';
 
 /** The Ethernet chips spinet drives. */
 export const CHIPS = ['enc28j60', 'w5500'] as const;
 export type Chip = (typeof CHIPS)[number];
 
-/** `--board` and what goes with it, checked: a real board has its port and speed, a mock board its chip. */
+/** `--chip` on a board behind the bridge: a chip, or `auto` (the driver for whichever answers, src/drivers/probe.ts). */
+export type ChipChoice = Chip | 'auto';
+
+/**
+ * `--board` and what goes with it, checked: a real board has its port and speed, a mock board its
+ * chip. On the simulated board `chip` is also the emulated chip (`auto`: an ENC28J60, found by probing).
+ */
 export type BoardChoice =
-  | { readonly kind: 'virtual' | 'sim' }
+  | { readonly kind: 'virtual' }
   | { readonly kind: 'mock'; readonly chip: Chip }
-  | { readonly kind: 'serial'; readonly port: string; readonly baudRate: number };
+  | { readonly kind: 'sim'; readonly chip: ChipChoice }
+  | { readonly kind: 'serial'; readonly port: string; readonly baudRate: number; readonly chip: ChipChoice };
 
 /** Check `--board`, `--chip`, `--port`, `--baud` (usage errors) before anything is opened. */
 export function checkBoardOptions(options: { board?: string | undefined; chip?: string | undefined; port?: string | undefined; baud?: string | undefined }): BoardChoice {
@@ -38,17 +47,20 @@ export function checkBoardOptions(options: { board?: string | undefined; chip?: 
   const kind = options.board ?? (options.port !== undefined ? 'serial' : 'virtual');
   if (options.port !== undefined && kind !== 'serial') throw new UsageError(`--port is a real board's serial port, and --board ${kind} has none: drop --port (or --board ${kind})`);
   if (kind !== 'virtual' && kind !== 'mock' && kind !== 'sim' && kind !== 'serial') throw new UsageError(`--board must be virtual, mock, sim or serial, not '${kind}'`);
-  const chip = options.chip ?? 'enc28j60';
-  if (!(CHIPS as readonly string[]).includes(chip)) throw new UsageError(`--chip must be ${CHIPS.join(' or ')}, not '${chip}'`);
-  if (chip === 'w5500' && (kind === 'sim' || kind === 'serial')) {
-    throw new UsageError(`--chip w5500 runs on --board mock for now: the bridge sketch (--board ${kind}) drives an ENC28J60 only`);
+  // A real board's chip is found by probing unless named; the emulated boards carry an ENC28J60 unless told.
+  const chip = options.chip ?? (kind === 'serial' ? 'auto' : 'enc28j60');
+  const bridged = kind === 'sim' || kind === 'serial';
+  if (!(CHIPS as readonly string[]).includes(chip) && !(bridged && chip === 'auto')) {
+    const choices = bridged ? `${CHIPS.join(', ')} or auto` : CHIPS.join(' or ');
+    throw new UsageError(`--chip must be ${choices}, not '${chip}'${chip === 'auto' ? ' (auto probes a board behind the bridge: --board sim or serial)' : ''}`);
   }
   if (kind === 'mock') return { kind, chip: chip as Chip };
-  if (kind !== 'serial') return { kind };
+  if (kind === 'sim') return { kind, chip: chip as ChipChoice };
+  if (kind === 'virtual') return { kind };
   if (!options.port) throw new UsageError('--board serial needs --port PATH (e.g. /dev/ttyACM0)');
   const baudRate = options.baud ? Number(options.baud) : 1_000_000;
   if (!Number.isInteger(baudRate) || baudRate <= 0) throw new UsageError(`--baud ${options.baud}: not a baud rate`);
-  return { kind, port: options.port, baudRate };
+  return { kind, port: options.port, baudRate, chip: chip as ChipChoice };
 }
 
 export interface BoardOptions {
@@ -76,22 +88,29 @@ export async function connectBoard(choice: BoardChoice, options: BoardOptions): 
     case 'mock':
       return openMockBoard(choice.chip, options);
     case 'sim': {
-      options.progress('board: starting the simulated Uno (bridge sketch in avr8js, emulated ENC28J60)…');
-      const sim = await createSimulatedEnc28j60Board({
+      const emulated: Chip = choice.chip === 'auto' ? 'enc28j60' : choice.chip;
+      const label = CHIP_NAMES[emulated];
+      options.progress(`board: starting the simulated Uno (bridge sketch in avr8js, emulated ${label})…`);
+      const sim = await createSimulatedEthernetBoard({
         board: 'uno',
+        chip: emulated,
         clock: options.clock,
         lan: options.lan,
         mac: options.mac,
-        onStrictViolation: (message) => options.progress(`enc28j60 emulator: misuse: ${message}`),
+        onStrictViolation: (message) => options.progress(`${emulated} emulator: misuse: ${message}`),
       });
       const hal = await sim.openHal();
-      const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
+      const driver = await bridgeDriver(hal, choice.chip, options).catch(async (error: unknown) => {
+        await hal.close();
+        await sim.stop();
+        throw error;
+      });
       return {
-        nic,
-        description: `simulated Uno (avr8js) over ${sim.path} → ENC28J60 emulator`,
+        nic: driver.nic,
+        description: `simulated Uno (avr8js) over ${sim.path} → ${label} emulator`,
         gpio: hal.gpio,
         close: async () => {
-          await nic.stop();
+          await driver.nic.stop();
           await hal.close();
           await sim.stop();
         },
@@ -105,18 +124,41 @@ export async function connectBoard(choice: BoardChoice, options: BoardOptions): 
       const hal = await openBridgeHal({ path: port, baudRate, clock: options.clock, idleFill: 'auto' }).catch((error: unknown) => {
         throw explainOpenError(error, port, baudRate);
       });
-      const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
+      const driver = await bridgeDriver(hal, choice.chip, options).catch(async (error: unknown) => {
+        await hal.close();
+        throw error;
+      });
       return {
-        nic,
-        description: `${hal.name} → ENC28J60`,
+        nic: driver.nic,
+        description: `${hal.name} → ${CHIP_NAMES[driver.chip]}`,
         gpio: hal.gpio,
         close: async () => {
-          await nic.stop();
+          await driver.nic.stop();
           await hal.close();
         },
       };
     }
   }
+}
+
+const CHIP_NAMES: Record<Chip, string> = { enc28j60: 'ENC28J60', w5500: 'W5500' };
+
+/**
+ * The driver for the chip behind a bridge board: the one named, or with `auto` the one that
+ * answers the probe (src/drivers/probe.ts), said in a progress line; a probe that finds neither
+ * throws its one-line ENODEV error.
+ */
+export async function bridgeDriver(hal: Hal, chip: ChipChoice, options: Pick<BoardOptions, 'clock' | 'mac' | 'progress'>): Promise<{ chip: Chip; nic: Nic }> {
+  let found: Chip;
+  if (chip === 'auto') {
+    const probed = await probeChip(hal);
+    found = probed.chip;
+    options.progress(`chip: found a${found === 'enc28j60' ? 'n' : ''} ${CHIP_NAMES[found]} (${probed.detail})`);
+  } else {
+    found = chip;
+  }
+  const config = { hal, clock: options.clock, mac: options.mac, name: found };
+  return { chip: found, nic: found === 'w5500' ? new W5500Nic(config) : new Enc28j60Nic(config) };
 }
 
 /** `--board mock`: the chip's driver over the mock HAL, the emulated chip strict (a driver misuse is printed). */
@@ -230,32 +272,46 @@ export function createMockW5500Board(options: MockW5500BoardOptions): MockW5500B
 }
 
 /**
- * `--board sim`: the simulated board (boards/sim/) with an emulated ENC28J60 on its SPI bus,
- * plugged into `lan`. The bridge HAL and the driver are the caller's (`board.openHal()`).
+ * `--board sim`: the simulated board (boards/sim/) with an emulated chip on its SPI bus (`chip`,
+ * default the ENC28J60; INT on D2 as the shields wire it, RESET on D9), plugged into `lan`. The
+ * bridge HAL and the driver are the caller's (`board.openHal()`).
  */
-export interface SimulatedEnc28j60BoardOptions extends Omit<SimulatedBoardOptions, 'chip'> {
+export interface SimulatedEthernetBoardOptions extends Omit<SimulatedBoardOptions, 'chip'> {
+  /** The emulated chip (default the ENC28J60). */
+  readonly chip?: Chip;
   readonly lan?: VirtualLan;
   readonly mac?: MacAddress;
   /** The chip is strict (always): every misuse of it by the sketch or driver is passed here. */
   readonly onStrictViolation?: (message: string) => void;
-  /** The emulator's surroundings (link partner, errata rates). */
+  /** The ENC28J60 emulator's surroundings (link partner, errata rates). */
   readonly chipOptions?: Pick<Enc28j60EmulatorOptions, 'linkPartner' | 'random' | 'pktifMissRate'>;
 }
 
-export async function createSimulatedEnc28j60Board(options: SimulatedEnc28j60BoardOptions): Promise<SimulatedBoard> {
+export async function createSimulatedEthernetBoard(options: SimulatedEthernetBoardOptions): Promise<SimulatedBoard> {
   // Loaded on demand: avr8js and serialport only for the boards that need them.
   const { createSimulatedBoard } = await import('../boards/sim/index.js');
-  const { lan, mac, onStrictViolation, chipOptions, ...board } = options;
+  const { lan, mac, chip, onStrictViolation, chipOptions, ...board } = options;
   return createSimulatedBoard({
     ...board,
     chip: (clock) => {
-      // Frames reach the chip at 10 Mbit/s, as through a switch: the board's timing is the point
+      // Frames reach the chip at wire speed, as through a switch: the board's timing is the point
       // here. Strict: this is the path with real concurrency between the board and the chip.
+      if (chip === 'w5500') {
+        // The chip runs on the AVR's time, which SPI bytes already advance: no time of its own per byte.
+        const emulator = new W5500Emulator({ clock, rxWireTime: true, spiClockHz: Infinity, strict: true, onStrictViolation });
+        if (lan) emulator.plugInto(lan);
+        return emulator;
+      }
       const emulator = new Enc28j60Emulator({ clock, mac, rxWireTime: true, strict: true, onStrictViolation, ...chipOptions });
       if (lan) emulator.plugInto(lan);
       return emulator;
     },
   });
+}
+
+/** `--board sim` with the ENC28J60. */
+export function createSimulatedEnc28j60Board(options: Omit<SimulatedEthernetBoardOptions, 'chip'>): Promise<SimulatedBoard> {
+  return createSimulatedEthernetBoard({ ...options, chip: 'enc28j60' });
 }
 
 /** The ways opening a real board fails, said so that the user knows what to do next. */

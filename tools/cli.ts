@@ -27,7 +27,7 @@ const JSON_OPTION: OptionSpec = { name: 'json', type: 'boolean', help: 'print th
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'the built-in demo: a simulated Uno with an ENC28J60 on a simulated LAN (what `npm start` runs)',
-    usage: 'spinet start [--board sim|mock|virtual] [--chip enc28j60|w5500] [--http-port N] [--echo-port N]',
+    usage: 'spinet start [--board sim|mock|virtual] [--chip enc28j60|w5500|auto] [--http-port N] [--echo-port N]',
     options: [
       { name: 'board', type: 'string', value: 'KIND', default: 'sim', help: 'sim (the real sketch in an AVR emulator), mock or virtual' },
       CHIP_OPTION,
@@ -71,8 +71,9 @@ const COMMANDS: Record<string, Command> = {
   },
   sim: {
     summary: 'run the simulated board and expose its serial port as a pseudo-terminal',
-    usage: 'spinet sim --pty PATH [--board-def uno] [--lan sim|tap:IF]',
+    usage: 'spinet sim --pty PATH [--board-def uno] [--chip enc28j60|w5500] [--lan sim|tap:IF]',
     options: [
+      { name: 'chip', type: 'string', value: 'CHIP', default: 'enc28j60', help: 'the emulated chip on the board\'s SPI pins: enc28j60 or w5500' },
       { name: 'pty', type: 'string', value: 'PATH', help: 'where to create the pseudo-terminal (a symlink), e.g. /tmp/spinet-uno' },
       { name: 'board-def', type: 'string', value: 'NAME', default: 'uno', help: 'board definition (boards/NAME.json)' },
       { name: 'lan', type: 'string', value: 'LAN', default: 'sim', help: 'what the emulated chip\'s cable plugs into: sim or tap:IFNAME' },

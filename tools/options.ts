@@ -15,7 +15,12 @@ export interface OptionSpec {
 }
 
 /** `--chip`: shared by the node commands and `start`. */
-export const CHIP_OPTION: OptionSpec = { name: 'chip', type: 'string', value: 'CHIP', default: 'enc28j60', help: 'Ethernet chip behind the board: enc28j60 (mock, sim, serial) or w5500 (mock)' };
+export const CHIP_OPTION: OptionSpec = {
+  name: 'chip',
+  type: 'string',
+  value: 'CHIP',
+  help: 'Ethernet chip behind the board: enc28j60 or w5500 (default enc28j60 on mock and sim, where it is also the emulated chip), or auto: probe which one answers (sim, serial; the default on serial)',
+};
 
 /** Where the stack runs and what its cable plugs into: shared by run, ping, get, resolve. */
 export const NODE_OPTIONS: readonly OptionSpec[] = [

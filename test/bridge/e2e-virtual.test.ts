@@ -19,7 +19,7 @@ import { findExecutable } from '../../hal/lan/tap.js';
 import { TextLogSink } from '../../src/capture/text-log.js';
 import { openPcapngFile } from '../../src/capture/file-sink.js';
 import { startTcpService } from '../../src/app/services/tcp.js';
-import { BOARD_ADDRESS, createPeer, createSimNode, echo, sha256, testPattern, type SimNode, type StackNode } from './sim-node.js';
+import { BOARD_ADDRESS, createPeer, createSimNode, echo, sha256, testPattern, type SimNode, type SimNodeOptions, type StackNode } from './sim-node.js';
 
 const MIB = 1 << 20;
 let node: SimNode | undefined;
@@ -33,7 +33,7 @@ afterEach(async () => {
   node = peer = dir = undefined;
 });
 
-async function setUp(options: Partial<Parameters<typeof createSimNode>[0]> = {}) {
+async function setUp(options: Partial<Omit<SimNodeOptions, 'chip'>> = {}) {
   const clock = new VirtualClock();
   const lan = new VirtualLan(clock);
   node = await createSimNode({ clock, lan, ...options });

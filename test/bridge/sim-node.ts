@@ -1,6 +1,7 @@
 /**
  * The whole stack on the simulated board, for end-to-end tests and benchmarks: spinet's Stack and
- * TCP on Enc28j60Nic → BridgeHal → the committed sketch in avr8js → the emulated ENC28J60 → a
+ * TCP on the chip's driver → BridgeHal → the committed sketch in avr8js → the emulated ENC28J60 (or
+ * W5500, `chip`) → a
  * VirtualLan, optionally with a CaptureNic between the driver and the stack. `createPeer` adds a
  * second spinet stack (a VirtualNic, no chip) on the same LAN to talk to.
  */
@@ -15,10 +16,11 @@ import { createNet, type Net } from '../../src/socket/net.js';
 import type { Nic } from '../../src/link/nic.js';
 import { parseMac } from '../../src/wire/address.js';
 import { Enc28j60Nic } from '../../src/drivers/enc28j60/driver.js';
+import { W5500Nic } from '../../src/drivers/w5500/driver.js';
 import { CaptureNic, type CaptureSink } from '../../src/capture/capture.js';
 import type { BridgeHal, BridgeHalOptions } from '../../hal/bridge/bridge-hal.js';
 import type { LinkModel, LinkModelName, SimulatedBoard } from '../../boards/sim/index.js';
-import { createSimulatedEnc28j60Board, type SimulatedEnc28j60BoardOptions } from '../../tools/boards.js';
+import { createSimulatedEthernetBoard, type Chip, type SimulatedEthernetBoardOptions } from '../../tools/boards.js';
 import type { Enc28j60Options } from '../../src/drivers/enc28j60/options.js';
 
 export const BOARD_ADDRESS = '192.0.2.10';
@@ -31,10 +33,10 @@ export interface StackNode {
   readonly net: Net;
 }
 
-export interface SimNode extends StackNode {
+export interface SimNode<Driver extends Enc28j60Nic | W5500Nic = Enc28j60Nic> extends StackNode {
   readonly board: SimulatedBoard;
   readonly hal: BridgeHal;
-  readonly nic: Enc28j60Nic;
+  readonly nic: Driver;
   readonly capture?: CaptureNic;
   /** Misuse of the strict chip so far (close() fails when there is any). */
   readonly violations: readonly string[];
@@ -50,7 +52,7 @@ export async function startStack(clock: Clock, random: Random, nic: Nic, address
   return { stack, tcp, net: createNet(tcp) };
 }
 
-export async function createSimNode(options: {
+export interface SimNodeOptions {
   clock: Clock;
   lan: VirtualLan;
   random?: Random;
@@ -59,24 +61,39 @@ export async function createSimNode(options: {
   captureSinks?: CaptureSink[];
   hal?: Partial<BridgeHalOptions>;
   tcp?: Partial<TcpOptions>;
+  /** The ENC28J60 driver's options (chip 'enc28j60'). */
   driverOptions?: Partial<Enc28j60Options>;
-  chipOptions?: SimulatedEnc28j60BoardOptions['chipOptions'];
-}): Promise<SimNode> {
+  chipOptions?: SimulatedEthernetBoardOptions['chipOptions'];
+  /** The emulated chip and its driver (default the ENC28J60). */
+  chip?: Chip;
+  /** Told of each misuse of the strict chip as it happens (close() fails on any anyway). */
+  onStrictViolation?: (message: string) => void;
+}
+
+export function createSimNode(options: SimNodeOptions & { chip?: 'enc28j60' }): Promise<SimNode>;
+export function createSimNode(options: SimNodeOptions & { chip: 'w5500' }): Promise<SimNode<W5500Nic>>;
+export async function createSimNode(options: SimNodeOptions): Promise<SimNode<Enc28j60Nic | W5500Nic>> {
   const { clock, lan } = options;
+  const chip = options.chip ?? 'enc28j60';
   // The chip is strict: a misuse by the sketch or the driver fails the test at close().
   const violations: string[] = [];
-  const board = await createSimulatedEnc28j60Board({
+  const board = await createSimulatedEthernetBoard({
     board: 'uno',
+    chip,
     clock,
     lan,
     mac: BOARD_MAC,
     linkModel: options.linkModel ?? '16u2',
-    onStrictViolation: (message) => violations.push(message),
+    onStrictViolation: (message) => {
+      violations.push(message);
+      options.onStrictViolation?.(message);
+    },
     chipOptions: options.chipOptions,
   });
   const hal = await board.openHal(options.hal);
   if (options.baudRate && options.baudRate !== 1_000_000) await hal.setBaud(options.baudRate);
-  const nic = new Enc28j60Nic({ hal, clock, mac: BOARD_MAC, name: 'enc28j60', options: options.driverOptions });
+  const config = { hal, clock, mac: BOARD_MAC, name: chip };
+  const nic = chip === 'w5500' ? new W5500Nic(config) : new Enc28j60Nic({ ...config, options: options.driverOptions });
   const capture = options.captureSinks ? new CaptureNic(nic, clock, options.captureSinks) : undefined;
   const node = await startStack(clock, options.random ?? new SeededRandom(10), capture ?? nic, BOARD_ADDRESS, options.tcp);
   return {
@@ -91,7 +108,7 @@ export async function createSimNode(options: {
       await capture?.closeSinks();
       await hal.close();
       await board.stop();
-      if (violations.length > 0) throw new Error(`ENC28J60 strict violations:\n${violations.join('\n')}`);
+      if (violations.length > 0) throw new Error(`${chip} strict violations:\n${violations.join('\n')}`);
     },
   };
 }

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import { VirtualLan } from '../../hal/lan/switch.js';
 import { startTcpService } from '../../src/app/services/tcp.js';
-import { BOARD_ADDRESS, createPeer, createSimNode, echo, sha256, testPattern, type SimNode, type StackNode } from './sim-node.js';
+import { BOARD_ADDRESS, createPeer, createSimNode, echo, sha256, testPattern, type SimNode, type SimNodeOptions, type StackNode } from './sim-node.js';
 
 /** ATmega328P data addresses (datasheet §36, register summary) and the CS pin's bit. */
 const SPCR = 0x4c, SPDR = 0x4e, PORTB = 0x25, CS_BIT = 0x04;
@@ -35,7 +35,7 @@ function takeViolations(): string {
 }
 
 /** A 64 KiB echo from the peer through the board; the virtual seconds it took. */
-async function echoThroughBoard(options: Partial<Parameters<typeof createSimNode>[0]> = {}): Promise<number> {
+async function echoThroughBoard(options: Partial<Omit<SimNodeOptions, 'chip'>> = {}): Promise<number> {
   const clock = new VirtualClock();
   const lan = new VirtualLan(clock);
   node = await createSimNode({ clock, lan, ...options });

@@ -134,9 +134,12 @@ describe('spinet CLI: usage', () => {
     const badChip = await finished(['run', '--board', 'mock', '--chip', 'rtl8019']);
     expect(badChip.code).toBe(2);
     expect(badChip.stderr).toMatch(/--chip must be enc28j60 or w5500, not 'rtl8019'/);
-    const w5500OnSim = await finished(['run', '--board', 'sim', '--chip', 'w5500']);
-    expect(w5500OnSim.code).toBe(2);
-    expect(w5500OnSim.stderr).toMatch(/--chip w5500 runs on --board mock for now/);
+    const autoOnMock = await finished(['run', '--board', 'mock', '--chip', 'auto']);
+    expect(autoOnMock.code).toBe(2);
+    expect(autoOnMock.stderr).toMatch(/--chip must be enc28j60 or w5500, not 'auto' \(auto probes a board behind the bridge: --board sim or serial\)/);
+    const badChipOnSerial = await finished(['run', '--board', 'serial', '--port', '/dev/null', '--chip', 'w5100']);
+    expect(badChipOnSerial.code).toBe(2);
+    expect(badChipOnSerial.stderr).toMatch(/--chip must be enc28j60, w5500 or auto, not 'w5100'/);
   });
 
   it('checks the addressing options before bringing anything up: usage errors (exit 2) that say what to change', async () => {
@@ -280,7 +283,10 @@ describe('spinet ping on the built-in LAN', () => {
 async function startAndExercise(board: string, echoBytes: number, chip?: string): Promise<void> {
   const run = spinet(['start', '--board', board, ...(chip ? ['--chip', chip] : []), '--http-port', '0', '--echo-port', '0']);
   try {
-    if (chip === 'w5500') await run.waitFor(/board: W5500 driver → mock HAL → emulated W5500, MAC 02:5e:00:00:00:0a, link up/, 20_000);
+    if (chip === 'w5500') {
+      const path = board === 'sim' ? /simulated Uno \(avr8js\) over \S+ → W5500 emulator/ : /W5500 driver → mock HAL → emulated W5500/;
+      await run.waitFor(new RegExp(`board: ${path.source}, MAC 02:5e:00:00:00:0a, link up`), 60_000);
+    }
     await run.waitFor(/DHCP: bound 192\.0\.2\.1\d\d\/24 from 192\.0\.2\.1, router 192\.0\.2\.1, DNS 192\.0\.2\.1/, 60_000);
     await run.waitFor(/DNS: gateway\.lan → 192\.0\.2\.1/, 20_000);
     await run.waitFor(/ping 192\.0\.2\.1: seq=3 64 bytes ttl=64 time=/, 20_000);
@@ -317,6 +323,10 @@ describe('spinet start (npm start)', () => {
   it('on the simulated Uno (the committed sketch in avr8js): the same, with a 256 KiB echo', async () => {
     await startAndExercise('sim', 256 * 1024);
   }, 180_000);
+
+  it('on the simulated Uno with a W5500 (--chip w5500): the same', async () => {
+    await startAndExercise('sim', 256 * 1024, 'w5500');
+  }, 180_000);
 });
 
 describe.skipIf(!existsSync('/usr/bin/socat'))('spinet sim --pty with spinet on the other end through serialport', () => {
@@ -334,6 +344,26 @@ describe.skipIf(!existsSync('/usr/bin/socat'))('spinet sim --pty with spinet on 
       sim.child.kill('SIGINT');
       expect(await sim.exit).toBe(0);
       expect(sim.stderr).toMatch(/SIGINT: stopping the simulated board/);
+    } finally {
+      if (sim.child.exitCode === null) sim.child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+  it('with a W5500 on the simulated board (spinet sim --chip w5500), --board serial finds it by probing (--chip auto, the default on serial)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spinet-cli-'));
+    const pty = join(dir, 'uno');
+    const sim = spinet(['sim', '--pty', pty, '--chip', 'w5500']);
+    try {
+      await sim.waitFor(/Ctrl-C to stop/, 30_000);
+      expect(sim.stderr).toMatch(/emulated W5500\) on /);
+      const ping = await finished(['ping', '192.0.2.1', '--board', 'serial', '--port', pty, '--dhcp', '-c', '2', '-i', '0.2'], 120_000);
+      expect(ping.code, ping.stderr).toBe(0);
+      expect(ping.stderr).toMatch(/chip: found a W5500 \(VERSIONR 0x04\)/);
+      expect(ping.stderr).toMatch(/board: bridge:uno@.* → W5500/);
+      expect(ping.stderr).toMatch(/DHCP: bound 192\.0\.2\.1\d\d\/24 from 192\.0\.2\.1/);
+      expect(ping.stdout).toMatch(/2 packets transmitted, 2 received, 0% packet loss/);
+      sim.child.kill('SIGINT');
+      expect(await sim.exit).toBe(0);
     } finally {
       if (sim.child.exitCode === null) sim.child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

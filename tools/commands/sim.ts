@@ -10,7 +10,7 @@ import { UsageError } from '../options.js';
 
 /**
  * `spinet sim --pty PATH`: the simulated board (the committed sketch in avr8js, an emulated
- * ENC28J60 on its SPI pins) behind a pseudo-terminal, in real time, until Ctrl-C. Any serial tool
+ * ENC28J60 or W5500 on its SPI pins) behind a pseudo-terminal, in real time, until Ctrl-C. Any serial tool
  * can open PATH: `spinet run --board serial --port PATH`, `screen`, `avrdude` (with --bootloader).
  */
 export async function sim(values: Values): Promise<number> {
@@ -19,6 +19,9 @@ export async function sim(values: Values): Promise<number> {
   refuseToReplace(ptyPath);
   const boardName = (values['board-def'] as string | undefined) ?? 'uno';
   if (boardName !== 'uno' && boardName !== 'nano') throw new UsageError(`--board-def ${boardName}: only uno and nano can be simulated (avr8js models the ATmega328P)`);
+  const chip = (values.chip as string | undefined) ?? 'enc28j60';
+  if (chip !== 'enc28j60' && chip !== 'w5500') throw new UsageError(`--chip must be enc28j60 or w5500, not '${chip}'`);
+  const chipName = chip === 'w5500' ? 'W5500' : 'ENC28J60';
   let mac: Uint8Array;
   try {
     mac = parseMac((values.mac as string | undefined) ?? DEFAULT_MAC);
@@ -41,13 +44,13 @@ export async function sim(values: Values): Promise<number> {
       cleanups.push(() => tap.close());
       console.error(`LAN: TAP device ${lanSpec.ifname}`);
     }
-    const { createSimulatedEnc28j60Board } = await import('../boards.js');
-    const board = await createSimulatedEnc28j60Board({ board: boardName, clock, lan, mac, bootloader: Boolean(values.bootloader) });
+    const { createSimulatedEthernetBoard } = await import('../boards.js');
+    const board = await createSimulatedEthernetBoard({ board: boardName, chip, clock, lan, mac, bootloader: Boolean(values.bootloader) });
     cleanups.push(() => board.stop());
     await board.servePty(ptyPath);
     // Listening for Ctrl-C before saying so: a signal right after the lines still shuts down cleanly.
     const interrupted = untilInterrupted();
-    console.error(`simulated ${boardName} (bridge sketch in avr8js, emulated ENC28J60) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
+    console.error(`simulated ${boardName} (bridge sketch in avr8js, emulated ${chipName}) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
     console.log(`try: spinet run --board serial --port ${ptyPath} --dhcp --serve http:80`);
     console.error('Ctrl-C to stop.');
     const signal = await interrupted;
