@@ -94,12 +94,13 @@ enum {
 enum { S_OK = 0, S_EBADCMD = 1, S_EINVAL = 2, S_EBUSY = 3, S_EUNSUPPORTED = 4 };
 enum { X_KEEP_CS = 0x01, X_DUPLEX = 0x02, X_IF = 0x04, X_LENGTH = 0x08, X_SHORT = 0x10, X_DELAY = 0x20, X_PAIRS = 0x40, X_LAST = 0x80 };
 enum { L_BIG_ENDIAN = 0x01, L_EVEN = 0x02 };  // LENGTH opts; bits 2..7: the amount to subtract
-enum { A_QUIET = 0x01 };                       // ARM options
+enum { A_QUIET = 0x01, A_EXT = 0x02 };         // ARM options
+enum { E_SAME = 0x01, E_DIFFER = 0x02, E_COPY = 0x04, E_SPAN = 0x08 };  // a program transaction's EXT byte
 enum { EV_INT = 1, EV_PIN = 2 };
 // SPI, GPIO, analog, PWM, pin reports, chip reset, SET_BAUD, INT events, programs, short headers,
 // idle fill (SET_FILL), transaction delays (flag DELAY), command pairs (flag PAIRS), ended DATA
-// frames (HELLO option), line statistics (STATS)
-#define CAPS 0x7FFF
+// frames (HELLO option), line statistics (STATS), program extensions (ARM option EXT)
+#define CAPS 0xFFFF
 
 // ---- CRC-16/MCRF4XX, table-driven ---------------------------------------------------------------
 
@@ -630,6 +631,8 @@ static uint8_t programLen;   // bytes of it received so far: its length once arm
 static uint8_t programId;    // the ARM id: every run is answered under it
 static bool armed;
 static bool quiet;           // ARM option QUIET: no INT events while armed
+static bool programExt;      // ARM option EXT: every transaction has an EXT byte after its flags
+static bool extRun;          // a run of such a program is in progress (startTransaction reads EXT)
 static bool runDue;          // just armed, the last run found work, or a batch left INT asserted
 static uint8_t runEdges;     // intEdges when the last run started: an edge since then is a trigger
 
@@ -676,7 +679,7 @@ static void pollEvents() {
 enum { ST_OP, ST_ARGS, ST_XHDR, ST_WRITE, ST_SKIP, ST_PROGRAM, ST_STALLED };
 static uint8_t state = ST_OP;
 static uint8_t op;
-static uint8_t args[10];        // a command's arguments, or a transaction header (at most 10 bytes)
+static uint8_t args[18];        // a command's arguments, or a transaction header (at most 18 bytes with EXT)
 static uint8_t argCount, argNeed;
 static uint8_t xferFlags;
 static uint16_t writeLeft, readLeft;
@@ -726,6 +729,10 @@ static void endTransaction() {
   }
 }
 
+static uint8_t extBytes(uint8_t ext) {
+  return (ext & E_SAME ? 2 : 0) + (ext & E_DIFFER ? 2 : 0) + (ext & E_COPY ? 2 : 0) + (ext & E_SPAN ? 1 : 0);
+}
+
 __attribute__((always_inline)) static inline uint8_t headerBytes(uint8_t flags) {
   uint8_t n = (flags & X_SHORT) ? 2 : 5;
   if (flags & X_IF) n += 1;
@@ -744,24 +751,48 @@ static bool referable(uint16_t at) {
   return false;
 }
 
-// LENGTH: the 16-bit value at read bytes `at`, at+1, minus opts >> 2 (floored at 0), rounded up
-// to even if asked, capped at `cap` (the transaction's rlen).
-static uint16_t computedLength(uint8_t at, uint8_t opts, uint16_t cap) {
+// EXT operands refer to the batch's first 64 read bytes once read: tx keeps them whatever is read
+// after (unlike IF and LENGTH's rule above).
+static bool kept(uint8_t at) {
+  if (at < MAX_PAYLOAD - 1 && (uint16_t)at + 1 < readCount) return true;
+  batchStatus = S_EINVAL;
+  return false;
+}
+
+static uint16_t value16(uint8_t at, uint8_t opts) {
+  return (opts & L_BIG_ENDIAN) ? (uint16_t)tx[at] << 8 | tx[at + 1] : (uint16_t)tx[at + 1] << 8 | tx[at];
+}
+
+// LENGTH: the 16-bit value at read bytes `at`, at+1 (minus the one at `spanAt` with EXT's SPAN,
+// mod 2^16), minus opts >> 2 (floored at 0), rounded up to even if asked, capped at `cap` (the
+// transaction's rlen).
+static uint16_t computedLength(uint8_t at, uint8_t opts, uint16_t cap, uint8_t spanAt) {
   if (!referable((uint16_t)at + 1)) return 0;
-  uint8_t first = tx[at], second = tx[at + 1];
-  uint16_t n = (opts & L_BIG_ENDIAN) ? (uint16_t)first << 8 | second : (uint16_t)second << 8 | first;
+  uint16_t n = value16(at, opts);
+  if (spanAt != 0xFF) {
+    if (!kept(spanAt)) return 0;
+    n -= value16(spanAt, opts);
+  }
   uint8_t minus = opts >> 2;
   n = n > minus ? n - minus : 0;
   if ((opts & L_EVEN) && (n & 1)) n = n < cap ? n + 1 : cap;  // 0xFFFF + 1 must not wrap to 0
   return n < cap ? n : cap;
 }
 
-// A whole header: flags (SHORT ? lens : wlen:u16 rlen:u16) [IF at] [LENGTH at opts] [DELAY us:u16].
-// Once an IF has failed, the rest of the batch only consumes its bytes: nothing clocked, CS
-// released, no delay.
+static void skipRest() {
+  skipping = true;
+  chipDeselect();
+}
+
+static uint8_t copyPos, copyFrom;  // EXT's COPY for the transaction in progress (copyPos 0xFF: none)
+
+// A whole header: flags [EXT, in a run of a program armed with it] (SHORT ? lens : wlen:u16
+// rlen:u16) [IF at] [LENGTH at opts] [EXT's operands] [DELAY us:u16]. Once an IF (or an EXT test)
+// has failed, the rest of the batch only consumes its bytes: nothing clocked, CS released, no delay.
 static void startTransaction() {
   uint8_t flags = args[0];
   const uint8_t *p = args + 1;
+  uint8_t ext = extRun ? *p++ : 0;
   xferFlags = flags;
   if (flags & X_SHORT) {
     uint8_t lens = *p++;
@@ -774,12 +805,33 @@ static void startTransaction() {
   }
   if (flags & X_IF) {
     uint8_t at = *p++;
-    if (!skipping && (!referable(at) || tx[at] == 0)) {
-      skipping = true;
-      chipDeselect();
-    }
+    if (!skipping && (!referable(at) || tx[at] == 0)) skipRest();
   }
-  if ((flags & X_LENGTH) && !skipping) readLeft = computedLength(p[0], p[1], readLeft);
+  const uint8_t *length = p;
+  if (flags & X_LENGTH) p += 2;
+  // EXT: SAME a b, DIFFER a b (16-bit values equal / not), COPY pos a, SPAN b.
+  copyPos = 0xFF;
+  uint8_t spanAt = 0xFF;
+  if (ext) {
+    for (uint8_t test = E_SAME; test <= E_DIFFER; test <<= 1) {
+      if (!(ext & test)) continue;
+      uint8_t a = *p++, b = *p++;
+      if (skipping) continue;
+      if (!kept(a) || !kept(b)) {
+        skipRest();
+        continue;
+      }
+      bool same = tx[a] == tx[b] && tx[a + 1] == tx[b + 1];
+      if (same != (test == E_SAME)) skipRest();
+    }
+    if (ext & E_COPY) {
+      copyPos = *p++;
+      copyFrom = *p++;
+      if (!skipping && !kept(copyFrom)) skipRest();
+    }
+    if (ext & E_SPAN) spanAt = *p++;
+  }
+  if ((flags & X_LENGTH) && !skipping) readLeft = computedLength(length[0], length[1], readLeft, spanAt);
   // DELAY: a floor between the SPI events before this transaction and its first (the previous
   // frame's wire time before the next TXRST), without a round trip; CS stays as it is.
   if ((flags & X_DELAY) && !skipping) {
@@ -831,6 +883,7 @@ __attribute__((always_inline)) static inline void skipByte() {
 static void runProgram() {
   runEdges = countEdges();
   startBatch(programId);
+  extRun = programExt;
   // The same steps as the command stream takes, but a whole header or write at a time: the
   // program is all in RAM (a run of small transactions: 33 → 15 µs each).
   uint8_t i = 0;
@@ -841,11 +894,17 @@ static void runProgram() {
     uint8_t left = programLen - i;
     if (state == ST_XHDR) {
       uint8_t need = headerBytes(program[i]);
-      if (need > left) break;  // cut short: ends below as a program without LAST
+      if (extRun) need += left < 2 ? left : 1 + extBytes(program[i + 1]);
+      if (need > left || need > sizeof(args)) break;  // cut short: ends below as a program without LAST
       for (uint8_t k = 0; k < need; k++) args[k] = program[i + k];
       argCount = argNeed = need;
       i += need;
       startTransaction();
+      // COPY: the write bytes the run clocks next are read bytes it kept.
+      if (copyPos != 0xFF && state == ST_WRITE && copyPos + 1 < writeLeft && copyPos + 2 <= left - need) {
+        program[i + copyPos] = tx[copyFrom];
+        program[i + copyPos + 1] = tx[copyFrom + 1];
+      }
     } else {
       uint8_t n = writeLeft < left ? (uint8_t)writeLeft : left;
       if (state == ST_WRITE && (xferFlags & (X_DUPLEX | X_PAIRS))) {
@@ -865,6 +924,7 @@ static void runProgram() {
     endAnswer(batchStatus);
     state = ST_OP;
   }
+  extRun = false;
   chipDeselect();  // a KEEP_CS on the last transaction must not hand CS to the host's next command
   // Again at once, unless an IF cut this run short (nothing to do) or the program is faulty.
   runDue = !skipping && batchStatus == S_OK;
@@ -877,6 +937,7 @@ static void finishArm() {
     programId = id;
     armed = true;
     quiet = options & A_QUIET;
+    programExt = options & A_EXT;
     runDue = true;  // packets may already wait
     status = S_OK;
   }

@@ -38,6 +38,9 @@ import {
   boardReplyWireBytes,
   computedReadLength,
   decodeTransactionHeader,
+  extTest,
+  extTransactionHeaderRest,
+  keptValue,
   encodeBoardFrame,
   encodeDone,
   encodeHello,
@@ -67,6 +70,11 @@ export interface ModelBoardOptions {
    * board from before it, for which bit 5 of the flags is reserved and ignored.
    */
   readonly transactionDelays?: boolean;
+  /**
+   * Version 2 only: program extensions (ARM option EXT, caps bit 15), default true. False: a
+   * version-2 board from before them, which ignores the EXT option bit.
+   */
+  readonly programExtensions?: boolean;
   /** Told of each command as the board starts it (tests: which ran, in what order). */
   readonly onCommand?: (opcode: number, id: number) => void;
 }
@@ -81,6 +89,8 @@ interface ModelPin {
 interface ArmedProgram {
   readonly id: number;
   readonly quiet: boolean;
+  /** ARM option EXT: every transaction has an EXT byte after its flags. */
+  readonly ext: boolean;
   readonly bytes: Uint8Array;
 }
 
@@ -108,6 +118,8 @@ export class ModelBoard implements SerialTarget {
   readonly version: number;
   /** It knows the DELAY flag (caps bit 11). */
   readonly transactionDelays: boolean;
+  /** Program extensions (caps bit 15). */
+  readonly programExtensions: boolean;
   /** Bytes that arrived while the ring was full: a host credit violation. */
   overruns = 0;
   badFrames = 0;
@@ -154,7 +166,10 @@ export class ModelBoard implements SerialTarget {
   private header: number[] = [];
   private headerLength = 0;
   private flags = 0;
+  private writeLength = 0;
   private writeLeft = 0;
+  /** COPY: write bytes `at`, `at`+1 of the transaction in progress are these. */
+  private patch: { at: number; bytes: [number, number] } | undefined;
   private readLeft = 0;
   private programBytes: number[] = [];
   // The batch being executed: an SPI command's, or a run's.
@@ -178,6 +193,7 @@ export class ModelBoard implements SerialTarget {
     this.window = this.ringBytes - this.ringBytes / 32;
     this.version = options.protocolVersion ?? PROTOCOL_VERSION;
     this.transactionDelays = this.version >= 2 && (options.transactionDelays ?? true);
+    this.programExtensions = this.version >= 2 && (options.programExtensions ?? true);
     this.pins = Array.from({ length: options.pinCount ?? 20 }, () => ({ mode: 'input' as const, value: 0 as const }));
     this.decoder = new FrameDecoder(
       (body) => this.handleFrame(body),
@@ -323,7 +339,10 @@ export class ModelBoard implements SerialTarget {
       encodeHello({
         version: this.version,
         capabilities:
-          0xff | (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.PAIRS | Capability.END_FRAMES : 0) | (this.transactionDelays ? Capability.DELAYS : 0),
+          0xff |
+          (v2 ? Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.PAIRS | Capability.END_FRAMES : 0) |
+          (this.transactionDelays ? Capability.DELAYS : 0) |
+          (this.programExtensions ? Capability.PROGRAM_EXT : 0),
         window: this.window,
         maxPayload: MAX_PAYLOAD,
         sessions: this.sessions,
@@ -407,13 +426,20 @@ export class ModelBoard implements SerialTarget {
           this.runCommand();
         }
         return;
-      case 'header':
+      case 'header': {
         this.header.push(b);
-        if (this.header.length === 1) this.headerLength = 1 + transactionHeaderRest(b, this.version, this.transactionDelays);
-        if (this.header.length === this.headerLength) this.startTransaction(decodeTransactionHeader(this.header, this.version, this.transactionDelays));
+        // A run of a program armed with EXT: the EXT byte after the flags says how long the rest is.
+        const ext = this.batchIsRun && this.program?.ext === true;
+        if (this.header.length === 1) this.headerLength = ext ? 2 : 1 + transactionHeaderRest(b, this.version, this.transactionDelays);
+        else if (ext && this.header.length === 2) this.headerLength = 1 + extTransactionHeaderRest(this.header[0]!, b, this.version, this.transactionDelays);
+        if (this.header.length === this.headerLength) this.startTransaction(decodeTransactionHeader(this.header, this.version, this.transactionDelays, ext));
         return;
+      }
       case 'write': {
         if (!this.skipping) {
+          // COPY (EXT): these write bytes are read bytes the run kept.
+          const index = this.writeLength - this.writeLeft;
+          if (this.patch && index >= this.patch.at && index <= this.patch.at + 1) b = this.patch.bytes[index - this.patch.at]!;
           const miso = this.options.chip.spiExchange(b);
           if (this.flags & TransactionFlag.DUPLEX) this.pushRead(miso);
         }
@@ -514,13 +540,16 @@ export class ModelBoard implements SerialTarget {
 
   private startTransaction(header: TransactionHeader): void {
     this.flags = header.flags;
+    this.writeLength = header.writeLength;
     this.writeLeft = header.writeLength;
     this.readLeft = header.readLength;
+    this.patch = undefined;
     if (!this.skipping && header.ifNonZero !== undefined && !this.referredByte(header.ifNonZero)) {
       // IF: nothing more of this batch is clocked, and CS goes up.
       this.skipping = true;
       this.deselect();
     }
+    if (!this.skipping) this.extOperands(header);
     if (!this.skipping) {
       if (header.readLengthFrom) this.readLeft = this.computedLength(header.readLengthFrom, header.readLength);
       this.select();
@@ -547,8 +576,22 @@ export class ModelBoard implements SerialTarget {
     return held[at] !== 0;
   }
 
+  /** SAME, DIFFER (a failed test skips the rest as IF does) and COPY of an EXT transaction. */
+  private extOperands(header: TransactionHeader): void {
+    const kept = this.referable;
+    const test = extTest(header, kept);
+    const copy = header.copy && keptValue(kept, header.copy.from);
+    if (test === 'invalid' || (header.copy && copy === undefined)) this.batchStatus = Status.EINVAL;
+    if (test !== 'run' || (header.copy && copy === undefined)) {
+      this.skipping = true;
+      this.deselect();
+      return;
+    }
+    if (header.copy && copy !== undefined) this.patch = { at: header.copy.at, bytes: [copy >> 8, copy & 0xff] };
+  }
+
   private computedLength(rule: NonNullable<WireTransaction['readLengthFrom']>, cap: number): number {
-    const length = computedReadLength(rule, this.heldReads(), cap);
+    const length = computedReadLength(rule, this.heldReads(), cap, this.referable);
     if (length !== undefined) return length;
     this.batchStatus = Status.EINVAL;
     return 0;
@@ -622,7 +665,8 @@ export class ModelBoard implements SerialTarget {
       this.disarm();
       return this.done(id, Status.EINVAL, length);
     }
-    this.program = { id, quiet: (options & ArmOption.QUIET) !== 0, bytes };
+    // A board without the extensions ignores the option bit (and misreads such a program).
+    this.program = { id, quiet: (options & ArmOption.QUIET) !== 0, ext: this.programExtensions && (options & ArmOption.EXT) !== 0, bytes };
     this.runDue = true; // just armed: packets may already wait
     this.edgesAtLastRun = this.intEdges;
     this.done(id, Status.OK, length);

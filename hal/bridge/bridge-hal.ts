@@ -32,6 +32,7 @@ import {
   encodeArm,
   encodeCommand,
   encodeSpiCommand,
+  extFlags,
   transactionsLength,
   type Hello,
 } from './protocol.js';
@@ -96,6 +97,9 @@ export class BridgeHal implements Hal {
       },
       get transactionDelays() {
         return session.transactionDelays;
+      },
+      get programExtensions() {
+        return session.programExtensions;
       },
     };
     const intLevel = () => this.intLevel;
@@ -191,9 +195,9 @@ export class BridgeHal implements Hal {
   private async transfer(batch: readonly SpiTransaction[]): Promise<Uint8Array> {
     if (batch.length === 0) return new Uint8Array(0);
     const delayUs = checkTransactions(batch);
-    if (batch.some((t) => t.ifNonZero !== undefined || t.readLengthFrom !== undefined)) {
+    if (batch.some((t) => t.ifNonZero !== undefined || t.readLengthFrom !== undefined || extFlags(t) !== 0)) {
       // A batch's reply must have the length it was asked for: that is how a lost frame shows.
-      throw new HalError('EINVAL', 'ifNonZero and readLengthFrom are for programs (arm), not transfer()');
+      throw new HalError('EINVAL', 'ifNonZero, readLengthFrom, ifSame, ifDiffer and copy are for programs (arm), not transfer()');
     }
     this.checkDelaysSupported(delayUs);
     const copy = copyBatch(batch);
@@ -222,6 +226,9 @@ export class BridgeHal implements Hal {
       throw new HalError('EUNSUPPORTED', `board ${this.hello?.name ?? '?'} (protocol version ${this.hello?.version ?? '?'}) runs no programs`);
     }
     this.checkDelaysSupported(checkTransactions(transactions));
+    if (!this.session.programExtensions && transactions.some((t) => extFlags(t) !== 0)) {
+      throw new HalError('EUNSUPPORTED', `board ${this.hello?.name ?? '?'} runs no program extensions (ifSame, ifDiffer, copy, minusAt: caps bit 15); flash the current sketch`);
+    }
     const program = copyBatch(transactions);
     const problem = this.programProblem(program);
     if (problem) throw new HalError('EINVAL', problem);
@@ -253,12 +260,17 @@ export class BridgeHal implements Hal {
       if (rule !== undefined && rule.at + 1 >= available) {
         return `readLengthFrom refers to read bytes ${rule.at} and ${rule.at + 1}, but only ${available} are sure to be held before it`;
       }
+      // The EXT operands: any of the first 64 at a fixed position, also once more have been read.
+      const kept = Math.min(fixedReads, REFERABLE_READ_BYTES);
+      for (const at of [...(t.ifSame ?? []), ...(t.ifDiffer ?? []), ...(t.copy ? [t.copy.from] : []), ...(rule?.minusAt !== undefined ? [rule.minusAt] : [])]) {
+        if (at + 1 >= kept) return `a program extension refers to read bytes ${at} and ${at + 1}, but only ${kept} are sure to be kept before it`;
+      }
       const duplexReads = t.duplex ? (t.write?.length ?? 0) : 0;
       if (fixed) fixedReads += duplexReads + (rule === undefined ? (t.read ?? 0) : 0);
       if (rule !== undefined) fixed = false;
       mostReads += duplexReads + (t.read ?? 0);
     }
-    const size = transactionsLength(program, encodeOptions);
+    const size = transactionsLength(program, { ...encodeOptions, ext: program.some((t) => extFlags(t) !== 0) });
     const maxProgramBytes = this.session.maxProgramBytes;
     if (size > maxProgramBytes) return `a program of ${size} bytes (the board takes ${maxProgramBytes})`;
     return undefined;

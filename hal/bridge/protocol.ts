@@ -76,8 +76,17 @@ export const LengthOption = { BIG_ENDIAN: 0x01, EVEN: 0x02 } as const;
 export const LENGTH_MINUS_MAX = 63;
 /** DELAY us:u16: the board waits 1..65535 µs before the transaction. */
 export const DELAY_US_MAX = 0xffff;
-/** ARM options. */
-export const ArmOption = { QUIET: 0x01 } as const;
+/** ARM options. EXT (caps bit 15): every transaction of the program has an `ext` byte (ExtFlag). */
+export const ArmOption = { QUIET: 0x01, EXT: 0x02 } as const;
+/**
+ * Program transactions' `ext` byte (caps bit 15; docs/bridge-protocol.md §3.2): tests and patches
+ * over 16-bit values the run has read, for a chip whose receive pointers are registers (the W5500).
+ *   SAME a b    run this and the rest only if read bytes a, a+1 equal b, b+1
+ *   DIFFER a b  run this and the rest only if they differ
+ *   COPY pos a  write bytes pos, pos+1 of this transaction are read bytes a, a+1
+ *   SPAN b      LENGTH's value minus the 16-bit value at b (its byte order), mod 2^16
+ */
+export const ExtFlag = { SAME: 0x01, DIFFER: 0x02, COPY: 0x04, SPAN: 0x08 } as const;
 
 export const Status = { OK: 0, EBADCMD: 1, EINVAL: 2, EBUSY: 3, EUNSUPPORTED: 4 } as const;
 export const STATUS_NAMES = ['OK', 'EBADCMD', 'EINVAL', 'EBUSY', 'EUNSUPPORTED'] as const;
@@ -102,6 +111,7 @@ export const Capability = {
   PAIRS: 1 << 12,
   END_FRAMES: 1 << 13,
   STATS: 1 << 14,
+  PROGRAM_EXT: 1 << 15,
 } as const;
 
 /** STATS counters (caps bit 14): the board's UART receive overruns (DOR) and framing errors (FE). */
@@ -434,10 +444,56 @@ export interface WireTransaction {
   readonly keepSelected?: boolean;
   /** IF: run this and the rest of the batch only if read byte `ifNonZero` is not zero. */
   readonly ifNonZero?: number;
-  /** LENGTH: the read count comes from read bytes; `read` is the cap. */
-  readonly readLengthFrom?: { readonly at: number; readonly bigEndian?: boolean; readonly minus?: number; readonly even?: boolean };
+  /** LENGTH: the read count comes from read bytes; `read` is the cap. `minusAt`: SPAN (EXT). */
+  readonly readLengthFrom?: { readonly at: number; readonly bigEndian?: boolean; readonly minus?: number; readonly even?: boolean; readonly minusAt?: number };
   /** DELAY (caps bit 11): wait this many µs (1..65535) before the transaction; 0 or none: no wait. */
   readonly delayUs?: number;
+  /** SAME (EXT): run this and the rest only if read bytes [0], [0]+1 equal [1], [1]+1. */
+  readonly ifSame?: readonly [number, number];
+  /** DIFFER (EXT): run this and the rest only if they differ. */
+  readonly ifDiffer?: readonly [number, number];
+  /** COPY (EXT): write bytes `at`, `at`+1 are read bytes `from`, `from`+1. */
+  readonly copy?: { readonly at: number; readonly from: number };
+}
+
+/** The EXT byte `t` needs (0: none of its features). */
+export function extFlags(t: WireTransaction): number {
+  return (
+    (t.ifSame ? ExtFlag.SAME : 0) |
+    (t.ifDiffer ? ExtFlag.DIFFER : 0) |
+    (t.copy ? ExtFlag.COPY : 0) |
+    (t.readLengthFrom?.minusAt !== undefined ? ExtFlag.SPAN : 0)
+  );
+}
+
+/** Operand bytes after an EXT byte. */
+export function extOperandBytes(ext: number): number {
+  return (ext & ExtFlag.SAME ? 2 : 0) + (ext & ExtFlag.DIFFER ? 2 : 0) + (ext & ExtFlag.COPY ? 2 : 0) + (ext & ExtFlag.SPAN ? 1 : 0);
+}
+
+/**
+ * EXT operands refer to the batch's first REFERABLE_READ_BYTES read bytes once read (the board
+ * keeps them whatever it reads after: unlike IF and LENGTH, still after the 65th). `kept`: those
+ * read so far. The 16-bit value at `at` (big-endian unless `littleEndian`), or undefined.
+ */
+export function keptValue(kept: ArrayLike<number>, at: number, littleEndian = false): number | undefined {
+  if (at + 1 >= Math.min(kept.length, REFERABLE_READ_BYTES)) return undefined;
+  const a = kept[at]!, b = kept[at + 1]!;
+  return littleEndian ? a | (b << 8) : (a << 8) | b;
+}
+
+/**
+ * SAME and DIFFER of `t` over the kept read bytes: 'run', 'skip' (a test failed), or 'invalid'
+ * (a reference to a byte not read: the rest is skipped and the DONE says EINVAL).
+ */
+export function extTest(t: Pick<WireTransaction, 'ifSame' | 'ifDiffer'>, kept: ArrayLike<number>): 'run' | 'skip' | 'invalid' {
+  for (const [pair, same] of [[t.ifSame, true], [t.ifDiffer, false]] as const) {
+    if (!pair) continue;
+    const a = keptValue(kept, pair[0]), b = keptValue(kept, pair[1]);
+    if (a === undefined || b === undefined) return 'invalid';
+    if ((a === b) !== same) return 'skip';
+  }
+  return 'run';
 }
 
 /** Whether `t` carries a DELAY (0 and undefined do not); throws on a value the header cannot carry. */
@@ -471,6 +527,8 @@ export interface EncodeOptions {
    * between them by the board. Needs `shortHeaders`.
    */
   readonly pairs?: boolean;
+  /** Every transaction carries an EXT byte: a program armed with ArmOption.EXT (caps bit 15). */
+  readonly ext?: boolean;
 }
 
 /** Pairs one PAIRS transaction carries: a SHORT header's write length is at most 15 bytes. */
@@ -482,7 +540,7 @@ export const PAIRS_MAX = 7;
  * whole run, as they would have).
  */
 function pairable(t: WireTransaction, first: boolean): boolean {
-  const plain = t.write?.length === 2 && (t.read ?? 0) === 0 && !t.duplex && !t.keepSelected && t.readLengthFrom === undefined;
+  const plain = t.write?.length === 2 && (t.read ?? 0) === 0 && !t.duplex && !t.keepSelected && t.readLengthFrom === undefined && extFlags(t) === 0;
   return plain && (first || (t.ifNonZero === undefined && !hasDelay(t)));
 }
 
@@ -512,7 +570,8 @@ function wireUnits(batch: readonly WireTransaction[], options: EncodeOptions): r
 }
 
 function checkReference(at: number, what: string): void {
-  if (!Number.isInteger(at) || at < 0 || at >= REFERABLE_READ_BYTES - (what === 'LENGTH' ? 1 : 0)) {
+  const pair = what !== 'IF';
+  if (!Number.isInteger(at) || at < 0 || at >= REFERABLE_READ_BYTES - (pair ? 1 : 0)) {
     throw new RangeError(`${what} refers to read byte ${at}: only the first ${REFERABLE_READ_BYTES} can be referred to`);
   }
 }
@@ -528,6 +587,7 @@ export function transactionsLength(batch: readonly WireTransaction[], options: E
     if (t.ifNonZero !== undefined) size += 1;
     if (t.readLengthFrom !== undefined) size += 2;
     if (hasDelay(t)) size += 2;
+    if (options.ext) size += 1 + extOperandBytes(extFlags(t));
   }
   return size;
 }
@@ -551,6 +611,9 @@ function encodeTransactions(out: Uint8Array, at: number, transactions: readonly 
     if (delay) flags |= TransactionFlag.DELAY;
     if (index === batch.length - 1) flags |= TransactionFlag.LAST;
     out[at++] = flags;
+    const ext = extFlags(t);
+    if (ext && !options.ext) throw new RangeError('ifSame, ifDiffer, copy and LENGTH minusAt are for programs armed with EXT (caps bit 15)');
+    if (options.ext) out[at++] = ext;
     if (short) {
       out[at++] = wlen | (rlen << 4);
     } else {
@@ -571,6 +634,7 @@ function encodeTransactions(out: Uint8Array, at: number, transactions: readonly 
       out[at++] = rule.at;
       out[at++] = (rule.bigEndian ? LengthOption.BIG_ENDIAN : 0) | (rule.even ? LengthOption.EVEN : 0) | (minus << 2);
     }
+    if (ext) at = encodeExtOperands(out, at, t, wlen);
     if (delay) {
       out[at++] = t.delayUs! & 0xff;
       out[at++] = t.delayUs! >>> 8;
@@ -578,6 +642,29 @@ function encodeTransactions(out: Uint8Array, at: number, transactions: readonly 
     if (t.write) out.set(t.write, at);
     at += wlen;
   });
+  return at;
+}
+
+/** EXT operands in ExtFlag order: SAME a b, DIFFER a b, COPY pos a, SPAN b. */
+function encodeExtOperands(out: Uint8Array, at: number, t: WireTransaction, wlen: number): number {
+  for (const pair of [t.ifSame, t.ifDiffer]) {
+    if (!pair) continue;
+    for (const x of pair) checkReference(x, 'SAME/DIFFER');
+    out[at++] = pair[0];
+    out[at++] = pair[1];
+  }
+  if (t.copy) {
+    const { at: pos, from } = t.copy;
+    if (!Number.isInteger(pos) || pos < 0 || pos + 1 >= wlen) throw new RangeError(`COPY to write bytes ${pos}, ${pos + 1} of a ${wlen}-byte write`);
+    checkReference(from, 'COPY');
+    out[at++] = pos;
+    out[at++] = from;
+  }
+  const minusAt = t.readLengthFrom?.minusAt;
+  if (minusAt !== undefined) {
+    checkReference(minusAt, 'SPAN');
+    out[at++] = minusAt;
+  }
   return at;
 }
 
@@ -591,6 +678,10 @@ export interface TransactionHeader {
   readonly readLengthFrom?: NonNullable<WireTransaction['readLengthFrom']>;
   /** DELAY: µs to wait before the transaction. */
   readonly delayUs?: number;
+  /** EXT operands (a program armed with EXT). */
+  readonly ifSame?: readonly [number, number];
+  readonly ifDiffer?: readonly [number, number];
+  readonly copy?: { readonly at: number; readonly from: number };
 }
 
 /**
@@ -604,8 +695,13 @@ export function transactionHeaderRest(flags: number, version: number, delays = v
   return lengths - 1 + (flags & TransactionFlag.IF ? 1 : 0) + (flags & TransactionFlag.LENGTH ? 2 : 0) + delay;
 }
 
-/** Decode a whole transaction header (flags byte first), as a board of `version` reads it. */
-export function decodeTransactionHeader(bytes: ArrayLike<number>, version: number, delays = version >= 2): TransactionHeader {
+/**
+ * Decode a whole transaction header (flags byte first), as a board of `version` reads it; `ext`: a
+ * program armed with EXT (the EXT byte after the flags; decoded as if it were not there, then its
+ * operands from before the DELAY bytes).
+ */
+export function decodeTransactionHeader(bytes: ArrayLike<number>, version: number, delays = version >= 2, ext = false): TransactionHeader {
+  if (ext) return decodeExtHeader(bytes, version, delays);
   const flags = bytes[0]!;
   const short = version >= 2 && (flags & TransactionFlag.SHORT) !== 0;
   const writeLength = short ? bytes[1]! & 0x0f : bytes[1]! | (bytes[2]! << 8);
@@ -621,6 +717,36 @@ export function decodeTransactionHeader(bytes: ArrayLike<number>, version: numbe
   }
   const delayUs = delays && flags & TransactionFlag.DELAY ? bytes[at]! | (bytes[at + 1]! << 8) : undefined;
   return { flags, writeLength, readLength, ifNonZero, readLengthFrom, ...(delayUs !== undefined ? { delayUs } : {}) };
+}
+
+function decodeExtHeader(bytes: ArrayLike<number>, version: number, delays: boolean): TransactionHeader {
+  const flags = bytes[0]!;
+  const ext = bytes[1]!;
+  const delayBytes = delays && flags & TransactionFlag.DELAY ? 2 : 0;
+  // Lengths, IF and LENGTH operands follow the EXT byte; then EXT's operands; DELAY's last.
+  const base = transactionHeaderRest(flags, version, delays) - delayBytes;
+  const plain = [flags];
+  for (let i = 2; i < 2 + base; i++) plain.push(bytes[i]!);
+  for (let i = bytes.length - delayBytes; i < bytes.length; i++) plain.push(bytes[i]!);
+  const header = decodeTransactionHeader(plain, version, delays);
+  let at = 2 + base;
+  const pair = (): [number, number] => [bytes[at++]!, bytes[at++]!];
+  const ifSame = ext & ExtFlag.SAME ? pair() : undefined;
+  const ifDiffer = ext & ExtFlag.DIFFER ? pair() : undefined;
+  const copy = ext & ExtFlag.COPY ? { at: bytes[at++]!, from: bytes[at++]! } : undefined;
+  const minusAt = ext & ExtFlag.SPAN ? bytes[at++]! : undefined;
+  return {
+    ...header,
+    ...(ifSame && { ifSame }),
+    ...(ifDiffer && { ifDiffer }),
+    ...(copy && { copy }),
+    ...(minusAt !== undefined && header.readLengthFrom && { readLengthFrom: { ...header.readLengthFrom, minusAt } }),
+  };
+}
+
+/** Header bytes after the flags byte of a program transaction armed with EXT, once the EXT byte (`ext`) is known. */
+export function extTransactionHeaderRest(flags: number, ext: number, version: number, delays = version >= 2): number {
+  return transactionHeaderRest(flags, version, delays) + 1 + extOperandBytes(ext);
 }
 
 /** LENGTH's operands: the read byte it starts at, and opts (bit 0 big-endian, bit 1 even, bits 2..7 minus). */
@@ -646,12 +772,15 @@ export function encodeSpiCommand(id: number, batch: readonly WireTransaction[], 
 /** ARM: `program` becomes the board's program, answered (and run) under `id`. */
 export function encodeArm(id: number, program: readonly WireTransaction[], armOptions: { quiet?: boolean }, options: EncodeOptions = {}): Uint8Array {
   if (program.length === 0) throw new RangeError('empty program');
+  // EXT only when the program needs it: every other program stays readable by any version-2 board.
+  const ext = program.some((t) => extFlags(t) !== 0);
+  options = { ...options, ext };
   const length = transactionsLength(program, options);
   if (length > 0xff) throw new RangeError(`a program of ${length} bytes (at most 255 can be encoded)`);
   const out = new Uint8Array(4 + length);
   out[0] = Command.ARM;
   out[1] = id;
-  out[2] = armOptions.quiet ? ArmOption.QUIET : 0;
+  out[2] = (armOptions.quiet ? ArmOption.QUIET : 0) | (ext ? ArmOption.EXT : 0);
   out[3] = length;
   encodeTransactions(out, 4, program, options);
   return out;
@@ -663,11 +792,17 @@ export function encodeArm(id: number, program: readonly WireTransaction[], armOp
  * read yet, or the batch has read more than REFERABLE_READ_BYTES (the board held the first ones
  * in its DATA buffer, and the next byte overwrote them).
  */
-export function computedReadLength(rule: NonNullable<WireTransaction['readLengthFrom']>, reads: Uint8Array, cap: number): number | undefined {
+export function computedReadLength(rule: NonNullable<WireTransaction['readLengthFrom']>, reads: Uint8Array, cap: number, kept: ArrayLike<number> = reads): number | undefined {
   if (reads.length > REFERABLE_READ_BYTES || rule.at + 1 >= reads.length) return undefined;
   const a = reads[rule.at]!;
   const b = reads[rule.at + 1]!;
   let value = rule.bigEndian ? (a << 8) | b : a | (b << 8);
+  if (rule.minusAt !== undefined) {
+    // SPAN (EXT): minus the value at minusAt, same byte order, mod 2^16.
+    const span = keptValue(kept, rule.minusAt, !rule.bigEndian);
+    if (span === undefined) return undefined;
+    value = (value - span) & 0xffff;
+  }
   value = Math.max(0, value - (rule.minus ?? 0));
   if (rule.even) value += value & 1;
   return Math.min(value, cap);

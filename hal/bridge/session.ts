@@ -272,6 +272,11 @@ export class BridgeSession {
     return ((this.boardHello?.capabilities ?? 0) & Capability.DELAYS) !== 0;
   }
 
+  /** Programs may use the EXT tests and patches (caps bit 15). */
+  get programExtensions(): boolean {
+    return this.maxProgramBytes > 0 && ((this.boardHello?.capabilities ?? 0) & Capability.PROGRAM_EXT) !== 0;
+  }
+
   /** The largest program the board takes, encoded (0: it runs none). */
   get maxProgramBytes(): number {
     return ((this.boardHello?.capabilities ?? 0) & Capability.PROGRAMS) !== 0 ? this.boardHello!.programBytes : 0;

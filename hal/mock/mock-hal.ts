@@ -9,7 +9,7 @@ import {
   type SpiDevice,
   type SpiTransaction,
 } from '../../src/drivers/hal.js';
-import { DATA_PAYLOAD, REFERABLE_READ_BYTES, batchDelayUs, batchReadLength, computedReadLength, encodeArm, transactionsLength } from '../bridge/protocol.js';
+import { DATA_PAYLOAD, REFERABLE_READ_BYTES, batchDelayUs, batchReadLength, computedReadLength, encodeArm, extFlags, extTest, keptValue, transactionsLength } from '../bridge/protocol.js';
 import type { Clock } from '../../src/time/clock.js';
 
 /**
@@ -241,6 +241,8 @@ export interface MockHalOptions {
   maxProgramBytes?: number;
   /** The board honours SpiTransaction.delayUs (default true); false: a batch with one rejects (EUNSUPPORTED). */
   transactionDelays?: boolean;
+  /** Programs may use ifSame, ifDiffer, copy, minusAt (SpiDevice.programExtensions; default true with programs). */
+  programExtensions?: boolean;
 }
 
 interface Fault {
@@ -296,6 +298,7 @@ export class MockHal implements Hal {
   private readonly maxProgramBytes: number;
   private readonly transactionDelays: boolean;
   private readonly bytesOverTime: boolean;
+  private readonly programExtensions: boolean;
   /** The link model's SPI clock (LinkModel.spiBytesPerSecond, default 1e6). */
   private get spiBytesPerSecond(): number {
     return this.linkModel?.spiBytesPerSecond ?? 1e6;
@@ -329,6 +332,7 @@ export class MockHal implements Hal {
     this.maxProgramBytes = options.maxProgramBytes ?? DEFAULT_MAX_PROGRAM_BYTES;
     this.transactionDelays = options.transactionDelays ?? true;
     this.bytesOverTime = options.bytesOverTime ?? false;
+    this.programExtensions = this.maxProgramBytes > 0 && (options.programExtensions ?? true);
     this.name = options.name ?? 'mock';
     this.log = new SpiLog(options.logCapacity);
     const spiBytesPerSecond = this.spiBytesPerSecond;
@@ -339,6 +343,7 @@ export class MockHal implements Hal {
       runArmed: () => this.runArmed(),
       maxProgramBytes: this.maxProgramBytes,
       transactionDelays: this.transactionDelays,
+      programExtensions: this.programExtensions,
     };
     // With a link model the chip sees a batch's effects when its last byte has been clocked
     // (transfer()), so a write of n bytes takes n SPI byte times. Without one, batches are instant.
@@ -450,8 +455,8 @@ export class MockHal implements Hal {
       const w = t.write?.length ?? 0;
       const r = t.read ?? 0;
       if (r < 0 || !Number.isInteger(r)) return Promise.reject(new HalError('EINVAL', `bad read count ${r}`));
-      if (t.ifNonZero !== undefined || t.readLengthFrom !== undefined) {
-        return Promise.reject(new HalError('EINVAL', 'ifNonZero and readLengthFrom are for arm() programs only'));
+      if (t.ifNonZero !== undefined || t.readLengthFrom !== undefined || extFlags(t) !== 0) {
+        return Promise.reject(new HalError('EINVAL', 'ifNonZero, readLengthFrom, ifSame, ifDiffer and copy are for arm() programs only'));
       }
       bytesWritten += w + r; // MOSI clocks a byte for every byte read, too
       bytesRead += (t.duplex ? w : 0) + r;
@@ -540,7 +545,8 @@ export class MockHal implements Hal {
 
   /**
    * Clock `batch` through the slave. IF and LENGTH (programs) refer to the batch's read bytes while
-   * the board still holds them: read, and no more than 64 read so far (bridge-protocol.md §3).
+   * the board still holds them: read, and no more than 64 read so far (bridge-protocol.md §3); the
+   * extensions to any of the first 64 once read.
    */
   private *executeSteps(batch: readonly SpiTransaction[]): Generator<number, Execution> {
     const reads = new Uint8Array(batchReadLength(batch));
@@ -556,6 +562,7 @@ export class MockHal implements Hal {
     let cutShort = false;
     let badReference = false;
     const held = () => reads.subarray(0, o <= REFERABLE_READ_BYTES ? o : 0);
+    const kept = () => reads.subarray(0, Math.min(o, REFERABLE_READ_BYTES));
     for (const t of batch) {
       if (t.ifNonZero !== undefined) {
         const available = t.ifNonZero < held().length;
@@ -566,20 +573,39 @@ export class MockHal implements Hal {
           break;
         }
       }
+      // SAME and DIFFER after IF, as the sketch tests them.
+      const test = extTest(t, kept());
+      if (test !== 'run') {
+        if (test === 'invalid') badReference = true;
+        cutShort = true;
+        break;
+      }
       delayUs += t.delayUs ?? 0;
       if (t.delayUs) this.slave.spiDelay?.(t.delayUs);
       clocked = 0;
       yield offset();
       let read = t.read ?? 0;
       if (t.readLengthFrom !== undefined) {
-        const computed = computedReadLength(t.readLengthFrom, held(), read);
+        const computed = computedReadLength(t.readLengthFrom, held(), read, kept());
         if (computed === undefined) badReference = true;
         read = computed ?? 0;
       }
+      let write = t.write;
+      if (t.copy && write) {
+        const value = keptValue(kept(), t.copy.from);
+        if (value === undefined) {
+          badReference = true;
+          cutShort = true;
+          break;
+        }
+        write = Uint8Array.from(write);
+        write[t.copy.at] = value >> 8;
+        write[t.copy.at + 1] = value & 0xff;
+      }
       if (!selected) this.slave.spiSelect();
       selected = true;
-      if (t.write) {
-        for (const byte of t.write) {
+      if (write) {
+        for (const byte of write) {
           const miso = this.slave.spiExchange(byte);
           if (t.duplex) reads[o++] = miso;
           if (++clocked % SPI_STEP_BYTES === 0) yield offset();
@@ -680,7 +706,9 @@ export class MockHal implements Hal {
     } catch (error) {
       throw new HalError('EINVAL', error instanceof Error ? error.message : String(error));
     }
-    const bytes = transactionsLength(program, { shortHeaders: true, pairs: true });
+    const ext = program.some((t) => extFlags(t) !== 0);
+    if (ext && !this.programExtensions) throw new HalError('EUNSUPPORTED', `${this.name} runs no program extensions (ifSame, ifDiffer, copy, minusAt)`);
+    const bytes = transactionsLength(program, { shortHeaders: true, pairs: true, ext });
     if (bytes > this.maxProgramBytes) {
       throw new HalError('EINVAL', `a program of ${bytes} bytes: ${this.name} runs at most ${this.maxProgramBytes}`);
     }

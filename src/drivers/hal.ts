@@ -37,6 +37,20 @@ export interface SpiTransaction {
    * TXRST), without a round trip to time it. Only where SpiDevice.transactionDelays is true.
    */
   readonly delayUs?: number;
+  /**
+   * Programs only, where SpiDevice.programExtensions: run this transaction and the rest of the
+   * batch only if the 16-bit values at read bytes [0] and [1] are equal (two reads of a register
+   * agreed). Unlike ifNonZero, these refer to any of the batch's first 64 read bytes once read,
+   * also after more have been read.
+   */
+  readonly ifSame?: readonly [number, number];
+  /** Programs with extensions: run this and the rest only if the two 16-bit values differ. */
+  readonly ifDiffer?: readonly [number, number];
+  /**
+   * Programs with extensions: write bytes `at` and `at`+1 of this transaction are read bytes
+   * `from` and `from`+1 (an address or a pointer the run read earlier).
+   */
+  readonly copy?: { readonly at: number; readonly from: number };
 }
 
 export interface ReadLengthRule {
@@ -44,6 +58,11 @@ export interface ReadLengthRule {
   readonly bigEndian?: boolean;
   readonly minus?: number;
   readonly even?: boolean;
+  /**
+   * Programs with extensions: subtract the 16-bit value at read bytes `minusAt` (same byte order)
+   * first, mod 2^16 — a distance between two pointers the run read.
+   */
+  readonly minusAt?: number;
 }
 
 /** How a program runs (SpiDevice.arm). */
@@ -93,6 +112,8 @@ export interface SpiDevice {
   readonly maxProgramBytes?: number;
   /** The board honours SpiTransaction.delayUs (in transfer() and programs). */
   readonly transactionDelays?: boolean;
+  /** Programs may use ifSame, ifDiffer, copy and ReadLengthRule.minusAt. */
+  readonly programExtensions?: boolean;
 }
 
 /** The chip's interrupt output (the ENC28J60's INT is active low; `asserted` hides that). */

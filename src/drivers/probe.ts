@@ -23,8 +23,6 @@ export class ChipProbeError extends Error {
   }
 }
 
-const W5500_ECHO = [0x01, 0x02, 0x03];
-
 export async function probeChip(hal: Hal): Promise<ProbedChip> {
   const w5500: SpiTransaction = {
     write: Uint8Array.of(W.VERSIONR >> 8, W.VERSIONR & 0xff, W.BSB_COMMON | W.OM_VDM),
@@ -32,7 +30,7 @@ export async function probeChip(hal: Hal): Promise<ProbedChip> {
     duplex: true,
   };
   const w = await hal.spi.transfer([w5500]);
-  if (W5500_ECHO.every((b, i) => w[i] === b)) {
+  if (W.HEADER_ECHO.every((b, i) => w[i] === b)) {
     if (w[3] === W.W5500_VERSION) return { chip: 'w5500', detail: 'VERSIONR 0x04' };
     // Its echo would read as an EREVID: this is no ENC28J60 either.
     throw new ChipProbeError(

@@ -109,10 +109,10 @@ const writeAt = (address: number, ...data: number[]): WireTransaction => ({ writ
 const spi = (id: number, batch: WireTransaction[]) => encodeSpiCommand(id, batch, { shortHeaders: true });
 
 describe('board model, protocol version 2', () => {
-  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs), 9 (short headers), 10 (idle fill), 11 (delays), 12 (pairs) and 13 (ended DATA frames)', () => {
+  it('says HELLO version 2 with programBytes 64 and caps bits 8 (programs), 9 (short headers), 10 (idle fill), 11 (delays), 12 (pairs) and 13 (ended DATA frames) and 15 (program extensions)', () => {
     const { hello } = harness();
     expect(hello).toMatchObject({ version: 2, programBytes: 64 });
-    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.DELAYS | Capability.PAIRS | Capability.END_FRAMES);
+    expect(hello.capabilities).toBe(0xff | Capability.PROGRAMS | Capability.SHORT_HEADERS | Capability.IDLE_FILL | Capability.DELAYS | Capability.PAIRS | Capability.END_FRAMES | Capability.PROGRAM_EXT);
   });
 
   it('given PAIRS, clocks each two bytes in a CS frame of their own, as the same transactions unpaired; an IF that fails skips them all', () => {

@@ -31,6 +31,8 @@ export interface ModelHalOptions {
   readonly linkModel?: LinkModel;
   readonly consumeBytesPerMs?: number;
   readonly isRetryable?: () => boolean;
+  /** The board model's program extensions (caps bit 15), default on. */
+  readonly programExtensions?: boolean;
 }
 
 /** Open the HAL on a fresh board model; close it with closeModelHal (in afterEach). */
@@ -42,6 +44,7 @@ export async function openModelHal(options: ModelHalOptions = {}): Promise<Model
     clock,
     chip,
     protocolVersion: options.protocolVersion,
+    programExtensions: options.programExtensions,
     consumeBytesPerMs: options.consumeBytesPerMs,
     onCommand: (opcode) => commands.push(opcode),
   });

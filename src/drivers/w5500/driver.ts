@@ -7,6 +7,7 @@ import { formatMac, type MacAddress } from '../../wire/address.js';
 import { INTERFRAME_GAP_BYTES, byteTimeMs, frameWireTimeMs } from '../../wire/wire-time.js';
 import { WorkLoop } from '../work-loop.js';
 import { FrameBatch } from './batch.js';
+import { RX_RUN_HEADER_BYTES, receiveProgram } from './rx-program.js';
 import { W5500_DEFAULTS, type W5500Options } from './options.js';
 import * as R from './registers.js';
 
@@ -16,6 +17,9 @@ import * as R from './registers.js';
  *
  * Every SPI batch is a round trip over the serial bridge, so the driver is built around batches,
  * in two independent chains as the ENC28J60 driver's:
+ * - receive, on a board that runs programs with extensions: the receive program (rx-program.ts)
+ *   stays on the board, which runs it on every INTn edge and again while it finds frames, and
+ *   streams every byte received back unasked: no round trip per frame. Otherwise:
  * - receive: an INTn edge (or the poll) costs one service batch that clears RECV and reads the
  *   receive pointers twice (a 16-bit register can change between its two bytes: two reads that
  *   agree are the truth). When frames wait, one batch reads every byte received — all the frames,
@@ -134,6 +138,8 @@ export class W5500Nic implements Nic {
   /** Answers in a row that showed Sn_CR not yet accepted. */
   private commandNotAccepted = 0;
   private badHeaderStreak = 0;
+  /** The receive program is armed on the board: its runs bring the frames, no batch asks for them. */
+  private rxProgram = false;
 
   // Receive model.
   /** Sn_RX_RD as the driver last wrote it: everything before is taken. */
@@ -217,6 +223,7 @@ export class W5500Nic implements Nic {
     this.wakeTimer.stop();
     for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
     try {
+      await this.disarmReceiveProgram();
       const batch = new FrameBatch();
       batch.writeCommon(R.SIMR, [0]);
       batch.command(SOCKET, R.Sn_CR_CLOSE);
@@ -281,6 +288,7 @@ export class W5500Nic implements Nic {
     const o = this.options;
     this.epoch++;
     this.requeueInFlight();
+    await this.disarmReceiveProgram();
 
     // A chip starting up (PLL lock, ≤ 1 ms after RSTn) answers nothing useful: wait for VERSIONR.
     let version = 0;
@@ -376,6 +384,70 @@ export class W5500Nic implements Nic {
     this.badHeaderStreak = 0;
     this.txSuspect = false;
     this.noteLink(r[phyAt]!);
+    await this.armReceiveProgram();
+  }
+
+  /**
+   * Leave the receive program on the board if it runs one (rx-program.ts): from here on its runs
+   * bring every frame, in order with the batches' answers. A board that cannot keeps the batches.
+   */
+  private async armReceiveProgram(): Promise<void> {
+    const spi = this.hal.spi;
+    if (!this.options.receiveProgram || !spi.programExtensions || !spi.arm) return;
+    const epoch = this.epoch;
+    try {
+      await spi.arm(receiveProgram(SOCKET, BUFFER_BYTES), (result) => this.onRun(result, epoch), { quietInterrupts: true });
+    } catch (error) {
+      // Too large for this board, or no extensions after all: receive by batches.
+      if (error instanceof HalError && (error.code === 'EINVAL' || error.code === 'EUNSUPPORTED')) {
+        this.count('rx-program-refused');
+        return;
+      }
+      throw error;
+    }
+    this.rxProgram = true;
+  }
+
+  /** Take the program off the board before the socket changes under it (a run between would read stale pointers). */
+  private async disarmReceiveProgram(): Promise<void> {
+    if (!this.rxProgram) return;
+    this.rxProgram = false;
+    await this.hal.spi.disarm?.();
+  }
+
+  private onRun(result: Uint8Array, epoch: number): void {
+    if (epoch !== this.epoch || !this.rxProgram) return;
+    this.work.handle(() => this.takeRun(result));
+    this.work.kick();
+  }
+
+  /** A run's answer: Sn_RX_RD, Sn_RX_WR twice, and when they agreed and differed, every byte from RD to WR. */
+  private takeRun(r: Uint8Array): void {
+    if (r.length < RX_RUN_HEADER_BYTES) {
+      this.count('rx-run-refused');
+      return;
+    }
+    const u16 = (at: number) => (r[at]! << 8) | r[at + 1]!;
+    const rd = u16(0), wr = u16(2), again = u16(4);
+    // The last run left Sn_RX_RD where it read to: elsewhere, a run's answer was lost on the link
+    // (its frames with it, already freed on the chip).
+    if (rd !== this.rxRead) this.count('rx-runs-lost');
+    this.rxRead = rd;
+    if (wr !== again) {
+      // Torn: a frame came in between the reads; its INTn edge runs the program again, and so does this.
+      this.count('rx-pointer-reread');
+      this.hal.spi.runArmed?.().catch((error: unknown) => this.onError(error));
+      return;
+    }
+    const length = (wr - rd) & 0xffff;
+    if (length === 0) return;
+    if (length > BUFFER_BYTES) {
+      this.count('rx-pointer-insane');
+      this.reopenReason ??= 'rx-pointer-reopen';
+      return;
+    }
+    this.rxRead = wr;
+    this.absorb(r.subarray(RX_RUN_HEADER_BYTES, RX_RUN_HEADER_BYTES + length));
   }
 
   /** Close socket 0 and open it again (pointers reset, a stuck transmitter freed; frames in it are lost). */
@@ -385,6 +457,7 @@ export class W5500Nic implements Nic {
     this.count('socket-reopen');
     this.epoch++;
     this.requeueInFlight();
+    await this.disarmReceiveProgram();
     await this.command(R.Sn_CR_CLOSE, (sr) => sr === R.SOCK_CLOSED, 'close');
     this.openMode = this.socketMode();
     const batch = new FrameBatch();
@@ -447,7 +520,13 @@ export class W5500Nic implements Nic {
     const batch = new FrameBatch();
     const handlers: ResultHandler[] = [];
     let receives = false;
-    if (!this.rxBatchOut) {
+    if (this.rxProgram) {
+      // The program receives; the poll only looks at the socket and the link, then runs it once.
+      if (this.pollPending && !this.rxBatchOut) {
+        handlers.push(this.planArmedPoll(batch));
+        receives = true;
+      }
+    } else if (!this.rxBatchOut) {
       if (this.available() > 0) {
         handlers.push(this.planRead(batch));
         receives = true;
@@ -526,6 +605,20 @@ export class W5500Nic implements Nic {
       if (poll) this.noteLink(r[phyAt]!);
       txRead?.(r);
       rxWrite(r);
+    };
+  }
+
+  /** The poll with the receive program armed: the socket's status and the link, then a run (a missed INTn edge). */
+  private planArmedPoll(batch: FrameBatch): ResultHandler {
+    this.pollPending = false;
+    this.interruptPending = false;
+    this.rxRecheck = false;
+    const status = this.planStatus(batch);
+    const phyAt = batch.readCommon(R.PHYCFGR, 1);
+    return (r) => {
+      if (!status(r)) return;
+      this.noteLink(r[phyAt]!);
+      this.hal.spi.runArmed?.().catch((error: unknown) => this.onError(error));
     };
   }
 
@@ -846,6 +939,7 @@ export class W5500Nic implements Nic {
     if (!(error instanceof HalError) && !(error instanceof W5500Error)) this.lastInternalError = error;
     // The chip is not there (or not a W5500) until an initialisation succeeds: no link meanwhile.
     if (error instanceof W5500Error) this.setLink(false);
+    // The board may still run the program: initialise() takes it off first.
     this.wakeAtTime(this.initNotBefore);
   }
 

@@ -25,6 +25,11 @@ export interface W5500Options {
    * on average; a shorter period answers sooner and costs proportionally more.
    */
   noInterruptPollMs: number;
+  /**
+   * Leave the receive program (rx-program.ts) on a board that runs programs with extensions
+   * (SpiDevice.programExtensions): received frames then cost no round trip. Off: receive by batches.
+   */
+  receiveProgram: boolean;
   /** Frames waiting to be sent before transmit() drops the new one ('tx-queue-full'): as the ENC28J60 driver. */
   txQueueLimit: number;
   /**
@@ -65,6 +70,7 @@ export const W5500_DEFAULTS: W5500Options = {
   interruptLine: true,
   pollIntervalMs: 100,
   noInterruptPollMs: 10,
+  receiveProgram: true,
   txQueueLimit: 64,
   txTimeoutMs: 100,
   txFollowMarginMs: 0.01,
