@@ -1,7 +1,8 @@
 /**
  * The serial bridge end to end, on virtual time (the AVR advances the clock, so this runs as fast
  * as avr8js goes): spinet's Stack+TCP on Enc28j60Nic → BridgeHal → the committed sketch in avr8js
- * → the emulated ENC28J60 → a VirtualLan with a second spinet stack as the peer.
+ * → the emulated ENC28J60 → a VirtualLan with a second spinet stack as the peer; then the same
+ * with the W5500 driver and the emulated W5500 (its receive program armed), named "W5500, …".
  *
  * - TCP goodput board→LAN and LAN→board at 1 and 2 Mbaud, with the Uno's 16U2 (4 ms flush grid)
  *   and a Nano's FTDI/CH340 (16 ms latency timer, 62-byte packets) as the USB-serial chip, as a
@@ -30,6 +31,8 @@ import { RealClock } from '../src/time/real-clock.js';
 import { CryptoRandom } from '../src/time/random.js';
 import { openBridgeHal } from '../hal/bridge/bridge-hal.js';
 import { Enc28j60Nic } from '../src/drivers/enc28j60/driver.js';
+import type { W5500Nic } from '../src/drivers/w5500/driver.js';
+import type { Chip } from '../tools/boards.js';
 
 const SPINET = fileURLToPath(new URL('../tools/spinet.mjs', import.meta.url));
 
@@ -38,14 +41,14 @@ const ICMP_FRAME = 14 + 20 + 8 + 56;
 
 interface Setup {
   clock: VirtualClock;
-  node: SimNode;
+  node: SimNode<Enc28j60Nic | W5500Nic>;
   peer: StackNode;
 }
 
-async function setUp(baudRate: number, linkModel: LinkModelName): Promise<Setup> {
+async function setUp(baudRate: number, linkModel: LinkModelName, chip: Chip = 'enc28j60'): Promise<Setup> {
   const clock = new VirtualClock();
   const lan = new VirtualLan(clock);
-  const node = await createSimNode({ clock, lan, baudRate, linkModel });
+  const node: SimNode<Enc28j60Nic | W5500Nic> = chip === 'w5500' ? await createSimNode({ clock, lan, baudRate, linkModel, chip }) : await createSimNode({ clock, lan, baudRate, linkModel });
   const peer = await createPeer(clock, lan);
   await startTcpService(node.net, 'discard', 9);
   await startTcpService(peer.net, 'discard', 9);
@@ -94,12 +97,17 @@ async function bridgeFigures(): Promise<Measurement[]> {
   const out: Measurement[] = [];
   let cyclesTotal = 0;
   let wallTotal = 0;
+  // The raw bridge rates (chip-independent: SPI bytes through the sketch) of each setting, for the W5500's ratios.
+  const raw = new Map<string, { rawOut: number; rawIn: number }>();
+  for (const chip of ['enc28j60', 'w5500'] as const)
   for (const baud of [1_000_000, 2_000_000]) {
     // The Uno's 16U2 and a Nano's FTDI/CH340 timing (the link models of boards/sim/serial-link.ts).
     for (const link of ['16u2', 'ftdi'] as const) {
-      const setup = await setUp(baud, link);
+      const setup = await setUp(baud, link, chip);
       const { clock, node, peer } = setup;
-      const tag = `${baud / 1e6} Mbaud, ${link}`;
+      const setting = `${baud / 1e6} Mbaud, ${link}`;
+      // The ENC28J60's figures keep their names; the W5500's say so.
+      const tag = chip === 'w5500' ? `W5500, ${setting}` : setting;
       const limit = 0.75;
       // The aims against the line itself (issue #17): raw host→board ≥ 85 % of it; TCP goodput
       // ≥ 0.88 of it at 1 Mbaud and ≥ 0.80 at 2 Mbaud; ping ≤ 1.4× / 1.6× its serialization.
@@ -109,8 +117,8 @@ async function bridgeFigures(): Promise<Measurement[]> {
       const cycles0 = node.board.mcu.totalCycles;
       const emu0 = node.board.mcu.executeCpuMs;
       const cpu0 = process.cpuUsage();
-      const rawOut = await rawBridgeRate(setup, 'host-to-board');
-      const rawIn = await rawBridgeRate(setup, 'board-to-host');
+      if (chip === 'enc28j60') raw.set(setting, { rawOut: await rawBridgeRate(setup, 'host-to-board'), rawIn: await rawBridgeRate(setup, 'board-to-host') });
+      const { rawOut, rawIn } = raw.get(setting)!;
       const up = await goodput(clock, node.net, PEER_ADDRESS);
       const down = await goodput(clock, peer.net, BOARD_ADDRESS);
       const cpu = process.cpuUsage(cpu0);
@@ -119,15 +127,17 @@ async function bridgeFigures(): Promise<Measurement[]> {
       cyclesTotal += node.board.mcu.totalCycles - cycles0;
       wallTotal += wall;
       const line = baud / 10;
-      out.push({ name: `bridge raw host→board (${tag})`, value: rawOut / 1024, unit: 'KiB/s', note: `${((100 * rawOut) / line).toFixed(0)}% of the ${line / 1000} kB/s line` });
-      out.push({ name: `bridge raw host→board ÷ line (${tag})`, value: rawOut / line, unit: '×', limit: 0.85, note: `the line: ${line / 1000} kB/s (10 bits a byte)` });
-      out.push({ name: `bridge raw board→host (${tag})`, value: rawIn / 1024, unit: 'KiB/s', note: `${((100 * rawIn) / line).toFixed(0)}% of the line` });
+      if (chip === 'enc28j60') {
+        out.push({ name: `bridge raw host→board (${tag})`, value: rawOut / 1024, unit: 'KiB/s', note: `${((100 * rawOut) / line).toFixed(0)}% of the ${line / 1000} kB/s line` });
+        out.push({ name: `bridge raw host→board ÷ line (${tag})`, value: rawOut / line, unit: '×', limit: 0.85, note: `the line: ${line / 1000} kB/s (10 bits a byte)` });
+        out.push({ name: `bridge raw board→host (${tag})`, value: rawIn / 1024, unit: 'KiB/s', note: `${((100 * rawIn) / line).toFixed(0)}% of the line` });
+      }
       out.push({ name: `TCP goodput board→LAN (${tag})`, value: up / 1024, unit: 'KiB/s', baseline: rawOut / 1024, ratio: up / rawOut, limit: (limit * rawOut) / 1024, note: `ratio to raw; ${((100 * up) / line).toFixed(0)}% of the line` });
       out.push({ name: `TCP goodput LAN→board (${tag})`, value: down / 1024, unit: 'KiB/s', baseline: rawIn / 1024, ratio: down / rawIn, limit: (limit * rawIn) / 1024, note: `ratio to raw; ${((100 * down) / line).toFixed(0)}% of the line` });
       out.push({ name: `TCP goodput board→LAN ÷ line (${tag})`, value: up / line, unit: '×', limit: goodputAim });
       out.push({ name: `TCP goodput LAN→board ÷ line (${tag})`, value: down / line, unit: '×', limit: goodputAim });
       const cpuMs = (cpu.user + cpu.system) / 1000;
-      const mb = (2 * TRANSFER + 24 * 1500) / 1e6;
+      const mb = (2 * TRANSFER + (chip === 'enc28j60' ? 24 * 1500 : 0)) / 1e6;
       out.push({ name: `host CPU per MB moved (${tag})`, value: (cpuMs - emulatorMs) / mb, unit: 'ms/MB', note: `without the emulator; with it ${(cpuMs / mb).toFixed(0)} ms/MB` });
 
       const rtts: number[] = [];
@@ -136,7 +146,8 @@ async function bridgeFigures(): Promise<Measurement[]> {
       // chip raises INT only once the whole frame is in), the serial line up, the serial line down,
       // the wire out (the chip sends only a whole frame). Serial: 10 bits a byte; Ethernet: preamble
       // and SFD + frame + FCS at 10 Mbit/s.
-      const serialization = (2 * ICMP_FRAME * 10 * 1000) / baud + 2 * frameWireTimeMs(ICMP_FRAME);
+      // The W5500 emulator's link comes up at 100 Mbit/s, the ENC28J60 is 10BASE-T.
+      const serialization = (2 * ICMP_FRAME * 10 * 1000) / baud + 2 * frameWireTimeMs(ICMP_FRAME, chip === 'w5500' ? 100 : 10);
       const median = percentile(rtts, 50);
       out.push({ name: `ping RTT through the board (${tag}), p50`, value: median, unit: 'ms', baseline: serialization, ratio: median / serialization, limit: pingAim * serialization, higherIsBetter: false, note: `serialization limit of the two ${ICMP_FRAME}-byte frames over the serial line and the wire ${serialization.toFixed(2)} ms; p99 ${percentile(rtts, 99).toFixed(2)} ms` });
       await tearDown(setup);
