@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { waitFor, LAB_HOST_ADDRESS, type Lab } from './netns.js';
+import { waitFor, LAB_HOST_ADDRESS, LAB_STACK_ADDRESS, type Lab } from './netns.js';
 import type { Net } from '../../src/socket/net.js';
 
 /** Write `data` to a kernel echo server (socat PIPE on 192.0.2.1:8080) over spinet's TCP and collect the echo. */
@@ -29,3 +29,16 @@ export async function echoThroughKernel(lab: Lab, net: Net, data: Uint8Array): P
 export const digest = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 /** Bytes that are not all alike, and differ from one KiB to the next. */
 export const pattern = (length: number) => new Uint8Array(length).map((_, i) => (i * 31 + (i >>> 10)) & 0xff);
+
+/** socat in the namespace: send `data` to the board's TCP echo (port 7), return what came back. */
+export async function kernelEcho(lab: Lab, data: Uint8Array, timeoutS: number): Promise<{ echoed: Buffer; stderr: string }> {
+  const child = lab.spawn('socat', ['-t', String(timeoutS), '-T', String(timeoutS), '-', `TCP:${LAB_STACK_ADDRESS}:7`]);
+  const out: Buffer[] = [];
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  child.stdin!.end(Buffer.from(data));
+  await exited;
+  return { echoed: Buffer.concat(out), stderr };
+}

@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, skipLabUnless, waitFor, LAB_STACK_ADDRESS, type Lab } from './netns.js';
+import { kernelEcho } from './kernel-echo.js';
 import { VirtualLan } from '../../hal/lan/switch.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { CryptoRandom, SeededRandom } from '../../src/time/random.js';
@@ -38,19 +39,6 @@ describe.skipIf(skip)('the simulated Uno on a TAP, with the Linux kernel as the 
     await lab?.close();
   });
 
-  /** socat in the namespace: send `data` to the board's echo port, return what came back. */
-  async function kernelEcho(data: Uint8Array, timeoutS: number): Promise<{ echoed: Buffer; stderr: string }> {
-    const child = lab.spawn('socat', ['-t', String(timeoutS), '-T', String(timeoutS), '-', `TCP:${LAB_STACK_ADDRESS}:7`]);
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => out.push(d));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-    child.stdin!.end(Buffer.from(data));
-    await exited;
-    return { echoed: Buffer.concat(out), stderr };
-  }
-
   it('answers the kernel’s pings', async () => {
     const result = await lab.exec('ping', ['-c', '5', '-i', '0.2', '-W', '2', LAB_STACK_ADDRESS]);
     expect(result.stdout).toMatch(/5 packets transmitted, 5 received/);
@@ -70,7 +58,7 @@ describe.skipIf(skip)('the simulated Uno on a TAP, with the Linux kernel as the 
   it('echoes 1 MiB from the kernel hash-equal', async () => {
     const data = testPattern(MIB, 3);
     const started = Date.now();
-    const { echoed, stderr } = await kernelEcho(data, 120);
+    const { echoed, stderr } = await kernelEcho(lab, data, 120);
     const seconds = (Date.now() - started) / 1000;
     expect(echoed.length, stderr).toBe(data.length);
     expect(sha256(echoed)).toBe(sha256(data));
@@ -85,7 +73,7 @@ describe.skipIf(skip)('the simulated Uno on a TAP, with the Linux kernel as the 
     faults.setRandom('board-to-host', { corrupt: 2e-5, random: new SeededRandom(22) });
     const before = { ...node.board.link.stats };
     const data = testPattern(128 << 10, 4);
-    const transfer = kernelEcho(data, 120);
+    const transfer = kernelEcho(lab, data, 120);
     await waitFor(() => node.board.link.stats.boardToHostBytes - before.boardToHostBytes > 60_000, 60_000, '60 kB through the bridge');
     faults.vanishPort({ powerOff: true });
     await new Promise((resolve) => setTimeout(resolve, 500));
