@@ -21,6 +21,9 @@ import { W5500Emulator, type W5500EmulatorOptions } from '../hal/w5500/emulator.
 import { MockHal, type InterruptSource, type LinkModel, type SpiSlave } from '../hal/mock/mock-hal.js';
 import type { SimulatedBoard, SimulatedBoardOptions } from '../boards/sim/index.js';
 import { UsageError } from './options.js';
+import type { TraceHook } from '../src/stats/trace.js';
+import type { ChipStatus } from '../src/drivers/status.js';
+import type { BridgeLinkStatus, BridgeStats } from '../hal/bridge/bridge-hal.js';
 
 /** The Ethernet chips spinet drives. */
 export const CHIPS = ['enc28j60', 'w5500'] as const;
@@ -56,6 +59,14 @@ export interface BoardOptions {
   readonly lan: VirtualLan;
   readonly mac: MacAddress;
   readonly progress: (message: string) => void;
+  /** The stack's trace hook, handed to the driver so it reports too. */
+  readonly trace?: TraceHook;
+}
+
+/** The serial link to a board (sim, serial): its counters and state, read by the console. */
+export interface BoardLink {
+  readonly stats: BridgeStats;
+  linkStatus(): BridgeLinkStatus;
 }
 
 export interface OpenBoard {
@@ -63,6 +74,10 @@ export interface OpenBoard {
   readonly description: string;
   /** The board's spare pins (sim and serial: the bridge sketch's GPIO commands), for johnny-five. */
   readonly gpio?: Gpio;
+  /** The chip's state as its driver knows it (mock, sim, serial). */
+  readonly chip?: { status(): ChipStatus };
+  /** The serial bridge (sim, serial). */
+  readonly link?: BoardLink;
   close(): Promise<void>;
 }
 
@@ -85,9 +100,11 @@ export async function connectBoard(choice: BoardChoice, options: BoardOptions): 
         onStrictViolation: (message) => options.progress(`enc28j60 emulator: misuse: ${message}`),
       });
       const hal = await sim.openHal();
-      const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
+      const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60', ...(options.trace ? { trace: options.trace } : {}) });
       return {
         nic,
+        chip: nic,
+        link: hal,
         description: `simulated Uno (avr8js) over ${sim.path} → ENC28J60 emulator`,
         gpio: hal.gpio,
         close: async () => {
@@ -105,9 +122,11 @@ export async function connectBoard(choice: BoardChoice, options: BoardOptions): 
       const hal = await openBridgeHal({ path: port, baudRate, clock: options.clock, idleFill: 'auto' }).catch((error: unknown) => {
         throw explainOpenError(error, port, baudRate);
       });
-      const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60' });
+      const nic = new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name: 'enc28j60', ...(options.trace ? { trace: options.trace } : {}) });
       return {
         nic,
+        chip: nic,
+        link: hal,
         description: `${hal.name} → ENC28J60`,
         gpio: hal.gpio,
         close: async () => {
@@ -127,11 +146,13 @@ async function openMockBoard(chip: Chip, options: BoardOptions): Promise<OpenBoa
     mac: options.mac,
     name: chip,
     onStrictViolation: (message: string) => options.progress(`${chip} emulator: driver misuse: ${message}`),
+    ...(options.trace ? { trace: options.trace } : {}),
   };
   const board = chip === 'w5500' ? createMockW5500Board(common) : createMockEnc28j60Board(common);
   const name = chip === 'w5500' ? 'W5500' : 'ENC28J60';
   return {
     nic: board.nic,
+    chip: board.nic,
     description: `${name} driver → mock HAL → emulated ${name}`,
     close: async () => {
       await board.nic.stop();
@@ -166,6 +187,8 @@ export interface MockBoardOptions {
   strict?: boolean;
   onStrictViolation?: (message: string) => void;
   name?: string;
+  /** The stack's trace hook, so the driver reports too (src/stats/trace.ts). */
+  trace?: TraceHook;
 }
 
 export interface MockBoard<Chip extends EmulatedChip, Driver> {
@@ -207,7 +230,7 @@ export type MockEnc28j60Board = MockBoard<Enc28j60Emulator, Enc28j60Nic>;
 export function createMockEnc28j60Board(options: MockEnc28j60BoardOptions): MockEnc28j60Board {
   const name = options.name ?? 'enc28j60';
   const emulator = new Enc28j60Emulator({ clock: options.clock, strict: options.strict ?? true, onStrictViolation: options.onStrictViolation, mac: options.mac, label: name, ...options.chip });
-  return createMockBoard(options, name, emulator, (hal) => new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions }));
+  return createMockBoard(options, name, emulator, (hal) => new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions, ...(options.trace ? { trace: options.trace } : {}) }));
 }
 
 export interface MockW5500BoardOptions extends MockBoardOptions {

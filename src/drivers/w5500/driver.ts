@@ -9,6 +9,7 @@ import { WorkLoop } from '../work-loop.js';
 import { FrameBatch } from './batch.js';
 import { W5500_DEFAULTS, type W5500Options } from './options.js';
 import * as R from './registers.js';
+import type { ChipStatus } from '../status.js';
 
 /**
  * W5500 driver over a HAL, socket 0 in MACRAW mode: the chip moves raw Ethernet frames and the
@@ -105,6 +106,10 @@ export class W5500Nic implements Nic {
 
   private running = false;
   private up = false;
+  /** VERSIONR as read at the last initialisation. */
+  private version: number | undefined;
+  /** The chip's MAC filter off (Sn_MR without MFEN): set by options or setPromiscuous(). */
+  private promiscuous: boolean;
   /** PHYCFGR.SPD: 100 Mbit/s (else 10). */
   private mbps = 100;
 
@@ -162,6 +167,7 @@ export class W5500Nic implements Nic {
     this.name = config.name ?? `w5500-${formatMac(this.mac)}`;
     this.options = { ...W5500_DEFAULTS, ...config.options };
     this.errorBackoff = this.options.errorBackoffMs;
+    this.promiscuous = this.options.promiscuous;
     this.pollTimer = new RearmableTimer(this.clock, () => this.onPoll());
     this.wakeTimer = new RearmableTimer(this.clock, () => this.onWake());
   }
@@ -176,6 +182,34 @@ export class W5500Nic implements Nic {
 
   stats(): NicStats {
     return this.counters;
+  }
+
+  /** The chip's state as the driver knows it (src/drivers/status.ts). */
+  status(): ChipStatus {
+    return {
+      chip: 'W5500',
+      linkUp: this.up,
+      speedMbps: this.mbps,
+      revision: this.version === undefined ? undefined : `VERSIONR 0x${hex(this.version)}`,
+      promiscuous: this.promiscuous,
+      ringBytes: BUFFER_BYTES,
+      // Received and not yet taken, by the last pointer reads that agreed.
+      ringUsed: this.available(),
+      // The W5500 counts bytes (Sn_RX_RSR), not frames, and drops silently when its buffer is full.
+      packetsWaiting: undefined,
+      overflows: undefined,
+      transmitErrors: this.events['tx-timeout'] ?? 0,
+    };
+  }
+
+  /**
+   * Receive every frame on the wire, not only ours (Sn_MR without MFEN, DS-W §4.2; taken at
+   * OPEN, so socket 0 is opened again). The stack above still ignores frames not addressed to it.
+   */
+  setPromiscuous(on: boolean): void {
+    if (this.promiscuous === on) return;
+    this.promiscuous = on;
+    this.filterChanged();
   }
 
   // ---- Start / stop ---------------------------------------------------------------------------
@@ -270,7 +304,7 @@ export class W5500Nic implements Nic {
 
   /** MACRAW; MFEN and MIP6B unless frames for others are wanted (promiscuous, or a multicast group). */
   private socketMode(): number {
-    if (this.options.promiscuous) return R.Sn_MR_MACRAW;
+    if (this.promiscuous) return R.Sn_MR_MACRAW;
     if (this.multicastJoined > 0) return R.Sn_MR_MACRAW | R.Sn_MR_MIP6B;
     return R.Sn_MR_MACRAW | R.Sn_MR_MFEN | R.Sn_MR_MIP6B;
   }
@@ -314,6 +348,7 @@ export class W5500Nic implements Nic {
     const rtrAt = batch.readCommon(R.RTR, 2);
     let r = await this.hal.spi.transfer(batch.finish());
     const rtr = (r[rtrAt]! << 8) | r[rtrAt + 1]!;
+    this.version = r[versionAt];
     if (r[versionAt] !== R.W5500_VERSION || rtr !== R.RTR_RESET) {
       throw new W5500Error(
         'ENODEV',
