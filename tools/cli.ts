@@ -45,6 +45,24 @@ const COMMANDS: Record<string, Command> = {
     options: [...NODE_OPTIONS, SERVE_OPTION, { name: 'json', type: 'boolean', help: 'print the tables at exit as one JSON object' }],
     run: async (v) => (await import('./commands/run.js')).run(v),
   },
+  log: {
+    summary: 'print every frame that crosses the board\'s link, live, like tcpdump (or pcapng with -w)',
+    usage: 'spinet log [options] [FILTER]',
+    options: [
+      ...NODE_OPTIONS.filter((o) => o.name !== 'log' && o.name !== 'pcap'),
+      { name: 'verbose', short: 'v', type: 'boolean', help: 'each layer\'s fields under the frame\'s line' },
+      { name: 'hex', short: 'x', type: 'boolean', help: 'the frame\'s bytes in hex under its line' },
+      { name: 'count', short: 'c', type: 'string', value: 'N', help: 'stop after N frames (that pass the filter)' },
+      { name: 'write', short: 'w', type: 'string', value: 'FILE', help: 'write pcapng to FILE instead of printing; - for stdout (spinet log -w - | wireshark -k -i -)' },
+      { name: 'promisc', type: 'boolean', help: 'turn the chip\'s receive filter off: frames between other hosts are logged too (the stack still ignores them)' },
+      SERVE_OPTION,
+    ],
+    details:
+      'FILTER, like tcpdump\'s: host A, src host A, dst host A, net A/N, port N, src/dst port N, ether host MAC,\n' +
+      'tcp, udp, icmp, arp, ip, broadcast, multicast; combined with and, or, not and parentheses\n' +
+      '(e.g. spinet log --board sim "tcp and port 80" or spinet log icmp or arp).',
+    run: async (v, p) => (await import('./commands/log.js')).log(v, p),
+  },
   ping: {
     summary: 'send ICMP echo requests from the board and print round-trip times',
     usage: 'spinet ping HOST [options]',

@@ -451,17 +451,20 @@ async function forwardPort(net: Net, localPort: number, host: string, port: numb
  * Resolve on the first SIGINT/SIGTERM (Ctrl-C), so a command can shut down cleanly — and keep the
  * process alive until then: signal listeners do not, and a virtual board on the built-in LAN may
  * have no timer or socket pending at all (the CLI exits through process.exit once a command returns).
+ * `done`, when given, ends the wait too (a capture that reached its count): it resolves with 'done'.
  */
-export function untilInterrupted(): Promise<string> {
+export function untilInterrupted(done?: Promise<unknown>): Promise<string> {
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => undefined, 1 << 30);
-    const handler = (signal: NodeJS.Signals) => {
+    const finish = (why: string) => {
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
       clearInterval(keepAlive);
-      resolve(signal);
+      resolve(why);
     };
+    const handler = (signal: NodeJS.Signals) => finish(signal);
     process.on('SIGINT', handler);
     process.on('SIGTERM', handler);
+    void done?.then(() => finish('done'));
   });
 }
