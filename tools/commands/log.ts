@@ -1,24 +1,12 @@
 import { closeSync, openSync } from 'node:fs';
 import { openNode, untilInterrupted, type Values } from '../node.js';
 import { startServices } from '../services.js';
-import { UsageError } from '../options.js';
+import { parseFilter, UsageError } from '../options.js';
 import type { CaptureSink } from '../../src/capture/capture.js';
-import { compileFilter, FilterError, type FramePredicate } from '../../src/capture/filter.js';
 import { FilterSink } from '../../src/capture/sinks.js';
 import { TextLogSink } from '../../src/capture/text-log.js';
 import { PcapngWriter } from '../../src/capture/pcapng.js';
 import { openPcapngFile, StreamSink } from '../../src/capture/file-sink.js';
-
-/** The filter from the command line's words (`spinet log tcp and port 80`), or a usage error saying where it is wrong. */
-export function parseFilter(words: readonly string[]): { expression: string; predicate: FramePredicate } {
-  const expression = words.join(' ').trim();
-  try {
-    return { expression, predicate: compileFilter(expression) };
-  } catch (error) {
-    if (error instanceof FilterError) throw new UsageError(`filter "${expression}": ${error.message} (at character ${error.position + 1})`);
-    throw error;
-  }
-}
 
 function parseCount(value: unknown): number | undefined {
   if (value === undefined) return undefined;
