@@ -39,7 +39,7 @@ export async function start(values: Values): Promise<number> {
       }
     }
 
-    const services = await startServices(node.stack, node.net, ['http:80', 'echo:7'], () => ({ board: String(board), lease: boardIp }));
+    const services = await startServices(node.stack, node.net, ['http:80', 'echo:7']);
     for (const s of services.describe()) say(`board ${boardIp}: serving ${s}`);
     const http = await forwardTo(node, 80, httpPort, values['http-port'] === undefined, say);
     const echo = await forwardTo(node, 7, echoPort, values['echo-port'] === undefined, say);
