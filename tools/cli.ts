@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CHIP_OPTION, formatOptions, NODE_OPTIONS, parseCommandLine, UsageError, type OptionSpec } from './options.js';
+import { CONSOLE_OPTION } from './console/index.js';
 
 interface Command {
   readonly summary: string;
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
       { name: 'echo-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (default 8007, or a free one when 8007 is taken; 0: any free port)' },
       { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file' },
       { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stderr: text, json or none' },
+      CONSOLE_OPTION,
     ],
     details: 'The board takes a DHCP lease from a gateway node on the simulated LAN, resolves the gateway by name,\npings it, and serves its status page and TCP echo, forwarded to 127.0.0.1. No hardware, no root.',
     run: async (v) => (await import('./commands/start.js')).start(v),
@@ -42,7 +44,7 @@ const COMMANDS: Record<string, Command> = {
   run: {
     summary: 'run the stack on a board until Ctrl-C',
     usage: 'spinet run [options]',
-    options: [...NODE_OPTIONS, SERVE_OPTION, { name: 'json', type: 'boolean', help: 'print the tables at exit as one JSON object' }],
+    options: [...NODE_OPTIONS, SERVE_OPTION, CONSOLE_OPTION, { name: 'json', type: 'boolean', help: 'print the tables at exit as one JSON object' }],
     run: async (v) => (await import('./commands/run.js')).run(v),
   },
   log: {

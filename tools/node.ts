@@ -140,6 +140,8 @@ export interface NodeExtras {
   readonly sinks?: readonly CaptureSink[];
   /** The chip's receive filter off (`spinet log --promisc`). */
   readonly promiscuous?: boolean;
+  /** The clock the node runs on (default: a new RealClock), when a sink needs it before the node exists. */
+  readonly clock?: Clock;
 }
 
 function usage<T>(parse: () => T): T {
@@ -233,7 +235,7 @@ export function checkNodeOptions(values: Values): {
 export async function openNode(values: Values, progress: Progress = () => undefined, options: NodeExtras = {}): Promise<SpinetNode> {
   // The clock's timers alone do not hold the process (a connection in TIME-WAIT after close() must
   // not keep a program running for a minute); an open node does, as an open serial port would.
-  const clock = new RealClock({ unref: true });
+  const clock = options.clock ?? new RealClock({ unref: true });
   const random = new CryptoRandom();
   const keepAlive = setInterval(() => undefined, 1 << 30);
   const cleanups: (() => Promise<void> | void)[] = [];

@@ -21,6 +21,8 @@ export interface ChipStatus {
   readonly packetsWaiting: number | undefined;
   /** Frames the chip dropped with its buffer full (ENC28J60 EIR.RXERIF); undefined where the chip does not say (W5500). */
   readonly overflows: number | undefined;
+  /** Frames the driver holds for the chip: queued, and handed over but not yet seen sent. */
+  readonly transmitQueue: number;
   /** Transmissions that failed or had to go again (late collision, stall, preempted, stuck). */
   readonly transmitErrors: number;
 }

@@ -210,6 +210,7 @@ export class Enc28j60Nic implements Nic {
       ringUsed: this.ring.bytesInUse,
       packetsWaiting: this.ring.knownPending,
       overflows: this.counters.drops['rx-overflow'] ?? 0,
+      transmitQueue: this.tx.pending,
       transmitErrors: ['tx-abort', 'tx-preempted', 'tx-timeout'].reduce((n, reason) => n + (this.events[reason] ?? 0), 0),
     };
   }

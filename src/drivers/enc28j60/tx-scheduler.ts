@@ -143,6 +143,11 @@ export class TxScheduler {
     this.settleByStatus = !this.options.fullDuplex;
   }
 
+  /** Frames queued, and handed to the chip but not yet resolved. */
+  get pending(): number {
+    return this.queue.length + this.unresolved.filter((tx) => !tx.resolved).length;
+  }
+
   /** Queue a frame; false (and a counted drop) when the queue is full. */
   enqueue(frame: Uint8Array): boolean {
     if (this.queue.length >= this.options.txQueueLimit) {

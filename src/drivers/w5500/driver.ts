@@ -198,6 +198,7 @@ export class W5500Nic implements Nic {
       // The W5500 counts bytes (Sn_RX_RSR), not frames, and drops silently when its buffer is full.
       packetsWaiting: undefined,
       overflows: undefined,
+      transmitQueue: this.txQueue.length + this.txInFlight.length,
       transmitErrors: this.events['tx-timeout'] ?? 0,
     };
   }
