@@ -249,7 +249,7 @@ export function createMockW5500Board(options: MockW5500BoardOptions): MockW5500B
   const name = options.name ?? 'w5500';
   const emulator = new W5500Emulator({ clock: options.clock, strict: options.strict ?? true, onStrictViolation: options.onStrictViolation, label: name, ...options.chip });
   const driverOptions = { ...(options.interruptWired === false ? { interruptLine: false } : {}), ...options.driverOptions };
-  return createMockBoard(options, name, emulator, (hal) => new W5500Nic({ hal, clock: options.clock, mac: options.mac, name, options: driverOptions }));
+  return createMockBoard(options, name, emulator, (hal) => new W5500Nic({ hal, clock: options.clock, mac: options.mac, name, options: driverOptions, ...(options.trace ? { trace: options.trace } : {}) }));
 }
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bench, MAC_A } from '../enc28j60/harness.js';
+import { bench as enc28j60Bench, MAC_A } from '../enc28j60/harness.js';
+import { bench as w5500Bench } from '../w5500/harness.js';
 import { VirtualNic } from '../../hal/lan/switch.js';
 import { CaptureNic, type CapturedFrame } from '../../src/capture/capture.js';
 import { decodeFrame, formatSummary } from '../../src/capture/decode.js';
@@ -9,14 +10,19 @@ import { parseMac } from '../../src/wire/address.js';
 import { udp } from './frames.js';
 
 /**
- * `spinet log --promisc`: the ENC28J60's receive filter off (DS-ENC §8, ERXFCON = CRCEN only),
- * so the board logs a frame between two other hosts on its LAN — one the switch floods because
- * it has not learned the destination yet — while its stack still ignores it.
+ * `spinet log --promisc`: the chip's receive filter off — the ENC28J60's ERXFCON = CRCEN only
+ * (DS-ENC §8), the W5500's Sn_MR without MFEN (DS-W §4.2, socket 0 opened again) — so the board
+ * logs a frame between two other hosts on its LAN (one the switch floods because it has not
+ * learned the destination yet) while its stack still ignores it.
  */
-describe('promiscuous capture', () => {
+const CHIPS = [
+  { chip: 'enc28j60', station: () => { const b = enc28j60Bench(); return { b, station: b.station(MAC_A, 'enc28j60') }; } },
+  { chip: 'w5500', station: () => { const b = w5500Bench(); return { b, station: b.station(MAC_A, 'w5500') }; } },
+];
+
+describe.each(CHIPS)('promiscuous capture on the $chip', ({ station: open }) => {
   it('shows a frame between two other hosts only with the chip filter off; the stack drops it either way', async () => {
-    const b = bench();
-    const station = b.station(MAC_A, 'enc28j60');
+    const { b, station } = open();
     const logged: CapturedFrame[] = [];
     const capture = new CaptureNic(station.board.nic, b.clock, [{ record: (f) => logged.push({ ...f, bytes: f.bytes.slice() }) }]);
     const stack = new Stack({ clock: b.clock, random: new SeededRandom(1) });
@@ -29,6 +35,7 @@ describe('promiscuous capture', () => {
     const aToB = udp(5353, 53, new Uint8Array(20));
     const others = () => logged.filter((f) => f.direction === 'in' && decodeFrame(f.bytes).destination === '02:00:00:00:00:0b');
 
+    await b.until(() => station.board.nic.linkUp, 5_000);
     hostA.transmit(aToB);
     await b.run(20);
     expect(others()).toEqual([]);
