@@ -46,6 +46,7 @@ describe('spinet extcap', () => {
       'extcap {version=0.1.0}{display=spinet}',
       'interface {value=spinet-sim}{display=spinet: simulated Uno with an ENC28J60 on the built-in LAN}',
       'interface {value=spinet-mock}{display=spinet: emulated ENC28J60 (mock HAL) on the built-in LAN}',
+      'interface {value=spinet-mock-w5500}{display=spinet: emulated W5500 (mock HAL) on the built-in LAN}',
       'interface {value=spinet-serial}{display=spinet: a board on a serial port (choose it in the interface options)}',
     ]);
     expect((await extcap(['--extcap-interface=spinet-mock', '--extcap-dlts'])).stdout).toBe('dlt {number=1}{name=EN10MB}{display=Ethernet}\n');
@@ -100,10 +101,14 @@ describe('spinet extcap', () => {
       const { stdout: list } = await execFileAsync(tshark!, ['-D'], { env, timeout: 60_000 });
       expect(list).toMatch(/\d+\. spinet-sim \(spinet: simulated Uno with an ENC28J60 on the built-in LAN\)/);
       expect(list).toMatch(/\d+\. spinet-mock /);
-      const file = join(home, 'capture.pcapng');
-      await execFileAsync(tshark!, ['-i', 'spinet-mock', '-c', '4', '-w', file], { env, timeout: 90_000 });
-      const { stdout } = await execFileAsync(tshark!, ['-r', file, '-T', 'fields', '-e', 'dhcp.option.dhcp'], { env });
-      expect(stdout.trim().split('\n')).toEqual(['1', '2', '3', '5']);
+      expect(list).toMatch(/\d+\. spinet-mock-w5500 \(spinet: emulated W5500/);
+      // A DHCP lease, DISCOVER to ACK, from each chip's board.
+      for (const iface of ['spinet-mock', 'spinet-mock-w5500']) {
+        const file = join(home, `${iface}.pcapng`);
+        await execFileAsync(tshark!, ['-i', iface, '-c', '4', '-w', file], { env, timeout: 90_000 });
+        const { stdout } = await execFileAsync(tshark!, ['-r', file, '-T', 'fields', '-e', 'dhcp.option.dhcp'], { env });
+        expect(stdout.trim().split('\n')).toEqual(['1', '2', '3', '5']);
+      }
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

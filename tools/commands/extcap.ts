@@ -26,11 +26,13 @@ interface ExtcapInterface {
   readonly display: string;
   /** What `openNode` gets for it. */
   readonly board: 'sim' | 'mock' | 'serial';
+  readonly chip?: 'w5500';
 }
 
 export const EXTCAP_INTERFACES: readonly ExtcapInterface[] = [
   { value: 'spinet-sim', display: 'spinet: simulated Uno with an ENC28J60 on the built-in LAN', board: 'sim' },
   { value: 'spinet-mock', display: 'spinet: emulated ENC28J60 (mock HAL) on the built-in LAN', board: 'mock' },
+  { value: 'spinet-mock-w5500', display: 'spinet: emulated W5500 (mock HAL) on the built-in LAN', board: 'mock', chip: 'w5500' },
   { value: 'spinet-serial', display: 'spinet: a board on a serial port (choose it in the interface options)', board: 'serial' },
 ];
 
@@ -135,6 +137,7 @@ export async function extcap(values: Values): Promise<number> {
   const ip = typeof values.ip === 'string' && values.ip.trim() ? values.ip.trim() : undefined;
   const nodeValues: Values = {
     board: iface.board,
+    ...(iface.chip ? { chip: iface.chip } : {}),
     ...(iface.board === 'serial' ? { port: values.port, ...(values.baud ? { baud: values.baud } : {}) } : { lan: 'sim' }),
     ...(ip ? { ip } : { dhcp: true }),
   };
