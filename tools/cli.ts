@@ -72,7 +72,7 @@ const COMMANDS: Record<string, Command> = {
       { name: 'install', type: 'boolean', help: 'put the launcher into your Wireshark extcap folders (~/.config/wireshark/extcap and ~/.local/lib/wireshark/extcap)' },
       { name: 'extcap-interfaces', type: 'boolean', help: 'list the interfaces' },
       { name: 'extcap-version', type: 'string', value: 'V', help: 'the Wireshark version asking' },
-      { name: 'extcap-interface', type: 'string', value: 'IF', help: 'spinet-sim, spinet-mock or spinet-serial' },
+      { name: 'extcap-interface', type: 'string', value: 'IF', help: 'spinet-sim, spinet-mock, spinet-mock-w5500 or spinet-serial' },
       { name: 'extcap-dlts', type: 'boolean', help: 'the interface\'s link type' },
       { name: 'extcap-config', type: 'boolean', help: 'the interface\'s options' },
       { name: 'extcap-reload-option', type: 'string', value: 'ARG', help: 'refresh one option\'s values' },
