@@ -19,7 +19,9 @@ import type { ConsoleServer } from '../../tools/console/server.js';
 import { formatIpv4 } from '../../src/wire/address.js';
 
 const chromium = (await findExecutable('chromium')) ?? (await findExecutable('chromium-browser'));
-if (!chromium) console.warn('console browser tests skipped: chromium is not installed (apt-get install chromium)');
+/** Why the browser tests cannot run here, said in the output and in the suite's name. */
+const SKIP_REASON = 'skipped: no chromium (or chromium-browser) on PATH; Debian: apt-get install -y chromium';
+if (!chromium) console.warn(`console browser tests ${SKIP_REASON}`);
 
 /** Where the picture of the page goes: docs/console.png is refreshed with CONSOLE_SCREENSHOT=docs/console.png. */
 const SCREENSHOT = process.env.CONSOLE_SCREENSHOT ?? join(tmpdir(), `spinet-console-${process.pid}.png`);
@@ -99,7 +101,7 @@ afterAll(async () => {
   if (profile) rmSync(profile, { recursive: true, force: true });
 })
 
-describe.skipIf(!chromium)('the operator console in Chromium', () => {
+describe.skipIf(!chromium)(`the operator console in Chromium${chromium ? '' : ` (${SKIP_REASON})`}`, () => {
   it('loads with no errors, fetches nothing but its own origin, and its tables match the stack', async () => {
     await until('the first state', () => page.$eval('#live-text', (e) => e.textContent === 'live'));
     expect(await page.title()).toBe('spinet console');
