@@ -37,8 +37,12 @@ let profile: string;
 const problems: string[] = [];
 const requests: string[] = [];
 
-/** Poll `check` in the page until it returns a truthy value. */
-async function until<T>(what: string, check: () => Promise<T | undefined | false | null>, timeoutMs = 20_000): Promise<T> {
+/**
+ * Poll `check` in the page until it returns a truthy value. The limits here and on each test are
+ * generous: the simulated Uno runs in real time beside Chromium, and on a loaded 2-core machine
+ * one page evaluation can take seconds. They bound a hang; they do not measure speed.
+ */
+async function until<T>(what: string, check: () => Promise<T | undefined | false | null>, timeoutMs = 60_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   const t0 = Date.now();
   for (;;) {
@@ -89,7 +93,7 @@ beforeAll(async () => {
   page.on('request', (r) => requests.push(r.url()));
   await page.setViewport({ width: 1360, height: 900 });
   await page.goto(server.url, { waitUntil: 'load' });
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   // (generous: closing Chromium and the simulated board takes seconds on a busy machine)
@@ -125,7 +129,7 @@ describe.skipIf(!chromium)(`the operator console in Chromium${chromium ? '' : ` 
     const origin = new URL(server.url).origin;
     expect(requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:'))).toEqual([]);
     expect(problems).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   it('moves while traffic flows: counters, the serial link, a plot, a new connection with its cwnd', async () => {
     const counter = () => page.$eval('[data-counter="segmentsReceived"]', (e) => Number(e.textContent));
@@ -149,7 +153,7 @@ describe.skipIf(!chromium)(`the operator console in Chromium${chromium ? '' : ` 
     await until('the cwnd plot for the connection', () => page.$eval('#plot-cwnd', (e, cwnd) => Number(((e as HTMLElement).dataset.last ?? '').split(',')[0]) === cwnd, info.cwnd));
     connection.close();
     expect(problems).toEqual([]);
-  }, 90_000);
+  }, 240_000);
 
   it('logs frames live: filters by protocol and port, pauses, opens a frame layer by layer with the path it took', async () => {
     await page.click('#filter', { count: 3 });
@@ -213,7 +217,7 @@ describe.skipIf(!chromium)(`the operator console in Chromium${chromium ? '' : ` 
     echoed.close();
     more.close();
     expect(problems).toEqual([]);
-  }, 240_000);
+  }, 480_000);
 
   it('fits a phone-sized screen: nothing wider than the viewport but the tables that scroll', async () => {
     await page.setViewport({ width: 390, height: 844, isMobile: true });
@@ -221,7 +225,7 @@ describe.skipIf(!chromium)(`the operator console in Chromium${chromium ? '' : ` 
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
     await page.setViewport({ width: 1360, height: 900 });
-  }, 30_000);
+  }, 90_000);
 
   it('is the host\'s page only: on 127.0.0.1, refused to other Host names, and unreachable from the board\'s LAN', async () => {
     expect(new URL(server.url).hostname).toBe('127.0.0.1');
@@ -242,5 +246,5 @@ describe.skipIf(!chromium)(`the operator console in Chromium${chromium ? '' : ` 
         .end();
     });
     expect(status).toBe(421);
-  }, 30_000);
+  }, 60_000);
 });
