@@ -143,9 +143,9 @@ export class TxScheduler {
     this.settleByStatus = !this.options.fullDuplex;
   }
 
-  /** Frames queued, and handed to the chip but not yet resolved. */
+  /** Frames queued (or staged in a transmit buffer), and handed to the chip but not yet resolved. */
   get pending(): number {
-    return this.queue.length + this.unresolved.filter((tx) => !tx.resolved).length;
+    return this.queue.length + (this.staged ? 1 : 0) + this.unresolved.filter((tx) => !tx.resolved).length;
   }
 
   /** Queue a frame; false (and a counted drop) when the queue is full. */
