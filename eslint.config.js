@@ -59,4 +59,12 @@ export default tseslint.config(
       }],
     },
   },
+  {
+    // The operator console's page: plain browser JavaScript, served as is (no build step).
+    files: ['tools/console/assets/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', window: 'readonly', Node: 'readonly', EventSource: 'readonly', fetch: 'readonly', ResizeObserver: 'readonly', uPlot: 'readonly' },
+    },
+  },
 );

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run build`: compile the library and the CLI to dist/ (JavaScript and type declarations),
 // then copy the files they read at run time (board definitions, the committed bridge sketch hex
-// and its source, the simavr harness) beside the compiled code, so every path stays relative.
+// and its source, the simavr harness, the operator console's page) beside the compiled code, so every path stays relative.
 import { execFileSync } from 'node:child_process';
 import { cpSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -24,3 +24,4 @@ function copyAssets(dir) {
   }
 }
 copyAssets(join(root, 'boards'));
+copyAssets(join(root, 'tools', 'console', 'assets'));

@@ -23,6 +23,9 @@ import type { SimulatedBoard, SimulatedBoardOptions } from '../boards/sim/index.
 import type { Hal } from '../src/drivers/hal.js';
 import { probeChip } from '../src/drivers/probe.js';
 import { UsageError } from './options.js';
+import type { TraceHook } from '../src/stats/trace.js';
+import type { ChipStatus } from '../src/drivers/status.js';
+import type { BridgeLinkStatus, BridgeStats } from '../hal/bridge/bridge-hal.js';
 
 /** The Ethernet chips spinet drives. */
 export const CHIPS = ['enc28j60', 'w5500'] as const;
@@ -68,6 +71,14 @@ export interface BoardOptions {
   readonly lan: VirtualLan;
   readonly mac: MacAddress;
   readonly progress: (message: string) => void;
+  /** The stack's trace hook, handed to the driver so it reports too. */
+  readonly trace?: TraceHook;
+}
+
+/** The serial link to a board (sim, serial): its counters and state, read by the console. */
+export interface BoardLink {
+  readonly stats: BridgeStats;
+  linkStatus(): BridgeLinkStatus;
 }
 
 export interface OpenBoard {
@@ -75,6 +86,10 @@ export interface OpenBoard {
   readonly description: string;
   /** The board's spare pins (sim and serial: the bridge sketch's GPIO commands), for johnny-five. */
   readonly gpio?: Gpio;
+  /** The chip's state as its driver knows it (mock, sim, serial). */
+  readonly chip?: { status(): ChipStatus };
+  /** The serial bridge (sim, serial). */
+  readonly link?: BoardLink;
   close(): Promise<void>;
 }
 
@@ -107,6 +122,8 @@ export async function connectBoard(choice: BoardChoice, options: BoardOptions): 
       });
       return {
         nic: driver.nic,
+        chip: driver.nic,
+        link: hal,
         description: `simulated Uno (avr8js) over ${sim.path} → ${label} emulator`,
         gpio: hal.gpio,
         close: async () => {
@@ -130,6 +147,8 @@ export async function connectBoard(choice: BoardChoice, options: BoardOptions): 
       });
       return {
         nic: driver.nic,
+        chip: driver.nic,
+        link: hal,
         description: `${hal.name} → ${CHIP_NAMES[driver.chip]}`,
         gpio: hal.gpio,
         close: async () => {
@@ -148,7 +167,7 @@ const CHIP_NAMES: Record<Chip, string> = { enc28j60: 'ENC28J60', w5500: 'W5500' 
  * answers the probe (src/drivers/probe.ts), said in a progress line; a probe that finds neither
  * throws its one-line ENODEV error.
  */
-export async function bridgeDriver(hal: Hal, chip: ChipChoice, options: Pick<BoardOptions, 'clock' | 'mac' | 'progress'>): Promise<{ chip: Chip; nic: Nic }> {
+export async function bridgeDriver(hal: Hal, chip: ChipChoice, options: Pick<BoardOptions, 'clock' | 'mac' | 'progress' | 'trace'>): Promise<{ chip: Chip; nic: Enc28j60Nic | W5500Nic }> {
   let found: Chip;
   if (chip === 'auto') {
     const probed = await probeChip(hal);
@@ -157,7 +176,7 @@ export async function bridgeDriver(hal: Hal, chip: ChipChoice, options: Pick<Boa
   } else {
     found = chip;
   }
-  const config = { hal, clock: options.clock, mac: options.mac, name: found };
+  const config = { hal, clock: options.clock, mac: options.mac, name: found, ...(options.trace ? { trace: options.trace } : {}) };
   return { chip: found, nic: found === 'w5500' ? new W5500Nic(config) : new Enc28j60Nic(config) };
 }
 
@@ -169,11 +188,13 @@ async function openMockBoard(chip: Chip, options: BoardOptions): Promise<OpenBoa
     mac: options.mac,
     name: chip,
     onStrictViolation: (message: string) => options.progress(`${chip} emulator: driver misuse: ${message}`),
+    ...(options.trace ? { trace: options.trace } : {}),
   };
   const board = chip === 'w5500' ? createMockW5500Board(common) : createMockEnc28j60Board(common);
   const name = chip === 'w5500' ? 'W5500' : 'ENC28J60';
   return {
     nic: board.nic,
+    chip: board.nic,
     description: `${name} driver → mock HAL → emulated ${name}`,
     close: async () => {
       await board.nic.stop();
@@ -208,6 +229,8 @@ export interface MockBoardOptions {
   strict?: boolean;
   onStrictViolation?: (message: string) => void;
   name?: string;
+  /** The stack's trace hook, so the driver reports too (src/stats/trace.ts). */
+  trace?: TraceHook;
 }
 
 export interface MockBoard<Chip extends EmulatedChip, Driver> {
@@ -249,7 +272,7 @@ export type MockEnc28j60Board = MockBoard<Enc28j60Emulator, Enc28j60Nic>;
 export function createMockEnc28j60Board(options: MockEnc28j60BoardOptions): MockEnc28j60Board {
   const name = options.name ?? 'enc28j60';
   const emulator = new Enc28j60Emulator({ clock: options.clock, strict: options.strict ?? true, onStrictViolation: options.onStrictViolation, mac: options.mac, label: name, ...options.chip });
-  return createMockBoard(options, name, emulator, (hal) => new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions }));
+  return createMockBoard(options, name, emulator, (hal) => new Enc28j60Nic({ hal, clock: options.clock, mac: options.mac, name, options: options.driverOptions, ...(options.trace ? { trace: options.trace } : {}) }));
 }
 
 export interface MockW5500BoardOptions extends MockBoardOptions {
@@ -268,7 +291,7 @@ export function createMockW5500Board(options: MockW5500BoardOptions): MockW5500B
   const name = options.name ?? 'w5500';
   const emulator = new W5500Emulator({ clock: options.clock, strict: options.strict ?? true, onStrictViolation: options.onStrictViolation, label: name, ...options.chip });
   const driverOptions = { ...(options.interruptWired === false ? { interruptLine: false } : {}), ...options.driverOptions };
-  return createMockBoard(options, name, emulator, (hal) => new W5500Nic({ hal, clock: options.clock, mac: options.mac, name, options: driverOptions }));
+  return createMockBoard(options, name, emulator, (hal) => new W5500Nic({ hal, clock: options.clock, mac: options.mac, name, options: driverOptions, ...(options.trace ? { trace: options.trace } : {}) }));
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CHIP_OPTION, formatOptions, NODE_OPTIONS, parseCommandLine, UsageError, type OptionSpec } from './options.js';
+import { CONSOLE_OPTION } from './console/index.js';
 
 interface Command {
   readonly summary: string;
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
       { name: 'echo-port', type: 'string', value: 'N', help: 'local 127.0.0.1 port forwarded to the board\'s TCP echo (default 8007, or a free one when 8007 is taken; 0: any free port)' },
       { name: 'pcap', type: 'string', value: 'FILE', help: 'write every frame to a pcapng file' },
       { name: 'log', type: 'string', value: 'FMT', default: 'none', help: 'log every frame to stderr: text, json or none' },
+      CONSOLE_OPTION,
     ],
     details: 'The board takes a DHCP lease from a gateway node on the simulated LAN, resolves the gateway by name,\npings it, and serves its status page and TCP echo, forwarded to 127.0.0.1. No hardware, no root.',
     run: async (v) => (await import('./commands/start.js')).start(v),
@@ -42,8 +44,51 @@ const COMMANDS: Record<string, Command> = {
   run: {
     summary: 'run the stack on a board until Ctrl-C',
     usage: 'spinet run [options]',
-    options: [...NODE_OPTIONS, SERVE_OPTION, { name: 'json', type: 'boolean', help: 'print the tables at exit as one JSON object' }],
+    options: [...NODE_OPTIONS, SERVE_OPTION, CONSOLE_OPTION, { name: 'json', type: 'boolean', help: 'print the tables at exit as one JSON object' }],
     run: async (v) => (await import('./commands/run.js')).run(v),
+  },
+  log: {
+    summary: 'print every frame that crosses the board\'s link, live, like tcpdump (or pcapng with -w)',
+    usage: 'spinet log [options] [FILTER]',
+    options: [
+      ...NODE_OPTIONS.filter((o) => o.name !== 'log' && o.name !== 'pcap'),
+      { name: 'verbose', short: 'v', type: 'boolean', help: 'each layer\'s fields under the frame\'s line' },
+      { name: 'hex', short: 'x', type: 'boolean', help: 'the frame\'s bytes in hex under its line' },
+      { name: 'count', short: 'c', type: 'string', value: 'N', help: 'stop after N frames (that pass the filter)' },
+      { name: 'write', short: 'w', type: 'string', value: 'FILE', help: 'write pcapng to FILE instead of printing; - for stdout (spinet log -w - | wireshark -k -i -)' },
+      { name: 'promisc', type: 'boolean', help: 'turn the chip\'s receive filter off: frames between other hosts are logged too (the stack still ignores them)' },
+      SERVE_OPTION,
+    ],
+    details:
+      'FILTER, like tcpdump\'s: host A, src host A, dst host A, net A/N, port N, src/dst port N, ether host MAC,\n' +
+      'tcp, udp, icmp, arp, ip, broadcast, multicast; combined with and, or, not and parentheses\n' +
+      '(e.g. spinet log --board sim "tcp and port 80" or spinet log icmp or arp).',
+    run: async (v, p) => (await import('./commands/log.js')).log(v, p),
+  },
+  extcap: {
+    summary: 'Wireshark\'s extcap interface: spinet boards as Wireshark capture interfaces (install: spinet extcap --install)',
+    usage: 'spinet extcap --install   |   spinet extcap --extcap-interfaces   (the rest is how Wireshark calls it)',
+    options: [
+      { name: 'install', type: 'boolean', help: 'put the launcher into your Wireshark extcap folders (~/.config/wireshark/extcap and ~/.local/lib/wireshark/extcap)' },
+      { name: 'extcap-interfaces', type: 'boolean', help: 'list the interfaces' },
+      { name: 'extcap-version', type: 'string', value: 'V', help: 'the Wireshark version asking' },
+      { name: 'extcap-interface', type: 'string', value: 'IF', help: 'spinet-sim, spinet-mock, spinet-mock-w5500 or spinet-serial' },
+      { name: 'extcap-dlts', type: 'boolean', help: 'the interface\'s link type' },
+      { name: 'extcap-config', type: 'boolean', help: 'the interface\'s options' },
+      { name: 'extcap-reload-option', type: 'string', value: 'ARG', help: 'refresh one option\'s values' },
+      { name: 'extcap-capture-filter', type: 'string', value: 'FILTER', help: 'capture filter (spinet log\'s language); without --capture: check it' },
+      { name: 'extcap-control-in', type: 'string', value: 'PATH', help: 'Wireshark\'s control pipe (not used)' },
+      { name: 'extcap-control-out', type: 'string', value: 'PATH', help: 'Wireshark\'s control pipe (not used)' },
+      { name: 'capture', type: 'boolean', help: 'capture into --fifo until stopped' },
+      { name: 'fifo', type: 'string', value: 'PATH', help: 'where the pcapng stream goes' },
+      { name: 'debug', type: 'boolean', help: 'accepted for Wireshark' },
+      { name: 'debug-file', type: 'string', value: 'PATH', help: 'accepted for Wireshark' },
+      { name: 'port', type: 'string', value: 'PATH', help: 'spinet-serial: the board\'s serial port' },
+      { name: 'baud', type: 'string', value: 'N', help: 'spinet-serial: serial speed' },
+      { name: 'ip', type: 'string', value: 'A/N', help: 'static address (default: DHCP)' },
+      { name: 'promisc', type: 'boolean', help: 'the chip\'s receive filter off' },
+    ],
+    run: async (v) => (await import('./commands/extcap.js')).extcap(v),
   },
   ping: {
     summary: 'send ICMP echo requests from the board and print round-trip times',

@@ -10,13 +10,14 @@ import type { Nic } from '../src/link/nic.js';
 import { Stack, type NetInterface } from '../src/stack/stack.js';
 import { formatIpv4, formatMac, isMulticastIpv4, isMulticastMac, parseCidr, parseMac, prefixMask, sameSubnet, tryParseIpv4, type Ipv4Address, type MacAddress } from '../src/wire/address.js';
 import { closeSync, openSync } from 'node:fs';
-import { CaptureNic } from '../src/capture/capture.js';
+import { CaptureNic, type CaptureSink } from '../src/capture/capture.js';
+import { createTraceHook, type TraceHook } from '../src/stats/trace.js';
 import { createCaptureSinks } from '../src/capture/sinks.js';
 import type { ByteSink } from '../src/capture/pcapng.js';
 import { VirtualLan } from '../hal/lan/switch.js';
 import { parseLanSpec, TapAttachment } from '../hal/lan/tap.js';
 import { LabGateway, LAB_GATEWAY_ADDRESS } from './lab-gateway.js';
-import { checkBoardOptions, connectBoard, type BoardChoice } from './boards.js';
+import { checkBoardOptions, connectBoard, type BoardChoice, type OpenBoard } from './boards.js';
 import { UsageError } from './options.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { createNet, type Net } from '../src/socket/net.js';
@@ -44,7 +45,14 @@ export interface SpinetNode {
   readonly clock: Clock;
   readonly stack: Stack;
   readonly iface: NetInterface;
+  /** What the stack talks to: the board's NIC, or the capture wrapped around it. */
   readonly nic: Nic;
+  /** The board below the stack: its NIC, chip and serial link. */
+  readonly board: OpenBoard;
+  /** The capture around the board's NIC, when anything records frames. */
+  readonly capture?: CaptureNic;
+  /** The layers' trace hook (off until someone sets `emit`). */
+  readonly trace: TraceHook;
   readonly lan: VirtualLan;
   /** The gateway node on the built-in LAN (`--lan sim`). */
   readonly gateway?: LabGateway;
@@ -122,6 +130,18 @@ export class SpinetHttpAgent extends HttpAgent {
   override createConnection(options: { host?: string | null; port?: number | null }, _callback?: unknown): Duplex {
     return this.net.createConnection({ host: options.host ?? 'localhost', port: options.port ?? 80 }) as unknown as Duplex;
   }
+}
+
+/** What a command adds to the node it opens. */
+export interface NodeExtras {
+  /** spinet run: the frame log (--log) is the command's output, on stdout. */
+  readonly logToStdout?: boolean;
+  /** Capture sinks besides --log/--pcap: `spinet log`'s output, the console's frame log. */
+  readonly sinks?: readonly CaptureSink[];
+  /** The chip's receive filter off (`spinet log --promisc`). */
+  readonly promiscuous?: boolean;
+  /** The clock the node runs on (default: a new RealClock), when a sink needs it before the node exists. */
+  readonly clock?: Clock;
 }
 
 function usage<T>(parse: () => T): T {
@@ -212,10 +232,10 @@ export function checkNodeOptions(values: Values): {
   return { board, lanSpec, mac, log, ...(pcap ? { pcap } : {}), config: { address, prefixLength, text, ...(gateway !== undefined ? { gateway } : {}), dns } };
 }
 
-export async function openNode(values: Values, progress: Progress = () => undefined, options: { readonly logToStdout?: boolean } = {}): Promise<SpinetNode> {
+export async function openNode(values: Values, progress: Progress = () => undefined, options: NodeExtras = {}): Promise<SpinetNode> {
   // The clock's timers alone do not hold the process (a connection in TIME-WAIT after close() must
   // not keep a program running for a minute); an open node does, as an open serial port would.
-  const clock = new RealClock({ unref: true });
+  const clock = options.clock ?? new RealClock({ unref: true });
   const random = new CryptoRandom();
   const keepAlive = setInterval(() => undefined, 1 << 30);
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -252,26 +272,37 @@ export async function openNode(values: Values, progress: Progress = () => undefi
       progress(`LAN: TAP device ${lanSpec.ifname}${tapAddr ? ` (Linux side ${tapAddr})` : ''}`);
     }
 
-    const board = await connectBoard(checked.board, { clock, lan, mac, progress });
+    const trace = createTraceHook();
+    const board = await connectBoard(checked.board, { clock, lan, mac, progress, trace });
     cleanups.push(() => board.close());
+    if (options.promiscuous) {
+      if (board.nic.setPromiscuous) {
+        board.nic.setPromiscuous(true);
+        progress('promiscuous: the chip\'s receive filter is off; frames for other hosts are logged (the stack still ignores them)');
+      } else progress('promiscuous: a virtual NIC already gets every frame its switch port carries');
+    }
 
     const { log, pcap } = checked;
     let nic: Nic = board.nic;
-    if (log !== 'none' || pcap) {
-      // The frame log goes to stderr beside the progress, or (spinet run) to stdout as the
-      // command's output, so that --log json is pure JSON lines there; with --pcap - stdout is the
-      // pcapng stream (spinet run --pcap - | wireshark -k -i -) and the log stays on stderr.
-      const toStdout = pcap === '-';
-      const logStream = options.logToStdout && !toStdout ? process.stdout : process.stderr;
-      const writeLine = (line: string) => void logStream.write(line + '\n');
-      const sinks = createCaptureSinks({ log, writeLine, ...(pcap && !toStdout ? { pcapPath: pcap } : {}), ...(toStdout ? { pcapSink: stdoutSink() } : {}) });
-      const capture = new CaptureNic(board.nic, clock, sinks);
-      cleanups.push(() => capture.closeSinks());
-      nic = capture;
+    let capture: CaptureNic | undefined;
+    // The frame log goes to stderr beside the progress, or (spinet run) to stdout as the
+    // command's output, so that --log json is pure JSON lines there; with --pcap - stdout is the
+    // pcapng stream (spinet run --pcap - | wireshark -k -i -) and the log stays on stderr.
+    const toStdout = pcap === '-';
+    const logStream = options.logToStdout && !toStdout ? process.stdout : process.stderr;
+    const writeLine = (line: string) => void logStream.write(line + '\n');
+    const sinks = [
+      ...(log !== 'none' || pcap ? createCaptureSinks({ log, writeLine, ...(pcap && !toStdout ? { pcapPath: pcap } : {}), ...(toStdout ? { pcapSink: stdoutSink() } : {}) }) : []),
+      ...(options.sinks ?? []),
+    ];
+    if (sinks.length > 0) {
+      const wrapper = new CaptureNic(board.nic, clock, sinks);
+      cleanups.push(() => wrapper.closeSinks());
+      nic = capture = wrapper;
       if (pcap) progress(`capture: every frame to ${toStdout ? 'stdout' : pcap} (pcapng)`);
     }
 
-    const stack = new Stack({ clock, random, ...(str(values, 'hostname') ? { hostname: str(values, 'hostname') } : {}) });
+    const stack = new Stack({ clock, random, trace, ...(str(values, 'hostname') ? { hostname: str(values, 'hostname') } : {}) });
     const iface = stack.addInterface(nic);
     const tcp = new Tcp(stack.ip, clock, random, {}, stack.containment);
     stack.registerTransport(tcp);
@@ -363,7 +394,8 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     };
     const stats = (): SpinetStats => ({ ...stack.tables(), counters: stack.counters(), transports: stack.transportCounters() });
     return {
-      clock, stack, iface, nic, lan, tcp, net, dgram, dns, agent, httpsAgent, stats, forward,
+      clock, stack, iface, nic, board, trace, lan, tcp, net, dgram, dns, agent, httpsAgent, stats, forward,
+      ...(capture ? { capture } : {}),
       get io(): SpinetIO {
         if (!gpio) throw Object.assign(new Error(`this board has no pins for johnny-five (${board.description}): use board 'sim' or a real board`), { code: 'ERR_NO_GPIO' });
         io ??= new SpinetIO({ gpio, clock });
@@ -421,17 +453,20 @@ async function forwardPort(net: Net, localPort: number, host: string, port: numb
  * Resolve on the first SIGINT/SIGTERM (Ctrl-C), so a command can shut down cleanly — and keep the
  * process alive until then: signal listeners do not, and a virtual board on the built-in LAN may
  * have no timer or socket pending at all (the CLI exits through process.exit once a command returns).
+ * `done`, when given, ends the wait too (a capture that reached its count): it resolves with 'done'.
  */
-export function untilInterrupted(): Promise<string> {
+export function untilInterrupted(done?: Promise<unknown>): Promise<string> {
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => undefined, 1 << 30);
-    const handler = (signal: NodeJS.Signals) => {
+    const finish = (why: string) => {
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
       clearInterval(keepAlive);
-      resolve(signal);
+      resolve(why);
     };
+    const handler = (signal: NodeJS.Signals) => finish(signal);
     process.on('SIGINT', handler);
     process.on('SIGTERM', handler);
+    void done?.then(() => finish('done'));
   });
 }

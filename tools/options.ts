@@ -3,6 +3,7 @@
  * are made from, so the help cannot drift from what is accepted.
  */
 import { parseArgs } from 'node:util';
+import { compileFilter, FilterError, type FramePredicate } from '../src/capture/filter.js';
 
 export interface OptionSpec {
   readonly name: string;
@@ -76,4 +77,15 @@ export function formatOptions(specs: readonly OptionSpec[]): string {
   });
   const width = Math.max(...rows.map(([f]) => f.length)) + 2;
   return rows.map(([f, h]) => `  ${f.padEnd(width)}${h}`).join('\n');
+}
+
+/** A capture filter from the command line's words (`spinet log tcp and port 80`), or a usage error saying where it is wrong. */
+export function parseFilter(words: readonly string[]): { expression: string; predicate: FramePredicate } {
+  const expression = words.join(' ').trim();
+  try {
+    return { expression, predicate: compileFilter(expression) };
+  } catch (error) {
+    if (error instanceof FilterError) throw new UsageError(`filter "${expression}": ${error.message} (at character ${error.position + 1})`);
+    throw error;
+  }
 }

@@ -26,14 +26,14 @@ export function parseServiceSpec(spec: string): { name: string; port: number } {
   return { name, port };
 }
 
-export async function startServices(stack: Stack, net: Net, specs: readonly string[], statusExtra: () => Record<string, string> = () => ({})): Promise<RunningServices> {
+export async function startServices(stack: Stack, net: Net, specs: readonly string[]): Promise<RunningServices> {
   const udp: UdpSocket[] = [];
   const tcp: Server[] = [];
   const described: string[] = [];
   for (const spec of specs) {
     const { name, port } = parseServiceSpec(spec);
     if (name === 'http') {
-      tcp.push(await startStatusPage(net, port, stack, statusExtra));
+      tcp.push(await startStatusPage(net, port, stack));
       described.push(`http status page on TCP port ${port}`);
     } else {
       udp.push(await startUdpService(stack, name as UdpServiceName, port));

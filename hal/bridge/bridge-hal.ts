@@ -36,9 +36,9 @@ import {
   transactionsLength,
   type Hello,
 } from './protocol.js';
-import { BridgeSession, type BridgeSessionOptions, type BridgeStats } from './session.js';
+import { BridgeSession, type BridgeLinkStatus, type BridgeSessionOptions, type BridgeStats } from './session.js';
 
-export type { BridgeStats } from './session.js';
+export type { BridgeLinkStatus, BridgeStats } from './session.js';
 
 export interface BridgeHalOptions extends BridgeSessionOptions {
   /**
@@ -140,6 +140,11 @@ export class BridgeHal implements Hal {
   /** The board's last HELLO. */
   get hello(): Hello | undefined {
     return this.session.hello;
+  }
+
+  /** The link's state right now: credits, requests, the board (for consoles). */
+  linkStatus(): BridgeLinkStatus {
+    return this.session.linkStatus();
   }
 
   get stats(): BridgeStats {

@@ -102,6 +102,11 @@ export class ReliableLink {
     return this.next;
   }
 
+  /** The board's receive window (bytes it can buffer), from its HELLO, and how much of it is in use. */
+  get credit(): { readonly window: number; readonly used: number } {
+    return { window: this.windowBytes, used: this.sentTotal - this.consumedTotal };
+  }
+
   /**
    * Begin a stream at a HELLO answer's report (§2): the board expects frame `ack` next, has
    * consumed `consumed` bytes (mod 2^16, the credit origin) and has `window` bytes of ring free.

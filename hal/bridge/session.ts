@@ -90,6 +90,24 @@ export interface BridgeStats extends LinkStats {
   runsReported: number;
   /** Program runs dropped: a frame of the answer was lost or corrupt, or its DONE count was off. */
   runsLost: number;
+  /** Frames from the board that passed their CRC. */
+  framesReceived: number;
+  /** Times the board was found to have reset (boot HELLO, or its session count started over). */
+  boardResets: number;
+}
+
+/** The link's state right now, for consoles (`BridgeHal.linkStatus()`). */
+export interface BridgeLinkStatus {
+  readonly state: 'connecting' | 'ready' | 'resyncing' | 'down' | 'closed';
+  readonly baudRate: number;
+  /** The board's receive window (bytes it can buffer), from its HELLO. */
+  readonly creditWindow: number;
+  /** Bytes sent and not yet consumed by the board. */
+  readonly creditUsed: number;
+  readonly requestsInFlight: number;
+  readonly requestsWaiting: number;
+  readonly board: string | undefined;
+  readonly protocolVersion: number | undefined;
 }
 
 /** What the session hears from the board for the HAL's lines: INT, pins. */
@@ -158,7 +176,7 @@ type SessionState = 'connecting' | 'ready' | 'resyncing' | 'down' | 'closed';
 export class BridgeSession {
   readonly stats: BridgeStats = {
     framesSent: 0, bytesSent: 0, bytesReceived: 0, retransmittedFrames: 0, naks: 0, badFrames: 0, lostReplies: 0,
-    retries: 0, timeouts: 0, resyncs: 0, reconnects: 0, peakCreditUsed: 0, runsReported: 0, runsLost: 0,
+    retries: 0, timeouts: 0, resyncs: 0, reconnects: 0, peakCreditUsed: 0, runsReported: 0, runsLost: 0, framesReceived: 0, boardResets: 0,
   };
   readonly clock: Clock;
   /** Why the last resync happened (diagnostics). */
@@ -259,6 +277,20 @@ export class BridgeSession {
   /** The serial line's rate now (SET_BAUD changes it). */
   get baudRate(): number {
     return this.baud;
+  }
+
+  linkStatus(): BridgeLinkStatus {
+    const credit = this.link.credit;
+    return {
+      state: this.state,
+      baudRate: this.baud,
+      creditWindow: credit.window,
+      creditUsed: credit.used,
+      requestsInFlight: this.inflight.length,
+      requestsWaiting: this.waiting.length,
+      board: this.boardHello?.name,
+      protocolVersion: this.boardHello?.version,
+    };
   }
 
   /** How the board reads transactions: SHORT headers (caps bit 9), PAIRS runs (caps bit 12). */
@@ -444,6 +476,7 @@ export class BridgeSession {
   private onFrame(body: Uint8Array): void {
     const frame = parseBoardFrame(body);
     if (!frame) return this.onBadFrame();
+    this.stats.framesReceived++;
     const afterOldStreamAck = this.afterOldStreamAck;
     // Every HELLO of a resync proposes a seq outside the old stream's (sendHello): an ack in that
     // range is news of the old stream.
@@ -685,6 +718,7 @@ export class BridgeSession {
       // The unsolicited boot HELLO: the board has just reset.
       this.sawBootHello = true;
       if (this.state === 'ready' || this.state === 'resyncing') {
+        this.stats.boardResets++;
         // Up, or recovering from a garbled stream: either way what the board held is gone, and
         // the driver must hear of it (a chip it has to set up again) before the link comes back.
         this.failAll('ELINKLOST', 'board reset');
@@ -734,7 +768,10 @@ export class BridgeSession {
     } else if (wasConnecting || boardReset) {
       // A reset found by the session count alone (its boot HELLO was lost on the line) is
       // announced like one seen directly: the link went down with the board, and is back.
-      if (boardReset && !wasConnecting && !this.resetAnnounced) this.emit({ type: 'link-lost', reason: 'board reset' });
+      if (boardReset && !wasConnecting && !this.resetAnnounced) {
+        this.stats.boardResets++;
+        this.emit({ type: 'link-lost', reason: 'board reset' });
+      }
       this.emit({ type: 'link-restored', boardReset });
     }
     this.resetAnnounced = false;

@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { PcapngWriter, type ByteSink } from './pcapng.js';
 import type { LineWriter } from './text-log.js';
 
@@ -45,4 +46,41 @@ export class FileSink implements ByteSink {
 /** Open `path` as a pcapng capture; closing the writer closes the file. */
 export function openPcapngFile(path: string, options: { application?: string } = {}): PcapngWriter {
   return new PcapngWriter(new FileSink(path), options);
+}
+
+/**
+ * A capture streamed to a pipe (`spinet log -w -`, an extcap's FIFO): bytes as they come. When
+ * the reader goes away (EPIPE) writing stops and `onClosed` runs, so the capture can end.
+ */
+export class StreamSink implements ByteSink {
+  private closed = false;
+
+  constructor(
+    private readonly stream: Writable,
+    private readonly onClosed: (error?: Error) => void = () => undefined,
+  ) {
+    stream.on('error', (error) => this.end(error));
+    stream.on('close', () => this.end());
+  }
+
+  write(bytes: Uint8Array): void {
+    if (!this.closed) this.stream.write(bytes);
+  }
+
+  flush(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.stream.write('', () => resolve()));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+  }
+
+  private end(error?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClosed(error);
+  }
 }

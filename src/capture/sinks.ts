@@ -1,4 +1,6 @@
-import type { CaptureSink } from './capture.js';
+import type { CaptureSink, CapturedFrame } from './capture.js';
+import { decodeFrame } from './decode.js';
+import type { FramePredicate } from './filter.js';
 import { openPcapngFile } from './file-sink.js';
 import { PcapngWriter, type ByteSink } from './pcapng.js';
 import { JsonLinesSink, TextLogSink, type LineWriter } from './text-log.js';
@@ -21,4 +23,35 @@ export function createCaptureSinks(options: CaptureOptions): CaptureSink[] {
   if (options.pcapPath) sinks.push(openPcapngFile(options.pcapPath));
   else if (options.pcapSink) sinks.push(new PcapngWriter(options.pcapSink));
   return sinks;
+}
+
+/**
+ * Frames through a filter (filter.ts) to the sinks behind it, up to a count (`spinet log -c N`):
+ * after the last one, `onLimit` runs once and further frames are ignored.
+ */
+export class FilterSink implements CaptureSink {
+  /** Frames that matched and were passed on. */
+  matched = 0;
+
+  constructor(
+    private readonly predicate: FramePredicate,
+    private readonly sinks: readonly CaptureSink[],
+    private readonly options: { readonly limit?: number; readonly onLimit?: () => void } = {},
+  ) {}
+
+  record(frame: CapturedFrame): void {
+    const limit = this.options.limit ?? Infinity;
+    if (this.matched >= limit || !this.predicate(decodeFrame(frame.bytes))) return;
+    this.matched++;
+    for (const sink of this.sinks) sink.record(frame);
+    if (this.matched === limit) this.options.onLimit?.();
+  }
+
+  async flush(): Promise<void> {
+    for (const sink of this.sinks) await sink.flush?.();
+  }
+
+  async close(): Promise<void> {
+    for (const sink of this.sinks) await sink.close?.();
+  }
 }

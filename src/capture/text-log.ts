@@ -1,5 +1,5 @@
 import type { CaptureSink, CapturedFrame } from './capture.js';
-import { decodeFrame, formatSummary } from './decode.js';
+import { decodeFrame, formatHex, formatLayers, formatSummary, frameLayers } from './decode.js';
 
 /** Where log sinks put their lines: stderr, a file stream, an array in a test. */
 export type LineWriter = (line: string) => void;
@@ -14,12 +14,26 @@ export function formatCaptureTime(timestampMs: number): string {
   return `${hh}:${mm}:${ss}.${String(micros).padStart(6, '0')}`;
 }
 
+/** What a text log adds under each frame's line (`spinet log -v`, `-x`). */
+export interface TextLogOptions {
+  /** Every layer's fields, one layer a line. */
+  readonly verbose?: boolean;
+  /** The frame's bytes in hex, as tcpdump -x. */
+  readonly hex?: boolean;
+}
+
 /** `--log text`: one decoded line per frame, e.g. `09:14:27.000123 enc0 out 02:…, ARP, Request who-has …`. */
 export class TextLogSink implements CaptureSink {
-  constructor(private readonly write: LineWriter) {}
+  constructor(
+    private readonly write: LineWriter,
+    private readonly options: TextLogOptions = {},
+  ) {}
 
   record(frame: CapturedFrame): void {
-    this.write(`${formatCaptureTime(frame.timestampMs)} ${frame.interfaceName} ${frame.direction} ${formatSummary(decodeFrame(frame.bytes))}`);
+    const summary = decodeFrame(frame.bytes);
+    this.write(`${formatCaptureTime(frame.timestampMs)} ${frame.interfaceName} ${frame.direction} ${formatSummary(summary)}`);
+    if (this.options.verbose) this.write(formatLayers(frameLayers(summary)));
+    if (this.options.hex) this.write(formatHex(frame.bytes));
   }
 }
 

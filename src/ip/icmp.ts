@@ -9,6 +9,7 @@ import type { Containment } from '../stats/containment.js';
 import { systemError, type SystemError } from './errno.js';
 import type { IcmpErrorReporter } from './ipv4.js';
 import type { IcmpErrorInfo, IcmpErrorKind, IpReceiveInfo, IpSender, TransportProtocol } from './types.js';
+import { NO_TRACE, type TraceHook } from '../stats/trace.js';
 
 /**
  * ICMPv4 (RFC 792, RFC 1122 §3.2.2): echo reply, the ping API, errors we send (rate-limited,
@@ -76,6 +77,7 @@ export class IcmpLayer implements TransportProtocol, IcmpErrorReporter {
     private readonly ip: IpSender,
     private readonly transportFor: (protocol: number) => TransportProtocol | undefined,
     private readonly containment: Containment,
+    private readonly trace: TraceHook = NO_TRACE,
   ) {
     this.tokens = options.icmpErrorBurst;
     this.lastRefill = clock.now();
@@ -106,6 +108,8 @@ export class IcmpLayer implements TransportProtocol, IcmpErrorReporter {
         }
         const reply = new Uint8Array(payload.length);
         IcmpRepr.emit({ type: 'echo-reply', identifier: repr.identifier, sequence: repr.sequence, data: repr.data }, reply);
+        this.trace.emit?.('icmp', 'in', `echo request id ${repr.identifier} seq ${repr.sequence} from ${formatIpv4(info.source)}: answered at once with an echo reply`);
+        this.trace.emit?.('icmp', 'out', `echo reply id ${repr.identifier} seq ${repr.sequence} to ${formatIpv4(info.source)}, ${repr.data.length} data bytes echoed`);
         const sent = this.ip.send({ destination: info.source, source: info.destination, protocol: IpProtocol.ICMP, tos: info.tos }, reply);
         if (sent.ok) c.sent++;
         else c.drop(`echo-reply-${sent.code}`);
@@ -204,6 +208,7 @@ export class IcmpLayer implements TransportProtocol, IcmpErrorReporter {
           : { type: 'parameter-problem', code, pointer: 0, quote: offending };
     const message = new Uint8Array(IcmpRepr.bufferLength(repr));
     IcmpRepr.emit(repr, message);
+    this.trace.emit?.('icmp', 'out', `error type ${type} code ${code} to ${formatIpv4(source)}, quoting ${offending.length} bytes of the datagram it is about`);
     const sent = this.ip.send(
       { destination: source, source: this.ip.isLocalAddress(destination) ? destination : undefined, protocol: IpProtocol.ICMP },
       message,
@@ -246,6 +251,7 @@ export class IcmpLayer implements TransportProtocol, IcmpErrorReporter {
         reject(systemError('ETIMEDOUT', 'ping', target));
       });
       this.pings.set(sequence, { destination, nextHop, sentAt, timer, resolve, reject });
+      this.trace.emit?.('icmp', 'out', `ping: echo request id ${this.identifier} seq ${sequence} to ${target}, ${size} data bytes; waits ${timeoutMs} ms for the reply`);
       const sent = this.ip.send({ destination, protocol: IpProtocol.ICMP, ttl: options.ttl }, message);
       if (!sent.ok) {
         this.settle(sequence)?.reject(systemError(sent.code, 'ping', target));
@@ -270,6 +276,7 @@ export class IcmpLayer implements TransportProtocol, IcmpErrorReporter {
       return;
     }
     this.settle(sequence);
+    this.trace.emit?.('icmp', 'in', `echo reply seq ${sequence} from ${formatIpv4(info.source)}: ping answered after ${(this.clock.now() - pending.sentAt).toFixed(1)} ms`);
     pending.resolve({ rttMs: this.clock.now() - pending.sentAt, ttl: info.ttl, bytes, from: formatIpv4(info.source), sequence });
   }
 

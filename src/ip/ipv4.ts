@@ -12,6 +12,8 @@ import { martianDestination, martianSource } from './martian.js';
 import { Reassembler } from './reassembly.js';
 import type { RouteTable } from './routes.js';
 import type { IpReceiveInfo, IpSender, IpSendOptions, IpSendResult, RouteChoice, TransportProtocol } from './types.js';
+import { NO_TRACE, type TraceHook } from '../stats/trace.js';
+import { formatIpv4 } from '../wire/address.js';
 
 /**
  * IPv4 input and output (lwIP ip4.c): header validation, local delivery (weak host model:
@@ -59,6 +61,7 @@ export class Ipv4Layer implements IpSender {
     private readonly routes: RouteTable,
     private readonly arp: ArpLayer,
     private readonly containment: Containment,
+    private readonly trace: TraceHook = NO_TRACE,
   ) {
     this.identification = initialIdentification & 0xffff;
     this.reassembler = new Reassembler(clock, options, counters, (first) => {
@@ -91,18 +94,18 @@ export class Ipv4Layer implements IpSender {
     c.received++;
     const packet = Ipv4Packet.check(bytes);
     if (!packet.ok) {
-      c.drop(packet.reason);
+      this.dropInput(packet.reason);
       return;
     }
     if (this.options.verifyChecksums && !packet.verifyChecksum()) {
-      c.drop('bad-checksum');
+      this.dropInput('bad-checksum');
       return;
     }
     const source = packet.source;
     const destination = packet.destination;
     const martian = martianSource(source, destination, iface, this.isOwnAddress) ?? martianDestination(destination);
     if (martian !== undefined) {
-      c.drop(martian);
+      this.dropInput(martian);
       return;
     }
     let broadcast = linkBroadcast;
@@ -112,17 +115,28 @@ export class Ipv4Layer implements IpSender {
       broadcast = true;
     } else if (isMulticastIpv4(destination)) {
       if (!iface.isMemberOf(destination)) {
-        c.drop('multicast-not-joined');
+        this.dropInput('multicast-not-joined');
         return;
       }
       broadcast = true;
     } else if (iface.addresses.length === 0 && isDhcpToClient(packet)) {
       // A DHCP server may unicast the offer to the address it is offering (RFC 2131 §4.1).
     } else {
-      c.drop('not-for-us');
+      this.dropInput('not-for-us');
       return;
     }
+    this.trace.emit?.(
+      'ip',
+      'in',
+      `${formatIpv4(source)} → ${formatIpv4(destination)} (${broadcast ? 'broadcast/multicast' : 'ours'}), ${protocolName(packet.protocol)}, id ${packet.identification}, ttl ${packet.ttl}, header checksum ok` +
+        (packet.isFragment ? `, fragment at offset ${packet.fragmentOffset}${packet.moreFragments ? ' (more follow)' : ' (last)'}: to reassembly` : ''),
+    );
     this.deliver(iface.index, packet, broadcast);
+  }
+
+  private dropInput(reason: string): void {
+    this.counters.drop(reason);
+    this.trace.emit?.('ip', 'in', `dropped: ${reason}`);
   }
 
   private deliver(interfaceIndex: number, received: Ipv4Packet, broadcast: boolean): void {
@@ -233,11 +247,13 @@ export class Ipv4Layer implements IpSender {
     const selected = this.select(destination, options.interfaceIndex);
     if (selected === undefined) {
       c.drop('no-route');
+      this.trace.emit?.('ip', 'out', `route lookup ${formatIpv4(destination)}: no route matches (no default gateway): EHOSTUNREACH`);
       return options.interfaceIndex === undefined ? EHOSTUNREACH : ENETUNREACH;
     }
     const { iface, nextHop } = selected;
     if (!iface.linkUp) {
       c.drop('link-down');
+      this.trace.emit?.('ip', 'out', `route lookup ${formatIpv4(destination)}: ${iface.name} has no link: ENETDOWN`);
       return ENETDOWN;
     }
     const source = options.source ?? iface.sourceFor(nextHop);
@@ -265,8 +281,21 @@ export class Ipv4Layer implements IpSender {
       }
       frames = this.fragment(iface, source, destination, options.protocol, ttl, tos, identification, payload);
     }
+    if (this.trace.emit) {
+      const decision = `${this.describeRoute(destination, nextHop, iface, options.interfaceIndex)}; header ${formatIpv4(source)} → ${formatIpv4(destination)}, ${protocolName(options.protocol)}, id ${identification}, ttl ${ttl}`;
+      if (frames instanceof Uint8Array) this.trace.emit('ip', 'out', `${decision}, ${frames.length - ETHERNET_HEADER_LENGTH} bytes`, frames);
+      else for (const [i, frame] of frames.entries()) this.trace.emit('ip', 'out', `${decision}: larger than the MTU ${mtu}, fragment ${i + 1} of ${frames.length}`, frame);
+    }
     const result = this.arp.output(iface, nextHop, frames, destinationMac);
     return result === 'sent' ? SENT : result === 'queued' ? QUEUED : ENOBUFS;
+  }
+
+  /** The route lookup's answer in words, as the seed notes' routing table reads. */
+  private describeRoute(destination: Ipv4Address, nextHop: Ipv4Address, iface: NetInterface, interfaceIndex: number | undefined): string {
+    const route = this.routes.lookup(destination, interfaceIndex);
+    const matched = route ? `matches ${formatIpv4(route.destination)}/${route.prefixLength}` : interfaceIndex !== undefined ? `pinned to ${iface.name}` : 'no route: first interface up';
+    const hop = nextHop === destination ? 'on-link, deliver directly' : `gateway ${formatIpv4(nextHop)}`;
+    return `route lookup ${formatIpv4(destination)}: ${matched} → ${hop} via ${iface.name}`;
   }
 
   /** RFC 791 §3.2: every fragment but the last carries a multiple of 8 data bytes. */
@@ -303,6 +332,7 @@ export class Ipv4Layer implements IpSender {
     emitIpv4Header(packet, 0, source === 0 ? destination : source, destination, protocol, payload.length, ttl, tos, identification, false, false, 0);
     packet.set(payload, IPV4_MIN_HEADER_LENGTH);
     this.counters.sent++;
+    this.trace.emit?.('ip', 'out', `${formatIpv4(destination)} is one of our addresses: looped back inside the stack (no frame)`);
     const owner = this.ownerOf(destination);
     this.clock.schedule(0, () => {
       this.counters.received++;
@@ -311,6 +341,10 @@ export class Ipv4Layer implements IpSender {
     });
     return SENT;
   }
+}
+
+function protocolName(protocol: number): string {
+  return protocol === IpProtocol.TCP ? 'TCP' : protocol === IpProtocol.UDP ? 'UDP' : protocol === IpProtocol.ICMP ? 'ICMP' : `protocol ${protocol}`;
 }
 
 function isDhcpToClient(packet: Ipv4Packet): boolean {

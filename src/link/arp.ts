@@ -9,6 +9,7 @@ import type { ArpEntryRow, NeighbourState } from '../stats/rows.js';
 import type { EthernetLayer } from './ethernet.js';
 import { allocateFrame } from './frame-allocator.js';
 import type { NetInterface } from './interface.js';
+import { NO_TRACE, type TraceHook } from '../stats/trace.js';
 
 /**
  * ARP (RFC 826) and address conflict detection (RFC 5227), in the manner of lwIP's etharp.c:
@@ -74,6 +75,7 @@ export class ArpLayer {
     private readonly ethernet: EthernetLayer,
     private readonly interfaceByIndex: (index: number) => NetInterface | undefined,
     private readonly hooks: ArpHooks,
+    private readonly trace: TraceHook = NO_TRACE,
   ) {}
 
   // ---------------------------------------------------------------- output
@@ -83,26 +85,40 @@ export class ArpLayer {
    * Broadcast and multicast need no resolution; unicast waits in the neighbour's queue.
    */
   output(iface: NetInterface, nextHop: Ipv4Address, frames: Uint8Array | readonly Uint8Array[], destinationMac?: MacAddress): ArpOutputResult {
-    if (destinationMac) return this.transmitAll(iface, frames, destinationMac);
+    if (destinationMac) {
+      if (this.trace.emit) this.traceFrames(frames, `no lookup: ${formatIpv4(nextHop)} is a ${destinationMac[0] === 0xff ? 'broadcast' : 'multicast'} address → ${formatMac(destinationMac)}`);
+      return this.transmitAll(iface, frames, destinationMac);
+    }
     const key = iface.index * 0x1_0000_0000 + nextHop;
     const entry = this.cache.get(key);
     const now = this.clock.now();
     if (entry !== undefined && entry.mac !== undefined) {
       entry.lastUsedAt = now;
       entry.lastSentAt = now;
+      if (this.trace.emit) {
+        const expiry = entry.state === 'static' ? 'static' : `reachable, expires in ${((entry.expiresAt - now) / 1000).toFixed(0)} s`;
+        this.traceFrames(frames, `cache hit: ${formatIpv4(nextHop)} is-at ${formatMac(entry.mac)} (${expiry})`);
+      }
       if (entry.state === 'reachable' && now >= entry.expiresAt - this.options.arpRefreshBeforeExpiryMs) this.refresh(iface, entry, now);
       return this.transmitAll(iface, frames, entry.mac);
     }
     if (entry !== undefined) {
       entry.lastUsedAt = now;
       this.enqueue(entry, frames);
+      if (this.trace.emit) this.traceFrames(frames, `cache: ${formatIpv4(nextHop)} still unresolved (${entry.requestsSent} request${entry.requestsSent === 1 ? '' : 's'} sent): queued, ${entry.queue.length} waiting`);
       return 'queued';
     }
     const fresh = this.insert(iface.index, nextHop, now);
     if (fresh === undefined) return 'dropped';
     this.enqueue(fresh, frames);
+    if (this.trace.emit) this.traceFrames(frames, `cache miss: ${formatIpv4(nextHop)} unknown: queued until it answers; who-has ${formatIpv4(nextHop)} broadcast`);
     this.sendRequest(iface, fresh, now);
     return 'queued';
+  }
+
+  private traceFrames(frames: Uint8Array | readonly Uint8Array[], decision: string): void {
+    if (frames instanceof Uint8Array) this.trace.emit?.('arp', 'out', decision, frames);
+    else for (const frame of frames) this.trace.emit?.('arp', 'out', decision, frame);
   }
 
   private transmitAll(iface: NetInterface, frames: Uint8Array | readonly Uint8Array[], mac: MacAddress): ArpOutputResult {
@@ -231,7 +247,10 @@ export class ArpLayer {
     const queue = entry.queue;
     entry.queue = [];
     if (queue.length > 0) entry.lastSentAt = now;
-    for (const frames of queue) this.transmitAll(iface, frames, entry.mac);
+    for (const frames of queue) {
+      if (this.trace.emit) this.traceFrames(frames, `resolved: ${formatIpv4(entry.ip)} is-at ${formatMac(mac)}; sending the frame that waited for it`);
+      this.transmitAll(iface, frames, entry.mac);
+    }
   }
 
   private expire(entry: Neighbour): void {
@@ -294,6 +313,7 @@ export class ArpLayer {
       mac: e.mac ? formatMac(e.mac) : undefined,
       state: e.state,
       expiresInMs: e.state === 'reachable' ? Math.max(0, e.expiresAt - now) : undefined,
+      ageMs: e.state === 'reachable' ? Math.max(0, this.options.arpEntryLifetimeMs - (e.expiresAt - now)) : undefined,
       queued: e.queue.length,
     }));
   }
@@ -304,25 +324,25 @@ export class ArpLayer {
     this.counters.received++;
     const packet = ArpPacket.check(payload);
     if (!packet.ok) {
-      this.counters.drop(packet.reason);
+      this.dropInput(packet.reason);
       return;
     }
     const senderMac = packet.senderHardwareAddress;
     const senderIp = packet.senderProtocolAddress;
     const targetIp = packet.targetProtocolAddress;
     if (macEquals(senderMac, 0, iface.mac)) {
-      this.counters.drop('own-mac');
+      this.dropInput('own-mac');
       return;
     }
     // No host has a group MAC or is at 0/8 (but 0.0.0.0, a probe), 127/8, multicast, class E or
     // the broadcast (RFC 1122 §3.2.1.3): learning one would send unicast to many, or to nobody.
     const senderNet = senderIp >>> 24;
     if (isMulticastMac(senderMac, 0)) {
-      this.counters.drop('bad-sender-mac');
+      this.dropInput('bad-sender-mac');
       return;
     }
     if ((senderNet === 0 && senderIp !== 0) || senderNet === 127 || senderNet >= 224) {
-      this.counters.drop('bad-sender');
+      this.dropInput('bad-sender');
       return;
     }
 
@@ -330,7 +350,7 @@ export class ArpLayer {
 
     // RFC 5227 §2.4: someone else uses an address we hold.
     if (senderIp !== 0 && iface.hasAddress(senderIp)) {
-      this.counters.drop('address-conflict');
+      this.dropInput('address-conflict');
       this.hooks.conflict({ interfaceIndex: iface.index, address: senderIp, mac: senderMac.slice() });
       return;
     }
@@ -340,15 +360,28 @@ export class ArpLayer {
       // RFC 826 "merge": update an existing entry whatever the target; create one only if we are the target.
       const key = iface.index * 0x1_0000_0000 + senderIp;
       let entry = this.cache.get(key);
+      const known = entry !== undefined;
       if (entry === undefined && forUs) entry = this.insert(iface.index, senderIp, this.clock.now());
+      this.trace.emit?.(
+        'arp',
+        'in',
+        `${packet.operation === ArpOperation.REQUEST ? `who-has ${formatIpv4(targetIp)}` : 'reply'} from ${formatIpv4(senderIp)} (${formatMac(senderMac)}): ` +
+          (entry === undefined ? 'not for us, cache unchanged' : `cache entry ${known ? 'updated' : 'created'}, reachable`) +
+          (forUs && packet.operation === ArpOperation.REQUEST ? '; answering with our MAC' : ''),
+      );
       if (entry !== undefined) this.learn(iface, entry, senderMac);
-    }
+    } else this.trace.emit?.('arp', 'in', `probe for ${formatIpv4(targetIp)} from ${formatMac(senderMac)} (sender 0.0.0.0): cache unchanged`);
 
     if (forUs && packet.operation === ArpOperation.REQUEST) {
       this.transmitArp(iface, ArpOperation.REPLY, senderMac, senderMac, targetIp, senderIp);
     } else if (!forUs && senderIp !== 0) {
       this.counters.drop('not-for-us');
     }
+  }
+
+  private dropInput(reason: string): void {
+    this.counters.drop(reason);
+    this.trace.emit?.('arp', 'in', `dropped: ${reason}`);
   }
 
   // ---------------------------------------------------------------- RFC 5227
@@ -417,6 +450,18 @@ export class ArpLayer {
     const frame = allocateFrame(ETHERNET_HEADER_LENGTH + ARP_PACKET_LENGTH);
     const at = EthernetRepr.emit({ destination: frameDestination, source: iface.mac, etherType: EtherType.ARP }, frame);
     ArpRepr.emit({ operation, senderMac: iface.mac, senderIp, targetMac, targetIp }, frame, at);
+    this.trace.emit?.(
+      'arp',
+      'out',
+      operation === ArpOperation.REPLY
+        ? `reply: ${formatIpv4(senderIp)} is-at ${formatMac(iface.mac)}, to ${formatIpv4(targetIp)}`
+        : senderIp === 0
+          ? `probe (RFC 5227): does anyone use ${formatIpv4(targetIp)}?`
+          : senderIp === targetIp
+            ? `announcement (gratuitous ARP) of ${formatIpv4(senderIp)}`
+            : `request: who-has ${formatIpv4(targetIp)} tell ${formatIpv4(senderIp)}${macEquals(frameDestination, 0, MAC_BROADCAST) ? ' (broadcast)' : ' (unicast refresh)'}`,
+      frame,
+    );
     if (this.ethernet.transmit(iface, frame)) this.counters.sent++;
   }
 }

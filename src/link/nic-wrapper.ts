@@ -61,6 +61,11 @@ export abstract class NicWrapper implements Nic {
     this.inner.leaveMulticast?.(mac);
   }
 
+  get setPromiscuous(): ((on: boolean) => void) | undefined {
+    const inner = this.inner;
+    return inner.setPromiscuous && ((on) => inner.setPromiscuous!(on));
+  }
+
   stats(): NicStats {
     return this.inner.stats();
   }

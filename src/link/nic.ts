@@ -64,6 +64,12 @@ export interface Nic {
   stop(): Promise<void>;
   joinMulticast?(mac: MacAddress): void;
   leaveMulticast?(mac: MacAddress): void;
+  /**
+   * Receive every frame on the wire, not only those for our MAC (the chip's receive filter off),
+   * so a capture sees the LAN segment; the stack's Ethernet layer still drops what is not ours.
+   * Absent where frames are never filtered below the stack.
+   */
+  setPromiscuous?(on: boolean): void;
   stats(): NicStats;
 }
 

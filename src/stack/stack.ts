@@ -17,6 +17,7 @@ import type { ArpEntryRow, InterfaceRow, SocketRow, StackTables } from '../stats
 import { formatCounters, formatTables } from './tables.js';
 import { systemError } from '../ip/errno.js';
 import { Containment, type ContainedErrorReport } from '../stats/containment.js';
+import { createTraceHook, type TraceHook } from '../stats/trace.js';
 
 /**
  * The stack: interfaces, ARP, IPv4, ICMP and UDP composed around an injected clock and random
@@ -34,6 +35,11 @@ export interface StackConfig {
    * stderr with its stack trace). Every one is counted as a drop of the layer that caught it.
    */
   readonly reportContained?: ContainedErrorReport;
+  /**
+   * The trace hook every layer reports its decisions to (src/stats/trace.ts); pass the same hook
+   * to the NIC's driver to follow packets below the stack too. Off until its `emit` is set.
+   */
+  readonly trace?: TraceHook;
 }
 
 export type StackEvent =
@@ -114,6 +120,8 @@ export class Stack extends EventEmitter {
   readonly udp: UdpLayer;
   /** Exceptions stopped at layer boundaries (pass it to a Tcp, so TCP's sockets report the same way). */
   readonly containment: Containment;
+  /** The layers' trace hook: set `trace.emit` to follow packets, clear it to stop. */
+  readonly trace: TraceHook;
 
   private readonly interfaceList: NetInterface[] = [];
   private readonly counterSet: StackCounters = createCounters();
@@ -131,13 +139,15 @@ export class Stack extends EventEmitter {
     this.options = resolveOptions(config.options);
     this.hostname = config.hostname ?? 'spinet';
     this.containment = new Containment(config.reportContained);
+    this.trace = config.trace ?? createTraceHook();
+    const trace = this.trace;
     const c = this.counterSet;
     const byIndex = (index: number) => this.interfaceList.find((i) => i.index === index);
     this.routes = new RouteTable((index) => byIndex(index)?.linkUp ?? false);
     this.ethernet = new EthernetLayer(c.ethernet, {
       arp: (iface, payload) => this.arpLayer.input(iface, payload),
       ipv4: (iface, payload, linkBroadcast) => this.ipv4.input(iface, payload, linkBroadcast),
-    });
+    }, trace);
     this.arpLayer = new ArpLayer(this.clock, this.random, this.options, c.arp, this.ethernet, byIndex, {
       conflict: (conflict) => {
         const event: StackEvent = { type: 'arp-conflict', interfaceIndex: conflict.interfaceIndex, address: formatIpv4(conflict.address), mac: formatMac(conflict.mac) };
@@ -149,15 +159,15 @@ export class Stack extends EventEmitter {
         this.ipv4.neighbourUnreachable(address);
         this.notify({ type: 'neighbour-unreachable', interfaceIndex, address: formatIpv4(address), dropped });
       },
-    });
+    }, trace);
     this.arp = new ArpApi(this.arpLayer, (index) => {
       const iface = byIndex(index);
       if (!iface) throw Object.assign(new RangeError(`No interface ${index}`), { code: 'ERR_INVALID_ARG_VALUE' });
       return iface;
     });
-    this.ipv4 = new Ipv4Layer(this.clock, this.random.u32(), this.options, c.ipv4, () => this.interfaceList, byIndex, this.routes, this.arpLayer, this.containment);
+    this.ipv4 = new Ipv4Layer(this.clock, this.random.u32(), this.options, c.ipv4, () => this.interfaceList, byIndex, this.routes, this.arpLayer, this.containment, trace);
     this.ip = this.ipv4;
-    this.icmp = new IcmpLayer(this.clock, this.random, this.options, c.icmp, this.ipv4, (p) => this.ipv4.transportFor(p), this.containment);
+    this.icmp = new IcmpLayer(this.clock, this.random, this.options, c.icmp, this.ipv4, (p) => this.ipv4.transportFor(p), this.containment, trace);
     this.ipv4.setIcmpReporter(this.icmp);
     this.ipv4.register(this.icmp);
     this.udp = new UdpLayer(this.ipv4, this.random, this.options, c.udp, {
@@ -175,7 +185,7 @@ export class Stack extends EventEmitter {
       leaveGroup: (group, index) => {
         for (const iface of this.interfaceList) if (index === undefined || iface.index === index) iface.leaveMulticast(group);
       },
-    }, this.containment);
+    }, this.containment, trace);
     this.ipv4.register(this.udp);
     this.registerSocketTable('udp', () => this.udp.rows());
   }
@@ -259,8 +269,9 @@ export class Stack extends EventEmitter {
    * `stats` (if it keeps any, as Tcp does) appear in transportCounters(), and its `rows()` (if it
    * has them) in the socket table, under its name ('tcp').
    */
-  registerTransport(transport: TransportProtocol & { readonly stats?: unknown; rows?(): SocketRow[] }): void {
+  registerTransport(transport: TransportProtocol & { readonly stats?: unknown; rows?(): SocketRow[]; useTrace?(hook: TraceHook): void }): void {
     this.ipv4.register(transport);
+    transport.useTrace?.(this.trace);
     const name = TRANSPORT_NAMES[transport.protocol];
     if (name === undefined) return;
     if (isTransportCounters(transport.stats)) this.registeredCounters.set(name, transport.stats);

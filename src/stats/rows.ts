@@ -13,6 +13,8 @@ export interface ArpEntryRow {
   readonly state: NeighbourState;
   /** Milliseconds until expiry (undefined for static / incomplete). */
   readonly expiresInMs: number | undefined;
+  /** Milliseconds since the MAC was learned or last confirmed (reachable entries). */
+  readonly ageMs: number | undefined;
   readonly queued: number;
 }
 

@@ -52,6 +52,56 @@ export interface TcpConnectionEvents {
   onClosed?(): void;
 }
 
+/** A TCP connection's internals (Linux's tcp_info, what `ss -ti` prints), copied. Sequence numbers are absolute. */
+export interface TcpConnectionInfo {
+  readonly state: TcpState;
+  readonly iss: number;
+  readonly irs: number;
+  readonly sndUna: number;
+  readonly sndNxt: number;
+  readonly sndMax: number;
+  /** The peer's receive window, scaled, in bytes. */
+  readonly sndWnd: number;
+  readonly rcvNxt: number;
+  /** The window we last advertised, in bytes from RCV.NXT. */
+  readonly rcvWnd: number;
+  /** Free space in our receive buffer (what the next advertisement may offer). */
+  readonly receiveSpace: number;
+  readonly sendMss: number;
+  readonly peerMss: number;
+  readonly localMss: number;
+  readonly sndScale: number;
+  readonly rcvScale: number;
+  readonly sack: boolean;
+  readonly timestamps: boolean;
+  readonly congestionControl: string;
+  readonly cwnd: number;
+  readonly ssthresh: number;
+  /** Milliseconds; undefined before the first sample. */
+  readonly srtt: number | undefined;
+  readonly rttvar: number;
+  readonly rto: number;
+  /** Retransmissions of the oldest unacknowledged segment (the RTO backoff count). */
+  readonly backoff: number;
+  /** Bytes in flight: SND.MAX − SND.UNA, or RFC 6675's pipe during SACK recovery. */
+  readonly bytesInFlight: number;
+  readonly inRecovery: boolean;
+  readonly retransmittedSegments: number;
+  /** Ranges the peer has SACKed above SND.UNA (our scoreboard). */
+  readonly peerSackBlocks: readonly SackBlock[];
+  /** Out-of-order ranges we hold and report to the peer. */
+  readonly ourSackBlocks: readonly SackBlock[];
+  readonly sendQueue: number;
+  readonly unsent: number;
+  readonly receiveQueue: number;
+  /** Bytes the peer acknowledged (from SND.UNA − ISS; modulo 2^32). */
+  readonly bytesAcked: number;
+  /** Bytes received in order (from RCV.NXT − IRS; modulo 2^32; a received FIN counts one). */
+  readonly bytesReceived: number;
+  /** Every armed timer, with milliseconds until it fires. */
+  readonly timers: readonly { readonly name: string; readonly remainingMs: number }[];
+}
+
 /** What a connection needs from its Tcp: sending, timekeeping, bookkeeping. */
 export interface ConnectionHost {
   readonly clock: Clock;
@@ -240,6 +290,9 @@ export class TcpConnection implements ConnectionId {
   private dispatching = 0;
   /** Segments that arrived while this connection was busy sending (see receive). */
   private deferredSegments: TcpRepr[] = [];
+
+  /** Segments this connection sent again (SYN, data, FIN), over its life. */
+  retransmittedSegments = 0;
 
   constructor(
     private readonly host: ConnectionHost,
@@ -567,7 +620,7 @@ export class TcpConnection implements ConnectionId {
         this.output();
         this.flushAck();
       } else if (!(flags & TcpFlag.ACK)) {
-        this.host.stats.retransmittedSegments++;
+        this.countRetransmission();
         this.sendSynSegment();
       }
       return;
@@ -1161,7 +1214,7 @@ export class TcpConnection implements ConnectionId {
     const length = Math.max(0, Math.min(maxLength, seqDiff(dataEnd, seq), room > 0 ? room : Infinity));
     const fin = this.finQueued && this.finSent() && seqAdd(seq, length) === this.finSequence();
     if (length === 0 && !fin) return;
-    this.host.stats.retransmittedSegments++;
+    this.countRetransmission();
     const sent = this.transmit(seq, length, TcpFlag.ACK | (fin ? TcpFlag.FIN : 0));
     this.rtt.forgetTimed();
     // A resend filled from the queue (less than a segment was in flight) carries bytes never sent
@@ -1382,7 +1435,7 @@ export class TcpConnection implements ConnectionId {
       this.retransmits++;
       this.rtt.backoff();
       this.rtt.forgetTimed();
-      this.host.stats.retransmittedSegments++;
+      this.countRetransmission();
       this.sendSynSegment();
       this.retransmitTimer.arm(this.rtt.rto);
       return;
@@ -1406,7 +1459,7 @@ export class TcpConnection implements ConnectionId {
     this.scoreboard.highRxt = this.sndUna;
     // Go back to SND.UNA and resend from there as the window allows.
     this.sndNxt = this.sndUna;
-    this.host.stats.retransmittedSegments++;
+    this.countRetransmission();
     if (!this.sendNewDataIgnoringWindow()) this.transmit(this.sndUna, 0, TcpFlag.ACK);
     this.retransmitTimer.arm(this.rtt.rto);
   }
@@ -1649,6 +1702,59 @@ export class TcpConnection implements ConnectionId {
       this.pendingClosed = false;
       e.onClosed?.();
     }
+  }
+
+  private countRetransmission(): void {
+    this.retransmittedSegments++;
+    this.host.stats.retransmittedSegments++;
+  }
+
+  /** The connection's internals as `ss -ti` shows them: a copy, for consoles and diagnostics. */
+  info(): TcpConnectionInfo {
+    const timers: { name: string; remainingMs: number }[] = [];
+    const add = (name: string, t: RearmableTimer) => t.armed && timers.push({ name, remainingMs: t.remaining() ?? 0 });
+    add('retransmit', this.retransmitTimer);
+    add('persist', this.persistTimer);
+    add('delayed-ack', this.delayedAckTimer);
+    add('keepalive', this.keepAliveTimer);
+    add(this.state === 'TIME-WAIT' ? 'time-wait' : 'fin-wait-2', this.closeTimer);
+    return {
+      state: this.state,
+      iss: this.iss,
+      irs: this.irs,
+      sndUna: this.sndUna,
+      sndNxt: this.sndNxt,
+      sndMax: this.sndMax,
+      sndWnd: this.sndWnd,
+      rcvNxt: this.rcvNxt,
+      rcvWnd: Math.max(0, seqDiff(this.rcvAdv, this.rcvNxt)),
+      receiveSpace: this.receiveBufferFree(),
+      sendMss: this.sendMss,
+      peerMss: this.peerMss,
+      localMss: this.localMss,
+      sndScale: this.sndScale,
+      rcvScale: this.rcvScale,
+      sack: this.sackEnabled,
+      timestamps: this.timestampsEnabled,
+      congestionControl: this.cc.name,
+      cwnd: this.cc.cwnd,
+      ssthresh: this.cc.ssthresh,
+      srtt: this.srtt,
+      rttvar: this.rttvar,
+      rto: this.rto,
+      backoff: this.retransmits,
+      bytesInFlight: this.inRecovery && this.sackEnabled ? this.scoreboard.pipe(this.sndUna, this.sndMax, this.sendMss) : seqDiff(this.sndMax, this.sndUna),
+      inRecovery: this.inRecovery,
+      retransmittedSegments: this.retransmittedSegments,
+      peerSackBlocks: this.scoreboard.sacked.map((b) => ({ left: b.left, right: b.right })),
+      ourSackBlocks: this.sackBlocks().map((b) => ({ left: b.left, right: b.right })),
+      sendQueue: this.sendQueueLength,
+      unsent: Math.max(0, seqDiff(this.dataEnd(), this.sndNxt)),
+      receiveQueue: this.readableLength,
+      bytesAcked: Math.max(0, seqDiff(this.sndUna, this.iss) - 1),
+      bytesReceived: this.irs === 0 && this.rcvNxt === 0 ? 0 : Math.max(0, seqDiff(this.rcvNxt, this.irs) - 1),
+      timers,
+    };
   }
 
   /** Which timer runs, for netstat (the Linux "timer" column). */

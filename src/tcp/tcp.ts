@@ -12,6 +12,7 @@ import {
   windowScaleFor,
   type ConnectionHost,
   type TcpConnectionEvents,
+  type TcpConnectionInfo,
   type TcpErrorCode,
   type TcpState,
   type TcpTimerName,
@@ -27,6 +28,8 @@ import { timestampClock } from './rtt.js';
 import { countDrop } from '../stats/counters.js';
 import type { SocketRow } from '../stats/rows.js';
 import { Containment } from '../stats/containment.js';
+import { NO_TRACE, type TraceHook } from '../stats/trace.js';
+import { describeSegmentIn, describeSegmentOut, describeSocketOut } from './trace.js';
 
 export interface TcpConnectOptions {
   readonly remoteAddress: Ipv4Address;
@@ -68,6 +71,8 @@ export interface TcpSocketRow {
   readonly rto: number;
   readonly srtt: number | undefined;
   readonly cwnd: number;
+  /** A connection's internals as `ss -ti` shows them (listeners have none). */
+  readonly info?: TcpConnectionInfo;
 }
 
 /** RFC 4987 §3.6 SYN cookies: the MSS values a cookie can carry (Linux's table). */
@@ -126,6 +131,7 @@ export class Tcp implements TransportProtocol {
   private readonly hasher: TupleHasher;
   private readonly host: ConnectionHost;
   private readonly resetLimit: RateLimit;
+  private trace: TraceHook = NO_TRACE;
 
   constructor(
     readonly ip: IpSender,
@@ -142,7 +148,14 @@ export class Tcp implements TransportProtocol {
       clock,
       options: this.options,
       stats: this.stats,
-      send: (connection, segment) => this.sendSegment(connection.localAddress, connection.remoteAddress, segment),
+      send: (connection, segment) => {
+        if (this.trace.emit) {
+          const info = connection.info();
+          this.trace.emit('socket', 'out', describeSocketOut(connection, info));
+          this.trace.emit('tcp', 'out', describeSegmentOut(info, segment));
+        }
+        return this.sendSegment(connection.localAddress, connection.remoteAddress, segment);
+      },
       canEstablish: (connection) => {
         const listener = this.parents.get(connection);
         return !listener || listener.acceptQueue.length < listener.backlog;
@@ -162,6 +175,11 @@ export class Tcp implements TransportProtocol {
   // ---------------------------------------------------------------------------------
   // Application side
   // ---------------------------------------------------------------------------------
+
+  /** Report to the stack's trace hook (Stack.registerTransport hands it over). */
+  useTrace(hook: TraceHook): void {
+    this.trace = hook;
+  }
 
   /** Active open. The SYN leaves at once; `events.onConnect` fires when established. */
   connect(options: TcpConnectOptions, events: TcpConnectionEvents = {}): TcpConnection | TcpOpenError {
@@ -264,6 +282,7 @@ export class Tcp implements TransportProtocol {
         rto: c.rto,
         srtt: c.srtt,
         cwnd: c.cc.cwnd,
+        info: c.info(),
       });
     }
     return rows;
@@ -335,11 +354,22 @@ export class Tcp implements TransportProtocol {
           return this.listenerReceive(listener, info, seg);
         }
       }
-      connection.receive(seg);
+      if (this.trace.emit) {
+        const before = connection.info();
+        connection.receive(seg);
+        const after = connection.info();
+        this.trace.emit('tcp', 'in', describeSegmentIn(seg, before, after));
+        const delivered = Math.min(seg.payload.length, after.bytesReceived - before.bytesReceived);
+        if (delivered > 0) this.trace.emit('socket', 'in', `${delivered} bytes readable by the application (${after.receiveQueue} still unread after the read)`);
+      } else connection.receive(seg);
       return 'delivered';
     }
     const listener = this.findListener(info.destination, seg.destinationPort);
-    if (listener) return this.listenerReceive(listener, info, seg);
+    if (listener) {
+      this.trace.emit?.('tcp', 'in', `${seg.flags & TcpFlag.SYN ? 'SYN' : 'segment'} from ${formatIpv4(info.source)}:${seg.sourcePort} to the listener on port ${seg.destinationPort}`);
+      return this.listenerReceive(listener, info, seg);
+    }
+    this.trace.emit?.('tcp', 'in', `no connection or listener for port ${seg.destinationPort}: answered with a reset`);
     // RFC 9293 §3.10.7.1: CLOSED — answer anything but a RST with a RST.
     this.replyReset(info, seg);
     return 'delivered';
@@ -586,6 +616,7 @@ export class Tcp implements TransportProtocol {
       return;
     }
     this.stats.resetsSent++;
+    this.trace.emit?.('tcp', 'out', `[R] reset to ${formatIpv4(info.source)}:${seg.sourcePort}: nothing here matches its segment (RFC 9293 §3.10.7.1)`);
     this.sendSegment(info.destination, info.source, resetReplyTo(seg, info.destination, info.source));
   }
 }
@@ -594,4 +625,4 @@ function listenerKey(address: Ipv4Address, port: number): string {
   return `${address >>> 0}:${port}`;
 }
 
-export type { TcpConnection, TcpConnectionEvents, TcpErrorCode, TcpState };
+export type { TcpConnection, TcpConnectionEvents, TcpConnectionInfo, TcpErrorCode, TcpState };

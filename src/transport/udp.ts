@@ -7,6 +7,7 @@ import type { StackOptions } from '../options.js';
 import type { LayerCounters } from '../stats/counters.js';
 import type { SocketRow } from '../stats/rows.js';
 import type { Containment } from '../stats/containment.js';
+import { NO_TRACE, type TraceHook } from '../stats/trace.js';
 
 /**
  * UDP (RFC 768, lwIP udp.c): a table of endpoints ("PCBs") by local port, demultiplexing with
@@ -55,6 +56,7 @@ export class UdpLayer implements TransportProtocol {
     private readonly counters: LayerCounters,
     readonly interfaces: UdpInterfaces,
     private readonly containment: Containment,
+    private readonly trace: TraceHook = NO_TRACE,
   ) {}
 
   // ------------------------------------------------------------------ binding
@@ -123,6 +125,7 @@ export class UdpLayer implements TransportProtocol {
     const list = this.ports.get(packet.destinationPort);
     if (list === undefined) {
       c.drop('no-socket');
+      this.trace.emit?.('udp', 'in', `port ${packet.destinationPort}: no socket bound there: dropped${info.broadcastOrMulticast ? '' : ', ICMP port unreachable'}`);
       return 'unreachable';
     }
     const sourcePort = packet.sourcePort;
@@ -154,6 +157,8 @@ export class UdpLayer implements TransportProtocol {
       c.drop('no-socket');
       return 'unreachable';
     }
+    this.trace.emit?.('udp', 'in', `${formatIpv4(info.source)}:${sourcePort} → port ${packet.destinationPort}, ${data.length} bytes, checksum ok: to the socket bound to ${formatIpv4(best.localAddress)}:${best.localPort}`);
+    this.trace.emit?.('socket', 'in', `udp ${formatIpv4(best.localAddress)}:${best.localPort}: one datagram of ${data.length} bytes for the application ('message')`);
     this.deliver(best, data, info, sourcePort);
     return 'delivered';
   }
@@ -227,6 +232,8 @@ export class UdpLayer implements TransportProtocol {
       }
       source = route.source;
     }
+    this.trace.emit?.('socket', 'out', `udp ${formatIpv4(endpoint.localAddress)}:${endpoint.localPort}: the application sends ${data.length} bytes to ${formatIpv4(destination)}:${port} (no buffering, no retransmission)`);
+    this.trace.emit?.('udp', 'out', `header: port ${endpoint.localPort} → ${port}, length ${UDP_HEADER_LENGTH + data.length}, checksum over the pseudo-header from ${formatIpv4(source)}`);
     const datagram = new Uint8Array(UDP_HEADER_LENGTH + data.length);
     UdpRepr.emit({ sourcePort: endpoint.localPort, destinationPort: port }, datagram, 0, source, destination, data);
     const result = this.ip.send({ destination, source, protocol: IpProtocol.UDP, ttl, interfaceIndex: endpoint.interfaceIndex }, datagram);

@@ -24,6 +24,13 @@ describe('bridge HAL against the TypeScript board model', () => {
     expect(hal.hello).toMatchObject({ version: 2, window: 992, maxPayload: 64, csPin: 10, intPin: 2, programBytes: 64 });
     expect(hal.spi.maxProgramBytes).toBe(64);
     expect(hal.ready).toBe(true);
+    // What the console shows of the link: the board's credit window from its HELLO, none of it in use.
+    expect(hal.linkStatus()).toEqual({
+      state: 'ready', baudRate: 1_000_000, creditWindow: 992, creditUsed: 0, requestsInFlight: 0, requestsWaiting: 0,
+      board: hal.hello!.name, protocolVersion: 2,
+    });
+    expect(hal.stats.framesReceived).toBeGreaterThan(0);
+    expect(hal.stats.boardResets).toBe(0);
   });
 
   it('promises a floor on write time: the line rate beyond the credit window, else the 8 MHz SPI clock', async () => {
@@ -129,9 +136,11 @@ describe('bridge HAL against the TypeScript board model', () => {
     const { hal, board } = await setup();
     const events: HalEvent[] = [];
     hal.onEvent((e) => events.push(e));
+    const resetsBefore = hal.stats.boardResets;
     board.reboot();
     while (events.length < 2) await hal.delay(5);
     expect(events).toEqual([{ type: 'link-lost', reason: 'board reset' }, { type: 'link-restored', boardReset: true }]);
+    expect(hal.stats.boardResets).toBe(resetsBefore + 1);
     expect(await hal.ping()).toBeGreaterThan(0);
   });
 });

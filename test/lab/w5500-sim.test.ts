@@ -29,7 +29,7 @@ describe.skipIf(skip)('the W5500 on the simulated Uno, with the Linux kernel as 
     const lan = new VirtualLan(clock);
     lab.tap.attachTo(lan);
     node = await createSimNode({ clock, lan, random: new CryptoRandom(), chip: 'w5500', onStrictViolation: (m) => violations.push(m) });
-    await startStatusPage(node.net, 80, node.stack, () => ({ board: node.hal.name }));
+    await startStatusPage(node.net, 80, node.stack);
     await startTcpService(node.net, 'echo', 7);
   });
 

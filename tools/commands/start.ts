@@ -1,5 +1,7 @@
 import { openNode, untilInterrupted, type Forward, type SpinetNode, type Values } from '../node.js';
 import { startServices } from '../services.js';
+import { consoleSetup } from '../console/index.js';
+import type { ConsoleServer } from '../console/server.js';
 import { UsageError } from '../options.js';
 import { formatIpv4 } from '../../src/wire/address.js';
 
@@ -21,7 +23,9 @@ export async function start(values: Values): Promise<number> {
   const board = (values.board as string | undefined) ?? 'sim';
   const say = (m: string) => console.error(m);
   const t0 = Date.now();
-  const node = await openNode({ ...values, board, lan: 'sim', dhcp: true }, (m) => say(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${m}`));
+  const operatorConsole = consoleSetup(values.console);
+  const node = await openNode({ ...values, board, lan: 'sim', dhcp: true }, (m) => say(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${m}`), operatorConsole.extras);
+  let server: ConsoleServer | undefined;
   try {
     const address = node.iface.addresses[0];
     if (!address) throw new Error('the board has no address after DHCP');
@@ -39,15 +43,17 @@ export async function start(values: Values): Promise<number> {
       }
     }
 
-    const services = await startServices(node.stack, node.net, ['http:80', 'echo:7'], () => ({ board: String(board), lease: boardIp }));
+    const services = await startServices(node.stack, node.net, ['http:80', 'echo:7']);
     for (const s of services.describe()) say(`board ${boardIp}: serving ${s}`);
     const http = await forwardTo(node, 80, httpPort, values['http-port'] === undefined, say);
     const echo = await forwardTo(node, 7, echoPort, values['echo-port'] === undefined, say);
     // Listening for Ctrl-C before saying so: a signal right after the lines still shuts down cleanly.
     const interrupted = untilInterrupted();
+    server = await operatorConsole.start(node);
     console.log(`spinet is up: the simulated board is ${boardIp} on the simulated LAN.`);
     console.log(`  status page:  curl http://127.0.0.1:${http.port}/`);
     console.log(`  TCP echo:     socat - TCP:127.0.0.1:${echo.port}`);
+    if (server) console.log(`  console:      ${server.url}  (watch the stack work: tables, plots, live frames; this computer only)`);
     console.log('Ctrl-C to stop.');
     const signal = await interrupted;
     say(`\n${signal}: shutting down (closing connections, releasing the DHCP lease)`);
@@ -55,6 +61,7 @@ export async function start(values: Values): Promise<number> {
     await services.close();
     console.log(node.stack.formatTables());
   } finally {
+    await server?.close();
     await node.close();
   }
   return 0;

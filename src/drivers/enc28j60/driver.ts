@@ -27,6 +27,8 @@ import * as R from './registers.js';
 import { parseRun, receiveProgram } from './rx-program.js';
 import { RingReader } from './rx-reader.js';
 import { receivedOk, type RxHeader } from './rx-ring.js';
+import { NO_TRACE, type TraceHook } from '../../stats/trace.js';
+import type { ChipStatus } from '../status.js';
 import { ETHERNET_MTU, MAX_FRAME_BYTES, TxScheduler, type ResultHandler } from './tx-scheduler.js';
 
 export { Enc28j60Error, type Enc28j60ErrorCode } from './init.js';
@@ -68,6 +70,8 @@ export interface Enc28j60NicConfig {
   mac: MacAddress;
   name?: string;
   options?: Partial<Enc28j60Options>;
+  /** Report what the driver, the chip's buffers and the link to the board did with each frame. */
+  trace?: TraceHook;
 }
 
 /** Things the driver recovered from or worked around, by name (not drops). */
@@ -96,6 +100,8 @@ export class Enc28j60Nic implements Nic {
   private readonly ring: RingReader;
   private readonly chip: ChipAccess;
   private handlers: NicHandlers | undefined;
+  private readonly trace: TraceHook;
+  private promiscuous = false;
 
   private readonly bank = new BankTracker();
   private seq = 0;
@@ -145,6 +151,7 @@ export class Enc28j60Nic implements Nic {
     this.wakeTimer = new RearmableTimer(this.clock, () => this.kick());
     this.name = config.name ?? `enc28j60-${formatMac(this.mac)}`;
     this.options = { ...ENC28J60_DEFAULTS, ...config.options };
+    this.trace = config.trace ?? NO_TRACE;
     const rxEnd = this.options.rxEnd;
     if ((rxEnd & 1) === 0) throw new RangeError('rxEnd must be odd (ENC28J60 errata #14)');
     // Each frame in the ring: its header before it, FCS, pad to even.
@@ -161,6 +168,8 @@ export class Enc28j60Nic implements Nic {
       counters: this.counters,
       count: (event) => this.count(event),
       rearm: () => this.armWakeTimer(),
+      trace: this.trace,
+      halName: this.hal.name,
     });
     this.ring = new RingReader(rxEnd, this.options, {
       take: (header, frame, fcs) => this.take(header, frame, fcs),
@@ -187,6 +196,35 @@ export class Enc28j60Nic implements Nic {
 
   stats(): NicStats {
     return this.counters;
+  }
+
+  /** The chip's state as the driver knows it (src/drivers/status.ts). */
+  status(): ChipStatus {
+    return {
+      chip: 'ENC28J60',
+      linkUp: this.up,
+      speedMbps: 10,
+      revision: this.revision,
+      promiscuous: this.promiscuous,
+      ringBytes: this.options.rxEnd + 1,
+      ringUsed: this.ring.bytesInUse,
+      packetsWaiting: this.ring.knownPending,
+      overflows: this.counters.drops['rx-overflow'] ?? 0,
+      transmitQueue: this.tx.pending,
+      transmitErrors: ['tx-abort', 'tx-preempted', 'tx-timeout'].reduce((n, reason) => n + (this.events[reason] ?? 0), 0),
+    };
+  }
+
+  /**
+   * Receive every frame on the wire, not only ours (DS-ENC §8: ERXFCON with no filter enabled).
+   * The stack above still ignores frames not addressed to it; a capture sees them.
+   */
+  setPromiscuous(on: boolean): void {
+    if (this.promiscuous === on) return;
+    this.promiscuous = on;
+    this.filterDirty = true;
+    // Before start() the initialisation writes the filter anyway.
+    if (this.running) this.kick();
   }
 
   // ---- Start / stop ---------------------------------------------------------------------------
@@ -293,7 +331,7 @@ export class Enc28j60Nic implements Nic {
   }
 
   private receiveFilter(): number {
-    return receiveFilter(this.multicastJoined > 0);
+    return receiveFilter(this.multicastJoined > 0, this.promiscuous);
   }
 
   /**
@@ -495,12 +533,14 @@ export class Enc28j60Nic implements Nic {
    * it cancels out in the IP and TCP checksums (two flips can).
    */
   private take(header: RxHeader, frame: Uint8Array, fcs: number): void {
-    if (!receivedOk(header)) {
-      countDrop(this.counters.drops, 'rx-bad-frame');
-      return;
+    const verdict = !receivedOk(header) ? 'rx-bad-frame' : crc32(frame) !== fcs ? 'rx-bad-fcs' : undefined;
+    if (this.trace.emit) {
+      this.trace.emit('chip', 'in', `in the receive ring: status vector ${header.byteCount} bytes with FCS, ${receivedOk(header) ? 'received OK' : 'receive error'}; next packet at 0x${header.next.toString(16).padStart(4, '0')}`, frame);
+      this.trace.emit('bridge', 'in', this.programArmed ? `streamed to the host by the board's receive program as SPI read it (no round trip; ${this.hal.name})` : `read by a receive batch over ${this.hal.name}`, frame);
+      this.trace.emit('driver', 'in', verdict ? `dropped: ${verdict}` : 'status vector and FCS checked; ring space released with a later batch; handed to the stack', frame);
     }
-    if (crc32(frame) !== fcs) {
-      countDrop(this.counters.drops, 'rx-bad-fcs');
+    if (verdict !== undefined) {
+      countDrop(this.counters.drops, verdict);
       return;
     }
     this.counters.rxFrames++;

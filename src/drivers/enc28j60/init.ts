@@ -38,7 +38,12 @@ export interface ChipAccess {
 export const ECON2_CONFIGURED = R.ECON2_AUTOINC | R.ECON2_VRPS;
 
 /** ERXFCON: unicast to us, broadcast, good CRC only; every multicast group while any is joined. */
-export function receiveFilter(multicast: boolean): number {
+/**
+ * ERXFCON. Promiscuous: no filter enabled, every frame accepted (DS-ENC §8); CRCEN stays, so
+ * frames with a bad FCS are still dropped.
+ */
+export function receiveFilter(multicast: boolean, promiscuous = false): number {
+  if (promiscuous) return R.ERXFCON_CRCEN;
   return R.ERXFCON_UCEN | R.ERXFCON_CRCEN | R.ERXFCON_BCEN | (multicast ? R.ERXFCON_MCEN : 0);
 }
 

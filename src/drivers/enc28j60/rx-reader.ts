@@ -96,6 +96,12 @@ export class RingReader {
     return this.pendingDecrements > 0 || this.unreleased > 0;
   }
 
+  /** Bytes of the ring in use as far as the reads have seen: taken and not released, plus complete packets waiting. */
+  get bytesInUse(): number {
+    const waiting = this.writePointer === undefined ? 0 : ringDistance(this.nextPacket, this.writePointer, this.ringEnd);
+    return Math.min(this.ringSize, this.unreleased + waiting);
+  }
+
   /** Ring space is taken and not released. */
   get holdsSpace(): boolean {
     return this.unreleased > 0;

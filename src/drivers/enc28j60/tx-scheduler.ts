@@ -1,4 +1,5 @@
 import type { SpiDevice } from '../hal.js';
+import type { TraceHook } from '../../stats/trace.js';
 import type { Clock } from '../../time/clock.js';
 import type { NicStats } from '../../link/nic.js';
 import { countDrop } from '../../stats/counters.js';
@@ -94,6 +95,10 @@ export interface TxSchedulerConfig {
   count(event: string): void;
   /** A transmission's deadline or outcome changed: the driver re-arms its wake-up. */
   rearm(): void;
+  /** Where the driver, the chip buffer and the serial link report what they did with a frame. */
+  trace: TraceHook;
+  /** The HAL's name, for those reports. */
+  halName: string;
 }
 
 export class TxScheduler {
@@ -138,6 +143,11 @@ export class TxScheduler {
     this.settleByStatus = !this.options.fullDuplex;
   }
 
+  /** Frames queued (or staged in a transmit buffer), and handed to the chip but not yet resolved. */
+  get pending(): number {
+    return this.queue.length + (this.staged ? 1 : 0) + this.unresolved.filter((tx) => !tx.resolved).length;
+  }
+
   /** Queue a frame; false (and a counted drop) when the queue is full. */
   enqueue(frame: Uint8Array): boolean {
     if (this.queue.length >= this.options.txQueueLimit) {
@@ -145,6 +155,7 @@ export class TxScheduler {
       return false;
     }
     this.queue.push({ frame, retries: 0 });
+    this.config.trace.emit?.('driver', 'out', `queued for the chip (${this.queue.length - 1} frame${this.queue.length === 2 ? '' : 's'} ahead, ${this.unresolved.length} on the way)`, frame);
     return true;
   }
 
@@ -345,11 +356,19 @@ export class TxScheduler {
     // write takes about as long as this frame's time on the wire, so the answer usually settles it
     // and the next send is registers only — one round trip a frame, nothing assumed about time.
     const stageAt = this.settleByStatus ? this.stageNext(batch, 1 - buffer) : -1;
+    const builtAt = this.clock.now();
+    const trace = this.config.trace;
+    if (trace.emit) {
+      const hex = (n: number) => `0x${n.toString(16).padStart(4, '0')}`;
+      trace.emit('driver', 'out', `SPI batch #${seq}: ${item.retries ? `attempt ${item.retries + 1}, ` : ''}${staged ? `the frame written into it by the batch before, ` : `control byte + ${item.frame.length} bytes by WBM, `}TXRST (errata #12), ETXND, TXRTS${delayUs > 0 ? `, after a ${delayUs} µs wait on the board` : ''}`, item.frame);
+      trace.emit('chip', 'out', `transmit buffer ${buffer} (${hex(start)}–${hex(start + item.frame.length)}); on TXRTS the MAC adds preamble, padding and FCS: ${(frameWireTimeMs(item.frame.length) * 1000).toFixed(0)} µs on the wire`, item.frame);
+    }
     return {
       kind: 'send',
       handle: (r) => {
         if (previous) this.resolve(previous, r[eirAt]!, 'preempted');
         const now = this.clock.now();
+        trace.emit?.('bridge', 'out', `batch #${seq} carried to the board over ${this.config.halName} and answered ${(now - builtAt).toFixed(2)} ms after it was built`, item.frame);
         sending.startedBy = now;
         sending.doneBy = now + frameWireTimeMs(item.frame.length) + this.options.txCompletionSlackMs;
         if (stageAt >= 0) this.resolve(sending, r[stageAt]!, 'observed');
@@ -379,9 +398,11 @@ export class TxScheduler {
       // Errata #13: in half duplex a link pulse can pass for a late collision and abort the
       // frame; it goes again.
       tx.resolved = true;
+      this.config.trace.emit?.('chip', 'out', 'transmit aborted (EIR.TXERIF: late collision, errata #13): queued again', tx.item.frame);
       this.retransmit(tx.item, 'tx-abort');
     } else if (eir & R.EIR_TXIF) {
       tx.resolved = true;
+      this.config.trace.emit?.('chip', 'out', `sent: EIR.TXIF, seen ${how === 'observed' ? 'in a receive run' : how === 'checked' ? 'by a completion check' : 'before the next transmission'}`, tx.item.frame);
       if (tx === this.inFlight) this.lastSent = true;
       this.counters.txFrames++;
       this.counters.txBytes += tx.item.frame.length;

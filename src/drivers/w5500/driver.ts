@@ -10,6 +10,8 @@ import { FrameBatch } from './batch.js';
 import { RX_RUN_HEADER_BYTES, receiveProgram } from './rx-program.js';
 import { W5500_DEFAULTS, type W5500Options } from './options.js';
 import * as R from './registers.js';
+import type { ChipStatus } from '../status.js';
+import { NO_TRACE, type TraceHook } from '../../stats/trace.js';
 
 /**
  * W5500 driver over a HAL, socket 0 in MACRAW mode: the chip moves raw Ethernet frames and the
@@ -55,6 +57,8 @@ export interface W5500NicConfig {
   mac: MacAddress;
   name?: string;
   options?: Partial<W5500Options>;
+  /** Report what the driver, the chip's buffers and the link to the board did with each frame. */
+  trace?: TraceHook;
 }
 
 /** Things the driver recovered from or worked around, by name (not drops). */
@@ -103,12 +107,17 @@ export class W5500Nic implements Nic {
 
   private readonly hal: Hal;
   private readonly clock: Clock;
+  private readonly trace: TraceHook;
   private readonly options: W5500Options;
   private readonly counters: NicStats = emptyNicStats();
   private handlers: NicHandlers | undefined;
 
   private running = false;
   private up = false;
+  /** VERSIONR as read at the last initialisation. */
+  private version: number | undefined;
+  /** The chip's MAC filter off (Sn_MR without MFEN): set by options or setPromiscuous(). */
+  private promiscuous: boolean;
   /** PHYCFGR.SPD: 100 Mbit/s (else 10). */
   private mbps = 100;
 
@@ -167,7 +176,9 @@ export class W5500Nic implements Nic {
     this.mac = Uint8Array.from(config.mac);
     this.name = config.name ?? `w5500-${formatMac(this.mac)}`;
     this.options = { ...W5500_DEFAULTS, ...config.options };
+    this.trace = config.trace ?? NO_TRACE;
     this.errorBackoff = this.options.errorBackoffMs;
+    this.promiscuous = this.options.promiscuous;
     this.pollTimer = new RearmableTimer(this.clock, () => this.onPoll());
     this.wakeTimer = new RearmableTimer(this.clock, () => this.onWake());
   }
@@ -182,6 +193,35 @@ export class W5500Nic implements Nic {
 
   stats(): NicStats {
     return this.counters;
+  }
+
+  /** The chip's state as the driver knows it (src/drivers/status.ts). */
+  status(): ChipStatus {
+    return {
+      chip: 'W5500',
+      linkUp: this.up,
+      speedMbps: this.mbps,
+      revision: this.version === undefined ? undefined : `VERSIONR 0x${hex(this.version)}`,
+      promiscuous: this.promiscuous,
+      ringBytes: BUFFER_BYTES,
+      // Received and not yet taken, by the last pointer reads that agreed.
+      ringUsed: this.available(),
+      // The W5500 counts bytes (Sn_RX_RSR), not frames, and drops silently when its buffer is full.
+      packetsWaiting: undefined,
+      overflows: undefined,
+      transmitQueue: this.txQueue.length + this.txInFlight.length,
+      transmitErrors: this.events['tx-timeout'] ?? 0,
+    };
+  }
+
+  /**
+   * Receive every frame on the wire, not only ours (Sn_MR without MFEN, DS-W §4.2; taken at
+   * OPEN, so socket 0 is opened again). The stack above still ignores frames not addressed to it.
+   */
+  setPromiscuous(on: boolean): void {
+    if (this.promiscuous === on) return;
+    this.promiscuous = on;
+    this.filterChanged();
   }
 
   // ---- Start / stop ---------------------------------------------------------------------------
@@ -252,6 +292,7 @@ export class W5500Nic implements Nic {
       return false;
     }
     this.txQueue.push(frame);
+    this.trace.emit?.('driver', 'out', `queued for the chip (${this.txQueue.length - 1} frame${this.txQueue.length === 2 ? '' : 's'} ahead, ${this.txInFlight.length} on the way)`, frame);
     this.work.kick();
     return true;
   }
@@ -277,7 +318,7 @@ export class W5500Nic implements Nic {
 
   /** MACRAW; MFEN and MIP6B unless frames for others are wanted (promiscuous, or a multicast group). */
   private socketMode(): number {
-    if (this.options.promiscuous) return R.Sn_MR_MACRAW;
+    if (this.promiscuous) return R.Sn_MR_MACRAW;
     if (this.multicastJoined > 0) return R.Sn_MR_MACRAW | R.Sn_MR_MIP6B;
     return R.Sn_MR_MACRAW | R.Sn_MR_MFEN | R.Sn_MR_MIP6B;
   }
@@ -322,6 +363,7 @@ export class W5500Nic implements Nic {
     const rtrAt = batch.readCommon(R.RTR, 2);
     let r = await this.hal.spi.transfer(batch.finish());
     const rtr = (r[rtrAt]! << 8) | r[rtrAt + 1]!;
+    this.version = r[versionAt];
     if (r[versionAt] !== R.W5500_VERSION || rtr !== R.RTR_RESET) {
       throw new W5500Error(
         'ENODEV',
@@ -662,6 +704,11 @@ export class W5500Nic implements Nic {
         return;
       }
       const frame = data.subarray(at + R.MACRAW_HEADER_BYTES, at + length);
+      if (this.trace.emit) {
+        this.trace.emit('chip', 'in', `in socket 0's receive buffer behind its 2-byte length (${length} bytes, stored without its FCS)`, frame);
+        this.trace.emit('bridge', 'in', `read by a receive batch over ${this.hal.name}, ${data.length} bytes in one SPI read`, frame);
+        this.trace.emit('driver', 'in', 'length header checked; Sn_RX_RD moved and RECV issued in the same batch; handed to the stack', frame);
+      }
       this.counters.rxFrames++;
       this.counters.rxBytes += frame.length;
       this.deliver(frame);
@@ -804,6 +851,12 @@ export class W5500Nic implements Nic {
   private planSend(batch: FrameBatch, delayUs: number): ResultHandler {
     const frame = this.txQueue.shift()!;
     const record: TxRecord = { frame, start: this.txWrite };
+    const builtAt = this.clock.now();
+    if (this.trace.emit) {
+      const hex16 = (n: number) => `0x${n.toString(16).padStart(4, '0')}`;
+      this.trace.emit('driver', 'out', `SPI batch: ${frame.length} bytes written at Sn_TX_WR, Sn_TX_WR moved, SEND${delayUs > 0 ? ` after a ${delayUs} µs wait on the board` : ''}`, frame);
+      this.trace.emit('chip', 'out', `socket 0's transmit buffer ${hex16(this.txWrite)}–${hex16((this.txWrite + frame.length) & 0xffff)}; on SEND the MAC adds preamble, padding and FCS: ${(wireTimeMs(frame.length, this.mbps) * 1000).toFixed(0)} µs on the wire at ${this.mbps} Mbit/s`, frame);
+    }
     batch.writeTx(SOCKET, this.txWrite, frame);
     this.txWrite = (this.txWrite + frame.length) & 0xffff;
     batch.writeSocket16(SOCKET, R.Sn_TX_WR, this.txWrite);
@@ -814,6 +867,7 @@ export class W5500Nic implements Nic {
     const txReadAt = batch.readSocket(SOCKET, R.Sn_TX_RD, 2);
     return (r) => {
       record.answeredAt = this.clock.now();
+      this.trace.emit?.('bridge', 'out', `batch carried to the board over ${this.hal.name} and answered ${(record.answeredAt - builtAt).toFixed(2)} ms after it was built`, frame);
       if (!status(r)) return;
       // Read right after the SEND: it shows earlier frames sent, not this one (a single read
       // can tear; noteTxRead only trusts a value within what is in flight).
@@ -836,6 +890,7 @@ export class W5500Nic implements Nic {
       const first = this.txInFlight[0]!;
       if (((txRead - first.start) & 0xffff) < first.frame.length) break;
       this.txInFlight.shift();
+      this.trace.emit?.('chip', 'out', 'sent: Sn_TX_RD has moved past it', first.frame);
       this.counters.txFrames++;
       this.counters.txBytes += first.frame.length;
     }
