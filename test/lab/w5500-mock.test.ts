@@ -85,7 +85,8 @@ describe.skipIf(skip)('spinet run --board mock --chip w5500 with the kernel as t
     const page = await inNetns('curl', ['-sS', '--max-time', '10', `http://${LAB_STACK_ADDRESS}/`]);
     expect(page.stderr).toBe('');
     expect(page.stdout.toString()).toContain('<h1>spinet');
-    expect(page.stdout.toString()).toMatch(/192\.0\.2\.1 +[0-9a-f:]{17}/);
+    expect(page.stdout.toString()).toContain(`<dt>Address</dt><dd>${LAB_STACK_ADDRESS}/24</dd>`);
+    expect(page.stdout.toString()).toContain('<dt>Link</dt><dd class="up">up</dd>');
   });
 
   it('echoes 1 MiB of TCP from the kernel, hash-equal: 1 MiB through the chip each way', async () => {

@@ -133,10 +133,10 @@ describe('the examples, run from the installed package', () => {
   };
 
   it('http-client: the gateway\'s status page through http.get and spinet\'s agent', async () => {
-    const result = await example('http-client.mjs', ['http://gateway.lan/tables.txt']);
+    const result = await example('http-client.mjs', ['http://gateway.lan/status.json']);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/^HTTP 200 OK, text\/plain/);
-    expect(result.stdout).toMatch(/192\.0\.2\.1\/24/);
+    expect(result.stdout).toMatch(/^HTTP 200 OK, application\/json/);
+    expect(result.stdout).toContain('"192.0.2.1/24"');
   }, 60_000);
 
   it('dns-lookup: names through the board\'s resolver, and a name that does not exist', async () => {
