@@ -23,10 +23,11 @@ import { VirtualLan } from '../hal/lan/switch.js';
 import { driveVirtualClock } from '../boards/sim/virtual-time.js';
 import { Stack } from '../src/stack/stack.js';
 import { Tcp } from '../src/tcp/tcp.js';
-import { createNet, type Net } from '../src/socket/net.js';
+import { createNet } from '../src/socket/net.js';
 import { startTcpService } from '../src/app/services/tcp.js';
 import { createStackDhcpClient, createStackResolver } from '../src/app/stack-adapter.js';
 import { formatIpv4, parseMac } from '../src/wire/address.js';
+import { echo } from '../test/bridge/sim-node.js';
 import { LabGateway, LAB_GATEWAY_ADDRESS } from '../tools/lab-gateway.js';
 import { connectBoard } from '../tools/boards.js';
 
@@ -67,28 +68,6 @@ interface Minute {
   failures: number;
   counters: Record<string, { received: number; sent: number; dropped: number }>;
   nicDrops: Record<string, number>;
-}
-
-/** Echo `data` off port 7 at `host` through `net`; resolves with what came back. */
-function echo(net: Net, host: string, data: Uint8Array): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = net.createConnection(7, host);
-    const chunks: Buffer[] = [];
-    let received = 0;
-    socket.on('error', reject);
-    socket.on('connect', () => socket.end(Buffer.from(data)));
-    socket.on('data', (chunk: Buffer) => {
-      chunks.push(Buffer.from(chunk));
-      received += chunk.length;
-      if (received >= data.length) {
-        socket.destroy();
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    socket.on('close', () => {
-      if (received < data.length) reject(new Error(`echo closed after ${received} of ${data.length} bytes`));
-    });
-  });
 }
 
 /** Least-squares slope of `ys` over 0, 1, 2, … */
@@ -163,10 +142,10 @@ async function main(): Promise<void> {
     for (let i = 0; i < data.length; i++) data[i] = r.u32() & 0xff;
     const expected = sha256(data);
     try {
-      const toBoard = await echo(gateway.net, boardAddress, data);
+      const toBoard = await echo(gateway.net, 7, boardAddress, data);
       if (sha256(toBoard) !== expected) throw new Error('echo through the board differs');
       tally.echoToBoard++;
-      const fromBoard = await echo(net, gatewayAddress, data);
+      const fromBoard = await echo(net, 7, gatewayAddress, data);
       if (sha256(fromBoard) !== expected) throw new Error('echo from the board differs');
       tally.echoFromBoard++;
       tally.bytesChecked += 4 * KIB64;
