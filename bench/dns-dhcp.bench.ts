@@ -103,19 +103,25 @@ async function dnsBenchmarks(): Promise<Measurement[]> {
   try {
     const nodeResolver = new NodeResolver({ timeout: 1_000, tries: 1 });
     nodeResolver.setServers([`127.0.0.1:${port}`]);
-    for (const inFlight of [1, 16]) {
-      const ours = new DnsResolver({ transport: nodeDatagrams, clock: new RealClock(), random: new SeededRandom(5), servers: [{ address: parseIpv4('127.0.0.1'), port }], cacheEntries: 0 });
-      const name = (worker: number): string => (inFlight === 1 ? 'alias.lab.test' : `w${worker}.lab.test`);
-      const value = await lookupsPerSecond((w) => ours.resolve4(name(w)), inFlight);
-      if (ours.stats.cacheHits > 0) throw new Error('cache off but hits');
-      const baseline = await lookupsPerSecond((w) => nodeResolver.resolve4(name(w)), inFlight);
-      out.push({
-        name: `dns lookups/s over loopback UDP, cache off, ${inFlight} in flight`,
-        value,
-        unit: 'lookup/s',
-        baseline,
-        note: `baseline: Node's dns.promises.Resolver (c-ares, no cache) against the same server${inFlight === 1 ? '; CNAME→A' : '; a different A name per worker'}`,
-      });
+    // spinet's default takes a fresh source port per query; c-ares keeps one socket per server
+    // (unless udp_max_queries is set): `queriesPerPort` reuses each port for up to 100 queries,
+    // one at a time (src/app/dns/query-ports.ts).
+    for (const queriesPerPort of [1, 100]) {
+      for (const inFlight of [1, 16]) {
+        const ours = new DnsResolver({ transport: nodeDatagrams, clock: new RealClock(), random: new SeededRandom(5), servers: [{ address: parseIpv4('127.0.0.1'), port }], cacheEntries: 0, queriesPerPort });
+        const name = (worker: number): string => (inFlight === 1 ? 'alias.lab.test' : `w${worker}.lab.test`);
+        const value = await lookupsPerSecond((w) => ours.resolve4(name(w)), inFlight);
+        ours.cancel();
+        if (ours.stats.cacheHits > 0) throw new Error('cache off but hits');
+        const baseline = await lookupsPerSecond((w) => nodeResolver.resolve4(name(w)), inFlight);
+        out.push({
+          name: `dns lookups/s over loopback UDP, cache off, ${inFlight} in flight${queriesPerPort === 1 ? '' : `, ${queriesPerPort} queries per source port`}`,
+          value,
+          unit: 'lookup/s',
+          baseline,
+          note: `baseline: Node's dns.promises.Resolver (c-ares, no cache) against the same server${inFlight === 1 ? '; CNAME→A' : '; a different A name per worker'}`,
+        });
+      }
     }
     const cached = new DnsResolver({ transport: nodeDatagrams, clock: new RealClock(), random: new SeededRandom(6), servers: [{ address: parseIpv4('127.0.0.1'), port }] });
     out.push({ name: 'dns lookups/s over loopback UDP, cache on', value: await lookupsPerSecond(() => cached.resolve4('alias.lab.test')), unit: 'lookup/s' });

@@ -4,6 +4,7 @@ import { DnsAuthoritativeServer } from '../../src/app/dns/server.js';
 import { DNS_CLASS_IN, DnsRcode, DnsType, emitDnsMessage, parseDnsMessage, type DnsMessage, type DnsMessageRepr, type DnsRecord } from '../../src/app/dns/wire.js';
 import { frameDnsMessage, createTcpQuery, DnsStreamDeframer, type StreamSocketLike } from '../../src/app/dns/tcp-framing.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
+import { DNS_DEFAULTS } from '../../src/app/dns/options.js';
 import { SeededRandom } from '../../src/time/random.js';
 import { parseIpv4 } from '../../src/wire/address.js';
 import { FakeNetwork, type FakeHost } from './fake-network.js';
@@ -181,6 +182,83 @@ describe('lookup (dns.promises.lookup shape)', () => {
     expect(await outcome(resolver().resolve4('a..b'))).toMatchObject({ code: 'EBADNAME' });
     expect(await outcome(resolver().resolve4('x'.repeat(64) + '.test'))).toMatchObject({ code: 'EBADNAME' });
     expect(net.log).toHaveLength(0);
+  });
+});
+
+describe('source ports kept for reuse (queriesPerPort)', () => {
+  it('a port carries up to queriesPerPort queries one after another, then closes; the next query opens a fresh one', async () => {
+    scriptedServer(NS1, (q) => reply(q, { answers: [a(q.questions[0]!.name, '192.0.2.80')] }));
+    const r = resolver({ queriesPerPort: 3, cacheEntries: 0 });
+    for (let i = 0; i < 7; i++) expect(await outcome(r.resolve4(`h${i}.test`))).toEqual(['192.0.2.80']);
+    const ports = net.sentTo(53).map((d) => d.from.port);
+    expect(ports).toHaveLength(7);
+    // 3 + 3 + 1: each port closed after its third query
+    expect(ports.slice(0, 3).every((p) => p === ports[0])).toBe(true);
+    expect(ports.slice(3, 6).every((p) => p === ports[3])).toBe(true);
+    expect(new Set(ports).size).toBe(3);
+    expect(client.openPorts).toHaveLength(1);
+    expect(r.idlePorts).toBe(1);
+    // every query still has its own random id
+    const ids = net.sentTo(53).map((d) => {
+      const parsed = parseDnsMessage(d.data);
+      return parsed.ok ? parsed.message.id : -1;
+    });
+    expect(new Set(ids).size).toBe(7);
+  });
+
+  it('concurrent queries never share a port (RFC 5452 §9.2), and each gets its own answer', async () => {
+    scriptedServer(NS1, (q) => reply(q, { answers: [a(q.questions[0]!.name, q.questions[0]!.name.startsWith('x') ? '192.0.2.1' : '192.0.2.2')] }));
+    const r = resolver({ queriesPerPort: 100, cacheEntries: 0 });
+    for (let round = 0; round < 3; round++) {
+      const names = Array.from({ length: 8 }, (_, i) => `${i % 2 ? 'x' : 'y'}${round}-${i}.test`);
+      const results = await outcome(Promise.all(names.map((n) => r.resolve4(n))));
+      expect(results).toEqual(names.map((n) => [n.startsWith('x') ? '192.0.2.1' : '192.0.2.2']));
+      const batch = net.sentTo(53).slice(round * 8);
+      expect(new Set(batch.map((d) => d.from.port)).size).toBe(8);
+    }
+    // the second and third rounds took ports from the pool instead of opening new ones
+    expect(new Set(net.sentTo(53).map((d) => d.from.port)).size).toBe(8);
+  });
+
+  it('an idle port closes after portIdleMs; cancel() closes the idle ones at once', async () => {
+    scriptedServer(NS1, (q) => reply(q, { answers: [a(q.questions[0]!.name, '192.0.2.80')] }));
+    const r = resolver({ queriesPerPort: 10, cacheEntries: 0 });
+    await outcome(r.resolve4('a.test'));
+    expect(client.openPorts).toHaveLength(1);
+    await clock.advanceAsync(DNS_DEFAULTS.portIdleMs + 10);
+    expect(client.openPorts).toEqual([]);
+    expect(r.idlePorts).toBe(0);
+    await outcome(r.resolve4('b.test'));
+    expect(client.openPorts).toHaveLength(1);
+    r.cancel();
+    expect(client.openPorts).toEqual([]);
+  });
+
+  it('a late duplicate reaching a port between queries is a counted drop, and does not answer the next query', async () => {
+    let first = true;
+    scriptedServer(NS1, (q) => {
+      const answer = reply(q, { answers: [a(q.questions[0]!.name, first ? '192.0.2.1' : '192.0.2.2')] });
+      if (first) {
+        first = false;
+        const query = net.sentTo(53).at(-1)!;
+        // the same reply again, 5 ms later: it lands after the query is over
+        clock.schedule(5, () => net.inject({ address: NS1, port: 53 }, query.from, emitDnsMessage(answer)));
+      }
+      return answer;
+    });
+    const r = resolver({ queriesPerPort: 10, cacheEntries: 0 });
+    expect(await outcome(r.resolve4('a.test'))).toEqual(['192.0.2.1']);
+    await clock.advanceAsync(20);
+    expect(r.stats.drops).toEqual({ 'between-queries': 1 });
+    expect(await outcome(r.resolve4('a.test'))).toEqual(['192.0.2.2']);
+  });
+
+  it('a port that heard ICMP port unreachable is closed, not pooled', async () => {
+    net.refuseClosedPorts = true;
+    const r = resolver({ queriesPerPort: 10, attempts: 1 });
+    expect(await outcome(r.resolve4('a.test'))).toMatchObject({ code: 'ECONNREFUSED' });
+    expect(client.openPorts).toEqual([]);
+    expect(r.idlePorts).toBe(0);
   });
 });
 

@@ -30,6 +30,10 @@ export const DNS_DEFAULTS = {
    */
   sourcePortMin: 49_152,
   sourcePortMax: 65_535,
+  /** Queries per source port (resolver option `queriesPerPort`): 1, a fresh port every time. */
+  queriesPerPort: 1,
+  /** A source port kept for reuse closes after this long without a query. */
+  portIdleMs: 2_000,
   /** Tries to find a free random source port before giving up with the socket error. */
   sourcePortTries: 8,
   /** RFC 1035 §4.2.1: UDP replies beyond 512 octets are malformed when we sent no EDNS OPT. */

@@ -1,8 +1,9 @@
 import { isIPv6 } from 'node:net';
 import type { Clock } from '../../time/clock.js';
-import { randomBelow, type Random } from '../../time/random.js';
+import type { Random } from '../../time/random.js';
 import { formatIpv4, tryParseIpv4, type Ipv4Address } from '../../wire/address.js';
-import type { DatagramFactory, DatagramSocket, SocketError } from '../transport.js';
+import type { DatagramFactory, SocketError } from '../transport.js';
+import { QueryPorts, type QueryPort } from './query-ports.js';
 import { DnsCache } from './cache.js';
 import { dnsError, type DnsErrorCode } from './errors.js';
 import { DNS_DEFAULTS } from './options.js';
@@ -27,7 +28,8 @@ import {
  * `resolve4`, `resolve6`, errors carrying Node's codes.
  *
  * Spoofing resistance (RFC 5452 §9): every query, including every retry, goes out with a fresh
- * random id from a fresh random source port, and a reply is accepted only if it comes from the
+ * random id from a random source port — a fresh one each time unless `queriesPerPort` lets a port
+ * be reused, never one shared by two queries at once — and a reply is accepted only if it comes from the
  * server and port it was sent to, carries the same id and echoes the same question. Anything else
  * is a counted drop; the query keeps waiting for the genuine answer.
  */
@@ -61,6 +63,12 @@ export interface DnsResolverOptions {
   readonly tcpQuery?: TcpQuery;
   readonly tcpTimeoutMs?: number;
   readonly maxUdpMessage?: number;
+  /**
+   * Queries one source port carries, one at a time, before it is closed (c-ares's
+   * `udp_max_queries`). 1, the default: a fresh random port for every query and retry (RFC 5452
+   * §9.2). More saves a socket per query; see query-ports.ts.
+   */
+  readonly queriesPerPort?: number;
 }
 
 export interface LookupOptions {
@@ -86,7 +94,7 @@ export interface DnsResolverStats {
   tcpRetries: number;
   cacheHits: number;
   cacheMisses: number;
-  /** Replies dropped, by reason: 'wrong-source', 'wrong-id', 'wrong-question', 'not-response', parse reasons, … */
+  /** Replies dropped, by reason: 'wrong-source', 'wrong-id', 'wrong-question', 'not-response', 'between-queries' (at a reused port with no query), parse reasons, … */
   drops: Record<string, number>;
 }
 
@@ -125,6 +133,7 @@ export class DnsResolver {
   private readonly maxCnameChain: number;
   private readonly tcpTimeoutMs: number;
   private readonly maxUdpMessage: number;
+  private readonly ports: QueryPorts;
 
   constructor(private readonly options: DnsResolverOptions) {
     this.initialTimeoutMs = options.initialTimeoutMs ?? DNS_DEFAULTS.initialTimeoutMs;
@@ -134,6 +143,9 @@ export class DnsResolver {
     this.tcpTimeoutMs = options.tcpTimeoutMs ?? DNS_DEFAULTS.tcpTimeoutMs;
     this.maxUdpMessage = options.maxUdpMessage ?? DNS_DEFAULTS.maxUdpMessage;
     this.cache = new DnsCache(options.clock, options.cacheEntries ?? DNS_DEFAULTS.cacheEntries);
+    this.ports = new QueryPorts(options.transport, options.clock, options.random, Math.max(1, options.queriesPerPort ?? DNS_DEFAULTS.queriesPerPort), DNS_DEFAULTS.portIdleMs, () =>
+      countDrop(this.stats.drops, 'between-queries'),
+    );
     if (typeof options.servers === 'function') this.serverSource = options.servers;
     else this.setServers(options.servers ?? []);
   }
@@ -168,9 +180,18 @@ export class DnsResolver {
     return this.cache.size;
   }
 
-  /** Abort every outstanding query; their promises reject with ECANCELLED (like `resolver.cancel()`). */
+  /**
+   * Abort every outstanding query; their promises reject with ECANCELLED (like
+   * `resolver.cancel()`). Source ports kept for reuse (`queriesPerPort`) are closed too.
+   */
   cancel(): void {
     for (const settle of [...this.pending]) settle();
+    this.ports.closeIdle();
+  }
+
+  /** Source ports open and waiting for their next query (`queriesPerPort` > 1). */
+  get idlePorts(): number {
+    return this.ports.idleCount;
   }
 
   resolve4(hostname: string): Promise<string[]>;
@@ -354,21 +375,6 @@ export class DnsResolver {
     throw dnsError(failure?.code ?? 'ETIMEOUT', syscall, hostname, failure?.detail);
   }
 
-  private openRandomPort(server: DnsServerAddress): DatagramSocket {
-    const { sourcePortMin, sourcePortMax, sourcePortTries } = DNS_DEFAULTS;
-    let lastError: unknown;
-    for (let i = 0; i < sourcePortTries; i++) {
-      const port = sourcePortMin + randomBelow(this.options.random, sourcePortMax - sourcePortMin + 1);
-      try {
-        return this.options.transport.open({ port, peer: server });
-      } catch (error) {
-        if ((error as SocketError).code !== 'EADDRINUSE') throw error;
-        lastError = error;
-      }
-    }
-    throw lastError;
-  }
-
   /** Reply validation shared by UDP and TCP: same id, a response, the same single question. */
   private validate(message: DnsMessage, id: number, name: string, type: number): string | undefined {
     if (!message.response) return 'not-response';
@@ -381,9 +387,9 @@ export class DnsResolver {
   private queryServer(server: DnsServerAddress, name: string, type: number, timeoutMs: number): Promise<Outcome> {
     const id = this.options.random.u32() & 0xffff;
     const query = emitDnsQuery(id, name, type);
-    let socket: DatagramSocket;
+    let port: QueryPort;
     try {
-      socket = this.openRandomPort(server);
+      port = this.ports.acquire(server);
     } catch (error) {
       const code = (error as SocketError).code;
       return Promise.resolve({ kind: 'error', code: 'ECONNREFUSED', detail: `cannot open a socket: ${code ?? String(error)}` });
@@ -391,46 +397,49 @@ export class DnsResolver {
     return new Promise<Outcome>((resolve) => {
       let done = false;
       let sawMalformed: string | undefined;
-      const settle = (outcome: Outcome): void => {
-        if (done) return;
+      const finish = (healthy: boolean): boolean => {
+        if (done) return false;
         done = true;
-        timer.cancel();
         this.pending.delete(cancel);
-        socket.close();
-        resolve(outcome);
+        this.ports.release(server, port, healthy);
+        return true;
+      };
+      const settle = (outcome: Outcome, healthy = true): void => {
+        if (finish(healthy)) resolve(outcome);
       };
       const cancel = (): void => settle({ kind: 'cancelled' });
-      const timer = this.options.clock.schedule(timeoutMs, () =>
-        settle(sawMalformed ? { kind: 'error', code: 'EBADRESP', detail: sawMalformed } : { kind: 'timeout' }),
-      );
       this.pending.add(cancel);
-      socket.onMessage((data, from) => {
-        if (done) return;
-        if (from.address !== server.address || from.port !== server.port) return countDrop(this.stats.drops, 'wrong-source');
-        const parsed = parseDnsMessage(data, this.maxUdpMessage);
-        if (!parsed.ok) {
-          countDrop(this.stats.drops, parsed.reason);
-          sawMalformed = `malformed reply: ${parsed.reason}`;
-          return;
-        }
-        const problem = this.validate(parsed.message, id, name, type);
-        if (problem) return countDrop(this.stats.drops, problem);
-        this.stats.repliesAccepted++;
-        if (!parsed.message.truncated) return settle({ kind: 'reply', message: parsed.message, partial: false });
-        // RFC 7766 §5 / RFC 2181 §9: a truncated reply is retried over TCP when we can.
-        const tcpQuery = this.options.tcpQuery;
-        if (!tcpQuery) return settle({ kind: 'reply', message: parsed.message, partial: true });
-        timer.cancel();
-        socket.close();
-        this.stats.tcpRetries++;
-        void this.queryTcp(tcpQuery, server, query, id, name, type).then(settle);
-      });
-      socket.onError((error) => {
-        // ICMP port unreachable: nothing listens on that server (RFC 1122 §4.1.3.3).
-        if (error.code === 'ECONNREFUSED') settle({ kind: 'error', code: 'ECONNREFUSED', detail: `${formatIpv4(server.address)} refused` });
-      });
+      port.attach(
+        {
+          onTimeout: () => settle(sawMalformed ? { kind: 'error', code: 'EBADRESP', detail: sawMalformed } : { kind: 'timeout' }),
+          onMessage: (data, from) => {
+            if (from.address !== server.address || from.port !== server.port) return countDrop(this.stats.drops, 'wrong-source');
+            const parsed = parseDnsMessage(data, this.maxUdpMessage);
+            if (!parsed.ok) {
+              countDrop(this.stats.drops, parsed.reason);
+              sawMalformed = `malformed reply: ${parsed.reason}`;
+              return;
+            }
+            const problem = this.validate(parsed.message, id, name, type);
+            if (problem) return countDrop(this.stats.drops, problem);
+            this.stats.repliesAccepted++;
+            if (!parsed.message.truncated) return settle({ kind: 'reply', message: parsed.message, partial: false });
+            // RFC 7766 §5 / RFC 2181 §9: a truncated reply is retried over TCP when we can.
+            const tcpQuery = this.options.tcpQuery;
+            if (!tcpQuery) return settle({ kind: 'reply', message: parsed.message, partial: true });
+            if (!finish(true)) return;
+            this.stats.tcpRetries++;
+            void this.queryTcp(tcpQuery, server, query, id, name, type).then(resolve);
+          },
+          onError: (error) => {
+            // ICMP port unreachable: nothing listens on that server (RFC 1122 §4.1.3.3).
+            if (error.code === 'ECONNREFUSED') settle({ kind: 'error', code: 'ECONNREFUSED', detail: `${formatIpv4(server.address)} refused` }, false);
+          },
+        },
+        timeoutMs,
+      );
       this.stats.queriesSent++;
-      socket.send(query, server.port, server.address);
+      port.socket.send(query, server.port, server.address);
     });
   }
 

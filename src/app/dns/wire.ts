@@ -148,8 +148,18 @@ function fail(reason: DnsParseErrorReason): never {
 
 /** Presentation form of one label: printable ASCII as is, '.', '\' and the rest escaped (RFC 4343 §2.1). */
 function labelText(bytes: Uint8Array, start: number, length: number): string {
+  const end = start + length;
+  let plain = true;
+  for (let i = start; i < end; i++) {
+    const c = bytes[i]!;
+    if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
   let out = '';
-  for (let i = start; i < start + length; i++) {
+  for (let i = start; i < end; i++) {
     const c = bytes[i]!;
     if (c === 0x2e || c === 0x5c) out += '\\' + String.fromCharCode(c);
     else if (c > 0x20 && c < 0x7f) out += String.fromCharCode(c);
@@ -237,7 +247,7 @@ export function nameToLabels(name: string): Uint8Array[] | undefined {
 /** Canonical key for comparing names: ASCII case-insensitive (RFC 4343), no trailing dot. */
 export function nameKey(name: string): string {
   let text = name.endsWith('.') && !name.endsWith('\\.') && name !== '.' ? name.slice(0, -1) : name;
-  text = text.replace(/[A-Z]/g, (ch) => ch.toLowerCase());
+  if (/[A-Z]/.test(text)) text = text.replace(/[A-Z]/g, (ch) => ch.toLowerCase());
   return text === '' ? '.' : text;
 }
 
@@ -397,9 +407,12 @@ export interface DnsMessageRepr {
   readonly additionals?: readonly DnsRecord[];
 }
 
+/** Where messages are built: emitting is synchronous, so one buffer serves every emit. */
+let scratch = new Uint8Array(512);
+
 /** Growable writer with RFC 1035 §4.1.4 name compression. */
 class MessageWriter {
-  bytes = new Uint8Array(512);
+  bytes = scratch;
   length = 0;
   private readonly suffixes = new Map<string, number>();
 
@@ -408,6 +421,7 @@ class MessageWriter {
     const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.length + extra));
     grown.set(this.bytes.subarray(0, this.length));
     this.bytes = grown;
+    if (grown.length <= 65_536) scratch = grown;
   }
 
   u8(value: number): void {
@@ -434,11 +448,17 @@ class MessageWriter {
   name(name: string, compress = true): void {
     const labels = nameToLabels(name);
     if (!labels) throw Object.assign(new TypeError(`Invalid domain name: ${name}`), { code: 'EBADNAME' });
+    // Each suffix's key is its wire form with ASCII letters folded (RFC 4343): unambiguous, as
+    // every label carries its length.
+    let wire = '';
+    const starts: number[] = [];
+    for (const label of labels) {
+      starts.push(wire.length);
+      wire += String.fromCharCode(label.length);
+      for (const c of label) wire += String.fromCharCode(c >= 0x41 && c <= 0x5a ? c + 0x20 : c);
+    }
     for (let i = 0; i < labels.length; i++) {
-      const key = labels
-        .slice(i)
-        .map((l) => Array.from(l, (c) => (c >= 0x41 && c <= 0x5a ? c + 0x20 : c)).join(','))
-        .join('.');
+      const key = wire.slice(starts[i]);
       const earlier = this.suffixes.get(key);
       if (compress && earlier !== undefined) {
         this.u16(0xc000 | earlier);
