@@ -30,11 +30,12 @@ export const nodeDatagrams: DatagramFactory = {
       },
       send: (data, port, address) => {
         if (closed) return;
-        if (!peer) socket.send(data, port, formatIpv4(address));
+        if (!peer) socket.send(data, port, textOf(address));
         else if (waiting) waiting.push(data);
         else socket.send(data);
       },
-      onMessage: (listener) => socket.on('message', (msg, rinfo) => listener(new Uint8Array(msg), { address: parseIpv4(rinfo.address), port: rinfo.port })),
+      // each message is a fresh Buffer: viewed, not copied
+      onMessage: (listener) => socket.on('message', (msg, rinfo) => listener(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { address: addressOf(rinfo.address), port: rinfo.port })),
       onError: (listener) => errorListeners.push(listener),
       close: () => {
         if (closed) return;
@@ -44,3 +45,17 @@ export const nodeDatagrams: DatagramFactory = {
     };
   },
 };
+
+// The peers are few (loopback): their text and numeric forms are parsed once.
+const numeric = new Map<string, number>();
+const text = new Map<number, string>();
+function addressOf(address: string): number {
+  let n = numeric.get(address);
+  if (n === undefined) numeric.set(address, (n = parseIpv4(address)));
+  return n;
+}
+function textOf(address: number): string {
+  let t = text.get(address);
+  if (t === undefined) text.set(address, (t = formatIpv4(address)));
+  return t;
+}
