@@ -17,8 +17,11 @@ let b: FaultyBoard | undefined;
 const figures: string[] = [];
 
 afterEach(async () => {
+  const violations = b?.violations ?? [];
   await b?.close();
   b = undefined;
+  // The chip is strict: whatever fault struck, the driver and the sketch must not misuse it.
+  expect(violations).toEqual([]);
 });
 
 /** After the faults: ping answers and another transfer is byte-exact. */

@@ -41,13 +41,16 @@ export interface FaultyBoard {
   readonly nic: Enc28j60Nic;
   readonly stack: Stack;
   readonly peer: { readonly stack: Stack; readonly net: Net; readonly nic: VirtualNic };
+  /** What the strict chip reported as misuse; every test expects none (a fault is not misuse). */
+  readonly violations: string[];
   close(): Promise<void>;
 }
 
 export async function faultyBoard(seed = 1): Promise<FaultyBoard> {
   const clock = new VirtualClock();
   const lan = new VirtualLan(clock);
-  const chip = new Enc28j60Emulator({ clock, mac: BOARD_MAC, rxWireTime: true });
+  const violations: string[] = [];
+  const chip = new Enc28j60Emulator({ clock, mac: BOARD_MAC, rxWireTime: true, strict: true, onStrictViolation: (m) => violations.push(m) });
   chip.plugInto(lan);
   const spi = new FaultySpiChip(chip, new SeededRandom(seed * 7 + 1));
   const board = new ModelBoard({ clock, chip: spi });
@@ -84,6 +87,7 @@ export async function faultyBoard(seed = 1): Promise<FaultyBoard> {
     nic,
     stack,
     peer: { stack: peerStack, net: createNet(peerTcp), nic: peerNic },
+    violations,
     close: async () => {
       await peerStack.stop();
       await stack.stop();
