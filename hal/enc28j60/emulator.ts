@@ -125,6 +125,8 @@ const COLLISION_WINDOW_MS = 0.0008;
 const JAM_BYTES = 4;
 /** A PAUSE quantum: 512 bit times (IEEE 802.3 Annex 31B). */
 const PAUSE_QUANTUM_MS = 64 * 0.0008;
+/** RSV bit 16's long event: a packet over 50,000 bit times (DS-ENC Table 7-3). */
+const LONG_EVENT_BITS = 50_000;
 const MACON3_TXCRCEN = 0x10, MACON3_HFRMEN = 0x04, MACON3_FULDPX = 0x01;
 const MICMD_MIISCAN = 0x02, MICMD_MIIRD = 0x01;
 const MISTAT_NVALID = 0x04, MISTAT_SCAN = 0x02, MISTAT_BUSY = 0x01;
@@ -1180,12 +1182,19 @@ export class Enc28j60Emulator {
     const maxFrame = this.reg16('MAMXFLL') | (this.reg('MAMXFLH') << 8);
     let stored = data;
     if (!(this.reg('MACON3') & MACON3_HFRMEN) && byteCount > maxFrame) {
-      // Reception is aborted once MAMXFL bytes are in (MACON3.HFRMEN clear): what is kept is the
-      // start of the frame, with no valid CRC — so CRCEN filters it out.
+      // "Frames bigger than MAMXFL will be aborted when ... received" (DS-ENC Register 6-2,
+      // MACON3.HFRMEN clear): what is kept is the first MAMXFL bytes off the wire (the FCS never
+      // arrives whole), a CRC error — so CRCEN filters it out, and without CRCEN it is stored
+      // with that count and "received OK" clear. With HFRMEN set the frame is stored whole, its
+      // full count in the RSV, as long as the ring has room (a 9000-byte frame does not fit the
+      // 8 KB buffer: an overflow, §7.2.4).
       this.stats.rxDroppedTooLong++;
       crcOk = false;
       byteCount = maxFrame;
-      stored = data.subarray(0, Math.max(0, maxFrame - 4));
+      const withFcs = new Uint8Array(data.length + 4);
+      withFcs.set(data);
+      withFcs.set([fcs & 0xff, (fcs >>> 8) & 0xff, (fcs >>> 16) & 0xff, fcs >>> 24], data.length);
+      stored = withFcs.subarray(0, Math.max(0, maxFrame));
     }
     if (this.isPauseFrame(data)) {
       // A PAUSE frame holds our transmitter (full duplex, MACON1.RXPAUS: DS-ENC §6.5); it is
@@ -1224,7 +1233,8 @@ export class Enc28j60Emulator {
     };
     let nextPointer = write;
     for (let i = 0; i < needed; i++) nextPointer = this.ringNext(nextPointer, erxst, erxnd);
-    const status = this.receiveStatus(data, crcOk);
+    // RSV bit 16 also marks "a packet over 50,000 bit times" (DS-ENC Table 7-3): with HFRMEN.
+    const status = this.receiveStatus(data, crcOk) | (byteCount * 8 > LONG_EVENT_BITS ? 1 : 0);
     put(nextPointer & 0xff); put(nextPointer >> 8);
     put(byteCount & 0xff); put(byteCount >> 8);
     put(status & 0xff); put(status >> 8);
@@ -1463,6 +1473,16 @@ export class Enc28j60Emulator {
   peek(name: EmuRegisterName): number {
     const [bank, address] = EMU_REGISTERS[name];
     return this.readRegisterRaw(bank < 0 ? 0 : bank, address);
+  }
+
+  /**
+   * Set a control register underneath whoever drives the chip, without side effects: a test's
+   * fault (a register the driver did not write, as a glitch or another bus master would leave it).
+   */
+  poke(name: EmuRegisterName, value: number): void {
+    const [bank, address] = EMU_REGISTERS[name];
+    if (bank < 0 || address >= 0x1a) throw new RangeError(`poke: ${name} is a common register with side effects`);
+    this.banked[bank * 32 + address] = value & 0xff;
   }
 
   /** A 16-bit register pair by the name of its low byte. */

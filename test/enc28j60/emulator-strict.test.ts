@@ -409,6 +409,10 @@ describe('ENC28J60 emulator: register and filter details (DS-ENC)', () => {
     const cut = readPacketAt(spi, 0);
     expect(cut.count).toBe(1518);
     expect(cut.status & 0x80).toBe(0);
+    // What is kept is the first MAMXFL bytes off the wire, with a CRC error (RSV bit 20, Table 7-3).
+    expect(cut.next).toBe(6 + 1518);
+    expect(cut.status & 0x10).toBe(0x10);
+    expect(Uint8Array.from(cut.data)).toEqual(makeFrame(OWN, PEER, 1600).subarray(0, 1518));
     spi.bfc('ECON1', 0x04);
     spi.write('ERXFCON', 0xa1);
     spi.bfs('ECON1', 0x04);
@@ -419,5 +423,32 @@ describe('ENC28J60 emulator: register and filter details (DS-ENC)', () => {
     expect(after.status & 0x01).toBe(0x01);
     expect(after.status & 0x80).toBe(0x80);
     expect(crc32(Uint8Array.from(after.data.slice(0, 100)))).toBe(crc32(makeFrame(OWN, PEER, 100)));
+  });
+
+  it('with MACON3.HFRMEN a frame over MAMXFL is stored whole, its full count and next packet pointer in the header; one over 50,000 bit times sets RSV bit 16 (DS-ENC Register 6-2, Table 7-3, p.43)', () => {
+    const { chip, spi } = chipOnLan({ rxWireTime: false });
+    spi.write('MACON3', 0x20 | 0x10 | 0x04 | 0x02);
+    const giant = makeFrame(OWN, PEER, 1600);
+    chip.receiveFrame(giant);
+    const whole = readPacketAt(spi, 0);
+    expect(whole.count).toBe(1604);
+    expect(whole.next).toBe(6 + 1604);
+    expect(whole.status & 0x80).toBe(0x80);
+    expect(whole.status & 0x01).toBe(0);
+    expect(crc32(Uint8Array.from(whole.data.slice(0, 1600)))).toBe(crc32(giant));
+    expect(chip.stats.rxDroppedTooLong).toBe(0);
+    // 6500 bytes: 52,000 bit times, and it fits the 6.5 KB ring once the first packet is freed.
+    spi.write16('ERXRDPTL', whole.next - 1);
+    spi.bfs('ECON2', 0x40);
+    chip.receiveFrame(makeFrame(OWN, PEER, 6500));
+    const long = readPacketAt(spi, whole.next);
+    expect(long.count).toBe(6504);
+    expect(long.status & 0x01).toBe(0x01);
+    expect(long.status & 0x80).toBe(0x80);
+    // 9000 bytes cannot fit the ring: an overflow (RXERIF, §7.2.4), not stored.
+    const overflows = chip.stats.rxDroppedOverflow;
+    chip.receiveFrame(makeFrame(OWN, PEER, 9000));
+    expect(chip.stats.rxDroppedOverflow).toBe(overflows + 1);
+    expect(chip.pendingPackets).toBe(1);
   });
 });

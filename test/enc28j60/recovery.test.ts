@@ -146,6 +146,45 @@ describe.each([
     await expectTraffic(ctx);
   });
 
+  /** A station on the LAN that sends frames of any length (a jumbo-frame host, a bad NIC). */
+  function sendRaw(b: Bench, frames: Uint8Array[]) {
+    const port = b.lan.plug({ label: 'jumbo', deliver: () => undefined });
+    for (const frame of frames) port.send(frame);
+  }
+
+  it('given frames of 1600 and 9000 bytes from the LAN, the chip cuts them at MAMXFL and its CRC filter discards them (DS-ENC Register 6-2): the frames around them arrive, no reset', async () => {
+    const ctx = await started();
+    const { b, a, nic, chip } = ctx;
+    const before = makeFrame(MAC_A, MAC_PEER, 200, 1);
+    const after = makeFrame(MAC_A, MAC_PEER, 200, 2);
+    sendRaw(b, [before, makeFrame(MAC_A, MAC_PEER, 1600, 3), makeFrame(MAC_A, MAC_PEER, 9000, 4), after]);
+    await b.until(() => a.received.length === 2, 500);
+    expect(a.received.map((f) => f.subarray(0, 200))).toEqual([before, after]);
+    expect(chip.stats.rxDroppedTooLong).toBe(2);
+    expect(nic.events['rx-reset']).toBeUndefined();
+    expect(nic.stats().drops['rx-ring-corrupt']).toBeUndefined();
+    await expectTraffic(ctx);
+  });
+
+  it('given a chip that stores frames over MAMXFL (MACON3.HFRMEN set underneath the driver), a 1600-byte frame is a counted drop (rx-too-long) skipped by its next packet pointer and a 9000-byte one an overflow: the frames around them arrive, no reset', async () => {
+    const ctx = await started();
+    const { b, a, nic, chip } = ctx;
+    chip.poke('MACON3', chip.peek('MACON3') | 0x04);
+    const frames = [makeFrame(MAC_A, MAC_PEER, 200, 1), makeFrame(MAC_A, MAC_PEER, 1600, 2), makeFrame(MAC_A, MAC_PEER, 200, 3), makeFrame(MAC_A, MAC_PEER, 9000, 4), makeFrame(MAC_A, MAC_PEER, 200, 5)];
+    sendRaw(b, frames.slice(0, 3));
+    await b.until(() => a.received.length === 2, 500);
+    sendRaw(b, frames.slice(3));
+    await b.until(() => a.received.length === 3, 500);
+    expect(a.received.map((f) => f.subarray(0, 200))).toEqual([frames[0], frames[2], frames[4]]);
+    expect(chip.stats.rxDroppedTooLong).toBe(0);
+    expect(nic.stats().drops['rx-too-long']).toBe(1);
+    expect(chip.stats.rxDroppedOverflow).toBe(1);
+    expect(nic.stats().drops['rx-overflow']).toBe(1);
+    expect(nic.events['rx-reset']).toBeUndefined();
+    expect(nic.stats().drops['rx-ring-corrupt']).toBeUndefined();
+    await expectTraffic(ctx);
+  });
+
   it('given a corrupt next-packet pointer in the ring, it resets the receiver (RXRST) and keeps going', async () => {
     const ctx = await started({ pollIntervalMs: 20 });
     const { b, a, peer, nic, chip, hal } = ctx;

@@ -46,6 +46,13 @@ describe('ENC28J60 receive program: a run\'s answer', () => {
     expect(run).toMatchObject({ kind: 'packet', header: { next: (0x13e0 + 72) % 0x1400 } });
   });
 
+  it('is too-long, a drop the driver skips, when the chip stored a frame over MAMXFL whole (MACON3.HFRMEN, DS-ENC Register 6-2) and the program read all of it', () => {
+    const giant = Uint8Array.from({ length: 1600 }, (_, i) => i & 0xff);
+    const run = parseRun(answer({ start: 0x0100, frame: giant, count: 2 }), ERXND, MAMXFL);
+    expect(run).toMatchObject({ kind: 'too-long', eir: 0x40, packetCount: 2, start: 0x0100, header: { next: 0x0100 + 6 + 1604, byteCount: 1604 } });
+    expect(parseRun(answer({ start: 0x0100, frame: giant, trim: 2 }), ERXND, MAMXFL)).toEqual({ kind: 'corrupt', eir: 0x40 });
+  });
+
   it('is corrupt when the header does not fit where it was read, or the answer is cut short', () => {
     expect(parseRun(answer({ start: 0x0100, frame, next: 0x0200 }), ERXND, MAMXFL)).toEqual({ kind: 'corrupt', eir: 0x40 });
     expect(parseRun(answer({ start: 0x0101, frame }), ERXND, MAMXFL)).toEqual({ kind: 'corrupt', eir: 0x40 });

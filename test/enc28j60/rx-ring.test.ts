@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   frameLength,
+  classifyHeader,
   isPlausibleHeader,
   packetSpan,
   parseRxHeader,
@@ -129,5 +130,17 @@ describe('ENC28J60 receive ring: checking a header before trusting it', () => {
   it('rejects a start that is odd or outside the ring', () => {
     expect(isPlausibleHeader(at(0x0101, 64), 0x0101, ERXND, MAMXFL)).toBe(false);
     expect(isPlausibleHeader({ next: 0x0046, byteCount: 64, status: 0x80 }, 0x1400, ERXND, MAMXFL)).toBe(false);
+  });
+  it('tells a stored frame over MAMXFL (MACON3.HFRMEN, DS-ENC Register 6-2) from corruption: the next packet pointer where its count puts it, RSV bit 31 zero (Table 7-3)', () => {
+    expect(classifyHeader(at(0x0100, 64), 0x0100, ERXND, MAMXFL)).toBe('packet');
+    expect(classifyHeader(at(0x0100, 1604), 0x0100, ERXND, MAMXFL)).toBe('too-long');
+    expect(classifyHeader(at(0x1300, 3004), 0x1300, ERXND, MAMXFL)).toBe('too-long');
+    const long = at(0x0100, 1604);
+    expect(classifyHeader({ ...long, next: long.next + 2 }, 0x0100, ERXND, MAMXFL)).toBe('corrupt');
+    expect(classifyHeader({ ...long, next: long.next + 1 }, 0x0100, ERXND, MAMXFL)).toBe('corrupt');
+    expect(classifyHeader({ ...long, status: 0x8080 }, 0x0100, ERXND, MAMXFL)).toBe('corrupt');
+    // No packet can be longer than the ring that holds it; 9004 is not even a count the next pointer can express.
+    expect(classifyHeader(at(0x0100, ERXND - 5), 0x0100, ERXND, MAMXFL)).toBe('corrupt');
+    expect(classifyHeader({ next: 0x0100, byteCount: 9004, status: 0x80 }, 0x0100, ERXND, MAMXFL)).toBe('corrupt');
   });
 });

@@ -125,6 +125,12 @@ export class Enc28j60Nic implements Nic {
   private intieCleared = false;
   /** EIR flags seen and not yet cleared. */
   private eirToClear = 0;
+  /**
+   * Batches out that clear RXERIF: until the first is answered, an EIR read (a run's or a
+   * batch's) may have been taken before the clear and still show the overflow already counted.
+   */
+  private rxerifClearsOut = 0;
+  private rxerifClearQueued = false;
   private inFlightBatches = 0;
   /** A receive-chain batch (service or ring read) is out: the next one is built from its answer. */
   private rxBatchOut = false;
@@ -173,6 +179,7 @@ export class Enc28j60Nic implements Nic {
     });
     this.ring = new RingReader(rxEnd, this.options, {
       take: (header, frame, fcs) => this.take(header, frame, fcs),
+      tooLong: () => this.tooLong(),
       corrupt: () => this.ringCorrupt(),
       lost: () => {
         this.pollPending = true;
@@ -317,6 +324,8 @@ export class Enc28j60Nic implements Nic {
     this.ring.reset();
     this.intieCleared = false;
     this.eirToClear = 0;
+    this.rxerifClearsOut = 0;
+    this.rxerifClearQueued = false;
     this.filterDirty = false;
     this.releaseDue = false;
     // What was due is done from here on; a recovery asked for while reception is enabled and
@@ -448,8 +457,12 @@ export class Enc28j60Nic implements Nic {
     if (receives) this.rxBatchOut = true;
     if (tx) this.tx.dispatched(tx);
     this.inFlightBatches++;
+    const clearsRxerif = this.rxerifClearQueued;
+    this.rxerifClearQueued = false;
+    if (clearsRxerif) this.rxerifClearsOut++;
     const settle = () => {
       this.inFlightBatches--;
+      if (clearsRxerif) this.rxerifClearsOut = Math.max(0, this.rxerifClearsOut - 1);
       if (receives) this.rxBatchOut = false;
       if (tx) this.tx.settled(tx);
     };
@@ -527,6 +540,16 @@ export class Enc28j60Nic implements Nic {
   }
 
   /**
+   * A packet whose byte count is over MAMXFL but whose header is otherwise the chip's own (next
+   * packet pointer where the count puts it, RSV bit 31 clear): a frame the chip stored whole
+   * (MACON3.HFRMEN, DS-ENC Register 6-2), too long for the stack. A counted drop, skipped by its
+   * next packet pointer; the ring is fine.
+   */
+  private tooLong(): void {
+    countDrop(this.counters.drops, 'rx-too-long');
+  }
+
+  /**
    * Hand a received frame (without its FCS) to the stack, or count why not. The chip checked the
    * FCS on the wire; checked again here, it covers the frame's way from the chip's buffer to us —
    * SPI and the serial link — where a flipped bit would otherwise reach the stack as data whenever
@@ -566,6 +589,7 @@ export class Enc28j60Nic implements Nic {
     this.ring.finishService(batch);
     if (this.eirToClear) {
       batch.bitClear(R.EIR, this.eirToClear);
+      if (this.eirToClear & R.EIR_RXERIF) this.rxerifClearQueued = true;
       this.eirToClear = 0;
     }
     if (this.intieCleared) {
@@ -576,9 +600,9 @@ export class Enc28j60Nic implements Nic {
 
   /** EIR's receive-error and link flags (TX completion is the transmit chain's business). */
   private noteFlags(eir: number): void {
-    if (eir & R.EIR_RXERIF && !(this.eirToClear & R.EIR_RXERIF)) {
+    if (eir & R.EIR_RXERIF && !(this.eirToClear & R.EIR_RXERIF) && this.rxerifClearsOut === 0) {
       // Ring full or EPKTCNT at 255: the chip dropped a frame (DS-ENC §12.1.2). The ring itself
-      // is intact, so draining is the recovery. Counted once until the flag is cleared.
+      // is intact, so draining is the recovery. Counted once until the flag is seen cleared.
       countDrop(this.counters.drops, 'rx-overflow');
       this.eirToClear |= R.EIR_RXERIF;
     }
@@ -633,7 +657,7 @@ export class Enc28j60Nic implements Nic {
     // Runs may be reported before arm() resolves (the first one follows its answer at once).
     this.programArmed = true;
     try {
-      await this.hal.spi.arm!(receiveProgram(this.options.maxFrameLength), (result) => this.onProgramRun(result, epoch), { quietInterrupts: true });
+      await this.hal.spi.arm!(receiveProgram(this.options.rxEnd + 1), (result) => this.onProgramRun(result, epoch), { quietInterrupts: true });
     } catch (error) {
       this.programArmed = false;
       this.bank.home = undefined;
@@ -681,6 +705,13 @@ export class Enc28j60Nic implements Nic {
       return;
     }
     const { header } = run;
+    if (run.kind === 'too-long') {
+      if (run.start !== this.ring.nextPacket) countDrop(this.counters.drops, 'rx-run-lost');
+      this.tooLong();
+      this.ring.takenByProgram(header.next);
+      if (run.packetCount === 1 || this.ring.releaseNeeded()) this.releaseDue = true;
+      return;
+    }
     // A run answer lost on the link (CRC) took its frame with it: the board had read it and
     // decremented EPKTCNT. The ring is still consistent; the frame is a drop like any other.
     if (run.start !== this.ring.nextPacket) countDrop(this.counters.drops, 'rx-run-lost');
@@ -703,6 +734,7 @@ export class Enc28j60Nic implements Nic {
     this.releaseDue = false;
     if (this.eirToClear) {
       batch.bitClear(R.EIR, this.eirToClear);
+      if (this.eirToClear & R.EIR_RXERIF) this.rxerifClearQueued = true;
       this.eirToClear = 0;
     }
   }

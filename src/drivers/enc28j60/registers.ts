@@ -150,6 +150,8 @@ export const TX_CONTROL_BYTES = 1;
 export const TSV_BYTES = 7;
 /** RSV bit 23 (status byte 0, bit 7): received OK (DS-ENC Table 7-3). */
 export const RSV_RECEIVED_OK = 0x0080;
+/** RSV bit 31 (status byte 1, bit 7): always zero (DS-ENC Table 7-3); set means the header is not one. */
+export const RSV_ZERO = 0x8000;
 
 // ---- Timings ----
 

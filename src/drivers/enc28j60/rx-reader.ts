@@ -1,7 +1,7 @@
 import type { CommandBatch } from './batch.js';
 import type { Enc28j60Options } from './options.js';
 import * as R from './registers.js';
-import { frameLength, isPlausibleHeader, packetSpan, parseRxHeader, releasePointer, ringAdvance, ringDistance, storedFcs, type RxHeader } from './rx-ring.js';
+import { classifyHeader, frameLength, packetSpan, parseRxHeader, releasePointer, ringAdvance, ringDistance, storedFcs, type RxHeader } from './rx-ring.js';
 
 /**
  * The driver's model of the receive ring, and the batch commands that walk it: where the next
@@ -18,6 +18,8 @@ import { frameLength, isPlausibleHeader, packetSpan, parseRxHeader, releasePoint
 export interface RingReaderHooks {
   /** A complete packet: its header, its frame without the FCS, and the FCS as read. */
   take(header: RxHeader, frame: Uint8Array, fcs: number): void;
+  /** A packet longer than MAMXFL, skipped by its next packet pointer (its frame is not read). */
+  tooLong(): void;
   /** A header that cannot be where it was read: the ring needs a receiver reset. */
   corrupt(): void;
   /** A read found EPKTCNT at 0 where packets were known: a reset underneath or lost state. */
@@ -215,13 +217,24 @@ export class RingReader {
     this.header = undefined;
     while (taken < count && buffer.length - at >= R.RX_HEADER_BYTES) {
       const header = parseRxHeader(buffer, at);
-      if (!isPlausibleHeader(header, this.nextPacket, this.ringEnd, this.options.maxFrameLength)) {
+      const kind = classifyHeader(header, this.nextPacket, this.ringEnd, this.options.maxFrameLength);
+      if (kind === 'corrupt') {
         this.hooks.corrupt();
         this.readAhead = EMPTY;
         this.knownPending = 0;
         return;
       }
       const size = packetSpan(header.byteCount);
+      if (kind === 'too-long') {
+        // Skipped, not read: the next read starts at its next packet pointer (prepare() moves ERDPT).
+        this.hooks.tooLong();
+        this.pendingDecrements++;
+        this.unreleased += size;
+        this.nextPacket = header.next;
+        at = Math.min(at + size, buffer.length);
+        taken++;
+        continue;
+      }
       if (at + size > buffer.length) {
         this.header = header;
         break;

@@ -1,6 +1,6 @@
 import { ETHERNET_HEADER_LENGTH } from '../../wire/ethernet.js';
 import { FCS_BYTES } from '../../wire/wire-time.js';
-import { RSV_RECEIVED_OK, RX_HEADER_BYTES } from './registers.js';
+import { RSV_RECEIVED_OK, RSV_ZERO, RX_HEADER_BYTES } from './registers.js';
 
 /**
  * The receive ring as the driver sees it: pure arithmetic on the chip's circular receive buffer
@@ -87,18 +87,31 @@ export function releasePointer(nextPacket: number, ringEnd: number): number {
 }
 
 /**
- * Whether the header read at `start` can be a packet the chip wrote: `start` even and in the
- * ring, a byte count from a bare Ethernet header to MAMXFL (`maxFrameLength`), and a next packet
- * pointer exactly one packet on. Anything else means the driver lost its place in the ring or the
- * chip's pointers went wrong; reading on would deliver garbage.
+ * What a header read at `start` is:
+ * - `'packet'`: a frame the chip wrote — `start` even and in the ring, a byte count from a bare
+ *   Ethernet header to MAMXFL (`maxFrameLength`), and a next packet pointer exactly one packet on;
+ * - `'too-long'`: the same, but a byte count over MAMXFL. The chip stores such a frame whole when
+ *   MACON3.HFRMEN is set (DS-ENC Register 6-2: with it clear, reception is aborted at MAMXFL and
+ *   the truncated frame fails the CRC filter); the next packet pointer is still where the byte
+ *   count puts it (DS-ENC p.43), so the packet is skipped by it, a counted drop, not corruption;
+ * - `'corrupt'`: anything else (odd or outside the ring, a count smaller than a header or larger
+ *   than the ring, a next packet pointer that does not follow from the count): the driver lost
+ *   its place in the ring or the chip's pointers went wrong; reading on would deliver garbage.
  */
-export function isPlausibleHeader(header: RxHeader, start: number, ringEnd: number, maxFrameLength: number): boolean {
-  return (
+export function classifyHeader(header: RxHeader, start: number, ringEnd: number, maxFrameLength: number): 'packet' | 'too-long' | 'corrupt' {
+  const sane =
     start >= 0 &&
     start <= ringEnd &&
     (start & 1) === 0 &&
     header.byteCount >= MIN_BYTE_COUNT &&
-    header.byteCount <= maxFrameLength &&
-    header.next === ringAdvance(start, packetSpan(header.byteCount), ringEnd)
-  );
+    packetSpan(header.byteCount) < ringEnd + 1 &&
+    (header.status & RSV_ZERO) === 0 &&
+    header.next === ringAdvance(start, packetSpan(header.byteCount), ringEnd);
+  if (!sane) return 'corrupt';
+  return header.byteCount <= maxFrameLength ? 'packet' : 'too-long';
+}
+
+/** Whether the header read at `start` is a frame the chip wrote within MAMXFL (classifyHeader). */
+export function isPlausibleHeader(header: RxHeader, start: number, ringEnd: number, maxFrameLength: number): boolean {
+  return classifyHeader(header, start, ringEnd, maxFrameLength) === 'packet';
 }
