@@ -381,6 +381,20 @@ describe('W5500 emulator: MACRAW receive (DS-W §4.2; docs/w5500.md, MACRAW)', (
     expect(accepted(0x04 | 0x10)).toEqual(['own', 'other', 'broadcast', 'multicast']);
   });
 
+  it('drops a frame longer than 1514 bytes at the MAC (MACRAW MTU 1514, DS-W §4.2 Sn_MSSR): nothing of it in the buffer, the frames around it stored back to back', () => {
+    const { chip, spi } = w5500Lab();
+    spi.openMacraw();
+    for (const length of [100, 1600, 9000, 1514, 1515]) chip.receiveFrame(makeFrame(OWN, PEER, length, length));
+    expect(chip.stats.rxDroppedTooLong).toBe(3);
+    expect(spi.read16(S0, 0x0026)).toBe(102 + 1516);
+    const first = readRecord(spi, 0);
+    expect(sameBytes(first.frame, makeFrame(OWN, PEER, 100, 100))).toBe(true);
+    const second = readRecord(spi, 102);
+    expect(second.header).toBe(1516);
+    expect(sameBytes(second.frame, makeFrame(OWN, PEER, 1514, 1514))).toBe(true);
+    expect(chip.strictViolations).toEqual([]);
+  });
+
   it('drops a frame that does not fit in what is free of the RX buffer, and stores the next once RECV has freed room', () => {
     const { chip, spi, peer } = w5500Lab();
     spi.openMacraw();

@@ -68,6 +68,37 @@ describe.each([
     await expectTraffic(ctx);
   });
 
+  it('given a length header of 1602 with that much received (a frame over 1514 bytes would say so), it is a bad header by the MTU rule (2 < len ≤ 1516), not a 1600-byte read: dropped, flushed, and the next frames arrive', async () => {
+    const ctx = await started();
+    const { b, a, peer, nic, chip, hal } = ctx;
+    hal.dropInterruptEdges = true;
+    chip.injectFault({ kind: 'corrupt-header', value: 1602 });
+    for (let i = 0; i < 3; i++) peer.nic.transmit(makeFrame(MAC_A, MAC_PEER, 1000, i));
+    expect(chip.peekSocket(0, 'Sn_RX_RSR')).toBe(3 * 1002);
+    await b.until(() => nic.stats().drops['rx-bad-header'] === 1, 300);
+    hal.dropInterruptEdges = false;
+    expect(a.received).toHaveLength(0);
+    expect(nic.events['rx-flush']).toBe(1);
+    expect(nic.events['socket-reopen']).toBeUndefined();
+    await expectTraffic(ctx);
+  });
+
+  it('given frames of 1600 and 9000 bytes from the LAN, the chip drops them at the MAC (MACRAW MTU 1514): the frames around them arrive, no flush or reopen', async () => {
+    const ctx = await started();
+    const { b, a, nic, chip } = ctx;
+    const frames = [makeFrame(MAC_A, MAC_PEER, 200, 1), makeFrame(MAC_A, MAC_PEER, 1600, 2), makeFrame(MAC_A, MAC_PEER, 9000, 3), makeFrame(MAC_A, MAC_PEER, 200, 4)];
+    const port = b.lan.plug({ label: 'jumbo', deliver: () => undefined });
+    for (const frame of frames) port.send(frame);
+    await b.until(() => a.received.length === 2, 500);
+    expect(sameBytes(a.received[0]!.subarray(0, 200), frames[0]!)).toBe(true);
+    expect(sameBytes(a.received[1]!.subarray(0, 200), frames[3]!)).toBe(true);
+    expect(chip.stats.rxDroppedTooLong).toBe(2);
+    expect(nic.stats().drops).toEqual({});
+    expect(nic.events['rx-flush']).toBeUndefined();
+    expect(nic.events['rx-reopen']).toBeUndefined();
+    await expectTraffic(ctx);
+  });
+
   it('given every header corrupt (a flush does not help), it closes and opens socket 0 again', async () => {
     const ctx = await started();
     const { b, a, peer, nic, chip } = ctx;
