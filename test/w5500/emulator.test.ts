@@ -125,6 +125,15 @@ describe('W5500 emulator: common registers (DS-W §4.1)', () => {
     expect(chip.strictViolations).toEqual([]);
   });
 
+  it('comes out of reset with the addresses and the rest of the common block at 0x00 (DS-W §4.1): GAR, SUBR, SHAR, SIPR, INTLEVEL, PMAGIC, PHAR, PSID, UIPR, UPORTR', () => {
+    const { chip, spi } = bareChip();
+    expect(spi.read(COMMON, 0x0001, 18)).toEqual(new Array(18).fill(0)); // GAR, SUBR, SHAR, SIPR
+    expect(spi.read16(COMMON, 0x0013)).toBe(0); // INTLEVEL
+    expect(spi.read(COMMON, 0x001d, 9)).toEqual(new Array(9).fill(0)); // PMAGIC, PHAR, PSID
+    expect(spi.read(COMMON, 0x0028, 6)).toEqual(new Array(6).fill(0)); // UIPR, UPORTR
+    expect(chip.strictViolations).toEqual([]);
+  });
+
   it('gives every socket its reset values: 2 KB buffers each, Sn_TX_FSR 0x0800, Sn_IMR 0xFF, Sn_TTL 0x80, Sn_DHAR all ones, Sn_FRAG 0x4000', () => {
     const { spi } = bareChip();
     for (let n = 0; n < 8; n++) {
@@ -219,6 +228,20 @@ describe('W5500 emulator: interrupts (DS-W §4.1 IR/IMR/SIR/SIMR, §4.2 Sn_IR/Sn
     expect(chip.strictViolations).toEqual([]);
   });
 
+  it('SIR only follows Sn_IR (DS-W §4.1 SIR): writing it changes nothing, INTn stays low until Sn_IR is cleared', () => {
+    const { chip, spi, peer } = w5500Lab();
+    spi.openMacraw();
+    spi.write(COMMON, 0x0018, [0x01]);
+    peer.transmit(makeFrame(OWN, PEER, 60));
+    spi.write(COMMON, 0x0017, [0x01]);
+    spi.write(COMMON, 0x0017, [0x00]);
+    expect(spi.read8(COMMON, 0x0017)).toBe(0x01);
+    expect(chip.interruptAsserted).toBe(true);
+    spi.write(S0, 0x0002, [0x04]);
+    expect(spi.read8(COMMON, 0x0017)).toBe(0x00);
+    expect(chip.interruptAsserted).toBe(false);
+  });
+
   it('a Sn_IR bit whose Sn_IMR bit is clear is never set at all: SEND_OK masked means no SEND_OK to poll for (forum topic 1255)', () => {
     const { chip, spi } = w5500Lab();
     spi.openMacraw();
@@ -256,6 +279,37 @@ describe('W5500 emulator: sockets, buffers and pointers (DS-W §3.3, §4.2)', ()
     expect(spi.read8(S0, 0x0003)).toBe(0x00); // accepted, still being processed
     clock.advance(0.01);
     expect(spi.read8(S0, 0x0003)).toBe(0x42);
+    expect(chip.strictViolations).toEqual([]);
+  });
+
+  it('Sn_SR follows the commands (DS-W §4.2 Sn_SR, Sn_CR): OPEN gives the state of Sn_MR\'s protocol (MACRAW 0x42, UDP 0x22, TCP 0x13), CLOSE gives SOCK_CLOSED; OPEN starts the buffers empty', () => {
+    const { chip, spi, peer } = w5500Lab();
+    const openAs = (socket: number, mode: number) => {
+      const s = socketRegisters(socket);
+      spi.write(s, 0x0000, [mode]);
+      spi.write(s, 0x0001, [0x01]);
+      spi.settle();
+      return spi.read8(s, 0x0003);
+    };
+    const close = (socket: number) => {
+      spi.write(socketRegisters(socket), 0x0001, [0x10]);
+      spi.settle();
+      return spi.read8(socketRegisters(socket), 0x0003);
+    };
+    expect(openAs(1, 0x02)).toBe(0x22);
+    expect(close(1)).toBe(0x00);
+    expect(openAs(2, 0x01)).toBe(0x13);
+    expect(close(2)).toBe(0x00);
+    expect(openAs(0, 0x04)).toBe(0x42);
+    peer.transmit(makeFrame(OWN, PEER, 100));
+    expect(spi.read16(S0, 0x002a)).toBe(102);
+    expect(close(0)).toBe(0x00);
+    expect(openAs(0, 0x04)).toBe(0x42);
+    // "Initialized by OPEN": nothing received or waiting to be sent (the datasheet gives no value; 0 here).
+    expect(spi.read16(S0, 0x0026)).toBe(0);
+    expect(spi.read16(S0, 0x0028)).toBe(spi.read16(S0, 0x002a));
+    expect(spi.read16(S0, 0x0022)).toBe(spi.read16(S0, 0x0024));
+    expect(spi.read16(S0, 0x0020)).toBe(0x0800);
     expect(chip.strictViolations).toEqual([]);
   });
 
