@@ -235,6 +235,9 @@ export async function main(argv: string[]): Promise<number> {
     // One line: the cause, and what to do when the error knows (a FlashError's hint).
     const hint = typeof e.hint === 'string' && !e.message.includes(e.hint) ? `: ${e.hint}` : '';
     console.error(`spinet ${name}: ${e.code ? `${e.code}: ` : ''}${e.message}${hint}`);
+    // Under it, the failed tool's own last lines (avrdude's, make's), indented: its words, not ours.
+    const toolOutput = (e as { details?: { output?: unknown } }).details?.output;
+    if (typeof toolOutput === 'string' && toolOutput) console.error(toolOutput.replace(/^/gm, '    '));
     if (process.env.SPINET_DEBUG) console.error(e.stack);
     return 1;
   }

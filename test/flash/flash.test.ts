@@ -1,10 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SerialPort } from 'serialport';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AutoResetBoard } from '../../boards/bootloader/auto-reset.js';
 import { AvrMcu } from '../../boards/bootloader/avr-mcu.js';
 import { flashBytes, parseIntelHex, programMemory } from '../../boards/bootloader/intel-hex.js';
@@ -12,23 +10,13 @@ import { PtyBridge } from '../../boards/bootloader/pty.js';
 import { ProgressParser, classifyAvrdudeFailure } from '../../tools/flash/avrdude.js';
 import { FlashError, commandLine, flash, type FlashPhase } from '../../tools/flash/index.js';
 import { RealClock } from '../../src/time/real-clock.js';
+import { haveFlashTools, scratchDir } from './tools.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const helloA = join(fixtures, 'hello-A.hex');
 const bridgeUnoHex = join(repoRoot, 'boards/bridge/uno.hex');
-const work = mkdtempSync(join(tmpdir(), 'spinet-flash-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-function installed(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const haveTools = installed('avrdude') && installed('socat');
+const work = scratchDir('spinet-flash-');
 
 const upload = { programmer: 'arduino', part: 'm328p', baud: 115200, port: '/dev/ttyACM0', hexFile: 'x.hex' };
 
@@ -105,7 +93,7 @@ describe('flash()', () => {
   });
 });
 
-describe.skipIf(!haveTools)('flash() with the real avrdude against the simulated Uno on a pty', () => {
+describe.skipIf(!haveFlashTools)('flash() with the real avrdude against the simulated Uno on a pty', () => {
   it('uploads the bridge sketch through optiboot, verifies it, and the board then runs it', async () => {
     const mcu = new AvrMcu(programMemory(parseIntelHex(readFileSync(helloA, 'utf8'))));
     const board = new AutoResetBoard(mcu, { clock: new RealClock() });

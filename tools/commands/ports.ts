@@ -1,6 +1,7 @@
 import { RealClock } from '../../src/time/real-clock.js';
 import type { Values } from '../node.js';
 import { UsageError } from '../options.js';
+import { listSerialPorts, usbLabel, type ListedPort } from '../serial-ports.js';
 
 /** One serial port as `spinet ports` reports it. */
 export interface PortReport {
@@ -27,7 +28,7 @@ export async function ports(values: Values, positionals: string[]): Promise<numb
     console.error('no serial ports found: is the board plugged in (and its USB cable one that carries data)?');
   } else {
     for (const r of reports) {
-      const usb = r.vendorId ? `${r.vendorId}:${r.productId ?? '????'}${r.manufacturer ? ` ${r.manufacturer}` : ''}` : r.manufacturer ?? '';
+      const usb = usbLabel(r);
       const what = r.bridge ? `spinet bridge (protocol ${r.bridge.version}, ${r.bridge.board}, ${r.bridge.pins} pins)` : r.note ?? '';
       console.log([r.path, usb, what].filter(Boolean).join('  '));
     }
@@ -38,28 +39,10 @@ export async function ports(values: Values, positionals: string[]): Promise<numb
 /** Every port (or `paths`), probed for the bridge sketch within `timeoutMs` each. */
 export async function findPorts(paths: readonly string[], timeoutMs: number): Promise<PortReport[]> {
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout must be a number of seconds > 0');
-  const { SerialPort } = await import('serialport');
-  const listed = paths.length ? paths.map((path) => ({ path })) : await SerialPort.list().catch(listWithoutUdev);
+  const listed: ListedPort[] = paths.length ? paths.map((path) => ({ path })) : await listSerialPorts();
   const reports: PortReport[] = [];
-  for (const port of listed) {
-    const info = port as { path: string; vendorId?: string; productId?: string; manufacturer?: string };
-    const usb = { ...(info.vendorId ? { vendorId: info.vendorId } : {}), ...(info.productId ? { productId: info.productId } : {}), ...(info.manufacturer ? { manufacturer: info.manufacturer } : {}) };
-    reports.push({ path: info.path, ...usb, ...(await probe(info.path, timeoutMs)) });
-  }
+  for (const port of listed) reports.push({ ...port, ...(await probe(port.path, timeoutMs)) });
   return reports;
-}
-
-/**
- * serialport lists Linux ports through `udevadm` (package udev); without it (a container), the
- * device names USB serial adapters take, with no vendor/product to show.
- */
-async function listWithoutUdev(error: Error & { code?: string }): Promise<{ path: string }[]> {
-  if (error.code !== 'ENOENT') throw error;
-  const { readdirSync } = await import('node:fs');
-  return readdirSync('/dev')
-    .filter((name) => /^tty(ACM|USB)\d+$/.test(name))
-    .sort()
-    .map((name) => ({ path: `/dev/${name}` }));
 }
 
 /** Open `path` and wait for the bridge's HELLO. */

@@ -88,7 +88,7 @@ export class ProgressParser {
 
 /** avrdude's stderr after a failed run → the error a person can act on. */
 export function classifyAvrdudeFailure(output: string, upload: AvrdudeUpload, exitCode: number | null): FlashError {
-  const details = { output: tail(output), exitCode };
+  const details = { output: lastLines(output), exitCode };
   const port = upload.port;
   if (/cannot open port .*No such file or directory/i.test(output)) {
     return new FlashError('no-such-port', `no such port: ${port}`, { ...details, hint: PORT_HINT });
@@ -100,12 +100,7 @@ export function classifyAvrdudeFailure(output: string, upload: AvrdudeUpload, ex
     return new FlashError('not-a-serial-port', `${port} is not a serial port`, { ...details, hint: PORT_HINT });
   }
   if (/not in sync|programmer is not responding|unable to open programmer/i.test(output)) {
-    return new FlashError('no-answer', `no answer from the bootloader on ${port} at ${upload.baud} baud`, {
-      ...details,
-      hint:
-        'Check the board type (Nano clones with the old bootloader need board "nano-old", 57600 baud), ' +
-        'that nothing else holds the port open, and that the board auto-resets (press RESET just before flashing otherwise).',
-    });
+    return noAnswer(output, upload, exitCode);
   }
   if (/expected signature for|signature .*(mismatch|invalid)/i.test(output)) {
     return new FlashError('wrong-board', `the chip on ${port} is not a ${upload.part}`, {
@@ -129,8 +124,33 @@ export const DIALOUT_HINT =
   'Serial ports belong to the "dialout" group: sudo usermod -aG dialout "$USER", then log out and in again.';
 export const PORT_HINT = 'Is the board plugged in? Boards usually appear as /dev/ttyACM0 (Uno) or /dev/ttyUSB0 (Nano clones).';
 
-function tail(output: string, lines = 20): string {
-  return output.trimEnd().split('\n').slice(-lines).join('\n');
+/**
+ * The bootloader never synchronised. avrdude's `resp=0xNN` tells apart a line where something
+ * answers with the wrong bytes (another baud rate, or a sketch rather than a bootloader) from one
+ * where nothing answers at all.
+ */
+export function noAnswer(output: string, upload: AvrdudeUpload, exitCode: number | null, waitedMs?: number): FlashError {
+  const garbled = /resp=0x(?!00\b)[0-9a-f]{2}/i.test(output);
+  const within = waitedMs === undefined ? '' : ` within ${Math.round(waitedMs / 1000)} s`;
+  return new FlashError('no-answer', `no answer from the bootloader on ${upload.port} at ${upload.baud} baud${within}`, {
+    output: lastLines(output),
+    exitCode,
+    hint: garbled
+      ? `something answers, but not as a bootloader at ${upload.baud} baud: a Nano with the old bootloader needs --board nano-old (57600 baud), ` +
+        'and a board that did not reset is still running its sketch (press RESET just as flashing starts)'
+      : 'nothing answers: a wrong --board (a Nano with the old bootloader needs --board nano-old, 57600 baud), another program holding the port ' +
+        '(a serial monitor, spinet run), a board that does not auto-reset (press RESET just as flashing starts), or no bootloader on the chip',
+  });
+}
+
+/** avrdude's own last words: its last few non-blank lines, without the sign-off. */
+export function lastLines(output: string, count = 6): string {
+  return output
+    .split(/\r?\n|\r/)
+    .map((line) => line.trimEnd())
+    .filter((line) => line && !/^avrdude(:)? done\.\s+Thank you\.$/.test(line))
+    .slice(-count)
+    .join('\n');
 }
 
 export interface RunAvrdudeOptions {
@@ -138,34 +158,75 @@ export interface RunAvrdudeOptions {
   readonly onProgress?: (phase: AvrdudePhase, percent: number) => void;
   /** Kill avrdude after this long (default 120 s). */
   readonly timeoutMs?: number;
+  /**
+   * Kill avrdude when the bootloader has not answered this long after it started (default 7 s):
+   * avrdude's own retries (10 attempts of a 5 s read timeout each) take about a minute to give up,
+   * and a bootloader that answers does so within about a second of the reset.
+   */
+  readonly syncTimeoutMs?: number;
+  /** Stop avrdude: it is killed, and the promise rejects (kind `interrupted`) once it has exited. */
+  readonly signal?: AbortSignal;
 }
 
-/** Run avrdude; resolves with its output on success, rejects with a FlashError. */
+export const SYNC_TIMEOUT_MS = 7000;
+/** How long avrdude gets to exit on SIGTERM before SIGKILL. */
+const KILL_GRACE_MS = 2000;
+/** avrdude's line once the programmer (the bootloader) answered and the part's signature was read. */
+const SYNCED = /AVR device initialized/;
+
+/** Run avrdude; resolves with its output on success, rejects with a FlashError once avrdude has exited. */
 export function runAvrdude(upload: AvrdudeUpload, options: RunAvrdudeOptions = {}): Promise<string> {
   const parser = new ProgressParser(options.onProgress ?? (() => {}));
+  const syncTimeoutMs = options.syncTimeoutMs ?? SYNC_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const child = spawn(options.avrdude ?? 'avrdude', avrdudeArgs(upload), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const started = performance.now();
     let output = '';
+    let synced = false;
+    let stopped: 'sync' | 'timeout' | 'abort' | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    const stop = (why: 'sync' | 'timeout' | 'abort') => {
+      if (stopped || child.exitCode !== null || child.signalCode !== null) return;
+      stopped = why;
+      child.kill('SIGTERM');
+      timers.push(setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS));
+    };
     const collect = (data: Buffer) => {
       const text = data.toString('utf8');
       output += text;
       parser.push(text);
+      if (!synced && SYNCED.test(output)) {
+        synced = true;
+        clearTimeout(syncTimer);
+      }
     };
     child.stdout.on('data', collect);
     child.stderr.on('data', collect);
-    const timer = setTimeout(() => child.kill('SIGTERM'), options.timeoutMs ?? 120_000);
+    const syncTimer = setTimeout(() => stop('sync'), syncTimeoutMs);
+    timers.push(syncTimer, setTimeout(() => stop('timeout'), options.timeoutMs ?? 120_000));
+    const onAbort = () => stop('abort');
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+    const cleanUp = () => {
+      for (const timer of timers) clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    };
     child.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+      cleanUp();
       reject(
         error.code === 'ENOENT'
-          ? new FlashError('avrdude-missing', 'avrdude is not installed', { hint: 'sudo apt-get install avrdude' })
+          ? new FlashError('avrdude-missing', 'avrdude is not installed', { hint: AVRDUDE_INSTALL })
           : new FlashError('avrdude-failed', `could not run avrdude: ${error.message}`),
       );
     });
     child.once('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(output);
+      cleanUp();
+      if (stopped === 'abort') reject(new FlashError('interrupted', 'avrdude stopped before it finished', { output: lastLines(output), exitCode: code }));
+      else if (stopped === 'sync') reject(noAnswer(output, upload, code, performance.now() - started));
+      else if (code === 0) resolve(output);
       else reject(classifyAvrdudeFailure(output, upload, code));
     });
   });
 }
+
+export const AVRDUDE_INSTALL = 'sudo apt-get install avrdude';

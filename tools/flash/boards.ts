@@ -12,6 +12,10 @@ import { FlashError } from './errors.js';
 
 export interface FlashTarget {
   readonly board: string;
+  /** For a person: "Uno", "Nano", "Mega 2560" (the board file's title without "Arduino" and the chips). */
+  readonly title: string;
+  /** The bootloader avrdude talks to: optiboot, ATmegaBOOT, stk500v2. */
+  readonly bootloader: string;
   /** avrdude `-p`. */
   readonly part: string;
   /** avrdude `-c`: `arduino` = STK500v1 (optiboot, ATmegaBOOT), `wiring` = STK500v2 (Mega). */
@@ -28,6 +32,7 @@ export interface FlashTarget {
 
 interface BoardJson {
   name?: string;
+  title?: string;
   mcu?: string;
   flashBytes?: number;
   hex?: string;
@@ -63,6 +68,8 @@ export async function flashTarget(board: string, repoRoot: string): Promise<Flas
   const buildBoard = definition.name ?? variant?.of ?? board;
   return {
     board,
+    title: (definition.title ?? board).replace(/^Arduino\s+/, '').replace(/\s*\(.*$/, '').replace(/\s+R\d+$/, ''),
+    bootloader: variant?.oldBootloader ? 'ATmegaBOOT' : (definition.bootloader?.name ?? 'the bootloader'),
     part: avrdudePart(upload.partno ?? definition.mcu!),
     programmer: upload.programmer,
     baud,

@@ -38,9 +38,14 @@ export async function missingToolchain(): Promise<string[]> {
 
 export const TOOLCHAIN_HINT = 'sudo apt-get install gcc-avr avr-libc arduino-core-avr arduino-mk make';
 
-export function runBuild(command: Command): Promise<void> {
+/** Run the build; on `signal`, make is stopped (GNU make passes SIGTERM on to its compilers) and waited for. */
+export function runBuild(command: Command, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(command.command, [...command.args], { cwd: command.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const onAbort = () => child.kill('SIGTERM');
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    child.once('close', () => signal?.removeEventListener('abort', onAbort));
     let output = '';
     child.stdout.on('data', (data: Buffer) => (output += data.toString('utf8')));
     child.stderr.on('data', (data: Buffer) => (output += data.toString('utf8')));
@@ -48,7 +53,8 @@ export function runBuild(command: Command): Promise<void> {
       reject(new FlashError('toolchain-missing', `could not run ${command.command}: ${error.message}`, { hint: TOOLCHAIN_HINT })),
     );
     child.once('close', (code) => {
-      if (code === 0) resolve();
+      if (signal?.aborted) reject(new FlashError('interrupted', 'the build stopped'));
+      else if (code === 0) resolve();
       else
         reject(
           new FlashError('build-failed', `building the bridge sketch failed (exit ${code})`, {
@@ -61,7 +67,7 @@ export function runBuild(command: Command): Promise<void> {
   });
 }
 
-async function onPath(tool: string): Promise<boolean> {
+export async function onPath(tool: string): Promise<boolean> {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir && (await exists(join(dir, tool), constants.X_OK))) return true;
   }

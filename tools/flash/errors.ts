@@ -15,7 +15,8 @@ export type FlashErrorKind =
   | 'avrdude-missing'
   | 'build-failed'
   | 'toolchain-missing'
-  | 'avrdude-failed';
+  | 'avrdude-failed'
+  | 'interrupted';
 
 const CODES: Record<FlashErrorKind, string> = {
   'no-such-port': 'ENOENT',
@@ -31,6 +32,7 @@ const CODES: Record<FlashErrorKind, string> = {
   'build-failed': 'EIO',
   'toolchain-missing': 'ENOENT',
   'avrdude-failed': 'EIO',
+  interrupted: 'EINTR',
 };
 
 export class FlashError extends Error {

@@ -3,19 +3,22 @@
  * (else take the committed hex), check it fits, check the port, upload and verify with avrdude,
  * and turn every failure into a FlashError a person can act on.
  */
-import { access, constants, readFile, readdir, stat } from 'node:fs/promises';
+import { access, constants, readFile, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseIntelHex } from '../../boards/bootloader/intel-hex.js';
-import { DIALOUT_HINT, PORT_HINT, avrdudeArgs, runAvrdude, type AvrdudeUpload } from './avrdude.js';
+import { guessBoard, listSerialPorts, portHolders } from '../serial-ports.js';
+import { AVRDUDE_INSTALL, DIALOUT_HINT, PORT_HINT, avrdudeArgs, runAvrdude, type AvrdudeUpload } from './avrdude.js';
 import { flashTarget, type FlashTarget } from './boards.js';
-import { TOOLCHAIN_HINT, bridgeBuild, missingToolchain, runBuild, type Command } from './build.js';
+import { TOOLCHAIN_HINT, bridgeBuild, missingToolchain, onPath, runBuild, type Command } from './build.js';
 import { FlashError } from './errors.js';
+import { portLine } from './hint.js';
 
 export { FlashError, type FlashErrorKind } from './errors.js';
 export { knownBoards, type FlashTarget } from './boards.js';
 export type { Command } from './build.js';
 
-export type FlashPhase = 'build' | 'write' | 'verify';
+/** `reset`: avrdude started, resetting the board and waiting for its bootloader (done 0 of 1). */
+export type FlashPhase = 'build' | 'reset' | 'write' | 'verify';
 
 export interface FlashOptions {
   /** Board: a boards/<name>.json with an `upload` section (uno, nano, mega2560), or nano-old. */
@@ -34,6 +37,10 @@ export interface FlashOptions {
   readonly bridgeBaud?: number;
   /** Bootloader sync attempts (avrdude `-x attempts`; avrdude's default 10 takes about a minute to give up). */
   readonly attempts?: number;
+  /** Give up when the bootloader has not answered this long after avrdude starts (default 7 s). */
+  readonly syncTimeoutMs?: number;
+  /** Stop: the build or avrdude is killed and waited for, then flash() rejects (kind `interrupted`). */
+  readonly signal?: AbortSignal;
   /** avrdude binary (default: `avrdude` on PATH). */
   readonly avrdude?: string;
   /** Repository root (default: this checkout). */
@@ -74,18 +81,55 @@ export async function flash(options: FlashOptions): Promise<FlashResult> {
   const commands = plan.build ? [plan.build, avrdude] : [avrdude];
   if (options.dryRun) return { target, hex: plan.hex, built: plan.build !== undefined, commands };
 
+  const requireAvrdude = async () => {
+    if (!(await avrdudeInstalled(options.avrdude))) throw new FlashError('avrdude-missing', 'avrdude is not installed', { hint: AVRDUDE_INSTALL });
+  };
   if (plan.build) {
+    // Before a build that may take a minute, not after it.
+    await requireAvrdude();
     progress('build', 0, 1);
-    await runBuild(plan.build);
+    await runBuild(plan.build, options.signal);
     progress('build', 1, 1);
   }
   const bytes = await imageSize(plan.hex, target);
+  await requireAvrdude();
   await checkPort(options.port);
+  progress('reset', 0, 1);
   const log = await runAvrdude(upload, {
     avrdude: options.avrdude,
     onProgress: (phase, percent) => progress(phase, Math.round((percent / 100) * bytes), bytes),
+    syncTimeoutMs: options.syncTimeoutMs,
+    signal: options.signal,
+  }).catch(async (error: unknown) => {
+    throw error instanceof FlashError && error.kind === 'no-answer' ? await explainNoAnswer(error, options.port, target) : error;
   });
   return { target, hex: plan.hex, built: plan.build !== undefined, commands, bytes, log };
+}
+
+/** avrdude on PATH (or at the path given). */
+export async function avrdudeInstalled(avrdude = 'avrdude'): Promise<boolean> {
+  if (!avrdude.includes('/')) return onPath(avrdude);
+  return access(avrdude, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * A silent bootloader, with what this machine can tell about why: another process holding the
+ * port, or a USB ID that points at another board than the one asked for.
+ */
+async function explainNoAnswer(error: FlashError, port: string, target: FlashTarget): Promise<FlashError> {
+  const holders = (await portHolders(port)).filter((h) => !/^socat\b|\/socat /.test(h.command));
+  const listed = (await listSerialPorts().catch(() => [])).find((p) => p.path === port);
+  const guess = listed && guessBoard(listed);
+  const cause = holders.length
+    ? `${port} is held open by ${holders.map((h) => `PID ${h.pid} (${h.command.slice(0, 60)})`).join(', ')}: close it and retry`
+    : guess && guess.board !== target.board
+      ? `${port} looks like ${guess.looksLike}: try --board ${guess.board}`
+      : undefined;
+  if (!cause) return error;
+  return new FlashError(error.kind, error.message, { ...error.details, hint: cause });
 }
 
 /** A shell-quoted line for a command, for logs and `--dry-run` output. */
@@ -137,9 +181,9 @@ async function checkPort(port: string): Promise<void> {
   try {
     info = await stat(port);
   } catch {
-    const candidates = await serialPortCandidates();
+    const listed = await listSerialPorts().catch(() => []);
     throw new FlashError('no-such-port', `no such port: ${port}`, {
-      hint: candidates.length > 0 ? `Serial ports here: ${candidates.join(', ')}.` : PORT_HINT,
+      hint: listed.length > 0 ? `serial ports here: ${listed.map(portLine).join('; ')}` : PORT_HINT,
     });
   }
   if (!info.isCharacterDevice()) throw new FlashError('not-a-serial-port', `${port} is not a serial port`, { hint: PORT_HINT });
@@ -147,13 +191,5 @@ async function checkPort(port: string): Promise<void> {
     await access(port, constants.R_OK | constants.W_OK);
   } catch {
     throw new FlashError('permission-denied', `permission denied opening ${port}`, { hint: DIALOUT_HINT });
-  }
-}
-
-async function serialPortCandidates(): Promise<string[]> {
-  try {
-    return (await readdir('/dev')).filter((name) => /^tty(ACM|USB)\d+$/.test(name)).map((name) => `/dev/${name}`);
-  } catch {
-    return [];
   }
 }
