@@ -31,7 +31,7 @@ export interface OpenBoardOptions {
   baudRate?: number;
   /**
    * Where an emulated chip's cable plugs in: 'sim' (default: a built-in LAN with a gateway at
-   * 192.0.2.1 serving DHCP, DNS, ping, echo and HTTP) or 'tap:IFNAME' (a Linux TAP device).
+   * 192.0.2.1 serving DHCP, DNS, ping, echo, HTTP and MQTT) or 'tap:IFNAME' (a Linux TAP device).
    */
   lan?: string;
   /** With lan 'tap:IF': the Linux side's address, 'A/N' (creating the TAP needs root). */

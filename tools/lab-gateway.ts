@@ -1,7 +1,12 @@
 /**
  * The gateway node of the built-in simulated LAN (`--lan sim`, `npm start`): a second spinet
- * stack at 192.0.2.1 that answers ping, runs UDP and TCP echo (port 7), TCP discard (9) and chargen (19), serves DHCP and DNS (UDP and TCP) to the board, and an HTTP status page on port 80 — lab
- * equipment, so the whole path works with no hardware, no root and no real network.
+ * stack at 192.0.2.1 that answers ping, runs UDP and TCP echo (port 7), TCP discard (9) and chargen (19), serves DHCP and DNS (UDP and TCP) to the board, an HTTP status page on port 80 and
+ * an MQTT broker on port 1883 — lab equipment, so the whole path works with no hardware, no root and
+ * no real network.
+ *
+ * The broker is aedes (an MQTT 3.1.1 broker that takes any Duplex stream as a connection, so it
+ * serves spinet's own TCP sockets unchanged); it keeps its sessions in memory and its keep-alive and
+ * heartbeat timers on the host's real clock, which is the gateway's clock wherever it is not a test.
  */
 import type { Clock } from '../src/time/clock.js';
 import type { Random } from '../src/time/random.js';
@@ -17,10 +22,13 @@ import { DNS_DEFAULTS } from '../src/app/dns/options.js';
 import { startStatusPage } from '../src/app/services/status-page.js';
 import { Tcp } from '../src/tcp/tcp.js';
 import { createNet, type Net } from '../src/socket/net.js';
+import { Aedes } from 'aedes';
 
 export const LAB_GATEWAY_ADDRESS = parseIpv4('192.0.2.1');
 export const LAB_PREFIX_LENGTH = 24;
 export const LAB_GATEWAY_MAC = Uint8Array.of(0x02, 0x5e, 0x00, 0x00, 0x00, 0x01);
+/** IANA's port for MQTT without TLS (MQTT 3.1.1 §4.2). */
+export const LAB_MQTT_PORT = 1883;
 
 export class LabGateway {
   readonly domain = 'lan';
@@ -89,6 +97,14 @@ export class LabGateway {
       // An HTTP page (the gateway's own status: its tables and counters) for `spinet get` to fetch.
       const http = await startStatusPage(net, 80, stack);
       closers.push(() => void http.close());
+      // MQTT, for a client on the board (examples/mqtt-client.mjs) with no broker to install.
+      const broker = await Aedes.createBroker();
+      const mqtt = net.createServer((socket) => broker.handle(socket));
+      closers.push(() => void mqtt.close(), () => broker.close());
+      await new Promise<void>((resolve, reject) => {
+        mqtt.once('error', reject);
+        mqtt.listen(LAB_MQTT_PORT, () => resolve());
+      });
     } catch (error) {
       await gateway.stop();
       throw error;

@@ -260,7 +260,7 @@ export async function openNode(values: Values, progress: Progress = () => undefi
     if (lanSpec.kind === 'sim') {
       gateway = await LabGateway.start({ clock, random, lan });
       cleanups.push(() => gateway!.stop());
-      progress(`LAN: built-in simulated LAN, gateway ${formatIpv4(LAB_GATEWAY_ADDRESS)} (DHCP, DNS "gateway.${gateway.domain}", ping, echo, HTTP)`);
+      progress(`LAN: built-in simulated LAN, gateway ${formatIpv4(LAB_GATEWAY_ADDRESS)} (DHCP, DNS "gateway.${gateway.domain}", ping, echo, HTTP, MQTT on port 1883)`);
     } else if (lanSpec.kind === 'tap') {
       const tapAddr = str(values, 'tap-addr');
       // SPINET_TUN_DEVICE: the TUN clone device where it is not /dev/net/tun (a container's, or one

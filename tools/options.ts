@@ -29,7 +29,7 @@ export const NODE_OPTIONS: readonly OptionSpec[] = [
   CHIP_OPTION,
   { name: 'port', type: 'string', value: 'PATH', help: 'serial port of a real board, e.g. /dev/ttyACM0, or auto: the one where the bridge sketch answers (implies --board serial; SPINET_PORT in the environment stands for it)' },
   { name: 'baud', type: 'string', value: 'N', help: "serial speed (default: the board definition's, 1000000)" },
-  { name: 'lan', type: 'string', value: 'LAN', default: 'sim', help: 'sim (built-in LAN with a gateway node at 192.0.2.1 serving DHCP, DNS, ping) or tap:IFNAME (a Linux TAP device, needs root)' },
+  { name: 'lan', type: 'string', value: 'LAN', default: 'sim', help: 'sim (built-in LAN with a gateway node at 192.0.2.1 serving DHCP, DNS, ping, echo, HTTP and MQTT) or tap:IFNAME (a Linux TAP device, needs root)' },
   { name: 'tap-addr', type: 'string', value: 'A/N', help: 'with --lan tap:IF, give the Linux side of the TAP this address' },
   { name: 'ip', type: 'string', value: 'A/N', help: 'static address, e.g. 192.0.2.10/24 (default with --lan sim: 192.0.2.10/24)' },
   { name: 'gateway', type: 'string', value: 'A', help: 'default gateway' },

@@ -3,9 +3,10 @@
  * throw-away project under the OS temp dir with install scripts off, then used from plain
  * JavaScript — import and require, the `spinet` command, the type declarations — and every
  * example run from that project against the simulated board (the mock board where the AVR
- * simulation would be slow; johnny-five on the sim board). The MQTT and HTTPS examples, and
- * `spinet get https://… --ca`, run in a throw-away network namespace against mosquitto and an HTTPS
- * server with a throw-away CA (root, socat, mosquitto, openssl). The registry is asked only for
+ * simulation would be slow; johnny-five and MQTT on the sim board, whose gateway runs a broker). The
+ * MQTT example runs again, and the HTTPS example and `spinet get https://… --ca` run, in a throw-away
+ * network namespace against mosquitto and an HTTPS server with a throw-away CA (root, socat,
+ * mosquitto, openssl). The registry is asked only for
  * what the npm cache lacks (`--prefer-offline`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +38,9 @@ async function inProject(command: string, args: string[], env: Record<string, st
 }
 
 const node = (file: string, args: string[] = [], env: Record<string, string> = {}) => inProject(process.execPath, [file, ...args], env);
+
+/** `npm install SPEC` in the project, as a user adds a package an example needs. */
+const npmInstall = (spec: string) => inProject('npm', ['install', spec, '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts'], {}, 240_000);
 
 /** Every file under `dir`, relative to it. */
 function walk(dir: string, prefix = ''): string[] {
@@ -181,12 +185,21 @@ describe('the examples, run from the installed package', () => {
   }, 60_000);
 
   it('blink: johnny-five on the simulated Uno\'s pin 8 while the gateway answers pings (sim board)', async () => {
-    const install = await inProject('npm', ['install', 'johnny-five@^2.1.0', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts'], {}, 240_000);
+    const install = await npmInstall('johnny-five@^2.1.0');
     expect(install.code, install.stderr).toBe(0);
     const result = await example('blink.mjs', [], { SPINET_BOARD: '' });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.match(/^ping \d while blinking: [\d.]+ ms$/gm)).toHaveLength(5);
     expect(result.stdout).toMatch(/^LED off$/m);
+  }, 300_000);
+
+  it('mqtt-client: the mqtt package over a spinet socket gets its own publication back from the simulated LAN\'s broker (sim board, no root)', async () => {
+    const install = await npmInstall('mqtt@^5.16.0');
+    expect(install.code, install.stderr).toBe(0);
+    // No arguments: the default sim board, and the broker on its gateway (gateway.lan:1883).
+    const result = await example('mqtt-client.mjs', [], { SPINET_BOARD: '' });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe('connected to gateway.lan:1883\nspinet/temperature: 21.5\n');
   }, 300_000);
 
   it('node.io on a board without the bridge sketch says which boards have pins', async () => {
@@ -244,7 +257,7 @@ describe.skipIf(labSkip)('MQTT and HTTPS examples against mosquitto and an HTTPS
   });
 
   it('mqtt-client: the mqtt package over a spinet socket subscribes and gets its own publication back from mosquitto', async () => {
-    const install = await inProject('npm', ['install', 'mqtt@^5.16.0', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts'], {}, 240_000);
+    const install = await npmInstall('mqtt@^5.16.0');
     expect(install.code, install.stderr).toBe(0);
     cpSync(join(project, 'node_modules/spinet/examples/mqtt-client.mjs'), join(project, 'mqtt-client.mjs'));
     const result = await inNetns('mqtt-client.mjs', [LAB_HOST_ADDRESS, '1883']);

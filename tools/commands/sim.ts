@@ -36,7 +36,7 @@ export async function sim(values: Values): Promise<number> {
     if (lanSpec.kind === 'sim') {
       const gateway = await LabGateway.start({ clock, random: new CryptoRandom(), lan });
       cleanups.push(() => gateway.stop());
-      console.error('LAN: built-in simulated LAN with a gateway at 192.0.2.1 (DHCP, DNS, ping, UDP and TCP echo on port 7)');
+      console.error('LAN: built-in simulated LAN with a gateway at 192.0.2.1 (DHCP, DNS, ping, UDP and TCP echo on port 7, HTTP, MQTT on port 1883)');
     } else {
       const tapAddr = values['tap-addr'] as string | undefined;
       const tap = await TapAttachment.open({ ifname: lanSpec.ifname, ...(tapAddr ? { address: tapAddr } : {}) });
