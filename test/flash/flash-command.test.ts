@@ -14,6 +14,7 @@ import { PtyBridge } from '../../boards/bootloader/pty.js';
 import { flash as flashCommand } from '../../tools/commands/flash.js';
 import { FlashError } from '../../tools/flash/index.js';
 import { boardMismatch, flashHint } from '../../tools/flash/hint.js';
+import { portHolders } from '../../tools/serial-ports.js';
 import { haveFlashTools, scratchDir } from './tools.js';
 
 const SPINET = fileURLToPath(new URL('../../tools/spinet.mjs', import.meta.url));
@@ -86,8 +87,11 @@ describe('the hint: ports found, the board each looks like, the install command'
 });
 
 describe.skipIf(!haveFlashTools)('spinet flash against a board whose bootloader never answers', () => {
-  it('says within 2 s what it waits for, then gives up within 10 s with the reason and avrdude\'s own words', async () => {
+  it('says within 2 s what it waits for, then gives up within 10 s with the reason — here another program holding the port — and avrdude\'s own words', async () => {
     const pty = await PtyBridge.start(silentBoard, { path: join(work, 'ttySILENT') });
+    // A serial monitor left open on the port.
+    const monitor = spawn('sh', ['-c', `exec sleep 60 <"${pty.path}"`], { stdio: 'ignore' });
+    while ((await portHolders(pty.path)).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
     const lines: Array<{ at: number; text: string }> = [];
     const started = performance.now();
     const record = (text: unknown) => lines.push({ at: performance.now() - started, text: String(text) });
@@ -99,6 +103,7 @@ describe.skipIf(!haveFlashTools)('spinet flash against a board whose bootloader 
     } finally {
       write.mockRestore();
       error.mockRestore();
+      monitor.kill();
       await pty.close();
     }
     const gaveUpAt = performance.now() - started;
@@ -110,8 +115,7 @@ describe.skipIf(!haveFlashTools)('spinet flash against a board whose bootloader 
     expect(failure).toMatchObject({ kind: 'no-answer', code: 'ETIMEDOUT', message: `no answer from the bootloader on ${pty.path} at 115200 baud within 7 s` });
     // avrdude alone would retry 10 times, 5 s each.
     expect(gaveUpAt).toBeLessThanOrEqual(10_000);
-    const reason = (failure as FlashError).hint;
-    expect(reason).toMatch(/nothing answers: a wrong --board \(a Nano with the old bootloader needs --board nano-old, 57600 baud\), another program holding the port/);
+    expect((failure as FlashError).hint).toBe(`${pty.path} is held open by PID ${monitor.pid} (sleep 60): close it and retry`);
     expect((failure as FlashError).details.output).toMatch(/^avrdude.*(not in sync|not responding)/m);
     expect(avrdudesOn(pty.path)).toEqual([]);
   }, 30_000);
@@ -123,7 +127,11 @@ describe.skipIf(!haveFlashTools)('spinet flash against a board whose bootloader 
       expect(await run.exited).toBe(1);
       const lines = run.stderr.trimEnd().split('\n');
       const reason = lines.findIndex((l) => l.startsWith('spinet flash: '));
-      expect(lines[reason]).toMatch(new RegExp(`^spinet flash: ETIMEDOUT: no answer from the bootloader on ${pty.path} at 115200 baud within 7 s: nothing answers: `));
+      expect(lines[reason]).toBe(
+        `spinet flash: ETIMEDOUT: no answer from the bootloader on ${pty.path} at 115200 baud within 7 s: nothing answers: ` +
+          'a wrong --board (a Nano with the old bootloader needs --board nano-old, 57600 baud), another program holding the port (a serial monitor, spinet run), ' +
+          'a board that does not auto-reset (press RESET just as flashing starts), or no bootloader on the chip',
+      );
       const own = lines.slice(reason + 1);
       expect(own.length).toBeGreaterThan(0);
       expect(own.length).toBeLessThanOrEqual(6);

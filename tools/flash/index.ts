@@ -120,7 +120,7 @@ export async function avrdudeInstalled(avrdude = 'avrdude'): Promise<boolean> {
  * port, or a USB ID that points at another board than the one asked for.
  */
 async function explainNoAnswer(error: FlashError, port: string, target: FlashTarget): Promise<FlashError> {
-  const holders = (await portHolders(port)).filter((h) => !/^socat\b|\/socat /.test(h.command));
+  const holders = await portHolders(port);
   const listed = (await listSerialPorts().catch(() => [])).find((p) => p.path === port);
   const guess = listed && guessBoard(listed);
   const cause = holders.length
