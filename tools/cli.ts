@@ -165,6 +165,10 @@ const COMMANDS: Record<string, Command> = {
       { name: 'no-build', type: 'boolean', help: 'use the committed hex even when avr-gcc is installed' },
       { name: 'dry-run', type: 'boolean', help: 'print what would be run, run nothing' },
     ],
+    details:
+      'Without --port (or with an unknown --board): the serial ports found, the board each looks like by its USB\n' +
+      'vendor:product and the --board to give. A bootloader that does not answer within 7 s ends it with the likely\n' +
+      'reason and avrdude\'s own last lines; Ctrl-C stops avrdude before spinet exits (130), so the port is free.',
     run: async (v) => (await import('./commands/flash.js')).flash(v),
   },
 };

@@ -142,8 +142,11 @@ describe.skipIf(!haveFlashTools)('spinet flash against a board whose bootloader 
     }
   }, 60_000);
 
-  it('Ctrl-C while avrdude waits: avrdude is stopped and gone before spinet exits 130, and says the port is free', async () => {
-    const pty = await PtyBridge.start(silentBoard, { path: join(work, 'ttyINT') });
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('%s (Ctrl-C or a kill) while avrdude waits: avrdude is stopped and gone before spinet exits %i, and says the port is free', async (signal, status) => {
+    const pty = await PtyBridge.start(silentBoard, { path: join(work, `tty${signal}`) });
     try {
       const run = spinetFlash(['--port', pty.path, '--hex', helloA]);
       // Wait for avrdude to be running on the port (it waits up to 7 s for the bootloader).
@@ -153,11 +156,11 @@ describe.skipIf(!haveFlashTools)('spinet flash against a board whose bootloader 
       }
       expect(run.stderr).toMatch(/^reset {2}resetting the Uno/m);
       // Only spinet gets the signal (a terminal's Ctrl-C would reach avrdude too): spinet must stop it.
-      run.child.kill('SIGINT');
-      expect(await run.exited).toBe(130);
+      run.child.kill(signal);
+      expect(await run.exited).toBe(status);
       expect(avrdudesOn(pty.path)).toEqual([]);
       expect(run.stderr.trimEnd().split('\n').at(-1)).toBe(
-        `spinet flash: interrupted (SIGINT): avrdude stopped before it finished; ${pty.path} is free (flash again: the bootloader is untouched)`,
+        `spinet flash: interrupted (${signal}): avrdude stopped before it finished; ${pty.path} is free (flash again: the bootloader is untouched)`,
       );
     } finally {
       await pty.close();
