@@ -178,7 +178,12 @@ const SYNCED = /AVR device initialized/;
 export function runAvrdude(upload: AvrdudeUpload, options: RunAvrdudeOptions = {}): Promise<string> {
   const parser = new ProgressParser(options.onProgress ?? (() => {}));
   const syncTimeoutMs = options.syncTimeoutMs ?? SYNC_TIMEOUT_MS;
+  const timeoutMs = options.timeoutMs ?? 120_000;
   return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(new FlashError('interrupted', 'stopped before avrdude started'));
+      return;
+    }
     const child = spawn(options.avrdude ?? 'avrdude', avrdudeArgs(upload), { stdio: ['ignore', 'pipe', 'pipe'] });
     const started = performance.now();
     let output = '';
@@ -203,10 +208,9 @@ export function runAvrdude(upload: AvrdudeUpload, options: RunAvrdudeOptions = {
     child.stdout.on('data', collect);
     child.stderr.on('data', collect);
     const syncTimer = setTimeout(() => stop('sync'), syncTimeoutMs);
-    timers.push(syncTimer, setTimeout(() => stop('timeout'), options.timeoutMs ?? 120_000));
+    timers.push(syncTimer, setTimeout(() => stop('timeout'), timeoutMs));
     const onAbort = () => stop('abort');
-    if (options.signal?.aborted) onAbort();
-    else options.signal?.addEventListener('abort', onAbort, { once: true });
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     const cleanUp = () => {
       for (const timer of timers) clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
@@ -223,6 +227,7 @@ export function runAvrdude(upload: AvrdudeUpload, options: RunAvrdudeOptions = {
       cleanUp();
       if (stopped === 'abort') reject(new FlashError('interrupted', 'avrdude stopped before it finished', { output: lastLines(output), exitCode: code }));
       else if (stopped === 'sync') reject(noAnswer(output, upload, code, performance.now() - started));
+      else if (stopped === 'timeout') reject(new FlashError('avrdude-failed', `avrdude did not finish within ${Math.round(timeoutMs / 1000)} s`, { output: lastLines(output), exitCode: code }));
       else if (code === 0) resolve(output);
       else reject(classifyAvrdudeFailure(output, upload, code));
     });
