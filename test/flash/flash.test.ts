@@ -11,6 +11,7 @@ import { ProgressParser, classifyAvrdudeFailure } from '../../tools/flash/avrdud
 import { FlashError, commandLine, flash, type FlashPhase } from '../../tools/flash/index.js';
 import { RealClock } from '../../src/time/real-clock.js';
 import { haveFlashTools, scratchDir } from './tools.js';
+import { createSimulatedEthernetBoard } from '../../tools/boards.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -127,6 +128,20 @@ describe.skipIf(!haveFlashTools)('flash() with the real avrdude against the simu
       board.close();
     }
   });
+
+  it('uploads through `spinet sim --bootloader`: optiboot behind the 16U2 model answers verify’s page reads at its line rate, not in bursts the 128-byte ring would overwrite', async () => {
+    const board = await createSimulatedEthernetBoard({ board: 'uno', chip: 'enc28j60', bootloader: true });
+    const pty = await board.servePty(join(work, 'ttySIMBOOT'));
+    try {
+      const result = await flash({ board: 'uno', port: pty.path, hex: helloA });
+      const image = parseIntelHex(readFileSync(helloA, 'utf8'));
+      expect(result.bytes).toBe(image.length);
+      expect(flashBytes(board.mcu.flash).subarray(0, image.length)).toEqual(image);
+      expect(board.link.stats.overflowed).toBe(0);
+    } finally {
+      await board.stop();
+    }
+  }, 60_000);
 
   it('reports a board whose bootloader never answers as no-answer (ETIMEDOUT)', async () => {
     const silent = { open() {}, write() {}, onData: () => () => {} };
