@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { describePort } from '../../tools/commands/ports.js';
 
 const SPINET = fileURLToPath(new URL('../../tools/spinet.mjs', import.meta.url));
 const haveSocat = await promisify(execFile)('socat', ['-V']).then(() => true, () => false);
@@ -19,6 +20,17 @@ function spinet(args: string[]): Promise<{ code: number; stdout: string; stderr:
     execFile(process.execPath, [SPINET, ...args], { timeout: 90_000 }, (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr }));
   });
 }
+
+describe('a line of spinet ports', () => {
+  it('names a bridge by its HELLO, and a port that is none by why not and the --board to flash it with, from its USB ID', () => {
+    expect(describePort({ path: '/dev/ttyACM0', vendorId: '2341', productId: '0043', bridge: { version: 2, board: 'uno', pins: 20 } })).toMatch(/^\/dev\/ttyACM0 .*2341:0043.* spinet bridge \(protocol 2, uno, 20 pins\)$/);
+    const uno = describePort({ path: '/dev/ttyACM0', vendorId: '2341', productId: '0043', note: 'no answer from a bridge sketch' });
+    expect(uno).toContain('no answer from a bridge sketch  looks like an Arduino Uno: spinet flash --board uno --port /dev/ttyACM0');
+    const clone = describePort({ path: '/dev/ttyUSB0', vendorId: '1A86', productId: '7523', note: 'no answer from a bridge sketch' });
+    expect(clone).toContain('spinet flash --board nano-old --port /dev/ttyUSB0 (or --board nano if it was flashed with optiboot)');
+    expect(describePort({ path: '/dev/ttyS0', note: 'opened, but no HELLO' })).toBe('/dev/ttyS0  opened, but no HELLO');
+  });
+});
 
 describe('spinet ports', () => {
   const dir = mkdtempSync(join(tmpdir(), 'spinet-ports-'));

@@ -1,7 +1,7 @@
 import { RealClock } from '../../src/time/real-clock.js';
 import type { Values } from '../node.js';
 import { UsageError } from '../options.js';
-import { listSerialPorts, usbLabel, type ListedPort } from '../serial-ports.js';
+import { guessBoard, listSerialPorts, usbLabel, type ListedPort } from '../serial-ports.js';
 
 /** One serial port as `spinet ports` reports it. */
 export interface PortReport {
@@ -27,13 +27,18 @@ export async function ports(values: Values, positionals: string[]): Promise<numb
   } else if (!reports.length) {
     console.error('no serial ports found: is the board plugged in (and its USB cable one that carries data)?');
   } else {
-    for (const r of reports) {
-      const usb = usbLabel(r);
-      const what = r.bridge ? `spinet bridge (protocol ${r.bridge.version}, ${r.bridge.board}, ${r.bridge.pins} pins)` : r.note ?? '';
-      console.log([r.path, usb, what].filter(Boolean).join('  '));
-    }
+    for (const r of reports) console.log(describePort(r));
   }
   return reports.some((r) => r.bridge) ? 0 : 1;
+}
+
+/** One line of `spinet ports`: path, USB IDs, and the bridge's HELLO — or why not, and how to flash it. */
+export function describePort(r: PortReport): string {
+  const usb = usbLabel(r);
+  if (r.bridge) return [r.path, usb, `spinet bridge (protocol ${r.bridge.version}, ${r.bridge.board}, ${r.bridge.pins} pins)`].filter(Boolean).join('  ');
+  const guess = guessBoard(r);
+  const flash = guess ? `looks like ${guess.looksLike}: spinet flash --board ${guess.board} --port ${r.path}${guess.orBoard ? ` (or --board ${guess.orBoard.board} ${guess.orBoard.when})` : ''}` : undefined;
+  return [r.path, usb, r.note, flash].filter(Boolean).join('  ');
 }
 
 /** Every port (or `paths`), probed for the bridge sketch within `timeoutMs` each. */
