@@ -2,8 +2,8 @@ import { isIPv6 } from 'node:net';
 import type { Clock } from '../../time/clock.js';
 import type { Random } from '../../time/random.js';
 import { formatIpv4, tryParseIpv4, type Ipv4Address } from '../../wire/address.js';
-import type { DatagramFactory, SocketError } from '../transport.js';
-import { QueryPorts, type QueryPort } from './query-ports.js';
+import type { DatagramFactory, DatagramPeer, SocketError } from '../transport.js';
+import { QueryPorts, type PortListener, type QueryPort } from './query-ports.js';
 import { DnsCache } from './cache.js';
 import { dnsError, type DnsErrorCode } from './errors.js';
 import { DNS_DEFAULTS } from './options.js';
@@ -126,7 +126,7 @@ export class DnsResolver {
   private preferred = 0;
   private readonly cache: DnsCache;
   private readonly inFlight = new Map<string, Promise<Resolution>>();
-  private readonly pending = new Set<() => void>();
+  private readonly pending = new Set<{ cancel(): void }>();
   private readonly initialTimeoutMs: number;
   private readonly maxTimeoutMs: number;
   private readonly attempts: number;
@@ -185,7 +185,7 @@ export class DnsResolver {
    * `resolver.cancel()`). Source ports kept for reuse (`queriesPerPort`) are closed too.
    */
   cancel(): void {
-    for (const settle of [...this.pending]) settle();
+    for (const query of [...this.pending]) query.cancel();
     this.ports.closeIdle();
   }
 
@@ -395,52 +395,40 @@ export class DnsResolver {
       return Promise.resolve({ kind: 'error', code: 'ECONNREFUSED', detail: `cannot open a socket: ${code ?? String(error)}` });
     }
     return new Promise<Outcome>((resolve) => {
-      let done = false;
-      let sawMalformed: string | undefined;
-      const finish = (healthy: boolean): boolean => {
-        if (done) return false;
-        done = true;
-        this.pending.delete(cancel);
-        this.ports.release(server, port, healthy);
-        return true;
-      };
-      const settle = (outcome: Outcome, healthy = true): void => {
-        if (finish(healthy)) resolve(outcome);
-      };
-      const cancel = (): void => settle({ kind: 'cancelled' });
-      this.pending.add(cancel);
-      port.attach(
-        {
-          onTimeout: () => settle(sawMalformed ? { kind: 'error', code: 'EBADRESP', detail: sawMalformed } : { kind: 'timeout' }),
-          onMessage: (data, from) => {
-            if (from.address !== server.address || from.port !== server.port) return countDrop(this.stats.drops, 'wrong-source');
-            const parsed = parseDnsMessage(data, this.maxUdpMessage);
-            if (!parsed.ok) {
-              countDrop(this.stats.drops, parsed.reason);
-              sawMalformed = `malformed reply: ${parsed.reason}`;
-              return;
-            }
-            const problem = this.validate(parsed.message, id, name, type);
-            if (problem) return countDrop(this.stats.drops, problem);
-            this.stats.repliesAccepted++;
-            if (!parsed.message.truncated) return settle({ kind: 'reply', message: parsed.message, partial: false });
-            // RFC 7766 §5 / RFC 2181 §9: a truncated reply is retried over TCP when we can.
-            const tcpQuery = this.options.tcpQuery;
-            if (!tcpQuery) return settle({ kind: 'reply', message: parsed.message, partial: true });
-            if (!finish(true)) return;
-            this.stats.tcpRetries++;
-            void this.queryTcp(tcpQuery, server, query, id, name, type).then(resolve);
-          },
-          onError: (error) => {
-            // ICMP port unreachable: nothing listens on that server (RFC 1122 §4.1.3.3).
-            if (error.code === 'ECONNREFUSED') settle({ kind: 'error', code: 'ECONNREFUSED', detail: `${formatIpv4(server.address)} refused` }, false);
-          },
-        },
-        timeoutMs,
-      );
+      const pending = new UdpQuery(this, server, port, query, id, name, type, resolve);
+      this.pending.add(pending);
+      port.attach(pending, timeoutMs);
       this.stats.queriesSent++;
       port.socket.send(query, server.port, server.address);
     });
+  }
+
+  /** A UDP query is over: its port goes back to the pool (or is closed), it is no longer cancellable. */
+  finishUdp(query: UdpQuery, server: DnsServerAddress, port: QueryPort, healthy: boolean): void {
+    this.pending.delete(query);
+    this.ports.release(server, port, healthy);
+  }
+
+  /** A UDP reply came: counted drop (undefined) or the parsed, validated message. */
+  acceptUdp(data: Uint8Array, from: DatagramPeer, server: DnsServerAddress, id: number, name: string, type: number): DnsMessage | string | undefined {
+    if (from.address !== server.address || from.port !== server.port) return void countDrop(this.stats.drops, 'wrong-source');
+    const parsed = parseDnsMessage(data, this.maxUdpMessage);
+    if (!parsed.ok) {
+      countDrop(this.stats.drops, parsed.reason);
+      return `malformed reply: ${parsed.reason}`;
+    }
+    const problem = this.validate(parsed.message, id, name, type);
+    if (problem) return void countDrop(this.stats.drops, problem);
+    this.stats.repliesAccepted++;
+    return parsed.message;
+  }
+
+  /** RFC 7766 §5 / RFC 2181 §9: a truncated reply is retried over TCP when we can. */
+  retryOverTcp(server: DnsServerAddress, query: Uint8Array, id: number, name: string, type: number): Promise<Outcome> | undefined {
+    const tcpQuery = this.options.tcpQuery;
+    if (!tcpQuery) return undefined;
+    this.stats.tcpRetries++;
+    return this.queryTcp(tcpQuery, server, query, id, name, type);
   }
 
   private async queryTcp(tcpQuery: TcpQuery, server: DnsServerAddress, query: Uint8Array, id: number, name: string, type: number): Promise<Outcome> {
@@ -452,7 +440,8 @@ export class DnsResolver {
     const cancel = new Promise<Outcome>((resolve) => {
       cancelled = () => resolve({ kind: 'cancelled' });
     });
-    this.pending.add(cancelled);
+    const pending = { cancel: () => cancelled() };
+    this.pending.add(pending);
     const exchange = (async (): Promise<Outcome> => {
       let reply: Uint8Array;
       try {
@@ -477,8 +466,66 @@ export class DnsResolver {
       return await Promise.race([exchange, timeout, cancel]);
     } finally {
       timer?.cancel();
-      this.pending.delete(cancelled);
+      this.pending.delete(pending);
     }
+  }
+}
+
+/**
+ * One UDP query waiting on its port: a class rather than closures, since a busy resolver makes
+ * one per lookup.
+ */
+class UdpQuery implements PortListener {
+  private done = false;
+  private sawMalformed: string | undefined;
+
+  constructor(
+    private readonly resolver: DnsResolver,
+    private readonly server: DnsServerAddress,
+    private readonly port: QueryPort,
+    private readonly query: Uint8Array,
+    private readonly id: number,
+    private readonly name: string,
+    private readonly type: number,
+    private readonly resolve: (outcome: Outcome) => void,
+  ) {}
+
+  cancel(): void {
+    this.settle({ kind: 'cancelled' });
+  }
+
+  onTimeout(): void {
+    this.settle(this.sawMalformed ? { kind: 'error', code: 'EBADRESP', detail: this.sawMalformed } : { kind: 'timeout' });
+  }
+
+  onMessage(data: Uint8Array, from: DatagramPeer): void {
+    const accepted = this.resolver.acceptUdp(data, from, this.server, this.id, this.name, this.type);
+    if (accepted === undefined) return;
+    if (typeof accepted === 'string') {
+      this.sawMalformed = accepted;
+      return;
+    }
+    if (!accepted.truncated) return this.settle({ kind: 'reply', message: accepted, partial: false });
+    const retry = this.resolver.retryOverTcp(this.server, this.query, this.id, this.name, this.type);
+    if (!retry) return this.settle({ kind: 'reply', message: accepted, partial: true });
+    if (!this.finish(true)) return;
+    void retry.then(this.resolve);
+  }
+
+  onError(error: SocketError): void {
+    // ICMP port unreachable: nothing listens on that server (RFC 1122 §4.1.3.3).
+    if (error.code === 'ECONNREFUSED') this.settle({ kind: 'error', code: 'ECONNREFUSED', detail: `${formatIpv4(this.server.address)} refused` }, false);
+  }
+
+  private finish(healthy: boolean): boolean {
+    if (this.done) return false;
+    this.done = true;
+    this.resolver.finishUdp(this, this.server, this.port, healthy);
+    return true;
+  }
+
+  private settle(outcome: Outcome, healthy = true): void {
+    if (this.finish(healthy)) this.resolve(outcome);
   }
 }
 
