@@ -107,11 +107,41 @@ describe('RFC 1035 §4.1 message format', () => {
     expect(parsed(bytes).questions[0]!.name).toBe('a\\.b.c\\000d');
   });
 
+  it('a query is byte for byte the one-question message emitDnsMessage writes', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffff }), fc.array(fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/), { minLength: 1, maxLength: 5 }), fc.constantFrom(DnsType.A, DnsType.AAAA, 255), (id, labels, type) => {
+        const name = labels.join('.');
+        expect(emitDnsQuery(id, name, type)).toEqual(emitDnsMessage({ id, recursionDesired: true, questions: [{ name, type, class: DNS_CLASS_IN }] }));
+      }),
+      { numRuns: 300, seed: 9 },
+    );
+    expect(() => emitDnsQuery(1, 'a..b', DnsType.A)).toThrow(expect.objectContaining({ code: 'EBADNAME' }));
+  });
+
   it('rejects names that cannot be encoded', () => {
     expect(nameToLabels('a..b')).toBeUndefined();
     expect(nameToLabels('x'.repeat(64))).toBeUndefined();
     expect(nameToLabels(Array(130).fill('ab').join('.'))).toBeUndefined();
     expect(nameToLabels('héllo')).toBeUndefined();
+  });
+
+  it('a plain name and the same name written with escapes give the same labels, or are refused alike, up to the 255-octet limit', () => {
+    const label = fc.stringMatching(/^[a-z0-9-]{1,63}$/);
+    fc.assert(
+      fc.property(fc.array(label, { minLength: 1, maxLength: 8 }), fc.boolean(), (labels, trailingDot) => {
+        const plain = labels.join('.') + (trailingDot ? '.' : '');
+        // the first octet written as \DDD takes the escape-aware path
+        const escaped = `\\${String(plain.charCodeAt(0)).padStart(3, '0')}${plain.slice(1)}`;
+        const a = nameToLabels(plain)?.map((l) => Array.from(l));
+        const b = nameToLabels(escaped)?.map((l) => Array.from(l));
+        expect(a).toEqual(b);
+        const wireLength = labels.reduce((n, l) => n + l.length + 1, 1);
+        expect(a === undefined).toBe(wireLength > 255);
+      }),
+      { numRuns: 400, seed: 5 },
+    );
+    expect(nameToLabels('x'.repeat(63) + '.' + 'y'.repeat(63) + '.' + 'z'.repeat(63) + '.' + 'w'.repeat(61))).toHaveLength(4); // 255 octets
+    expect(nameToLabels('x'.repeat(63) + '.' + 'y'.repeat(63) + '.' + 'z'.repeat(63) + '.' + 'w'.repeat(62))).toBeUndefined(); // 256
   });
 });
 

@@ -211,6 +211,7 @@ function readName(bytes: Uint8Array, offset: number): { name: string; next: numb
 export function nameToLabels(name: string): Uint8Array[] | undefined {
   if (name === '.' || name === '') return [];
   const text = name.endsWith('.') && !name.endsWith('\\.') ? name.slice(0, -1) : name;
+  if (!text.includes('\\')) return plainNameToLabels(text);
   const labels: Uint8Array[] = [];
   let current: number[] = [];
   let wireLength = 1;
@@ -242,6 +243,27 @@ export function nameToLabels(name: string): Uint8Array[] | undefined {
   labels.push(Uint8Array.from(current));
   wireLength += current.length + 1;
   return wireLength > MAX_NAME_WIRE_LENGTH ? undefined : labels;
+}
+
+/** `nameToLabels` for a name with no escapes, the usual case: one pass, no per-byte arrays. */
+function plainNameToLabels(text: string): Uint8Array[] | undefined {
+  if (text.length + 1 > MAX_NAME_WIRE_LENGTH - 1) return undefined;
+  const labels: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      const length = i - start;
+      if (length === 0 || length > MAX_LABEL_LENGTH) return undefined;
+      const label = new Uint8Array(length);
+      for (let j = 0; j < length; j++) label[j] = text.charCodeAt(start + j);
+      labels.push(label);
+      start = i + 1;
+    } else if (c > 0x7e || c < 0x21) {
+      return undefined;
+    }
+  }
+  return labels;
 }
 
 /** Canonical key for comparing names: ASCII case-insensitive (RFC 4343), no trailing dot. */
@@ -546,7 +568,28 @@ export function emitDnsMessage(message: DnsMessageRepr): Uint8Array {
 
 /** A standard recursive query for one name and type (RFC 1035 §4.1, RD set). */
 export function emitDnsQuery(id: number, name: string, type: number): Uint8Array {
-  return emitDnsMessage({ id, recursionDesired: true, questions: [{ name, type, class: DNS_CLASS_IN }] });
+  // One question has nothing to compress: written directly, byte for byte what
+  // emitDnsMessage({ id, recursionDesired: true, questions: [{ name, type, class: IN }] }) gives.
+  const labels = nameToLabels(name);
+  if (!labels) throw Object.assign(new TypeError(`Invalid domain name: ${name}`), { code: 'EBADNAME' });
+  let length = DNS_HEADER_LENGTH + 1 + 4;
+  for (const label of labels) length += label.length + 1;
+  const out = new Uint8Array(length);
+  out[0] = (id >>> 8) & 0xff;
+  out[1] = id & 0xff;
+  out[2] = FLAG_RD >>> 8;
+  out[5] = 1; // QDCOUNT
+  let p = DNS_HEADER_LENGTH;
+  for (const label of labels) {
+    out[p++] = label.length;
+    out.set(label, p);
+    p += label.length;
+  }
+  p++; // the root label
+  out[p] = type >>> 8;
+  out[p + 1] = type & 0xff;
+  out[p + 3] = DNS_CLASS_IN;
+  return out;
 }
 
 /** 16 bytes of an AAAA record → RFC 5952 text (lower case, longest zero run compressed). */
