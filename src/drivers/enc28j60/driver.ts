@@ -2,6 +2,7 @@ import { HalError, type Hal } from '../hal.js';
 import type { Clock } from '../../time/clock.js';
 import { RearmableTimer } from '../../time/timer.js';
 import { WorkLoop } from '../work-loop.js';
+import { SafetyNetPoll } from '../safety-net.js';
 import { emptyNicStats, type Nic, type NicCapabilities, type NicHandlers, type NicStats } from '../../link/nic.js';
 import { countDrop } from '../../stats/counters.js';
 import { ETHERNET_HEADER_LENGTH } from '../../wire/ethernet.js';
@@ -143,8 +144,11 @@ export class Enc28j60Nic implements Nic {
 
   private multicastJoined = 0;
 
-  /** The safety-net poll (pollIntervalMs). */
+  /** The safety-net poll (pollIntervalMs, backing off to idlePollIntervalMs). */
   private readonly pollTimer: RearmableTimer;
+  private readonly poll: SafetyNetPoll;
+  /** Program runs a poll asked for (runArmed) and not yet answered: a frame they bring may be a missed edge's. */
+  private pollRunsOut = 0;
   /** The next time the loop must look without being kicked: a transmission's end, the error backoff. */
   private readonly wakeTimer: RearmableTimer;
   private unsubscribers: (() => void)[] = [];
@@ -157,6 +161,7 @@ export class Enc28j60Nic implements Nic {
     this.wakeTimer = new RearmableTimer(this.clock, () => this.kick());
     this.name = config.name ?? `enc28j60-${formatMac(this.mac)}`;
     this.options = { ...ENC28J60_DEFAULTS, ...config.options };
+    this.poll = new SafetyNetPoll(this.pollTimer, this.options.pollIntervalMs, this.options.idlePollIntervalMs);
     this.trace = config.trace ?? NO_TRACE;
     const rxEnd = this.options.rxEnd;
     if ((rxEnd & 1) === 0) throw new RangeError('rxEnd must be odd (ENC28J60 errata #14)');
@@ -258,7 +263,7 @@ export class Enc28j60Nic implements Nic {
         }
       }),
     );
-    this.pollTimer.arm(this.options.pollIntervalMs);
+    this.poll.start();
     if (this.hal.interrupt.asserted) this.interruptPending = true;
     this.kick();
   }
@@ -292,6 +297,7 @@ export class Enc28j60Nic implements Nic {
       return false;
     }
     if (!this.tx.enqueue(frame)) return false;
+    this.poll.frameMoved();
     this.kick();
     return true;
   }
@@ -486,11 +492,15 @@ export class Enc28j60Nic implements Nic {
     );
     // The poll also runs the program once, right behind its batch: a missed edge, or errata #6
     // (PKTIF, and so INT, is unreliable) must not leave a packet waiting.
-    if (runAfter) {
-      this.hal.spi.runArmed?.().catch((error: unknown) => {
-        if (epoch === this.epoch) this.onError(error);
-        this.kick();
-      });
+    if (runAfter && this.hal.spi.runArmed) {
+      this.pollRunsOut++;
+      this.hal.spi
+        .runArmed()
+        .catch((error: unknown) => {
+          if (epoch === this.epoch) this.onError(error);
+          this.kick();
+        })
+        .finally(() => this.pollRunsOut--);
     }
     return true;
   }
@@ -715,6 +725,7 @@ export class Enc28j60Nic implements Nic {
     // A run answer lost on the link (CRC) took its frame with it: the board had read it and
     // decremented EPKTCNT. The ring is still consistent; the frame is a drop like any other.
     if (run.start !== this.ring.nextPacket) countDrop(this.counters.drops, 'rx-run-lost');
+    this.poll.frameReceived(this.pollRunsOut === 0);
     this.take(header, run.frame, run.fcs);
     this.ring.takenByProgram(header.next);
     // Release at the end of a burst (EPKTCNT was 1), or when a share of the ring is held.
@@ -753,7 +764,7 @@ export class Enc28j60Nic implements Nic {
 
   private onPoll(): void {
     if (!this.running) return;
-    this.pollTimer.arm(this.options.pollIntervalMs);
+    this.poll.rearm(this.programArmed);
     if (this.rxBatchOut) return; // a service or ring read is out: it sees what a poll would
     // Safety net: a missed INT edge, or a chip reset underneath (interrupts silently off).
     this.pollPending = true;

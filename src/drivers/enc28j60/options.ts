@@ -96,6 +96,14 @@ export interface Enc28j60Options {
    */
   pollIntervalMs: number;
   /**
+   * With the receive program armed and the INT line seen to deliver frames, the poll's period
+   * doubles after each quiet period up to this (safety-net.ts); a frame either way, or one a poll
+   * finds, brings it back to `pollIntervalMs`. Over the serial bridge a poll is a round trip
+   * through the board: at 100 ms they were most of an idle host's CPU. The cost: a chip reset, or
+   * a frame whose edge was missed, on an idle link is noticed up to this late.
+   */
+  idlePollIntervalMs: number;
+  /**
    * Reads of ESTAT (0.3 ms apart) waiting for CLKRDY before initialising: after a RESET pulse or
    * power-up the oscillator start-up timer holds the chip 300 µs (DS-ENC §2.2). A missing chip
    * (MISO stuck low) uses them all, then start() reports ENODEV.
@@ -152,6 +160,7 @@ export const ENC28J60_DEFAULTS: Enc28j60Options = {
   txRecheckMs: 0.5,
   txRunCheckDelayMs: 10,
   pollIntervalMs: 100,
+  idlePollIntervalMs: 1_000,
   clockReadyAttempts: 10,
   resetDelayMs: 2,
   miiDelayMs: 0.015,

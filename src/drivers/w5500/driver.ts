@@ -6,6 +6,7 @@ import { countDrop } from '../../stats/counters.js';
 import { formatMac, type MacAddress } from '../../wire/address.js';
 import { INTERFRAME_GAP_BYTES, byteTimeMs, frameWireTimeMs } from '../../wire/wire-time.js';
 import { WorkLoop } from '../work-loop.js';
+import { SafetyNetPoll } from '../safety-net.js';
 import { FrameBatch } from './batch.js';
 import { RX_RUN_HEADER_BYTES, receiveProgram } from './rx-program.js';
 import { W5500_DEFAULTS, type W5500Options } from './options.js';
@@ -167,6 +168,10 @@ export class W5500Nic implements Nic {
   private txSuspect = false;
 
   private readonly pollTimer: RearmableTimer;
+  /** The safety-net poll's period (src/drivers/safety-net.ts). */
+  private readonly poll: SafetyNetPoll;
+  /** Program runs a poll asked for (runArmed) and not yet answered: a frame they bring may be a missed edge's. */
+  private pollRunsOut = 0;
   private readonly wakeTimer: RearmableTimer;
   private unsubscribers: (() => void)[] = [];
 
@@ -180,6 +185,8 @@ export class W5500Nic implements Nic {
     this.errorBackoff = this.options.errorBackoffMs;
     this.promiscuous = this.options.promiscuous;
     this.pollTimer = new RearmableTimer(this.clock, () => this.onPoll());
+    const baseMs = this.options.interruptLine ? this.options.pollIntervalMs : this.options.noInterruptPollMs;
+    this.poll = new SafetyNetPoll(this.pollTimer, baseMs, this.options.idlePollIntervalMs);
     this.wakeTimer = new RearmableTimer(this.clock, () => this.onWake());
   }
 
@@ -251,7 +258,7 @@ export class W5500Nic implements Nic {
         }
       }),
     );
-    this.schedulePoll();
+    this.poll.start();
     this.rxRecheck = true; // whatever arrived during initialisation
     this.work.kick();
   }
@@ -292,6 +299,7 @@ export class W5500Nic implements Nic {
       return false;
     }
     this.txQueue.push(frame);
+    this.poll.frameMoved();
     this.trace.emit?.('driver', 'out', `queued for the chip (${this.txQueue.length - 1} frame${this.txQueue.length === 2 ? '' : 's'} ahead, ${this.txInFlight.length} on the way)`, frame);
     this.work.kick();
     return true;
@@ -489,6 +497,7 @@ export class W5500Nic implements Nic {
       return;
     }
     this.rxRead = wr;
+    this.poll.frameReceived(this.pollRunsOut === 0);
     this.absorb(r.subarray(RX_RUN_HEADER_BYTES, RX_RUN_HEADER_BYTES + length));
   }
 
@@ -660,7 +669,12 @@ export class W5500Nic implements Nic {
     return (r) => {
       if (!status(r)) return;
       this.noteLink(r[phyAt]!);
-      this.hal.spi.runArmed?.().catch((error: unknown) => this.onError(error));
+      if (!this.hal.spi.runArmed) return;
+      this.pollRunsOut++;
+      this.hal.spi
+        .runArmed()
+        .catch((error: unknown) => this.onError(error))
+        .finally(() => this.pollRunsOut--);
     };
   }
 
@@ -933,13 +947,9 @@ export class W5500Nic implements Nic {
 
   // ---- Timers and errors ----------------------------------------------------------------------
 
-  private schedulePoll(): void {
-    this.pollTimer.arm(this.options.interruptLine ? this.options.pollIntervalMs : this.options.noInterruptPollMs);
-  }
-
   private onPoll(): void {
     if (!this.running) return;
-    this.schedulePoll();
+    this.poll.rearm(this.rxProgram && this.options.interruptLine);
     if (this.rxBatchOut) return; // a receive batch is out: it sees what a poll would
     this.pollPending = true;
     this.work.kick();

@@ -20,6 +20,14 @@ export interface W5500Options {
    */
   pollIntervalMs: number;
   /**
+   * With the interrupt line and the receive program, once INTn has delivered frames, the poll's
+   * period doubles after each quiet period up to this (src/drivers/safety-net.ts); a frame either
+   * way, or one a poll finds, brings it back to `pollIntervalMs`. Over the serial bridge a poll
+   * is a round trip through the board. The cost: a chip reset, or a frame whose edge was missed,
+   * on an idle link is noticed up to this late.
+   */
+  idlePollIntervalMs: number;
+  /**
    * Poll period without an interrupt line. Each poll is one small batch (≈ 40 bytes each way over
    * the serial bridge): 10 ms costs ≈ 4 kB/s of a 100 kB/s link and adds 5 ms of receive latency
    * on average; a shorter period answers sooner and costs proportionally more.
@@ -69,6 +77,7 @@ export const W5500_DEFAULTS: W5500Options = {
   promiscuous: false,
   interruptLine: true,
   pollIntervalMs: 100,
+  idlePollIntervalMs: 1_000,
   noInterruptPollMs: 10,
   receiveProgram: true,
   txQueueLimit: 64,
