@@ -9,15 +9,16 @@ import type { RearmableTimer } from '../time/timer.js';
  * host spends.
  *
  * So the poll runs every `baseMs` while frames move, and while the interrupt line has not yet
- * proved itself; once the line has delivered a frame that no poll asked for (it is wired and
- * works), each poll that follows a quiet period doubles the period, up to `idleMs`. A frame in
- * either direction, or a poll that finds a frame the line did not deliver (a missed edge), brings
- * it back to `baseMs` at once.
+ * proved itself; once it has (seen asserted — over the serial bridge every board frame carries its
+ * level — or a frame came while no poll was out: the line is wired and works), each poll that
+ * follows a quiet period doubles the period, up to `idleMs`. A frame in either direction — among
+ * them one a poll found after a missed edge — brings it back to `baseMs` at once.
  */
 export class SafetyNetPoll {
   private periodMs: number;
   private traffic = false;
   private interruptWorks = false;
+  private pollRunsOut = 0;
 
   constructor(
     private readonly timer: RearmableTimer,
@@ -51,19 +52,28 @@ export class SafetyNetPoll {
     this.timer.arm(this.periodMs);
   }
 
-  /** A frame went out (or came in): poll every `baseMs` again, starting now. */
+  /** The interrupt line was seen asserted, or delivered a frame no poll asked for: it is wired. */
+  interruptSeen(): void {
+    this.interruptWorks = true;
+  }
+
+  /** A poll asked the board to run the receive program once: a frame it brings may be a missed edge's. */
+  pollRunStarted(run: Promise<unknown>): void {
+    this.pollRunsOut++;
+    const done = () => void this.pollRunsOut--;
+    run.then(done, done);
+  }
+
+  /** A frame was received: by the interrupt line when no poll's run was out. */
+  frameReceived(): void {
+    if (this.pollRunsOut === 0) this.interruptWorks = true;
+    this.frameMoved();
+  }
+
+  /** A frame went out or came in: poll every `baseMs` again, starting now. */
   frameMoved(): void {
     this.traffic = true;
     if (this.periodMs > this.baseMs) this.snapBack();
-  }
-
-  /**
-   * A frame was received. `byInterrupt`: no poll asked for it, so the interrupt line delivered it
-   * (it is wired and works); otherwise a poll found it, which may be an edge the line missed.
-   */
-  frameReceived(byInterrupt: boolean): void {
-    if (byInterrupt) this.interruptWorks = true;
-    this.frameMoved();
   }
 
   private snapBack(): void {

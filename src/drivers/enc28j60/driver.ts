@@ -147,8 +147,6 @@ export class Enc28j60Nic implements Nic {
   /** The safety-net poll (pollIntervalMs, backing off to idlePollIntervalMs). */
   private readonly pollTimer: RearmableTimer;
   private readonly poll: SafetyNetPoll;
-  /** Program runs a poll asked for (runArmed) and not yet answered: a frame they bring may be a missed edge's. */
-  private pollRunsOut = 0;
   /** The next time the loop must look without being kicked: a transmission's end, the error backoff. */
   private readonly wakeTimer: RearmableTimer;
   private unsubscribers: (() => void)[] = [];
@@ -247,6 +245,7 @@ export class Enc28j60Nic implements Nic {
     this.running = true;
     this.unsubscribers.push(
       this.hal.interrupt.onChange((asserted) => {
+        if (asserted) this.poll.interruptSeen();
         // With a receive program the board answers the line itself (and keeps quiet about it).
         if (!asserted || this.programArmed) return;
         this.interruptPending = true;
@@ -492,15 +491,13 @@ export class Enc28j60Nic implements Nic {
     );
     // The poll also runs the program once, right behind its batch: a missed edge, or errata #6
     // (PKTIF, and so INT, is unreliable) must not leave a packet waiting.
-    if (runAfter && this.hal.spi.runArmed) {
-      this.pollRunsOut++;
-      this.hal.spi
-        .runArmed()
-        .catch((error: unknown) => {
-          if (epoch === this.epoch) this.onError(error);
-          this.kick();
-        })
-        .finally(() => this.pollRunsOut--);
+    const run = runAfter ? this.hal.spi.runArmed?.() : undefined;
+    if (run) {
+      this.poll.pollRunStarted(run);
+      run.catch((error: unknown) => {
+        if (epoch === this.epoch) this.onError(error);
+        this.kick();
+      });
     }
     return true;
   }
@@ -725,7 +722,7 @@ export class Enc28j60Nic implements Nic {
     // A run answer lost on the link (CRC) took its frame with it: the board had read it and
     // decremented EPKTCNT. The ring is still consistent; the frame is a drop like any other.
     if (run.start !== this.ring.nextPacket) countDrop(this.counters.drops, 'rx-run-lost');
-    this.poll.frameReceived(this.pollRunsOut === 0);
+    this.poll.frameReceived();
     this.take(header, run.frame, run.fcs);
     this.ring.takenByProgram(header.next);
     // Release at the end of a burst (EPKTCNT was 1), or when a share of the ring is held.

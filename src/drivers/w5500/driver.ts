@@ -170,8 +170,6 @@ export class W5500Nic implements Nic {
   private readonly pollTimer: RearmableTimer;
   /** The safety-net poll's period (src/drivers/safety-net.ts). */
   private readonly poll: SafetyNetPoll;
-  /** Program runs a poll asked for (runArmed) and not yet answered: a frame they bring may be a missed edge's. */
-  private pollRunsOut = 0;
   private readonly wakeTimer: RearmableTimer;
   private unsubscribers: (() => void)[] = [];
 
@@ -241,6 +239,7 @@ export class W5500Nic implements Nic {
       this.unsubscribers.push(
         this.hal.interrupt.onChange((asserted) => {
           if (!asserted) return;
+          this.poll.interruptSeen();
           this.interruptPending = true;
           this.work.kick();
         }),
@@ -497,7 +496,7 @@ export class W5500Nic implements Nic {
       return;
     }
     this.rxRead = wr;
-    this.poll.frameReceived(this.pollRunsOut === 0);
+    this.poll.frameReceived();
     this.absorb(r.subarray(RX_RUN_HEADER_BYTES, RX_RUN_HEADER_BYTES + length));
   }
 
@@ -669,12 +668,10 @@ export class W5500Nic implements Nic {
     return (r) => {
       if (!status(r)) return;
       this.noteLink(r[phyAt]!);
-      if (!this.hal.spi.runArmed) return;
-      this.pollRunsOut++;
-      this.hal.spi
-        .runArmed()
-        .catch((error: unknown) => this.onError(error))
-        .finally(() => this.pollRunsOut--);
+      const run = this.hal.spi.runArmed?.();
+      if (!run) return;
+      this.poll.pollRunStarted(run);
+      run.catch((error: unknown) => this.onError(error));
     };
   }
 
