@@ -314,22 +314,63 @@ export async function createSimulatedEthernetBoard(options: SimulatedEthernetBoa
   // Loaded on demand: avr8js and serialport only for the boards that need them.
   const { createSimulatedBoard } = await import('../boards/sim/index.js');
   const { lan, mac, chip, onStrictViolation, chipOptions, ...board } = options;
-  return createSimulatedBoard({
-    ...board,
-    chip: (clock) => {
-      // Frames reach the chip at wire speed, as through a switch: the board's timing is the point
-      // here. Strict: this is the path with real concurrency between the board and the chip.
-      if (chip === 'w5500') {
-        // The chip runs on the AVR's time, which SPI bytes already advance: no time of its own per byte.
-        const emulator = new W5500Emulator({ clock, rxWireTime: true, spiClockHz: Infinity, strict: true, onStrictViolation });
-        if (lan) emulator.plugInto(lan);
-        return emulator;
-      }
-      const emulator = new Enc28j60Emulator({ clock, mac, rxWireTime: true, strict: true, onStrictViolation, ...chipOptions });
-      if (lan) emulator.plugInto(lan);
-      return emulator;
+  return createSimulatedBoard({ ...board, chip: (clock) => emulatedBoardChip(clock, { lan, mac, chip, onStrictViolation, chipOptions }) });
+}
+
+/** The emulated chip on a simulated board's SPI bus, plugged into `lan`. */
+function emulatedBoardChip(clock: Clock, options: Pick<SimulatedEthernetBoardOptions, 'lan' | 'mac' | 'chip' | 'onStrictViolation' | 'chipOptions'>): Enc28j60Emulator | W5500Emulator {
+  const { lan, mac, chip, onStrictViolation, chipOptions } = options;
+  // Frames reach the chip at wire speed, as through a switch: the board's timing is the point
+  // here. Strict: this is the path with real concurrency between the board and the chip.
+  if (chip === 'w5500') {
+    // The chip runs on the AVR's time, which SPI bytes already advance: no time of its own per byte.
+    const emulator = new W5500Emulator({ clock, rxWireTime: true, spiClockHz: Infinity, strict: true, onStrictViolation });
+    if (lan) emulator.plugInto(lan);
+    return emulator;
+  }
+  const emulator = new Enc28j60Emulator({ clock, mac, rxWireTime: true, strict: true, onStrictViolation, ...chipOptions });
+  if (lan) emulator.plugInto(lan);
+  return emulator;
+}
+
+/** A board that speaks the bridge protocol on a pseudo-terminal. */
+export interface PtyBoard {
+  servePty(path: string): Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+/**
+ * `spinet sim --model`: the bridge sketch's TypeScript model (boards/sim/model-board.ts) in place
+ * of the AVR, with the emulated chip on its SPI bus, at 1 Mbaud's byte rate host → board and for
+ * program answers, behind a Nano's FTDI chip with its latency timer at 1 ms (the model sends a
+ * pass's frames at once, which the 16U2 model's 128-byte ring would not take). No AVR timing:
+ * what it measures is the host, with a board that keeps up whatever the machine's load.
+ */
+export async function createModelEthernetBoard(options: Omit<SimulatedEthernetBoardOptions, 'board' | 'clock'> & { readonly clock: Clock }): Promise<PtyBoard> {
+  const [{ ModelBoard }, { LINK_MODELS, SerialLink }, { PtyBridge }] = await Promise.all([
+    import('../boards/sim/model-board.js'),
+    import('../boards/sim/serial-link.js'),
+    import('../boards/bootloader/pty.js'),
+  ]);
+  const { clock } = options;
+  // The model takes `consumeBytesPerMs × 0.5` bytes a pass, a pass per timer tick; real timers
+  // tick no faster than 1 ms: 100 bytes a pass are 1 Mbaud's 100 bytes a millisecond.
+  const board = new ModelBoard({ clock, chip: emulatedBoardChip(clock, options), consumeBytesPerMs: 200 });
+  const link = new SerialLink(clock, board, LINK_MODELS['ftdi-1ms']);
+  board.open(); // powered before the port opens
+  const ptys: { close(): Promise<void> }[] = [];
+  return {
+    servePty: async (path) => {
+      const pty = await PtyBridge.start({ open: () => link.hostOpen(true), write: (bytes) => link.hostWrite(bytes), onData: (listener) => link.onHostData(listener) }, { path });
+      ptys.push(pty);
+      return pty;
     },
-  });
+    stop: async () => {
+      for (const pty of ptys) await pty.close();
+      link.close();
+      board.close();
+    },
+  };
 }
 
 /** `--board sim` with the ENC28J60. */

@@ -116,7 +116,7 @@ const COMMANDS: Record<string, Command> = {
   },
   sim: {
     summary: 'run the simulated board and expose its serial port as a pseudo-terminal',
-    usage: 'spinet sim --pty PATH [--board-def uno] [--chip enc28j60|w5500] [--lan sim|tap:IF]',
+    usage: 'spinet sim --pty PATH [--board-def uno] [--chip enc28j60|w5500] [--lan sim|tap:IF] [--model]',
     options: [
       { name: 'chip', type: 'string', value: 'CHIP', default: 'enc28j60', help: 'the emulated chip on the board\'s SPI pins: enc28j60 or w5500' },
       { name: 'pty', type: 'string', value: 'PATH', help: 'where to create the pseudo-terminal (a symlink), e.g. /tmp/spinet-uno' },
@@ -125,6 +125,7 @@ const COMMANDS: Record<string, Command> = {
       { name: 'tap-addr', type: 'string', value: 'A/N', help: 'with --lan tap:IF, the Linux side\'s address' },
       { name: 'mac', type: 'string', value: 'MAC', help: 'the emulated chip\'s MAC address' },
       { name: 'bootloader', type: 'boolean', help: 'emulate optiboot for 1 s after each open, so avrdude (spinet flash) can upload' },
+      { name: 'model', type: 'boolean', help: 'the sketch\'s TypeScript model instead of avr8js: the bridge protocol at 1 Mbaud with no AVR timing, a board that keeps up on a loaded machine' },
     ],
     run: async (v) => (await import('./commands/sim.js')).sim(v),
   },

@@ -12,6 +12,7 @@ import { UsageError } from '../options.js';
  * `spinet sim --pty PATH`: the simulated board (the committed sketch in avr8js, an emulated
  * ENC28J60 or W5500 on its SPI pins) behind a pseudo-terminal, in real time, until Ctrl-C. Any serial tool
  * can open PATH: `spinet run --board serial --port PATH`, `screen`, `avrdude` (with --bootloader).
+ * `--model`: the sketch's TypeScript model instead of the AVR (tools/boards.ts createModelEthernetBoard).
  */
 export async function sim(values: Values): Promise<number> {
   const ptyPath = values.pty as string | undefined;
@@ -44,13 +45,16 @@ export async function sim(values: Values): Promise<number> {
       cleanups.push(() => tap.close());
       console.error(`LAN: TAP device ${lanSpec.ifname}`);
     }
-    const { createSimulatedEthernetBoard } = await import('../boards.js');
-    const board = await createSimulatedEthernetBoard({ board: boardName, chip, clock, lan, mac, bootloader: Boolean(values.bootloader) });
+    const { createModelEthernetBoard, createSimulatedEthernetBoard } = await import('../boards.js');
+    const model = Boolean(values.model);
+    if (model && values.bootloader) throw new UsageError('--bootloader needs the AVR: not with --model');
+    const board = model ? await createModelEthernetBoard({ chip, clock, lan, mac }) : await createSimulatedEthernetBoard({ board: boardName, chip, clock, lan, mac, bootloader: Boolean(values.bootloader) });
     cleanups.push(() => board.stop());
     await board.servePty(ptyPath);
     // Listening for Ctrl-C before saying so: a signal right after the lines still shuts down cleanly.
     const interrupted = untilInterrupted();
-    console.error(`simulated ${boardName} (bridge sketch in avr8js, emulated ${chipName}) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
+    const what = model ? 'the bridge sketch\'s TypeScript model, no AVR' : 'bridge sketch in avr8js';
+    console.error(`simulated ${boardName} (${what}, emulated ${chipName}) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
     console.log(`try: spinet run --board serial --port ${ptyPath} --dhcp --serve http:80`);
     console.error('Ctrl-C to stop.');
     const signal = await interrupted;
