@@ -67,8 +67,9 @@ export class ReliableLink {
   private next = 0;
   /** One past the highest frame ever written. */
   private transmitted = 0;
-  /** Bytes of the frame being filled. */
-  private tail: number[] = [];
+  /** The frame being filled: its first `tailLength` bytes (encodeHostData copies them out). */
+  private readonly tail = new Uint8Array(MAX_PAYLOAD);
+  private tailLength = 0;
   private windowBytes = 0;
   private sentTotal = 0;
   private consumedTotal = 0;
@@ -118,7 +119,7 @@ export class ReliableLink {
     this.consumedTotal = 0;
     this.lastConsumed16 = consumed;
     this.frames = [];
-    this.tail = [];
+    this.tailLength = 0;
     this.cursor = 0;
     this.acked = this.next = this.transmitted = ack;
     this.stalledRetransmits = 0;
@@ -138,7 +139,7 @@ export class ReliableLink {
   discard(): void {
     this.held = [];
     this.frames = [];
-    this.tail = [];
+    this.tailLength = 0;
     this.cursor = 0;
     this.acked = this.next = this.transmitted;
   }
@@ -166,15 +167,19 @@ export class ReliableLink {
 
   /** Add `bytes` to the stream; every full frame is cut at once. */
   append(bytes: Uint8Array): void {
-    for (const b of bytes) {
-      this.tail.push(b);
-      if (this.tail.length === MAX_PAYLOAD) this.cutFrame();
+    let at = 0;
+    while (at < bytes.length) {
+      const n = Math.min(MAX_PAYLOAD - this.tailLength, bytes.length - at);
+      this.tail.set(bytes.subarray(at, at + n), this.tailLength);
+      this.tailLength += n;
+      at += n;
+      if (this.tailLength === MAX_PAYLOAD) this.cutFrame();
     }
   }
 
   /** Cut the frame being filled and write what credit allows. */
   flush(): void {
-    if (this.tail.length > 0) this.cutFrame();
+    if (this.tailLength > 0) this.cutFrame();
     this.pump();
   }
 
@@ -203,8 +208,8 @@ export class ReliableLink {
 
   private cutFrame(): void {
     const number = this.next++;
-    this.frames.push({ number, wire: encodeHostData(number & 0xff, Uint8Array.from(this.tail)) });
-    this.tail = [];
+    this.frames.push({ number, wire: encodeHostData(number & 0xff, this.tail.subarray(0, this.tailLength)) });
+    this.tailLength = 0;
   }
 
   /** Write frames from the cursor as far as credit and the sequence space allow. */
