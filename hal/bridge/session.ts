@@ -94,6 +94,9 @@ export interface BridgeStats extends LinkStats {
   framesReceived: number;
   /** Times the board was found to have reset (boot HELLO, or its session count started over). */
   boardResets: number;
+  /** Reads from the port (each a wake-up of the host) and writes to it: the host's CPU goes mostly per event, not per byte. */
+  portReads: number;
+  portWrites: number;
 }
 
 /** The link's state right now, for consoles (`BridgeHal.linkStatus()`). */
@@ -177,6 +180,7 @@ export class BridgeSession {
   readonly stats: BridgeStats = {
     framesSent: 0, bytesSent: 0, bytesReceived: 0, retransmittedFrames: 0, naks: 0, badFrames: 0, lostReplies: 0,
     retries: 0, timeouts: 0, resyncs: 0, reconnects: 0, peakCreditUsed: 0, runsReported: 0, runsLost: 0, framesReceived: 0, boardResets: 0,
+    portReads: 0, portWrites: 0,
   };
   readonly clock: Clock;
   /** Why the last resync happened (diagnostics). */
@@ -255,7 +259,7 @@ export class BridgeSession {
     );
     this.link = new ReliableLink({
       clock: this.clock,
-      write: (wire) => this.port?.write(wire),
+      write: (wire) => this.write(wire),
       retransmitMs: this.settings.retransmitMs,
       retransmitLimit: this.settings.retransmitLimit,
       onStalled: () => this.resync('acks stalled'),
@@ -633,14 +637,17 @@ export class BridgeSession {
       {
         data: (bytes) => {
           if (this.port !== port) return;
+          this.stats.portReads++;
           this.stats.bytesReceived += bytes.length;
           // What these frames let go out (acks advanced, credit returned, requests the replies
-          // unblock, once their promise reactions have run) leaves in one write.
+          // unblock, once their promise reactions have run) leaves in one write. A reaction may
+          // be several promise hops deep (the HAL's await, then the driver's): a tick queued from
+          // a microtask runs only once the microtask queue is empty, still in this turn.
           this.link.hold();
           try {
             this.decoder.push(bytes);
           } finally {
-            queueMicrotask(() => this.link.release());
+            queueMicrotask(() => process.nextTick(() => this.link.release()));
           }
         },
         lost: (reason) => {
@@ -649,6 +656,12 @@ export class BridgeSession {
       },
     );
     this.port = port;
+  }
+
+  private write(wire: Uint8Array): void {
+    if (!this.port) return;
+    this.stats.portWrites++;
+    this.port.write(wire);
   }
 
   private async closePort(): Promise<void> {
@@ -703,7 +716,7 @@ export class BridgeSession {
     while (this.link.couldAck(this.helloSeq));
     // Ask for ended DATA frames (a request's DONE in its last DATA frame, caps bit 13): a board
     // without them ignores the option.
-    this.port.write(encodeHostHello(this.helloSeq, HostHelloOption.END_FRAMES));
+    this.write(encodeHostHello(this.helloSeq, HostHelloOption.END_FRAMES));
     this.helloTimer = this.clock.schedule(this.settings.helloRetryMs, () => this.sendHello());
   }
 
