@@ -262,9 +262,10 @@ async function hostCpuFigures(net: Net, host: string, port?: () => { readonly po
   await pingPong(net, host, 20, PING_PONG_SIZE);
   // The port's reads and writes per MB: the host's CPU goes mostly per event, not per byte.
   const counted = async (mb: number, run: () => Promise<void>) => {
-    const before = port?.();
+    const snapshot = () => port && (({ portReads, portWrites }) => ({ portReads, portWrites }))(port());
+    const before = snapshot();
     const m = await cpuOf(run);
-    const after = port?.();
+    const after = snapshot();
     const events = before && after ? `, ${((after.portReads - before.portReads) / mb).toFixed(0)} reads and ${((after.portWrites - before.portWrites) / mb).toFixed(0)} writes of the port per MB` : '';
     return { ...m, events };
   };
