@@ -332,6 +332,22 @@ describe('spinet start (npm start)', () => {
   }, 180_000);
 });
 
+/** `spinet sim --pty PATH …args` while `use` runs; then Ctrl-C, which must end it cleanly. */
+async function withSimPty(args: string[], use: (pty: string, sim: ReturnType<typeof spinet>) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'spinet-cli-'));
+  const pty = join(dir, 'uno');
+  const sim = spinet(['sim', '--pty', pty, ...args]);
+  try {
+    await sim.waitFor(/Ctrl-C to stop/, 30_000);
+    await use(pty, sim);
+    sim.child.kill('SIGINT');
+    expect(await sim.exit).toBe(0);
+  } finally {
+    if (sim.child.exitCode === null) sim.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe.skipIf(!existsSync('/usr/bin/socat'))('spinet sim --pty with spinet on the other end through serialport', () => {
   it('serves the simulated Uno on a pseudo-terminal that `--board serial --port` opens like a real board', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'spinet-cli-'));
@@ -353,11 +369,7 @@ describe.skipIf(!existsSync('/usr/bin/socat'))('spinet sim --pty with spinet on 
     }
   }, 180_000);
   it('with a W5500 on the simulated board (spinet sim --chip w5500), --board serial finds it by probing (--chip auto, the default on serial)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'spinet-cli-'));
-    const pty = join(dir, 'uno');
-    const sim = spinet(['sim', '--pty', pty, '--chip', 'w5500']);
-    try {
-      await sim.waitFor(/Ctrl-C to stop/, 30_000);
+    await withSimPty(['--chip', 'w5500'], async (pty, sim) => {
       expect(sim.stderr).toMatch(/emulated W5500\) on /);
       const ping = await finished(['ping', '192.0.2.1', '--board', 'serial', '--port', pty, '--dhcp', '-c', '2', '-i', '0.2'], 120_000);
       expect(ping.code, ping.stderr).toBe(0);
@@ -365,11 +377,15 @@ describe.skipIf(!existsSync('/usr/bin/socat'))('spinet sim --pty with spinet on 
       expect(ping.stderr).toMatch(/board: bridge:uno@.* → W5500/);
       expect(ping.stderr).toMatch(/DHCP: bound 192\.0\.2\.1\d\d\/24 from 192\.0\.2\.1/);
       expect(ping.stdout).toMatch(/2 packets transmitted, 2 received, 0% packet loss/);
-      sim.child.kill('SIGINT');
-      expect(await sim.exit).toBe(0);
-    } finally {
-      if (sim.child.exitCode === null) sim.child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
+  }, 180_000);
+  it.each(['enc28j60', 'w5500'])('with --model the sketch\'s TypeScript model serves the pseudo-terminal in place of the AVR (%s): the same', async (chip) => {
+    await withSimPty(['--model', '--chip', chip], async (pty, sim) => {
+      expect(sim.stderr).toMatch(/the bridge sketch's TypeScript model, no AVR; its HELLO names it "model", emulated (ENC28J60|W5500)\) on /);
+      const ping = await finished(['ping', '192.0.2.1', '--board', 'serial', '--port', pty, '--dhcp', '-c', '2', '-i', '0.2'], 120_000);
+      expect(ping.code, ping.stderr).toBe(0);
+      expect(ping.stderr).toMatch(chip === 'w5500' ? /board: bridge:model@.* → W5500/ : /board: bridge:model@.* → ENC28J60/);
+      expect(ping.stdout).toMatch(/2 packets transmitted, 2 received, 0% packet loss/);
+    });
   }, 180_000);
 });

@@ -53,8 +53,8 @@ export async function sim(values: Values): Promise<number> {
     await board.servePty(ptyPath);
     // Listening for Ctrl-C before saying so: a signal right after the lines still shuts down cleanly.
     const interrupted = untilInterrupted();
-    const what = model ? 'the bridge sketch\'s TypeScript model, no AVR' : 'bridge sketch in avr8js';
-    console.error(`simulated ${boardName} (${what}, emulated ${chipName}) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
+    const what = model ? 'the bridge sketch\'s TypeScript model, no AVR; its HELLO names it "model"' : 'bridge sketch in avr8js';
+    console.error(`simulated ${model ? 'board' : boardName} (${what}, emulated ${chipName}) on ${ptyPath}${values.bootloader ? ' — optiboot answers for 1 s after each open' : ''}`);
     console.log(`try: spinet run --board serial --port ${ptyPath} --dhcp --serve http:80`);
     console.error('Ctrl-C to stop.');
     const signal = await interrupted;
