@@ -19,7 +19,7 @@ import { VirtualNic, type VirtualLan } from '../hal/lan/switch.js';
 import { Enc28j60Emulator, type Enc28j60EmulatorOptions } from '../hal/enc28j60/emulator.js';
 import { W5500Emulator, type W5500EmulatorOptions } from '../hal/w5500/emulator.js';
 import { MockHal, type InterruptSource, type LinkModel, type SpiSlave } from '../hal/mock/mock-hal.js';
-import type { SimulatedBoard, SimulatedBoardOptions } from '../boards/sim/index.js';
+import type { SimulatedBoard, SimulatedBoardOptions, SpiChip } from '../boards/sim/index.js';
 import type { Hal } from '../src/drivers/hal.js';
 import { probeChip } from '../src/drivers/probe.js';
 import { UsageError } from './options.js';
@@ -308,13 +308,15 @@ export interface SimulatedEthernetBoardOptions extends Omit<SimulatedBoardOption
   readonly onStrictViolation?: (message: string) => void;
   /** The ENC28J60 emulator's surroundings (link partner, errata rates). */
   readonly chipOptions?: Pick<Enc28j60EmulatorOptions, 'linkPartner' | 'random' | 'pktifMissRate'>;
+  /** What lies between the emulated chip and the board's pins (a test's faulty wiring); default the chip itself. */
+  readonly wiring?: (chip: SpiChip) => SpiChip;
 }
 
 export async function createSimulatedEthernetBoard(options: SimulatedEthernetBoardOptions): Promise<SimulatedBoard> {
   // Loaded on demand: avr8js and serialport only for the boards that need them.
   const { createSimulatedBoard } = await import('../boards/sim/index.js');
-  const { lan, mac, chip, onStrictViolation, chipOptions, ...board } = options;
-  return createSimulatedBoard({ ...board, chip: (clock) => emulatedBoardChip(clock, { lan, mac, chip, onStrictViolation, chipOptions }) });
+  const { lan, mac, chip, onStrictViolation, chipOptions, wiring = (c: SpiChip) => c, ...board } = options;
+  return createSimulatedBoard({ ...board, chip: (clock) => wiring(emulatedBoardChip(clock, { lan, mac, chip, onStrictViolation, chipOptions })) });
 }
 
 /** The emulated chip on a simulated board's SPI bus, plugged into `lan`. */

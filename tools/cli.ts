@@ -141,19 +141,21 @@ const COMMANDS: Record<string, Command> = {
   },
   doctor: {
     summary: 'check a real board\'s wiring step by step and say what to fix',
-    usage: 'spinet doctor --port PATH [--baud N] [--json]',
+    usage: 'spinet doctor --port PATH [--chip enc28j60|w5500|auto] [--baud N] [--json]',
     options: [
       { name: 'port', type: 'string', value: 'PATH', help: 'serial port of the board, e.g. /dev/ttyACM0' },
+      { name: 'chip', type: 'string', value: 'CHIP', default: 'auto', help: 'the Ethernet chip: enc28j60, w5500, or auto (the one that answers)' },
       { name: 'baud', type: 'string', value: 'N', help: 'serial speed (default 1000000)' },
       { name: 'json', type: 'boolean', help: 'print the checks as JSON' },
       { name: 'mac', type: 'string', value: 'MAC', help: 'station address for the DHCP check (default 02:5e:00:00:00:0a)' },
       { name: 'no-network', type: 'boolean', help: 'stop after the link check (no DHCP lease, no ping)' },
     ],
     details:
-      'In order, stopping at the first failure: the board answers (else: flash it); SPI reads the ENC28J60\'s\n' +
-      'EREVID (all 0xFF or 0x00 names MISO, CS, power); buffer memory patterns read back (names SCK/MOSI with\n' +
-      'the error rate); INT falls when the chip raises it; the reset line resets it; the PHY sees a link;\n' +
-      'then the driver and stack take a DHCP lease and ping the gateway it names.',
+      'In order, stopping at the first failure: the board answers (else: flash it); SPI reads the chip\'s ID\n' +
+      '(ENC28J60 EREVID, W5500 VERSIONR; all 0xFF or 0x00 names MISO, CS, power); buffer memory patterns read\n' +
+      'back (names SCK/MOSI with the error rate); INT falls when the chip raises it; the reset line resets it;\n' +
+      'the PHY sees a link (on the W5500 the link comes before INT: its interrupt needs a frame sent); then the\n' +
+      'driver and stack take a DHCP lease and ping the gateway it names.',
     run: async (v) => (await import('./commands/doctor.js')).doctor(v),
   },
   flash: {

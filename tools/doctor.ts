@@ -1,16 +1,22 @@
 /**
- * `spinet doctor`: checks a board with an ENC28J60 end to end, in order, and stops at the first
- * failure with the one thing to fix. Each check talks to the chip with plain SPI commands (DS-ENC
- * §4, Table 4-1), not through the driver, so a fault shows as what it is: a wire, not a timeout.
+ * `spinet doctor`: checks a board with an ENC28J60 or a W5500 end to end, in order, and stops at
+ * the first failure with the one thing to fix. The sequence, the verdicts and the report are the
+ * same for both chips; each check's SPI is the chip's own (tools/doctor/enc28j60.ts, w5500.ts),
+ * plain frames from its datasheet rather than the driver, so a fault shows as what it is: a wire,
+ * not a timeout. With `chip: 'auto'` the chip is the one that answers the probe the drivers use
+ * (src/drivers/probe.ts).
  */
 import type { Hal } from '../src/drivers/hal.js';
+import { ChipProbeError, probeChip } from '../src/drivers/probe.js';
 import type { Clock } from '../src/time/clock.js';
 import type { Random } from '../src/time/random.js';
 import { formatIpv4, type MacAddress } from '../src/wire/address.js';
-import { Enc28j60Nic } from '../src/drivers/enc28j60/driver.js';
 import { Stack } from '../src/stack/stack.js';
 import { createStackDhcpClient } from '../src/app/stack-adapter.js';
 import type { DhcpLease } from '../src/app/dhcp/client.js';
+import { CheckFailure, type ChipProbes, type WiringCheck } from './doctor/probes.js';
+import { enc28j60Probes } from './doctor/enc28j60.js';
+import { w5500Probes } from './doctor/w5500.js';
 
 export interface DoctorCheck {
   readonly name: string;
@@ -26,11 +32,17 @@ export interface DoctorReport {
   readonly checks: DoctorCheck[];
 }
 
+export type DoctorChip = 'enc28j60' | 'w5500' | 'auto';
+
 export interface DoctorOptions {
+  /** The chip on the board, or `auto` (the default): the one that answers the probe. */
+  readonly chip?: DoctorChip;
   /** What the board said about itself (the bridge's HELLO), shown in the first check. */
   readonly board?: { name: string; version: number };
   /** Rounds of 256-byte patterns written to and read back from the buffer memory. */
   readonly memoryRounds?: number;
+  /** The station address of the frame the W5500's interrupt check sends (default: `network.mac`, else 02:5e:00:00:00:0a). */
+  readonly mac?: MacAddress;
   /**
    * The last check: bring the driver and a stack up on the board, take a DHCP lease and ping the
    * gateway it names. Left out, the checks end at the link.
@@ -38,138 +50,138 @@ export interface DoctorOptions {
   readonly network?: { readonly clock: Clock; readonly random: Random; readonly mac: MacAddress; readonly leaseTimeoutMs?: number };
 }
 
-// SPI opcodes and registers (DS-ENC Table 3-1, 4-1). Kept here: the doctor must not depend on the
-// driver it is there to rule out.
-const RCR = 0x00, WCR = 0x40, BFS = 0x80, BFC = 0xa0, RBM = 0x3a, WBM = 0x7a, SRC = 0xff;
-const EIE = 0x1b, EIR = 0x1c, ESTAT = 0x1d, ECON2 = 0x1e, ECON1 = 0x1f;
-const ERDPTL = 0x00, EWRPTL = 0x02, ERXNDL = 0x0a, EDMASTL = 0x10, EDMANDL = 0x12, EDMADSTL = 0x14;
-const EREVID = 0x12, MISTAT = 0x0a, MICMD = 0x12, MIREGADR = 0x14, MIRDH = 0x19;
-const PHSTAT2 = 0x11, PHSTAT2_LSTAT_HIGH = 0x04;
-const KNOWN_REVISIONS: Record<number, string> = { 0x02: 'B1', 0x04: 'B4', 0x05: 'B5', 0x06: 'B7' };
-/** Scratch area for the memory test: the top of the buffer, beyond any receive ring at reset. */
-const SCRATCH = 0x1e00;
+const DEFAULT_MAC = Uint8Array.of(0x02, 0x5e, 0x00, 0x00, 0x00, 0x0a);
+const MISO_FIX = 'check the MISO wire, the chip select wire (D10) and the module\'s 3.3 V power';
+const SCK_MOSI = 'check SCK and MOSI (a bit lost shifts every command)';
 
-const tx = (...bytes: number[]) => ({ write: Uint8Array.from(bytes) });
-const rd = (opcode: number) => ({ write: Uint8Array.of(opcode), read: 1 });
-const bank = (b: number) => [tx(BFC | ECON1, 0x03), ...(b ? [tx(BFS | ECON1, b)] : [])];
+/** `diagnose` with the ENC28J60 named. */
+export function diagnoseEnc28j60(hal: Hal, options: DoctorOptions = {}): Promise<DoctorReport> {
+  return diagnose(hal, { ...options, chip: 'enc28j60' });
+}
 
-export async function diagnoseEnc28j60(hal: Hal, options: DoctorOptions = {}): Promise<DoctorReport> {
+export async function diagnose(hal: Hal, options: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
   const done = (check: DoctorCheck) => {
     checks.push(check);
     return check.ok;
   };
   const report = () => ({ ok: checks.every((c) => c.ok), checks });
-  const spi = (batch: Parameters<Hal['spi']['transfer']>[0]) => hal.spi.transfer(batch);
+  const probesFor = (chip: 'enc28j60' | 'w5500') => (chip === 'w5500' ? w5500Probes(hal, { mac: options.mac ?? options.network?.mac ?? DEFAULT_MAC }) : enc28j60Probes(hal));
 
   done({ name: 'board', ok: true, detail: options.board ? `${options.board.name}, bridge protocol ${options.board.version}` : hal.name });
 
-  // SPI: a soft reset (errata #2: wait 1 ms or more), then three registers with known values.
-  await spi([tx(BFC | ECON2, 0x20)]); // leave power-save, or SRC is ignored (errata #19)
-  await hal.delay(0.3);
-  await spi([tx(SRC)]);
-  await hal.delay(2);
-  const id = await spi([rd(RCR | ESTAT), rd(RCR | ECON2), ...bank(3), rd(RCR | EREVID), ...bank(0)]);
-  const [estat, econ2, revid] = [id[0]!, id[1]!, id[2]!];
-  const idText = `ESTAT 0x${hex(estat)}, ECON2 0x${hex(econ2)}, EREVID 0x${hex(revid)}`;
-  if ([estat, econ2, revid].every((b) => b === 0xff)) {
-    done({ name: 'spi', ok: false, detail: `every register reads 0xFF (${idText}): MISO floats`, fix: 'check the MISO wire, the chip select wire (D10) and the module\'s 3.3 V power' });
-    return report();
+  let probes: ChipProbes;
+  let found = '';
+  if ((options.chip ?? 'auto') === 'auto') {
+    try {
+      const probed = await probeChip(hal);
+      probes = probesFor(probed.chip);
+      found = `; found by probing (${probed.detail})`;
+    } catch (error) {
+      if (!(error instanceof ChipProbeError)) throw error;
+      done(misoFault(error.readings, error.seen) ?? { name: 'spi', ok: false, detail: error.message, fix: `${SCK_MOSI}, and that the module is a W5500 or an ENC28J60` });
+      return report();
+    }
+  } else {
+    probes = probesFor(options.chip as 'enc28j60' | 'w5500');
   }
-  if ([estat, econ2, revid].every((b) => b === 0x00)) {
-    done({ name: 'spi', ok: false, detail: `every register reads 0x00 (${idText}): MISO is held low`, fix: 'check MISO for a short to ground, SCK, and the module\'s power' });
-    return report();
-  }
-  const revision = KNOWN_REVISIONS[revid];
-  if (!revision || econ2 !== 0x80) {
-    done({ name: 'spi', ok: false, detail: `the chip answers but not as an ENC28J60 after reset (${idText})`, fix: 'check SCK and MOSI (a bit lost shifts every command), and that the module is an ENC28J60' });
-    return report();
-  }
-  done({ name: 'spi', ok: true, detail: `ENC28J60 rev. ${revision} (${idText})` });
 
-  // Buffer memory: patterns written with WBM and read back with RBM.
-  const rounds = options.memoryRounds ?? 8;
+  // SPI: a reset by command, then registers whose values after a reset are known.
+  const id = await probes.identify();
+  if (!id.recognised) {
+    done(misoFault(id.bytes, id.text) ?? { name: 'spi', ok: false, detail: `the chip answers but not as ${article(probes.chip)} after reset (${id.text})`, fix: `${SCK_MOSI}, and that the module is ${article(probes.chip)}` });
+    return report();
+  }
+  done({ name: 'spi', ok: true, detail: `${id.recognised} (${id.text})${found}` });
+
+  const steps: Record<WiringCheck, () => Promise<DoctorCheck>> = {
+    memory: () => checkMemory(probes, options.memoryRounds ?? 8),
+    interrupt: () => checkInterrupt(hal, probes),
+    reset: () => checkReset(hal, probes),
+    link: () => checkLink(probes),
+  };
+  for (const step of probes.order) {
+    let check: DoctorCheck;
+    try {
+      check = await steps[step]();
+    } catch (error) {
+      if (!(error instanceof CheckFailure)) throw error;
+      check = { name: step, ok: false, detail: error.detail, fix: error.fix };
+    }
+    if (!done(check)) return report();
+  }
+  if (options.network) await checkNetwork(hal, probes, options.network, done);
+  return report();
+}
+
+/** Every byte 0xFF or every byte 0x00: nothing drives MISO, or something holds it low. */
+function misoFault(bytes: readonly number[], text: string): DoctorCheck | undefined {
+  if (bytes.every((b) => b === 0xff)) return { name: 'spi', ok: false, detail: `every register reads 0xFF (${text}): MISO floats`, fix: MISO_FIX };
+  if (bytes.every((b) => b === 0x00)) return { name: 'spi', ok: false, detail: `every register reads 0x00 (${text}): MISO is held low`, fix: 'check MISO for a short to ground, SCK, and the module\'s power' };
+  return undefined;
+}
+
+/** Patterns written to the chip's buffer memory and read back: a flipped bit is a flaky line. */
+async function checkMemory(probes: ChipProbes, rounds: number): Promise<DoctorCheck> {
+  const memory = await probes.openMemory();
   let wrong = 0;
   for (let round = 0; round < rounds; round++) {
     const pattern = memoryPattern(round);
-    const r = await spi([
-      tx(WCR | EWRPTL, SCRATCH & 0xff), tx(WCR | (EWRPTL + 1), SCRATCH >> 8),
-      { write: Uint8Array.of(WBM, ...pattern) },
-      tx(WCR | ERDPTL, SCRATCH & 0xff), tx(WCR | (ERDPTL + 1), SCRATCH >> 8),
-      { write: Uint8Array.of(RBM), read: pattern.length },
-    ]);
+    const r = await memory.roundTrip(pattern);
     for (let i = 0; i < pattern.length; i++) if (r[i] !== pattern[i]) wrong++;
   }
+  await memory.close();
   const total = rounds * 256;
   if (wrong > 0) {
     const rate = ((wrong / total) * 100).toFixed(2);
-    done({ name: 'memory', ok: false, detail: `${wrong} of ${total} bytes read back wrong (${rate} %)`, fix: 'a flaky SCK or MOSI line: shorten the jumper wires, reseat them, check the ground between the boards' });
-    return report();
+    return { name: 'memory', ok: false, detail: `${wrong} of ${total} bytes read back wrong (${rate} %)`, fix: 'a flaky SCK or MOSI line: shorten the jumper wires, reseat them, check the ground between the boards' };
   }
-  done({ name: 'memory', ok: true, detail: `${total} bytes written and read back intact` });
+  return { name: 'memory', ok: true, detail: `${total} bytes written and read back intact` };
+}
 
-  // INT: a one-byte DMA copy raises DMAIF; with DMAIE and INTIE the chip pulls INT low (DS-ENC §12.1.3).
+/** The chip raises an interrupt; the board must see INT fall. */
+async function checkInterrupt(hal: Hal, probes: ChipProbes): Promise<DoctorCheck> {
   let sawInterrupt = hal.interrupt.asserted;
   const unsubscribe = hal.interrupt.onChange((asserted) => {
     if (asserted) sawInterrupt = true;
   });
-  await spi([
-    tx(BFC | EIR, 0x20),
-    tx(WCR | EDMASTL, SCRATCH & 0xff), tx(WCR | (EDMASTL + 1), SCRATCH >> 8),
-    tx(WCR | EDMANDL, SCRATCH & 0xff), tx(WCR | (EDMANDL + 1), SCRATCH >> 8),
-    tx(WCR | EDMADSTL, (SCRATCH + 0x10) & 0xff), tx(WCR | (EDMADSTL + 1), (SCRATCH + 0x10) >> 8),
-    tx(WCR | EIE, 0x80 | 0x20),
-    tx(BFS | ECON1, 0x20),
-  ]);
-  await hal.delay(5);
-  const eir = (await spi([rd(RCR | EIR)]))[0]!;
-  await spi([tx(WCR | EIE, 0), tx(BFC | EIR, 0x20)]);
-  await hal.delay(1);
-  unsubscribe();
-  if (!(eir & 0x20)) {
-    done({ name: 'interrupt', ok: false, detail: `the chip did not finish a DMA copy (EIR 0x${hex(eir)})`, fix: 'the chip is not working reliably: check its power and its 25 MHz crystal' });
-    return report();
+  let outcome;
+  try {
+    outcome = await probes.raiseInterrupt();
+  } finally {
+    unsubscribe();
   }
+  if (!outcome.raised) return { name: 'interrupt', ok: false, detail: outcome.detail, fix: outcome.fix };
   if (!sawInterrupt) {
-    done({ name: 'interrupt', ok: false, detail: 'the chip raised an interrupt (DMAIF) but the board saw no change on INT', fix: 'check the INT wire (to D2), or run without it: the driver then polls' });
-    return report();
+    return { name: 'interrupt', ok: false, detail: `the chip raised an interrupt (${outcome.what}) but the board saw no change on INT`, fix: 'check the INT wire (to D2), or run without it: the driver then polls' };
   }
-  done({ name: 'interrupt', ok: true, detail: 'INT went low when the chip raised DMAIF' });
+  return { name: 'interrupt', ok: true, detail: `INT went low when the chip raised ${outcome.what}` };
+}
 
-  // Reset line: a value written to ERXND must be back at its reset value (0x1FFF) after a pulse.
-  if (!hal.reset) {
-    done({ name: 'reset', ok: true, detail: 'no reset line on this board: skipped' });
-  } else {
-    await spi([tx(WCR | ERXNDL, 0x34), tx(WCR | (ERXNDL + 1), 0x02)]);
-    await hal.reset.pulse(1);
-    await hal.delay(1);
-    const r = await spi([rd(RCR | ERXNDL), rd(RCR | (ERXNDL + 1))]);
-    const erxnd = r[0]! | (r[1]! << 8);
-    if (erxnd !== 0x1fff) {
-      done({ name: 'reset', ok: false, detail: `ERXND still 0x${erxnd.toString(16)} after a reset pulse (expected 0x1fff)`, fix: 'check the reset wire to the module\'s RST pin' });
-      return report();
-    }
-    done({ name: 'reset', ok: true, detail: 'a pulse on the reset line reset the chip' });
+/** A register written before a pulse on the reset line must read its reset value after it. */
+async function checkReset(hal: Hal, probes: ChipProbes): Promise<DoctorCheck> {
+  if (!hal.reset) return { name: 'reset', ok: true, detail: 'no reset line on this board: skipped' };
+  const probe = probes.resetProbe;
+  await probe.spoil();
+  await hal.reset.pulse(probe.pulseMs);
+  await hal.delay(probe.readyMs);
+  const value = await probe.read();
+  if (value !== probe.resetValue) {
+    return { name: 'reset', ok: false, detail: `${probe.register} still 0x${value.toString(16)} after a reset pulse (expected 0x${probe.resetValue.toString(16)})`, fix: 'check the reset wire to the module\'s RST pin' };
   }
+  return { name: 'reset', ok: true, detail: 'a pulse on the reset line reset the chip' };
+}
 
-  // PHY link: PHSTAT2.LSTAT through MII (DS-ENC §3.3.1).
-  await spi([...bank(2), tx(WCR | MIREGADR, PHSTAT2), tx(WCR | MICMD, 0x01), ...bank(0)]);
-  await hal.delay(0.05);
-  const mii = await spi([...bank(3), { write: Uint8Array.of(RCR | MISTAT), read: 2 }, ...bank(2), tx(WCR | MICMD, 0), { write: Uint8Array.of(RCR | MIRDH), read: 2 }, ...bank(0)]);
-  const lstat = (mii[3]! & PHSTAT2_LSTAT_HIGH) !== 0;
-  if (!lstat) {
-    done({ name: 'link', ok: false, detail: 'the PHY sees no link (PHSTAT2.LSTAT clear)', fix: 'plug the cable into a switch port that is on, and check the link LED at both ends' });
-    return report();
-  }
-  done({ name: 'link', ok: true, detail: 'the PHY sees a link (10BASE-T)' });
-  if (options.network) await checkNetwork(hal, options.network, done);
-  return report();
+async function checkLink(probes: ChipProbes): Promise<DoctorCheck> {
+  const { up, detail } = await probes.link();
+  if (!up) return { name: 'link', ok: false, detail, fix: 'plug the cable into a switch port that is on, and check the link LED at both ends' };
+  return { name: 'link', ok: true, detail };
 }
 
 /** DHCP, then a ping of the lease's router, through the real driver and stack. */
-async function checkNetwork(hal: Hal, network: NonNullable<DoctorOptions['network']>, done: (check: DoctorCheck) => boolean): Promise<void> {
+async function checkNetwork(hal: Hal, probes: ChipProbes, network: NonNullable<DoctorOptions['network']>, done: (check: DoctorCheck) => boolean): Promise<void> {
   const { clock, random, mac } = network;
-  const nic = new Enc28j60Nic({ hal, clock, mac, name: 'enc28j60' });
+  const nic = probes.nic({ hal, clock, mac, name: probes.chip.toLowerCase() });
   const stack = new Stack({ clock, random });
   const iface = stack.addInterface(nic);
   try {
@@ -220,8 +232,9 @@ function memoryPattern(round: number): Uint8Array {
   return out;
 }
 
-function hex(byte: number): string {
-  return byte.toString(16).padStart(2, '0');
+/** "an ENC28J60", "a W5500". */
+function article(chip: string): string {
+  return `${/^[AEFHILMNORSX]/.test(chip) ? 'an' : 'a'} ${chip}`;
 }
 
 /** The report as text: one line a check, the fix under a failure. */

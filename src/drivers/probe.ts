@@ -17,7 +17,13 @@ export type ProbedChip = { readonly chip: 'w5500'; readonly detail: string } | {
 
 export class ChipProbeError extends Error {
   readonly code = 'ENODEV';
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Every byte the probe read (all 0xFF: MISO floats; all 0x00: MISO is held low). */
+    readonly readings: readonly number[],
+    /** What those bytes were, in words. */
+    readonly seen: string,
+  ) {
     super(message);
     this.name = 'ChipProbeError';
   }
@@ -33,8 +39,11 @@ export async function probeChip(hal: Hal): Promise<ProbedChip> {
   if (W.HEADER_ECHO.every((b, i) => w[i] === b)) {
     if (w[3] === W.W5500_VERSION) return { chip: 'w5500', detail: 'VERSIONR 0x04' };
     // Its echo would read as an EREVID: this is no ENC28J60 either.
+    const seen = `header 01 02 03, VERSIONR 0x${hex(w[3]!)}`;
     throw new ChipProbeError(
       `the SPI device answers like a WIZnet chip (0x01 0x02 0x03 during the frame header) but VERSIONR reads 0x${hex(w[3]!)}, not 0x04: not a W5500 (a W5100S or W6100?) — spinet drives the W5500 and the ENC28J60`,
+      [...w],
+      seen,
     );
   }
 
@@ -51,6 +60,8 @@ export async function probeChip(hal: Hal): Promise<ProbedChip> {
   const miso = w.every((b) => b === 0) && revid === 0 ? 'MISO is held low' : w.every((b) => b === 0xff) && revid === 0xff ? 'MISO is floating high' : 'neither chip answers as it should';
   throw new ChipProbeError(
     `no W5500 or ENC28J60 answers on SPI (${seen}: ${miso}) — check the SPI wiring (MISO, MOSI, SCK), the chip-select pin (D10), 3.3 V power and the reset line; or name the chip with --chip`,
+    [...w, revid],
+    seen,
   );
 }
 

@@ -1,20 +1,22 @@
 import { RealClock } from '../../src/time/real-clock.js';
 import { explainOpenError } from '../boards.js';
-import { diagnoseEnc28j60, formatDoctorReport, type DoctorReport } from '../doctor.js';
+import { diagnose, formatDoctorReport, type DoctorChip, type DoctorReport } from '../doctor.js';
 import { UsageError } from '../options.js';
 import { DEFAULT_MAC, type Values } from '../node.js';
 import { CryptoRandom } from '../../src/time/random.js';
 import { parseMac } from '../../src/wire/address.js';
 
 /**
- * `spinet doctor --port PATH`: open the board, then check the ENC28J60's wiring step by step
- * (tools/doctor.ts). Exit status 0 when every check passes, 1 at the first failure.
+ * `spinet doctor --port PATH [--chip enc28j60|w5500|auto]`: open the board, then check the chip's
+ * wiring step by step (tools/doctor.ts). Exit status 0 when every check passes, 1 at the first failure.
  */
 export async function doctor(values: Values): Promise<number> {
   const port = values.port as string | undefined;
   if (!port) throw new UsageError('which serial port? spinet doctor --port PATH');
   const baudRate = values.baud ? Number(values.baud) : 1_000_000;
   if (!Number.isInteger(baudRate) || baudRate <= 0) throw new UsageError(`--baud ${String(values.baud)}: not a baud rate`);
+  const chip = (values.chip as string | undefined) ?? 'auto';
+  if (!['enc28j60', 'w5500', 'auto'].includes(chip)) throw new UsageError(`--chip ${chip}: enc28j60, w5500 or auto`);
   const json = values.json === true;
   const print = (report: DoctorReport) => console.log(json ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
   const { openBridgeHal } = await import('../../hal/bridge/bridge-hal.js');
@@ -33,7 +35,7 @@ export async function doctor(values: Values): Promise<number> {
     const hello = hal.hello;
     const mac = parseMac((values.mac as string | undefined) ?? DEFAULT_MAC);
     const network = values['no-network'] === true ? undefined : { clock, random: new CryptoRandom(), mac };
-    const report = await diagnoseEnc28j60(hal, { ...(hello ? { board: { name: hello.name, version: hello.version } } : {}), ...(network ? { network } : {}) });
+    const report = await diagnose(hal, { chip: chip as DoctorChip, mac, ...(hello ? { board: { name: hello.name, version: hello.version } } : {}), ...(network ? { network } : {}) });
     print(report);
     return report.ok ? 0 : 1;
   } finally {
