@@ -1,46 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { Enc28j60Emulator } from '../../hal/enc28j60/emulator.js';
-import { MockHal, type SpiSlave } from '../../hal/mock/mock-hal.js';
-import { SeededRandom, randomBelow } from '../../src/time/random.js';
+import { MockHal } from '../../hal/mock/mock-hal.js';
+import { SeededRandom } from '../../src/time/random.js';
 import { diagnoseEnc28j60, formatDoctorReport } from '../../tools/doctor.js';
 import { virtualBench } from '../support/virtual-bench.js';
+import { Wiring, type WiringFault } from './wiring.js';
 
 /**
  * `spinet doctor` against a mock board with each wiring fault injected: it stops at the first
  * failing check and names the wire. The chip is strict, so the doctor's own SPI is checked too.
  */
 
-type Fault = 'none' | 'miso-cut' | 'miso-stuck-low' | 'noisy-mosi' | 'int-not-wired' | 'reset-not-wired' | 'no-link';
+type Fault = Exclude<WiringFault, 'cs-cut'> | 'no-link';
 
 function board(fault: Fault) {
   const b = virtualBench();
   const chip = new Enc28j60Emulator({ clock: b.clock, strict: true, onStrictViolation: (m) => b.violations.push(m) });
   chip.plugInto(b.lan);
   if (fault === 'no-link') chip.setLinkUp(false);
-  const random = new SeededRandom(5);
-  const slave: SpiSlave = {
-    spiSelect: () => chip.spiSelect(),
-    spiDeselect: () => chip.spiDeselect(),
-    spiExchange: (mosi) => {
-      if (fault === 'miso-cut') {
-        chip.spiExchange(mosi);
-        return 0xff;
-      }
-      if (fault === 'miso-stuck-low') {
-        chip.spiExchange(mosi);
-        return 0x00;
-      }
-      // One bit in 300 bytes flipped on MOSI: a long jumper picking up noise.
-      const noisy = fault === 'noisy-mosi' && randomBelow(random, 300) === 0 ? mosi ^ (1 << randomBelow(random, 8)) : mosi;
-      return chip.spiExchange(noisy);
-    },
-  };
-  const hal = new MockHal({
-    clock: b.clock,
-    slave,
-    interrupt: fault === 'int-not-wired' ? undefined : chip,
-    reset: fault === 'reset-not-wired' ? { hardReset: () => undefined } : chip,
-  });
+  const wiring = new Wiring(chip, fault === 'no-link' ? 'none' : fault);
+  const hal = new MockHal({ clock: b.clock, slave: wiring, interrupt: wiring, reset: wiring });
   return { b, hal, run: () => b.settle(diagnoseEnc28j60(hal), 1_000) };
 }
 
