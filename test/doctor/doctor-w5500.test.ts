@@ -100,7 +100,9 @@ describe('spinet doctor on a mock board with a W5500', () => {
 });
 
 describe('spinet doctor on the simulated Uno with a W5500 (the bridge sketch in avr8js)', () => {
-  async function simulated(fault: Fault, run: (hal: Awaited<ReturnType<import('../../boards/sim/index.js').SimulatedBoard['openHal']>>) => Promise<void>): Promise<string[]> {
+  type SimHal = Awaited<ReturnType<import('../../boards/sim/index.js').SimulatedBoard['openHal']>>;
+
+  async function simulated(fault: Fault, run: (hal: SimHal, lan: import('../../hal/lan/switch.js').VirtualLan) => Promise<void>): Promise<string[]> {
     const { VirtualClock } = await import('../../src/time/virtual-clock.js');
     const { VirtualLan } = await import('../../hal/lan/switch.js');
     const { createSimulatedEthernetBoard } = await import('../../tools/boards.js');
@@ -116,7 +118,7 @@ describe('spinet doctor on the simulated Uno with a W5500 (the bridge sketch in 
     });
     const hal = await sim.openHal();
     try {
-      await run(hal);
+      await run(hal, lan);
     } finally {
       await hal.close();
       await sim.stop();
@@ -124,15 +126,21 @@ describe('spinet doctor on the simulated Uno with a W5500 (the bridge sketch in 
     return violations;
   }
 
-  it('passes every check through the real sketch and the strict chip, probed', async () => {
-    const violations = await simulated('none', async (hal) => {
-      const report = await diagnose(hal, { chip: 'auto', board: { name: hal.hello!.name, version: hal.hello!.version } });
+  it('passes every check through the real sketch and the strict chip, probed, up to a DHCP lease and a ping of the gateway', async () => {
+    const { LabGateway } = await import('../../tools/lab-gateway.js');
+    const violations = await simulated('none', async (hal, lan) => {
+      const clock = lan.clock;
+      const gateway = await LabGateway.start({ clock, random: new SeededRandom(3), lan });
+      const network = { clock, random: new SeededRandom(4), mac: Uint8Array.of(2, 0x5e, 0, 0, 0, 0x0b), leaseTimeoutMs: 30_000 };
+      const report = await diagnose(hal, { chip: 'auto', board: { name: hal.hello!.name, version: hal.hello!.version }, network });
+      await gateway.stop();
       expect(report.checks.filter((c) => !c.ok)).toEqual([]);
-      expect(report.checks.map((c) => c.name)).toEqual(W5500_CHECKS);
+      expect(report.checks.map((c) => c.name)).toEqual([...W5500_CHECKS, 'dhcp', 'ping']);
       expect(report.checks[0]!.detail).toMatch(/uno, bridge protocol/);
+      expect(report.checks.at(-1)!.detail).toMatch(/gateway 192\.0\.2\.1 answered/);
     });
     expect(violations).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 
   it.each(FAULTS)('with %s, stops at the %s check and names the fix', async (fault, failing, detail, fix) => {
     await simulated(fault, async (hal) => expectStoppedAt(await diagnose(hal, { chip: 'auto' }), failing, detail, fix));
