@@ -184,18 +184,19 @@ async function checkNetwork(hal: Hal, probes: ChipProbes, network: NonNullable<D
   const nic = probes.nic({ hal, clock, mac, name: probes.chip.toLowerCase() });
   const stack = new Stack({ clock, random });
   const iface = stack.addInterface(nic);
+  let client: ReturnType<typeof createStackDhcpClient> | undefined;
   try {
     await stack.start();
-    const client = createStackDhcpClient(stack, iface.index, { startupDelayMs: { min: 0, max: 0 } });
+    const dhcp = createStackDhcpClient(stack, iface.index, { startupDelayMs: { min: 0, max: 0 } });
+    client = dhcp;
     const lease = await new Promise<DhcpLease | undefined>((resolve) => {
       const timer = clock.schedule(network.leaseTimeoutMs ?? 30_000, () => resolve(undefined));
-      client.once('bound', (l) => {
+      dhcp.once('bound', (l) => {
         timer.cancel();
         resolve(l);
       });
-      client.start();
+      dhcp.start();
     });
-    client.stop({ release: true });
     if (!lease) {
       done({ name: 'dhcp', ok: false, detail: `no DHCP lease within ${((network.leaseTimeoutMs ?? 30_000) / 1000).toFixed(0)} s`, fix: 'frames do not get through, or the LAN has no DHCP server: check the switch port and that a DHCP server (the router) is on' });
       return;
@@ -214,6 +215,9 @@ async function checkNetwork(hal: Hal, probes: ChipProbes, network: NonNullable<D
       done({ name: 'ping', ok: false, detail: `no answer from the gateway ${formatIpv4(router)} (${code})`, fix: 'the gateway does not answer ping, or frames are lost: try another switch port or cable' });
     }
   } finally {
+    // The lease goes back only now (released, the address is gone, and a late reply with it); the
+    // release is on the wire before the stack stops.
+    await client?.stop({ release: true });
     await stack.stop();
   }
 }

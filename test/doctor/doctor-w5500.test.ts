@@ -68,11 +68,24 @@ describe('spinet doctor on a mock board with a W5500', () => {
   it('with a network check, takes a DHCP lease and pings the gateway through the W5500 driver; names a LAN without DHCP', async () => {
     const { LabGateway } = await import('../../tools/lab-gateway.js');
     const withGateway = mockBoard('none');
+    // What crosses the switch, in order: the lease goes back (DHCPRELEASE, unicast to the server)
+    // only after the ping's answer is in, or the reply would come to an address no longer ours.
+    const wire: string[] = [];
+    const lan = withGateway.b.lan as unknown as { transmitTo(target: { deliver(f: Uint8Array): void }, frame: Uint8Array): void };
+    const transmitTo = lan.transmitTo.bind(lan);
+    lan.transmitTo = (target, frame) => {
+      if (frame[12] === 0x08 && frame[13] === 0x00 && !(frame[0]! & 1)) {
+        if (frame[23] === 1) wire.push(frame[34] === 8 ? 'echo request' : 'echo reply');
+        if (frame[23] === 17 && frame[36] === 0 && frame[37] === 67) wire.push('dhcp to the server');
+      }
+      transmitTo(target, frame);
+    };
     const gateway = await LabGateway.start({ clock: withGateway.b.clock, random: new SeededRandom(3), lan: withGateway.b.lan });
     const network = { clock: withGateway.b.clock, random: new SeededRandom(4), mac: Uint8Array.of(2, 0x5e, 0, 0, 0, 0x0b), leaseTimeoutMs: 10_000 };
     const report = await withGateway.b.settle(diagnose(withGateway.hal, { chip: 'auto', network }), 30_000);
     expect(report.checks.map((c) => [c.name, c.ok])).toEqual([...W5500_CHECKS, 'dhcp', 'ping'].map((name) => [name, true]));
     expect(report.checks.at(-1)!.detail).toMatch(/gateway 192\.0\.2\.1 answered/);
+    expect(wire.slice(-3)).toEqual(['echo request', 'echo reply', 'dhcp to the server']);
     withGateway.b.expectNoViolations();
     await gateway.stop();
 
