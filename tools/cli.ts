@@ -149,6 +149,7 @@ const COMMANDS: Record<string, Command> = {
       { name: 'json', type: 'boolean', help: 'print the checks as JSON' },
       { name: 'mac', type: 'string', value: 'MAC', help: 'station address for the DHCP check (default 02:5e:00:00:00:0a)' },
       { name: 'no-network', type: 'boolean', help: 'stop after the link check (no DHCP lease, no ping)' },
+      { name: 'no-reset', type: 'boolean', help: 'the chip\'s reset is not wired to D9 (the Ethernet Shield 2 ties it to the board\'s reset): skip the reset check' },
     ],
     details:
       'In order, stopping at the first failure: the board answers (else: flash it); SPI reads the chip\'s ID\n' +

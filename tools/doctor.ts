@@ -39,6 +39,8 @@ export interface DoctorOptions {
   readonly chip?: DoctorChip;
   /** What the board said about itself (the bridge's HELLO), shown in the first check. */
   readonly board?: { name: string; version: number };
+  /** The chip's reset pin is not wired to the board's reset line (D9): skip the reset check. */
+  readonly noResetLine?: boolean;
   /** Rounds of 256-byte patterns written to and read back from the buffer memory. */
   readonly memoryRounds?: number;
   /** The station address of the frame the W5500's interrupt check sends (default: `network.mac`, else 02:5e:00:00:00:0a). */
@@ -97,7 +99,7 @@ export async function diagnose(hal: Hal, options: DoctorOptions = {}): Promise<D
   const steps: Record<WiringCheck, () => Promise<DoctorCheck>> = {
     memory: () => checkMemory(probes, options.memoryRounds ?? 8),
     interrupt: () => checkInterrupt(hal, probes),
-    reset: () => checkReset(hal, probes),
+    reset: () => checkReset(hal, probes, options.noResetLine === true),
     link: () => checkLink(probes),
   };
   for (const step of probes.order) {
@@ -159,15 +161,16 @@ async function checkInterrupt(hal: Hal, probes: ChipProbes): Promise<DoctorCheck
 }
 
 /** A register written before a pulse on the reset line must read its reset value after it. */
-async function checkReset(hal: Hal, probes: ChipProbes): Promise<DoctorCheck> {
+async function checkReset(hal: Hal, probes: ChipProbes, notWired: boolean): Promise<DoctorCheck> {
   if (!hal.reset) return { name: 'reset', ok: true, detail: 'no reset line on this board: skipped' };
+  if (notWired) return { name: 'reset', ok: true, detail: 'the chip\'s reset is not wired to the board\'s reset line (--no-reset): skipped' };
   const probe = probes.resetProbe;
   await probe.spoil();
   await hal.reset.pulse(probe.pulseMs);
   await hal.delay(probe.readyMs);
   const value = await probe.read();
   if (value !== probe.resetValue) {
-    return { name: 'reset', ok: false, detail: `${probe.register} still 0x${value.toString(16)} after a reset pulse (expected 0x${probe.resetValue.toString(16)})`, fix: 'check the reset wire to the module\'s RST pin' };
+    return { name: 'reset', ok: false, detail: `${probe.register} still 0x${value.toString(16)} after a reset pulse (expected 0x${probe.resetValue.toString(16)})`, fix: 'check the reset wire from D9 to the module\'s RST pin; on a shield that ties RST to the board\'s own reset (the Ethernet Shield 2) pass --no-reset' };
   }
   return { name: 'reset', ok: true, detail: 'a pulse on the reset line reset the chip' };
 }

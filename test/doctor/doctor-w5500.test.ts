@@ -24,7 +24,7 @@ const FAULTS = [
   ['cs-cut', 'spi', /0xFF.*MISO floats/, /chip select wire \(D10\)/],
   ['miso-stuck-low', 'spi', /0x00.*held low/, /short to ground/],
   ['noisy-mosi', 'memory', /bytes read back wrong \(\d+\.\d+ %\)/, /flaky SCK or MOSI/],
-  ['reset-not-wired', 'reset', /RTR still 0x1234 .*expected 0x7d0/, /reset wire/],
+  ['reset-not-wired', 'reset', /RTR still 0x1234 .*expected 0x7d0/, /reset wire from D9.*--no-reset/],
   ['no-link', 'link', /no link \(PHYCFGR 0x[0-9a-f]{2}: LNK clear/, /cable/],
   ['int-not-wired', 'interrupt', /raised an interrupt \(SEND_OK\) but the board saw no change on INT/, /INT wire/],
 ] as const;
@@ -99,6 +99,14 @@ describe('spinet doctor on a mock board with a W5500', () => {
       const { run } = mockBoard(fault);
       expectStoppedAt(await run(chipChoice), failing, detail, fix);
     });
+  });
+
+  it('skips the reset check where the chip\'s reset is not the board\'s to pulse (--no-reset: the Ethernet Shield 2), and goes on', async () => {
+    const { b, hal } = mockBoard('reset-not-wired');
+    const report = await b.settle(diagnose(hal, { chip: 'auto', noResetLine: true }), 10_000);
+    expect(report.checks.map((c) => [c.name, c.ok])).toEqual(W5500_CHECKS.map((name) => [name, true]));
+    expect(report.checks.find((c) => c.name === 'reset')!.detail).toMatch(/not wired .*--no-reset.*skipped/);
+    b.expectNoViolations();
   });
 
   it('names a chip that answers like no W5500 (a wrong VERSIONR), probed or named', async () => {

@@ -35,7 +35,7 @@ export async function doctor(values: Values): Promise<number> {
     const hello = hal.hello;
     const mac = parseMac((values.mac as string | undefined) ?? DEFAULT_MAC);
     const network = values['no-network'] === true ? undefined : { clock, random: new CryptoRandom(), mac };
-    const report = await diagnose(hal, { chip: chip as DoctorChip, mac, ...(hello ? { board: { name: hello.name, version: hello.version } } : {}), ...(network ? { network } : {}) });
+    const report = await diagnose(hal, { chip: chip as DoctorChip, mac, noResetLine: values['no-reset'] === true, ...(hello ? { board: { name: hello.name, version: hello.version } } : {}), ...(network ? { network } : {}) });
     print(report);
     return report.ok ? 0 : 1;
   } finally {
