@@ -38,6 +38,8 @@ export async function kernelEcho(lab: Lab, data: Uint8Array, timeoutS: number): 
   child.stdout!.on('data', (d: Buffer) => out.push(d));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  // socat gone early (the lab closed under a test that timed out): what came back says how far it got.
+  child.stdin!.on('error', (error: Error) => (stderr += `stdin: ${error.message}\n`));
   child.stdin!.end(Buffer.from(data));
   await exited;
   return { echoed: Buffer.concat(out), stderr };
