@@ -26,8 +26,8 @@ const skip = await skipLabUnless(['ping', 'socat', 'curl']);
 const MIB = 1 << 20;
 /**
  * Under loss, 512 KiB each way, not 1 MiB: the simulated AVR is the bottleneck (about 10 KiB/s each
- * way through the echo on an idle machine, 2.8 KiB/s measured with 256 KiB on a lossy cable at a load
- * of 6 on 2 cores), and 1 MiB with its retransmissions does not fit ~150 s in real time.
+ * way through the echo on an idle machine; 1 MiB clean took 178 s and 512 KiB lossy 127–144 s at a
+ * load of 4–5 on 2 cores), so 1 MiB with its retransmissions would take twice the ~150 s this fits.
  */
 const LOSSY_BYTES = 512 << 10;
 
