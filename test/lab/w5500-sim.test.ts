@@ -2,7 +2,7 @@
  * The W5500 on the simulated Uno against the Linux kernel, in real time: spinet's Stack on the
  * W5500 driver → BridgeHal → the committed sketch in avr8js (its receive program armed) → the
  * strict W5500 emulator on its SPI pins → a VirtualLan bridged to a TAP in a throw-away namespace,
- * where the kernel (192.0.2.1) pings the board (small and fragmented), curls its status page and
+ * where the kernel (192.0.2.1) pings the board (small and fragmented), echoes UDP through it, curls its status page and
  * pushes 1 MiB through its TCP echo (1 MiB each way) — then 512 KiB each way on a cable that loses,
  * reorders and duplicates frames (seeded; LOSSY_BYTES says why not 1 MiB). Needs root,
  * /dev/net/tun, socat, curl, ping.
@@ -20,6 +20,7 @@ import { CryptoRandom } from '../../src/time/random.js';
 import { W5500Nic } from '../../src/drivers/w5500/driver.js';
 import { startStatusPage } from '../../src/app/services/status-page.js';
 import { startTcpService } from '../../src/app/services/tcp.js';
+import { startUdpService } from '../../src/app/services/udp.js';
 import { createSimNode, sha256, testPattern, type SimNode } from '../bridge/sim-node.js';
 
 const skip = await skipLabUnless(['ping', 'socat', 'curl']);
@@ -44,6 +45,7 @@ describe.skipIf(skip)('the W5500 on the simulated Uno, with the Linux kernel as 
     node = await createSimNode({ clock, lan, random: new CryptoRandom(), chip: 'w5500', onStrictViolation: (m) => violations.push(m) });
     await startStatusPage(node.net, 80, node.stack);
     await startTcpService(node.net, 'echo', 7);
+    await startUdpService(node.stack, 'echo', 7);
   });
 
   afterAll(async () => {
@@ -58,6 +60,15 @@ describe.skipIf(skip)('the W5500 on the simulated Uno, with the Linux kernel as 
     const big = await lab.exec('ping', ['-c', '2', '-s', '3000', '-W', '10', LAB_STACK_ADDRESS], { timeoutMs: 30_000 });
     expect(big.stdout).toMatch(/2 packets transmitted, 2 received/);
     console.log(`kernel → simulated Uno + W5500 ping: ${/= ([\d.]+\/[\d.]+\/[\d.]+)/.exec(small.stdout)?.[1]} ms min/avg/max`);
+  }, 60_000);
+
+  it('echoes UDP to socat: a line, and a 3000-byte datagram the kernel fragments', async () => {
+    const line = await lab.exec('socat', ['-t', '10', '-T', '15', '-', `UDP4:${LAB_STACK_ADDRESS}:7`], { input: 'hello over the W5500 on the Uno\n', timeoutMs: 30_000 });
+    expect(line.stdout, line.stderr).toBe('hello over the W5500 on the Uno\n');
+    const big = 'spinet-'.repeat(428) + 'end\n'; // 3000 bytes: three fragments each way
+    const echo = await lab.exec('socat', ['-t', '10', '-T', '15', '-', `UDP4:${LAB_STACK_ADDRESS}:7`], { input: big, timeoutMs: 30_000 });
+    expect(echo.stdout.length, echo.stderr).toBe(big.length);
+    expect(echo.stdout).toBe(big);
   }, 60_000);
 
   it('serves its status page to curl', async () => {
