@@ -87,6 +87,16 @@ describe('bridge sketch: line statistics and credit', () => {
     expect((await host.request(5, encodeCommand(Command.STATS, 5, 2))).status).toBe(Status.EINVAL);
   });
 
+  it('runs its receive interrupt once per byte from the host, and the simulator counts its cycles', async () => {
+    const { host, board } = await rawBoard();
+    expect((await host.request(1, encodeCommand(Command.PING, 1))).status).toBe(Status.OK);
+    // The USART receive vector (the 328P's vector 18, at word 0x24): one handler run per byte.
+    const receive = board.mcu.interruptHandlers.get(0x24)!;
+    expect(receive.count).toBe(board.link.stats.hostToBoardBytes);
+    // Each run costs at least the response and the vector's jump (4 + 3 cycles) and a reti (4).
+    expect(receive.cycles).toBeGreaterThan(11 * receive.count);
+  });
+
   it('refuses a rate more than 2 % off what its UBRR can make, and takes the exact ones', async () => {
     const { host, board } = await rawBoard();
     // 460800 → UBRR 3 = 500000 (+8.5 %); 1.5 M → UBRR 0 = 2 M (+33 %); 230400 → 222222 (−3.5 %).
