@@ -1159,34 +1159,37 @@ static void handleFrame() {
 // COBS-decode ring bytes from `p` into rx, with the CRC, up to `stop` or a delimiter (true, `*next`
 // just past it). At 2 Mbaud this loop is most of what a received byte costs the main loop, so it is
 // written out: the decoder's state in registers, the ring read through X, rx written through Y,
-// the CRC table read through Z (crcUpdate's two lpm), and per data byte one count, one zero test,
-// one COBS block count and one room count — 24 cycles a byte, where gcc's code for the same loop
-// in C took 50. A frame too long for rx is dropped up to its delimiter (rxBroken).
-__attribute__((noinline)) static bool decode(const uint8_t *p, const uint8_t *stop, const uint8_t **next) {
+// the CRC table read through Z (crcUpdate's two lpm), and per data byte one count, one zero test
+// and one COBS block count — 22 cycles a byte, where gcc's code for the same loop in C took 50.
+// A frame too long for rx is dropped up to its delimiter (rxBroken).
+__attribute__((always_inline)) static inline bool decode(const uint8_t *p, const uint8_t *stop, const uint8_t **next) {
   bool delimiter = false;
   if (!rxBroken) {
     uint8_t *out = rx + rxLen;
     uint8_t left = cobsLeft, pending = cobsZeroPending;
     uint8_t lo = (uint8_t)rxCrc, hi = (uint8_t)(rxCrc >> 8);
     const uint8_t *table = crcTable;
-    uint8_t n = 0, room = 1;
-    // The loop stops when its count runs out (n = 0), at a delimiter (n > 0) or with rx full
-    // (room = 0, the byte in hand dropped).
-    while (p != stop && room != 0 && !delimiter) {
+    while (p != stop) {
+      uint8_t room = (uint8_t)(rx + sizeof(rx) - out);
+      if (room == 0) {
+        // rx is full: the frame must end here. (A code byte that stores nothing follows only a
+        // full 254-byte block, far longer than rx.)
+        if (*p++ == 0) delimiter = true;
+        else rxBroken = true;  // overlong: drop until the delimiter
+        break;
+      }
+      // Each byte stores at most one, so a run of `room` bytes cannot overflow rx: no check inside.
       uint16_t avail = (uint16_t)(stop - p);
-      n = avail < 255 ? (uint8_t)avail + 1 : 255;   // the loop takes n - 1 bytes
-      room = (uint8_t)(rx + sizeof(rx) - out) + 1;  // and stores room - 1
+      uint8_t n = (avail < room ? (uint8_t)avail : room) + 1;  // the loop takes n - 1 bytes
       uint8_t b;
-      // rx is written through Y, which gcc may hold as this function's frame pointer: kept around.
+      // rx is written through Y, which gcc may hold as the frame pointer: kept around.
       asm volatile(
           "push r28\n\t"
           "push r29\n\t"
           "movw r28, %[out]\n\t"
           "rjmp 2f\n\t"
           // A byte for rx: store it, then crc = (crc >> 8) ^ T[(crc ^ b) & 0xFF] (crcUpdate).
-          "1: dec %[room]\n\t"
-          "breq 9f\n\t"
-          "st Y+, %[b]\n\t"
+          "1: st Y+, %[b]\n\t"
           "eor %[lo], %[b]\n\t"
           "mov %A[table], %[lo]\n\t"
           "lpm %[lo], Z\n\t"
@@ -1215,19 +1218,21 @@ __attribute__((noinline)) static bool decode(const uint8_t *p, const uint8_t *st
           "9: movw %[out], r28\n\t"
           "pop r29\n\t"
           "pop r28\n\t"
-          : [p] "+x"(p), [out] "+r"(out), [table] "+z"(table), [n] "+r"(n), [room] "+r"(room), [left] "+d"(left),
+          : [p] "+x"(p), [out] "+r"(out), [table] "+z"(table), [n] "+r"(n), [left] "+d"(left),
             [pending] "+d"(pending), [lo] "+r"(lo), [hi] "+r"(hi), [b] "=&d"(b)
           :
           : "memory");
-      delimiter = n != 0 && room != 0;
+      if (n != 0) {  // stopped at a delimiter, not at the end of its count
+        delimiter = true;
+        break;
+      }
     }
     rxLen = (uint8_t)(out - rx);
     cobsLeft = left;
     cobsZeroPending = pending;
     rxCrc = (uint16_t)hi << 8 | lo;
-    if (room == 0) rxBroken = true;  // overlong: drop until the delimiter
   }
-  if (rxBroken) {
+  if (rxBroken && !delimiter) {
     while (p != stop) {
       if (*p++ == 0) {
         delimiter = true;
