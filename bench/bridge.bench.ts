@@ -33,6 +33,11 @@ import { openBridgeHal } from '../hal/bridge/bridge-hal.js';
 import { Enc28j60Nic } from '../src/drivers/enc28j60/driver.js';
 import type { W5500Nic } from '../src/drivers/w5500/driver.js';
 import type { Chip } from '../tools/boards.js';
+import { createSimulatedBoard } from '../boards/sim/index.js';
+import { AVR_CLOCK_HZ } from '../boards/sim/avr-board.js';
+import { BoardFrame, Command, encodeCommand, encodeSpiCommand } from '../hal/bridge/protocol.js';
+import { SpiMemoryChip } from '../test/bridge/spi-memory-chip.js';
+import { RawHost } from '../test/bridge/raw-host.js';
 
 const SPINET = fileURLToPath(new URL('../tools/spinet.mjs', import.meta.url));
 
@@ -167,6 +172,84 @@ async function idleSpeed(): Promise<Measurement[]> {
   const rate = (node.board.mcu.totalCycles - cycles0) / ((performance.now() - wall0) / 1000);
   await tearDown(setup);
   return [{ name: 'avr8js speed, sketch idle', value: rate / 1e6, unit: 'M cycles/s', note: `${(rate / 16e6).toFixed(2)}× a 16 MHz Uno (driver polls every 100 ms)` }];
+}
+
+/** The ATmega328P's USART receive vector (vector 18, two words each), as avr8js's PC counts. */
+const USART_RX_VECTOR = 0x24;
+const PIN_CS = 10;
+const PIN_RESET = 9;
+
+/**
+ * What a received byte costs the sketch on the Uno, host → board: its receive interrupt, and the
+ * main loop's decode, CRC, command parsing and SPI write (with the ACKs it sends on the way), per
+ * wire byte. The main loop's share is timed on a full ring, so it does not depend on the line:
+ * CHIP_RESET holds the loop in its wait while the UART interrupt takes in a whole credit window
+ * of SPI writes behind it (no line idles, no byte is waited for), and the loop's time from the
+ * reset pin's release to CS's release after the last write byte is its cost for those frames.
+ * The interrupt's share is the cycles avr8js spends in the receive vector's handler per byte,
+ * from its response to the end of its reti. At 2 Mbaud a 16 MHz AVR has 80 cycles a byte.
+ */
+async function sketchCycles(): Promise<Measurement[]> {
+  const clock = new VirtualClock();
+  const board = await createSimulatedBoard({ board: 'uno', clock, chip: new SpiMemoryChip(), linkModel: 'ideal' });
+  try {
+    const host = new RawHost(board, clock);
+    await host.until(() => host.frames.find((f) => f.type === BoardFrame.HELLO));
+    await host.hello();
+    const isr = () => board.mcu.interruptHandlers.get(USART_RX_VECTOR) ?? { count: 0, cycles: 0 };
+    const isr0 = { ...isr() };
+    let released: number | undefined;
+    let deselected: number | undefined;
+    let inRing = 0;
+    const stop = board.pins.onChange((pin, level) => {
+      if (pin === PIN_RESET && level === 'high' && released === undefined) {
+        released = board.mcu.timeMs;
+        inRing = isr().count - isr0.count;
+      }
+      if (pin === PIN_CS && level === 'high' && released !== undefined && deselected === undefined) deselected = board.mcu.timeMs;
+    });
+    const wire0 = board.link.stats.hostToBoardBytes;
+    // A wait longer than the window's line time at 1 Mbaud (≈ 9 ms), in a DATA frame of its own.
+    host.send(encodeCommand(Command.CHIP_RESET, 1, 12, 0));
+    const sent = board.link.stats.hostToBoardBytes;
+    const data = Uint8Array.from({ length: 825 }, (_, i) => (i * 7 + 1) & 0xff);
+    const from = host.frames.length;
+    host.send(encodeSpiCommand(2, [{ write: Uint8Array.of(0x02, 0x00, ...data) }]));
+    const drainBytes = board.link.stats.hostToBoardBytes - sent;
+    await host.until(() => host.answers(2, from)[0], 1_000);
+    stop();
+    const total = board.link.stats.hostToBoardBytes - wire0;
+    if (released === undefined || deselected === undefined) throw new Error('the reset pin or CS never rose');
+    if (inRing !== total) throw new Error(`only ${inRing} of ${total} bytes were in the ring when the loop resumed`);
+    const isr1 = isr();
+    const isrPerByte = (isr1.cycles - isr0.cycles) / (isr1.count - isr0.count);
+    const loopPerByte = ((deselected - released) * (AVR_CLOCK_HZ / 1000)) / drainBytes;
+    return [
+      {
+        name: 'sketch cycles per received byte (ISR + decode + SPI)',
+        value: isrPerByte + loopPerByte,
+        unit: 'cycles',
+        limit: 80,
+        higherIsBetter: false,
+        note: `Uno, host→board SPI writes in 64-byte DATA frames: receive ISR ${isrPerByte.toFixed(1)}, main loop ${loopPerByte.toFixed(1)} (decode, CRC, SPI, ACKs) per wire byte; 80 a byte at 2 Mbaud`,
+      },
+    ];
+  } finally {
+    await board.stop();
+  }
+}
+
+/** The raw host→board rate at 2 Mbaud, against the line: what the sketch's receive path allows. */
+async function sketchRates(): Promise<Measurement[]> {
+  const out = await sketchCycles();
+  for (const link of ['ideal', '16u2', 'ftdi'] as const) {
+    const setup = await setUp(2_000_000, link);
+    const rate = await rawBridgeRate(setup, 'host-to-board');
+    await tearDown(setup);
+    const line = 200_000;
+    out.push({ name: `bridge raw host→board ÷ line (2 Mbaud, ${link})`, value: rate / line, unit: '×', limit: 0.85, note: `${(rate / 1024).toFixed(1)} KiB/s of the ${line / 1000} kB/s line` });
+  }
+  return out;
 }
 
 /** CPU (ms, this process, all threads) and wall time (s) of `run`. */
@@ -423,5 +506,6 @@ async function hostCpuOn(ptyPath: string, tag: string, baseline: HostCpuFigures,
 export const benchmarks: Benchmark[] = [
   { name: 'bridge', run: bridgeFigures },
   { name: 'bridge-emulator', run: idleSpeed },
+  { name: 'bridge-sketch', run: sketchRates },
   { name: 'bridge-host-cpu', run: hostCpuOverPty },
 ];

@@ -137,7 +137,6 @@ __attribute__((always_inline)) static inline uint16_t crcUpdate(uint16_t crc, ui
 // Named from the ISR's assembly below, so LTO must keep the symbols as they are.
 extern "C" {
 __attribute__((used, externally_visible)) uint8_t ring[RING_SIZE];
-__attribute__((used, externally_visible)) uint8_t *volatile ringIn = ring;  // next slot; the ISR's
 static uint16_t ringTail;            // main loop only (the ISR never looks: see the credit rule)
 
 // Bytes the UART lost (data overrun: a third byte finished while two waited, ATmega328P datasheet
@@ -147,60 +146,58 @@ __attribute__((used, externally_visible)) volatile uint8_t rxOverruns;
 __attribute__((used, externally_visible)) volatile uint8_t rxFrameErrors;
 }
 
-// At 2 Mbaud a byte lands every 80 cycles. The C version of this ISR took ≈85 (twelve pushes), so
-// it fell behind even with the 2-byte hardware FIFO; this one takes ≈50 with the vector jump: it
-// keeps a pointer, not an index (no address arithmetic, one register pair fewer to save). It has
-// no "ring full" check: the credit rule (WINDOW < RING_SIZE) keeps the ring from filling, and a
-// host that breaks it gets CRC errors, not a crash. UCSR0A's error flags belong to the byte at the
-// head of the FIFO, so they are read before UDR0; a set one costs a detour, a clear one 4 cycles.
+// At 2 Mbaud a byte lands every 80 cycles, and the receive ISR is most of what a byte costs. So it
+// owns registers no other code touches (the Makefile builds everything with -ffixed-r3 … r8, and
+// build.sh checks the linked program for any other use): r6:r7 is the ring's next slot, r3 keeps
+// SREG and r4:r5 keep Z while it runs, r8 carries the byte. No push or pop, no RAM for its state:
+// 28 cycles with the response and the vector's jump (with everything in RAM and on the stack, 50;
+// the C version, ≈85). It has no "ring full" check: the credit rule (WINDOW < RING_SIZE) keeps the
+// ring from filling, and a host that breaks it gets CRC errors, not a crash. UCSR0A's error flags
+// belong to the byte at the head of the FIFO, so they are read before UDR0; a set one costs a
+// detour.
 ISR(UART_RX_VECTOR, ISR_NAKED) {
   asm volatile(
-      "push r24\n\t"
-      "in r24, __SREG__\n\t"
-      "push r24\n\t"
-      "push r30\n\t"
-      "push r31\n\t"
-      "lds r24, %[ucsra]\n\t"
-      "andi r24, %[errors]\n\t"
+      "in r3, __SREG__\n\t"
+      "movw r4, r30\n\t"
+      "lds r30, %[ucsra]\n\t"
+      "andi r30, %[errors]\n\t"
       "brne 2f\n\t"
-      "3: lds r30, ringIn\n\t"
-      "lds r31, ringIn+1\n\t"
-      "lds r24, %[udr]\n\t"             // UDR0 read exactly once: each read pops the FIFO
-      "st Z+, r24\n\t"
+      "3: movw r30, r6\n\t"
+      "lds r8, %[udr]\n\t"            // UDR0 read exactly once: each read pops the FIFO
+      "st Z+, r8\n\t"
       "cpi r30, lo8(ring+%[size])\n\t"  // past the end: back to the start
-      "ldi r24, hi8(ring+%[size])\n\t"
-      "cpc r31, r24\n\t"
+      "brne 1f\n\t"
+      "cpi r31, hi8(ring+%[size])\n\t"
       "brne 1f\n\t"
       "ldi r30, lo8(ring)\n\t"
       "ldi r31, hi8(ring)\n\t"
-      "1: sts ringIn+1, r31\n\t"
-      "sts ringIn, r30\n\t"
-      "pop r31\n\t"
-      "pop r30\n\t"
-      "pop r24\n\t"
-      "out __SREG__, r24\n\t"
-      "pop r24\n\t"
+      "1: movw r6, r30\n\t"
+      "movw r30, r4\n\t"
+      "out __SREG__, r3\n\t"
       "reti\n\t"
-      "2: sbrs r24, %[dor]\n\t"
+      "2: sbrs r30, %[dor]\n\t"
       "rjmp 4f\n\t"
-      "lds r30, rxOverruns\n\t"
-      "inc r30\n\t"
-      "sts rxOverruns, r30\n\t"
-      "4: sbrs r24, %[fe]\n\t"
+      "lds r31, rxOverruns\n\t"
+      "inc r31\n\t"
+      "sts rxOverruns, r31\n\t"
+      "4: sbrs r30, %[fe]\n\t"
       "rjmp 3b\n\t"
-      "lds r30, rxFrameErrors\n\t"
-      "inc r30\n\t"
-      "sts rxFrameErrors, r30\n\t"
+      "lds r31, rxFrameErrors\n\t"
+      "inc r31\n\t"
+      "sts rxFrameErrors, r31\n\t"
       "rjmp 3b\n\t" ::[udr] "i"(_SFR_MEM_ADDR(UDR0)),
       [ucsra] "i"(_SFR_MEM_ADDR(UCSR0A)), [errors] "M"(_BV(DOR0) | _BV(FE0)), [dor] "I"(DOR0), [fe] "I"(FE0),
       [size] "i"(RING_SIZE));
 }
 
-static inline uint16_t ringHead() {
+// The ISR's next slot. One movw reads both halves at once: no interrupt can fall between them.
+static inline uint8_t *ringIn() {
   uint8_t *in;
-  ATOMIC_BLOCK(ATOMIC_FORCEON) { in = ringIn; }
-  return (uint16_t)(in - ring);
+  asm volatile("movw %A0, r6" : "=r"(in));
+  return in;
 }
+
+static inline uint16_t ringHead() { return (uint16_t)(ringIn() - ring); }
 
 static uint32_t currentBaud;
 
@@ -248,9 +245,10 @@ static void uartBegin(uint32_t baud) {
 }
 
 // Transmit ring, pumped by the main loop. Why not a UDRE interrupt: at 2 Mbaud a received byte
-// lands every 80 cycles and the receive ISR above takes ≈50 of them; a UDRE ISR would add ≈30 more
-// (entry, register saves, exit) per sent byte, so with both directions busy the two ISRs alone
-// would exceed the budget, and the receive ISR could start late behind it. Instead every loop that
+// lands every 80 cycles, the receive ISR above takes 28 of them and decoding and clocking the byte
+// out most of the rest; a UDRE ISR would add ≈30 more (entry, register saves, exit) per sent byte,
+// so with both directions busy the sketch would fall behind the line, and the receive ISR could
+// start late behind it. Instead every loop that
 // runs longer than a character time (SPI clocking, CRC, COBS encode and decode, the idle loop)
 // calls txPump() once per byte or block: one UDRE test and, when it is empty, one store — ≈6
 // cycles, mostly hidden in the SPI's shift time. The cost: while the sketch blocks (analogRead,
@@ -572,7 +570,8 @@ static uint8_t sessions;
 // The code is built with r2 reserved (-ffixed-r2) and sets it to 0xFF, no MCUSR value, so after a
 // warm reset through a bootloader that passes nothing, r2 does not pass off a stale value as one.
 // A power-on reset (whose flag a bootloader may have cleared) is told apart by a marker in RAM
-// that no reset clears but losing power does.
+// that no reset clears but losing power does. The same code points the receive ISR's register
+// (r6:r7, above) at the ring, before anything can enable the interrupt.
 extern "C" {
 __attribute__((used, externally_visible, section(".noinit"))) uint8_t bootMcusr;
 __attribute__((used, externally_visible, section(".noinit"))) uint8_t bootR2;
@@ -585,7 +584,11 @@ __attribute__((naked, used, section(".init3"))) static void captureResetFlags() 
       "sts bootMcusr, r24\n\t"
       "out %[mcusr], __zero_reg__\n\t"
       "ldi r24, 0xFF\n\t"
-      "mov r2, r24\n\t" ::[mcusr] "I"(_SFR_IO_ADDR(MCUSR))
+      "mov r2, r24\n\t"
+      "ldi r24, lo8(ring)\n\t"  // the receive ISR's next slot (r6:r7): the ring's start
+      "mov r6, r24\n\t"
+      "ldi r24, hi8(ring)\n\t"
+      "mov r7, r24\n\t" ::[mcusr] "I"(_SFR_IO_ADDR(MCUSR))
       : "r24");
 }
 #define MCUSR_FLAGS (_BV(PORF) | _BV(EXTRF) | _BV(BORF) | _BV(WDRF))
@@ -1154,39 +1157,89 @@ static void handleFrame() {
 }
 
 // COBS-decode ring bytes from `p` into rx, with the CRC, up to `stop` or a delimiter (true, `*next`
-// just past it). The decoder's state lives in registers for the whole run, not per byte.
-static bool decode(const uint8_t *p, const uint8_t *stop, const uint8_t **next) {
-  uint8_t len = rxLen, left = cobsLeft;
-  bool zeroPending = cobsZeroPending;
-  uint16_t crc = rxCrc;
+// just past it). At 2 Mbaud this loop is most of what a received byte costs the main loop, so it is
+// written out: the decoder's state in registers, the ring read through X, rx written through Y,
+// the CRC table read through Z (crcUpdate's two lpm), and per data byte one count, one zero test
+// and one COBS block count — 22 cycles a byte, where gcc's code for the same loop in C took 50.
+// A frame too long for rx is dropped up to its delimiter (rxBroken).
+__attribute__((always_inline)) static inline bool decode(const uint8_t *p, const uint8_t *stop, const uint8_t **next) {
   bool delimiter = false;
-  while (p != stop) {
-    uint8_t b = *p++;
-    if (b == 0) {
-      delimiter = true;
-      break;
+  if (!rxBroken) {
+    uint8_t *out = rx + rxLen;
+    uint8_t left = cobsLeft, pending = cobsZeroPending;
+    uint8_t lo = (uint8_t)rxCrc, hi = (uint8_t)(rxCrc >> 8);
+    const uint8_t *table = crcTable;
+    while (p != stop) {
+      uint8_t room = (uint8_t)(rx + sizeof(rx) - out);
+      if (room == 0) {
+        // rx is full: the frame must end here. (A code byte that stores nothing follows only a
+        // full 254-byte block, far longer than rx.)
+        if (*p++ == 0) delimiter = true;
+        else rxBroken = true;  // overlong: drop until the delimiter
+        break;
+      }
+      // Each byte stores at most one, so a run of `room` bytes cannot overflow rx: no check inside.
+      uint16_t avail = (uint16_t)(stop - p);
+      uint8_t n = (avail < room ? (uint8_t)avail : room) + 1;  // the loop takes n - 1 bytes
+      uint8_t b;
+      // rx is written through Y, which gcc may hold as the frame pointer: kept around.
+      asm volatile(
+          "push r28\n\t"
+          "push r29\n\t"
+          "movw r28, %[out]\n\t"
+          "rjmp 2f\n\t"
+          // A byte for rx: store it, then crc = (crc >> 8) ^ T[(crc ^ b) & 0xFF] (crcUpdate).
+          "1: st Y+, %[b]\n\t"
+          "eor %[lo], %[b]\n\t"
+          "mov %A[table], %[lo]\n\t"
+          "lpm %[lo], Z\n\t"
+          "eor %[lo], %[hi]\n\t"
+          "inc %B[table]\n\t"
+          "lpm %[hi], Z\n\t"
+          "dec %B[table]\n\t"
+          "2: dec %[n]\n\t"
+          "breq 9f\n\t"
+          "ld %[b], X+\n\t"
+          "tst %[b]\n\t"
+          "breq 9f\n\t"
+          "subi %[left], 1\n\t"  // a data byte of the block (left was not 0)
+          "brcc 1b\n\t"
+          // A code byte: the block before it ends in a zero unless it was a full 0xFF block.
+          "mov %[left], %[b]\n\t"
+          "subi %[left], 1\n\t"
+          "bst %[pending], 0\n\t"
+          "ldi %[pending], 1\n\t"
+          "cpi %[b], 0xFF\n\t"
+          "brne 3f\n\t"
+          "clr %[pending]\n\t"
+          "3: clr %[b]\n\t"
+          "brts 1b\n\t"
+          "rjmp 2b\n\t"
+          "9: movw %[out], r28\n\t"
+          "pop r29\n\t"
+          "pop r28\n\t"
+          : [p] "+x"(p), [out] "+r"(out), [table] "+z"(table), [n] "+r"(n), [left] "+d"(left),
+            [pending] "+d"(pending), [lo] "+r"(lo), [hi] "+r"(hi), [b] "=&d"(b)
+          :
+          : "memory");
+      if (n != 0) {  // stopped at a delimiter, not at the end of its count
+        delimiter = true;
+        break;
+      }
     }
-    if (left) {
-      left--;
-    } else {
-      // A code byte: the block before it ends in a zero unless it was a full 0xFF block.
-      bool zero = zeroPending;
-      left = b - 1;
-      zeroPending = b != 0xFF;
-      if (!zero) continue;
-      b = 0;
-    }
-    if (len < sizeof(rx)) {
-      rx[len++] = b;
-      crc = crcUpdate(crc, b);
-    } else {
-      rxBroken = true;  // overlong: drop until the delimiter
+    rxLen = (uint8_t)(out - rx);
+    cobsLeft = left;
+    cobsZeroPending = pending;
+    rxCrc = (uint16_t)hi << 8 | lo;
+  }
+  if (rxBroken && !delimiter) {
+    while (p != stop) {
+      if (*p++ == 0) {
+        delimiter = true;
+        break;
+      }
     }
   }
-  rxLen = len;
-  cobsLeft = left;
-  cobsZeroPending = zeroPending;
-  rxCrc = crc;
   *next = p;
   return delimiter;
 }
@@ -1278,7 +1331,7 @@ void loop() {
   // Nothing else to do this pass: keep the line fed until the transmit ring is drained or there
   // is work (a host byte, an INT edge, a run due). One pass of this loop takes longer than a
   // character at 2 Mbaud (5 µs): a pump per pass left the line idle about half the time.
-  uint8_t *in = ringIn;
-  while (txTail != txCommit && ringIn == in && !INT_FLAGGED() && !(armed && (runDue || intEdges != runEdges))) txPump();
+  uint8_t *in = ringIn();
+  while (txTail != txCommit && ringIn() == in && !INT_FLAGGED() && !(armed && (runDue || intEdges != runEdges))) txPump();
   txIdle();
 }

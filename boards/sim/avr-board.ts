@@ -380,6 +380,11 @@ export class AvrBridgeMcu implements SimulatedMcu {
     return this.pins?.cpu;
   }
 
+  /** Cycles spent in each interrupt handler since the last reset, by vector (avr-timing.ts). */
+  get interruptHandlers(): ReadonlyMap<number, { readonly count: number; readonly cycles: number }> {
+    return this.pins?.timing.handlers ?? new Map();
+  }
+
   /** Bytes the UART lost since the last reset (its two-byte FIFO full: data overrun). */
   get uartOverruns(): number {
     return this.pins?.receiver.overruns ?? 0;

@@ -25,16 +25,30 @@ export interface InterruptTiming {
   step(): void;
   /** Interrupts taken so far. */
   readonly taken: number;
+  /**
+   * Per interrupt vector (its word address: the USART's receive vector is 0x24 on the 328P),
+   * the handlers run and the cycles they took, from the interrupt's response to the end of its
+   * `reti` (the vector's jump included): what each interrupt costs the main program.
+   */
+  readonly handlers: Map<number, { count: number; cycles: number }>;
 }
 
 export function honestInterruptTiming(cpu: CPU): InterruptTiming {
   // The cycles avr8js leaves out of an interrupt's response (4 on the 328P, 5 with a 22-bit PC).
   const missingCycles = cpu.pc22Bits ? 3 : 2;
+  // The handler in progress (interrupts do not nest: the sketch never sets I inside one).
+  let handler: { count: number; cycles: number } | undefined;
+  let handlerStart = 0;
   const state = {
     taken: 0,
+    handlers: new Map<number, { count: number; cycles: number }>(),
     step(): void {
       const opcode = cpu.progMem[cpu.pc];
       avrInstruction(cpu);
+      if (opcode === RETI && handler) {
+        handler.cycles += cpu.cycles - handlerStart;
+        handler = undefined;
+      }
       if (opcode === RETI || opcode === SEI) {
         // One more instruction runs before any interrupt: this tick still runs a due clock
         // event, with I hidden so nothing is served.
@@ -45,11 +59,16 @@ export function honestInterruptTiming(cpu: CPU): InterruptTiming {
         return;
       }
       const pc = cpu.pc;
+      const before = cpu.cycles;
       cpu.tick();
       if (cpu.pc !== pc) {
         // tick() moves the PC only to take an interrupt.
         cpu.cycles += missingCycles;
         state.taken++;
+        handler = state.handlers.get(cpu.pc);
+        if (!handler) state.handlers.set(cpu.pc, (handler = { count: 0, cycles: 0 }));
+        handler.count++;
+        handlerStart = before;
       }
     },
   };

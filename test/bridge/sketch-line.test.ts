@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 import type { BridgeHal } from '../../hal/bridge/bridge-hal.js';
-import { BoardFrame, Command, Status, StatsCounter, encodeCommand, encodeSetBaud } from '../../hal/bridge/protocol.js';
+import { BoardFrame, Command, HostFrame, Status, StatsCounter, crc16, encodeCommand, encodeFrame, encodeSetBaud } from '../../hal/bridge/protocol.js';
 import { createSimulatedBoard, type SimulatedBoard } from '../../boards/sim/index.js';
 import { SpiMemoryChip } from './spi-memory-chip.js';
 import { RawHost } from './raw-host.js';
@@ -85,6 +85,39 @@ describe('bridge sketch: line statistics and credit', () => {
     expect((await host.request(3, encodeCommand(Command.STATS, 3, StatsCounter.RX_OVERRUNS))).value).toBe(1);
     expect((await host.request(4, encodeCommand(Command.STATS, 4, StatsCounter.RX_FRAME_ERRORS))).value).toBe(0);
     expect((await host.request(5, encodeCommand(Command.STATS, 5, 2))).status).toBe(Status.EINVAL);
+  });
+
+  it('runs its receive interrupt once per byte from the host, and the simulator counts its cycles', async () => {
+    const { host, board } = await rawBoard();
+    expect((await host.request(1, encodeCommand(Command.PING, 1))).status).toBe(Status.OK);
+    // The USART receive vector (the 328P's vector 18, at word 0x24): one handler run per byte.
+    const receive = board.mcu.interruptHandlers.get(0x24)!;
+    expect(receive.count).toBe(board.link.stats.hostToBoardBytes);
+    // Each run costs at least the response and the vector's jump (4 + 3 cycles) and a reti (4).
+    expect(receive.cycles).toBeGreaterThan(11 * receive.count);
+  });
+
+  it('drops a DATA frame longer than 64 payload bytes whole, NAKs it, and runs the same seq when it comes again', async () => {
+    const { host } = await rawBoard();
+    for (const [seq, extra] of [[0, 1], [1, 40]] as const) {
+      // DATA `seq` (the next the board expects) with 64 + `extra` payload bytes, zeros among them
+      // (COBS code bytes): a PING, then bytes that would stall the stream as a bad command if they ran.
+      const from = host.frames.length;
+      const payload = Uint8Array.from({ length: 64 + extra }, (_, i) => (i % 5 === 0 ? 0 : (i * 37) & 0xff));
+      payload.set(encodeCommand(Command.PING, 1));
+      const body = new Uint8Array(2 + payload.length + 2);
+      body.set([HostFrame.DATA, seq]);
+      body.set(payload, 2);
+      const crc = crc16(body, 0, body.length - 2);
+      body.set([crc & 0xff, crc >>> 8], body.length - 2);
+      host.board.link.hostWrite(encodeFrame(body));
+      await host.until(() => host.frames.slice(from).find((f) => f.type === BoardFrame.NAK));
+      await host.wait(1);
+      expect(host.answers(1, from)).toEqual([]);
+      expect(host.answers(0xff, from)).toEqual([]);
+      // The stream goes on from the same seq with a frame that fits.
+      expect((await host.request(2, encodeCommand(Command.PING, 2))).status).toBe(Status.OK);
+    }
   });
 
   it('refuses a rate more than 2 % off what its UBRR can make, and takes the exact ones', async () => {
