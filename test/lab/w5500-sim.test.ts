@@ -86,7 +86,7 @@ describe.skipIf(skip)('the W5500 on the simulated Uno, with the Linux kernel as 
     expect(node.hal.stats.runsReported).toBeGreaterThan(0);
     expect(violations).toEqual([]);
     console.log(`1 MiB kernel ⇄ simulated Uno + W5500 echo in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  }, 240_000);
+  }, 300_000);
 });
 
 describe.skipIf(skip)('the W5500 on the simulated Uno, with the Linux kernel as the peer, on a lossy cable (real time)', () => {
@@ -123,5 +123,5 @@ describe.skipIf(skip)('the W5500 on the simulated Uno, with the Linux kernel as 
     expect(stats.toPort.reordered + stats.fromPort.reordered).toBeGreaterThan(0);
     expect(violations).toEqual([]);
     console.log(`${LOSSY_BYTES >> 10} KiB kernel ⇄ simulated Uno + W5500 echo on a lossy cable in ${((Date.now() - started) / 1000).toFixed(1)} s (lost ${stats.toPort.lost} + ${stats.fromPort.lost} frames)`);
-  }, 240_000);
+  }, 300_000);
 });
