@@ -38,10 +38,10 @@ export class QueryPort {
     this.timer.arm(timeoutMs);
   }
 
-  detach(idleMs: number | undefined): void {
+  /** The query is over; the port waits in the pool, closing after `idleMs` unless taken again. */
+  detach(idleMs: number): void {
     this.listener = undefined;
-    if (idleMs === undefined) this.timer.cancel();
-    else this.timer.arm(idleMs);
+    this.timer.arm(idleMs);
   }
 
   close(): void {
