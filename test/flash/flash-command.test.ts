@@ -6,7 +6,7 @@
  * real avrdude.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
@@ -15,7 +15,7 @@ import { flash as flashCommand } from '../../tools/commands/flash.js';
 import { FlashError } from '../../tools/flash/index.js';
 import { boardMismatch, flashHint } from '../../tools/flash/hint.js';
 import { portHolders } from '../../tools/serial-ports.js';
-import { haveFlashTools, scratchDir } from './tools.js';
+import { haveFlashTools, installed, scratchDir } from './tools.js';
 
 const SPINET = fileURLToPath(new URL('../../tools/spinet.mjs', import.meta.url));
 const helloA = fileURLToPath(new URL('./fixtures/hello-A.hex', import.meta.url));
@@ -25,8 +25,8 @@ const work = scratchDir('spinet-flashcmd-');
 const silentBoard = { open() {}, write() {}, onData: () => () => {} };
 
 /** `spinet flash ARGS` as a child process: its stderr so far, and its exit code when it ends. */
-function spinetFlash(args: string[]) {
-  const child = spawn(process.execPath, [SPINET, 'flash', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function spinetFlash(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(process.execPath, [SPINET, 'flash', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const run = { child, stderr: '', exited: new Promise<number | null>((resolve) => child.once('exit', resolve)) };
   child.stderr.on('data', (d: Buffer) => (run.stderr += d.toString()));
   return run;
@@ -161,6 +161,45 @@ describe.skipIf(!haveFlashTools)('spinet flash against a board whose bootloader 
       expect(avrdudesOn(pty.path)).toEqual([]);
       expect(run.stderr.trimEnd().split('\n').at(-1)).toBe(
         `spinet flash: interrupted (${signal}): avrdude stopped before it finished; ${pty.path} is free (flash again: the bootloader is untouched)`,
+      );
+    } finally {
+      await pty.close();
+    }
+  }, 60_000);
+});
+
+/**
+ * The build is a child of spinet too: Ctrl-C during it must stop make before spinet exits. A real
+ * build of the sketch takes a few seconds, or nothing when its objects are up to date, so the make
+ * here is a stand-in on PATH that records its PID and waits (the rest of the toolchain is the real
+ * one, so that flash chooses to build).
+ */
+const haveBuildTools = haveFlashTools && installed('avr-gcc') && installed('avr-objcopy') && existsSync('/usr/share/arduino/Arduino.mk');
+
+describe.skipIf(!haveBuildTools)('spinet flash interrupted while it builds the sketch (needs avrdude, socat, gcc-avr and arduino-mk from Debian)', () => {
+  it('SIGINT while make runs: make is stopped and gone before spinet exits 130, and the port is untouched', async () => {
+    const bin = join(work, 'fake-make-bin');
+    mkdirSync(bin, { recursive: true });
+    const pidFile = join(work, 'make.pid');
+    writeFileSync(join(bin, 'make'), `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 60\n`);
+    chmodSync(join(bin, 'make'), 0o755);
+    const pty = await PtyBridge.start(silentBoard, { path: join(work, 'ttyBUILD') });
+    try {
+      const run = spinetFlash(['--port', pty.path], { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` });
+      let pid = 0;
+      for (let waited = 0; !pid; waited += 50) {
+        if (waited > 20_000) throw new Error(`make never started:\n${run.stderr}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+      }
+      expect(existsSync(`/proc/${pid}`)).toBe(true);
+      expect(run.stderr).toMatch(/^build /m);
+      run.child.kill('SIGINT');
+      expect(await run.exited).toBe(130);
+      expect(existsSync(`/proc/${pid}`)).toBe(false);
+      expect(avrdudesOn(pty.path)).toEqual([]);
+      expect(run.stderr.trimEnd().split('\n').at(-1)).toBe(
+        `spinet flash: interrupted (SIGINT): the build stopped; ${pty.path} is free (flash again: the bootloader is untouched)`,
       );
     } finally {
       await pty.close();
