@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
+import { checkedAfterEach } from '../support/virtual-bench.js';
 import { makeFrame } from './spi-helpers.js';
 import type { SpiLogTotals } from '../../hal/mock/mock-hal.js';
 import { ENC28J60_DEFAULTS, type Enc28j60Options } from '../../src/drivers/enc28j60/options.js';
@@ -10,18 +11,14 @@ import { ENC28J60_DEFAULTS, type Enc28j60Options } from '../../src/drivers/enc28
  * simulated bridge (100 kB/s each way, 1 ms turnaround). Overhead = SPI bytes clocked minus the
  * frame bytes themselves.
  */
-let current: Bench | undefined;
-afterEach(() => {
-  current?.expectNoViolations();
-  current = undefined;
-});
+const checked = checkedAfterEach<Bench>();
 
 async function measured(
   run: (ctx: { b: Bench; a: ReturnType<Bench['station']>; peer: ReturnType<Bench['peer']> }) => Promise<void>,
   driverOptions: Partial<Enc28j60Options> = {},
 ) {
   const b = bench();
-  current = b;
+  checked(b);
   // No safety-net poll during the measurement window: it would add its own (cheap) round trips.
   const a = b.station(MAC_A, 'a', { linkModel: BRIDGE_LINK, driverOptions: { pollIntervalMs: 1e9, ...driverOptions } });
   const peer = b.peer();

@@ -1,20 +1,15 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { BRIDGE_LINK, MAC_A, MAC_B, MAC_PEER, bench, type Bench } from './harness.js';
+import { checkedAfterEach } from '../support/virtual-bench.js';
 import { makeFrame } from './spi-helpers.js';
 import { ENC28J60_DEFAULTS } from '../../src/drivers/enc28j60/options.js';
 
-let current: Bench | undefined;
-afterEach(() => {
-  // Strict mode is on everywhere: a report from the emulator fails the test that caused it.
-  current?.expectNoViolations();
-  current = undefined;
-});
+const checked = checkedAfterEach<Bench>();
 
 let rxProgram = true;
 
 function setup() {
-  current = bench({ rxProgram });
-  return current;
+  return checked(bench({ rxProgram }));
 }
 
 describe('ENC28J60 driver: bring-up', () => {

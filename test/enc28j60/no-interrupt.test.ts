@@ -1,13 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
+import { checkedAfterEach } from '../support/virtual-bench.js';
 import { makeFrame } from './spi-helpers.js';
 import { createMockEnc28j60Board } from '../../tools/boards.js';
 
-let current: Bench | undefined;
-afterEach(() => {
-  current?.expectNoViolations();
-  current = undefined;
-});
+const checked = checkedAfterEach<Bench>();
 
 // A module whose INT pin is not wired: the board never sees an edge, so the driver's poll
 // (pollIntervalMs, short here) is what finds received frames — with the receive program, the poll
@@ -18,7 +15,7 @@ describe.each([
 ])('ENC28J60 driver without an interrupt line ($name)', ({ rxProgram, model }) => {
   it('receives and sends everything by polling every 10 ms', async () => {
     const b = bench();
-    current = b;
+    checked(b);
     const board = createMockEnc28j60Board({
       clock: b.clock,
       lan: b.lan,

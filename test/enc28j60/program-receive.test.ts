@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createMockEnc28j60Board } from '../../tools/boards.js';
 import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
+import { checkedAfterEach } from '../support/virtual-bench.js';
 import { makeFrame } from './spi-helpers.js';
 
 /**
@@ -8,11 +9,7 @@ import { makeFrame } from './spi-helpers.js';
  * a run's answer is lost, when the HAL cannot run programs, and that every batch leaves the chip
  * in bank 0, the bank the program assumes.
  */
-let current: Bench | undefined;
-afterEach(() => {
-  current?.expectNoViolations();
-  current = undefined;
-});
+const checked = checkedAfterEach<Bench>();
 
 function board(b: Bench, maxProgramBytes?: number, transactionDelays?: boolean) {
   const station = createMockEnc28j60Board({
@@ -39,7 +36,7 @@ function board(b: Bench, maxProgramBytes?: number, transactionDelays?: boolean) 
  * runs when the first one is sent.
  */
 async function watchingChecks(onFirst?: (peer: ReturnType<Bench['peer']>) => void) {
-  const b = (current = bench());
+  const b = checked(bench());
   const a = board(b);
   const peer = b.peer();
   await b.settle(a.nic.start());
@@ -57,7 +54,7 @@ async function watchingChecks(onFirst?: (peer: ReturnType<Bench['peer']>) => voi
 
 describe('ENC28J60 driver: receive program', () => {
   it('given run answers lost on the link, it counts those frames as drops and goes on without a receiver reset', async () => {
-    const b = (current = bench());
+    const b = checked(bench());
     const a = board(b);
     const peer = b.peer();
     await b.settle(a.nic.start());
@@ -84,7 +81,7 @@ describe('ENC28J60 driver: receive program', () => {
   });
 
   it('given a HAL that runs no programs, it receives by interrupt-service batches', async () => {
-    const b = (current = bench());
+    const b = checked(bench());
     const a = board(b, 0);
     const peer = b.peer();
     await b.settle(a.nic.start());
@@ -101,7 +98,7 @@ describe('ENC28J60 driver: receive program', () => {
   });
 
   it('given a program too large for the board, it falls back to batches', async () => {
-    const b = (current = bench());
+    const b = checked(bench());
     const a = board(b, 34); // the receive program is 35 bytes
     const peer = b.peer();
     await b.settle(a.nic.start());
@@ -113,7 +110,7 @@ describe('ENC28J60 driver: receive program', () => {
   });
 
   it('leaves the chip in bank 0 after every batch while the program is armed, both ways busy', async () => {
-    const b = (current = bench());
+    const b = checked(bench());
     const a = board(b);
     const peer = b.peer();
     await b.settle(a.nic.start());
@@ -174,7 +171,7 @@ describe('ENC28J60 driver: receive program', () => {
 
 describe('ENC28J60 driver: sends that follow without waiting (board-side delay before TXRST)', () => {
   async function sendSmallFrames(transactionDelays: boolean) {
-    const b = (current = bench());
+    const b = checked(bench());
     const a = board(b, undefined, transactionDelays);
     const peer = b.peer();
     await b.settle(a.nic.start());

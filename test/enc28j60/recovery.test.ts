@@ -1,20 +1,17 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
+import { checkedAfterEach } from '../support/virtual-bench.js';
 import type { LinkModel } from '../../hal/mock/mock-hal.js';
 import { makeFrame } from './spi-helpers.js';
 
-let current: Bench | undefined;
-afterEach(() => {
-  current?.expectNoViolations();
-  current = undefined;
-});
+const checked = checkedAfterEach<Bench>();
 
 let linkModel: LinkModel | undefined;
 let rxProgram = true;
 
 async function started(options = {}) {
   const b = bench();
-  current = b;
+  checked(b);
   const driverOptions = { rxProgram, ...options };
   const a = b.station(MAC_A, 'a', { driverOptions, ...(linkModel ? { linkModel } : {}) });
   const peer = b.peer();

@@ -1,17 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
+import { checkedAfterEach } from '../support/virtual-bench.js';
 import { makeFrame } from './spi-helpers.js';
 import { createMockEnc28j60Board } from '../../tools/boards.js';
 
-let current: Bench | undefined;
-afterEach(() => {
-  current?.expectNoViolations();
-  current = undefined;
-});
+const checked = checkedAfterEach<Bench>();
 
 async function started(interruptWired = true) {
   const b = bench();
-  current = b;
+  checked(b);
   const board = createMockEnc28j60Board({
     clock: b.clock,
     lan: b.lan,

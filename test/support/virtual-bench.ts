@@ -1,4 +1,4 @@
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { VirtualLan, VirtualNic } from '../../hal/lan/switch.js';
 import { VirtualClock } from '../../src/time/virtual-clock.js';
 
@@ -70,4 +70,18 @@ export function virtualBench(): VirtualBench {
       expect(violations).toEqual([]);
     },
   };
+}
+
+/**
+ * For a test file: after each test, the bench it last passed to the returned function must have
+ * no strict-mode reports (a report from an emulator fails the test that caused it).
+ */
+export function checkedAfterEach<B extends Pick<VirtualBench, 'expectNoViolations'>>(): (bench: B) => B {
+  let current: B | undefined;
+  afterEach(() => {
+    const b = current;
+    current = undefined;
+    b?.expectNoViolations();
+  });
+  return (bench) => (current = bench);
 }

@@ -1,21 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BRIDGE_LINK, MAC_A, MAC_B, MAC_PEER, bench, type Bench } from './harness.js';
+import { checkedAfterEach } from '../support/virtual-bench.js';
 import { makeFrame } from '../enc28j60/spi-helpers.js';
 import { sameBytes } from './spi-probe.js';
 import { MockHal } from '../../hal/mock/mock-hal.js';
 import { W5500Emulator } from '../../hal/w5500/emulator.js';
 import { W5500Nic } from '../../src/drivers/w5500/driver.js';
 
-let current: Bench | undefined;
-afterEach(() => {
-  // Strict mode is on everywhere: a report from the emulator fails the test that caused it.
-  current?.expectNoViolations();
-  current = undefined;
-});
+const checked = checkedAfterEach<Bench>();
 
 function setup(): Bench {
-  current = bench();
-  return current;
+  return checked(bench());
 }
 
 const BROADCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);

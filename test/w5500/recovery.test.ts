@@ -1,20 +1,17 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
+import { checkedAfterEach } from '../support/virtual-bench.js';
 import type { LinkModel } from '../../hal/mock/mock-hal.js';
 import { makeFrame } from '../enc28j60/spi-helpers.js';
 import { sameBytes } from './spi-probe.js';
 
-let current: Bench | undefined;
-afterEach(() => {
-  current?.expectNoViolations();
-  current = undefined;
-});
+const checked = checkedAfterEach<Bench>();
 
 let linkModel: LinkModel | undefined;
 
 async function started(driverOptions = {}) {
   const b = bench();
-  current = b;
+  checked(b);
   const a = b.station(MAC_A, 'a', { driverOptions, ...(linkModel ? { linkModel } : {}) });
   const peer = b.peer();
   await b.settle(a.board.nic.start());

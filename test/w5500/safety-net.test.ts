@@ -1,16 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BRIDGE_LINK, MAC_A, MAC_PEER, bench, type Bench } from './harness.js';
+import { checkedAfterEach } from '../support/virtual-bench.js';
 import { makeFrame } from '../enc28j60/spi-helpers.js';
 
-let current: Bench | undefined;
-afterEach(() => {
-  current?.expectNoViolations();
-  current = undefined;
-});
+const checked = checkedAfterEach<Bench>();
 
 async function started(interruptWired = true) {
   const b = bench();
-  current = b;
+  checked(b);
   const a = b.station(MAC_A, 'a', { linkModel: BRIDGE_LINK, interruptWired, driverOptions: { pollIntervalMs: 100, idlePollIntervalMs: 1_000, noInterruptPollMs: 10 } });
   const peer = b.peer();
   await b.settle(a.board.nic.start());
