@@ -53,6 +53,14 @@ export function guessBoard(port: ListedPort): BoardGuess | undefined {
   return USB_BOARDS[`${port.vendorId.toLowerCase()}:${port.productId.toLowerCase()}`];
 }
 
+/**
+ * What a port's USB ID suggests, for a line about it: "an Arduino Uno: --board uno", the flag
+ * between `before` and `after` (a command around it), then the other board it may be.
+ */
+export function boardSuggestion(guess: BoardGuess, before = '', after = ''): string {
+  return `${guess.looksLike}: ${before}--board ${guess.board}${after}${guess.orBoard ? ` (or --board ${guess.orBoard.board} ${guess.orBoard.when})` : ''}`;
+}
+
 /** Every serial port serialport lists (without udev: the names USB adapters take, no IDs). */
 export async function listSerialPorts(): Promise<ListedPort[]> {
   const { SerialPort } = await import('serialport');

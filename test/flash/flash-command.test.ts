@@ -60,8 +60,8 @@ describe('the hint: ports found, the board each looks like, the install command'
       'serial ports here:',
       '  /dev/ttyACM0  2341:0043 Arduino (www.arduino.cc)  an Arduino Uno: --board uno',
       '  /dev/ttyACM1  2341:0042  an Arduino Mega 2560: --board mega2560',
-      '  /dev/ttyUSB0  1a86:7523  a CH340 USB-serial adapter: likely a Nano clone with the old bootloader (57600 baud): --board nano-old (--board nano if it was flashed with optiboot)',
-      '  /dev/ttyUSB1  0403:6001 FTDI  an FTDI FT232R: a Nano or a Duemilanove: --board nano (--board nano-old for one from before 2018 or a Duemilanove (old bootloader, 57600 baud))',
+      '  /dev/ttyUSB0  1a86:7523  a CH340 USB-serial adapter: likely a Nano clone with the old bootloader (57600 baud): --board nano-old (or --board nano if it was flashed with optiboot)',
+      '  /dev/ttyUSB1  0403:6001 FTDI  an FTDI FT232R: a Nano or a Duemilanove: --board nano (or --board nano-old for one from before 2018 or a Duemilanove (old bootloader, 57600 baud))',
       '  /dev/ttyS0',
       'avrdude is not installed: sudo apt-get install avrdude',
     ]);
@@ -70,7 +70,7 @@ describe('the hint: ports found, the board each looks like, the install command'
   it('with one port, gives the whole command to run; with none, says to plug the board in', () => {
     expect(flashHint({ ports: [ch340], avrdudeInstalled: true })).toEqual([
       'serial ports here:',
-      '  /dev/ttyUSB0  1a86:7523  a CH340 USB-serial adapter: likely a Nano clone with the old bootloader (57600 baud): --board nano-old (--board nano if it was flashed with optiboot)',
+      '  /dev/ttyUSB0  1a86:7523  a CH340 USB-serial adapter: likely a Nano clone with the old bootloader (57600 baud): --board nano-old (or --board nano if it was flashed with optiboot)',
       'try: spinet flash --board nano-old --port /dev/ttyUSB0',
     ]);
     expect(flashHint({ ports: [], avrdudeInstalled: true })).toEqual([

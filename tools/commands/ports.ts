@@ -1,7 +1,7 @@
 import { RealClock } from '../../src/time/real-clock.js';
 import type { Values } from '../node.js';
 import { UsageError } from '../options.js';
-import { guessBoard, listSerialPorts, usbLabel, type ListedPort } from '../serial-ports.js';
+import { boardSuggestion, guessBoard, listSerialPorts, usbLabel, type ListedPort } from '../serial-ports.js';
 
 /** One serial port as `spinet ports` reports it. */
 export interface PortReport {
@@ -37,7 +37,7 @@ export function describePort(r: PortReport): string {
   const usb = usbLabel(r);
   if (r.bridge) return [r.path, usb, `spinet bridge (protocol ${r.bridge.version}, ${r.bridge.board}, ${r.bridge.pins} pins)`].filter(Boolean).join('  ');
   const guess = guessBoard(r);
-  const flash = guess ? `looks like ${guess.looksLike}: spinet flash --board ${guess.board} --port ${r.path}${guess.orBoard ? ` (or --board ${guess.orBoard.board} ${guess.orBoard.when})` : ''}` : undefined;
+  const flash = guess ? `looks like ${boardSuggestion(guess, 'spinet flash ', ` --port ${r.path}`)}` : undefined;
   return [r.path, usb, r.note, flash].filter(Boolean).join('  ');
 }
 

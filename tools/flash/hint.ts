@@ -3,7 +3,7 @@
  * is incomplete: the serial ports found, which board each looks like and the `--board` to give,
  * and the install command when avrdude is missing. Pure: the caller lists the ports.
  */
-import { guessBoard, usbLabel, type ListedPort } from '../serial-ports.js';
+import { boardSuggestion, guessBoard, usbLabel, type ListedPort } from '../serial-ports.js';
 import { AVRDUDE_INSTALL } from './avrdude.js';
 
 export interface HintInput {
@@ -17,7 +17,7 @@ export interface HintInput {
 /** One line per port: `/dev/ttyACM0  2341:0043 Arduino (www.arduino.cc)  an Arduino Uno: --board uno`. */
 export function portLine(port: ListedPort): string {
   const guess = guessBoard(port);
-  const what = guess ? `${guess.looksLike}: --board ${guess.board}${guess.orBoard ? ` (--board ${guess.orBoard.board} ${guess.orBoard.when})` : ''}` : '';
+  const what = guess ? boardSuggestion(guess) : '';
   return [port.path, usbLabel(port), what].filter(Boolean).join('  ');
 }
 
