@@ -38,6 +38,7 @@ import { AVR_CLOCK_HZ } from '../boards/sim/avr-board.js';
 import { BoardFrame, Command, encodeCommand, encodeSpiCommand } from '../hal/bridge/protocol.js';
 import { SpiMemoryChip } from '../test/bridge/spi-memory-chip.js';
 import { RawHost } from '../test/bridge/raw-host.js';
+import { CreditProbe, meanOf } from './credit-loop.js';
 
 const SPINET = fileURLToPath(new URL('../tools/spinet.mjs', import.meta.url));
 
@@ -250,15 +251,61 @@ async function sketchCycles(): Promise<Measurement[]> {
   }
 }
 
-/** The raw host→board rate at 2 Mbaud, against the line: what the sketch's receive path allows. */
+/**
+ * The raw host→board rate at 2 Mbaud, against the line: what the sketch's receive path allows; and
+ * on each USB-serial model the credit loop in the same run — a board report (each carries the
+ * consumed count) leaving the UART → reaching the host → the bytes it released reaching the AVR —
+ * with the bound it sets, window / (window / line + round trip), next to the measured ratio.
+ */
 async function sketchRates(): Promise<Measurement[]> {
   const out = await sketchCycles();
-  for (const link of ['ideal', '16u2', 'ftdi'] as const) {
-    const setup = await setUp(2_000_000, link);
+  const baud = 2_000_000;
+  const line = baud / 10;
+  for (const link of ['ideal', '16u2', 'ftdi', 'ftdi-1ms'] as const) {
+    const setup = await setUp(baud, link);
+    const { clock, node } = setup;
+    const probe = new CreditProbe(node.board);
+    // A quiet link ties the board's consumed count to the byte stream (CreditProbe.anchor).
+    await node.hal.spi.transfer([{ write: Uint8Array.of(0x1f), read: 1 }]);
+    await new Promise<void>((resolve) => clock.schedule(20, resolve));
+    probe.anchor();
+    const from = clock.now();
     const rate = await rawBridgeRate(setup, 'host-to-board');
+    const loop = probe.figures(from, clock.now(), baud);
+    probe.stop();
+    const window = node.hal.hello?.window ?? 0;
     await tearDown(setup);
-    const line = 200_000;
-    out.push({ name: `bridge raw host→board ÷ line (2 Mbaud, ${link})`, value: rate / line, unit: '×', limit: 0.85, note: `${(rate / 1024).toFixed(1)} KiB/s of the ${line / 1000} kB/s line` });
+    const ratio = rate / line;
+    out.push({ name: `bridge raw host→board ÷ line (2 Mbaud, ${link})`, value: ratio, unit: '×', limit: 0.85, note: `${(rate / 1024).toFixed(1)} KiB/s of the ${line / 1000} kB/s line` });
+    if (link === 'ideal') continue;
+    const ms = (v: number) => `${v.toFixed(2)} ms`;
+    const trip = meanOf(loop.trips, 'upMs') + meanOf(loop.trips, 'hostMs') + meanOf(loop.trips, 'downMs');
+    // The payload's share of the wire bytes (frame and command headers), as the measured rate is payload.
+    const payloadShare = (rate * loop.durationMs) / 1000 / loop.wireBytes;
+    const windowMs = (window * 1000) / line;
+    const bound = (payloadShare * windowMs) / (windowMs + trip);
+    out.push({
+      name: `credit round trip, report leaves the UART → released bytes reach the AVR (2 Mbaud, ${link})`,
+      value: trip,
+      unit: 'ms',
+      higherIsBetter: false,
+      note: `mean of ${loop.trips.length}: up through the USB-serial chip ${ms(meanOf(loop.trips, 'upMs'))}, host ${ms(meanOf(loop.trips, 'hostMs'))}, down (USB frame, the line's queue) ${ms(meanOf(loop.trips, 'downMs'))}; the report's lag behind the byte it reports ${ms(meanOf(loop.trips, 'lagMs'))}`,
+    });
+    out.push({
+      name: `credit-loop bound ÷ line: window / (window / line + round trip) (2 Mbaud, ${link})`,
+      value: bound,
+      unit: '×',
+      baseline: ratio,
+      note: `window ${window} B = ${ms(windowMs)} of line, round trip ${ms(trip)}, payload ${(100 * payloadShare).toFixed(1)}% of the wire bytes; baseline: the measured ratio`,
+    });
+    const gaps = loop.trips.filter((t) => t.idleMs > 0);
+    out.push({
+      name: `host→board line idle (2 Mbaud, ${link})`,
+      value: loop.idleMs / loop.durationMs,
+      unit: '×',
+      higherIsBetter: false,
+      note: `${ms(loop.idleMs)} of ${ms(loop.durationMs)}, ${ms(loop.idleBeforeReleasedMs)} of it in ${gaps.length} gaps before bytes a report released, each: line dry → the report at the host ${ms(meanOf(gaps, 'dryToHostMs'))} (it had left the UART ${ms(-meanOf(gaps, 'leftAfterDryMs'))} before the line went dry), host ${ms(meanOf(gaps, 'hostMs'))}, USB frame down ${ms(meanOf(gaps, 'downMs'))}; mean gap ${ms(meanOf(gaps, 'idleMs'))}`,
+    });
   }
   return out;
 }

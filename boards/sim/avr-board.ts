@@ -122,7 +122,7 @@ export interface ReceiveFifo {
  * shift register is busy); a byte finishing at a full FIFO is lost and sets DOR, which reads set
  * in UCSR0A until UDR0 is next read (§20.11.2: "valid until the receive buffer (UDRn) is read").
  */
-function modelReceiveFifo(cpu: CPU, usart: AVRUSART, onShiftFree: () => void): ReceiveFifo {
+function modelReceiveFifo(cpu: CPU, usart: AVRUSART, onShiftFree: () => void, onShifted: (byte: number) => void): ReceiveFifo {
   type Interrupt = Parameters<CPU['setInterruptFlag']>[0];
   const internals = usart as unknown as { RXC: Interrupt; cyclesPerChar: number };
   const fifo: number[] = [];
@@ -136,6 +136,7 @@ function modelReceiveFifo(cpu: CPU, usart: AVRUSART, onShiftFree: () => void): R
       shifting = true;
       cpu.addClockEvent(() => {
         shifting = false;
+        onShifted(byte);
         if (fifo.length < 2 && state.loseNext === 0) {
           fifo.push(byte);
         } else {
@@ -211,6 +212,7 @@ export class AvrBridgeMcu implements SimulatedMcu {
   private readonly rxQueue: number[] = [];
   private readonly rxRates: number[] = [];
   private readonly txListeners = new Set<(bytes: Uint8Array) => void>();
+  private readonly rxListeners = new Set<(byte: number) => void>();
   private readonly pinListeners = new Set<(pin: number, level: PinLevel) => void>();
   private pins: Pins | undefined;
   private pinSnapshot: PinLevel[] = [];
@@ -264,7 +266,14 @@ export class AvrBridgeMcu implements SimulatedMcu {
     const adc = new AVRADC(cpu, adcConfig);
     for (const [channel, volts] of this.analog) adc.channelValues[channel] = volts;
     modelTransmitBuffer(cpu, usart, (byte) => this.transmit(byte));
-    const receiver = modelReceiveFifo(cpu, usart, () => this.pumpRx());
+    const receiver = modelReceiveFifo(
+      cpu,
+      usart,
+      () => this.pumpRx(),
+      (byte) => {
+        for (const listener of this.rxListeners) listener(byte);
+      },
+    );
     spi.onByte = (mosi) => {
       const miso = this.chipSelected ? this.exchangeAsWired(cpu, mosi) : 0xff;
       this.spiTransferEnd = cpu.cycles + spi.transferCycles;
@@ -323,6 +332,12 @@ export class AvrBridgeMcu implements SimulatedMcu {
   onTransmit(listener: (bytes: Uint8Array) => void): () => void {
     this.txListeners.add(listener);
     return () => this.txListeners.delete(listener);
+  }
+
+  /** A host byte finished shifting into the USART (at `timeMs`), whether the FIFO had room or not. */
+  onReceive(listener: (byte: number) => void): () => void {
+    this.rxListeners.add(listener);
+    return () => this.rxListeners.delete(listener);
   }
 
   /** Power off: like halt, for the serial link's "unplugged with the board". */

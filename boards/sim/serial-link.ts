@@ -97,6 +97,7 @@ export class SerialLink {
   /** The firmware waits (until `until`) to put `byte` into the full bank; nothing else moves. */
   private sending: { byte: number; until: number; timer: TimerHandle } | undefined;
   private readonly hostListeners = new Set<(bytes: Uint8Array) => void>();
+  private readonly writeListeners = new Set<(bytes: Uint8Array) => void>();
   private readonly presenceListeners = new Set<(present: boolean) => void>();
   private readonly faults: Partial<Record<Direction, LinkFaults>> = {};
   private readonly oneShots: Record<Direction, { corrupt: number; drop: number; skip: number }> = {
@@ -122,6 +123,7 @@ export class SerialLink {
 
   hostWrite(bytes: Uint8Array): void {
     if (!this.present) return;
+    for (const listener of this.writeListeners) listener(bytes);
     const out = this.applyFaults('host-to-board', bytes);
     this.stats.hostToBoardBytes += out.length;
     if (out.length === 0) return;
@@ -153,6 +155,12 @@ export class SerialLink {
   onHostData(listener: (bytes: Uint8Array) => void): () => void {
     this.hostListeners.add(listener);
     return () => this.hostListeners.delete(listener);
+  }
+
+  /** The host wrote `bytes` to the port (now, before the USB frame's delay). */
+  onHostWrite(listener: (bytes: Uint8Array) => void): () => void {
+    this.writeListeners.add(listener);
+    return () => this.writeListeners.delete(listener);
   }
 
   onPresenceChange(listener: (present: boolean) => void): () => void {
