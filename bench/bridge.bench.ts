@@ -35,7 +35,8 @@ import type { W5500Nic } from '../src/drivers/w5500/driver.js';
 import type { Chip } from '../tools/boards.js';
 import { createSimulatedBoard } from '../boards/sim/index.js';
 import { AVR_CLOCK_HZ } from '../boards/sim/avr-board.js';
-import { BoardFrame, Command, encodeCommand, encodeSpiCommand } from '../hal/bridge/protocol.js';
+import { BoardFrame, Command, encodeCommand, encodeSetFill, encodeSpiCommand } from '../hal/bridge/protocol.js';
+import { idleFillFor } from '../hal/bridge/options.js';
 import { SpiMemoryChip } from '../test/bridge/spi-memory-chip.js';
 import { RawHost } from '../test/bridge/raw-host.js';
 import { CreditProbe, meanOf } from './credit-loop.js';
@@ -201,13 +202,18 @@ const PIN_RESET = 9;
  * The interrupt's share is the cycles avr8js spends in the receive vector's handler per byte,
  * from its response to the end of its reti. At 2 Mbaud a 16 MHz AVR has 80 cycles a byte.
  */
-async function sketchCycles(): Promise<Measurement[]> {
+async function sketchCycles(fill = 0): Promise<Measurement[]> {
   const clock = new VirtualClock();
   const board = await createSimulatedBoard({ board: 'uno', clock, chip: new SpiMemoryChip(), linkModel: 'ideal' });
   try {
     const host = new RawHost(board, clock);
     await host.until(() => host.frames.find((f) => f.type === BoardFrame.HELLO));
     await host.hello();
+    if (fill > 0) {
+      const from = host.frames.length;
+      host.send(encodeSetFill(3, fill));
+      await host.until(() => host.answers(3, from)[0], 1_000);
+    }
     const isr = () => board.mcu.interruptHandlers.get(USART_RX_VECTOR) ?? { count: 0, cycles: 0 };
     const isr0 = { ...isr() };
     let released: number | undefined;
@@ -238,12 +244,12 @@ async function sketchCycles(): Promise<Measurement[]> {
     const loopPerByte = ((deselected - released) * (AVR_CLOCK_HZ / 1000)) / drainBytes;
     return [
       {
-        name: 'sketch cycles per received byte (ISR + decode + SPI)',
+        name: `sketch cycles per received byte (ISR + decode + SPI)${fill > 0 ? `, idle fill ${fill}` : ''}`,
         value: isrPerByte + loopPerByte,
         unit: 'cycles',
         limit: 80,
         higherIsBetter: false,
-        note: `Uno, host→board SPI writes in 64-byte DATA frames: receive ISR ${isrPerByte.toFixed(1)}, main loop ${loopPerByte.toFixed(1)} (decode, CRC, SPI, ACKs) per wire byte; 80 a byte at 2 Mbaud`,
+        note: `Uno, host→board SPI writes in 64-byte DATA frames${fill > 0 ? ` (SET_FILL ${fill}, the 16U2's: each report under the stream followed by ${fill} zeros)` : ''}: receive ISR ${isrPerByte.toFixed(1)}, main loop ${loopPerByte.toFixed(1)} (decode, CRC, SPI, ACKs) per wire byte; 80 a byte at 2 Mbaud`,
       },
     ];
   } finally {
@@ -258,7 +264,7 @@ async function sketchCycles(): Promise<Measurement[]> {
  * with the bound it sets, window / (window / line + round trip), next to the measured ratio.
  */
 async function sketchRates(): Promise<Measurement[]> {
-  const out = await sketchCycles();
+  const out = [...(await sketchCycles()), ...(await sketchCycles(idleFillFor('16u2')))];
   const baud = 2_000_000;
   const line = baud / 10;
   for (const link of ['ideal', '16u2', 'ftdi', 'ftdi-1ms'] as const) {

@@ -99,7 +99,8 @@ export class CreditProbe {
     const received = new FrameDecoder(
       (body) => {
         const frame = parseBoardFrame(body);
-        if (frame) unsent.push({ consumed: frame.consumed, hostMs: clock.now() });
+        // Handed over while the AVR runs ahead of the clock (the chip's buffer filled), or on a timer.
+        if (frame) unsent.push({ consumed: frame.consumed, hostMs: Math.max(clock.now(), mcu.timeMs ?? 0) });
         pair();
       },
       undefined,

@@ -54,17 +54,18 @@ static const int8_t PIN_SD_CS = BRIDGE_SD_CS_PIN;
 static const uint8_t PIN_RESET = 9;
 static const uint8_t PIN_INT = 2;     // INT0 on the 328P, INT4 on the 2560 (the ISR below is wired to it)
 #if defined(__AVR_ATmega2560__)
-#define RING_BITS 12                  // 4 KiB receive ring of 8 KiB RAM
+#define RING_SIZE 4096u               // receive ring: 4 KiB of 8 KiB RAM
 #define UART_RX_VECTOR USART0_RX_vect
 #define INT_VECTOR INT4_vect
 #else
-#define RING_BITS 10                  // 1 KiB receive ring of 2 KiB RAM
+// 1.25 KiB of 2 KiB RAM: the window is 6.2 ms of line at 2 Mbaud, enough to cover a credit report's
+// way back through a USB-serial chip and the USB frame of the data it releases (BENCHMARKS.md,
+// bridge-sketch). What stays free is ≈150 bytes for the stack, whose deepest use measured is 38.
+#define RING_SIZE 1280u
 #define UART_RX_VECTOR USART_RX_vect
 #define INT_VECTOR INT0_vect
 #endif
 static_assert(BRIDGE_CS_PIN != 2 && BRIDGE_CS_PIN != 9 && BRIDGE_CS_PIN != BRIDGE_SD_CS_PIN, "CS must be a pin of its own");
-#define RING_SIZE (1u << RING_BITS)
-#define RING_MASK (RING_SIZE - 1)
 // Credit: less than the ring's capacity (RING_SIZE - 1), so the ISR never finds it full.
 #define WINDOW (RING_SIZE - RING_SIZE / 32)
 #define ACK_EVERY (WINDOW / 4)
@@ -198,6 +199,12 @@ static inline uint8_t *ringIn() {
 }
 
 static inline uint16_t ringHead() { return (uint16_t)(ringIn() - ring); }
+
+// Bytes in the ring (not a power of two in size: no mask).
+static uint16_t ringUsed() {
+  uint16_t head = ringHead();
+  return head >= ringTail ? head - ringTail : head + RING_SIZE - ringTail;
+}
 
 static uint32_t currentBaud;
 
@@ -1021,7 +1028,7 @@ static void runCommand() {
       break;
     }
     case C_PING:
-      value = WINDOW - (uint16_t)((ringHead() - ringTail) & RING_MASK);
+      value = WINDOW - ringUsed();
       break;
     case C_SET_BAUD: {
       uint32_t baud = args[1] | (uint32_t)args[2] << 8 | (uint32_t)args[3] << 16 | (uint32_t)args[4] << 24;
@@ -1244,6 +1251,47 @@ __attribute__((always_inline)) static inline bool decode(const uint8_t *p, const
   return delimiter;
 }
 
+// A credit report in the middle of a stream from the host. The USB-serial chip forwards it only
+// when its buffer fills or its timer runs (16U2: more than 96 bytes or every 4.096 ms; FT232R: 62
+// bytes or its 16 ms latency timer), and the idle fill that pushes replies through goes only when
+// the sketch is idle, which a full stream never leaves it. So the host would get its credit back on
+// the chip's timer, and the line would run dry waiting for it (the window is 5 ms of line at
+// 2 Mbaud, the report's way back and the data's USB frame ≈ 4–6 ms on the 16U2's grid). The fill's
+// zeros go into the transmit ring right behind the report, when nothing else is on its way (a busy
+// board → host direction pushes the chip by itself); they go out during the SPI writes, whose
+// shift time hides their pumping.
+// `n` (> 0) zeros from `p`: 5 cycles each (gcc's loop over txRing[h++] took 9).
+__attribute__((always_inline)) static inline void zeros(uint8_t *p, uint8_t n) {
+  asm volatile("1: st Z+, __zero_reg__\n\t"
+               "dec %[n]\n\t"
+               "brne 1b"
+               : [p] "+z"(p), [n] "+r"(n)
+               :
+               : "memory");
+}
+
+static void reportUnderStream() {
+  uint8_t before = txHead;
+  bool alone = txTail == before;
+  sendFrame(ctl, B_ACK, 0, 0);
+  if (!alone) return;
+  // The report's own bytes count towards the chip's threshold.
+  uint8_t frame = (uint8_t)(txHead - before);
+  if (fillCount <= frame) return;
+  uint8_t n = fillCount - frame;
+  uint8_t room = (uint8_t)(txTail - txHead - 1);
+  if (n > room) n = room;
+  if (n == 0) return;
+  uint8_t h = txHead;
+  uint8_t toEnd = (uint8_t)(0 - h);  // slots before the ring wraps (0: all 256)
+  if (toEnd == 0 || toEnd > n) toEnd = n;
+  zeros(txRing + h, toEnd);
+  if (n > toEnd) zeros(txRing, n - toEnd);
+  txHead = h + n;
+  txCommit = h + n;
+  fillLeft = 0;
+}
+
 static void endFrame() {
   handleFrame();
   rxLen = 0;
@@ -1314,12 +1362,12 @@ void loop() {
     const uint8_t *next;
     bool delimiter = decode(start, ring + (head > tail ? head : RING_SIZE), &next);
     uint16_t used = (uint16_t)(next - start);
-    ringTail = (tail + used) & RING_MASK;
+    ringTail = tail + used == RING_SIZE ? 0 : tail + used;  // decode stops at the ring's end
     consumed += used;
     txPump();
     if (delimiter) {
       endFrame();
-      if ((uint16_t)(consumed - reportedConsumed) >= ACK_EVERY) sendFrame(ctl, B_ACK, 0, 0);
+      if ((uint16_t)(consumed - reportedConsumed) >= ACK_EVERY) reportUnderStream();
     }
   }
   // Ring empty between frames: return what is unreported (one ACK per burst, not per byte).

@@ -33,7 +33,7 @@ const read = (address: number, n: number) => ({ write: Uint8Array.of(0x03, addre
 describe('bridge HAL against the sketch in avr8js', () => {
   it('boots without glitching CS, says HELLO, and runs SPI batches with the right bytes', async () => {
     const { hal, chip, board } = await start();
-    expect(hal.hello).toMatchObject({ version: 2, programBytes: 64, name: 'uno', window: 992, csPin: 10, intPin: 2, resetPin: 9 });
+    expect(hal.hello).toMatchObject({ version: 2, programBytes: 64, name: 'uno', window: 1240, csPin: 10, intPin: 2, resetPin: 9 });
     expect(board.mcu.baudRate).toBe(1_000_000);
     // Two resets so far (power-on, open): each one selected the chip zero times before the host asked.
     expect(chip.selects).toBe(0);
