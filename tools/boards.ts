@@ -138,7 +138,8 @@ export async function connectBoard(choice: BoardChoice, options: BoardOptions): 
       const { openBridgeHal } = await import('../hal/bridge/bridge-hal.js');
       options.progress(`board: opening ${port} at ${baudRate} baud…`);
       // Idle fill from the board the sketch names (its USB-serial chip's flush rule).
-      const hal = await openBridgeHal({ path: port, baudRate, clock: options.clock, idleFill: 'auto' }).catch((error: unknown) => {
+      // An FTDI chip's latency timer goes to 1 ms where Linux lets the host (README, "FTDI latency timer").
+      const hal = await openBridgeHal({ path: port, baudRate, clock: options.clock, idleFill: 'auto', onNotice: (message) => options.progress(message) }).catch((error: unknown) => {
         throw explainOpenError(error, port, baudRate);
       });
       const driver = await bridgeDriver(hal, choice.chip, options).catch(async (error: unknown) => {

@@ -52,6 +52,12 @@ export const BRIDGE_DEFAULTS = {
    * who knows says `idleFill: idleFillFor(chip)`.
    */
   idleFill: 0,
+  /**
+   * An FTDI chip's latency timer (ms) the host sets when it opens the port (Linux, ftdi_sio's
+   * sysfs file; ftdi-latency.ts): at its default 16 ms every short reply, and every credit report
+   * under a stream, waits up to 16 ms in the chip. 1 is what most serial tools set. 0: leave it.
+   */
+  ftdiLatencyMs: 1,
 } as const;
 
 /**

@@ -21,6 +21,7 @@ import { RealClock } from '../../src/time/real-clock.js';
 import { RearmableTimer } from '../../src/time/timer.js';
 import { HalError, type HalErrorCode, type HalEvent, type SpiTransaction } from '../../src/drivers/hal.js';
 import { BRIDGE_DEFAULTS, idleFillForBoard } from './options.js';
+import { tuneFtdiLatency, type FtdiLatency } from './ftdi-latency.js';
 import {
   BoardFrame,
   Capability,
@@ -76,6 +77,15 @@ export interface BridgeSessionOptions {
    * HELLO names (`idleFillForBoard`: the Uno and Mega's 16U2, the Nano's FT232RL).
    */
   readonly idleFill?: number | 'auto';
+  /**
+   * The latency timer to give an FTDI chip behind the port when it opens (Linux sysfs,
+   * ftdi-latency.ts), ms; 0 leaves the chip's own (16 ms by default). BRIDGE_DEFAULTS.ftdiLatencyMs.
+   */
+  readonly ftdiLatencyMs?: number;
+  /** Where sysfs is mounted (default /sys; a fake tree in tests). */
+  readonly sysfsRoot?: string;
+  /** Told what a person should know about the port (the FTDI latency timer set, or not settable). */
+  readonly onNotice?: (message: string) => void;
 }
 
 export interface BridgeStats extends LinkStats {
@@ -111,6 +121,8 @@ export interface BridgeLinkStatus {
   readonly requestsWaiting: number;
   readonly board: string | undefined;
   readonly protocolVersion: number | undefined;
+  /** An FTDI chip's latency timer (ms) as the port's last open left it. */
+  readonly ftdiLatencyMs?: number;
 }
 
 /** What the session hears from the board for the HAL's lines: INT, pins. */
@@ -186,7 +198,9 @@ export class BridgeSession {
   /** Why the last resync happened (diagnostics). */
   lastResyncReason = '';
 
-  private readonly settings: Required<Omit<BridgeSessionOptions, 'binding' | 'clock' | 'path'>>;
+  private readonly settings: Required<Omit<BridgeSessionOptions, 'binding' | 'clock' | 'path' | 'sysfsRoot' | 'onNotice'>>;
+  /** The FTDI latency timer as the last open left it (undefined: not an FTDI port, or simulated). */
+  private ftdi: FtdiLatency | undefined;
   private baud: number;
   private state: SessionState = 'connecting';
   private port: SerialConnection | undefined;
@@ -247,6 +261,7 @@ export class BridgeSession {
       maxRetries: options.maxRetries ?? BRIDGE_DEFAULTS.maxRetries,
       maxInFlight: options.maxInFlight ?? BRIDGE_DEFAULTS.maxInFlight,
       idleFill: options.idleFill ?? BRIDGE_DEFAULTS.idleFill,
+      ftdiLatencyMs: options.ftdiLatencyMs ?? BRIDGE_DEFAULTS.ftdiLatencyMs,
     };
     const { idleFill } = this.settings;
     if (idleFill !== 'auto' && (!Number.isInteger(idleFill) || idleFill < 0 || idleFill > 0xff)) throw new RangeError(`idleFill ${idleFill}: 0 to 255 bytes`);
@@ -294,6 +309,7 @@ export class BridgeSession {
       requestsWaiting: this.waiting.length,
       board: this.boardHello?.name,
       protocolVersion: this.boardHello?.version,
+      ...(this.ftdi?.toMs !== undefined ? { ftdiLatencyMs: this.ftdi.toMs } : {}),
     };
   }
 
@@ -632,6 +648,12 @@ export class BridgeSession {
 
   private async openPort(): Promise<void> {
     const { path, binding } = this.options;
+    // Each open: a chip that was unplugged comes back with its default timer.
+    if (!binding && this.settings.ftdiLatencyMs > 0) {
+      const ftdi = await tuneFtdiLatency(path, { sysfsRoot: this.options.sysfsRoot, targetMs: this.settings.ftdiLatencyMs });
+      this.ftdi = ftdi.outcome === 'not-ftdi' ? undefined : ftdi;
+      if (ftdi.message) this.options.onNotice?.(ftdi.message);
+    }
     const port: SerialConnection = await openSerialConnection(
       { path, baudRate: this.baud, ...(binding ? { binding } : {}) },
       {
