@@ -299,7 +299,7 @@ async function sketchRates(): Promise<Measurement[]> {
       value: trip,
       unit: 'ms',
       higherIsBetter: false,
-      note: `mean of ${loop.trips.length}: up through the USB-serial chip ${ms(meanOf(loop.trips, 'upMs'))}, host ${ms(meanOf(loop.trips, 'hostMs'))}, down (USB frame, the line's queue) ${ms(meanOf(loop.trips, 'downMs'))}; the report's lag behind the byte it reports ${ms(meanOf(loop.trips, 'lagMs'))}`,
+      note: `mean of ${loop.trips.length}: up through the USB-serial chip ${ms(meanOf(loop.trips, 'upMs'))} (every report of the run: ${ms(loop.reportUpMs.reduce((a, b) => a + b, 0) / loop.reportUpMs.length)}, ${loop.reportUpMs.filter((v) => v > 1).length} of ${loop.reportUpMs.length} over 1 ms), host ${ms(meanOf(loop.trips, 'hostMs'))}, down (USB frame, the line's queue) ${ms(meanOf(loop.trips, 'downMs'))}; the report's lag behind the byte it reports ${ms(meanOf(loop.trips, 'lagMs'))}`,
     });
     out.push({
       name: `credit-loop bound ÷ line: window / (window / line + round trip) (2 Mbaud, ${link})`,

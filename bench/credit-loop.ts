@@ -43,6 +43,8 @@ export interface CreditTrip {
 
 export interface CreditLoopFigures {
   readonly trips: readonly CreditTrip[];
+  /** Every report the board sent during the run: UART → host, ms (the chip's hold, whatever released what). */
+  readonly reportUpMs: readonly number[];
   /** The receiver's idle time over the run, and how much of it came before released bytes. */
   readonly idleMs: number;
   readonly idleBeforeReleasedMs: number;
@@ -171,6 +173,7 @@ export class CreditProbe {
       last = at;
       wireBytes++;
     }
-    return { trips, idleMs, idleBeforeReleasedMs, wireBytes, durationMs: toMs - fromMs };
+    const reportUpMs = this.reports.filter((r) => r.leftMs > fromMs && r.leftMs <= toMs && r.hostMs !== undefined).map((r) => r.hostMs! - r.leftMs);
+    return { trips, reportUpMs, idleMs, idleBeforeReleasedMs, wireBytes, durationMs: toMs - fromMs };
   }
 }
