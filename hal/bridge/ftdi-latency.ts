@@ -1,12 +1,13 @@
 /**
  * An FTDI USB-serial chip (FT232R on a Nano or a Duemilanove) holds what the board sends until a
  * 64-byte packet (62 data bytes) is full or its latency timer runs out: 16 ms by default (FTDI
- * AN232B-04 §3.3, "Latency Timer"; settable from 1 to 255 ms). Every reply shorter than a packet,
- * and every credit report the board sends under a stream from the host, waits that long. Linux's
- * ftdi_sio driver exposes the timer as `/sys/bus/usb-serial/devices/ttyUSBn/latency_timer`
- * (read-write, milliseconds); many serial tools set it to 1. The host does so when it opens an
- * FTDI port, best effort: the file belongs to root unless a udev rule says otherwise, and the
- * result says what to do then. CH340 and the 16U2 have no such timer (the file is absent).
+ * application note AN232B-04, "Data Throughput, Latency and Handshaking"; settable from 1 to
+ * 255 ms). Every reply shorter than a packet, and every credit report the board sends under a
+ * stream from the host, waits that long. Linux's ftdi_sio driver (drivers/usb/serial/ftdi_sio.c,
+ * its `latency_timer` device attribute) exposes the timer as
+ * `/sys/bus/usb-serial/devices/ttyUSBn/latency_timer` (read-write, milliseconds); many serial tools
+ * set it to 1. The host does so when it opens an FTDI port, best effort: the file belongs to root
+ * unless a udev rule says otherwise, and the result says what to do then. CH340 and the 16U2 have no such timer (the file is absent).
  */
 import { constants } from 'node:fs';
 import { access, readFile, realpath, writeFile } from 'node:fs/promises';
