@@ -55,7 +55,7 @@ export interface ModelBoardOptions {
   readonly clock: Clock;
   readonly chip: SpiChip;
   readonly name?: string;
-  /** Receive ring (the sketch: 1024 on the 328P). */
+  /** Receive ring (the sketch: 1280 on the 328P). */
   readonly ringBytes?: number;
   /** Main-loop speed; Infinity (default) consumes everything at once. */
   readonly consumeBytesPerMs?: number;
@@ -189,7 +189,7 @@ export class ModelBoard implements SerialTarget {
   private edgesAtLastRun = 0;
 
   constructor(private readonly options: ModelBoardOptions) {
-    this.ringBytes = options.ringBytes ?? 1024;
+    this.ringBytes = options.ringBytes ?? 1280;
     this.window = this.ringBytes - this.ringBytes / 32;
     this.version = options.protocolVersion ?? PROTOCOL_VERSION;
     this.transactionDelays = this.version >= 2 && (options.transactionDelays ?? true);

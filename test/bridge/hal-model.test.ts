@@ -21,12 +21,12 @@ const read = (address: number, n: number) => ({ write: Uint8Array.of(0x03, addre
 describe('bridge HAL against the TypeScript board model', () => {
   it('says HELLO and learns the board', async () => {
     const { hal } = await setup();
-    expect(hal.hello).toMatchObject({ version: 2, window: 992, maxPayload: 64, csPin: 10, intPin: 2, programBytes: 64 });
+    expect(hal.hello).toMatchObject({ version: 2, window: 1240, maxPayload: 64, csPin: 10, intPin: 2, programBytes: 64 });
     expect(hal.spi.maxProgramBytes).toBe(64);
     expect(hal.ready).toBe(true);
     // What the console shows of the link: the board's credit window from its HELLO, none of it in use.
     expect(hal.linkStatus()).toEqual({
-      state: 'ready', baudRate: 1_000_000, creditWindow: 992, creditUsed: 0, requestsInFlight: 0, requestsWaiting: 0,
+      state: 'ready', baudRate: 1_000_000, creditWindow: 1240, creditUsed: 0, requestsInFlight: 0, requestsWaiting: 0,
       board: hal.hello!.name, protocolVersion: 2,
     });
     expect(hal.stats.framesReceived).toBeGreaterThan(0);
@@ -35,8 +35,8 @@ describe('bridge HAL against the TypeScript board model', () => {
 
   it('promises a floor on write time: the line rate beyond the credit window, else the 8 MHz SPI clock', async () => {
     const { hal } = await setup();
-    // 1514 bytes: 1514 − (992 credit + 64) = 458 bytes at 10 bits each on the 1 Mbaud line.
-    expect(hal.spi.minWriteMs!(1514)).toBeCloseTo(4.58, 5);
+    // 1514 bytes: 1514 − (1240 credit + 64) = 210 bytes at 10 bits each on the 1 Mbaud line.
+    expect(hal.spi.minWriteMs!(1514)).toBeCloseTo(2.1, 5);
     // 100 bytes fit in the window: only the SPI clock (1 µs a byte) bounds them.
     expect(hal.spi.minWriteMs!(100)).toBeCloseTo(0.1, 5);
   });
