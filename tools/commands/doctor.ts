@@ -23,7 +23,8 @@ export async function doctor(values: Values): Promise<number> {
   const clock = new RealClock();
   let hal;
   try {
-    hal = await openBridgeHal({ path: port, baudRate, clock, idleFill: 'auto' });
+    // A notice (an FTDI latency timer set to 1 ms, or how to set it) goes to stderr, out of the report's way.
+    hal = await openBridgeHal({ path: port, baudRate, clock, idleFill: 'auto', onNotice: (message) => console.error(message) });
   } catch (error) {
     const explained = explainOpenError(error, port, baudRate) as Error & { code?: string };
     // No answer: no sketch (or the wrong speed). A missing port or a permission: the message says what to do.
