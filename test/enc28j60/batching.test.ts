@@ -244,6 +244,20 @@ describe('ENC28J60 driver batching (round trips and SPI overhead per frame, simu
     expect(a.board.nic.events['tx-preempted']).toBeUndefined();
   });
 
+  it('in half duplex, sends full-size frames ahead of the answers: writing the next frame outlasts the wire time of the last and of a frame it defers to', async () => {
+    const frames = 20;
+    const { totals, a, peer } = await measured(async ({ b, a, peer }) => {
+      for (let i = 0; i < frames; i++) a.board.nic.transmit(makeFrame(MAC_PEER, MAC_A, 1514, i));
+      await b.until(() => peer.received.length === frames, 2_000, 1);
+      await b.run(10, 1);
+    }, WHOLE_BURST_QUEUED);
+    expect(peer.received.map((frame) => frame.length)).toEqual(Array(frames).fill(1514));
+    // Settling each send by the last one's answer would keep one batch out at a time.
+    expect(totals.maxInFlight).toBeGreaterThanOrEqual(2);
+    expect(totals.roundTrips / frames).toBeLessThanOrEqual(1 + 2 / frames);
+    expect(a.board.nic.events['tx-preempted']).toBeUndefined();
+  });
+
   it('keeps several batches in flight when traffic flows both ways', async () => {
     const { totals, a, peer } = await measured(async ({ b, a, peer }) => {
       for (let i = 0; i < FRAMES; i++) {

@@ -575,6 +575,7 @@ export class Enc28j60Nic implements Nic {
     }
     this.counters.rxFrames++;
     this.counters.rxBytes += frame.length;
+    this.tx.receivedFrame(frame.length);
     this.deliver(frame);
   }
 

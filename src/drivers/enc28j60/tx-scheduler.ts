@@ -17,14 +17,17 @@ import * as R from './registers.js';
  * TXRTS (DS-ENC §7.1). Its outcome (EIR.TXIF, TXERIF) is read by whatever batch runs after its
  * wire time: an interrupt service or receive-program run, or a small completion check.
  *
- * A transmission is settled by the chip's status, never by the clock: in half duplex (the
+ * A transmission is settled by the chip's status, never by the clock alone: in half duplex (the
  * default) the MAC defers to traffic coming in and backs off after collisions, and in full duplex a
- * PAUSE frame holds it, so a frame may take any time to leave. The next send goes only once TXIF
- * or TXERIF has been read for the previous one; its wire time only says when to look first.
- * Where the wire time does bound it — full duplex, no PAUSE seen — a send may instead follow the
- * previous one before its answer is back, with two buffers, when its TXRST is certain to come after
- * the previous frame is off the wire; that send reads EIR just before its TXRST, and a frame found
- * cut short there (a PAUSE held it) goes again and ends that shortcut for good.
+ * PAUSE frame holds it, so a frame may take any time to leave. Once a send's answer is back, the
+ * next send goes only once TXIF or TXERIF has been read for it (in half duplex; in full duplex,
+ * once its wire time is over); its wire time only says when to look first. With two buffers a send
+ * may follow the previous one before that one's answer is back when its TXRST is certain to come
+ * after the previous frame is off the wire — writing a frame into the other buffer takes longer
+ * than the previous frame's wire time, plus in half duplex one full-size frame coming in that it
+ * defers to — so the serial line never idles for the answer's way back. That send reads EIR just
+ * before its TXRST: a frame found cut short there (a PAUSE held it, or collisions kept it back)
+ * goes again and ends the shortcut for good, and every send then waits for the last one's status.
  */
 
 /** Ethernet's IP MTU (RFC 894): the largest payload of one frame. */
@@ -122,11 +125,15 @@ export class TxScheduler {
   private startHigh = -1;
   /** Transmit batches out (sends, completion checks). */
   private batchesOut = 0;
+  /** Half duplex: a frame may wait for traffic coming in, and back off after collisions. */
+  private readonly halfDuplex: boolean;
   /**
-   * Wait for TXIF/TXERIF before each send (see the class comment): always in half duplex, and in
-   * full duplex once a frame was found still going after its wire time.
+   * A send may follow the previous one before its answer is back (see the class comment); off for
+   * good once a frame was found still going when the next send's TXRST came.
    */
-  private settleByStatus: boolean;
+  private sendAhead = true;
+  /** When a frame of at least half the MTU last came in (see `receivedFrame`). */
+  private bulkReceivedAt = -Infinity;
   /** A frame written into the buffer not in use, to be started by the next send (settling by status). */
   private staged: { item: TxItem; buffer: number } | undefined;
   /** Of those, completion checks. */
@@ -140,12 +147,31 @@ export class TxScheduler {
     this.counters = config.counters;
     checkTxLayout(this.options.rxEnd, this.options.txBuffers);
     this.txStart = this.options.rxEnd + 1;
-    this.settleByStatus = !this.options.fullDuplex;
+    this.halfDuplex = !this.options.fullDuplex;
+  }
+
+  /**
+   * Once a send's answer is back, the next waits for TXIF/TXERIF of the last (see the class
+   * comment): always in half duplex, and in full duplex once a frame was found cut short. Each
+   * send then also stages the next frame in the other buffer.
+   */
+  private get settleByStatus(): boolean {
+    return this.halfDuplex || !this.sendAhead;
   }
 
   /** Frames queued (or staged in a transmit buffer), and handed to the chip but not yet resolved. */
   get pending(): number {
     return this.queue.length + (this.staged ? 1 : 0) + this.unresolved.filter((tx) => !tx.resolved).length;
+  }
+
+  /**
+   * A frame came in. The board runs its receive program only between two batches, never while
+   * host commands wait: sends queued back to back leave it no gap, and frames wait in the ring
+   * (whose three full-size frames are TCP's window). So in half duplex, while data comes in,
+   * each send waits for the last one's answer, which leaves the board that gap.
+   */
+  receivedFrame(length: number): void {
+    if (length >= ETHERNET_MTU / 2) this.bulkReceivedAt = this.clock.now();
   }
 
   /** Queue a frame; false (and a counted drop) when the queue is full. */
@@ -249,11 +275,12 @@ export class TxScheduler {
     const now = this.clock.now();
     const previous = this.inFlight;
     if (this.batchesOut > 0) {
-      if (this.settleByStatus) return undefined; // the send waits for the answer that settles the last one
-      // Only a completion check is out (its answer can sit behind a long run or read): a frame
-      // to send need not wait for it once the previous one's wire time is over — the send reads
-      // EIR before its TXRST anyway.
-      if (this.checksOut === 1 && this.batchesOut === 1 && previous?.doneBy !== undefined && now >= previous.doneBy && this.queue.length > 0 && linkUp) {
+      if (!this.sendAhead) return undefined; // the send waits for the answer that settles the last one
+      if (this.halfDuplex && now - this.bulkReceivedAt < this.options.txSendAheadRxQuietMs) return undefined;
+      // Only a completion check is out (its answer can sit behind a long run or read): in full
+      // duplex a frame to send need not wait for it once the previous one's wire time is over —
+      // the send reads EIR before its TXRST anyway.
+      if (!this.halfDuplex && this.checksOut === 1 && this.batchesOut === 1 && previous?.doneBy !== undefined && now >= previous.doneBy && this.queue.length > 0 && linkUp) {
         return this.planSend(batch, seq, previous, beforeFrame);
       }
       // The previous send's batch is still out. With a second buffer the next frame can follow it
@@ -289,12 +316,21 @@ export class TxScheduler {
    * (SpiTransaction.delayUs). The microseconds to wait (0: none), or undefined: it may not.
    */
   private followDelayUs(previous: TxInFlight, linkUp: boolean): number | undefined {
-    const next = this.queue[0];
+    // A staged frame was written behind the previous one's TXRTS, by the batch that sent it; any
+    // other is written ahead of this batch's TXRST. Either write lies between the two.
+    const next = this.staged?.item ?? this.queue[0];
     if (this.options.txBuffers < 2 || !next || !linkUp) return undefined;
-    const neededMs = frameWireTimeMs(previous.item.frame.length) + this.options.txFollowMarginMs;
+    // In half duplex the previous frame may first defer to one coming in (IEEE 802.3
+    // §4.2.3.2.1): at most a full-size frame's time.
+    const deferMs = this.halfDuplex ? frameWireTimeMs(MAX_FRAME_BYTES) : 0;
+    const neededMs = frameWireTimeMs(previous.item.frame.length) + deferMs + this.options.txFollowMarginMs;
     const writeMs = this.spi.minWriteMs?.(next.frame.length) ?? 0;
     if (writeMs >= neededMs) return 0;
     if (!this.spi.transactionDelays) return undefined;
+    // In half duplex the allowance makes the wait long behind a small frame (≈ 1.3 ms behind a
+    // TCP ACK), and the board takes no other work while it waits: there, the answer is worth
+    // waiting for instead.
+    if (this.halfDuplex && neededMs - writeMs > writeMs) return undefined;
     return Math.ceil((neededMs - writeMs) * 1000);
   }
 
@@ -407,10 +443,10 @@ export class TxScheduler {
       this.counters.txFrames++;
       this.counters.txBytes += tx.item.frame.length;
     } else if (how === 'preempted') {
-      // Our TXRST cut it short: it took longer than its wire time (a PAUSE frame held it). From
-      // here on, each send waits for the last one's status.
+      // Our TXRST cut it short: it took longer than its wire time and the cover (a PAUSE frame
+      // held it, or collisions kept it back). From here on, each send waits for the last one's status.
       tx.resolved = true;
-      this.settleByStatus = true;
+      this.sendAhead = false;
       this.retransmit(tx.item, 'tx-preempted');
     } else if (how === 'checked' && tx.startedBy !== undefined) {
       const elapsed = this.clock.now() - tx.startedBy;
