@@ -33,6 +33,7 @@ export class DnsCache {
 
   /** The live answer for `name`/`type`, with the remaining TTL in whole seconds. */
   get(name: string, type: number): CachedAnswer | undefined {
+    if (this.entries.size === 0) return undefined;
     const nx = this.lookup(key(name, NXDOMAIN_TYPE));
     if (nx) return { kind: 'nxdomain', ttlS: this.remaining(nx) };
     const entry = this.lookup(key(name, type));
@@ -71,6 +72,7 @@ export class DnsCache {
   }
 
   private store(k: string, entry: Entry, ttlS: number): void {
+    if (this.maxEntries <= 0) return;
     this.entries.delete(k);
     // RFC 1035 §3.2.1: TTL 0 means "use only for the transaction in progress".
     if (ttlS <= 0 || this.maxEntries <= 0) return;

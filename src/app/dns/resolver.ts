@@ -16,7 +16,6 @@ import {
   formatIpv6,
   MAX_TCP_MESSAGE,
   nameKey,
-  nameToLabels,
   parseDnsMessage,
   sameName,
   type DnsMessage,
@@ -258,7 +257,7 @@ export class DnsResolver {
   // -------------------------------------------------------------------------------------------
 
   private resolveAddresses(hostname: string, type: number, syscall: string): Promise<Resolution> {
-    if (typeof hostname !== 'string' || !nameToLabels(hostname) || hostname === '.' || hostname === '') {
+    if (typeof hostname !== 'string' || hostname === '.' || hostname === '') {
       return Promise.reject(dnsError('EBADNAME', syscall, String(hostname)));
     }
     const cached = this.cache.get(hostname, type);
@@ -267,25 +266,48 @@ export class DnsResolver {
       if (cached.kind === 'positive') return Promise.resolve({ addresses: [...cached.addresses], ttlS: cached.ttlS });
       return Promise.reject(dnsError(cached.kind === 'nxdomain' ? 'ENOTFOUND' : 'ENODATA', syscall, hostname));
     }
-    this.stats.cacheMisses++;
     // Concurrent asks for the same name and type share one query.
     const flightKey = `${type} ${nameKey(hostname)}`;
     const existing = this.inFlight.get(flightKey);
-    if (existing) return existing;
-    const promise = this.chase(hostname, type, syscall).finally(() => this.inFlight.delete(flightKey));
+    if (existing) {
+      this.stats.cacheMisses++;
+      return existing;
+    }
+    // Encoding the query is also the check that the name can be one (RFC 1035 §2.3.4).
+    let query: Uint8Array;
+    try {
+      query = emitDnsQuery(0, hostname, type);
+    } catch {
+      return Promise.reject(dnsError('EBADNAME', syscall, hostname));
+    }
+    this.stats.cacheMisses++;
+    const promise = this.chase(hostname, type, syscall, query, flightKey);
     this.inFlight.set(flightKey, promise);
     return promise;
   }
 
-  /** Query, following CNAMEs (RFC 1034 §5.3.3 step 3c) across queries when a server stops short. */
-  private async chase(hostname: string, type: number, syscall: string): Promise<Resolution> {
+  /**
+   * Query, following CNAMEs (RFC 1034 §5.3.3 step 3c) across queries when a server stops short.
+   * `query` asks for `hostname` (its id is set per send); the flight entry goes when this ends —
+   * never before the caller has set it, as the first await comes before anything can throw.
+   */
+  private async chase(hostname: string, type: number, syscall: string, query: Uint8Array, flightKey: string): Promise<Resolution> {
+    try {
+      return await this.chaseFrom(hostname, type, syscall, query);
+    } finally {
+      this.inFlight.delete(flightKey);
+    }
+  }
+
+  private async chaseFrom(hostname: string, type: number, syscall: string, firstQuery: Uint8Array): Promise<Resolution> {
     let current = hostname;
+    let query = firstQuery;
     let chainLength = 0;
-    const visited = new Set<string>([nameKey(hostname)]);
+    let visited: Set<string> | undefined;
     let ttlS = Infinity;
     let cacheable = true;
     for (;;) {
-      const { message, partial } = await this.exchange(current, type, syscall, hostname);
+      const { message, partial } = await this.exchange(current, type, syscall, hostname, query);
       if (partial) cacheable = false;
       if (message.rcode === DnsRcode.NXDOMAIN) {
         const negativeTtl = this.negativeTtl(message);
@@ -297,35 +319,46 @@ export class DnsResolver {
       }
       // Walk the answer section from the name asked, through any CNAMEs it holds.
       let target = current;
-      let found: DnsRecord[];
+      const found: DnsRecord[] = [];
       for (;;) {
-        found = message.answers.filter((r) => r.type === type && r.class === DNS_CLASS_IN && sameName(r.name, target));
+        const targetKey = nameKey(target);
+        let alias: DnsRecord | undefined;
+        for (const r of message.answers) {
+          if (r.type === type ? r.class !== DNS_CLASS_IN : r.type !== DnsType.CNAME || alias) continue;
+          if (nameKey(r.name) !== targetKey) continue;
+          if (r.type === type) found.push(r);
+          else alias = r;
+        }
         if (found.length > 0) break;
-        const alias = message.answers.find((r) => r.type === DnsType.CNAME && sameName(r.name, target));
         if (!alias || alias.data.kind !== 'name') break;
         chainLength++;
         ttlS = Math.min(ttlS, alias.ttl);
         target = alias.data.name;
-        const targetKey = nameKey(target);
-        if (chainLength > this.maxCnameChain || visited.has(targetKey)) {
+        const aliasKey = nameKey(target);
+        visited ??= new Set([nameKey(hostname)]);
+        if (chainLength > this.maxCnameChain || visited.has(aliasKey)) {
           throw dnsError('EBADRESP', syscall, hostname, chainLength > this.maxCnameChain ? 'CNAME chain too long' : 'CNAME loop');
         }
-        visited.add(targetKey);
+        visited.add(aliasKey);
       }
       if (found.length > 0) {
-        for (const r of found) ttlS = Math.min(ttlS, r.ttl);
-        const addresses = found.map((r) => (r.data.kind === 'a' ? formatIpv4(r.data.address) : r.data.kind === 'aaaa' ? formatIpv6(r.data.address) : ''));
-        if (addresses.some((a) => a === '')) throw dnsError('EBADRESP', syscall, hostname, 'bad address record');
-        const unique = [...new Set(addresses)];
+        const addresses: string[] = [];
+        for (const r of found) {
+          ttlS = Math.min(ttlS, r.ttl);
+          const text = r.data.kind === 'a' ? formatIpv4(r.data.address) : r.data.kind === 'aaaa' ? formatIpv6(r.data.address) : undefined;
+          if (text === undefined) throw dnsError('EBADRESP', syscall, hostname, 'bad address record');
+          if (!addresses.includes(text)) addresses.push(text);
+        }
         const boundedTtl = Math.min(ttlS, DNS_DEFAULTS.maxPositiveTtlS);
-        if (cacheable) this.cache.putPositive(hostname, type, unique, boundedTtl);
-        return { addresses: unique, ttlS: boundedTtl };
+        if (cacheable) this.cache.putPositive(hostname, type, addresses, boundedTtl);
+        return { addresses, ttlS: boundedTtl };
       }
       if (partial) throw dnsError('EBADRESP', syscall, hostname, 'truncated reply and no TCP');
       if (target !== current) {
         // The server gave the alias but not its target (e.g. an authoritative server whose CNAME
         // leaves its zone): ask again for the target.
         current = target;
+        query = emitDnsQuery(0, target, type);
         continue;
       }
       // NOERROR with nothing for the name: NODATA (RFC 2308 §2.2).
@@ -343,16 +376,18 @@ export class DnsResolver {
   }
 
   /** One question to the servers in turn, in rounds with a doubling timeout, until one answers usefully. */
-  private async exchange(name: string, type: number, syscall: string, hostname: string): Promise<{ message: DnsMessage; partial: boolean }> {
+  private async exchange(name: string, type: number, syscall: string, hostname: string, query: Uint8Array): Promise<{ message: DnsMessage; partial: boolean }> {
     const servers = this.servers;
     if (servers.length === 0) throw dnsError('ECONNREFUSED', syscall, hostname, 'no DNS servers configured');
     let failure: { code: DnsErrorCode; detail: string } | undefined;
+    let sent = 0;
     for (let attempt = 0; attempt < this.attempts; attempt++) {
       const timeoutMs = Math.min(this.initialTimeoutMs * 2 ** attempt, this.maxTimeoutMs);
       for (let k = 0; k < servers.length; k++) {
         const index = (this.preferred + k) % servers.length;
         const server = servers[index]!;
-        const outcome = await this.queryServer(server, name, type, timeoutMs);
+        // Each send gets its own copy: a transport may still hold the one sent before.
+        const outcome = await this.queryServer(server, sent++ === 0 ? query : query.slice(), name, type, timeoutMs);
         if (outcome.kind === 'cancelled') throw dnsError('ECANCELLED', syscall, hostname);
         if (outcome.kind === 'timeout') {
           this.stats.timeouts++;
@@ -384,9 +419,11 @@ export class DnsResolver {
     return undefined;
   }
 
-  private queryServer(server: DnsServerAddress, name: string, type: number, timeoutMs: number): Promise<Outcome> {
+  /** Sends `query` (asking for `name`/`type`) with a fresh random id and waits for its outcome. */
+  private queryServer(server: DnsServerAddress, query: Uint8Array, name: string, type: number, timeoutMs: number): Promise<Outcome> {
     const id = this.options.random.u32() & 0xffff;
-    const query = emitDnsQuery(id, name, type);
+    query[0] = id >>> 8;
+    query[1] = id & 0xff;
     let port: QueryPort;
     try {
       port = this.ports.acquire(server);

@@ -146,19 +146,9 @@ function fail(reason: DnsParseErrorReason): never {
 // ---------------------------------------------------------------------------------------------
 // Names
 
-/** Presentation form of one label: printable ASCII as is, '.', '\' and the rest escaped (RFC 4343 §2.1). */
-function labelText(bytes: Uint8Array, start: number, length: number): string {
+/** Appends one label's presentation form to `out`: printable ASCII as is, '.', '\\' and the rest escaped (RFC 4343 §2.1). */
+function appendLabel(out: string, bytes: Uint8Array, start: number, length: number): string {
   const end = start + length;
-  let plain = true;
-  for (let i = start; i < end; i++) {
-    const c = bytes[i]!;
-    if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
-  let out = '';
   for (let i = start; i < end; i++) {
     const c = bytes[i]!;
     if (c === 0x2e || c === 0x5c) out += '\\' + String.fromCharCode(c);
@@ -168,9 +158,15 @@ function labelText(bytes: Uint8Array, start: number, length: number): string {
   return out;
 }
 
-/** Reads a possibly compressed name at `offset`; returns it and the offset after it in place. */
-function readName(bytes: Uint8Array, offset: number): { name: string; next: number } {
-  const labels: string[] = [];
+/** The offset after the name `readName` read last (set there; parsing is synchronous). */
+let nameEnd = 0;
+
+/**
+ * Reads a possibly compressed name at `offset`; the offset after it is left in `nameEnd`. The
+ * text is built as it is read (no label array): a reply holds several names per lookup.
+ */
+function readName(bytes: Uint8Array, offset: number): string {
+  let name = '';
   let wireLength = 1; // the root label
   let position = offset;
   let next = -1;
@@ -198,10 +194,12 @@ function readName(bytes: Uint8Array, offset: number): { name: string; next: numb
     if (position + 1 + length > bytes.length) fail('truncated');
     wireLength += length + 1;
     if (wireLength > MAX_NAME_WIRE_LENGTH) fail('name-too-long');
-    labels.push(labelText(bytes, position + 1, length));
+    if (name !== '') name += '.';
+    name = appendLabel(name, bytes, position + 1, length);
     position += 1 + length;
   }
-  return { name: labels.length === 0 ? '.' : labels.join('.'), next };
+  nameEnd = next;
+  return name === '' ? '.' : name;
 }
 
 /**
@@ -300,21 +298,21 @@ function readRdata(bytes: Uint8Array, type: number, start: number, length: numbe
     case DnsType.CNAME:
     case DnsType.NS:
     case DnsType.PTR: {
-      const { name, next } = readName(bytes, start);
-      if (next !== end) fail('bad-rdata');
+      const name = readName(bytes, start);
+      if (nameEnd !== end) fail('bad-rdata');
       return { kind: 'name', name };
     }
     case DnsType.SOA: {
       const mname = readName(bytes, start);
-      if (mname.next > end) fail('bad-rdata');
-      const rname = readName(bytes, mname.next);
-      if (rname.next + 20 !== end) fail('bad-rdata');
-      const p = rname.next;
+      if (nameEnd > end) fail('bad-rdata');
+      const rname = readName(bytes, nameEnd);
+      if (nameEnd + 20 !== end) fail('bad-rdata');
+      const p = nameEnd;
       return {
         kind: 'soa',
         soa: {
-          mname: mname.name,
-          rname: rname.name,
+          mname,
+          rname,
           serial: u32(bytes, p),
           refresh: u32(bytes, p + 4),
           retry: u32(bytes, p + 8),
@@ -331,7 +329,8 @@ function readRdata(bytes: Uint8Array, type: number, start: number, length: numbe
 function readRecords(bytes: Uint8Array, offset: number, count: number, out: DnsRecord[]): number {
   let p = offset;
   for (let i = 0; i < count; i++) {
-    const { name, next } = readName(bytes, p);
+    const name = readName(bytes, p);
+    const next = nameEnd;
     if (next + 10 > bytes.length) fail('truncated');
     const type = u16(bytes, next);
     const klass = u16(bytes, next + 2);
@@ -361,7 +360,8 @@ export function parseDnsMessage(bytes: Uint8Array, maxLength = MAX_TCP_MESSAGE):
     const questions: DnsQuestion[] = [];
     let p = DNS_HEADER_LENGTH;
     for (let i = 0; i < qdcount; i++) {
-      const { name, next } = readName(bytes, p);
+      const name = readName(bytes, p);
+      const next = nameEnd;
       if (next + 4 > bytes.length) fail('truncated');
       questions.push({ name, type: u16(bytes, next), class: u16(bytes, next + 2) });
       p = next + 4;
@@ -570,25 +570,55 @@ export function emitDnsMessage(message: DnsMessageRepr): Uint8Array {
 export function emitDnsQuery(id: number, name: string, type: number): Uint8Array {
   // One question has nothing to compress: written directly, byte for byte what
   // emitDnsMessage({ id, recursionDesired: true, questions: [{ name, type, class: IN }] }) gives.
+  const out = plainQuery(name) ?? labelsQuery(name);
+  out[0] = (id >>> 8) & 0xff;
+  out[1] = id & 0xff;
+  out[2] = FLAG_RD >>> 8;
+  out[5] = 1; // QDCOUNT
+  const p = out.length - 4;
+  out[p] = type >>> 8;
+  out[p + 1] = type & 0xff;
+  out[p + 3] = DNS_CLASS_IN;
+  return out;
+}
+
+/**
+ * The query buffer with its name written, for a name without escapes (the usual case): one pass
+ * over the text, checking it as `plainNameToLabels` does. Undefined for any other name.
+ */
+function plainQuery(name: string): Uint8Array | undefined {
+  const text = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (text === '' || text.length + 1 > MAX_NAME_WIRE_LENGTH - 1) return undefined;
+  const out = new Uint8Array(DNS_HEADER_LENGTH + text.length + 2 + 4);
+  let lengthAt = DNS_HEADER_LENGTH;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      const length = DNS_HEADER_LENGTH + i - lengthAt;
+      if (length === 0 || length > MAX_LABEL_LENGTH) return undefined;
+      out[lengthAt] = length;
+      lengthAt = DNS_HEADER_LENGTH + i + 1;
+    } else if (c > 0x7e || c < 0x21 || c === 0x5c) {
+      return undefined;
+    } else {
+      out[DNS_HEADER_LENGTH + i + 1] = c;
+    }
+  }
+  return out;
+}
+
+function labelsQuery(name: string): Uint8Array {
   const labels = nameToLabels(name);
   if (!labels) throw Object.assign(new TypeError(`Invalid domain name: ${name}`), { code: 'EBADNAME' });
   let length = DNS_HEADER_LENGTH + 1 + 4;
   for (const label of labels) length += label.length + 1;
   const out = new Uint8Array(length);
-  out[0] = (id >>> 8) & 0xff;
-  out[1] = id & 0xff;
-  out[2] = FLAG_RD >>> 8;
-  out[5] = 1; // QDCOUNT
   let p = DNS_HEADER_LENGTH;
   for (const label of labels) {
     out[p++] = label.length;
     out.set(label, p);
     p += label.length;
   }
-  p++; // the root label
-  out[p] = type >>> 8;
-  out[p + 1] = type & 0xff;
-  out[p + 3] = DNS_CLASS_IN;
   return out;
 }
 
