@@ -4,20 +4,33 @@ import type { DatagramFactory, DatagramSocket, SocketError } from '../../src/app
 
 /**
  * The app seams over the host's own UDP (node:dgram), for interop tests against real tools on
- * 127.0.0.1. Bind errors arrive through onError (node binds asynchronously).
+ * 127.0.0.1 and the loopback benchmarks.
+ *
+ * Every address handed to node:dgram here is a literal, so the socket's `lookup` answers at once
+ * instead of going through dns.lookup (which defers even a literal to the next tick). That makes
+ * `bind` synchronous — `open` throws EADDRINUSE as the DatagramFactory contract says — and an
+ * unconnected send costs no extra tick.
  */
 export const nodeDatagrams: DatagramFactory = {
   open(options): DatagramSocket {
-    const socket = dgram.createSocket('udp4');
+    const socket = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
+    let bindError: SocketError | undefined;
     const errorListeners: ((e: SocketError) => void)[] = [];
-    socket.on('error', (e) => errorListeners.forEach((l) => l(e)));
-    socket.bind(options.port ?? 0, options.address !== undefined ? formatIpv4(options.address) : '127.0.0.1');
+    socket.on('error', (e) => {
+      if (errorListeners.length === 0) bindError ??= e;
+      for (const listener of errorListeners) listener(e);
+    });
+    socket.bind(options.port ?? 0, options.address !== undefined ? textOf(options.address) : '127.0.0.1');
+    if (bindError) {
+      socket.close();
+      throw bindError;
+    }
     const peer = options.peer;
-    // node:dgram connects asynchronously: sends made meanwhile wait for it.
+    // node:dgram reports a connect in the next tick: sends made until then wait for it.
     let waiting: Uint8Array[] | undefined;
     if (peer) {
       waiting = [];
-      socket.connect(peer.port, formatIpv4(peer.address), () => {
+      socket.connect(peer.port, textOf(peer.address), () => {
         const queued = waiting ?? [];
         waiting = undefined;
         if (!closed) for (const data of queued) socket.send(data);
@@ -45,6 +58,11 @@ export const nodeDatagrams: DatagramFactory = {
     };
   },
 };
+
+/** dns.lookup's shape for the literal IPv4 addresses this module passes: answered synchronously. */
+function literalLookup(address: string, _options: unknown, callback: (error: Error | null, address: string, family: number) => void): void {
+  callback(null, address, 4);
+}
 
 // The peers are few (loopback): their text and numeric forms are parsed once.
 const numeric = new Map<string, number>();

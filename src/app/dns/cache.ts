@@ -43,14 +43,17 @@ export class DnsCache {
   }
 
   putPositive(name: string, type: number, addresses: readonly string[], ttlS: number): void {
+    if (this.maxEntries <= 0) return;
     this.store(key(name, type), { answer: 'positive', addresses, expiresAt: this.clock.now() + ttlS * 1000 }, ttlS);
   }
 
   putNxdomain(name: string, ttlS: number): void {
+    if (this.maxEntries <= 0) return;
     this.store(key(name, NXDOMAIN_TYPE), { answer: 'nxdomain', addresses: [], expiresAt: this.clock.now() + ttlS * 1000 }, ttlS);
   }
 
   putNodata(name: string, type: number, ttlS: number): void {
+    if (this.maxEntries <= 0) return;
     this.store(key(name, type), { answer: 'nodata', addresses: [], expiresAt: this.clock.now() + ttlS * 1000 }, ttlS);
   }
 
@@ -72,7 +75,6 @@ export class DnsCache {
   }
 
   private store(k: string, entry: Entry, ttlS: number): void {
-    if (this.maxEntries <= 0) return;
     this.entries.delete(k);
     // RFC 1035 §3.2.1: TTL 0 means "use only for the transaction in progress".
     if (ttlS <= 0 || this.maxEntries <= 0) return;

@@ -288,83 +288,79 @@ export class DnsResolver {
 
   /**
    * Query, following CNAMEs (RFC 1034 §5.3.3 step 3c) across queries when a server stops short.
-   * `query` asks for `hostname` (its id is set per send); the flight entry goes when this ends —
+   * `firstQuery` asks for `hostname` (its id is set per send); the flight entry goes when this ends —
    * never before the caller has set it, as the first await comes before anything can throw.
    */
-  private async chase(hostname: string, type: number, syscall: string, query: Uint8Array, flightKey: string): Promise<Resolution> {
-    try {
-      return await this.chaseFrom(hostname, type, syscall, query);
-    } finally {
-      this.inFlight.delete(flightKey);
-    }
-  }
-
-  private async chaseFrom(hostname: string, type: number, syscall: string, firstQuery: Uint8Array): Promise<Resolution> {
+  private async chase(hostname: string, type: number, syscall: string, firstQuery: Uint8Array, flightKey: string): Promise<Resolution> {
     let current = hostname;
     let query = firstQuery;
     let chainLength = 0;
     let visited: Set<string> | undefined;
     let ttlS = Infinity;
     let cacheable = true;
-    for (;;) {
-      const { message, partial } = await this.exchange(current, type, syscall, hostname, query);
-      if (partial) cacheable = false;
-      if (message.rcode === DnsRcode.NXDOMAIN) {
-        const negativeTtl = this.negativeTtl(message);
-        if (cacheable && negativeTtl !== undefined) {
-          this.cache.putNxdomain(current, negativeTtl);
-          if (current !== hostname) this.cache.putNodata(hostname, type, Math.min(negativeTtl, ttlS));
-        }
-        throw dnsError('ENOTFOUND', syscall, hostname);
-      }
-      // Walk the answer section from the name asked, through any CNAMEs it holds.
-      let target = current;
-      const found: DnsRecord[] = [];
+    try {
       for (;;) {
-        const targetKey = nameKey(target);
-        let alias: DnsRecord | undefined;
-        for (const r of message.answers) {
-          if (r.type === type ? r.class !== DNS_CLASS_IN : r.type !== DnsType.CNAME || alias) continue;
-          if (nameKey(r.name) !== targetKey) continue;
-          if (r.type === type) found.push(r);
-          else alias = r;
+        const { message, partial } = await this.exchange(current, type, syscall, hostname, query);
+        if (partial) cacheable = false;
+        if (message.rcode === DnsRcode.NXDOMAIN) {
+          const negativeTtl = this.negativeTtl(message);
+          if (cacheable && negativeTtl !== undefined) {
+            this.cache.putNxdomain(current, negativeTtl);
+            if (current !== hostname) this.cache.putNodata(hostname, type, Math.min(negativeTtl, ttlS));
+          }
+          throw dnsError('ENOTFOUND', syscall, hostname);
         }
-        if (found.length > 0) break;
-        if (!alias || alias.data.kind !== 'name') break;
-        chainLength++;
-        ttlS = Math.min(ttlS, alias.ttl);
-        target = alias.data.name;
-        const aliasKey = nameKey(target);
-        visited ??= new Set([nameKey(hostname)]);
-        if (chainLength > this.maxCnameChain || visited.has(aliasKey)) {
-          throw dnsError('EBADRESP', syscall, hostname, chainLength > this.maxCnameChain ? 'CNAME chain too long' : 'CNAME loop');
+        // Walk the answer section from the name asked, through any CNAMEs it holds.
+        let target = current;
+        const found: DnsRecord[] = [];
+        for (;;) {
+          const targetKey = nameKey(target);
+          let alias: DnsRecord | undefined;
+          for (const r of message.answers) {
+            if (r.type === type ? r.class !== DNS_CLASS_IN : r.type !== DnsType.CNAME || alias) continue;
+            if (nameKey(r.name) !== targetKey) continue;
+            if (r.type === type) found.push(r);
+            else alias = r;
+          }
+          if (found.length > 0) break;
+          if (!alias || alias.data.kind !== 'name') break;
+          chainLength++;
+          ttlS = Math.min(ttlS, alias.ttl);
+          target = alias.data.name;
+          const aliasKey = nameKey(target);
+          visited ??= new Set([nameKey(hostname)]);
+          if (chainLength > this.maxCnameChain || visited.has(aliasKey)) {
+            throw dnsError('EBADRESP', syscall, hostname, chainLength > this.maxCnameChain ? 'CNAME chain too long' : 'CNAME loop');
+          }
+          visited.add(aliasKey);
         }
-        visited.add(aliasKey);
-      }
-      if (found.length > 0) {
-        const addresses: string[] = [];
-        for (const r of found) {
-          ttlS = Math.min(ttlS, r.ttl);
-          const text = r.data.kind === 'a' ? formatIpv4(r.data.address) : r.data.kind === 'aaaa' ? formatIpv6(r.data.address) : undefined;
-          if (text === undefined) throw dnsError('EBADRESP', syscall, hostname, 'bad address record');
-          if (!addresses.includes(text)) addresses.push(text);
+        if (found.length > 0) {
+          const addresses: string[] = [];
+          for (const r of found) {
+            ttlS = Math.min(ttlS, r.ttl);
+            const text = r.data.kind === 'a' ? formatIpv4(r.data.address) : r.data.kind === 'aaaa' ? formatIpv6(r.data.address) : undefined;
+            if (text === undefined) throw dnsError('EBADRESP', syscall, hostname, 'bad address record');
+            if (!addresses.includes(text)) addresses.push(text);
+          }
+          const boundedTtl = Math.min(ttlS, DNS_DEFAULTS.maxPositiveTtlS);
+          if (cacheable) this.cache.putPositive(hostname, type, addresses, boundedTtl);
+          return { addresses, ttlS: boundedTtl };
         }
-        const boundedTtl = Math.min(ttlS, DNS_DEFAULTS.maxPositiveTtlS);
-        if (cacheable) this.cache.putPositive(hostname, type, addresses, boundedTtl);
-        return { addresses, ttlS: boundedTtl };
+        if (partial) throw dnsError('EBADRESP', syscall, hostname, 'truncated reply and no TCP');
+        if (target !== current) {
+          // The server gave the alias but not its target (e.g. an authoritative server whose CNAME
+          // leaves its zone): ask again for the target.
+          current = target;
+          query = emitDnsQuery(0, target, type);
+          continue;
+        }
+        // NOERROR with nothing for the name: NODATA (RFC 2308 §2.2).
+        const negativeTtl = this.negativeTtl(message);
+        if (cacheable && negativeTtl !== undefined) this.cache.putNodata(hostname, type, Math.min(negativeTtl, ttlS));
+        throw dnsError('ENODATA', syscall, hostname);
       }
-      if (partial) throw dnsError('EBADRESP', syscall, hostname, 'truncated reply and no TCP');
-      if (target !== current) {
-        // The server gave the alias but not its target (e.g. an authoritative server whose CNAME
-        // leaves its zone): ask again for the target.
-        current = target;
-        query = emitDnsQuery(0, target, type);
-        continue;
-      }
-      // NOERROR with nothing for the name: NODATA (RFC 2308 §2.2).
-      const negativeTtl = this.negativeTtl(message);
-      if (cacheable && negativeTtl !== undefined) this.cache.putNodata(hostname, type, Math.min(negativeTtl, ttlS));
-      throw dnsError('ENODATA', syscall, hostname);
+    } finally {
+      this.inFlight.delete(flightKey);
     }
   }
 
