@@ -12,42 +12,24 @@ export interface PortListener {
 }
 
 /**
- * A UDP source port towards one server, carrying one query at a time. Its timer is the query's
- * timeout while a query waits on it, and its idle deadline while it waits in the pool.
+ * A UDP source port towards one server, carrying one query at a time. Its deadline is the query's
+ * timeout while a query waits on it, and its idle deadline while it waits in the pool; the ports'
+ * one timer (QueryPorts) acts on it.
  */
 export class QueryPort {
   used = 0;
-  private listener: PortListener | undefined;
-  private readonly timer: RearmableTimer;
+  /** Clock time at which the query's onTimeout runs, or, when idle, the port closes. */
+  deadline = 0;
+  listener: PortListener | undefined;
 
   constructor(
     readonly socket: DatagramSocket,
-    clock: Clock,
-    private readonly onIdleTimeout: (port: QueryPort) => void,
+    /** Which pool the port returns to (its server). */
+    readonly poolKey: number,
     onStray: () => void,
   ) {
-    this.timer = new RearmableTimer(clock, () => (this.listener ? this.listener.onTimeout() : this.onIdleTimeout(this)));
     socket.onMessage((data, from) => (this.listener ? this.listener.onMessage(data, from) : onStray()));
     socket.onError((error) => this.listener?.onError(error));
-  }
-
-  /** Hands the port to a query; `timeoutMs` later its listener hears onTimeout unless released. */
-  attach(listener: PortListener, timeoutMs: number): void {
-    this.listener = listener;
-    this.used++;
-    this.timer.arm(timeoutMs);
-  }
-
-  /** The query is over; the port waits in the pool, closing after `idleMs` unless taken again. */
-  detach(idleMs: number): void {
-    this.listener = undefined;
-    this.timer.arm(idleMs);
-  }
-
-  close(): void {
-    this.listener = undefined;
-    this.timer.stop();
-    this.socket.close();
   }
 }
 
@@ -64,6 +46,13 @@ export class QueryPort {
  */
 export class QueryPorts {
   private readonly idle = new Map<number, QueryPort[]>();
+  /**
+   * Every open port, in use or idle, each with its deadline. One timer serves them all, armed for
+   * the earliest: a port per query then costs no timer of its own, and the timer, which only
+   * moves earlier when a deadline comes before it, fires about once per timeout on a busy resolver.
+   */
+  private readonly open = new Set<QueryPort>();
+  private readonly timer: RearmableTimer;
 
   constructor(
     private readonly transport: DatagramFactory,
@@ -73,11 +62,14 @@ export class QueryPorts {
     private readonly idleMs: number,
     /** A datagram reached a port between its queries (a late or duplicate reply). */
     private readonly onStray: () => void,
-  ) {}
+  ) {
+    this.timer = new RearmableTimer(clock, () => this.fireDeadlines());
+  }
 
   /** A port towards `server` for one query; throws the transport's error when none can be opened. */
   acquire(server: DatagramPeer): QueryPort {
-    const pool = this.idle.get(key(server));
+    const k = key(server);
+    const pool = this.idle.get(k);
     if (pool && pool.length > 0) {
       const i = randomBelow(this.random, pool.length);
       const port = pool[i]!;
@@ -85,25 +77,37 @@ export class QueryPorts {
       pool.pop();
       return port;
     }
-    return new QueryPort(this.openRandomPort(server), this.clock, (port) => this.expire(server, port), this.onStray);
+    const port = new QueryPort(this.openRandomPort(server), k, this.onStray);
+    this.open.add(port);
+    return port;
   }
 
-  /** The query is over. `healthy` false (the socket reported an error) closes the port. */
-  release(server: DatagramPeer, port: QueryPort, healthy: boolean): void {
+  /** Hands the port to a query; `timeoutMs` later its listener hears onTimeout unless released. */
+  attach(port: QueryPort, listener: PortListener, timeoutMs: number): void {
+    port.listener = listener;
+    port.used++;
+    this.setDeadline(port, timeoutMs);
+  }
+
+  /**
+   * The query is over. The port waits in the pool, closing after `idleMs` unless taken again —
+   * or closes now if it has carried its queries or `healthy` is false (its socket reported an error).
+   */
+  release(port: QueryPort, healthy: boolean): void {
     if (!healthy || port.used >= this.queriesPerPort) {
-      port.close();
+      this.close(port);
       return;
     }
-    port.detach(this.idleMs);
-    const k = key(server);
-    let pool = this.idle.get(k);
-    if (!pool) this.idle.set(k, (pool = []));
+    port.listener = undefined;
+    this.setDeadline(port, this.idleMs);
+    let pool = this.idle.get(port.poolKey);
+    if (!pool) this.idle.set(port.poolKey, (pool = []));
     pool.push(port);
   }
 
   /** Closes every idle port (in-flight ones close when their query ends). */
   closeIdle(): void {
-    for (const pool of this.idle.values()) for (const port of pool) port.close();
+    for (const pool of this.idle.values()) for (const port of pool) this.close(port);
     this.idle.clear();
   }
 
@@ -113,11 +117,38 @@ export class QueryPorts {
     return n;
   }
 
-  private expire(server: DatagramPeer, port: QueryPort): void {
-    const pool = this.idle.get(key(server));
+  private setDeadline(port: QueryPort, delayMs: number): void {
+    port.deadline = this.clock.now() + delayMs;
+    if (!this.timer.armed || port.deadline < this.timer.deadline) this.timer.arm(delayMs);
+  }
+
+  private close(port: QueryPort): void {
+    port.listener = undefined;
+    this.open.delete(port);
+    port.socket.close();
+    if (this.open.size === 0) this.timer.stop();
+  }
+
+  /** The timer: queries past their deadline time out, idle ports past theirs close. */
+  private fireDeadlines(): void {
+    const now = this.clock.now();
+    const due: QueryPort[] = [];
+    for (const port of this.open) if (port.deadline <= now) due.push(port);
+    for (const port of due) {
+      if (!this.open.has(port)) continue;
+      if (port.listener) port.listener.onTimeout();
+      else this.expire(port);
+    }
+    let next = Infinity;
+    for (const port of this.open) next = Math.min(next, port.deadline);
+    if (next < Infinity && !(this.timer.armed && this.timer.deadline <= next)) this.timer.arm(next - now);
+  }
+
+  private expire(port: QueryPort): void {
+    const pool = this.idle.get(port.poolKey);
     const i = pool?.indexOf(port) ?? -1;
     if (i >= 0) pool!.splice(i, 1);
-    port.close();
+    this.close(port);
   }
 
   private openRandomPort(server: DatagramPeer): DatagramSocket {
@@ -136,7 +167,6 @@ export class QueryPorts {
   }
 }
 
-/** address·2¹⁶ + port: a number (below 2⁴⁸), so finding a server's pool allocates nothing. */
 function key(server: DatagramPeer): number {
   return server.address * 0x1_0000 + server.port;
 }

@@ -430,16 +430,16 @@ export class DnsResolver {
     return new Promise<Outcome>((resolve) => {
       const pending = new UdpQuery(this, server, port, query, id, name, type, resolve);
       this.pending.add(pending);
-      port.attach(pending, timeoutMs);
+      this.ports.attach(port, pending, timeoutMs);
       this.stats.queriesSent++;
       port.socket.send(query, server.port, server.address);
     });
   }
 
   /** A UDP query is over: its port goes back to the pool (or is closed), it is no longer cancellable. */
-  finishUdp(query: UdpQuery, server: DnsServerAddress, port: QueryPort, healthy: boolean): void {
+  finishUdp(query: UdpQuery, port: QueryPort, healthy: boolean): void {
     this.pending.delete(query);
-    this.ports.release(server, port, healthy);
+    this.ports.release(port, healthy);
   }
 
   /** A UDP reply came: counted drop (undefined) or the parsed, validated message. */
@@ -553,7 +553,7 @@ class UdpQuery implements PortListener {
   private finish(healthy: boolean): boolean {
     if (this.done) return false;
     this.done = true;
-    this.resolver.finishUdp(this, this.server, this.port, healthy);
+    this.resolver.finishUdp(this, this.port, healthy);
     return true;
   }
 
