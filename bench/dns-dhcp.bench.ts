@@ -1,5 +1,6 @@
 import { Resolver as NodeResolver } from 'node:dns/promises';
 import type { ChildProcess } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { VirtualLan, VirtualNic } from '../hal/lan/switch.js';
 import { findExecutable, tapUnavailableReason } from '../hal/lan/tap.js';
 import { Stack, type StackOptions } from '../src/stack/stack.js';
@@ -32,10 +33,11 @@ const ZONE_RECORDS = [
   ...Array.from({ length: 16 }, (_, i) => ({ name: `w${i}.lab.test`, type: 'A' as const, address: `192.0.2.${100 + i}`, ttl: 3600 })),
 ];
 
-/** Lookups completed per second in one round of `ms`, `inFlight` outstanding at a time. */
-async function lookupRound(lookup: (worker: number) => Promise<unknown>, inFlight: number, ms: number): Promise<number> {
+/** One round of `ms`, `inFlight` lookups outstanding at a time: lookups/s and CPU µs per lookup. */
+async function lookupRound(lookup: (worker: number) => Promise<unknown>, inFlight: number, ms: number): Promise<{ rate: number; cpuUs: number }> {
   let done = 0;
   const start = performance.now();
+  const cpu = process.cpuUsage();
   const end = start + ms;
   const worker = async (_: unknown, index: number): Promise<void> => {
     while (performance.now() < end) {
@@ -44,7 +46,8 @@ async function lookupRound(lookup: (worker: number) => Promise<unknown>, inFligh
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
-  return (done * 1000) / (performance.now() - start);
+  const used = process.cpuUsage(cpu);
+  return { rate: (done * 1000) / (performance.now() - start), cpuUs: (used.user + used.system) / done };
 }
 
 /**
@@ -54,24 +57,39 @@ async function lookupRound(lookup: (worker: number) => Promise<unknown>, inFligh
 async function lookupsPerSecond(lookup: (worker: number) => Promise<unknown>, inFlight = 1): Promise<number> {
   await lookupRound(lookup, inFlight, 200);
   let best = 0;
-  for (let r = 0; r < 3; r++) best = Math.max(best, await lookupRound(lookup, inFlight, 700));
+  for (let r = 0; r < 3; r++) best = Math.max(best, (await lookupRound(lookup, inFlight, 700)).rate);
   return best;
 }
 
+const AB_ROUNDS = 11;
+const AB_ROUND_MS = 500;
+
+function median(values: readonly number[]): number {
+  return percentile(values, 50);
+}
+
 /**
- * Two contenders measured in alternating 700 ms rounds (five each, after a warm-up each), best
- * round of each: a machine whose load drifts during the run moves both alike.
+ * Two contenders in alternating 500 ms rounds (eleven each, after a warm-up each), the median
+ * round of each: on a shared machine whose load drifts, neighbouring rounds see the same load and
+ * the median ignores the rounds another process disturbed. Also the median CPU per lookup of each
+ * (the process's, so the server's share is in both).
  */
-async function lookupsPerSecondAB(a: (worker: number) => Promise<unknown>, b: (worker: number) => Promise<unknown>, inFlight: number): Promise<[number, number]> {
+async function lookupsPerSecondAB(a: (worker: number) => Promise<unknown>, b: (worker: number) => Promise<unknown>, inFlight: number) {
   await lookupRound(a, inFlight, 200);
   await lookupRound(b, inFlight, 200);
-  let bestA = 0;
-  let bestB = 0;
-  for (let r = 0; r < 5; r++) {
-    bestA = Math.max(bestA, await lookupRound(a, inFlight, 700));
-    bestB = Math.max(bestB, await lookupRound(b, inFlight, 700));
+  const ra: number[] = [];
+  const rb: number[] = [];
+  const ca: number[] = [];
+  const cb: number[] = [];
+  for (let r = 0; r < AB_ROUNDS; r++) {
+    const x = await lookupRound(a, inFlight, AB_ROUND_MS);
+    const y = await lookupRound(b, inFlight, AB_ROUND_MS);
+    ra.push(x.rate);
+    ca.push(x.cpuUs);
+    rb.push(y.rate);
+    cb.push(y.cpuUs);
   }
-  return [bestA, bestB];
+  return { rate: median(ra), baseline: median(rb), cpuUs: median(ca), baselineCpuUs: median(cb), wins: ra.filter((v, i) => v > rb[i]!).length };
 }
 
 /**
@@ -121,22 +139,26 @@ async function dnsBenchmarks(): Promise<Measurement[]> {
   try {
     const nodeResolver = new NodeResolver({ timeout: 1_000, tries: 1 });
     nodeResolver.setServers([`127.0.0.1:${port}`]);
-    // spinet's default takes a fresh source port per query; c-ares keeps one socket per server
-    // (unless udp_max_queries is set): `queriesPerPort` reuses each port for up to 100 queries,
-    // one at a time (src/app/dns/query-ports.ts).
+    // spinet's default takes a fresh source port per query. c-ares keeps its socket to a server
+    // while queries to it overlap (closing it when none is left) and puts concurrent queries on
+    // it; `queriesPerPort` reuses each port for up to 100 queries, one at a time
+    // (src/app/dns/query-ports.ts).
     for (const queriesPerPort of [1, 100]) {
       for (const inFlight of [1, 16]) {
         const ours = new DnsResolver({ transport: nodeDatagrams, clock: new RealClock(), random: new SeededRandom(5), servers: [{ address: parseIpv4('127.0.0.1'), port }], cacheEntries: 0, queriesPerPort });
         const name = (worker: number): string => (inFlight === 1 ? 'alias.lab.test' : `w${worker}.lab.test`);
-        const [value, baseline] = await lookupsPerSecondAB((w) => ours.resolve4(name(w)), (w) => nodeResolver.resolve4(name(w)), inFlight);
+        const load = loadavg()[0]!;
+        const ab = await lookupsPerSecondAB((w) => ours.resolve4(name(w)), (w) => nodeResolver.resolve4(name(w)), inFlight);
         ours.cancel();
         if (ours.stats.cacheHits > 0) throw new Error('cache off but hits');
         out.push({
           name: `dns lookups/s over loopback UDP, cache off, ${inFlight} in flight${queriesPerPort === 1 ? '' : `, ${queriesPerPort} queries per source port`}`,
-          value,
+          value: ab.rate,
           unit: 'lookup/s',
-          baseline,
-          note: `baseline: Node's dns.promises.Resolver (c-ares, no cache) against the same server, rounds alternating with ours${inFlight === 1 ? '; CNAME→A' : '; a different A name per worker'}`,
+          baseline: ab.baseline,
+          note:
+            `baseline: Node's dns.promises.Resolver (c-ares, no cache) against the same server; medians of ${AB_ROUNDS} alternating rounds, ours faster in ${ab.wins}; ` +
+            `CPU/lookup ${ab.cpuUs.toFixed(0)} µs vs ${ab.baselineCpuUs.toFixed(0)} µs (server included); load ${load.toFixed(1)}${inFlight === 1 ? '; CNAME→A' : '; a different A name per worker'}`,
         });
       }
     }

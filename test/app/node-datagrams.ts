@@ -47,8 +47,10 @@ export const nodeDatagrams: DatagramFactory = {
         else if (waiting) waiting.push(data);
         else socket.send(data);
       },
-      // each message is a fresh Buffer: viewed, not copied
-      onMessage: (listener) => socket.on('message', (msg, rinfo) => listener(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { address: addressOf(rinfo.address), port: rinfo.port })),
+      // Each message is a fresh Buffer: viewed, not copied. A connected socket hears only its peer
+      // (connect(2)), so its one peer object serves every message.
+      onMessage: (listener) =>
+        socket.on('message', (msg, rinfo) => listener(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), peer ?? { address: addressOf(rinfo.address), port: rinfo.port })),
       onError: (listener) => errorListeners.push(listener),
       close: () => {
         if (closed) return;
