@@ -41,8 +41,8 @@ export class QueryPort {
  * reuses its socket up to `udp_max_queries`. Concurrent queries never share a port ("use multiple
  * different source ports simultaneously in case of multiple outstanding queries", §9.2), so a
  * reply is matched by the port it arrives on, then by id and question, as with fresh ports.
- * Reuse saves opening, binding, connecting and closing a socket per query; an off-path spoofer
- * still has to guess the port, which it never sees.
+ * Reuse saves opening, binding, connecting and closing a socket per query; what it costs is a
+ * port that stays open long enough to be found (docs/dns.md), hence a fresh port by default.
  */
 export class QueryPorts {
   private readonly idle = new Map<number, QueryPort[]>();

@@ -65,7 +65,8 @@ export interface DnsResolverOptions {
   /**
    * Queries one source port carries, one at a time, before it is closed (c-ares's
    * `udp_max_queries`). 1, the default: a fresh random port for every query and retry (RFC 5452
-   * §9.2). More saves a socket per query; see query-ports.ts.
+   * §9.2). More saves a socket per query — 100 is the recommended setting over the host's own
+   * sockets when lookups per second matter; see docs/dns.md for what reuse costs.
    */
   readonly queriesPerPort?: number;
 }
