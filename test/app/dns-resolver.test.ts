@@ -185,6 +185,30 @@ describe('lookup (dns.promises.lookup shape)', () => {
   });
 });
 
+describe('source ports already taken', () => {
+  it('a random port another socket holds (EADDRINUSE) is skipped for the next random one, and the query goes out at once', async () => {
+    scriptedServer(NS1, (q) => reply(q, { answers: [a(q.questions[0]!.name, '192.0.2.80')] }));
+    // The first two ports the resolver will draw, found with the same seed, are taken beforehand.
+    const probe = new SeededRandom(42);
+    probe.u32(); // the query's id is drawn first
+    const first = DNS_DEFAULTS.sourcePortMin + Math.floor((probe.u32() / 0x1_0000_0000) * (DNS_DEFAULTS.sourcePortMax - DNS_DEFAULTS.sourcePortMin + 1));
+    const second = DNS_DEFAULTS.sourcePortMin + Math.floor((probe.u32() / 0x1_0000_0000) * (DNS_DEFAULTS.sourcePortMax - DNS_DEFAULTS.sourcePortMin + 1));
+    client.open({ port: first });
+    client.open({ port: second });
+    const tried: (number | undefined)[] = [];
+    const r = resolver({ transport: { open: (options) => (tried.push(options.port), client.open(options)) } });
+    const start = clock.now();
+    expect(await outcome(r.resolve4('a.test'))).toEqual(['192.0.2.80']);
+    expect(tried).toHaveLength(3);
+    expect(tried.slice(0, 2)).toEqual([first, second]);
+    expect(clock.now() - start).toBeLessThan(DNS_DEFAULTS.initialTimeoutMs);
+    const sent = net.sentTo(53);
+    expect(sent).toHaveLength(1);
+    expect([first, second]).not.toContain(sent[0]!.from.port);
+    expect(r.stats.timeouts).toBe(0);
+  });
+});
+
 describe('source ports kept for reuse (queriesPerPort)', () => {
   it('a port carries up to queriesPerPort queries one after another, then closes; the next query opens a fresh one', async () => {
     scriptedServer(NS1, (q) => reply(q, { answers: [a(q.questions[0]!.name, '192.0.2.80')] }));

@@ -20,6 +20,18 @@ const LOCALHOST = parseIpv4('127.0.0.1');
 const SERVER_PORT = 20_000 + (process.pid % 10_000);
 const DNSMASQ_PORT = SERVER_PORT + 1;
 
+describe('the node:dgram transport', () => {
+  it('open throws EADDRINUSE for a port a socket already holds (bind is synchronous), and the port is free again once that socket closes', () => {
+    const first = nodeDatagrams.open({ address: LOCALHOST });
+    const port = first.localPort;
+    expect(() => nodeDatagrams.open({ address: LOCALHOST, port })).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));
+    first.close();
+    const again = nodeDatagrams.open({ address: LOCALHOST, port });
+    expect(again.localPort).toBe(port);
+    again.close();
+  });
+});
+
 describe.skipIf(!existsSync(DIG))('dig against DnsAuthoritativeServer', () => {
   let server: DnsAuthoritativeServer;
   beforeAll(() => {
