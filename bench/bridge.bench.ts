@@ -41,6 +41,7 @@ import { idleFillFor } from '../hal/bridge/options.js';
 import { SpiMemoryChip } from '../test/bridge/spi-memory-chip.js';
 import { RawHost } from '../test/bridge/raw-host.js';
 import { CreditProbe, meanOf } from './credit-loop.js';
+import { measureFloor, withFloorPeer } from './serial-floor.js';
 
 const SPINET = fileURLToPath(new URL('../tools/spinet.mjs', import.meta.url));
 
@@ -445,6 +446,8 @@ function pingPong(net: Net, host: string, count: number, size: number): Promise<
 }
 
 const HOST_CPU_BULK = 192 << 10;
+/** Warm-up rounds before the host's figures (the avr8js board's transfers, 5–10 times slower, warm the JIT as they go: one). */
+const HOST_WARM_UP_ROUNDS = 4;
 const PING_PONG_COUNT = 300;
 const PING_PONG_SIZE = 64;
 
@@ -455,6 +458,8 @@ interface Shape {
   /** MB of payload moved (both ways for ping-pong). */
   readonly mb: number;
   readonly note: string;
+  /** The port's reads and writes per MB, where a port was counted. */
+  readonly events?: { readonly reads: number; readonly writes: number };
 }
 
 interface HostCpuFigures {
@@ -464,34 +469,40 @@ interface HostCpuFigures {
 }
 
 /** The three traffic shapes from `net` to the services at `host`, with this process's CPU for each. */
-async function hostCpuFigures(net: Net, host: string, port?: () => { readonly portReads: number; readonly portWrites: number }): Promise<HostCpuFigures> {
+async function hostCpuFigures(net: Net, host: string, warmUpRounds: number, port?: () => { readonly portReads: number; readonly portWrites: number }): Promise<HostCpuFigures> {
   const bulkMb = HOST_CPU_BULK / 1e6;
   const pingMb = (2 * PING_PONG_COUNT * PING_PONG_SIZE) / 1e6;
   const rate = (seconds: number) => `${(HOST_CPU_BULK / 1024 / seconds).toFixed(1)} KiB/s`;
   const share = (m: { cpuMs: number; seconds: number }) => `${((100 * m.cpuMs) / 1000 / m.seconds).toFixed(0)}% of a core`;
-  // Warm-up: the JIT compiles the path before anything is counted.
-  await sendTo(net, host, 32 << 10);
-  await receiveFrom(net, host, 32 << 10);
-  await pingPong(net, host, 20, PING_PONG_SIZE);
+  // Warm-up: the JIT compiles the path before anything is counted, as it has in a host that has
+  // run for a while. At a board's pace (a few hundred port events a second) V8 takes tens of
+  // seconds to optimise the whole path: one round of 64 KiB each way and 50 exchanges leaves
+  // the first transfer counted at up to twice the CPU of the third.
+  for (let round = 0; round < warmUpRounds; round++) {
+    await sendTo(net, host, 64 << 10);
+    await receiveFrom(net, host, 64 << 10);
+    await pingPong(net, host, 50, PING_PONG_SIZE);
+  }
   // The port's reads and writes per MB: the host's CPU goes mostly per event, not per byte.
   const counted = async (mb: number, run: () => Promise<void>) => {
     const snapshot = () => port && (({ portReads, portWrites }) => ({ portReads, portWrites }))(port());
     const before = snapshot();
     const m = await cpuOf(run);
     const after = snapshot();
-    const events = before && after ? `, ${((after.portReads - before.portReads) / mb).toFixed(0)} reads and ${((after.portWrites - before.portWrites) / mb).toFixed(0)} writes of the port per MB` : '';
-    return { ...m, events };
+    const events = before && after ? { reads: (after.portReads - before.portReads) / mb, writes: (after.portWrites - before.portWrites) / mb } : undefined;
+    const eventsNote = events ? `, ${events.reads.toFixed(0)} reads and ${events.writes.toFixed(0)} writes of the port per MB` : '';
+    return { ...m, ...(events ? { events } : {}), eventsNote };
   };
   const to = await counted(bulkMb, () => sendTo(net, host, HOST_CPU_BULK));
   const from = await counted(bulkMb, () => receiveFrom(net, host, HOST_CPU_BULK));
   const ping = await counted(pingMb, () => pingPong(net, host, PING_PONG_COUNT, PING_PONG_SIZE));
   return {
-    toLan: { ...to, mb: bulkMb, note: `${HOST_CPU_BULK >> 10} KiB in ${to.seconds.toFixed(2)} s (${rate(to.seconds)}), ${share(to)}${to.events}; ${load()}` },
-    fromLan: { ...from, mb: bulkMb, note: `${HOST_CPU_BULK >> 10} KiB in ${from.seconds.toFixed(2)} s (${rate(from.seconds)}), ${share(from)}${from.events}; ${load()}` },
+    toLan: { ...to, mb: bulkMb, note: `${HOST_CPU_BULK >> 10} KiB in ${to.seconds.toFixed(2)} s (${rate(to.seconds)}), ${share(to)}${to.eventsNote}; ${load()}` },
+    fromLan: { ...from, mb: bulkMb, note: `${HOST_CPU_BULK >> 10} KiB in ${from.seconds.toFixed(2)} s (${rate(from.seconds)}), ${share(from)}${from.eventsNote}; ${load()}` },
     pingPong: {
       ...ping,
       mb: pingMb,
-      note: `${PING_PONG_COUNT} exchanges of ${PING_PONG_SIZE} B, ${((1000 * ping.cpuMs) / PING_PONG_COUNT).toFixed(0)} µs of CPU and ${((1000 * ping.seconds) / PING_PONG_COUNT).toFixed(2)} ms each${ping.events}; ${load()}`,
+      note: `${PING_PONG_COUNT} exchanges of ${PING_PONG_SIZE} B, ${((1000 * ping.cpuMs) / PING_PONG_COUNT).toFixed(0)} µs of CPU and ${((1000 * ping.seconds) / PING_PONG_COUNT).toFixed(2)} ms each${ping.eventsNote}; ${load()}`,
     },
   };
 }
@@ -507,7 +518,7 @@ async function stackOnlyCpu(): Promise<HostCpuFigures> {
   const servers = await Promise.all([startTcpService(b.net, 'discard', 9), startTcpService(b.net, 'chargen', 19), startTcpService(b.net, 'echo', 7)]);
   try {
     await a.stack.ping(PEER_ADDRESS, { timeoutMs: 1_000 });
-    return await hostCpuFigures(a.net, PEER_ADDRESS);
+    return await hostCpuFigures(a.net, PEER_ADDRESS, HOST_WARM_UP_ROUNDS);
   } finally {
     for (const server of servers) server.close();
     await a.stack.stop();
@@ -572,23 +583,60 @@ async function hostCpuOverPty(): Promise<Measurement[]> {
   // floor under the host's own idle figure.
   const processIdle = await idleCpu();
   const out: Measurement[] = [];
-  for (const board of [
-    { args: ['--model'], tag: 'board model in another process over a PTY, 1 Mbaud, FTDI 1 ms' },
-    { args: [], tag: 'avr8js board in another process over a PTY, 1 Mbaud, 16u2' },
-  ]) {
-    out.push(...(await withPtyBoard(board.args, (ptyPath) => hostCpuOn(ptyPath, board.tag, baseline, processIdle))));
-  }
+  const model = await withPtyBoard(['--model'], (ptyPath) => hostCpuOn(ptyPath, 'board model in another process over a PTY, 1 Mbaud, FTDI 1 ms', baseline, processIdle, HOST_WARM_UP_ROUNDS));
+  out.push(...model.figures);
+  out.push(...(await portFloor(model.bridge)));
+  const avr = await withPtyBoard([], (ptyPath) => hostCpuOn(ptyPath, 'avr8js board in another process over a PTY, 1 Mbaud, 16u2', baseline, processIdle, 1));
+  out.push(...avr.figures);
   return out;
 }
 
-async function hostCpuOn(ptyPath: string, tag: string, baseline: HostCpuFigures, processIdle: number): Promise<Measurement[]> {
+/** The sizes of the board model's port events in each shape: what one read and one write carry. */
+const FLOOR_SHAPES = {
+  toLan: { write: 320, reply: 190, exchanges: 1000 },
+  fromLan: { write: 32, reply: 768, exchanges: 1000 },
+  pingPong: { write: 64, reply: 64, exchanges: 1000 },
+} as const;
+
+/**
+ * What the port alone costs at the board model's event counts: CPU per read or write of a bare
+ * pseudo-terminal (serial-floor.ts: a peer that answers after 1 ms, no spinet code), through the
+ * TTY stream the host uses and through serialport's stream, times the reads and writes per MB the
+ * board model's transfers took.
+ */
+async function portFloor(bridge: HostCpuFigures): Promise<Measurement[]> {
+  const shapes = [['to the LAN', 'toLan'], ['from the LAN', 'fromLan'], ['ping-pong', 'pingPong']] as const;
+  const out: Measurement[] = [];
+  await withFloorPeer(1, async (path) => {
+    for (const kind of ['tty', 'serialport'] as const) {
+      const figures = await measureFloor(path, kind, shapes.map(([, key]) => FLOOR_SHAPES[key]));
+      shapes.forEach(([what, key], i) => {
+        const floor = figures[i]!;
+        const events = bridge[key].events;
+        if (!events) return;
+        const perMb = events.reads + events.writes;
+        const stream = kind === 'tty' ? 'TTY stream, as the host reads the port' : "serialport's stream";
+        out.push({
+          name: `port floor per MB ${what} (bare PTY, ${kind === 'tty' ? 'TTY stream' : 'serialport'}, the board model's events)`,
+          value: (floor.usPerEvent * perMb) / 1000,
+          unit: 'ms/MB',
+          higherIsBetter: false,
+          note: `${floor.usPerEvent.toFixed(1)} µs of CPU per read or write (${stream}: ${floor.shape.write}-byte writes answered with ${floor.shape.reply} bytes after 1 ms, ${floor.reads} reads and ${floor.writes} writes in ${floor.seconds.toFixed(2)} s) × ${perMb.toFixed(0)} events per MB; ${load()}`,
+        });
+      });
+    }
+  });
+  return out;
+}
+
+async function hostCpuOn(ptyPath: string, tag: string, baseline: HostCpuFigures, processIdle: number, warmUpRounds: number): Promise<{ figures: Measurement[]; bridge: HostCpuFigures }> {
   const clock = new RealClock();
   const hal = await openBridgeHal({ path: ptyPath, clock });
   const nic = new Enc28j60Nic({ hal, clock, mac: BOARD_MAC, name: 'enc28j60' });
   const node = await startStack(clock, new CryptoRandom(), nic, BOARD_ADDRESS);
   try {
     await node.stack.ping(PEER_ADDRESS, { timeoutMs: 5_000 });
-    const bridge = await hostCpuFigures(node.net, PEER_ADDRESS, () => hal.stats);
+    const bridge = await hostCpuFigures(node.net, PEER_ADDRESS, warmUpRounds, () => hal.stats);
     // What the host spends while nothing moves (timers, the driver's safety-net poll, the
     // board's reports): every second a transfer lasts costs this much whatever its bytes. After
     // the transfers, so the poll has had its quiet time to back off as it does on an idle link.
@@ -626,7 +674,7 @@ async function hostCpuOn(ptyPath: string, tag: string, baseline: HostCpuFigures,
         note: `${shape.cpuMs.toFixed(0)} ms of CPU less ${floorMs.toFixed(0)} ms idle floor (${idle.toFixed(1)} ms/s × ${shape.seconds.toFixed(2)} s)`,
       });
     }
-    return figures;
+    return { figures, bridge };
   } finally {
     await node.stack.stop();
     await hal.close();
