@@ -607,8 +607,9 @@ const FLOOR_SHAPES = {
 async function portFloor(bridge: HostCpuFigures): Promise<Measurement[]> {
   const shapes = [['to the LAN', 'toLan'], ['from the LAN', 'fromLan'], ['ping-pong', 'pingPong']] as const;
   const out: Measurement[] = [];
-  await withFloorPeer(1, async (path) => {
-    for (const kind of ['tty', 'serialport'] as const) {
+  for (const kind of ['tty', 'serialport'] as const) {
+    // A peer each: the pty's path stays the closed one's for a moment after a close.
+    await withFloorPeer(1, async (path) => {
       const figures = await measureFloor(path, kind, shapes.map(([, key]) => FLOOR_SHAPES[key]));
       shapes.forEach(([what, key], i) => {
         const floor = figures[i]!;
@@ -624,8 +625,8 @@ async function portFloor(bridge: HostCpuFigures): Promise<Measurement[]> {
           note: `${floor.usPerEvent.toFixed(1)} µs of CPU per read or write (${stream}: ${floor.shape.write}-byte writes answered with ${floor.shape.reply} bytes after 1 ms, ${floor.reads} reads and ${floor.writes} writes in ${floor.seconds.toFixed(2)} s) × ${perMb.toFixed(0)} events per MB; ${load()}`,
         });
       });
-    }
-  });
+    });
+  }
   return out;
 }
 

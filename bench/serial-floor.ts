@@ -12,7 +12,7 @@
  *   loop), as hal/bridge/serial-connection.ts does.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReadStream } from 'node:tty';
@@ -52,11 +52,6 @@ function done(run: (callback: (error?: Error | null) => void) => void): Promise<
 }
 
 async function openFloorPort(path: string, kind: FloorPortKind): Promise<FloorPort> {
-  // socat makes the pty again after each close.
-  for (const deadline = Date.now() + 5_000; !existsSync(path); ) {
-    if (Date.now() > deadline) throw new Error(`${path} did not come back`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
   const fd = kind === 'tty' ? openSync(path, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK) : undefined;
   const port = new SerialPort({ path, baudRate: 1_000_000, autoOpen: false });
   await done((cb) => port.open(cb));
@@ -134,7 +129,7 @@ export async function withFloorPeer<T>(delayMs: number, use: (path: string) => P
   }
 }
 
-/** This process's CPU per port event for each shape, through a port held as `kind`. */
+/** This process's CPU per port event for each shape, through a port held as `kind` (one open of a fresh peer's pty). */
 export async function measureFloor(path: string, kind: FloorPortKind, shapes: readonly FloorShape[]): Promise<FloorFigure[]> {
   const port = await openFloorPort(path, kind);
   const hear = { listener: (_bytes: Buffer) => {} };
