@@ -388,8 +388,6 @@ export class BridgeSession {
     if (this.state === 'down') return Promise.reject(new HalError('ELINKLOST', 'serial link is down'));
     return new Promise<Reply>((resolve, reject) => {
       const readLength = spec.readLength ?? 0;
-      const commandBytes = spec.encode(0).length;
-      const lineMs = (bytes: number) => (bytes * 10 * 1000 * BRIDGE_DEFAULTS.lineTimeFactor) / this.baud;
       const request: Request = {
         id: -1,
         encode: spec.encode,
@@ -403,7 +401,9 @@ export class BridgeSession {
         firstFrame: 0,
         lastFrame: 0,
         boardMs: spec.extraMs ?? 0,
-        budgetMs: this.settings.requestTimeoutMs + (spec.extraMs ?? 0) + lineMs(hostWireBytes(commandBytes) + boardReplyWireBytes(readLength)),
+        // Set when the command is encoded (pack): encoding it here only for its length would
+        // copy every byte of a frame write once more.
+        budgetMs: 0,
         chunks: [],
         received: 0,
         resolve,
@@ -436,7 +436,9 @@ export class BridgeSession {
       request.chunks = [];
       request.received = 0;
       request.firstFrame = this.link.nextFrame;
-      this.link.append(request.encode(request.id));
+      const command = request.encode(request.id);
+      request.budgetMs = this.requestBudgetMs(command.length, request);
+      this.link.append(command);
       request.lastFrame = this.link.nextFrame;
       this.inflight.push(request);
       packed = true;
@@ -446,6 +448,12 @@ export class BridgeSession {
       this.armHeadTimer();
       this.link.flush();
     }
+  }
+
+  /** How long the oldest request may wait for its reply: the timeout, the board's extra time and the line time both ways. */
+  private requestBudgetMs(commandBytes: number, request: Request): number {
+    const lineBytes = hostWireBytes(commandBytes) + boardReplyWireBytes(request.readLength);
+    return this.settings.requestTimeoutMs + request.boardMs + (lineBytes * 10 * 1000 * BRIDGE_DEFAULTS.lineTimeFactor) / this.baud;
   }
 
   private allocateId(): number {
