@@ -13,6 +13,8 @@
  *   request's and reply's bytes at the serial line rate, and on the 10 Mbit/s wire: the chip is
  *   store-and-forward both ways).
  * - Host CPU per MB moved (process.cpuUsage), with the emulator's own share taken out.
+ * - `bridge-host-cpu`: the host's CPU per MB with the board in another process behind a PTY, next
+ *   to two stacks in one process and to the port's own floor (serial-floor.ts).
  * - The emulator's speed: simulated AVR cycles per wall second.
  */
 import { VirtualClock } from '../src/time/virtual-clock.js';
@@ -575,7 +577,9 @@ async function withPtyBoard<T>(args: readonly string[], use: (ptyPath: string) =
  * that keeps up — the host at a real board's pace.
  *
  * Each transfer's CPU is given whole (the limit applies to it) and net of the idle floor over its
- * duration (what moving the bytes cost beyond what the host spends anyway, per second).
+ * duration (what moving the bytes cost beyond what the host spends anyway, per second). After the
+ * board model's figures, the port's floor: a bare PTY's CPU per read or write at the sizes the
+ * model's traffic has, times the reads and writes per MB the model's transfers took.
  */
 async function hostCpuOverPty(): Promise<Measurement[]> {
   const baseline = await stackOnlyCpu();
