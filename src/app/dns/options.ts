@@ -32,6 +32,11 @@ export const DNS_DEFAULTS = {
   sourcePortMax: 65_535,
   /** Queries per source port (resolver option `queriesPerPort`): 1, a fresh port every time. */
   queriesPerPort: 1,
+  /**
+   * Queries outstanding on one source port at once (resolver option `concurrentPerPort`): 1,
+   * never two (RFC 5452 §9.2). c-ares puts every concurrent query to a server on one socket.
+   */
+  concurrentPerPort: 1,
   /** A source port kept for reuse closes after this long without a query. */
   portIdleMs: 2_000,
   /** Tries to find a free random source port before giving up with the socket error. */

@@ -28,9 +28,10 @@ import {
  *
  * Spoofing resistance (RFC 5452 §9): every query, including every retry, goes out with a fresh
  * random id from a random source port — a fresh one each time unless `queriesPerPort` lets a port
- * be reused, never one shared by two queries at once — and a reply is accepted only if it comes from the
- * server and port it was sent to, carries the same id and echoes the same question. Anything else
- * is a counted drop; the query keeps waiting for the genuine answer.
+ * be reused, never one shared by two queries at once unless `concurrentPerPort` allows it — and a
+ * reply is accepted only if it comes from the server and port it was sent to, carries the same id
+ * and echoes the same question. Anything else is a counted drop; the query keeps waiting for the
+ * genuine answer.
  */
 
 export interface DnsServerAddress {
@@ -69,6 +70,14 @@ export interface DnsResolverOptions {
    * sockets when lookups per second matter; see docs/dns.md for what reuse costs.
    */
   readonly queriesPerPort?: number;
+  /**
+   * Queries to one server outstanding on one source port at once, as c-ares puts every concurrent
+   * query on its socket. 1, the default: concurrent queries never share a port (RFC 5452 §9.2).
+   * More saves a socket's events per reply; a shared port's queries are told apart by their ids,
+   * unique on the port, and their questions. Meant with `queriesPerPort` > 1 towards a resolver
+   * on the host itself or a trusted LAN; see docs/dns.md for what sharing costs.
+   */
+  readonly concurrentPerPort?: number;
 }
 
 export interface LookupOptions {
@@ -143,8 +152,14 @@ export class DnsResolver {
     this.tcpTimeoutMs = options.tcpTimeoutMs ?? DNS_DEFAULTS.tcpTimeoutMs;
     this.maxUdpMessage = options.maxUdpMessage ?? DNS_DEFAULTS.maxUdpMessage;
     this.cache = new DnsCache(options.clock, options.cacheEntries ?? DNS_DEFAULTS.cacheEntries);
-    this.ports = new QueryPorts(options.transport, options.clock, options.random, Math.max(1, options.queriesPerPort ?? DNS_DEFAULTS.queriesPerPort), DNS_DEFAULTS.portIdleMs, () =>
-      countDrop(this.stats.drops, 'between-queries'),
+    this.ports = new QueryPorts(
+      options.transport,
+      options.clock,
+      options.random,
+      Math.max(1, options.queriesPerPort ?? DNS_DEFAULTS.queriesPerPort),
+      Math.max(1, options.concurrentPerPort ?? DNS_DEFAULTS.concurrentPerPort),
+      DNS_DEFAULTS.portIdleMs,
+      { between: () => countDrop(this.stats.drops, 'between-queries'), unmatched: (data, from, server) => this.dropUnmatched(data, from, server) },
     );
     if (typeof options.servers === 'function') this.serverSource = options.servers;
     else this.setServers(options.servers ?? []);
@@ -418,9 +433,8 @@ export class DnsResolver {
 
   /** Sends `query` (asking for `name`/`type`) with a fresh random id and waits for its outcome. */
   private queryServer(server: DnsServerAddress, query: Uint8Array, name: string, type: number, timeoutMs: number): Promise<Outcome> {
-    const id = this.options.random.u32() & 0xffff;
-    query[0] = id >>> 8;
-    query[1] = id & 0xff;
+    const random = this.options.random;
+    let id = random.u32() & 0xffff;
     let port: QueryPort;
     try {
       port = this.ports.acquire(server);
@@ -428,6 +442,10 @@ export class DnsResolver {
       const code = (error as SocketError).code;
       return Promise.resolve({ kind: 'error', code: 'ECONNREFUSED', detail: `cannot open a socket: ${code ?? String(error)}` });
     }
+    // On a shared port the id tells its queries apart: draw again until no other one has it.
+    while (port.queries.has(id)) id = random.u32() & 0xffff;
+    query[0] = id >>> 8;
+    query[1] = id & 0xff;
     return new Promise<Outcome>((resolve) => {
       const pending = new UdpQuery(this, server, port, query, id, name, type, resolve);
       this.pending.add(pending);
@@ -440,7 +458,14 @@ export class DnsResolver {
   /** A UDP query is over: its port goes back to the pool (or is closed), it is no longer cancellable. */
   finishUdp(query: UdpQuery, port: QueryPort, healthy: boolean): void {
     this.pending.delete(query);
-    this.ports.release(port, healthy);
+    this.ports.release(port, query, healthy);
+  }
+
+  /** A datagram at a shared port with none of its queries' ids: counted as what it is. */
+  private dropUnmatched(data: Uint8Array, from: DatagramPeer, server: DatagramPeer): void {
+    if (from.address !== server.address || from.port !== server.port) return countDrop(this.stats.drops, 'wrong-source');
+    const parsed = parseDnsMessage(data, this.maxUdpMessage);
+    countDrop(this.stats.drops, !parsed.ok ? parsed.reason : parsed.message.response ? 'wrong-id' : 'not-response');
   }
 
   /** A UDP reply came: counted drop (undefined) or the parsed, validated message. */
@@ -510,6 +535,7 @@ export class DnsResolver {
  * one per lookup.
  */
 class UdpQuery implements PortListener {
+  deadline = 0;
   private done = false;
   private sawMalformed: string | undefined;
 
@@ -518,7 +544,7 @@ class UdpQuery implements PortListener {
     private readonly server: DnsServerAddress,
     private readonly port: QueryPort,
     private readonly query: Uint8Array,
-    private readonly id: number,
+    readonly id: number,
     private readonly name: string,
     private readonly type: number,
     private readonly resolve: (outcome: Outcome) => void,
