@@ -286,6 +286,173 @@ describe('source ports kept for reuse (queriesPerPort)', () => {
   });
 });
 
+describe('queries sharing a port (concurrentPerPort)', () => {
+  const idOf = (data: Uint8Array): number => (data[0]! << 8) | data[1]!;
+  /** Where each query went: source port and id, in sending order. */
+  const sent = (): { port: number; id: number; name: string }[] =>
+    net.sentTo(53).map((d) => {
+      const parsed = parseDnsMessage(d.data);
+      return { port: d.from.port, id: idOf(d.data), name: parsed.ok ? parsed.message.questions[0]!.name : '' };
+    });
+  const addressFor = (name: string): string => `192.0.2.${100 + Number(/\d+/.exec(name)![0])}`;
+
+  it('up to concurrentPerPort queries share a port and no more; each has an id of its own there, and same-name asks are one query', async () => {
+    scriptedServer(NS1, (q) => reply(q, { answers: [a(q.questions[0]!.name, addressFor(q.questions[0]!.name))] }));
+    const r = resolver({ queriesPerPort: 100, concurrentPerPort: 4, cacheEntries: 0 });
+    const names = Array.from({ length: 10 }, (_, i) => `h${i}.test`);
+    const asks = [...names, 'H3.test', 'h3.TEST'].map((n) => r.resolve4(n));
+    expect(await outcome(Promise.all(asks))).toEqual([...names, 'h3.test', 'h3.test'].map((n) => [addressFor(n)]));
+    const queries = sent();
+    // RFC 5452 §5: the two extra asks for h3 joined its query in flight
+    expect(queries).toHaveLength(10);
+    const byPort = new Map<number, number[]>();
+    for (const q of queries) byPort.set(q.port, [...(byPort.get(q.port) ?? []), q.id]);
+    expect([...byPort.values()].map((ids) => ids.length)).toEqual([4, 4, 2]);
+    for (const ids of byPort.values()) expect(new Set(ids).size).toBe(ids.length);
+    // all answered: the three ports wait in the pool
+    expect(r.idlePorts).toBe(3);
+    expect(client.openPorts).toHaveLength(3);
+    expect(r.stats.drops).toEqual({});
+  });
+
+  it('with the default of 1, concurrent queries still get a port each', async () => {
+    scriptedServer(NS1, (q) => reply(q, { answers: [a(q.questions[0]!.name, addressFor(q.questions[0]!.name))] }));
+    const r = resolver({ queriesPerPort: 100, cacheEntries: 0 });
+    await outcome(Promise.all(Array.from({ length: 5 }, (_, i) => r.resolve4(`h${i}.test`))));
+    expect(new Set(sent().map((q) => q.port)).size).toBe(5);
+  });
+
+  it('an id drawn that a query on the port already has is drawn again', async () => {
+    scriptedServer(NS1, (q) => reply(q, { answers: [a(q.questions[0]!.name, addressFor(q.questions[0]!.name))] }));
+    // the first three draws (an id, the port, the next id) are all the same number
+    const seeded = new SeededRandom(7);
+    let draws = 0;
+    const r = resolver({ random: { u32: () => (draws++ < 3 ? 0x1234_5678 : seeded.u32()) }, queriesPerPort: 100, concurrentPerPort: 4, cacheEntries: 0 });
+    expect(await outcome(Promise.all([r.resolve4('d1.test'), r.resolve4('d2.test')]))).toEqual([['192.0.2.101'], ['192.0.2.102']]);
+    const queries = sent();
+    expect(queries[0]!.port).toBe(queries[1]!.port);
+    expect(queries[0]!.id).toBe(0x5678);
+    expect(queries[1]!.id).not.toBe(0x5678);
+  });
+
+  it('replies in reverse order each reach their own query', async () => {
+    const held: DnsMessage[] = [];
+    const { host } = scriptedServer(NS1, (q) => {
+      held.push(q);
+      if (held.length < 8) return undefined;
+      const to = net.sentTo(53).at(-1)!.from;
+      for (const h of held.reverse()) net.inject({ address: NS1, port: 53 }, to, emitDnsMessage(reply(h, { answers: [a(h.questions[0]!.name, addressFor(h.questions[0]!.name))] })), host.name);
+      return undefined;
+    });
+    const r = resolver({ queriesPerPort: 100, concurrentPerPort: 8, cacheEntries: 0 });
+    const names = Array.from({ length: 8 }, (_, i) => `r${i}.test`);
+    expect(await outcome(Promise.all(names.map((n) => r.resolve4(n))))).toEqual(names.map((n) => [addressFor(n)]));
+    expect(new Set(sent().map((q) => q.port)).size).toBe(1);
+    expect(r.stats.repliesAccepted).toBe(8);
+    expect(r.stats.drops).toEqual({});
+  });
+
+  it('a reply with one query’s id and another’s question is dropped and counted, as is one with no outstanding id; the genuine replies still win', async () => {
+    const held: DnsMessage[] = [];
+    scriptedServer(NS1, (q) => {
+      held.push(q);
+      if (held.length < 2) return undefined;
+      const [qa, qb] = held as [DnsMessage, DnsMessage];
+      const to = net.sentTo(53).at(-1)!.from;
+      const spoof = (id: number, questionOf: DnsMessage): Uint8Array =>
+        emitDnsMessage({ ...reply(questionOf, { answers: [a(questionOf.questions[0]!.name, '6.6.6.6')] }), id });
+      let unused = 0;
+      while (unused === qa.id || unused === qb.id) unused++;
+      // the right ids with each other's questions, then a right question with an id nobody has
+      net.inject({ address: NS1, port: 53 }, to, spoof(qa.id, qb));
+      net.inject({ address: NS1, port: 53 }, to, spoof(qb.id, qa));
+      net.inject({ address: NS1, port: 53 }, to, spoof(unused, qa));
+      // a datagram too short to carry an id
+      net.inject({ address: NS1, port: 53 }, to, Uint8Array.of(1));
+      for (const h of held) net.inject({ address: NS1, port: 53 }, to, emitDnsMessage(reply(h, { answers: [a(h.questions[0]!.name, addressFor(h.questions[0]!.name))] })));
+      return undefined;
+    });
+    const r = resolver({ queriesPerPort: 100, concurrentPerPort: 2, cacheEntries: 0 });
+    expect(await outcome(Promise.all([r.resolve4('s1.test'), r.resolve4('s2.test')]))).toEqual([['192.0.2.101'], ['192.0.2.102']]);
+    expect(new Set(sent().map((q) => q.port)).size).toBe(1);
+    expect(r.stats.drops).toMatchObject({ 'wrong-question': 2, 'wrong-id': 1 });
+    expect(Object.values(r.stats.drops).reduce((x, y) => x + y)).toBe(4);
+    expect(r.stats.repliesAccepted).toBe(2);
+  });
+
+  it('one query timing out on a shared port leaves the others waiting; its retry shares the port with a new id, and its late reply is a counted drop', async () => {
+    // t1 is never answered the first time; t2 (sent 500 ms later) is answered after 900 ms, past t1's timeout
+    let t1Asked = 0;
+    scriptedServer(NS1, (q) => {
+      const name = q.questions[0]!.name;
+      const answer = reply(q, { answers: [a(name, addressFor(name))] });
+      if (name === 't1.test' && t1Asked++ === 0) {
+        const to = net.sentTo(53).at(-1)!.from;
+        clock.schedule(1_200, () => net.inject({ address: NS1, port: 53 }, to, emitDnsMessage(answer)));
+        return undefined;
+      }
+      if (name === 't2.test') {
+        const to = net.sentTo(53).at(-1)!.from;
+        clock.schedule(900, () => net.inject({ address: NS1, port: 53 }, to, emitDnsMessage(answer)));
+        return undefined;
+      }
+      return answer;
+    });
+    const r = resolver({ queriesPerPort: 100, concurrentPerPort: 4, cacheEntries: 0 });
+    const first = r.resolve4('t1.test');
+    await clock.advanceAsync(500);
+    const second = r.resolve4('t2.test');
+    expect(await outcome(Promise.all([first, second]))).toEqual([['192.0.2.101'], ['192.0.2.102']]);
+    await clock.advanceAsync(2_000);
+    const queries = sent();
+    expect(queries.map((q) => q.name)).toEqual(['t1.test', 't2.test', 't1.test']);
+    expect(new Set(queries.map((q) => q.port)).size).toBe(1);
+    expect(queries[2]!.id).not.toBe(queries[0]!.id);
+    expect(r.stats.timeouts).toBe(1);
+    expect(r.stats.drops).toEqual({ 'wrong-id': 1 });
+  });
+
+  it('the port goes to the pool when its last query ends, and closes after queriesPerPort queries', async () => {
+    scriptedServer(NS1, (q) => reply(q, { answers: [a(q.questions[0]!.name, addressFor(q.questions[0]!.name))] }));
+    // replies 100, 200, 300 ms after their queries
+    let n = 0;
+    net.impair = (d) => (d.from.port === 53 ? { delayMs: 100 * ++n } : 'deliver');
+    const r = resolver({ queriesPerPort: 100, concurrentPerPort: 4, cacheEntries: 0 });
+    const asks = Array.from({ length: 3 }, (_, i) => r.resolve4(`p${i}.test`));
+    await clock.advanceAsync(150);
+    // one answered, two still outstanding: the port is in use, not idle
+    expect(client.openPorts).toHaveLength(1);
+    expect(r.idlePorts).toBe(0);
+    await clock.advanceAsync(100);
+    expect(r.idlePorts).toBe(0);
+    await outcome(Promise.all(asks));
+    expect(r.idlePorts).toBe(1);
+    await clock.advanceAsync(DNS_DEFAULTS.portIdleMs + 10);
+    expect(client.openPorts).toEqual([]);
+
+    // queriesPerPort 3 with room for 4: the fourth concurrent query opens another port; the first
+    // closes when its third query ends, the second waits in the pool
+    const r3 = resolver({ queriesPerPort: 3, concurrentPerPort: 4, cacheEntries: 0 });
+    n = 0;
+    await outcome(Promise.all(Array.from({ length: 4 }, (_, i) => r3.resolve4(`q${i}.test`))));
+    const ports = sent().slice(3).map((q) => q.port);
+    expect(ports.slice(0, 3).every((p) => p === ports[0])).toBe(true);
+    expect(ports[3]).not.toBe(ports[0]);
+    expect(client.openPorts).toEqual([ports[3]]);
+    expect(r3.idlePorts).toBe(1);
+  });
+
+  it('ICMP port unreachable ends every query on the shared port with ECONNREFUSED and closes it', async () => {
+    net.refuseClosedPorts = true;
+    const r = resolver({ queriesPerPort: 100, concurrentPerPort: 4, attempts: 1 });
+    const results = await outcome(Promise.all([r.resolve4('a.test').catch((e: Error) => e), r.resolve4('b.test').catch((e: Error) => e)]));
+    expect(results).toMatchObject([{ code: 'ECONNREFUSED' }, { code: 'ECONNREFUSED' }]);
+    expect(new Set(sent().map((q) => q.port)).size).toBe(1);
+    expect(client.openPorts).toEqual([]);
+    expect(r.idlePorts).toBe(0);
+  });
+});
+
 describe('spoofing resistance (RFC 5452)', () => {
   it('every query, retries included, uses a fresh random id and a fresh random source port', async () => {
     const { queries } = scriptedServer(NS1, () => undefined); // never answers
