@@ -330,11 +330,12 @@ export class DnsResolver {
         let target = current;
         const found: DnsRecord[] = [];
         for (;;) {
-          const targetKey = nameKey(target);
+          // Names usually come back exactly as asked: fold case only when they differ.
+          let targetKey: string | undefined;
           let alias: DnsRecord | undefined;
           for (const r of message.answers) {
             if (r.type === type ? r.class !== DNS_CLASS_IN : r.type !== DnsType.CNAME || alias) continue;
-            if (nameKey(r.name) !== targetKey) continue;
+            if (r.name !== target && nameKey(r.name) !== (targetKey ??= nameKey(target))) continue;
             if (r.type === type) found.push(r);
             else alias = r;
           }

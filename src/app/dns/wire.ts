@@ -272,7 +272,8 @@ export function nameKey(name: string): string {
 }
 
 export function sameName(a: string, b: string): boolean {
-  return nameKey(a) === nameKey(b);
+  // A reply usually echoes the name exactly as asked: no case folding needed then.
+  return a === b || nameKey(a) === nameKey(b);
 }
 
 // ---------------------------------------------------------------------------------------------
