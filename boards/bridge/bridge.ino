@@ -1255,8 +1255,8 @@ __attribute__((always_inline)) static inline bool decode(const uint8_t *p, const
 // when its buffer fills or its timer runs (16U2: more than 96 bytes or every 4.096 ms; FT232R: 62
 // bytes or its 16 ms latency timer), and the idle fill that pushes replies through goes only when
 // the sketch is idle, which a full stream never leaves it. So the host would get its credit back on
-// the chip's timer, and the line would run dry waiting for it (the window is 5 ms of line at
-// 2 Mbaud, the report's way back and the data's USB frame ≈ 4–6 ms on the 16U2's grid). The fill's
+// the chip's timer, and the line would run dry waiting for it (the window is 6.2 ms of line at
+// 2 Mbaud on the Uno, the report's way back and the data's USB frame ≈ 4–6 ms on the 16U2's grid). The fill's
 // zeros go into the transmit ring right behind the report, when nothing else is on its way (a busy
 // board → host direction pushes the chip by itself); they go out during the SPI writes, whose
 // shift time hides their pumping.
