@@ -24,11 +24,8 @@ import type { LinkModelName } from '../boards/sim/index.js';
 import { BOARD_ADDRESS, BOARD_MAC, PEER_ADDRESS, createPeer, createSimNode, startStack, testPattern, type SimNode, type StackNode } from '../test/bridge/sim-node.js';
 import type { Net } from '../src/socket/net.js';
 import { frameWireTimeMs } from '../src/wire/wire-time.js';
-import { percentile, type Benchmark, type Measurement } from './harness.js';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { percentile, withPtyChild, type Benchmark, type Measurement } from './harness.js';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { RealClock } from '../src/time/real-clock.js';
 import { CryptoRandom } from '../src/time/random.js';
@@ -544,26 +541,8 @@ async function idleCpu(): Promise<number> {
 }
 
 /** `spinet sim --pty` in a child process; resolves with the pty's path once it serves. */
-async function withPtyBoard<T>(args: readonly string[], use: (ptyPath: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'spinet-bench-'));
-  const ptyPath = join(dir, 'uno');
-  const child = spawn(process.execPath, [SPINET, 'sim', '--pty', ptyPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  try {
-    const ready = Date.now() + 30_000;
-    while (!stderr.includes('Ctrl-C to stop')) {
-      if (Date.now() > ready || child.exitCode !== null) throw new Error(`spinet sim did not start: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return await use(ptyPath);
-  } finally {
-    child.kill('SIGINT');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-    if (child.exitCode === null) child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
+function withPtyBoard<T>(args: readonly string[], use: (ptyPath: string) => Promise<T>): Promise<T> {
+  return withPtyChild('spinet-bench-', 'Ctrl-C to stop', (ptyPath) => [SPINET, 'sim', '--pty', ptyPath, ...args], use);
 }
 
 /**

@@ -1,4 +1,7 @@
-import { cpus, totalmem } from 'node:os';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * The benchmark contract. A module `bench/NAME.bench.ts` exports `benchmarks`; each one measures
@@ -85,4 +88,31 @@ export function percentile(samples: readonly number[], p: number): number {
 export function meetsLimit(m: Measurement): boolean | undefined {
   if (m.limit === undefined) return undefined;
   return m.higherIsBetter === false ? m.value <= m.limit : m.value >= m.limit;
+}
+
+/**
+ * A child process that serves a pseudo-terminal at a fresh path (`argsFor(path)`: node's
+ * arguments), for the duration of `use`: ready once its stderr says `ready`, stopped with SIGINT
+ * (SIGKILL after 5 s) and its directory removed afterwards.
+ */
+export async function withPtyChild<T>(prefix: string, ready: string, argsFor: (ptyPath: string) => readonly string[], use: (ptyPath: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const ptyPath = join(dir, 'pty');
+  const child = spawn(process.execPath, [...argsFor(ptyPath)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!stderr.includes(ready)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${argsFor(ptyPath).join(' ')} did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return await use(ptyPath);
+  } finally {
+    child.kill('SIGINT');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -11,13 +11,11 @@
  * - `tty`: a second descriptor read and written as Node's TTY stream (libuv's epoll on the event
  *   loop), as hal/bridge/serial-connection.ts does.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { closeSync, constants, openSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { fileURLToPath } from 'node:url';
 import { SerialPort } from 'serialport';
+import { withPtyChild } from './harness.js';
 
 const PEER = fileURLToPath(new URL('./serial-floor-peer.ts', import.meta.url));
 
@@ -107,26 +105,8 @@ const cpuMsNow = () => {
 };
 
 /** The peer at a fresh pty path, for the duration of `use`. */
-export async function withFloorPeer<T>(delayMs: number, use: (path: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'spinet-floor-'));
-  const path = join(dir, 'pty');
-  const child = spawn(process.execPath, ['--import', 'tsx', PEER, path, String(delayMs)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  try {
-    const ready = Date.now() + 30_000;
-    while (!stderr.includes('ready')) {
-      if (Date.now() > ready || child.exitCode !== null) throw new Error(`serial floor peer did not start: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return await use(path);
-  } finally {
-    child.kill('SIGINT');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-    if (child.exitCode === null) child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
+export function withFloorPeer<T>(delayMs: number, use: (path: string) => Promise<T>): Promise<T> {
+  return withPtyChild('spinet-floor-', 'ready', (path) => ['--import', 'tsx', PEER, path, String(delayMs)], use);
 }
 
 /** This process's CPU per port event for each shape, through a port held as `kind` (one open of a fresh peer's pty). */
