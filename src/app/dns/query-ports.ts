@@ -137,10 +137,7 @@ export class QueryPorts {
    */
   attach(port: QueryPort, query: PortListener, timeoutMs: number): void {
     query.deadline = this.clock.now() + timeoutMs;
-    if (port.queries.size === 0 || query.deadline < port.deadline) {
-      port.deadline = query.deadline;
-      if (!this.timer.armed || port.deadline < this.timer.deadline) this.timer.arm(timeoutMs);
-    }
+    if (port.queries.size === 0 || query.deadline < port.deadline) this.setDeadline(port, timeoutMs);
     port.queries.set(query.id, query);
     if (++port.used >= this.queriesPerPort) port.retired = true;
     this.updateSharing(port);
